@@ -1,0 +1,1 @@
+//! The lab backends (filled by issue 3).
