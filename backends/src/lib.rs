@@ -1,1 +1,12 @@
-//! The lab backends (filled by issue 3).
+//! The lab's backend services: gateway, microservice, database and priority worker.
+//!
+//! Each service module exposes `router(state) -> axum::Router`; the binaries in `src/bin/` only parse flags and call
+//! [`serve::run`]. Everything a backend shares (health, metrics, chaos knobs, JSON errors) lives in [`instance`].
+
+pub mod chaos;
+pub mod database;
+pub mod error;
+pub mod extract;
+pub mod instance;
+pub mod microservice;
+pub mod serve;

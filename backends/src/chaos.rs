@@ -1,0 +1,174 @@
+//! Chaos knobs: injected latency, injected 500s and a failing `/health`, set by flags at start or live via
+//! `GET/POST /admin/chaos`. They exist so failover and retries can be demonstrated and tested on demand.
+
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+use crate::extract::Json;
+
+/// The current chaos settings; all zero / false means "behave normally".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChaosSettings {
+    /// Extra latency added to every request (except health, metrics and admin).
+    pub latency_ms: u64,
+    /// A uniformly random extra latency in `0..=latency_jitter_ms`.
+    pub latency_jitter_ms: u64,
+    /// The fraction of requests answered with an injected 500, in `[0, 1]`.
+    pub error_rate: f64,
+    /// When true, `/health` answers 503.
+    pub fail_health: bool,
+}
+
+/// A partial update posted to `/admin/chaos`: absent fields keep their current value.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChaosPatch {
+    /// See [`ChaosSettings::latency_ms`].
+    pub latency_ms: Option<u64>,
+    /// See [`ChaosSettings::latency_jitter_ms`].
+    pub latency_jitter_ms: Option<u64>,
+    /// See [`ChaosSettings::error_rate`].
+    pub error_rate: Option<f64>,
+    /// See [`ChaosSettings::fail_health`].
+    pub fail_health: Option<bool>,
+}
+
+/// The chaos flags every backend binary accepts.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ChaosArgs {
+    /// Extra latency in milliseconds added to every request.
+    #[arg(long, default_value_t = 0)]
+    pub chaos_latency_ms: u64,
+    /// Random extra latency in milliseconds (uniform in 0..=N).
+    #[arg(long, default_value_t = 0)]
+    pub chaos_latency_jitter_ms: u64,
+    /// Fraction of requests answered with an injected 500 (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub chaos_error_rate: f64,
+    /// Make `/health` answer 503 from the start.
+    #[arg(long)]
+    pub chaos_fail_health: bool,
+}
+
+/// The longest latency the knobs accept; anything longer would only make a request look hung.
+const MAX_LATENCY_MS: u64 = 60_000;
+
+impl ChaosSettings {
+    /// Checks the ranges.
+    ///
+    /// # Errors
+    /// A message naming the first field out of range.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.error_rate) {
+            return Err(format!(
+                "error_rate must be between 0 and 1, got {}",
+                self.error_rate
+            ));
+        }
+        if self.latency_ms > MAX_LATENCY_MS || self.latency_jitter_ms > MAX_LATENCY_MS {
+            return Err(format!("latencies must be at most {MAX_LATENCY_MS} ms"));
+        }
+        Ok(())
+    }
+
+    /// Applies a patch, returning the new settings (not yet validated).
+    #[must_use]
+    pub fn patched(self, patch: &ChaosPatch) -> Self {
+        Self {
+            latency_ms: patch.latency_ms.unwrap_or(self.latency_ms),
+            latency_jitter_ms: patch.latency_jitter_ms.unwrap_or(self.latency_jitter_ms),
+            error_rate: patch.error_rate.unwrap_or(self.error_rate),
+            fail_health: patch.fail_health.unwrap_or(self.fail_health),
+        }
+    }
+}
+
+impl From<&ChaosArgs> for ChaosSettings {
+    fn from(args: &ChaosArgs) -> Self {
+        Self {
+            latency_ms: args.chaos_latency_ms,
+            latency_jitter_ms: args.chaos_latency_jitter_ms,
+            error_rate: args.chaos_error_rate,
+            fail_health: args.chaos_fail_health,
+        }
+    }
+}
+
+/// Shared, live-adjustable chaos settings.
+#[derive(Debug, Clone, Default)]
+pub struct Chaos(Arc<RwLock<ChaosSettings>>);
+
+impl Chaos {
+    /// Starts with the given settings.
+    ///
+    /// # Errors
+    /// The validation message if a setting is out of range.
+    pub fn new(settings: ChaosSettings) -> Result<Self, String> {
+        settings.validate()?;
+        Ok(Self(Arc::new(RwLock::new(settings))))
+    }
+
+    /// A copy of the current settings.
+    #[must_use]
+    pub fn get(&self) -> ChaosSettings {
+        // The settings are plain data, so a writer that panicked cannot have left them half-updated.
+        *self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set(&self, settings: ChaosSettings) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = settings;
+    }
+}
+
+/// `GET /admin/chaos` (current settings) and `POST /admin/chaos` (partial update, returns the new settings).
+pub fn router(chaos: Chaos) -> Router {
+    Router::new()
+        .route("/admin/chaos", get(current).post(update))
+        .with_state(chaos)
+}
+
+async fn current(State(chaos): State<Chaos>) -> axum::Json<ChaosSettings> {
+    axum::Json(chaos.get())
+}
+
+async fn update(
+    State(chaos): State<Chaos>,
+    Json(patch): Json<ChaosPatch>,
+) -> Result<axum::Json<ChaosSettings>, AppError> {
+    let settings = chaos.get().patched(&patch);
+    settings.validate().map_err(AppError::BadRequest)?;
+    chaos.set(settings);
+    tracing::info!(?settings, "chaos settings changed");
+    Ok(axum::Json(settings))
+}
+
+/// Middleware: delays and fails ordinary requests as configured; health, metrics and admin are exempt so the
+/// knobs can always be turned back off and the health check reflects only `fail_health`.
+pub async fn inject(State(chaos): State<Chaos>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path == "/health" || path == "/metrics" || path.starts_with("/admin/") {
+        return next.run(request).await;
+    }
+    let settings = chaos.get();
+    let jitter = if settings.latency_jitter_ms > 0 {
+        fastrand::u64(0..=settings.latency_jitter_ms)
+    } else {
+        0
+    };
+    let delay = settings.latency_ms + jitter;
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if settings.error_rate > 0.0 && fastrand::f64() < settings.error_rate {
+        return AppError::Injected.into_response();
+    }
+    next.run(request).await
+}

@@ -1,0 +1,272 @@
+//! The database service (port 5002 in the lab): a real SQLite file under the data dir, seeded with items 1..=1000 on
+//! first start, with a simulated query latency (100-300 ms by default) that the seed kept in the gateway.
+
+use std::path::Path as FsPath;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Value};
+
+use crate::error::AppError;
+use crate::extract::{self, Path};
+use crate::instance::{self, Instance};
+
+/// How many items a fresh database is seeded with.
+pub const SEED_ITEMS: i64 = 1000;
+
+/// The file name of the database inside the data dir.
+pub const FILE_NAME: &str = "database.sqlite3";
+
+/// The SQLite store behind the service; one connection guarded by a mutex is plenty for a lab backend.
+#[derive(Debug)]
+pub struct Database {
+    connection: Mutex<Connection>,
+}
+
+/// One row of the `items` table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Item {
+    /// The item id.
+    pub id: i64,
+    /// Any JSON value.
+    pub value: Value,
+    /// Unix seconds of the last write.
+    pub updated_at: f64,
+}
+
+impl Database {
+    /// Opens (creating if needed) `<data_dir>/database.sqlite3` and seeds it when the table is empty.
+    ///
+    /// # Errors
+    /// The directory cannot be created or SQLite fails to open or seed the file.
+    pub fn open(data_dir: &FsPath) -> Result<Self, AppError> {
+        std::fs::create_dir_all(data_dir).map_err(|error| {
+            AppError::Internal(format!("creating data dir {}: {error}", data_dir.display()))
+        })?;
+        let mut connection =
+            Connection::open(data_dir.join(FILE_NAME)).map_err(AppError::internal)?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = NORMAL;
+                 CREATE TABLE IF NOT EXISTS items (
+                     id INTEGER PRIMARY KEY,
+                     value TEXT NOT NULL,
+                     updated_at REAL NOT NULL
+                 );",
+            )
+            .map_err(AppError::internal)?;
+        let count: i64 = connection
+            .query_row("SELECT COUNT(*) FROM items", [], |row| row.get(0))
+            .map_err(AppError::internal)?;
+        if count == 0 {
+            // One transaction, so a crash mid-seed leaves an empty table that the next start seeds again.
+            let transaction = connection.transaction().map_err(AppError::internal)?;
+            {
+                let mut insert = transaction
+                    .prepare("INSERT INTO items (id, value, updated_at) VALUES (?1, ?2, ?3)")
+                    .map_err(AppError::internal)?;
+                let now = unix_now();
+                for id in 1..=SEED_ITEMS {
+                    let value = json!({ "name": format!("item {id}"), "version": 0 });
+                    insert
+                        .execute(params![id, value.to_string(), now])
+                        .map_err(AppError::internal)?;
+                }
+            }
+            transaction.commit().map_err(AppError::internal)?;
+        }
+        Ok(Self {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot corrupt SQLite's own state, so keep serving.
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The number of items.
+    ///
+    /// # Errors
+    /// A SQLite failure.
+    pub fn count(&self) -> Result<i64, AppError> {
+        self.lock()
+            .query_row("SELECT COUNT(*) FROM items", [], |row| row.get(0))
+            .map_err(AppError::internal)
+    }
+
+    /// The item with this id, if any.
+    ///
+    /// # Errors
+    /// A SQLite failure or a stored value that is not JSON.
+    pub fn get(&self, id: i64) -> Result<Option<Item>, AppError> {
+        let row: Option<(String, f64)> = self
+            .lock()
+            .query_row(
+                "SELECT value, updated_at FROM items WHERE id = ?1",
+                [id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(AppError::internal)?;
+        row.map(|(text, updated_at)| {
+            let value = serde_json::from_str(&text).map_err(AppError::internal)?;
+            Ok(Item {
+                id,
+                value,
+                updated_at,
+            })
+        })
+        .transpose()
+    }
+
+    /// Inserts or replaces the item; returns it and whether it was created.
+    ///
+    /// # Errors
+    /// A SQLite failure.
+    pub fn put(&self, id: i64, value: Value) -> Result<(Item, bool), AppError> {
+        let updated_at = unix_now();
+        let connection = self.lock();
+        let existed: bool = connection
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM items WHERE id = ?1)",
+                [id],
+                |row| row.get(0),
+            )
+            .map_err(AppError::internal)?;
+        connection
+            .execute(
+                "INSERT INTO items (id, value, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                params![id, value.to_string(), updated_at],
+            )
+            .map_err(AppError::internal)?;
+        Ok((
+            Item {
+                id,
+                value,
+                updated_at,
+            },
+            !existed,
+        ))
+    }
+}
+
+/// The simulated query latency, drawn uniformly from `min..=max` before every query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latency {
+    /// The shortest delay.
+    pub min: Duration,
+    /// The longest delay.
+    pub max: Duration,
+}
+
+impl Latency {
+    /// No simulated latency (tests).
+    pub const NONE: Self = Self {
+        min: Duration::ZERO,
+        max: Duration::ZERO,
+    };
+
+    async fn wait(self) {
+        let min = u64::try_from(self.min.as_millis()).unwrap_or(u64::MAX);
+        let max = u64::try_from(self.max.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(min);
+        let delay = fastrand::u64(min..=max);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+    }
+}
+
+/// The database service's state.
+#[derive(Debug, Clone)]
+pub struct DatabaseState {
+    /// Name, registry and chaos knobs.
+    pub instance: Arc<Instance>,
+    /// The SQLite store.
+    pub database: Arc<Database>,
+    /// The simulated query latency.
+    pub latency: Latency,
+}
+
+/// The database's routes plus the common ones.
+pub fn router(state: DatabaseState) -> Router {
+    let instance = Arc::clone(&state.instance);
+    let service = Router::new()
+        .route("/db", get(db))
+        .route("/items/{id}", get(get_item).put(put_item))
+        .with_state(state);
+    instance::wrap(&instance, service)
+}
+
+async fn db(State(state): State<DatabaseState>) -> Result<Json<Value>, AppError> {
+    state.latency.wait().await;
+    let database = Arc::clone(&state.database);
+    let items = blocking(move || database.count()).await?;
+    Ok(Json(json!({
+        "message": "Fetched fresh data from DB",
+        "instance": state.instance.name(),
+        "items": items,
+    })))
+}
+
+async fn get_item(
+    State(state): State<DatabaseState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Item>, AppError> {
+    state.latency.wait().await;
+    let database = Arc::clone(&state.database);
+    blocking(move || database.get(id))
+        .await?
+        .map(Json)
+        .ok_or_else(|| AppError::NotFound(format!("item {id} not found")))
+}
+
+async fn put_item(
+    State(state): State<DatabaseState>,
+    Path(id): Path<i64>,
+    extract::Json(value): extract::Json<Value>,
+) -> Result<(StatusCode, Json<Item>), AppError> {
+    if id <= 0 {
+        return Err(AppError::BadRequest(
+            "item ids are positive integers".to_owned(),
+        ));
+    }
+    state.latency.wait().await;
+    let database = Arc::clone(&state.database);
+    let (item, created) = blocking(move || database.put(id, value)).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(item)))
+}
+
+/// Runs a SQLite call on the blocking pool so a slow disk never stalls the async workers.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(AppError::internal)?
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests;
