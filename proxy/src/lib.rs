@@ -1,1 +1,19 @@
-//! placeholder
+//! scalelab-proxy: a configuration-driven reverse proxy on Pingora.
+//!
+//! Code map: `config` (file types, validation) -> `snapshot` (routes and pools built from one
+//! config) held in `state::Shared`; `service::Proxy` runs each request through `routing`,
+//! `balance`/`upstream`, `headers` and `error`; `health` probes servers; `admin` serves the
+//! admin listener; `server` assembles the pingora server and its shutdown.
+
+pub mod admin;
+pub mod balance;
+pub mod config;
+pub mod error;
+pub mod headers;
+pub mod health;
+pub mod routing;
+pub mod server;
+pub mod service;
+pub mod snapshot;
+pub mod state;
+pub mod upstream;

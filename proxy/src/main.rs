@@ -1,1 +1,90 @@
-fn main() {}
+//! The `scalelab-proxy` binary: command line, logging, config loading; everything else is in
+//! the library.
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use scalelab_proxy::config::{Config, ConfigError};
+use scalelab_proxy::server::{self, RunOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A configuration-driven reverse proxy on Pingora.
+#[derive(Debug, Parser)]
+#[command(name = "scalelab-proxy", version)]
+struct Cli {
+    /// The config file.
+    #[arg(short, long, default_value = "config.toml")]
+    config: PathBuf,
+    /// Validate the config file, print a summary or every problem, and exit.
+    #[arg(long, short = 't')]
+    check: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Take over the listening sockets of a running instance (then send it SIGQUIT).
+    #[arg(long, short = 'u')]
+    upgrade: bool,
+    /// The Unix socket used to hand listeners over during an upgrade.
+    #[arg(long)]
+    upgrade_sock: Option<String>,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.check {
+        return match Config::load(&cli.config) {
+            Ok(config) => {
+                println!("{}: OK\n{}", cli.config.display(), config.summary());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("{error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    init_logging(cli.log_format);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("scalelab-proxy: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config =
+        Config::load(&cli.config).map_err(|error: ConfigError| anyhow::anyhow!("{error}"))?;
+    server::run(
+        &cli.config,
+        config,
+        RunOptions {
+            upgrade: cli.upgrade,
+            upgrade_sock: cli.upgrade_sock,
+        },
+    )
+    .context("running the proxy")
+}

@@ -1,0 +1,150 @@
+//! Server selection policies as pure functions: round robin, smooth weighted round robin
+//! (nginx's algorithm) and least connections. No IO, no locks, no clocks; `upstream` feeds them
+//! a view of each server and a rotation counter.
+
+#[cfg(test)]
+mod tests;
+
+use serde::Serialize;
+
+/// A balancing strategy, per upstream group and overridable per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    RoundRobin,
+    Weighted,
+    LeastConnections,
+}
+
+impl Strategy {
+    pub const NAMES: [&'static str; 3] = ["round_robin", "weighted", "least_connections"];
+
+    pub fn parse(text: &str) -> Option<Strategy> {
+        match text {
+            "round_robin" => Some(Strategy::RoundRobin),
+            "weighted" => Some(Strategy::Weighted),
+            "least_connections" => Some(Strategy::LeastConnections),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::RoundRobin => "round_robin",
+            Strategy::Weighted => "weighted",
+            Strategy::LeastConnections => "least_connections",
+        }
+    }
+}
+
+/// What the selectors may know about one server at the moment of a pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    pub weight: u32,
+    pub in_flight: usize,
+    pub healthy: bool,
+    /// Already tried by this request (a retry must go elsewhere).
+    pub excluded: bool,
+}
+
+impl Candidate {
+    fn eligible(&self) -> bool {
+        self.healthy && !self.excluded
+    }
+}
+
+/// The order in which a set of servers is visited: for round robin each server once, for
+/// weighted the smooth interleaving nginx produces. It is built for one set of eligible servers
+/// (`mask`), so the hot path only indexes into it with an atomic counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub mask: u64,
+    pub order: Vec<u8>,
+}
+
+impl Schedule {
+    /// The round-robin order over the servers in `mask`.
+    pub fn round_robin(mask: u64, count: usize) -> Schedule {
+        let order = (0..count.min(64))
+            .filter(|&i| mask & (1 << i) != 0)
+            .map(|i| i as u8)
+            .collect();
+        Schedule { mask, order }
+    }
+
+    /// nginx's smooth weighted round robin over the servers in `mask`: each step adds every
+    /// weight to its server's current value, picks the largest (first on ties) and subtracts the
+    /// total from it. One period is `sum(weights)` picks long and gives each server exactly its
+    /// weight, interleaved.
+    pub fn smooth_weighted(mask: u64, weights: &[u32]) -> Schedule {
+        let members: Vec<usize> = (0..weights.len().min(64))
+            .filter(|&i| mask & (1 << i) != 0)
+            .collect();
+        let total: i64 = members.iter().map(|&i| i64::from(weights[i])).sum();
+        let mut current = vec![0i64; weights.len()];
+        let mut order = Vec::with_capacity(total as usize);
+        for _ in 0..total {
+            let mut best: Option<usize> = None;
+            for &i in &members {
+                current[i] += i64::from(weights[i]);
+                if best.is_none_or(|b| current[i] > current[b]) {
+                    best = Some(i);
+                }
+            }
+            if let Some(b) = best {
+                current[b] -= total;
+                order.push(b as u8);
+            }
+        }
+        Schedule { mask, order }
+    }
+
+    /// The pick for rotation step `step`: the scheduled server, or when it is excluded by a
+    /// retry, the next eligible one in the schedule.
+    pub fn pick(&self, step: usize, candidates: &[Candidate]) -> Option<usize> {
+        let len = self.order.len();
+        (0..len)
+            .map(|offset| usize::from(self.order[(step + offset) % len]))
+            .find(|&i| candidates.get(i).is_some_and(Candidate::eligible))
+    }
+}
+
+/// The bit mask of servers that are healthy (exclusions are not part of it: they are per
+/// request and must not rebuild shared schedules).
+pub fn healthy_mask(candidates: &[Candidate]) -> u64 {
+    candidates
+        .iter()
+        .enumerate()
+        .take(64)
+        .filter(|(_, c)| c.healthy)
+        .fold(0, |mask, (i, _)| mask | (1 << i))
+}
+
+/// Least connections: the eligible server with the fewest requests in flight; a higher weight
+/// wins a tie; remaining ties go to the first one found starting at `rotation`, so they rotate.
+pub fn pick_least_connections(candidates: &[Candidate], rotation: usize) -> Option<usize> {
+    let len = candidates.len();
+    if len == 0 {
+        return None;
+    }
+    let mut best: Option<usize> = None;
+    for offset in 0..len {
+        let i = (rotation + offset) % len;
+        let candidate = &candidates[i];
+        if !candidate.eligible() {
+            continue;
+        }
+        let better = match best {
+            None => true,
+            Some(b) => {
+                let current = &candidates[b];
+                (candidate.in_flight, std::cmp::Reverse(candidate.weight))
+                    < (current.in_flight, std::cmp::Reverse(current.weight))
+            }
+        };
+        if better {
+            best = Some(i);
+        }
+    }
+    best
+}

@@ -1,0 +1,228 @@
+//! The validated configuration: `Config::load` reads `config.toml`, checks every section and
+//! either returns a `Config` that cannot be invalid or every problem at once, each with its TOML
+//! path and line.
+
+mod file;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use crate::balance::Strategy;
+use http::Method;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use file::FileConfig;
+pub use validate::MAX_SERVERS_PER_UPSTREAM;
+
+/// A whole, valid configuration. Built only by `Config::parse`, so holding one means every
+/// cross-reference (route to upstream) resolves and every value is in range.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Config {
+    pub proxy: ProxySettings,
+    pub upstreams: BTreeMap<String, Upstream>,
+    pub routes: Vec<Route>,
+}
+
+/// Process-level settings; changing them needs a restart.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProxySettings {
+    pub listen: Vec<SocketAddr>,
+    pub admin_listen: SocketAddr,
+    pub threads: usize,
+    #[serde(with = "humantime_serde_compat")]
+    pub shutdown_timeout: Duration,
+    pub max_header_bytes: usize,
+}
+
+/// One `[upstreams.NAME]` group.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Upstream {
+    pub name: String,
+    pub strategy: Strategy,
+    pub servers: Vec<Server>,
+    #[serde(with = "humantime_serde_compat")]
+    pub connect_timeout: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub read_timeout: Duration,
+    pub retries: u32,
+    /// How long a server stays out after a passive failure when no active check would bring it
+    /// back (nginx's `fail_timeout`).
+    #[serde(with = "humantime_serde_compat")]
+    pub fail_timeout: Duration,
+    pub health_check: Option<HealthCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Server {
+    pub addr: SocketAddr,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HealthCheck {
+    pub path: String,
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+}
+
+/// One `[[routes]]` entry. Matching is by longest `path` prefix, then `host`, then `methods`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Route {
+    pub name: String,
+    pub path: String,
+    pub host: Option<String>,
+    #[serde(serialize_with = "serialize_methods")]
+    pub methods: Option<Vec<Method>>,
+    pub upstream: String,
+}
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// TOML path such as `routes[2].upstream`.
+    pub path: String,
+    pub message: String,
+    /// 1-based line of the offending value, when it exists in the file.
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}: {}", self.path, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+/// Why a config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {} problem(s):\n{}", issues.len(), render_issues(issues))]
+    Invalid { path: PathBuf, issues: Vec<Issue> },
+}
+
+impl ConfigError {
+    /// Every problem, for the admin API and the reload journal.
+    pub fn issues(&self) -> Vec<String> {
+        match self {
+            ConfigError::Read { .. } => vec![self.to_string()],
+            ConfigError::Invalid { issues, .. } => issues.iter().map(Issue::to_string).collect(),
+        }
+    }
+}
+
+fn render_issues(issues: &[Issue]) -> String {
+    issues
+        .iter()
+        .map(|issue| format!("  - {issue}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    ///
+    /// # Errors
+    /// `ConfigError::Read` when the file cannot be read, `ConfigError::Invalid` with every
+    /// problem found otherwise.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&source).map_err(|issues| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            issues,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    ///
+    /// # Errors
+    /// Every problem found, each with its TOML path and line.
+    pub fn parse(source: &str) -> Result<Config, Vec<Issue>> {
+        let file: FileConfig = match toml::from_str(source) {
+            Ok(file) => file,
+            Err(error) => return Err(vec![validate::parse_issue(source, &error)]),
+        };
+        validate::validate(file).map_err(|mut issues| {
+            for issue in &mut issues {
+                issue.line = validate::locate(source, &issue.path);
+            }
+            issues
+        })
+    }
+
+    /// A one-screen summary for `--check`.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let listen: Vec<String> = self.proxy.listen.iter().map(|a| a.to_string()).collect();
+        out.push_str(&format!(
+            "listen {} | admin {} | threads {}\n",
+            listen.join(", "),
+            self.proxy.admin_listen,
+            self.proxy.threads
+        ));
+        for upstream in self.upstreams.values() {
+            let servers: Vec<String> = upstream
+                .servers
+                .iter()
+                .map(|s| format!("{} (w{})", s.addr, s.weight))
+                .collect();
+            out.push_str(&format!(
+                "upstream {}: {} over {} | retries {}\n",
+                upstream.name,
+                upstream.strategy.name(),
+                servers.join(", "),
+                upstream.retries
+            ));
+        }
+        for route in &self.routes {
+            out.push_str(&format!(
+                "route {}: {}{} -> {}\n",
+                route.name,
+                route.host.as_deref().unwrap_or("*"),
+                route.path,
+                route.upstream
+            ));
+        }
+        out
+    }
+}
+
+fn serialize_methods<S: serde::Serializer>(
+    methods: &Option<Vec<Method>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let names: Option<Vec<&str>> = methods
+        .as_ref()
+        .map(|list| list.iter().map(Method::as_str).collect());
+    serde::Serialize::serialize(&names, serializer)
+}
+
+/// Durations are shown back to users in the same human form they write them in.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(
+        duration: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*duration).to_string())
+    }
+}

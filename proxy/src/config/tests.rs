@@ -1,0 +1,126 @@
+use super::*;
+
+const VALID: &str = r#"
+[proxy]
+listen = ["127.0.0.1:8000"]
+admin_listen = "127.0.0.1:9901"
+threads = 2
+
+[upstreams.gateways]
+strategy = "weighted"
+servers = [ { addr = "127.0.0.1:5000", weight = 3 }, { addr = "127.0.0.1:5003", weight = 2 } ]
+connect_timeout = "500ms"
+read_timeout = "30s"
+retries = 2
+
+[upstreams.gateways.health_check]
+path = "/health"
+interval = "2s"
+timeout = "1s"
+healthy_threshold = 2
+unhealthy_threshold = 3
+
+[[routes]]
+name = "data"
+path = "/data"
+upstream = "gateways"
+methods = ["get", "HEAD"]
+"#;
+
+#[test]
+fn valid_config_parses_with_typed_values() {
+    let config = Config::parse(VALID).expect("valid");
+    let upstream = &config.upstreams["gateways"];
+    assert_eq!(upstream.strategy, Strategy::Weighted);
+    assert_eq!(upstream.connect_timeout, Duration::from_millis(500));
+    assert_eq!(upstream.servers[1].weight, 2);
+    assert_eq!(
+        config.routes[0].methods,
+        Some(vec![Method::GET, Method::HEAD])
+    );
+    assert_eq!(config.proxy.shutdown_timeout, Duration::from_secs(10));
+}
+
+fn issues(source: &str) -> Vec<Issue> {
+    Config::parse(source).expect_err("must be invalid")
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_path_and_line() {
+    let broken = VALID
+        .replace("\"weighted\"", "\"fastest\"")
+        .replace("\"500ms\"", "\"soon\"")
+        .replace("upstream = \"gateways\"", "upstream = \"nowhere\"")
+        .replace("weight = 2", "weight = 0");
+    let found = issues(&broken);
+    let paths: Vec<&str> = found.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "upstreams.gateways.strategy",
+            "upstreams.gateways.servers[1].weight",
+            "upstreams.gateways.connect_timeout",
+            "routes[0].upstream",
+        ]
+    );
+    let line_of = |path: &str| found.iter().find(|i| i.path == path).and_then(|i| i.line);
+    assert_eq!(line_of("upstreams.gateways.strategy"), Some(8));
+    assert_eq!(line_of("upstreams.gateways.servers[1].weight"), Some(9));
+    assert_eq!(line_of("upstreams.gateways.connect_timeout"), Some(10));
+    assert_eq!(line_of("routes[0].upstream"), Some(24));
+    assert!(found[0]
+        .message
+        .contains("round_robin, weighted, least_connections"));
+}
+
+#[test]
+fn invalid_values_table() {
+    let cases = [
+        ("[upstreams.a]\nservers = []\n", "upstreams.a.servers"),
+        (
+            "[upstreams.a]\nservers = [{ addr = \"localhost\" }]\n",
+            "upstreams.a.servers[0].addr",
+        ),
+        (
+            "[upstreams.a]\nservers = [{ addr = \"127.0.0.1:1\" }, { addr = \"127.0.0.1:1\" }]\n",
+            "upstreams.a.servers[1].addr",
+        ),
+        (
+            "[upstreams.a]\nservers = [{ addr = \"127.0.0.1:1\" }]\nretries = -1\n",
+            "upstreams.a.retries",
+        ),
+        ("[proxy]\nthreads = 0\n", "proxy.threads"),
+        ("[proxy]\nlisten = [\"nope\"]\n", "proxy.listen[0]"),
+        (
+            "[proxy]\nshutdown_timeout = \"0s\"\n",
+            "proxy.shutdown_timeout",
+        ),
+        (
+            "[[routes]]\npath = \"data\"\nupstream = \"x\"\n",
+            "routes[0].path",
+        ),
+    ];
+    for (source, path) in cases {
+        let found = issues(source);
+        assert!(
+            found.iter().any(|i| i.path == path),
+            "{source:?}: {found:?}"
+        );
+    }
+}
+
+#[test]
+fn syntax_and_unknown_keys_are_errors_with_lines() {
+    let found = issues("[proxy]\nlisten = [\"127.0.0.1:1\"]\nthreadz = 2\n");
+    assert_eq!(found.len(), 1);
+    assert!(found[0].message.contains("threadz"), "{found:?}");
+    assert_eq!(found[0].line, Some(3));
+    let found = issues("[proxy\n");
+    assert_eq!(found[0].line, Some(1));
+}
+
+#[test]
+fn shipped_config_is_valid() {
+    let source = include_str!("../../../config.toml");
+    Config::parse(source).expect("the repository's config.toml must validate");
+}

@@ -1,0 +1,379 @@
+//! `FileConfig` -> `Config`: every check runs and every failure is kept, so one `--check` run
+//! shows the user all of them.
+
+use super::file::{FileConfig, FileHealthCheck, FileUpstream};
+use super::{Config, HealthCheck, Issue, ProxySettings, Route, Server, Upstream};
+use crate::balance::Strategy;
+use http::Method;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use toml::de::{DeArray, DeTable, DeValue};
+
+/// Servers per group are tracked in 64-bit masks on the request path.
+pub const MAX_SERVERS_PER_UPSTREAM: usize = 64;
+const MAX_WEIGHT: i64 = 1000;
+
+struct Issues(Vec<Issue>);
+
+impl Issues {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Issue {
+            path: path.into(),
+            message: message.into(),
+            line: None,
+        });
+    }
+
+    fn duration(&mut self, path: &str, value: Option<&String>, default: Duration) -> Duration {
+        let Some(text) = value else { return default };
+        match humantime::parse_duration(text) {
+            Ok(duration) if !duration.is_zero() => duration,
+            Ok(_) => {
+                self.push(path, "must be greater than zero");
+                default
+            }
+            Err(error) => {
+                self.push(
+                    path,
+                    format!(
+                        "invalid duration {text:?} ({error}); write it like \"500ms\" or \"2s\""
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    fn integer(&mut self, path: &str, value: Option<i64>, range: (i64, i64), default: i64) -> i64 {
+        match value {
+            None => default,
+            Some(n) if n >= range.0 && n <= range.1 => n,
+            Some(n) => {
+                self.push(
+                    path,
+                    format!("{n} is out of range {}..={}", range.0, range.1),
+                );
+                default
+            }
+        }
+    }
+
+    fn addr(&mut self, path: &str, text: &str) -> Option<SocketAddr> {
+        match text.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.push(
+                    path,
+                    format!(
+                        "invalid address {text:?}; expected IP:PORT such as \"127.0.0.1:5000\""
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+pub fn validate(file: FileConfig) -> Result<Config, Vec<Issue>> {
+    let mut issues = Issues(Vec::new());
+    let proxy = validate_proxy(&file, &mut issues);
+    let mut upstreams = BTreeMap::new();
+    for (name, upstream) in &file.upstreams {
+        if let Some(valid) = validate_upstream(name, upstream, &mut issues) {
+            upstreams.insert(name.clone(), valid);
+        }
+    }
+    let routes = validate_routes(&file, &mut issues);
+    if issues.0.is_empty() {
+        Ok(Config {
+            proxy,
+            upstreams,
+            routes,
+        })
+    } else {
+        Err(issues.0)
+    }
+}
+
+fn validate_proxy(file: &FileConfig, issues: &mut Issues) -> ProxySettings {
+    let proxy = &file.proxy;
+    let default_listen = vec!["0.0.0.0:8000".to_string()];
+    let listen_text = proxy.listen.as_ref().unwrap_or(&default_listen);
+    if listen_text.is_empty() {
+        issues.push("proxy.listen", "needs at least one address");
+    }
+    let listen = listen_text
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| issues.addr(&format!("proxy.listen[{i}]"), text))
+        .collect();
+    let admin_listen = issues
+        .addr(
+            "proxy.admin_listen",
+            proxy.admin_listen.as_deref().unwrap_or("127.0.0.1:9901"),
+        )
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9901)));
+    ProxySettings {
+        listen,
+        admin_listen,
+        threads: issues.integer("proxy.threads", proxy.threads, (1, 256), 2) as usize,
+        shutdown_timeout: issues.duration(
+            "proxy.shutdown_timeout",
+            proxy.shutdown_timeout.as_ref(),
+            Duration::from_secs(10),
+        ),
+        max_header_bytes: issues.integer(
+            "proxy.max_header_bytes",
+            proxy.max_header_bytes,
+            (1024, 1024 * 1024),
+            64 * 1024,
+        ) as usize,
+    }
+}
+
+fn validate_upstream(name: &str, upstream: &FileUpstream, issues: &mut Issues) -> Option<Upstream> {
+    let base = format!("upstreams.{name}");
+    let before = issues.0.len();
+    let strategy = match upstream.strategy.as_deref() {
+        None => Strategy::RoundRobin,
+        Some(text) => Strategy::parse(text).unwrap_or_else(|| {
+            issues.push(
+                format!("{base}.strategy"),
+                format!(
+                    "unknown strategy {text:?}; valid: {}",
+                    Strategy::NAMES.join(", ")
+                ),
+            );
+            Strategy::RoundRobin
+        }),
+    };
+    if upstream.servers.is_empty() {
+        issues.push(format!("{base}.servers"), "needs at least one server");
+    }
+    if upstream.servers.len() > MAX_SERVERS_PER_UPSTREAM {
+        issues.push(
+            format!("{base}.servers"),
+            format!("at most {MAX_SERVERS_PER_UPSTREAM} servers per upstream"),
+        );
+    }
+    let mut servers: Vec<Server> = Vec::new();
+    for (i, server) in upstream.servers.iter().enumerate() {
+        let path = format!("{base}.servers[{i}]");
+        let weight = issues.integer(&format!("{path}.weight"), server.weight, (1, MAX_WEIGHT), 1);
+        if let Some(addr) = issues.addr(&format!("{path}.addr"), &server.addr) {
+            if servers.iter().any(|s| s.addr == addr) {
+                issues.push(format!("{path}.addr"), format!("{addr} is listed twice"));
+            }
+            servers.push(Server {
+                addr,
+                weight: weight as u32,
+            });
+        }
+    }
+    let health_check = upstream
+        .health_check
+        .as_ref()
+        .map(|check| validate_health_check(&format!("{base}.health_check"), check, issues));
+    let result = Upstream {
+        name: name.to_string(),
+        strategy,
+        servers,
+        connect_timeout: issues.duration(
+            &format!("{base}.connect_timeout"),
+            upstream.connect_timeout.as_ref(),
+            Duration::from_secs(1),
+        ),
+        read_timeout: issues.duration(
+            &format!("{base}.read_timeout"),
+            upstream.read_timeout.as_ref(),
+            Duration::from_secs(30),
+        ),
+        retries: issues.integer(&format!("{base}.retries"), upstream.retries, (0, 10), 2) as u32,
+        fail_timeout: issues.duration(
+            &format!("{base}.fail_timeout"),
+            upstream.fail_timeout.as_ref(),
+            Duration::from_secs(10),
+        ),
+        health_check,
+    };
+    (issues.0.len() == before).then_some(result)
+}
+
+fn validate_health_check(base: &str, check: &FileHealthCheck, issues: &mut Issues) -> HealthCheck {
+    let path = check.path.clone().unwrap_or_else(|| "/health".to_string());
+    if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        issues.push(
+            format!("{base}.path"),
+            format!("{path:?} must start with '/' and contain no whitespace"),
+        );
+    }
+    let interval = issues.duration(
+        &format!("{base}.interval"),
+        check.interval.as_ref(),
+        Duration::from_secs(2),
+    );
+    let timeout = issues.duration(
+        &format!("{base}.timeout"),
+        check.timeout.as_ref(),
+        Duration::from_secs(1),
+    );
+    HealthCheck {
+        path,
+        interval,
+        timeout,
+        healthy_threshold: issues.integer(
+            &format!("{base}.healthy_threshold"),
+            check.healthy_threshold,
+            (1, 100),
+            2,
+        ) as u32,
+        unhealthy_threshold: issues.integer(
+            &format!("{base}.unhealthy_threshold"),
+            check.unhealthy_threshold,
+            (1, 100),
+            3,
+        ) as u32,
+    }
+}
+
+fn validate_routes(file: &FileConfig, issues: &mut Issues) -> Vec<Route> {
+    let mut routes: Vec<Route> = Vec::new();
+    for (i, route) in file.routes.iter().enumerate() {
+        let base = format!("routes[{i}]");
+        let name = route.name.clone().unwrap_or_else(|| format!("route{i}"));
+        if routes.iter().any(|r| r.name == name) {
+            issues.push(
+                format!("{base}.name"),
+                format!("route name {name:?} is used twice"),
+            );
+        }
+        if !route.path.starts_with('/') {
+            issues.push(
+                format!("{base}.path"),
+                format!("{:?} must start with '/'", route.path),
+            );
+        }
+        if !file.upstreams.contains_key(&route.upstream) {
+            let known: Vec<&str> = file.upstreams.keys().map(String::as_str).collect();
+            issues.push(
+                format!("{base}.upstream"),
+                format!(
+                    "unknown upstream {:?}; defined: [{}]",
+                    route.upstream,
+                    known.join(", ")
+                ),
+            );
+        }
+        let methods = route.methods.as_ref().map(|list| {
+            list.iter()
+                .enumerate()
+                .filter_map(|(j, text)| {
+                    let upper = text.to_ascii_uppercase();
+                    match Method::from_bytes(upper.as_bytes()) {
+                        Ok(method) => Some(method),
+                        Err(_) => {
+                            issues.push(
+                                format!("{base}.methods[{j}]"),
+                                format!("invalid method {text:?}"),
+                            );
+                            None
+                        }
+                    }
+                })
+                .collect()
+        });
+        let host = route.host.as_ref().map(|h| h.to_ascii_lowercase());
+        if routes
+            .iter()
+            .any(|r| r.path == route.path && r.host == host && r.methods == methods)
+        {
+            issues.push(
+                format!("{base}.path"),
+                format!(
+                    "another route already matches {:?} with the same host and methods",
+                    route.path
+                ),
+            );
+        }
+        routes.push(Route {
+            name,
+            path: route.path.clone(),
+            host,
+            methods,
+            upstream: route.upstream.clone(),
+        });
+    }
+    routes
+}
+
+/// Turns a TOML syntax or type error into an issue with a line number.
+pub fn parse_issue(source: &str, error: &toml::de::Error) -> Issue {
+    let line = error.span().map(|span| line_of(source, span.start));
+    let path = error
+        .message()
+        .lines()
+        .next()
+        .map(|_| "(file)".to_string())
+        .unwrap_or_default();
+    Issue {
+        path,
+        message: error.message().trim().to_string(),
+        line,
+    }
+}
+
+fn line_of(source: &str, offset: usize) -> usize {
+    source[..offset.min(source.len())].matches('\n').count() + 1
+}
+
+/// Finds the line of a TOML path such as `upstreams.api.servers[1].addr`, or of its nearest
+/// existing parent when the key itself is missing.
+pub fn locate(source: &str, path: &str) -> Option<usize> {
+    let root = DeTable::parse(source).ok()?;
+    let mut span = root.span();
+    let mut table: Option<&DeTable> = Some(root.get_ref());
+    let mut array: Option<&DeArray> = None;
+    for segment in split_path(path) {
+        let value = match segment {
+            Segment::Key(key) => table?
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == key)
+                .map(|(k, v)| (k.span(), v)),
+            Segment::Index(index) => array?.get(index).map(|v| (v.span(), v)),
+        };
+        let Some((key_span, value)) = value else {
+            break;
+        };
+        span = key_span;
+        table = None;
+        array = None;
+        match value.get_ref() {
+            DeValue::Table(t) => table = Some(t),
+            DeValue::Array(a) => array = Some(a),
+            _ => {}
+        }
+    }
+    Some(line_of(source, span.start))
+}
+
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn split_path(path: &str) -> Vec<Segment<'_>> {
+    let mut segments = Vec::new();
+    for part in path.split('.') {
+        let (key, rest) = part.split_once('[').unwrap_or((part, ""));
+        if !key.is_empty() {
+            segments.push(Segment::Key(key));
+        }
+        for index in rest.split('[') {
+            if let Ok(n) = index.trim_end_matches(']').parse() {
+                segments.push(Segment::Index(n));
+            }
+        }
+    }
+    segments
+}

@@ -1,0 +1,119 @@
+//! Why the proxy answers a request itself, and the one place that turns those reasons and
+//! pingora's errors into HTTP statuses and JSON bodies.
+
+use crate::balance::Strategy;
+use pingora::{Error, ErrorSource, ErrorType};
+use serde_json::json;
+
+/// A request the proxy refuses or cannot complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Reject {
+    #[error("no route matches {path}")]
+    NoRoute { path: String },
+    #[error("unknown strategy {given:?}")]
+    UnknownStrategy { given: String },
+    #[error("request header section is {size} bytes, over the {limit}-byte limit")]
+    HeadersTooLarge { size: usize, limit: usize },
+    #[error("no healthy server in upstream {upstream}")]
+    NoHealthyUpstream { upstream: String },
+    #[error("upstream {upstream} timed out")]
+    UpstreamTimeout { upstream: String },
+    #[error("upstream {upstream} failed: {detail}")]
+    UpstreamFailed { upstream: String, detail: String },
+    #[error("bad request: {detail}")]
+    BadRequest { detail: String },
+    #[error("status {code}")]
+    Status { code: u16 },
+    #[error("internal error")]
+    Internal,
+}
+
+impl Reject {
+    pub fn status(&self) -> u16 {
+        match self {
+            Reject::NoRoute { .. } => 404,
+            Reject::UnknownStrategy { .. } | Reject::BadRequest { .. } => 400,
+            Reject::HeadersTooLarge { .. } => 431,
+            Reject::NoHealthyUpstream { .. } => 503,
+            Reject::UpstreamTimeout { .. } => 504,
+            Reject::UpstreamFailed { .. } => 502,
+            Reject::Status { code } => *code,
+            Reject::Internal => 500,
+        }
+    }
+
+    /// The JSON body: always an `error` message, plus the fields that help the caller.
+    pub fn body(&self) -> Vec<u8> {
+        let value = match self {
+            Reject::NoRoute { path } => json!({"error": "no route", "path": path}),
+            Reject::UnknownStrategy { given } => json!({
+                "error": "unknown strategy",
+                "given": given,
+                "valid": Strategy::NAMES,
+            }),
+            Reject::HeadersTooLarge { size, limit } => json!({
+                "error": "request header fields too large",
+                "size": size,
+                "limit": limit,
+            }),
+            Reject::NoHealthyUpstream { upstream } => {
+                json!({"error": "no healthy upstream server", "upstream": upstream})
+            }
+            Reject::UpstreamTimeout { upstream } => {
+                json!({"error": "upstream timed out", "upstream": upstream})
+            }
+            Reject::UpstreamFailed { upstream, detail } => {
+                json!({"error": "upstream connection failed", "upstream": upstream, "detail": detail})
+            }
+            Reject::BadRequest { detail } => json!({"error": "bad request", "detail": detail}),
+            Reject::Status { code } => json!({
+                "error": http::StatusCode::from_u16(*code)
+                    .ok()
+                    .and_then(|status| status.canonical_reason())
+                    .unwrap_or("error"),
+            }),
+            Reject::Internal => json!({"error": "internal error"}),
+        };
+        value.to_string().into_bytes()
+    }
+
+    /// Classifies a pingora error that ended a proxied request. `None` means the client is
+    /// gone and nothing can be sent.
+    pub fn from_proxy_error(error: &Error, upstream: Option<&str>) -> Option<Reject> {
+        let upstream = upstream.unwrap_or("-").to_string();
+        match error.etype() {
+            ErrorType::HTTPStatus(code) => Some(Reject::Status { code: *code }),
+            _ => match error.esource() {
+                ErrorSource::Upstream => Some(match error.etype() {
+                    ErrorType::ConnectTimedout
+                    | ErrorType::ReadTimedout
+                    | ErrorType::WriteTimedout => Reject::UpstreamTimeout { upstream },
+                    other => Reject::UpstreamFailed {
+                        upstream,
+                        detail: other.as_str().to_string(),
+                    },
+                }),
+                ErrorSource::Downstream => match error.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => {
+                        None
+                    }
+                    _ => Some(Reject::BadRequest {
+                        detail: error.etype().as_str().to_string(),
+                    }),
+                },
+                ErrorSource::Internal | ErrorSource::Unset => match error.etype() {
+                    ErrorType::ConnectTimedout
+                    | ErrorType::ReadTimedout
+                    | ErrorType::WriteTimedout => Some(Reject::UpstreamTimeout { upstream }),
+                    ErrorType::ConnectRefused
+                    | ErrorType::ConnectError
+                    | ErrorType::ConnectNoRoute => Some(Reject::UpstreamFailed {
+                        upstream,
+                        detail: error.etype().as_str().to_string(),
+                    }),
+                    _ => Some(Reject::Internal),
+                },
+            },
+        }
+    }
+}

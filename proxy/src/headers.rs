@@ -1,0 +1,96 @@
+//! Request and response rewrites as pure functions on strings and header maps: request ids,
+//! `X-Forwarded-*`, removal of the control query parameter, and hop-by-hop response fields.
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+pub const REQUEST_ID: &str = "x-request-id";
+pub const STRATEGY_OVERRIDE: &str = "x-scalelab-strategy";
+pub const EXPLAIN: &str = "x-scalelab-explain";
+pub const STRATEGY_PARAM: &str = "strategy";
+
+/// Response fields that describe one connection and must not be relayed (RFC 9110 section 7.6.1).
+/// `Connection` and `Transfer-Encoding` are left to pingora, which frames the downstream
+/// response itself.
+pub const HOP_BY_HOP_RESPONSE: [&str; 5] =
+    ["keep-alive", "proxy-connection", "te", "trailer", "upgrade"];
+
+/// A client's request id is kept when it is 1..=128 characters of `[A-Za-z0-9._:-]`; anything
+/// else (empty, too long, spaces, control bytes) is replaced, so ids are safe to log.
+pub fn valid_request_id(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= 128
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+}
+
+/// A new request id: a per-process random prefix and a counter. Unique within the process and,
+/// with the 64-bit random prefix, across processes; it costs no system call per request,
+/// unlike a UUIDv4 that reads the OS random source each time.
+pub fn new_request_id() -> String {
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(random_seed);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix:016x}-{n:08x}")
+}
+
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS once per process, which is all the entropy needed here.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+/// The `X-Forwarded-For` value to send: the client's chain with the peer address appended.
+pub fn forwarded_for(existing: Option<&str>, client_ip: &str) -> String {
+    match existing.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(chain) => format!("{chain}, {client_ip}"),
+        None => client_ip.to_string(),
+    }
+}
+
+/// Finds `name=value` in a query string.
+pub fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then_some(value)
+    })
+}
+
+/// The path-and-query with every `name=...` parameter removed, or `None` when it has none.
+pub fn strip_query_param(path: &str, query: Option<&str>, name: &str) -> Option<String> {
+    let query = query?;
+    if query_param(query, name).is_none() {
+        return None;
+    }
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| pair.split_once('=').map_or(*pair, |(k, _)| k) != name)
+        .filter(|pair| !pair.is_empty())
+        .collect();
+    Some(if kept.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    })
+}
+
+/// Header names listed in a `Connection` field, lowercased; they are hop-by-hop too.
+pub fn connection_nominated(value: &str) -> impl Iterator<Item = String> + '_ {
+    value
+        .split(',')
+        .map(|token| token.trim().to_ascii_lowercase())
+        .filter(|token| !token.is_empty() && token != "close" && token != "keep-alive")
+}

@@ -1,0 +1,129 @@
+//! Active health checks: a background loop that probes every server of every group in the
+//! current snapshot at the group's interval, with a plain HTTP/1.1 GET (the same minimal probe
+//! HAProxy sends), and applies the thresholds in `upstream`.
+
+use crate::config::HealthCheck;
+use crate::state::Shared;
+use crate::upstream::{ServerState, Transition};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Probes one server once: connect, send `GET path`, and pass on a 2xx status line.
+pub async fn probe(addr: SocketAddr, check: &HealthCheck) -> Result<String, String> {
+    let attempt = async {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: scalelab-health\r\nConnection: close\r\n\r\n",
+            check.path
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        let mut buffer = [0u8; 64];
+        let mut read = 0;
+        while read < 12 {
+            let n = stream
+                .read(&mut buffer[read..])
+                .await
+                .map_err(|e| format!("read: {e}"))?;
+            if n == 0 {
+                return Err("connection closed before a status line".to_string());
+            }
+            read += n;
+        }
+        let line = String::from_utf8_lossy(&buffer[..read]);
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse::<u16>().ok())
+            .ok_or_else(|| "malformed status line".to_string())?;
+        if (200..300).contains(&status) {
+            Ok(format!("HTTP {status}"))
+        } else {
+            Err(format!("HTTP {status}"))
+        }
+    };
+    match tokio::time::timeout(check.timeout, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("timed out after {:?}", check.timeout)),
+    }
+}
+
+/// Probes one server and records the result, logging any transition.
+pub async fn check_server(state: Arc<ServerState>, check: HealthCheck) {
+    let started = Instant::now();
+    let result = probe(state.addr, &check).await;
+    let took = started.elapsed();
+    let (passed, detail) = match result {
+        Ok(detail) => (true, detail),
+        Err(detail) => (false, detail),
+    };
+    match state.record_check(passed, detail.clone(), took, &check) {
+        Some(Transition::Up) => tracing::info!(
+            upstream = %state.group, server = %state.addr, check = %detail,
+            "server is healthy: now taking traffic"
+        ),
+        Some(Transition::Down) => tracing::warn!(
+            upstream = %state.group, server = %state.addr, check = %detail,
+            "server is unhealthy: out of rotation"
+        ),
+        None => {}
+    }
+}
+
+/// Runs one round over every server of the current snapshot and waits for it (start-up uses
+/// this so that no request is routed before health is known).
+pub async fn run_round(shared: &Shared) {
+    let snapshot = shared.snapshot();
+    let mut tasks = Vec::new();
+    for pool in &snapshot.pools {
+        if let Some(check) = &pool.config.health_check {
+            for server in &pool.servers {
+                tasks.push(tokio::spawn(check_server(
+                    server.state.clone(),
+                    check.clone(),
+                )));
+            }
+        }
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// The checker loop: wakes at least every 100 ms and probes each server whose interval has
+/// passed. Reading the snapshot each time means reloads take effect without restarting it.
+pub async fn run(shared: Shared, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut due: HashMap<(String, SocketAddr), Instant> = HashMap::new();
+    loop {
+        let now = Instant::now();
+        let snapshot = shared.snapshot();
+        let mut seen = Vec::new();
+        for pool in &snapshot.pools {
+            let Some(check) = &pool.config.health_check else {
+                continue;
+            };
+            for server in &pool.servers {
+                let key = (pool.name().to_string(), server.state.addr);
+                let next = due.entry(key.clone()).or_insert(now + check.interval);
+                if *next <= now {
+                    *next = now + check.interval;
+                    tokio::spawn(check_server(server.state.clone(), check.clone()));
+                }
+                seen.push(key);
+            }
+        }
+        due.retain(|key, _| seen.contains(key));
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

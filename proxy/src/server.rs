@@ -1,0 +1,159 @@
+//! Assembles the pingora `Server` from a `Config` and runs it: listeners, the proxy service,
+//! the admin background service, and a shutdown that drains in-flight requests on SIGTERM and
+//! exits as soon as they are done (pingora alone would always wait the full grace period).
+
+use crate::admin::AdminService;
+use crate::config::Config;
+use crate::service::Proxy;
+use crate::state::Shared;
+use async_trait::async_trait;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::background::background_service;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind the admin listener {addr}: {source}")]
+    AdminBind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Options that come from the command line rather than the file.
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    /// Take over listening sockets from a running instance (pingora's graceful upgrade).
+    pub upgrade: bool,
+    pub upgrade_sock: Option<String>,
+}
+
+/// Builds everything, runs one health-check round, then serves until shutdown.
+///
+/// # Errors
+/// When the admin port cannot be bound or the start-up runtime cannot be created.
+pub fn run(config_path: &Path, config: Config, options: RunOptions) -> Result<(), StartError> {
+    let settings = config.proxy.clone();
+    let shared = Shared::new(config_path, config);
+
+    // One round of checks before any listener opens, so no request goes to a server whose
+    // health is unknown.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(StartError::Runtime)?
+        .block_on(crate::health::run_round(&shared));
+
+    let admin_listener = std::net::TcpListener::bind(settings.admin_listen).map_err(|source| {
+        StartError::AdminBind {
+            addr: settings.admin_listen,
+            source,
+        }
+    })?;
+    admin_listener
+        .set_nonblocking(true)
+        .map_err(StartError::Runtime)?;
+
+    let opt = Opt {
+        upgrade: options.upgrade,
+        ..Opt::default()
+    };
+    let mut conf = ServerConf {
+        threads: settings.threads,
+        grace_period_seconds: Some(settings.shutdown_timeout.as_secs().max(1)),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    if let Some(sock) = options.upgrade_sock {
+        conf.upgrade_sock = sock;
+    }
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Proxy::new(shared.clone()),
+        "scalelab-proxy",
+    );
+    for addr in &settings.listen {
+        proxy.add_tcp(&addr.to_string());
+    }
+    server.add_service(proxy);
+    server.add_service(background_service(
+        "admin",
+        AdminService {
+            shared: shared.clone(),
+            listener: Mutex::new(Some(admin_listener)),
+        },
+    ));
+    tracing::info!(listen = ?settings.listen, admin = %settings.admin_listen, "scalelab-proxy serving");
+    server.run(RunArgs {
+        shutdown_signal: Box::new(Signals {
+            shared,
+            drain_timeout: settings.shutdown_timeout,
+        }),
+    });
+    Ok(())
+}
+
+/// SIGTERM drains, SIGINT stops at once, SIGQUIT hands the sockets to an upgrading process.
+struct Signals {
+    shared: Shared,
+    drain_timeout: Duration,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut quit), Ok(mut term), Ok(mut interrupt)) = (
+            signal(SignalKind::quit()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install signal handlers; stopping");
+            return ShutdownSignal::FastShutdown;
+        };
+        tokio::select! {
+            _ = quit.recv() => {
+                tracing::info!("SIGQUIT: handing listeners to the new process, then draining");
+                ShutdownSignal::GracefulUpgrade
+            }
+            _ = term.recv() => {
+                tracing::info!(active = self.shared.active_requests(), "SIGTERM: draining in-flight requests");
+                spawn_drain_monitor(self.shared.clone(), self.drain_timeout);
+                ShutdownSignal::GracefulTerminate
+            }
+            _ = interrupt.recv() => {
+                tracing::info!("SIGINT: stopping now");
+                ShutdownSignal::FastShutdown
+            }
+        }
+    }
+}
+
+/// Exits the process once no request is in flight (listeners are closed by then), or when
+/// the drain bound passes.
+fn spawn_drain_monitor(shared: Shared, bound: Duration) {
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + bound;
+        // Give pingora a moment to stop accepting, so a request racing the signal is counted.
+        std::thread::sleep(Duration::from_millis(100));
+        while shared.active_requests() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left = shared.active_requests();
+        if left > 0 {
+            tracing::warn!(left, "drain bound reached; exiting with requests in flight");
+        } else {
+            tracing::info!("drained; exiting");
+        }
+        std::process::exit(0);
+    });
+}

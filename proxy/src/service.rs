@@ -1,0 +1,412 @@
+//! `Proxy`: the pingora `ProxyHttp` implementation. Each phase only moves data between the
+//! request context and the pure modules (`routing`, `balance`, `headers`, `error`).
+
+use crate::balance::Strategy;
+use crate::error::Reject;
+use crate::headers;
+use crate::snapshot::Snapshot;
+use crate::state::{ActiveRequest, Shared};
+use crate::upstream::{Lease, UpstreamPool};
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header::HeaderValue;
+use pingora::http::ResponseHeader;
+use pingora::prelude::{HttpPeer, ProxyHttp, Session};
+use pingora::proxy::FailToProxy;
+use pingora::{Error, ErrorType, Result};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct Proxy {
+    shared: Shared,
+}
+
+impl Proxy {
+    pub fn new(shared: Shared) -> Proxy {
+        Proxy { shared }
+    }
+}
+
+/// What one request carries between phases.
+pub struct RequestCtx {
+    /// The one config this request sees from start to end.
+    snapshot: Arc<Snapshot>,
+    started: Instant,
+    request_id: HeaderValue,
+    route: Option<usize>,
+    pool: Option<Arc<UpstreamPool>>,
+    strategy: Strategy,
+    explain: bool,
+    explanation: Option<String>,
+    /// The in-flight slot on the server currently tried; replaced on retry, dropped at the end.
+    lease: Option<Lease>,
+    /// Bit per server index already tried by this request.
+    tried: u64,
+    attempts: u32,
+    /// Set once upstream response headers arrived: nothing may be retried after that.
+    responded: bool,
+    reject: Option<Reject>,
+    _active: ActiveRequest,
+}
+
+impl RequestCtx {
+    fn upstream_name(&self) -> Option<&str> {
+        self.pool.as_deref().map(UpstreamPool::name)
+    }
+
+    fn route_name(&self) -> &str {
+        self.route
+            .and_then(|i| self.snapshot.routes.get(i))
+            .map_or("unmatched", |route| route.name.as_str())
+    }
+
+    fn retries_left(&self) -> bool {
+        self.pool
+            .as_ref()
+            .is_some_and(|pool| self.attempts <= pool.config.retries)
+    }
+}
+
+fn is_idempotent(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::OPTIONS
+            | http::Method::PUT
+            | http::Method::DELETE
+            | http::Method::TRACE
+    )
+}
+
+/// Writes the JSON error response for `reject`; the only writer of proxy-made responses.
+async fn respond(session: &mut Session, ctx: &RequestCtx, reject: &Reject) -> Result<()> {
+    let body = Bytes::from(reject.body());
+    let mut header = ResponseHeader::build(reject.status(), Some(5))?;
+    header.insert_header("content-type", "application/json")?;
+    header.insert_header("content-length", body.len().to_string())?;
+    header.insert_header("x-request-id", ctx.request_id.clone())?;
+    header.insert_header("x-config-generation", ctx.snapshot.generation.to_string())?;
+    if reject.status() >= 500 {
+        header.insert_header("cache-control", "no-store")?;
+    }
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}
+
+/// The size of the request header section as it arrived, roughly (name, value, separators).
+fn header_bytes(session: &Session) -> usize {
+    let req = session.req_header();
+    req.headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + req.uri.to_string().len()
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = RequestCtx;
+
+    /// Takes the current snapshot and counts the request as active (for draining).
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            snapshot: self.shared.snapshot(),
+            started: Instant::now(),
+            request_id: HeaderValue::from_static("-"),
+            route: None,
+            pool: None,
+            strategy: Strategy::RoundRobin,
+            explain: false,
+            explanation: None,
+            lease: None,
+            tried: 0,
+            attempts: 0,
+            responded: false,
+            reject: None,
+            _active: self.shared.start_request(),
+        }
+    }
+
+    /// Request id, header size limit, route, strategy override; answers 404/400/431 itself.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.request_id = match session.req_header().headers.get(headers::REQUEST_ID) {
+            Some(value) if headers::valid_request_id(value.as_bytes()) => value.clone(),
+            _ => HeaderValue::from_str(&headers::new_request_id())
+                .unwrap_or_else(|_| HeaderValue::from_static("-")),
+        };
+        let limit = ctx.snapshot.config.proxy.max_header_bytes;
+        let size = header_bytes(session);
+        if size > limit {
+            let reject = Reject::HeadersTooLarge { size, limit };
+            respond(session, ctx, &reject).await?;
+            return Ok(true);
+        }
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.host());
+        let Some(route) = ctx
+            .snapshot
+            .routes
+            .resolve(host, req.uri.path(), &req.method)
+        else {
+            let reject = Reject::NoRoute {
+                path: req.uri.path().to_string(),
+            };
+            respond(session, ctx, &reject).await?;
+            return Ok(true);
+        };
+        let Some(pool) = ctx.snapshot.pool_for_route(route).cloned() else {
+            respond(session, ctx, &Reject::Internal).await?;
+            return Ok(true);
+        };
+        let requested = req
+            .uri
+            .query()
+            .and_then(|q| headers::query_param(q, headers::STRATEGY_PARAM))
+            .or_else(|| {
+                req.headers
+                    .get(headers::STRATEGY_OVERRIDE)
+                    .and_then(|v| v.to_str().ok())
+            });
+        ctx.strategy = match requested {
+            None => pool.config.strategy,
+            Some(name) => match Strategy::parse(name) {
+                Some(strategy) => strategy,
+                None => {
+                    let reject = Reject::UnknownStrategy {
+                        given: name.to_string(),
+                    };
+                    respond(session, ctx, &reject).await?;
+                    return Ok(true);
+                }
+            },
+        };
+        ctx.explain = req
+            .headers
+            .get(headers::EXPLAIN)
+            .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"));
+        ctx.route = Some(route);
+        ctx.pool = Some(pool);
+        Ok(false)
+    }
+
+    /// Picks a server (never one this request already tried) and takes its in-flight slot.
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let Some(pool) = ctx.pool.clone() else {
+            ctx.reject = Some(Reject::Internal);
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(500),
+                "no pool for request",
+            ));
+        };
+        // Release the previous try's slot before picking, so it does not weigh on the choice.
+        ctx.lease = None;
+        let Some((selection, lease)) = pool.select(ctx.strategy, ctx.tried, ctx.explain) else {
+            ctx.reject = Some(Reject::NoHealthyUpstream {
+                upstream: pool.name().to_string(),
+            });
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(503),
+                "no healthy upstream",
+            ));
+        };
+        ctx.tried |= 1 << selection.index;
+        ctx.attempts += 1;
+        if selection.explanation.is_some() {
+            ctx.explanation = selection.explanation;
+        }
+        let addr = lease.server().addr;
+        ctx.lease = Some(lease);
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        peer.options.connection_timeout = Some(pool.config.connect_timeout);
+        peer.options.read_timeout = Some(pool.config.read_timeout);
+        peer.options.write_timeout = Some(pool.config.read_timeout);
+        Ok(Box::new(peer))
+    }
+
+    /// Nothing reached the server, so any method may go to another one; the failure also takes
+    /// the server out of rotation at once (passive health).
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let (Some(lease), Some(pool)) = (&ctx.lease, &ctx.pool) {
+            let server = lease.server();
+            if server.record_connect_failure(
+                pool.config.health_check.is_some(),
+                pool.config.fail_timeout,
+            ) {
+                tracing::warn!(
+                    upstream = %pool.name(), server = %server.addr, error = %e.etype().as_str(),
+                    "server is unhealthy: connection failed, out of rotation"
+                );
+            }
+        }
+        e.set_retry(ctx.retries_left());
+        e
+    }
+
+    /// After bytes were sent, only idempotent requests whose response has not started (and whose
+    /// body is still buffered) are retried; a POST is never replayed.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        _client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("peer: {peer}"));
+        let retry = !ctx.responded
+            && e.esource() == &pingora::ErrorSource::Upstream
+            && is_idempotent(&session.req_header().method)
+            && !session.as_ref().retry_buffer_truncated()
+            && ctx.retries_left();
+        e.set_retry(retry);
+        e
+    }
+
+    /// Removes the override parameter and control headers; adds forwarding headers.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut pingora::http::RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(rewritten) = headers::strip_query_param(
+            upstream_request.uri.path(),
+            upstream_request.uri.query(),
+            headers::STRATEGY_PARAM,
+        ) {
+            let uri = rewritten
+                .parse::<http::Uri>()
+                .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "bad rewritten uri"))?;
+            upstream_request.set_uri(uri);
+        }
+        upstream_request.remove_header(headers::STRATEGY_OVERRIDE);
+        upstream_request.remove_header(headers::EXPLAIN);
+        if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
+            let existing = upstream_request
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok());
+            let chain = headers::forwarded_for(existing, &client.ip().to_string());
+            upstream_request.insert_header("x-forwarded-for", chain)?;
+        }
+        upstream_request.insert_header("x-forwarded-proto", "http")?;
+        upstream_request.insert_header("x-request-id", ctx.request_id.clone())?;
+        Ok(())
+    }
+
+    /// Marks the response as started and drops hop-by-hop fields.
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.responded = true;
+        let nominated: Vec<String> = upstream_response
+            .headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| headers::connection_nominated(v).collect::<Vec<_>>())
+            .collect();
+        for name in nominated {
+            upstream_response.remove_header(name.as_str());
+        }
+        if upstream_response.status != http::StatusCode::SWITCHING_PROTOCOLS {
+            for name in headers::HOP_BY_HOP_RESPONSE {
+                upstream_response.remove_header(name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Explain headers on every proxied response.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        response.insert_header("x-request-id", ctx.request_id.clone())?;
+        response.insert_header("x-config-generation", ctx.snapshot.generation.to_string())?;
+        response.insert_header("x-strategy", ctx.strategy.name())?;
+        if let Some(lease) = &ctx.lease {
+            response.insert_header("x-upstream-server", lease.server().addr_header.clone())?;
+        }
+        if let Some(explanation) = ctx.explanation.take() {
+            response.insert_header("x-scalelab-explain", explanation)?;
+        }
+        Ok(())
+    }
+
+    /// The single place that answers a failed request: status and JSON from `Reject`.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let reject = ctx
+            .reject
+            .take()
+            .or_else(|| Reject::from_proxy_error(e, ctx.upstream_name()));
+        let Some(reject) = reject else {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        };
+        let code = reject.status();
+        if session.response_written().is_none() {
+            if let Err(error) = respond(session, ctx, &reject).await {
+                tracing::debug!(%error, "could not send the error response");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// One access-log line per request; releases the in-flight slot.
+    async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map_or(0, |response| response.status.as_u16());
+        let req = session.req_header();
+        let server = ctx.lease.as_ref().map(|lease| lease.server().addr);
+        tracing::info!(
+            target: "access",
+            method = %req.method,
+            path = %req.uri.path(),
+            status,
+            route = ctx.route_name(),
+            upstream = ctx.upstream_name().unwrap_or("-"),
+            server = %server.map_or_else(|| "-".to_string(), |addr| addr.to_string()),
+            strategy = ctx.strategy.name(),
+            attempts = ctx.attempts,
+            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            request_id = ctx.request_id.to_str().unwrap_or("-"),
+            error = error.map(|e| e.etype().as_str()),
+        );
+        ctx.lease = None;
+    }
+}

@@ -1,0 +1,56 @@
+//! `Snapshot`: everything a request needs, built once from one `Config` and never changed.
+//! A request loads one `Arc<Snapshot>` at its start and keeps it to its end, so a reload can
+//! never show it half of two configs.
+
+use crate::config::Config;
+use crate::routing::RouteTable;
+use crate::upstream::{Registry, UpstreamPool};
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct Snapshot {
+    pub generation: u64,
+    pub config: Arc<Config>,
+    pub routes: RouteTable,
+    /// One pool per upstream, in `config.upstreams` order.
+    pub pools: Vec<Arc<UpstreamPool>>,
+    /// For each route (config order), the index of its pool in `pools`.
+    route_pools: Vec<usize>,
+}
+
+impl Snapshot {
+    /// Builds the runtime view of `config`, reusing server state from `registry`.
+    pub fn build(config: Config, generation: u64, registry: &Registry) -> Snapshot {
+        let pools: Vec<Arc<UpstreamPool>> = config
+            .upstreams
+            .values()
+            .map(|upstream| Arc::new(UpstreamPool::new(upstream.clone(), registry)))
+            .collect();
+        // Validation guarantees every route names a defined upstream.
+        let route_pools = config
+            .routes
+            .iter()
+            .map(|route| {
+                pools
+                    .iter()
+                    .position(|pool| pool.name() == route.upstream)
+                    .unwrap_or(0)
+            })
+            .collect();
+        Snapshot {
+            generation,
+            routes: RouteTable::new(&config.routes),
+            config: Arc::new(config),
+            pools,
+            route_pools,
+        }
+    }
+
+    pub fn pool_for_route(&self, route: usize) -> Option<&Arc<UpstreamPool>> {
+        self.route_pools.get(route).and_then(|&i| self.pools.get(i))
+    }
+
+    pub fn pool(&self, name: &str) -> Option<&Arc<UpstreamPool>> {
+        self.pools.iter().find(|pool| pool.name() == name)
+    }
+}
