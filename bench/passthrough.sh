@@ -1,0 +1,573 @@
+#!/usr/bin/env bash
+# Pass-through benchmark: direct-to-upstream (the ceiling), nginx, HAProxy and scalelab-proxy,
+# measured side by side and interleaved. See bench/README.md.
+#
+# Usage: bench/passthrough.sh
+# Environment (all optional):
+#   ROUNDS=3              interleaved rounds (direct, nginx, haproxy, scalelab) x ROUNDS
+#   DURATION=10           seconds per wrk run
+#   CONNECTIONS=32        wrk connections (wrk always runs with one thread)
+#   WARMUP=2              seconds of unrecorded wrk load per peer before round 1 (0 = none)
+#   SKIP_SCALELAB=1       leave scalelab-proxy out (no build); handy until the proxy exists
+#   SCALELAB_PROXY_BIN=   use this binary instead of `cargo build --release -p scalelab-proxy`
+#   SCALELAB_RUST_LOG=warn  RUST_LOG for scalelab-proxy (access logs are off for every peer
+#                           unless BENCH_ACCESS_LOG=1)
+#   BENCH_ACCESS_LOG=1    turn on access logs in all three proxies (written to files)
+#   PROXY_CORE=0 LOAD_CORE=1   proxies on PROXY_CORE; wrk and the upstreams on LOAD_CORE
+#   BENCH_NICE=0          e.g. -10 (root) to run proxies, upstreams and wrk ahead of unrelated
+#                         processes (compilers) on a shared machine; the same for every peer
+#   IDLE_WAIT=0           before each run wait up to this many seconds for the machine to be
+#                         quiet (< IDLE_MAX_PCT % busy over 1 s); 0 = don't wait
+#   IDLE_MAX_PCT=10
+#   BENCH_PORT_BASE=18080 ports used: BASE+1..BASE+6
+#   READY_TIMEOUT=60      seconds to wait for a proxy to answer 200
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+WARMUP=${WARMUP:-2}
+SKIP_SCALELAB=${SKIP_SCALELAB:-0}
+BENCH_ACCESS_LOG=${BENCH_ACCESS_LOG:-0}
+PROXY_CORE=${PROXY_CORE:-0}
+LOAD_CORE=${LOAD_CORE:-1}
+PORT_BASE=${BENCH_PORT_BASE:-18080}
+READY_TIMEOUT=${READY_TIMEOUT:-60}
+BENCH_NICE=${BENCH_NICE:-0}
+IDLE_WAIT=${IDLE_WAIT:-0}
+IDLE_MAX_PCT=${IDLE_MAX_PCT:-10}
+EXPLAIN_HEADER='X-Scalelab-Explain: 1'
+
+log() { printf '[passthrough] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+for v in ROUNDS DURATION CONNECTIONS WARMUP PROXY_CORE LOAD_CORE PORT_BASE READY_TIMEOUT IDLE_WAIT IDLE_MAX_PCT; do
+    [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
+done
+[[ $BENCH_NICE =~ ^-?[0-9]+$ ]] || die "BENCH_NICE must be an integer (got '$BENCH_NICE')"
+((ROUNDS >= 1)) || die "ROUNDS must be >= 1"
+((DURATION >= 1)) || die "DURATION must be >= 1"
+((CONNECTIONS >= 1)) || die "CONNECTIONS must be >= 1"
+[[ $PROXY_CORE != "$LOAD_CORE" ]] || die "PROXY_CORE and LOAD_CORE must differ"
+ncpu=$(nproc --all)
+((PROXY_CORE < ncpu && LOAD_CORE < ncpu)) || die "need cores $PROXY_CORE and $LOAD_CORE, machine has $ncpu"
+
+# ---------------------------------------------------------------------------------------------
+# Tools: nginx, haproxy, wrk from apt if missing (idempotent; apt-get update only when needed).
+# ---------------------------------------------------------------------------------------------
+SUDO=()
+if ((EUID != 0)); then
+    command -v sudo >/dev/null || die "not root and no sudo: install nginx haproxy wrk curl yourself"
+    SUDO=(sudo)
+fi
+
+find_bin() { # name -> path (also looks in sbin dirs, which are not on a normal user's PATH)
+    local p
+    for p in "$(command -v "$1" 2>/dev/null || true)" "/usr/sbin/$1" "/usr/local/sbin/$1"; do
+        if [[ -n $p && -x $p ]]; then
+            printf '%s\n' "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+apt_install() {
+    local need_update=0 pkg policy rc=0 made_policy=0
+    for pkg in "$@"; do
+        policy=$(apt-cache policy "$pkg" 2>/dev/null || true)
+        [[ $policy =~ Candidate:\ [0-9] ]] || need_update=1
+    done
+    if ((need_update)); then
+        log "apt-get update (no install candidate for some of: $*)"
+        "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 update -q >&2
+    fi
+    # Keep the Debian packages from starting their system services (nginx on :80, haproxy).
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+        "${SUDO[@]}" chmod 755 /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    log "apt-get install -y $*"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+        install -y -q --no-install-recommends "$@" >&2 || rc=$?
+    if ((rc != 0 && need_update == 0)); then
+        log "install failed; retrying after apt-get update"
+        rc=0
+        "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 update -q >&2 &&
+            "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+                install -y -q --no-install-recommends "$@" >&2 || rc=$?
+    fi
+    if ((made_policy)); then "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d; fi
+    ((rc == 0)) || die "apt-get install $* failed"
+}
+
+missing=()
+find_bin nginx >/dev/null || missing+=(nginx)
+find_bin haproxy >/dev/null || missing+=(haproxy)
+find_bin wrk >/dev/null || missing+=(wrk)
+find_bin curl >/dev/null || missing+=(curl)
+find_bin taskset >/dev/null || missing+=(util-linux)
+if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+NGINX=$(find_bin nginx) || die "nginx not found after install"
+HAPROXY=$(find_bin haproxy) || die "haproxy not found after install"
+WRK=$(find_bin wrk) || die "wrk not found after install"
+command -v python3 >/dev/null || die "python3 is required"
+
+# ---------------------------------------------------------------------------------------------
+# scalelab-proxy binary
+# ---------------------------------------------------------------------------------------------
+PEERS=(direct nginx haproxy)
+SCALELAB_BIN=""
+if [[ $SKIP_SCALELAB == 1 ]]; then
+    log "SKIP_SCALELAB=1: scalelab-proxy is left out"
+else
+    if [[ -n ${SCALELAB_PROXY_BIN:-} ]]; then
+        SCALELAB_BIN=$SCALELAB_PROXY_BIN
+    else
+        log "cargo build --release -p scalelab-proxy"
+        (cd "$ROOT" && cargo build --release -p scalelab-proxy >&2) || die "release build failed"
+        target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+        [[ $target_dir == /* ]] || target_dir=$ROOT/$target_dir
+        SCALELAB_BIN=$target_dir/release/scalelab-proxy
+    fi
+    [[ -x $SCALELAB_BIN ]] || die "scalelab-proxy binary not found at '$SCALELAB_BIN' (set SKIP_SCALELAB=1 to leave it out)"
+    PEERS+=(scalelab)
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Layout, ports, cleanup
+# ---------------------------------------------------------------------------------------------
+STAMP=$(date +%Y%m%d-%H%M%S)
+RESULTS=$BENCH_DIR/results
+WORK=$RESULTS/passthrough-$STAMP # configs, logs and raw wrk output of this run
+REPORT=$RESULTS/passthrough-$STAMP.md
+mkdir -p "$WORK"
+
+PORT_UP1=$((PORT_BASE + 1))
+PORT_UP2=$((PORT_BASE + 2))
+PORT_NGINX=$((PORT_BASE + 3))
+PORT_HAPROXY=$((PORT_BASE + 4))
+PORT_SCALELAB=$((PORT_BASE + 5))
+PORT_ADMIN=$((PORT_BASE + 6))
+
+port_in_use() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+for p in "$PORT_UP1" "$PORT_UP2" "$PORT_NGINX" "$PORT_HAPROXY" "$PORT_SCALELAB" "$PORT_ADMIN"; do
+    if port_in_use "$p"; then die "port $p is in use; set BENCH_PORT_BASE to a free range"; fi
+done
+
+STARTED_PIDS=()
+cleanup() {
+    local rc=$? pid i alive
+    trap - EXIT INT TERM
+    for pid in "${STARTED_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for ((i = 0; i < 50; i++)); do
+        alive=0
+        for pid in "${STARTED_PIDS[@]}"; do
+            if kill -0 "$pid" 2>/dev/null; then alive=1; fi
+        done
+        ((alive)) || break
+        sleep 0.1
+    done
+    for pid in "${STARTED_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if ((rc != 0)); then log "failed (exit $rc); configs and logs are in $WORK"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+NICE=()
+if ((BENCH_NICE != 0)); then NICE=(nice -n "$BENCH_NICE"); fi
+
+LAST_PID=""
+start_bg() { # name cmd... ; runs in the background, output to $WORK/name.log, pid in LAST_PID
+    local name=$1
+    shift
+    "$@" >"$WORK/$name.log" 2>&1 &
+    LAST_PID=$!
+    STARTED_PIDS+=("$LAST_PID")
+}
+
+http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1" 2>/dev/null || true; }
+
+wait_ready() { # name pid url
+    local name=$1 pid=$2 url=$3 deadline=$((SECONDS + READY_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 20 "$WORK/$name.log" >&2 || true
+            die "$name exited during startup (log: $WORK/$name.log)"
+        fi
+        [[ $(http_code "$url") == 200 ]] && return 0
+        sleep 0.1
+    done
+    tail -n 20 "$WORK/$name.log" >&2 || true
+    die "$name did not answer 200 on $url within ${READY_TIMEOUT}s"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Configs
+# ---------------------------------------------------------------------------------------------
+BODY=$(printf '%0100d' 0 | tr 0 a) # 100-byte body
+
+nginx_common() { # name
+    local d=$WORK/$1
+    mkdir -p "$d/tmp"
+    cat <<EOF
+worker_processes 1;
+master_process off;   # one process serves requests: its pid is what we measure
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 4096; }
+EOF
+}
+
+nginx_temp_paths() { # name
+    local d=$WORK/$1/tmp
+    cat <<EOF
+    client_body_temp_path $d/body;
+    proxy_temp_path $d/proxy;
+    fastcgi_temp_path $d/fastcgi;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+EOF
+}
+
+{
+    nginx_common upstreams
+    cat <<EOF
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+$(nginx_temp_paths upstreams)
+    default_type text/plain;
+    server {
+        listen 127.0.0.1:$PORT_UP1;
+        location / { add_header X-Bench-Upstream up1; return 200 "$BODY"; }
+    }
+    server {
+        listen 127.0.0.1:$PORT_UP2;
+        location / { add_header X-Bench-Upstream up2; return 200 "$BODY"; }
+    }
+}
+EOF
+} >"$WORK/upstreams.conf"
+
+if [[ $BENCH_ACCESS_LOG == 1 ]]; then
+    NGINX_ACCESS_LOG="access_log $WORK/nginx-access.log combined buffer=64k;"
+    HAPROXY_LOG=$'    log stdout format raw local0\n'
+    HAPROXY_HTTPLOG=$'    log global\n    option httplog\n'
+    SCALELAB_RUST_LOG=${SCALELAB_RUST_LOG:-info}
+else
+    NGINX_ACCESS_LOG="access_log off;"
+    HAPROXY_LOG=""
+    HAPROXY_HTTPLOG=""
+    SCALELAB_RUST_LOG=${SCALELAB_RUST_LOG:-warn}
+fi
+
+{
+    nginx_common nginx
+    cat <<EOF
+http {
+    $NGINX_ACCESS_LOG
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+$(nginx_temp_paths nginx)
+    upstream bench {
+        server 127.0.0.1:$PORT_UP1;
+        server 127.0.0.1:$PORT_UP2;
+        keepalive 64;
+        keepalive_requests 1000000;
+        keepalive_timeout 75s;
+    }
+    server {
+        listen 127.0.0.1:$PORT_NGINX;
+        location / {
+            proxy_pass http://bench;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+} >"$WORK/nginx.conf"
+
+cat >"$WORK/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 4096
+${HAPROXY_LOG}
+defaults
+    mode http
+${HAPROXY_HTTPLOG}    option http-keep-alive
+    http-reuse always
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    timeout http-keep-alive 75s
+
+frontend fe
+    bind 127.0.0.1:$PORT_HAPROXY
+    default_backend be
+
+backend be
+    balance roundrobin
+    option httpchk GET /
+    server up1 127.0.0.1:$PORT_UP1 check inter 2s
+    server up2 127.0.0.1:$PORT_UP2 check inter 2s
+EOF
+
+cat >"$WORK/scalelab.toml" <<EOF
+[proxy]
+listen = ["127.0.0.1:$PORT_SCALELAB"]
+admin_listen = "127.0.0.1:$PORT_ADMIN"
+threads = 1
+
+[upstreams.bench]
+strategy = "round_robin"
+servers = [ { addr = "127.0.0.1:$PORT_UP1" }, { addr = "127.0.0.1:$PORT_UP2" } ]
+connect_timeout = "1s"
+read_timeout = "5s"
+retries = 1
+
+[upstreams.bench.health_check]
+path = "/"
+interval = "2s"
+timeout = "1s"
+healthy_threshold = 1
+unhealthy_threshold = 3
+
+[[routes]]
+name = "all"
+path = "/"
+upstream = "bench"
+EOF
+
+"$NGINX" -t -q -p "$WORK/upstreams" -e "$WORK/upstreams/error.log" -c "$WORK/upstreams.conf" ||
+    die "nginx upstream config invalid"
+"$NGINX" -t -q -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx.conf" ||
+    die "nginx proxy config invalid"
+"$HAPROXY" -c -q -f "$WORK/haproxy.cfg" || die "haproxy config invalid"
+
+# ---------------------------------------------------------------------------------------------
+# Start everything
+# ---------------------------------------------------------------------------------------------
+declare -A PID PORT
+UPSTREAM_PID=""
+PORT[direct]=$PORT_UP1
+PORT[nginx]=$PORT_NGINX
+PORT[haproxy]=$PORT_HAPROXY
+PORT[scalelab]=$PORT_SCALELAB
+
+log "starting upstreams on core $LOAD_CORE (127.0.0.1:$PORT_UP1, :$PORT_UP2)"
+start_bg upstreams "${NICE[@]}" taskset -c "$LOAD_CORE" "$NGINX" -p "$WORK/upstreams" -e "$WORK/upstreams/error.log" \
+    -c "$WORK/upstreams.conf"
+UPSTREAM_PID=$LAST_PID
+wait_ready upstreams "$LAST_PID" "http://127.0.0.1:$PORT_UP1/"
+wait_ready upstreams "$LAST_PID" "http://127.0.0.1:$PORT_UP2/"
+body_len=$(curl -s --max-time 2 "http://127.0.0.1:$PORT_UP1/" | wc -c)
+((body_len == 100)) || die "upstream body is $body_len bytes, expected 100"
+
+log "starting proxies on core $PROXY_CORE"
+start_bg nginx "${NICE[@]}" taskset -c "$PROXY_CORE" "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx.conf"
+PID[nginx]=$LAST_PID
+start_bg haproxy "${NICE[@]}" taskset -c "$PROXY_CORE" "$HAPROXY" -db -f "$WORK/haproxy.cfg"
+PID[haproxy]=$LAST_PID
+if [[ -n $SCALELAB_BIN ]]; then
+    start_bg scalelab "${NICE[@]}" env RUST_LOG="$SCALELAB_RUST_LOG" taskset -c "$PROXY_CORE" "$SCALELAB_BIN" \
+        --config "$WORK/scalelab.toml"
+    PID[scalelab]=$LAST_PID
+fi
+for peer in "${PEERS[@]}"; do
+    [[ $peer == direct ]] && continue
+    wait_ready "$peer" "${PID[$peer]}" "http://127.0.0.1:${PORT[$peer]}/"
+done
+if [[ -n $SCALELAB_BIN ]]; then
+    [[ $(http_code "http://127.0.0.1:$PORT_ADMIN/health") == 200 ]] ||
+        log "warning: scalelab admin GET /health on :$PORT_ADMIN did not answer 200"
+fi
+
+# Sanity: each proxy spreads over both upstreams; scalelab answers with explain headers.
+NOTES=()
+for peer in "${PEERS[@]}"; do
+    [[ $peer == direct ]] && continue
+    seen=""
+    for _ in 1 2 3 4 5 6; do
+        seen+=$(curl -s -D - -o /dev/null --max-time 2 -H "$EXPLAIN_HEADER" \
+            "http://127.0.0.1:${PORT[$peer]}/" | tr -d '\r' | grep -i '^x-bench-upstream:' || true)$'\n'
+    done
+    if [[ $seen != *up1* || $seen != *up2* ]]; then
+        NOTES+=("warning: $peer did not spread 6 requests over both upstreams")
+        log "${NOTES[-1]}"
+    fi
+done
+if [[ -n $SCALELAB_BIN ]]; then
+    headers=$(curl -s -D - -o /dev/null --max-time 2 -H "$EXPLAIN_HEADER" \
+        "http://127.0.0.1:$PORT_SCALELAB/" | tr -d '\r')
+    printf '%s\n' "$headers" >"$WORK/scalelab-response-headers.txt"
+    for h in x-scalelab-explain x-upstream-server x-request-id; do
+        if ! grep -qi "^$h:" <<<"$headers"; then
+            NOTES+=("warning: scalelab response has no $h header")
+            log "${NOTES[-1]}"
+        fi
+    done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Measurement
+# ---------------------------------------------------------------------------------------------
+CLK_TCK=$(getconf CLK_TCK)
+
+proc_cpu_ticks() { # pid -> utime+stime of all its threads, in clock ticks
+    local stat f
+    stat=$(<"/proc/$1/stat")
+    read -r -a f <<<"${stat##*) }" # fields from 3 (state) on, so utime (14) is f[11]
+    echo $((f[11] + f[12]))
+}
+
+proc_status_kib() { # pid field -> value in kB from /proc/pid/status
+    local key val _
+    while read -r key val _; do
+        if [[ $key == "$2:" ]]; then
+            echo "$val"
+            return 0
+        fi
+    done <"/proc/$1/status"
+    echo "-"
+}
+
+core_busy_ticks() { # core -> non-idle ticks of that core since boot
+    local name user nice system irq softirq steal _
+    # columns: user nice system idle iowait irq softirq steal ...; idle and iowait are not busy
+    while read -r name user nice system _ _ irq softirq steal _; do
+        if [[ $name == "cpu$1" ]]; then
+            echo $((user + nice + system + irq + softirq + steal))
+            return 0
+        fi
+    done </proc/stat
+    echo 0
+}
+
+all_busy_ticks() { # non-idle ticks of all cores since boot
+    local name user nice system irq softirq steal _
+    read -r name user nice system _ _ irq softirq steal _ </proc/stat
+    echo $((user + nice + system + irq + softirq + steal))
+}
+
+own_ticks() { # CPU ticks of everything this script started: servers, proxies, and (waited) wrk
+    local pid f t=0
+    for pid in "$UPSTREAM_PID" "${PID[@]}"; do
+        if [[ -n $pid && -r /proc/$pid/stat ]]; then t=$((t + $(proc_cpu_ticks "$pid"))); fi
+    done
+    f=$(<"/proc/$$/stat")
+    read -r -a f <<<"${f##*) }" # utime stime cutime cstime = f[11..14]
+    echo $((t + f[11] + f[12] + f[13] + f[14]))
+}
+
+ticks_to_us() { echo $(($1 * 1000000 / CLK_TCK)); }
+
+QUIET_TIMEOUTS=0
+wait_for_quiet() { # wait up to IDLE_WAIT s until the whole machine is < IDLE_MAX_PCT % busy over 1 s
+    ((IDLE_WAIT > 0)) || return 0
+    local deadline=$((SECONDS + IDLE_WAIT)) b0 pct
+    while :; do
+        b0=$(all_busy_ticks)
+        sleep 1
+        pct=$((($(all_busy_ticks) - b0) * 100 / (CLK_TCK * ncpu)))
+        ((pct < IDLE_MAX_PCT)) && return 0
+        if ((SECONDS >= deadline)); then
+            log "machine still ${pct}% busy after waiting ${IDLE_WAIT}s; measuring anyway"
+            QUIET_TIMEOUTS=$((QUIET_TIMEOUTS + 1))
+            return 0
+        fi
+    done
+}
+
+run_wrk() { # peer seconds outfile
+    "${NICE[@]}" taskset -c "$LOAD_CORE" timeout $(($2 + 30)) "$WRK" -t1 -c"$CONNECTIONS" -d"$2s" --latency \
+        -H "$EXPLAIN_HEADER" "http://127.0.0.1:${PORT[$1]}/" >"$3" 2>&1 ||
+        die "wrk against $1 failed (see $3)"
+}
+
+TSV=$WORK/results.tsv
+printf 'round\tpeer\trps\tp99_ms\trequests\terrors\trss_kib\thwm_kib\tcpu_us\tcore_busy_us\tother_cpu_pct\n' >"$TSV"
+
+measure() { # round peer
+    local round=$1 peer=$2 pid="${PID[$2]:-}" out="$WORK/wrk-r$1-$2.txt"
+    local cpu0=0 busy0=0 cpu="-" busy="-" rss="-" hwm="-" parsed all0 own0 t0 t1 other
+    if [[ -n $pid ]]; then
+        kill -0 "$pid" 2>/dev/null || die "$peer (pid $pid) is no longer running"
+        cpu0=$(proc_cpu_ticks "$pid")
+        busy0=$(core_busy_ticks "$PROXY_CORE")
+    fi
+    wait_for_quiet
+    all0=$(all_busy_ticks)
+    own0=$(own_ticks)
+    t0=${EPOCHREALTIME//[.,]/}
+    run_wrk "$peer" "$DURATION" "$out"
+    t1=${EPOCHREALTIME//[.,]/}
+    # CPU used by processes this script did not start, in % of all cores over the run.
+    other=$(((($(all_busy_ticks) - all0) - ($(own_ticks) - own0)) * 1000000 / CLK_TCK))
+    other=$(python3 -c "print(f'{max(0.0, $other * 100 / (($t1 - $t0) * $ncpu)):.1f}')")
+    if [[ -n $pid ]]; then
+        kill -0 "$pid" 2>/dev/null || die "$peer (pid $pid) died during the run"
+        rss=$(proc_status_kib "$pid" VmRSS)
+        hwm=$(proc_status_kib "$pid" VmHWM)
+        cpu=$(ticks_to_us $(($(proc_cpu_ticks "$pid") - cpu0)))
+        busy=$(ticks_to_us $(($(core_busy_ticks "$PROXY_CORE") - busy0)))
+    fi
+    parsed=$(python3 "$BENCH_DIR/wrk_report.py" parse "$out") || die "could not parse $out"
+    local rps p99 reqs errs
+    IFS=$'\t' read -r rps p99 reqs errs <<<"$parsed"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$round" "$peer" "$rps" "$p99" "$reqs" "$errs" "$rss" "$hwm" "$cpu" "$busy" "$other" >>"$TSV"
+    log "$(printf 'round %s %-8s %10s req/s  p99 %7s ms  errors %s  rss %s KiB  cpu %s us  other %s%%' \
+        "$round" "$peer" "$rps" "$p99" "$errs" "$rss" "$cpu" "$other")"
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+if ((WARMUP > 0)); then
+    log "warm-up: ${WARMUP}s per peer"
+    for peer in "${PEERS[@]}"; do run_wrk "$peer" "$WARMUP" "$WORK/wrk-warmup-$peer.txt"; done
+fi
+log "measuring: $ROUNDS round(s) x ${PEERS[*]}, ${DURATION}s each, -c$CONNECTIONS"
+for ((round = 1; round <= ROUNDS; round++)); do
+    for peer in "${PEERS[@]}"; do measure "$round" "$peer"; done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+cpu_model=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
+git_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git_dirty=$(git -C "$ROOT" status --porcelain -- proxy 2>/dev/null | head -n1 || true)
+[[ -n $git_dirty ]] && git_rev+=" (proxy/ has uncommitted changes)"
+scalelab_version="-"
+if [[ -n $SCALELAB_BIN ]]; then
+    scalelab_version=$("$SCALELAB_BIN" --version 2>/dev/null | head -n1 || true)
+    [[ -n $scalelab_version ]] || scalelab_version="(no --version output)"
+fi
+{
+    echo "- date: $(date -Is), commit $git_rev"
+    echo "- machine: $ncpu cores ($cpu_model); loadavg before $LOAD_BEFORE, after $LOAD_AFTER"
+    echo "- proxies pinned to core $PROXY_CORE (one worker each); wrk and both upstream nginx servers on core $LOAD_CORE$( ((BENCH_NICE != 0)) && echo "; all at nice $BENCH_NICE")"
+    echo "- wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency -H '$EXPLAIN_HEADER' (sent to every peer); $ROUNDS interleaved round(s), ${WARMUP}s warm-up per peer"
+    echo "- upstreams: nginx \`return 200\` with a 100-byte body on :$PORT_UP1 and :$PORT_UP2; direct = wrk to :$PORT_UP1"
+    echo "- versions: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), $("$HAPROXY" -v 2>/dev/null | head -n1 | cut -d' ' -f1-3), $("$WRK" -v 2>&1 | head -n1 | cut -d' ' -f1-2), scalelab-proxy: $scalelab_version"
+    echo "- access logs: $([[ $BENCH_ACCESS_LOG == 1 ]] && echo "on (files)" || echo "off in nginx and haproxy; scalelab RUST_LOG=$SCALELAB_RUST_LOG")"
+    [[ -z $SCALELAB_BIN ]] && echo "- scalelab-proxy skipped (SKIP_SCALELAB=1)"
+    ((IDLE_WAIT > 0)) && echo "- waited up to ${IDLE_WAIT}s before each run for < ${IDLE_MAX_PCT}% machine load; gave up $QUIET_TIMEOUTS time(s)"
+    for n in "${NOTES[@]}"; do echo "- $n"; done
+    echo "- raw output: bench/results/passthrough-$STAMP/"
+} >"$WORK/meta.txt"
+
+python3 "$BENCH_DIR/wrk_report.py" report "$TSV" "$WORK/meta.txt" >"$REPORT"
+cat "$REPORT"
+log "report written to $REPORT"
