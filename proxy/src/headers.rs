@@ -72,9 +72,7 @@ pub fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
 /// The path-and-query with every `name=...` parameter removed, or `None` when it has none.
 pub fn strip_query_param(path: &str, query: Option<&str>, name: &str) -> Option<String> {
     let query = query?;
-    if query_param(query, name).is_none() {
-        return None;
-    }
+    query_param(query, name)?;
     let kept: Vec<&str> = query
         .split('&')
         .filter(|pair| pair.split_once('=').map_or(*pair, |(k, _)| k) != name)

@@ -386,6 +386,16 @@ impl ProxyHttp for Proxy {
         }
     }
 
+    /// A client that closes its connection is not an error worth a log line of its own; the
+    /// access log still records the request.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
+        error.esource() == &pingora::ErrorSource::Downstream
+            && matches!(
+                error.etype(),
+                ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+            )
+    }
+
     /// One access-log line per request; releases the in-flight slot.
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session

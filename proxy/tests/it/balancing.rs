@@ -1,0 +1,261 @@
+//! Distribution per strategy, measured by per-server hit counts and `X-Upstream-Server`.
+
+use crate::harness::*;
+use std::collections::HashMap;
+use std::time::Duration;
+
+async fn pick_sequence(proxy: &TestProxy, path: &str, n: usize) -> Vec<String> {
+    let http = client();
+    let mut sequence = Vec::with_capacity(n);
+    for _ in 0..n {
+        let response = http.get(proxy.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        sequence.push(
+            response.headers()["x-upstream-server"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    sequence
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_cycles_exactly() {
+    let backends = [
+        TestBackend::start("a"),
+        TestBackend::start("b"),
+        TestBackend::start("c"),
+    ];
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new(
+            "g",
+            "round_robin",
+            &[&backends[0], &backends[1], &backends[2]],
+            &[3, 2, 1],
+        ))
+        .route("all", "/", "g");
+    let proxy = TestProxy::start(&config).await;
+    let sequence = pick_sequence(&proxy, "/rr", 30).await;
+    for (i, server) in sequence.iter().enumerate().skip(3) {
+        assert_eq!(
+            server,
+            &sequence[i - 3],
+            "round robin must repeat with period 3: {sequence:?}"
+        );
+    }
+    let distinct: std::collections::HashSet<_> = sequence[..3].iter().collect();
+    assert_eq!(distinct.len(), 3, "{sequence:?}");
+    assert_eq!(
+        [backends[0].hits(), backends[1].hits(), backends[2].hits()],
+        [10, 10, 10]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weighted_is_exactly_3_2_1_and_interleaved() {
+    let backends = [
+        TestBackend::start("a"),
+        TestBackend::start("b"),
+        TestBackend::start("c"),
+    ];
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new(
+            "g",
+            "weighted",
+            &[&backends[0], &backends[1], &backends[2]],
+            &[3, 2, 1],
+        ))
+        .route("all", "/", "g");
+    let proxy = TestProxy::start(&config).await;
+    let sequence = pick_sequence(&proxy, "/w", 600).await;
+    assert_eq!(
+        [backends[0].hits(), backends[1].hits(), backends[2].hits()],
+        [300, 200, 100]
+    );
+    let heaviest = backends[0].addr.to_string();
+    for window in sequence.windows(3) {
+        assert!(
+            !window.iter().all(|s| s == &heaviest),
+            "heaviest server picked three times in a row"
+        );
+    }
+    for window in sequence.windows(6) {
+        let count = |addr: &str| window.iter().filter(|s| *s == addr).count();
+        assert_eq!(
+            (
+                count(&heaviest),
+                count(&backends[1].addr.to_string()),
+                count(&backends[2].addr.to_string())
+            ),
+            (3, 2, 1)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_connections_avoids_the_slow_server_and_leaks_nothing() {
+    let backends = [
+        TestBackend::start("a"),
+        TestBackend::start("b"),
+        TestBackend::start("slow"),
+    ];
+    backends[0].set_latency(10);
+    backends[1].set_latency(10);
+    backends[2].set_latency(310);
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new(
+            "g",
+            "least_connections",
+            &[&backends[0], &backends[1], &backends[2]],
+            &[1, 1, 1],
+        ))
+        .route("all", "/", "g");
+    let proxy = TestProxy::start(&config).await;
+    // 60 requests from 10 concurrent clients.
+    let http = client();
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let http = http.clone();
+        let url = proxy.url("/lc");
+        tasks.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..6 {
+                statuses.push(http.get(&url).send().await.unwrap().status().as_u16());
+            }
+            statuses
+        }));
+    }
+    for task in tasks {
+        assert!(task.await.unwrap().iter().all(|&s| s == 200));
+    }
+    assert_eq!(backends.iter().map(TestBackend::hits).sum::<usize>(), 60);
+    assert!(
+        backends[2].hits() <= 12,
+        "slow server got {} of 60",
+        backends[2].hits()
+    );
+
+    // Cancelled clients must give their slots back too.
+    let impatient = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    for _ in 0..6 {
+        let _ = impatient.get(proxy.url("/lc?sleep_ms=500")).send().await;
+    }
+    eventually(
+        Duration::from_secs(5),
+        "in-flight counts back to 0",
+        || async { (proxy.total_in_flight().await == 0).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strategy_override_by_query_and_header_and_400_on_unknown() {
+    let backends = [TestBackend::start("a"), TestBackend::start("b")];
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new(
+            "g",
+            "round_robin",
+            &[&backends[0], &backends[1]],
+            &[5, 1],
+        ))
+        .route("all", "/", "g");
+    let proxy = TestProxy::start(&config).await;
+    let http = client();
+
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for _ in 0..12 {
+        let response = http
+            .get(proxy.url("/x?a=1&strategy=weighted"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["x-strategy"], "weighted");
+        *counts
+            .entry(
+                response.headers()["x-upstream-server"]
+                    .to_str()
+                    .unwrap()
+                    .into(),
+            )
+            .or_default() += 1;
+    }
+    assert_eq!(counts[&backends[0].addr.to_string()], 10);
+    assert_eq!(counts[&backends[1].addr.to_string()], 2);
+    // The control parameter is removed before forwarding, the others are kept.
+    let last = backends.iter().find(|b| b.last_query().is_some()).unwrap();
+    assert_eq!(last.last_query().as_deref(), Some("a=1"));
+
+    let response = http
+        .get(proxy.url("/x"))
+        .header("X-Scalelab-Strategy", "least_connections")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-strategy"], "least_connections");
+    assert!(backends
+        .iter()
+        .all(|b| b.last_header("x-scalelab-strategy").is_none()));
+
+    let hits_before: usize = backends.iter().map(TestBackend::hits).sum();
+    let response = http
+        .get(proxy.url("/x?strategy=fastest"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "unknown strategy");
+    assert_eq!(body["given"], "fastest");
+    assert_eq!(
+        body["valid"],
+        serde_json::json!(["round_robin", "weighted", "least_connections"])
+    );
+    assert_eq!(
+        backends.iter().map(TestBackend::hits).sum::<usize>(),
+        hits_before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_header_lists_candidates_and_winner() {
+    let backends = [TestBackend::start("a"), TestBackend::start("b")];
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new(
+            "g",
+            "weighted",
+            &[&backends[0], &backends[1]],
+            &[2, 1],
+        ))
+        .route("all", "/", "g");
+    let proxy = TestProxy::start(&config).await;
+    let response = client()
+        .get(proxy.url("/e"))
+        .header("X-Scalelab-Explain", "1")
+        .send()
+        .await
+        .unwrap();
+    let explain = response.headers()["x-scalelab-explain"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let winner = response.headers()["x-upstream-server"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        explain.contains(&format!("{}(w=2,inflight=0,up)", backends[0].addr)),
+        "{explain}"
+    );
+    assert!(
+        explain.contains(&format!("{}(w=1,inflight=0,up)", backends[1].addr)),
+        "{explain}"
+    );
+    assert!(explain.contains(&format!("winner={winner}")), "{explain}");
+    let plain = client().get(proxy.url("/e")).send().await.unwrap();
+    assert!(plain.headers().get("x-scalelab-explain").is_none());
+}

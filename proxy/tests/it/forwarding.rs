@@ -1,0 +1,156 @@
+//! What crosses the proxy: bodies, forwarding headers, request ids, hop-by-hop fields, and the
+//! proxy's own 404/431 answers.
+
+use crate::harness::*;
+
+fn single(backend: &TestBackend) -> TestConfig {
+    TestConfig::new()
+        .upstream(UpstreamSpec::new("g", "round_robin", &[backend], &[1]))
+        .route("api", "/api", "g")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_mib_post_body_arrives_intact_and_response_streams_back() {
+    let backend = TestBackend::start("a");
+    let proxy = TestProxy::start(&single(&backend)).await;
+    let body: Vec<u8> = (0..1024 * 1024).map(|i| (i * 31 % 251) as u8).collect();
+    let response = client()
+        .post(proxy.url("/api/upload?x=1"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echoed: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(echoed["method"], "POST");
+    assert_eq!(echoed["path"], "/api/upload");
+    assert_eq!(echoed["query"], "x=1");
+    assert_eq!(echoed["body_len"], 1024 * 1024);
+    assert_eq!(echoed["body_fnv"], fnv(&body));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_request_ids_and_hop_by_hop() {
+    let backend = TestBackend::start("a");
+    let proxy = TestProxy::start(&single(&backend)).await;
+    let http = client();
+
+    let response = http
+        .get(proxy.url("/api"))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .header("X-Request-Id", "client-id-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], "client-id-42");
+    assert_eq!(response.headers()["x-strategy"], "round_robin");
+    assert_eq!(
+        response.headers()["x-upstream-server"],
+        backend.addr.to_string().as_str()
+    );
+    assert!(
+        response.headers().get("keep-alive").is_none(),
+        "hop-by-hop field relayed"
+    );
+    assert_eq!(
+        backend.last_header("x-forwarded-for").as_deref(),
+        Some("203.0.113.9, 127.0.0.1")
+    );
+    assert_eq!(
+        backend.last_header("x-forwarded-proto").as_deref(),
+        Some("http")
+    );
+    assert_eq!(
+        backend.last_header("x-request-id").as_deref(),
+        Some("client-id-42")
+    );
+
+    // An invalid id is replaced, and the backend sees the same id as the client.
+    let response = http
+        .get(proxy.url("/api"))
+        .header("X-Request-Id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(id, "bad id with spaces");
+    assert_eq!(
+        backend.last_header("x-request-id").as_deref(),
+        Some(id.as_str())
+    );
+    assert_eq!(
+        backend.last_header("x-forwarded-for").as_deref(),
+        Some("127.0.0.1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_route_is_404_json_and_huge_headers_431_json() {
+    let backend = TestBackend::start("a");
+    let config = single(&backend).proxy_setting("max_header_bytes = 4096");
+    let proxy = TestProxy::start(&config).await;
+    let http = client();
+
+    let response = http.get(proxy.url("/nowhere")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"error": "no route", "path": "/nowhere"})
+    );
+
+    let response = http
+        .get(proxy.url("/api"))
+        .header("X-Big", "v".repeat(8000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 431);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["limit"], 4096);
+    assert_eq!(backend.hits(), 0);
+
+    // The proxy keeps serving.
+    assert_eq!(
+        http.get(proxy.url("/api")).send().await.unwrap().status(),
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_request_gets_400_and_others_keep_working() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = TestBackend::start("a");
+    let config = single(&backend);
+    let proxy = TestProxy::start(&config).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", config.proxy_port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /api HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert_eq!(backend.hits(), 0);
+    assert_eq!(
+        client()
+            .get(proxy.url("/api"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

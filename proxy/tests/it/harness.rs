@@ -1,0 +1,470 @@
+//! The integration world: counting axum backends on their own runtimes (so killing one drops
+//! every connection it holds), the real `scalelab-proxy` binary on free ports, and
+//! `eventually` for polling with a deadline instead of sleeping.
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// A port no other test of this process has been given.
+pub fn free_port() -> u16 {
+    static USED: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    let used = USED.get_or_init(|| Mutex::new(HashSet::new()));
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("bind port 0")
+            .local_addr()
+            .expect("local addr")
+            .port();
+        if used.lock().expect("port registry").insert(port) {
+            return port;
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after `deadline` with `what`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let patience: f64 = std::env::var("SCALELAB_TEST_PATIENCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    let end = Instant::now() + deadline.mul_f64(patience);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() > end {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[derive(Default)]
+pub struct BackendState {
+    pub name: String,
+    pub hits: AtomicUsize,
+    pub latency_ms: AtomicU64,
+    pub failing_health: AtomicBool,
+    pub last_headers: Mutex<Option<HeaderMap>>,
+    pub last_query: Mutex<Option<String>>,
+}
+
+/// One test backend: answers every path with its identity, counts hits, and can be slowed,
+/// made to fail its health check, killed and restarted on the same port.
+pub struct TestBackend {
+    pub addr: SocketAddr,
+    pub state: Arc<BackendState>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+async fn handle(State(state): State<Arc<BackendState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if parts.uri.path() == "/health" {
+        return if state.failing_health.load(Ordering::Relaxed) {
+            (StatusCode::SERVICE_UNAVAILABLE, "unhealthy").into_response()
+        } else {
+            (StatusCode::OK, "ok").into_response()
+        };
+    }
+    state.hits.fetch_add(1, Ordering::Relaxed);
+    *state.last_headers.lock().expect("lock") = Some(parts.headers.clone());
+    *state.last_query.lock().expect("lock") = parts.uri.query().map(str::to_string);
+    let body: Bytes = axum::body::to_bytes(body, 64 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut delay = state.latency_ms.load(Ordering::Relaxed);
+    if let Some(ms) = parts
+        .uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("sleep_ms=")))
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        delay += ms;
+    }
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let value = json!({
+        "server": state.name,
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "query": parts.uri.query(),
+        "body_len": body.len(),
+        "body_fnv": fnv(&body),
+    });
+    let mut response = axum::Json(value).into_response();
+    // Hop-by-hop fields the proxy must not relay.
+    response
+        .headers_mut()
+        .insert("keep-alive", "timeout=5".parse().expect("value"));
+    response
+}
+
+/// FNV-1a, to compare bodies without shipping them back.
+pub fn fnv(data: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for byte in data {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    let mut text = String::new();
+    let _ = write!(text, "{hash:016x}");
+    text
+}
+
+impl TestBackend {
+    pub fn start(name: &str) -> TestBackend {
+        let port = free_port();
+        let state = Arc::new(BackendState {
+            name: name.to_string(),
+            ..BackendState::default()
+        });
+        let mut backend = TestBackend {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            state,
+            runtime: None,
+        };
+        backend.restart();
+        backend
+    }
+
+    /// Serves again on the same port (after `kill`).
+    pub fn restart(&mut self) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let router = Router::new()
+            .fallback(handle)
+            .with_state(self.state.clone());
+        let addr = self.addr;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let listener = {
+            let _context = runtime.enter();
+            loop {
+                let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                socket.set_reuseaddr(true).expect("reuseaddr");
+                match socket.bind(addr).and_then(|()| socket.listen(1024)) {
+                    Ok(listener) => break listener,
+                    Err(error) if Instant::now() > deadline => panic!("rebind {addr}: {error}"),
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        };
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        self.runtime = Some(runtime);
+    }
+
+    /// Stops the backend and every connection it holds, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.state.hits.load(Ordering::Relaxed)
+    }
+
+    pub fn set_latency(&self, ms: u64) {
+        self.state.latency_ms.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn set_failing_health(&self, failing: bool) {
+        self.state.failing_health.store(failing, Ordering::Relaxed);
+    }
+
+    pub fn last_header(&self, name: &str) -> Option<String> {
+        self.state
+            .last_headers
+            .lock()
+            .expect("lock")
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    pub fn last_query(&self) -> Option<String> {
+        self.state.last_query.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for TestBackend {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A typed builder for the TOML the proxy reads.
+pub struct TestConfig {
+    pub proxy_port: u16,
+    pub admin_port: u16,
+    upstreams: Vec<String>,
+    routes: Vec<String>,
+    extra_proxy: String,
+}
+
+pub struct UpstreamSpec<'a> {
+    pub name: &'a str,
+    pub strategy: &'a str,
+    pub servers: Vec<(SocketAddr, u32)>,
+    pub retries: u32,
+    pub read_timeout: &'a str,
+    /// (interval, healthy_threshold, unhealthy_threshold); `None` means no active check.
+    pub health: Option<(&'a str, u32, u32)>,
+}
+
+impl<'a> UpstreamSpec<'a> {
+    pub fn new(
+        name: &'a str,
+        strategy: &'a str,
+        backends: &[&TestBackend],
+        weights: &[u32],
+    ) -> Self {
+        UpstreamSpec {
+            name,
+            strategy,
+            servers: backends
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (b.addr, weights.get(i).copied().unwrap_or(1)))
+                .collect(),
+            retries: 2,
+            read_timeout: "10s",
+            health: Some(("200ms", 2, 2)),
+        }
+    }
+}
+
+impl TestConfig {
+    pub fn new() -> TestConfig {
+        TestConfig {
+            proxy_port: free_port(),
+            admin_port: free_port(),
+            upstreams: Vec::new(),
+            routes: Vec::new(),
+            extra_proxy: String::new(),
+        }
+    }
+
+    /// A new config for the same proxy (same ports), to reload into it.
+    pub fn same_ports(other: &TestConfig) -> TestConfig {
+        TestConfig {
+            proxy_port: other.proxy_port,
+            admin_port: other.admin_port,
+            ..TestConfig::new()
+        }
+    }
+
+    pub fn proxy_setting(mut self, line: &str) -> Self {
+        self.extra_proxy.push_str(line);
+        self.extra_proxy.push('\n');
+        self
+    }
+
+    pub fn upstream(mut self, spec: UpstreamSpec) -> Self {
+        let servers: Vec<String> = spec
+            .servers
+            .iter()
+            .map(|(addr, weight)| format!("{{ addr = \"{addr}\", weight = {weight} }}"))
+            .collect();
+        let mut text = format!(
+            "[upstreams.{}]\nstrategy = \"{}\"\nservers = [{}]\nconnect_timeout = \"500ms\"\nread_timeout = \"{}\"\nretries = {}\n",
+            spec.name,
+            spec.strategy,
+            servers.join(", "),
+            spec.read_timeout,
+            spec.retries
+        );
+        if let Some((interval, healthy, unhealthy)) = spec.health {
+            text.push_str(&format!(
+                "[upstreams.{}.health_check]\npath = \"/health\"\ninterval = \"{interval}\"\ntimeout = \"200ms\"\nhealthy_threshold = {healthy}\nunhealthy_threshold = {unhealthy}\n",
+                spec.name
+            ));
+        }
+        self.upstreams.push(text);
+        self
+    }
+
+    pub fn route(mut self, name: &str, path: &str, upstream: &str) -> Self {
+        self.routes.push(format!(
+            "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"{upstream}\"\n"
+        ));
+        self
+    }
+
+    pub fn render(&self) -> String {
+        format!(
+            "[proxy]\nlisten = [\"127.0.0.1:{}\"]\nadmin_listen = \"127.0.0.1:{}\"\nthreads = 2\n{}\n{}\n{}",
+            self.proxy_port,
+            self.admin_port,
+            self.extra_proxy,
+            self.upstreams.join("\n"),
+            self.routes.join("\n")
+        )
+    }
+}
+
+/// The real proxy binary, started on the config's ports.
+pub struct TestProxy {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub admin: String,
+    pub config_path: PathBuf,
+}
+
+impl TestProxy {
+    /// Replaces the config file (write to a temporary file, then rename, as editors do).
+    pub fn write_config(&self, text: &str) {
+        let temporary = self.dir.path().join("config.toml.tmp");
+        std::fs::write(&temporary, text).expect("write config");
+        std::fs::rename(&temporary, &self.config_path).expect("rename config");
+    }
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_scalelab-proxy")
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+impl TestProxy {
+    pub async fn start(config: &TestConfig) -> TestProxy {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config.render()).expect("write config");
+        let log = std::fs::File::create(dir.path().join("proxy.log")).expect("log file");
+        let child = Command::new(binary())
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn scalelab-proxy");
+        let proxy = TestProxy {
+            child,
+            dir,
+            base: format!("http://127.0.0.1:{}", config.proxy_port),
+            admin: format!("http://127.0.0.1:{}", config.admin_port),
+            config_path,
+        };
+        let http = client();
+        let admin = proxy.admin.clone();
+        let port = config.proxy_port;
+        eventually(Duration::from_secs(20), "the proxy to listen", || {
+            let http = http.clone();
+            let admin = admin.clone();
+            async move {
+                let admin_ok = http
+                    .get(format!("{admin}/health"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                let proxy_ok = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok();
+                (admin_ok && proxy_ok).then_some(())
+            }
+        })
+        .await;
+        proxy
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn upstreams(&self) -> Value {
+        client()
+            .get(format!("{}/admin/upstreams", self.admin))
+            .send()
+            .await
+            .expect("admin")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// Sum of in-flight counts over every server of every group.
+    pub async fn total_in_flight(&self) -> u64 {
+        let upstreams = self.upstreams().await;
+        upstreams["upstreams"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["servers"].as_array().cloned().unwrap_or_default())
+            .map(|s| s["in_flight"].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    pub async fn server_healthy(&self, addr: SocketAddr) -> Option<bool> {
+        let upstreams = self.upstreams().await;
+        upstreams["upstreams"]
+            .as_array()?
+            .iter()
+            .flat_map(|g| g["servers"].as_array().cloned().unwrap_or_default())
+            .find(|s| s["addr"] == addr.to_string())
+            .and_then(|s| s["healthy"].as_bool())
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(self.dir.path().join("proxy.log")) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for TestProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- proxy log (last lines) ---");
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}

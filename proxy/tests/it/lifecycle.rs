@@ -1,0 +1,148 @@
+//! The binary as a process: `--check`, `--version`, SIGTERM draining.
+
+use crate::harness::*;
+use std::time::{Duration, Instant};
+
+#[test]
+fn check_reports_every_problem_with_paths_and_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[proxy]\nthreads = 0\n\n[upstreams.a]\nstrategy = \"fastest\"\nservers = [{ addr = \"127.0.0.1:1\" }]\nread_timeout = \"soon\"\n\n[[routes]]\npath = \"/\"\nupstream = \"b\"\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(binary())
+        .arg("--check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "line 2: proxy.threads",
+        "line 5: upstreams.a.strategy",
+        "line 7: upstreams.a.read_timeout",
+        "line 11: routes[0].upstream",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+
+    let output = std::process::Command::new(binary())
+        .arg("--check")
+        .arg("--config")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("upstream gateways: round_robin"));
+
+    let output = std::process::Command::new(binary())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("scalelab-proxy "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_two_second_request_finish_then_exits_zero() {
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .route("all", "/", "g");
+    let mut proxy = TestProxy::start(&config).await;
+    let url = proxy.url("/slow?sleep_ms=2000");
+    let request = tokio::spawn(async move { client().get(url).send().await.unwrap() });
+    eventually(
+        Duration::from_secs(3),
+        "the request to be in flight",
+        || async { (proxy.total_in_flight().await == 1).then_some(()) },
+    )
+    .await;
+    let signalled = Instant::now();
+    proxy.signal("TERM");
+    let response = request.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["path"], "/slow");
+    let status = eventually(Duration::from_secs(8), "the proxy to exit", || {
+        let exited = proxy.child.try_wait().unwrap();
+        async move { exited }
+    })
+    .await;
+    assert_eq!(status.code(), Some(0));
+    // It exits once drained, well before the 10 s shutdown bound.
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        signalled.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_and_admin_reload_apply_valid_files_and_keep_the_old_one_on_errors() {
+    let a = TestBackend::start("a");
+    let b = TestBackend::start("b");
+    let first = TestConfig::new()
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&a], &[1]))
+        .route("all", "/", "g");
+    let proxy = TestProxy::start(&first).await;
+    let http = client();
+    let response = http.get(proxy.url("/x")).send().await.unwrap();
+    assert_eq!(response.headers()["x-config-generation"], "1");
+    assert_eq!(
+        response.headers()["x-upstream-server"],
+        a.addr.to_string().as_str()
+    );
+
+    let second = TestConfig::same_ports(&first)
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&b], &[1]))
+        .route("all", "/", "g");
+    proxy.write_config(&second.render());
+    proxy.signal("HUP");
+    let b_addr = b.addr.to_string();
+    eventually(
+        Duration::from_secs(5),
+        "the reloaded config to serve",
+        || {
+            let (http, url, b_addr) = (http.clone(), proxy.url("/x"), b_addr.clone());
+            async move {
+                let response = http.get(url).send().await.ok()?;
+                // The new server takes traffic only after its first passing check.
+                (response.headers().get("x-upstream-server")? == b_addr.as_str()
+                    && response.headers()["x-config-generation"] == "2")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    proxy.write_config(
+        &second
+            .render()
+            .replace("strategy = \"round_robin\"", "strategy = \"fastest\""),
+    );
+    let response = http
+        .post(format!("{}/admin/reload", proxy.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("upstreams.g.strategy"),
+        "{body}"
+    );
+    let response = http.get(proxy.url("/x")).send().await.unwrap();
+    assert_eq!(response.headers()["x-config-generation"], "2");
+    assert_eq!(response.headers()["x-upstream-server"], b_addr.as_str());
+}

@@ -1,0 +1,8 @@
+//! Integration tests: real backends, the real `scalelab-proxy` binary, real HTTP clients.
+#![allow(clippy::unwrap_used)]
+
+mod balancing;
+mod failover;
+mod forwarding;
+mod harness;
+mod lifecycle;

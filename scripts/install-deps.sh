@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what building and testing scalelab needs on a Debian machine that has Rust:
+# cmake (pingora builds a C library with it), a C toolchain, and the rustfmt/clippy components.
+# Idempotent: it installs only what is missing, so it is cheap to run every time.
+set -euo pipefail
+
+need_apt=()
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+
+if ((${#need_apt[@]})); then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+      echo "install-deps: need root or sudo to install: ${need_apt[*]}" >&2
+      exit 1
+    fi
+  fi
+  echo "install-deps: installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends "${need_apt[@]}" >/dev/null 2>&1 || {
+    $sudo apt-get update >/dev/null
+    $sudo apt-get install -y --no-install-recommends "${need_apt[@]}"
+  }
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install-deps: cargo not found; install Rust with rustup first (https://rustup.rs)" >&2
+  exit 1
+fi
+if command -v rustup >/dev/null 2>&1; then
+  for component in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^${component}" ||
+      rustup component add "$component"
+  done
+fi
