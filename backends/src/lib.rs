@@ -9,4 +9,5 @@ pub mod error;
 pub mod extract;
 pub mod instance;
 pub mod microservice;
+pub mod priority_worker;
 pub mod serve;

@@ -1,0 +1,6 @@
+//! Integration tests that run the real backend binaries as child processes.
+#![allow(clippy::unwrap_used)]
+
+mod database;
+mod harness;
+mod worker;
