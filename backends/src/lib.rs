@@ -8,6 +8,7 @@ pub mod database;
 pub mod error;
 pub mod extract;
 pub mod instance;
+pub mod jwt;
 pub mod microservice;
 pub mod priority_worker;
 pub mod serve;
