@@ -123,6 +123,11 @@ impl Chaos {
         *self.0.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Replaces the settings without validation; for tests and code that built them from validated parts.
+    pub fn replace(&self, settings: ChaosSettings) {
+        self.set(settings);
+    }
+
     fn set(&self, settings: ChaosSettings) {
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = settings;
     }

@@ -7,6 +7,7 @@ pub mod chaos;
 pub mod database;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod instance;
 pub mod jwt;
 pub mod microservice;

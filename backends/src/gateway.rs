@@ -1,0 +1,298 @@
+//! The API gateway (ports 5000, 5003, 5006 in the lab): verifies the JWT itself (defense in depth behind the proxy),
+//! then fans out to the database, the microservice and the worker over pooled HTTP clients with timeouts.
+//! A failing dependency answers 502/503/504 JSON naming it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::{AppError, UpstreamFailure};
+use crate::extract::{Json, Query};
+use crate::instance::{self, Instance};
+use crate::jwt::{Reason, Verifier};
+use crate::priority_worker::queue::Priority;
+use crate::priority_worker::unix_now;
+
+/// `Cache-Control` of `/data`: the seed's default TTL of 300 s.
+pub const DATA_CACHE_CONTROL: &str = "public, max-age=300";
+
+/// `Cache-Control` of `/data/complex`: the seed cached it for 60 s.
+pub const COMPLEX_CACHE_CONTROL: &str = "public, max-age=60";
+
+/// Base URLs of the gateway's dependencies, without a trailing slash.
+#[derive(Debug, Clone)]
+pub struct Dependencies {
+    /// The database service.
+    pub database: String,
+    /// The microservice.
+    pub microservice: String,
+    /// The priority worker.
+    pub worker: String,
+}
+
+/// The gateway's state.
+#[derive(Debug, Clone)]
+pub struct GatewayState {
+    instance: Arc<Instance>,
+    verifier: Arc<Verifier>,
+    dependencies: Arc<Dependencies>,
+    client: reqwest::Client,
+}
+
+impl GatewayState {
+    /// Builds the state with one pooled client whose requests time out after `timeout`.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn new(
+        instance: Arc<Instance>,
+        verifier: Arc<Verifier>,
+        dependencies: Dependencies,
+        timeout: Duration,
+    ) -> Result<Self, AppError> {
+        let client = reqwest::Client::builder()
+            // Dependencies are on loopback or a private network; an environment proxy would only get in the way.
+            .no_proxy()
+            .connect_timeout(timeout.min(Duration::from_secs(2)))
+            .timeout(timeout)
+            .pool_max_idle_per_host(64)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(AppError::internal)?;
+        let trim = |url: String| url.trim_end_matches('/').to_owned();
+        let dependencies = Dependencies {
+            database: trim(dependencies.database),
+            microservice: trim(dependencies.microservice),
+            worker: trim(dependencies.worker),
+        };
+        Ok(Self {
+            instance,
+            verifier,
+            dependencies: Arc::new(dependencies),
+            client,
+        })
+    }
+}
+
+/// The gateway's routes (all but the common ones require a valid JWT) plus the common ones.
+pub fn router(state: GatewayState) -> Router {
+    let instance = Arc::clone(&state.instance);
+    let service = Router::new()
+        .route("/data", get(data))
+        .route("/data/complex", get(complex))
+        .route("/longtask", post(longtask))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state);
+    instance::wrap(&instance, service)
+}
+
+/// Refuses requests without a valid token: 401, `WWW-Authenticate`, and `{"error","reason"}`.
+async fn authenticate(
+    State(state): State<GatewayState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let header = request.headers().get(header::AUTHORIZATION);
+    let verified = match header.map(HeaderValue::to_str) {
+        None => state.verifier.verify_header(None),
+        Some(Ok(value)) => state.verifier.verify_header(Some(value)),
+        Some(Err(_)) => Err(Reason::Malformed),
+    };
+    match verified {
+        Ok(claims) => {
+            request.extensions_mut().insert(claims);
+            next.run(request).await
+        }
+        Err(reason) => {
+            tracing::info!(instance = state.instance.name(), %reason, "request refused");
+            AppError::Unauthorized {
+                error: if reason == Reason::Missing {
+                    "Missing token"
+                } else {
+                    "Invalid token"
+                },
+                reason: reason.as_str(),
+                challenge: reason.challenge(),
+            }
+            .into_response()
+        }
+    }
+}
+
+/// Calls a dependency and classifies the failure; returns its status and JSON body.
+async fn call(
+    dependency: &'static str,
+    request: reqwest::RequestBuilder,
+) -> Result<(StatusCode, Value), AppError> {
+    let fail = |failure, detail: String| AppError::Upstream {
+        dependency,
+        failure,
+        detail,
+    };
+    let response = request.send().await.map_err(|error| {
+        let failure = if error.is_timeout() {
+            UpstreamFailure::Timeout
+        } else if error.is_connect() {
+            UpstreamFailure::Unavailable
+        } else {
+            UpstreamFailure::BadResponse
+        };
+        fail(failure, error.to_string())
+    })?;
+    let status = StatusCode::from_u16(response.status().as_u16())
+        .map_err(|error| fail(UpstreamFailure::BadResponse, error.to_string()))?;
+    let body = response.json::<Value>().await.map_err(|error| {
+        let failure = if error.is_timeout() {
+            UpstreamFailure::Timeout
+        } else {
+            UpstreamFailure::BadResponse
+        };
+        fail(failure, error.to_string())
+    })?;
+    if status.is_server_error() {
+        // Keep the dependency's own verdict when it says it is unavailable or timed out.
+        let failure = match status {
+            StatusCode::SERVICE_UNAVAILABLE => UpstreamFailure::Unavailable,
+            StatusCode::GATEWAY_TIMEOUT => UpstreamFailure::Timeout,
+            _ => UpstreamFailure::BadResponse,
+        };
+        return Err(fail(failure, format!("answered {status}: {body}")));
+    }
+    Ok((status, body))
+}
+
+fn with_cache_control(body: Value, cache_control: &'static str) -> Response {
+    (
+        [(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        )],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+async fn data(State(state): State<GatewayState>) -> Result<Response, AppError> {
+    let url = format!("{}/db", state.dependencies.database);
+    let (status, body) = call("database", state.client.get(url)).await?;
+    let message = body
+        .get("message")
+        .and_then(Value::as_str)
+        .filter(|_| status == StatusCode::OK)
+        .ok_or_else(|| AppError::Upstream {
+            dependency: "database",
+            failure: UpstreamFailure::BadResponse,
+            detail: format!("unexpected answer {status}: {body}"),
+        })?;
+    let body = json!({ "data": message, "source": "database", "instance": state.instance.name() });
+    Ok(with_cache_control(body, DATA_CACHE_CONTROL))
+}
+
+#[derive(Debug, Deserialize)]
+struct ComplexParams {
+    id: Option<String>,
+}
+
+async fn complex(
+    State(state): State<GatewayState>,
+    Query(params): Query<ComplexParams>,
+) -> Result<Response, AppError> {
+    let id: i64 = params
+        .id
+        .as_deref()
+        .ok_or_else(|| AppError::BadRequest("query parameter id is required".to_owned()))?
+        .parse()
+        .map_err(|_| AppError::BadRequest("id must be an integer".to_owned()))?;
+    let item = call(
+        "database",
+        state
+            .client
+            .get(format!("{}/items/{id}", state.dependencies.database)),
+    );
+    let process = call(
+        "microservice",
+        state
+            .client
+            .get(format!("{}/process", state.dependencies.microservice)),
+    );
+    let (item, process) = tokio::join!(item, process);
+    let (item_status, db_data) = item?;
+    if item_status == StatusCode::NOT_FOUND {
+        return Err(AppError::NotFound(format!("item {id} not found")));
+    }
+    let (process_status, service_data) = process?;
+    for (dependency, status) in [("database", item_status), ("microservice", process_status)] {
+        if status != StatusCode::OK {
+            return Err(AppError::Upstream {
+                dependency,
+                failure: UpstreamFailure::BadResponse,
+                detail: format!("unexpected status {status}"),
+            });
+        }
+    }
+    let body = json!({ "db_data": db_data, "service_data": service_data, "timestamp": unix_now() });
+    Ok(with_cache_control(body, COMPLEX_CACHE_CONTROL))
+}
+
+#[derive(Debug, Deserialize)]
+struct LongtaskParams {
+    priority: Option<String>,
+}
+
+async fn longtask(
+    State(state): State<GatewayState>,
+    Query(params): Query<LongtaskParams>,
+    Json(task): Json<Value>,
+) -> Result<(StatusCode, axum::Json<Value>), AppError> {
+    let priority: Priority = match params.priority {
+        None => Priority::Normal,
+        Some(text) => text.parse().map_err(AppError::BadRequest)?,
+    };
+    let Value::Object(mut task) = task else {
+        return Err(AppError::BadRequest(
+            "the task must be a JSON object".to_owned(),
+        ));
+    };
+    // The seed's envelope, kept so the worker can log which gateway and when.
+    task.insert(
+        "_meta".to_owned(),
+        json!({ "timestamp": unix_now(), "gateway": state.instance.name(), "priority": priority }),
+    );
+    let url = format!("{}/tasks?priority={priority}", state.dependencies.worker);
+    let (status, body) = call("worker", state.client.post(url).json(&task)).await?;
+    match status {
+        StatusCode::ACCEPTED => {
+            let task_id = body.get("task_id").cloned().unwrap_or(Value::Null);
+            Ok((
+                StatusCode::ACCEPTED,
+                axum::Json(
+                    json!({ "status": "Task queued", "priority": priority, "task_id": task_id }),
+                ),
+            ))
+        }
+        // The worker refused the task itself (bad duration, unknown field): that is the client's error, pass it on.
+        status if status.is_client_error() && status != StatusCode::NOT_FOUND => {
+            let message = body
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("task rejected by the worker");
+            Err(AppError::BadRequest(message.to_owned()))
+        }
+        status => Err(AppError::Upstream {
+            dependency: "worker",
+            failure: UpstreamFailure::BadResponse,
+            detail: format!("unexpected status {status}: {body}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

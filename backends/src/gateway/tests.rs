@@ -1,0 +1,333 @@
+//! Oneshot tests of the gateway router; its dependencies are real backend routers served on loopback.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request};
+use jsonwebtoken::{encode, get_current_timestamp, Algorithm, EncodingKey, Header};
+use tower::ServiceExt;
+
+use super::*;
+use crate::chaos::ChaosSettings;
+use crate::database::{self, Database, DatabaseState, Latency};
+use crate::jwt::JwtSettings;
+use crate::microservice::{self, MicroserviceState};
+use crate::priority_worker::store::{SqliteTaskStore, TaskStore};
+use crate::priority_worker::{self, WorkerSettings, WorkerState};
+
+const SECRET: &[u8] = b"gateway-test-secret-gateway-test-secret";
+
+/// Serves a router on a free loopback port and returns its base URL.
+async fn spawn(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// A URL on which nothing listens.
+fn closed_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    database: String,
+    microservice: String,
+    worker: String,
+    microservice_chaos: crate::chaos::Chaos,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let db_instance = Instance::new("database", 5002, ChaosSettings::default()).unwrap();
+    let database = Arc::new(Database::open(dir.path()).unwrap());
+    let database = spawn(database::router(DatabaseState {
+        instance: db_instance,
+        database,
+        latency: Latency::NONE,
+    }))
+    .await;
+    let ms_instance = Instance::new("microservice", 5001, ChaosSettings::default()).unwrap();
+    let microservice_chaos = ms_instance.chaos().clone();
+    let microservice = spawn(microservice::router(MicroserviceState {
+        instance: ms_instance,
+    }))
+    .await;
+    let worker_instance = Instance::new("worker", 5005, ChaosSettings::default()).unwrap();
+    let store: Arc<dyn TaskStore> = Arc::new(SqliteTaskStore::open(dir.path()).unwrap());
+    let settings = WorkerSettings {
+        workers: 0,
+        aging: Duration::from_secs(30),
+    };
+    let worker = spawn(priority_worker::router(
+        WorkerState::start(worker_instance, store, settings)
+            .await
+            .unwrap(),
+    ))
+    .await;
+    World {
+        _dir: dir,
+        database,
+        microservice,
+        worker,
+        microservice_chaos,
+    }
+}
+
+fn gateway(dependencies: Dependencies, timeout: Duration) -> Router {
+    let instance = Instance::new("gateway", 5003, ChaosSettings::default()).unwrap();
+    let settings = JwtSettings {
+        secret: SECRET.to_vec(),
+        issuer: None,
+        audience: None,
+        algorithms: vec![Algorithm::HS256],
+        leeway_secs: 5,
+    };
+    let verifier = Arc::new(Verifier::new(&settings).unwrap());
+    router(GatewayState::new(instance, verifier, dependencies, timeout).unwrap())
+}
+
+fn gateway_for(world: &World) -> Router {
+    gateway(
+        Dependencies {
+            database: world.database.clone(),
+            microservice: world.microservice.clone(),
+            worker: world.worker.clone(),
+        },
+        Duration::from_secs(2),
+    )
+}
+
+fn token() -> String {
+    let claims = json!({"sub": "tester", "exp": get_current_timestamp() + 600});
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+fn authed(method: &str, uri: &str, body: Option<&str>) -> Request<Body> {
+    let builder = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {}", token()));
+    match body {
+        Some(body) => builder
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned())),
+        None => builder.body(Body::empty()),
+    }
+    .unwrap()
+}
+
+async fn call(app: &Router, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_get_401_with_a_challenge() {
+    let world = world().await;
+    let app = gateway_for(&world);
+    let (status, headers, body) =
+        call(&app, Request::get("/data").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body, json!({"error": "Missing token", "reason": "missing"}));
+    assert_eq!(headers["www-authenticate"], r#"Bearer realm="scalelab""#);
+    assert!(headers.contains_key("x-processing-time"));
+
+    let seed_token =
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.ZRrHA1JJJW8opsbCGfG_HACGpVUMN_a9IV7pAx_Zmeo";
+    let request = Request::get("/data")
+        .header("authorization", seed_token)
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, body) = call(&app, request).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "Invalid token", "reason": "bad_signature"})
+        )
+    );
+    assert!(headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains(r#"error="invalid_token""#));
+
+    let (status, _, _) = call(&app, Request::get("/health").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "health needs no token");
+}
+
+#[tokio::test]
+async fn data_reads_the_database_with_bearer_or_raw_token() {
+    let world = world().await;
+    let app = gateway_for(&world);
+    let expected = json!({"data": "Fetched fresh data from DB", "source": "database", "instance": "gateway-5003"});
+    let (status, headers, body) = call(&app, authed("GET", "/data", None)).await;
+    assert_eq!((status, body), (StatusCode::OK, expected.clone()));
+    assert_eq!(headers["cache-control"], DATA_CACHE_CONTROL);
+    assert!(headers.contains_key("x-processing-time"));
+    let raw = Request::get("/data")
+        .header("authorization", token())
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = call(&app, raw).await;
+    assert_eq!((status, body), (StatusCode::OK, expected));
+}
+
+#[tokio::test]
+async fn complex_data_combines_item_and_microservice() {
+    let world = world().await;
+    let app = gateway_for(&world);
+    let (status, headers, body) = call(&app, authed("GET", "/data/complex?id=3", None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers["cache-control"], COMPLEX_CACHE_CONTROL);
+    assert_eq!(body["db_data"]["id"], 3);
+    assert_eq!(body["db_data"]["value"]["name"], "item 3");
+    assert_eq!(body["service_data"]["message"], "Business logic executed");
+    assert!(body["timestamp"].as_f64().unwrap() > 1.0e9);
+
+    let cases = [
+        ("/data/complex?id=5000", StatusCode::NOT_FOUND),
+        ("/data/complex?id=abc", StatusCode::BAD_REQUEST),
+        ("/data/complex", StatusCode::BAD_REQUEST),
+    ];
+    for (uri, expected) in cases {
+        let (status, _, body) = call(&app, authed("GET", uri, None)).await;
+        assert_eq!(status, expected, "{uri}: {body}");
+        assert!(body["error"].is_string(), "{uri}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn failing_dependencies_map_to_502_503_504_naming_them() {
+    let world = world().await;
+    let down = gateway(
+        Dependencies {
+            database: world.database.clone(),
+            microservice: closed_url(),
+            worker: closed_url(),
+        },
+        Duration::from_secs(2),
+    );
+    let (status, _, body) = call(&down, authed("GET", "/data/complex?id=1", None)).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "microservice unavailable", "dependency": "microservice"})
+        )
+    );
+    let (status, _, body) = call(
+        &down,
+        authed("POST", "/longtask", Some(r#"{"duration":1}"#)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["dependency"].clone()),
+        (StatusCode::SERVICE_UNAVAILABLE, json!("worker"))
+    );
+
+    let slow = gateway(
+        Dependencies {
+            database: world.database.clone(),
+            microservice: world.microservice.clone(),
+            worker: world.worker.clone(),
+        },
+        Duration::from_millis(100),
+    );
+    world.microservice_chaos_set(ChaosSettings {
+        latency_ms: 500,
+        ..ChaosSettings::default()
+    });
+    let (status, _, body) = call(&slow, authed("GET", "/data/complex?id=1", None)).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::GATEWAY_TIMEOUT,
+            json!({"error": "microservice timed out", "dependency": "microservice"})
+        )
+    );
+
+    world.microservice_chaos_set(ChaosSettings {
+        error_rate: 1.0,
+        ..ChaosSettings::default()
+    });
+    let (status, _, body) = call(
+        &gateway_for(&world),
+        authed("GET", "/data/complex?id=1", None),
+    )
+    .await;
+    assert_eq!(
+        (status, body["dependency"].clone()),
+        (StatusCode::BAD_GATEWAY, json!("microservice"))
+    );
+}
+
+impl World {
+    fn microservice_chaos_set(&self, settings: ChaosSettings) {
+        self.microservice_chaos.replace(settings);
+    }
+}
+
+#[tokio::test]
+async fn longtask_forwards_to_the_worker_and_returns_its_id() {
+    let world = world().await;
+    let app = gateway_for(&world);
+    let (status, headers, body) = call(
+        &app,
+        authed(
+            "POST",
+            "/longtask?priority=high",
+            Some(r#"{"task_type":"cpu_intensive","duration":3}"#),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        body,
+        json!({"status": "Task queued", "priority": "high", "task_id": "task-1"})
+    );
+    assert!(headers.contains_key("x-processing-time"));
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let task: Value = client
+        .get(format!("{}/tasks/task-1", world.worker))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (task["priority"].as_str(), task["duration"].as_f64()),
+        (Some("high"), Some(3.0))
+    );
+
+    let cases = [
+        (
+            "/longtask?priority=urgent",
+            r#"{"duration":1}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/longtask", "[1]", StatusCode::BAD_REQUEST),
+        ("/longtask", "{", StatusCode::BAD_REQUEST),
+        ("/longtask", r#"{"duration":999}"#, StatusCode::BAD_REQUEST),
+    ];
+    for (uri, body, expected) in cases {
+        let (status, _, reply) = call(&app, authed("POST", uri, Some(body))).await;
+        assert_eq!(status, expected, "{uri} {body}: {reply}");
+        assert!(reply["error"].is_string(), "{reply}");
+    }
+}
