@@ -26,6 +26,42 @@ pub struct Config {
     pub proxy: ProxySettings,
     pub upstreams: BTreeMap<String, Upstream>,
     pub routes: Vec<Route>,
+    /// `None` when the file has no `[cache]` table: nothing is cached.
+    pub cache: Option<CacheSettings>,
+}
+
+/// The `[cache]` table: shared tiers for every route that enables caching.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CacheSettings {
+    pub max_object_bytes: usize,
+    pub cacheable_statuses: Vec<u16>,
+    /// How long a request waits for another one filling the same key before going itself.
+    #[serde(with = "humantime_serde_compat")]
+    pub lock_timeout: Duration,
+    /// Hottest first: `tiers[0]` is L1; new objects enter the last one.
+    pub tiers: Vec<TierSettings>,
+    pub promotion_hits: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TierSettings {
+    pub name: String,
+    pub max_entries: usize,
+    pub max_bytes: usize,
+    #[serde(with = "humantime_serde_compat")]
+    pub ttl: Duration,
+}
+
+/// A route's `cache = { ... }` settings.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RouteCache {
+    pub key: crate::cache::key::KeyTemplate,
+    #[serde(with = "humantime_serde_compat")]
+    pub default_ttl: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub stale_while_revalidate: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub stale_if_error: Duration,
 }
 
 /// Process-level settings; changing them needs a restart.
@@ -83,6 +119,8 @@ pub struct Route {
     #[serde(serialize_with = "serialize_methods")]
     pub methods: Option<Vec<Method>>,
     pub upstream: String,
+    /// `None` when the route does not cache.
+    pub cache: Option<RouteCache>,
 }
 
 /// One problem found in a config file.

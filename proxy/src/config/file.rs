@@ -15,6 +15,7 @@ pub struct FileConfig {
     pub upstreams: BTreeMap<String, FileUpstream>,
     #[serde(default)]
     pub routes: Vec<FileRoute>,
+    pub cache: Option<FileCache>,
     /// The `[lab]` table belongs to `scalelab up` (which processes to start); the proxy keeps it
     /// opaque so one file can describe the whole lab.
     #[serde(default)]
@@ -69,4 +70,49 @@ pub struct FileRoute {
     pub host: Option<String>,
     pub methods: Option<Vec<String>>,
     pub upstream: String,
+    pub cache: Option<FileRouteCache>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCache {
+    pub max_object_bytes: Option<ByteSize>,
+    pub cacheable_statuses: Option<Vec<i64>>,
+    pub lock_timeout: Option<String>,
+    #[serde(default)]
+    pub tiers: Vec<FileTier>,
+    pub promotion: Option<FilePromotion>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTier {
+    pub name: String,
+    pub max_entries: Option<i64>,
+    pub max_bytes: Option<ByteSize>,
+    pub ttl: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePromotion {
+    pub hits: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRouteCache {
+    pub enabled: Option<bool>,
+    pub key: Option<String>,
+    pub default_ttl: Option<String>,
+    pub stale_while_revalidate: Option<String>,
+    pub stale_if_error: Option<String>,
+}
+
+/// A size written as a number of bytes or a string such as "16MiB".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ByteSize {
+    Bytes(i64),
+    Text(String),
 }

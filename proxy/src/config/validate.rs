@@ -1,8 +1,12 @@
 //! `FileConfig` -> `Config`: every check runs and every failure is kept, so one `--check` run
 //! shows the user all of them.
 
-use super::file::{FileConfig, FileHealthCheck, FileUpstream};
-use super::{Config, HealthCheck, Issue, ProxySettings, Route, Server, Upstream};
+use super::file::{ByteSize, FileCache, FileConfig, FileHealthCheck, FileRouteCache, FileUpstream};
+use super::{
+    CacheSettings, Config, HealthCheck, Issue, ProxySettings, Route, RouteCache, Server, TierSettings, Upstream,
+};
+use crate::cache::key::KeyTemplate;
+use crate::cache::policy::parse_bytes;
 use crate::balance::Strategy;
 use http::Method;
 use std::collections::BTreeMap;
@@ -59,6 +63,37 @@ impl Issues {
         }
     }
 
+    /// A duration that may be zero (stale windows).
+    fn window(&mut self, path: &str, value: Option<&String>) -> Duration {
+        let Some(text) = value else { return Duration::ZERO };
+        humantime::parse_duration(text).unwrap_or_else(|error| {
+            self.push(path, format!("invalid duration {text:?} ({error}); write it like \"10s\""));
+            Duration::ZERO
+        })
+    }
+
+    fn bytes(&mut self, path: &str, value: Option<&ByteSize>, default: usize) -> usize {
+        match value {
+            None => default,
+            Some(ByteSize::Bytes(n)) if *n > 0 => *n as usize,
+            Some(ByteSize::Bytes(n)) => {
+                self.push(path, format!("{n} must be greater than zero"));
+                default
+            }
+            Some(ByteSize::Text(text)) => match parse_bytes(text) {
+                Ok(n) if n > 0 => n as usize,
+                Ok(_) => {
+                    self.push(path, "must be greater than zero");
+                    default
+                }
+                Err(message) => {
+                    self.push(path, message);
+                    default
+                }
+            },
+        }
+    }
+
     fn addr(&mut self, path: &str, text: &str) -> Option<SocketAddr> {
         match text.parse::<SocketAddr>() {
             Ok(addr) => Some(addr),
@@ -84,12 +119,14 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<Issue>> {
             upstreams.insert(name.clone(), valid);
         }
     }
-    let routes = validate_routes(&file, &mut issues);
+    let cache = file.cache.as_ref().map(|cache| validate_cache(cache, &mut issues));
+    let routes = validate_routes(&file, cache.is_some(), &mut issues);
     if issues.0.is_empty() {
         Ok(Config {
             proxy,
             upstreams,
             routes,
+            cache,
         })
     } else {
         Err(issues.0)
@@ -237,7 +274,68 @@ fn validate_health_check(base: &str, check: &FileHealthCheck, issues: &mut Issue
     }
 }
 
-fn validate_routes(file: &FileConfig, issues: &mut Issues) -> Vec<Route> {
+fn validate_cache(cache: &FileCache, issues: &mut Issues) -> CacheSettings {
+    if cache.tiers.is_empty() {
+        issues.push("cache.tiers", "needs at least one [[cache.tiers]] table");
+    }
+    let mut tiers: Vec<TierSettings> = Vec::new();
+    for (i, tier) in cache.tiers.iter().enumerate() {
+        let base = format!("cache.tiers[{i}]");
+        if tier.name.is_empty() || tiers.iter().any(|t| t.name == tier.name) {
+            issues.push(format!("{base}.name"), format!("tier name {:?} must be unique and non-empty", tier.name));
+        }
+        tiers.push(TierSettings {
+            name: tier.name.clone(),
+            max_entries: issues.integer(&format!("{base}.max_entries"), tier.max_entries, (1, 100_000_000), 1000) as usize,
+            max_bytes: issues.bytes(&format!("{base}.max_bytes"), tier.max_bytes.as_ref(), 16 << 20),
+            ttl: issues.duration(&format!("{base}.ttl"), tier.ttl.as_ref(), Duration::from_secs(3600)),
+        });
+    }
+    let statuses = match &cache.cacheable_statuses {
+        None => vec![200, 203, 301, 404],
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, &code)| issues.integer(&format!("cache.cacheable_statuses[{i}]"), Some(code), (100, 599), 200) as u16)
+            .collect(),
+    };
+    CacheSettings {
+        max_object_bytes: issues.bytes("cache.max_object_bytes", cache.max_object_bytes.as_ref(), 1 << 20),
+        cacheable_statuses: statuses,
+        lock_timeout: issues.duration("cache.lock_timeout", cache.lock_timeout.as_ref(), Duration::from_secs(5)),
+        tiers,
+        promotion_hits: issues.integer(
+            "cache.promotion.hits",
+            cache.promotion.as_ref().and_then(|p| p.hits),
+            (1, 1_000_000),
+            2,
+        ) as u32,
+    }
+}
+
+fn validate_route_cache(base: &str, cache: &FileRouteCache, has_tiers: bool, issues: &mut Issues) -> Option<RouteCache> {
+    if cache.enabled == Some(false) {
+        return None;
+    }
+    if !has_tiers {
+        issues.push(format!("{base}.cache"), "caching needs a [cache] table with tiers");
+    }
+    let key = match &cache.key {
+        None => KeyTemplate::default(),
+        Some(text) => KeyTemplate::parse(text).unwrap_or_else(|message| {
+            issues.push(format!("{base}.cache.key"), message);
+            KeyTemplate::default()
+        }),
+    };
+    Some(RouteCache {
+        key,
+        default_ttl: issues.duration(&format!("{base}.cache.default_ttl"), cache.default_ttl.as_ref(), Duration::from_secs(300)),
+        stale_while_revalidate: issues.window(&format!("{base}.cache.stale_while_revalidate"), cache.stale_while_revalidate.as_ref()),
+        stale_if_error: issues.window(&format!("{base}.cache.stale_if_error"), cache.stale_if_error.as_ref()),
+    })
+}
+
+fn validate_routes(file: &FileConfig, has_cache: bool, issues: &mut Issues) -> Vec<Route> {
     let mut routes: Vec<Route> = Vec::new();
     for (i, route) in file.routes.iter().enumerate() {
         let base = format!("routes[{i}]");
@@ -296,12 +394,17 @@ fn validate_routes(file: &FileConfig, issues: &mut Issues) -> Vec<Route> {
                 ),
             );
         }
+        let cache = route
+            .cache
+            .as_ref()
+            .and_then(|cache| validate_route_cache(&base, cache, has_cache, issues));
         routes.push(Route {
             name,
             path: route.path.clone(),
             host,
             methods,
             upstream: route.upstream.clone(),
+            cache,
         });
     }
     routes

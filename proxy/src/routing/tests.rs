@@ -11,6 +11,7 @@ fn route(name: &str, path: &str, host: Option<&str>, methods: Option<&[&str]>) -
                 .collect()
         }),
         upstream: "u".into(),
+        cache: None,
     }
 }
 

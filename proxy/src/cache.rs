@@ -1,0 +1,563 @@
+//! The multi-tier response cache: tiers L1..Ln (first is hottest), each bounded by entries and
+//! bytes and evicting with CLOCK (second chance), objects entering the last tier, moving up
+//! after `promotion.hits` hits and down when evicted or when their tier's TTL ends, plus
+//! per-key fill locks for request coalescing. Hits take only a shard read lock.
+
+pub mod key;
+pub mod policy;
+
+#[cfg(test)]
+mod tests;
+
+use crate::config::{CacheSettings, TierSettings};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use policy::{TtlSource, Usability};
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+const SHARDS: usize = 16;
+
+/// One stored response.
+#[derive(Debug)]
+pub struct Entry {
+    pub key: Arc<str>,
+    id: u64,
+    pub status: u16,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+    /// Stored from a HEAD response: it has no body and cannot answer a GET.
+    pub head_only: bool,
+    pub stored_at: Instant,
+    pub stored_unix_ms: u64,
+    pub ttl: Duration,
+    pub ttl_source: TtlSource,
+    pub stale_while_revalidate: Duration,
+    pub stale_if_error: Duration,
+    pub tags: Vec<String>,
+    /// Request header values this response varies on, as they were when it was stored.
+    pub vary: Vec<(String, Option<String>)>,
+    pub size: usize,
+    tier_hits: AtomicU32,
+    total_hits: AtomicU64,
+    referenced: AtomicBool,
+    tier_entered: Mutex<Instant>,
+    soft_purged: AtomicBool,
+    refreshing: AtomicBool,
+}
+
+/// What a new entry is built from.
+#[derive(Debug)]
+pub struct NewEntry {
+    pub key: String,
+    pub status: u16,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+    pub head_only: bool,
+    pub ttl: Duration,
+    pub ttl_source: TtlSource,
+    pub stale_while_revalidate: Duration,
+    pub stale_if_error: Duration,
+    pub tags: Vec<String>,
+    pub vary: Vec<(String, Option<String>)>,
+}
+
+impl Entry {
+    pub fn age(&self) -> Duration {
+        self.stored_at.elapsed()
+    }
+
+    pub fn usability(&self) -> Usability {
+        if self.soft_purged.load(Ordering::Relaxed) {
+            // A soft-purged object is served stale while one request refreshes it.
+            return Usability::StaleRevalidate;
+        }
+        policy::usability(self.age(), self.ttl, self.stale_while_revalidate, self.stale_if_error)
+    }
+
+    pub fn ttl_left(&self) -> Duration {
+        self.ttl.saturating_sub(self.age())
+    }
+
+    pub fn hits(&self) -> u64 {
+        self.total_hits.load(Ordering::Relaxed)
+    }
+
+    /// Claims the background refresh of a stale object; only the first caller gets it.
+    pub fn claim_refresh(&self) -> bool {
+        !self.refreshing.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether this object answers a request with these header values (its `Vary`).
+    pub fn matches_vary(&self, header: &dyn Fn(&str) -> Option<String>) -> bool {
+        self.vary.iter().all(|(name, value)| header(name) == *value)
+    }
+
+    /// How long past its TTL the object stays worth keeping.
+    fn keep_for(&self) -> Duration {
+        self.ttl + self.stale_while_revalidate.max(self.stale_if_error)
+    }
+}
+
+#[derive(Debug, Default)]
+struct TierCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    sets: AtomicU64,
+    evictions: AtomicU64,
+    expirations: AtomicU64,
+    promotions: AtomicU64,
+    demotions: AtomicU64,
+}
+
+type Shard = RwLock<HashMap<Arc<str>, Arc<Entry>>>;
+
+#[derive(Debug)]
+struct Tier {
+    settings: TierSettings,
+    shards: Vec<Shard>,
+    /// CLOCK ring of (key, entry id); stale items are skipped and compacted away.
+    clock: Mutex<VecDeque<(Arc<str>, u64)>>,
+    entries: AtomicUsize,
+    bytes: AtomicUsize,
+    counters: TierCounters,
+}
+
+/// Per-tier numbers in the seed's shape, plus ours.
+#[derive(Debug, Clone, Serialize)]
+pub struct TierStats {
+    pub name: String,
+    pub hits: u64,
+    pub misses: u64,
+    pub sets: u64,
+    pub evictions: u64,
+    pub expirations: u64,
+    pub promotions: u64,
+    pub demotions: u64,
+    pub items: usize,
+    pub bytes: usize,
+    pub max_entries: usize,
+    pub max_bytes: usize,
+}
+
+/// Where a lookup found an object, and what the hit did to it.
+#[derive(Debug)]
+pub struct Found {
+    pub entry: Arc<Entry>,
+    pub tier: usize,
+    pub tier_name: String,
+    /// "L3->L2" when this hit promoted the object.
+    pub promoted: Option<String>,
+}
+
+/// An object's place, for `GET /admin/cache?key=`.
+#[derive(Debug, Serialize)]
+pub struct EntryReport {
+    pub key: String,
+    pub tier: String,
+    pub status: u16,
+    pub size: usize,
+    pub hits: u64,
+    pub age_seconds: f64,
+    pub ttl_seconds: f64,
+    pub ttl_left_seconds: f64,
+    pub ttl_source: TtlSource,
+    pub tags: Vec<String>,
+    pub soft_purged: bool,
+}
+
+/// What an invalidation selects.
+#[derive(Debug, Clone)]
+pub enum Selector {
+    Key(String),
+    Prefix(String),
+    Tag(String),
+}
+
+/// The leader's claim on filling a key; dropping it (done, failed or cancelled) wakes every
+/// waiter, who then looks the key up again.
+#[derive(Debug)]
+pub struct FillGuard {
+    store: Arc<CacheStore>,
+    key: String,
+}
+
+impl Drop for FillGuard {
+    fn drop(&mut self) {
+        if let Ok(mut fills) = self.store.fills[shard_of(&self.key)].lock() {
+            fills.remove(&self.key);
+        }
+    }
+}
+
+/// Either lead the fill of a key or wait for the current leader.
+#[derive(Debug)]
+pub enum Fill {
+    Leader(FillGuard),
+    Wait(watch::Receiver<()>),
+}
+
+#[derive(Debug)]
+pub struct CacheStore {
+    tiers: Vec<Tier>,
+    pub settings: CacheSettings,
+    fills: Vec<Mutex<HashMap<String, watch::Sender<()>>>>,
+    next_id: AtomicU64,
+    misses: AtomicU64,
+}
+
+fn shard_of(key: &str) -> usize {
+    // A fixed hasher: shard choice only spreads lock contention, it is not security relevant.
+    let mut hasher = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+    key.hash(&mut hasher);
+    (hasher.finish() as usize) % SHARDS
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl Tier {
+    fn new(settings: TierSettings) -> Tier {
+        Tier {
+            settings,
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            clock: Mutex::new(VecDeque::new()),
+            entries: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            counters: TierCounters::default(),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<Entry>> {
+        let shard = self.shards[shard_of(key)].read().ok()?;
+        shard.get(key).cloned()
+    }
+
+    /// Removes `key` if it still holds entry `id` (or any entry when `id` is `None`).
+    fn remove(&self, key: &str, id: Option<u64>) -> Option<Arc<Entry>> {
+        let mut shard = self.shards[shard_of(key)].write().ok()?;
+        if id.is_some_and(|id| shard.get(key).is_none_or(|e| e.id != id)) {
+            return None;
+        }
+        let removed = shard.remove(key)?;
+        self.entries.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(removed.size, Ordering::Relaxed);
+        Some(removed)
+    }
+
+    /// Inserts and returns what had to leave to make room (to be demoted by the caller).
+    fn insert(&self, entry: Arc<Entry>) -> Vec<Arc<Entry>> {
+        let replaced = {
+            let Ok(mut shard) = self.shards[shard_of(&entry.key)].write() else {
+                return Vec::new();
+            };
+            shard.insert(entry.key.clone(), entry.clone())
+        };
+        if let Some(old) = replaced {
+            self.entries.fetch_sub(1, Ordering::Relaxed);
+            self.bytes.fetch_sub(old.size, Ordering::Relaxed);
+        }
+        self.entries.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(entry.size, Ordering::Relaxed);
+        *lock(&entry.tier_entered) = Instant::now();
+        entry.tier_hits.store(0, Ordering::Relaxed);
+        entry.referenced.store(false, Ordering::Relaxed);
+        let mut clock = lock(&self.clock);
+        clock.push_back((entry.key.clone(), entry.id));
+        let mut evicted = Vec::new();
+        while self.over_capacity() {
+            let Some((key, id)) = clock.pop_front() else { break };
+            let Some(candidate) = self.get(&key).filter(|e| e.id == id) else { continue };
+            if candidate.id != entry.id && candidate.referenced.swap(false, Ordering::Relaxed) {
+                clock.push_back((key, id));
+                continue;
+            }
+            if let Some(removed) = self.remove(&key, Some(id)) {
+                evicted.push(removed);
+            }
+        }
+        // Moved and replaced objects leave stale ring items behind; drop them now and then.
+        if clock.len() > 2 * self.entries.load(Ordering::Relaxed) + 64 {
+            clock.retain(|(key, id)| self.get(key).is_some_and(|e| e.id == *id));
+        }
+        evicted
+    }
+
+    fn over_capacity(&self) -> bool {
+        self.entries.load(Ordering::Relaxed) > self.settings.max_entries
+            || self.bytes.load(Ordering::Relaxed) > self.settings.max_bytes
+    }
+
+    fn all(&self) -> Vec<Arc<Entry>> {
+        self.shards
+            .iter()
+            .filter_map(|shard| shard.read().ok().map(|s| s.values().cloned().collect::<Vec<_>>()))
+            .flatten()
+            .collect()
+    }
+
+    fn stats(&self) -> TierStats {
+        let c = &self.counters;
+        TierStats {
+            name: self.settings.name.clone(),
+            hits: c.hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            sets: c.sets.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
+            expirations: c.expirations.load(Ordering::Relaxed),
+            promotions: c.promotions.load(Ordering::Relaxed),
+            demotions: c.demotions.load(Ordering::Relaxed),
+            items: self.entries.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            max_entries: self.settings.max_entries,
+            max_bytes: self.settings.max_bytes,
+        }
+    }
+}
+
+impl CacheStore {
+    pub fn new(settings: CacheSettings) -> Arc<CacheStore> {
+        Arc::new(CacheStore {
+            tiers: settings.tiers.iter().cloned().map(Tier::new).collect(),
+            settings,
+            fills: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            next_id: AtomicU64::new(1),
+            misses: AtomicU64::new(0),
+        })
+    }
+
+    /// A store with new settings that keeps every object that still fits, in the same tier
+    /// (or the last one when tiers were removed).
+    pub fn resized(&self, settings: CacheSettings) -> Arc<CacheStore> {
+        let next = CacheStore::new(settings);
+        next.next_id.store(self.next_id.load(Ordering::Relaxed), Ordering::Relaxed);
+        let last = next.tiers.len().saturating_sub(1);
+        for (index, tier) in self.tiers.iter().enumerate().rev() {
+            for entry in tier.all() {
+                if entry.size <= next.settings.max_object_bytes && !next.tiers.is_empty() {
+                    next.place(index.min(last), entry);
+                }
+            }
+        }
+        next
+    }
+
+    /// Looks `key` up, L1 first. A hit counts toward promotion; an object whose tier TTL ended
+    /// moves down first; an object past every stale window is removed.
+    pub fn lookup(&self, key: &str) -> Option<Found> {
+        for (index, tier) in self.tiers.iter().enumerate() {
+            let Some(entry) = tier.get(key) else {
+                tier.counters.misses.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            if entry.usability() == Usability::Expired {
+                if tier.remove(key, Some(entry.id)).is_some() {
+                    tier.counters.expirations.fetch_add(1, Ordering::Relaxed);
+                }
+                break;
+            }
+            let in_tier = lock(&entry.tier_entered).elapsed();
+            if in_tier >= tier.settings.ttl {
+                self.demote_or_expire(index, &entry);
+                return self.lookup(key);
+            }
+            entry.referenced.store(true, Ordering::Relaxed);
+            entry.total_hits.fetch_add(1, Ordering::Relaxed);
+            tier.counters.hits.fetch_add(1, Ordering::Relaxed);
+            let hits = entry.tier_hits.fetch_add(1, Ordering::Relaxed) + 1;
+            let mut promoted = None;
+            let mut found_tier = index;
+            if index > 0 && hits >= self.settings.promotion_hits {
+                if let Some(moved) = tier.remove(key, Some(entry.id)) {
+                    tier.counters.promotions.fetch_add(1, Ordering::Relaxed);
+                    promoted = Some(format!("{}->{}", tier.settings.name, self.tiers[index - 1].settings.name));
+                    found_tier = index - 1;
+                    self.place(index - 1, moved);
+                }
+            }
+            return Some(Found {
+                entry,
+                tier: found_tier,
+                tier_name: self.tiers[found_tier].settings.name.clone(),
+                promoted,
+            });
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// Stores a new object in the last (coldest) tier.
+    pub fn insert(&self, new: NewEntry) -> Option<String> {
+        let last = self.tiers.len().checked_sub(1)?;
+        let size = new.body.len()
+            + new.key.len()
+            + new
+                .headers
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len())
+                .sum::<usize>();
+        if size > self.settings.max_object_bytes.saturating_add(16 * 1024) {
+            return None;
+        }
+        // The same key may sit in a hotter tier; the new object replaces it.
+        for tier in &self.tiers[..last] {
+            tier.remove(&new.key, None);
+        }
+        let entry = Arc::new(Entry {
+            key: Arc::from(new.key),
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            status: new.status,
+            headers: new.headers,
+            body: new.body,
+            head_only: new.head_only,
+            stored_at: Instant::now(),
+            stored_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            ttl: new.ttl,
+            ttl_source: new.ttl_source,
+            stale_while_revalidate: new.stale_while_revalidate,
+            stale_if_error: new.stale_if_error,
+            tags: new.tags,
+            vary: new.vary,
+            size,
+            tier_hits: AtomicU32::new(0),
+            total_hits: AtomicU64::new(0),
+            referenced: AtomicBool::new(false),
+            tier_entered: Mutex::new(Instant::now()),
+            soft_purged: AtomicBool::new(false),
+            refreshing: AtomicBool::new(false),
+        });
+        self.tiers[last].counters.sets.fetch_add(1, Ordering::Relaxed);
+        self.place(last, entry);
+        Some(self.tiers[last].settings.name.clone())
+    }
+
+    /// Puts `entry` in tier `index`; whatever that evicts moves down one tier, and what falls
+    /// out of the last tier is gone.
+    fn place(&self, index: usize, entry: Arc<Entry>) {
+        let mut pending = vec![(index, entry)];
+        while let Some((index, entry)) = pending.pop() {
+            let tier = &self.tiers[index];
+            for evicted in tier.insert(entry) {
+                if index + 1 < self.tiers.len() {
+                    tier.counters.demotions.fetch_add(1, Ordering::Relaxed);
+                    pending.push((index + 1, evicted));
+                } else {
+                    tier.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn demote_or_expire(&self, index: usize, entry: &Arc<Entry>) {
+        let tier = &self.tiers[index];
+        let Some(removed) = tier.remove(&entry.key, Some(entry.id)) else { return };
+        let still_useful = removed.usability() != Usability::Expired;
+        if index + 1 < self.tiers.len() && still_useful {
+            tier.counters.demotions.fetch_add(1, Ordering::Relaxed);
+            self.place(index + 1, removed);
+        } else {
+            tier.counters.expirations.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Applies tier TTLs and expiry to every object (the sweeper calls this about once a
+    /// second, so memory is returned even when nobody asks for an expired key).
+    pub fn sweep(&self) {
+        for (index, tier) in self.tiers.iter().enumerate() {
+            for entry in tier.all() {
+                let in_tier = lock(&entry.tier_entered).elapsed();
+                if entry.age() >= entry.keep_for() {
+                    if tier.remove(&entry.key, Some(entry.id)).is_some() {
+                        tier.counters.expirations.fetch_add(1, Ordering::Relaxed);
+                    }
+                } else if in_tier >= tier.settings.ttl {
+                    self.demote_or_expire(index, &entry);
+                }
+            }
+        }
+    }
+
+    /// Removes (or, when `soft`, marks stale) every object `selector` picks; returns how many.
+    pub fn invalidate(&self, selector: &Selector, soft: bool) -> usize {
+        let mut count = 0;
+        for tier in &self.tiers {
+            let chosen: Vec<Arc<Entry>> = match selector {
+                Selector::Key(key) => tier.get(key).into_iter().collect(),
+                Selector::Prefix(prefix) => tier.all().into_iter().filter(|e| e.key.starts_with(prefix.as_str())).collect(),
+                Selector::Tag(tag) => tier.all().into_iter().filter(|e| e.tags.iter().any(|t| t == tag)).collect(),
+            };
+            for entry in chosen {
+                if soft {
+                    entry.soft_purged.store(true, Ordering::Relaxed);
+                    entry.refreshing.store(false, Ordering::Relaxed);
+                    count += 1;
+                } else if tier.remove(&entry.key, Some(entry.id)).is_some() {
+                    count += 1;
+                }
+            }
+        }
+        count
+    }
+
+    /// Claims the fill of `key` or returns a receiver that wakes when the leader is done.
+    pub fn begin_fill(self: &Arc<Self>, key: &str) -> Fill {
+        let mut fills = lock(&self.fills[shard_of(key)]);
+        if let Some(sender) = fills.get(key) {
+            return Fill::Wait(sender.subscribe());
+        }
+        let (sender, _) = watch::channel(());
+        fills.insert(key.to_string(), sender);
+        Fill::Leader(FillGuard {
+            store: self.clone(),
+            key: key.to_string(),
+        })
+    }
+
+    /// Lookups that found nothing in any tier.
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+
+    pub fn tier_names(&self) -> Vec<String> {
+        self.tiers.iter().map(|t| t.settings.name.clone()).collect()
+    }
+
+    pub fn stats(&self) -> Vec<TierStats> {
+        self.tiers.iter().map(Tier::stats).collect()
+    }
+
+    pub fn report(&self, key: &str) -> Option<EntryReport> {
+        self.tiers.iter().find_map(|tier| {
+            tier.get(key).map(|entry| EntryReport {
+                key: entry.key.to_string(),
+                tier: tier.settings.name.clone(),
+                status: entry.status,
+                size: entry.size,
+                hits: entry.hits(),
+                age_seconds: entry.age().as_secs_f64(),
+                ttl_seconds: entry.ttl.as_secs_f64(),
+                ttl_left_seconds: entry.ttl_left().as_secs_f64(),
+                ttl_source: entry.ttl_source,
+                tags: entry.tags.clone(),
+                soft_purged: entry.soft_purged.load(Ordering::Relaxed),
+            })
+        })
+    }
+
+    /// Bytes held by all tiers.
+    pub fn total_bytes(&self) -> usize {
+        self.tiers.iter().map(|t| t.bytes.load(Ordering::Relaxed)).sum()
+    }
+}

@@ -1,0 +1,217 @@
+//! Cache decisions as pure functions: what may be stored, how long it stays fresh and where
+//! that TTL came from, and whether a stored object may be served fresh or stale.
+
+use std::time::Duration;
+
+/// The directives of a `Cache-Control` field that matter to a shared cache.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CacheControl {
+    pub no_store: bool,
+    pub no_cache: bool,
+    pub private: bool,
+    pub public: bool,
+    pub max_age: Option<u64>,
+    pub s_maxage: Option<u64>,
+}
+
+impl CacheControl {
+    /// Parses every `Cache-Control` value of a message (they combine).
+    pub fn parse<'a>(values: impl Iterator<Item = &'a str>) -> CacheControl {
+        let mut cc = CacheControl::default();
+        for value in values {
+            for directive in value.split(',') {
+                let directive = directive.trim();
+                let (name, argument) = match directive.split_once('=') {
+                    Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+                    None => (directive, None),
+                };
+                match name.to_ascii_lowercase().as_str() {
+                    "no-store" => cc.no_store = true,
+                    "no-cache" => cc.no_cache = true,
+                    "private" => cc.private = true,
+                    "public" => cc.public = true,
+                    "max-age" => cc.max_age = argument.and_then(|a| a.parse().ok()),
+                    "s-maxage" => cc.s_maxage = argument.and_then(|a| a.parse().ok()),
+                    _ => {}
+                }
+            }
+        }
+        cc
+    }
+}
+
+/// Why a response is not stored (also shown by the explain header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotStored {
+    Method,
+    Status,
+    NoStore,
+    Private,
+    SetCookie,
+    VaryStar,
+    AuthorizedNotPublic,
+    UnverifiedAuthorization,
+    TooLarge,
+    ZeroTtl,
+}
+
+impl NotStored {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotStored::Method => "method",
+            NotStored::Status => "status",
+            NotStored::NoStore => "no-store",
+            NotStored::Private => "private",
+            NotStored::SetCookie => "set-cookie",
+            NotStored::VaryStar => "vary-star",
+            NotStored::AuthorizedNotPublic => "authorization-without-public",
+            NotStored::UnverifiedAuthorization => "authorization-not-verified-by-proxy",
+            NotStored::TooLarge => "too-large",
+            NotStored::ZeroTtl => "zero-ttl",
+        }
+    }
+}
+
+/// The facts `storable` decides on.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreInput<'a> {
+    pub method: &'a str,
+    pub status: u16,
+    pub cacheable_statuses: &'a [u16],
+    pub response_cc: &'a CacheControl,
+    pub has_set_cookie: bool,
+    pub vary_star: bool,
+    pub request_has_authorization: bool,
+    pub proxy_verified_token: bool,
+    pub content_length: Option<usize>,
+    pub max_object_bytes: usize,
+}
+
+/// Whether a response may be stored (RFC 9111 section 3 for a shared cache, plus our limits).
+///
+/// # Errors
+/// The first reason it may not.
+pub fn storable(input: &StoreInput<'_>) -> Result<(), NotStored> {
+    if input.method != "GET" && input.method != "HEAD" {
+        return Err(NotStored::Method);
+    }
+    if !input.cacheable_statuses.contains(&input.status) {
+        return Err(NotStored::Status);
+    }
+    if input.response_cc.no_store {
+        return Err(NotStored::NoStore);
+    }
+    if input.response_cc.private {
+        return Err(NotStored::Private);
+    }
+    if input.has_set_cookie {
+        return Err(NotStored::SetCookie);
+    }
+    if input.vary_star {
+        return Err(NotStored::VaryStar);
+    }
+    if input.request_has_authorization {
+        // RFC 9111 section 3.5: only with public or s-maxage; we additionally require that this
+        // proxy verified the token, so a hit can never reach a client that would fail auth.
+        if !input.proxy_verified_token {
+            return Err(NotStored::UnverifiedAuthorization);
+        }
+        if !input.response_cc.public && input.response_cc.s_maxage.is_none() {
+            return Err(NotStored::AuthorizedNotPublic);
+        }
+    }
+    if input
+        .content_length
+        .is_some_and(|length| length > input.max_object_bytes)
+    {
+        return Err(NotStored::TooLarge);
+    }
+    Ok(())
+}
+
+/// Where an object's TTL came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TtlSource {
+    CacheTtlParam,
+    SMaxage,
+    MaxAge,
+    RouteDefault,
+}
+
+impl TtlSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TtlSource::CacheTtlParam => "cache_ttl",
+            TtlSource::SMaxage => "s-maxage",
+            TtlSource::MaxAge => "max-age",
+            TtlSource::RouteDefault => "default_ttl",
+        }
+    }
+}
+
+/// Freshness lifetime: `?cache_ttl=N` (the seed's control) wins, then `s-maxage`, then
+/// `max-age`, then the route's default.
+pub fn freshness(cache_ttl_param: Option<&str>, cc: &CacheControl, default_ttl: Duration) -> (Duration, TtlSource) {
+    if let Some(seconds) = cache_ttl_param.and_then(|v| v.parse::<u64>().ok()) {
+        return (Duration::from_secs(seconds), TtlSource::CacheTtlParam);
+    }
+    if let Some(seconds) = cc.s_maxage {
+        return (Duration::from_secs(seconds), TtlSource::SMaxage);
+    }
+    if let Some(seconds) = cc.max_age {
+        return (Duration::from_secs(seconds), TtlSource::MaxAge);
+    }
+    (default_ttl, TtlSource::RouteDefault)
+}
+
+/// How a stored object may be used at age `age`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usability {
+    Fresh,
+    /// Past its TTL but within stale-while-revalidate: serve it and refresh in the background.
+    StaleRevalidate,
+    /// Past stale-while-revalidate but within stale-if-error: only when the origin fails.
+    StaleIfError,
+    Expired,
+}
+
+pub fn usability(age: Duration, ttl: Duration, swr: Duration, sie: Duration) -> Usability {
+    if age < ttl {
+        Usability::Fresh
+    } else if age < ttl + swr {
+        Usability::StaleRevalidate
+    } else if age < ttl + sie {
+        Usability::StaleIfError
+    } else {
+        Usability::Expired
+    }
+}
+
+/// Parses "16MiB", "512KiB", "1MB", "1000" into bytes.
+///
+/// # Errors
+/// A message for an unknown unit or a bad number.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}; write it like \"16MiB\""))?;
+    let multiplier: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => return Err(format!("unknown size unit {other:?} in {text:?}; use B, KiB, MiB or GiB")),
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}

@@ -1,0 +1,288 @@
+use super::key::{normalized_query, KeyInput, KeyTemplate};
+use super::policy::*;
+use super::*;
+
+fn settings(entries: &[usize], promotion_hits: u32) -> CacheSettings {
+    CacheSettings {
+        max_object_bytes: 1 << 20,
+        cacheable_statuses: vec![200],
+        lock_timeout: Duration::from_secs(1),
+        tiers: entries
+            .iter()
+            .enumerate()
+            .map(|(i, &max_entries)| TierSettings {
+                name: format!("L{}", i + 1),
+                max_entries,
+                max_bytes: 1 << 20,
+                ttl: Duration::from_secs(3600),
+            })
+            .collect(),
+        promotion_hits,
+    }
+}
+
+fn object(key: &str, tags: &[&str]) -> NewEntry {
+    NewEntry {
+        key: key.to_string(),
+        status: 200,
+        headers: Vec::new(),
+        body: Bytes::from_static(b"body"),
+        head_only: false,
+        ttl: Duration::from_secs(60),
+        ttl_source: TtlSource::RouteDefault,
+        stale_while_revalidate: Duration::ZERO,
+        stale_if_error: Duration::ZERO,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        vary: Vec::new(),
+    }
+}
+
+fn tier_of(store: &CacheStore, key: &str) -> Option<String> {
+    store.report(key).map(|r| r.tier)
+}
+
+#[test]
+fn new_objects_enter_the_last_tier_and_climb_after_promotion_hits() {
+    let store = CacheStore::new(settings(&[10, 10, 10], 2));
+    assert_eq!(store.insert(object("k", &[])).as_deref(), Some("L3"));
+    let first = store.lookup("k").expect("hit");
+    assert_eq!((first.tier_name.as_str(), first.promoted.as_deref()), ("L3", None));
+    let second = store.lookup("k").expect("hit");
+    assert_eq!((second.tier_name.as_str(), second.promoted.as_deref()), ("L2", Some("L3->L2")));
+    assert_eq!(tier_of(&store, "k").as_deref(), Some("L2"));
+    store.lookup("k");
+    let promoted = store.lookup("k").expect("hit");
+    assert_eq!(promoted.promoted.as_deref(), Some("L2->L1"));
+    for _ in 0..5 {
+        assert_eq!(store.lookup("k").expect("hit").tier_name, "L1");
+    }
+    let stats = store.stats();
+    assert_eq!((stats[2].promotions, stats[1].promotions, stats[0].promotions), (1, 1, 0));
+    assert_eq!(stats[2].sets, 1);
+}
+
+#[test]
+fn capacity_eviction_demotes_one_tier_and_falls_out_of_the_last() {
+    let store = CacheStore::new(settings(&[1, 1, 2], 1));
+    store.insert(object("a", &[]));
+    store.lookup("a"); // L3 -> L2
+    store.lookup("a"); // L2 -> L1
+    store.insert(object("b", &[]));
+    store.lookup("b"); // L3 -> L2
+    store.lookup("b"); // L2 -> L1: evicts a from L1 into L2
+    assert_eq!(tier_of(&store, "b").as_deref(), Some("L1"));
+    assert_eq!(tier_of(&store, "a").as_deref(), Some("L2"));
+    assert_eq!(store.stats()[0].demotions, 1);
+
+    // The last tier holds two; a third object pushes the oldest unreferenced one out.
+    store.insert(object("c", &[]));
+    store.insert(object("d", &[]));
+    store.insert(object("e", &[]));
+    let present: Vec<bool> = ["c", "d", "e"].iter().map(|k| store.report(k).is_some()).collect();
+    assert_eq!(present, vec![false, true, true]);
+    assert_eq!(store.stats()[2].evictions, 1);
+    assert_eq!(store.stats()[2].items, 2);
+}
+
+#[test]
+fn clock_gives_referenced_objects_a_second_chance() {
+    let store = CacheStore::new(settings(&[2], 100));
+    store.insert(object("old", &[]));
+    store.insert(object("young", &[]));
+    store.lookup("old");
+    store.insert(object("new", &[]));
+    assert!(store.report("old").is_some(), "a referenced object survives one sweep");
+    assert!(store.report("young").is_none());
+}
+
+#[test]
+fn byte_bound_is_enforced_per_tier() {
+    let mut s = settings(&[100], 100);
+    s.tiers[0].max_bytes = 100;
+    let store = CacheStore::new(s);
+    for key in ["a", "b", "c", "d", "e"] {
+        let mut o = object(key, &[]);
+        o.body = Bytes::from(vec![0u8; 30]);
+        store.insert(o);
+    }
+    let stats = store.stats();
+    assert!(stats[0].bytes <= 100, "{stats:?}");
+    assert_eq!(stats[0].items, 3);
+}
+
+#[test]
+fn invalidation_by_key_prefix_tag_and_soft() {
+    let store = CacheStore::new(settings(&[10, 10], 1));
+    store.insert(object("my_data", &["data"]));
+    store.insert(object("complex_data_1", &["complex", "data"]));
+    store.insert(object("complex_data_2", &["complex"]));
+    store.lookup("complex_data_2"); // moves it to L1: invalidation must look in every tier
+    assert_eq!(store.invalidate(&Selector::Key("my_data".into()), false), 1);
+    assert_eq!(store.invalidate(&Selector::Key("my_data".into()), false), 0);
+    assert_eq!(store.invalidate(&Selector::Tag("complex".into()), true), 2);
+    let soft = store.lookup("complex_data_1").expect("still stored");
+    assert_eq!(soft.entry.usability(), Usability::StaleRevalidate);
+    assert!(soft.entry.claim_refresh());
+    assert!(!soft.entry.claim_refresh(), "only one request refreshes");
+    assert_eq!(store.invalidate(&Selector::Prefix("complex_".into()), false), 2);
+    assert_eq!(store.stats().iter().map(|t| t.items).sum::<usize>(), 0);
+}
+
+#[test]
+fn expired_objects_are_removed_on_lookup_and_sweep() {
+    let store = CacheStore::new(settings(&[10], 1));
+    let mut o = object("k", &[]);
+    o.ttl = Duration::ZERO;
+    store.insert(o);
+    assert!(store.lookup("k").is_none());
+    assert_eq!(store.stats()[0].expirations, 1);
+    let mut o = object("j", &[]);
+    o.ttl = Duration::ZERO;
+    store.insert(o);
+    store.sweep();
+    assert_eq!(store.stats()[0].items, 0);
+}
+
+#[test]
+fn tier_ttl_end_moves_a_fresh_object_down() {
+    let mut s = settings(&[10, 10], 2);
+    s.tiers[0].ttl = Duration::ZERO;
+    let store = CacheStore::new(s);
+    store.insert(object("k", &[]));
+    store.lookup("k");
+    assert_eq!(store.lookup("k").expect("hit").promoted.as_deref(), Some("L2->L1"));
+    let found = store.lookup("k").expect("still fresh");
+    assert_eq!(found.tier_name, "L2");
+    assert_eq!(store.stats()[0].demotions, 1);
+}
+
+#[test]
+fn resize_keeps_what_fits() {
+    let store = CacheStore::new(settings(&[10, 10], 1));
+    for key in ["a", "b", "c"] {
+        store.insert(object(key, &[]));
+    }
+    let smaller = store.resized(settings(&[10, 2], 1));
+    assert_eq!(smaller.stats()[1].items, 2);
+}
+
+#[tokio::test]
+async fn fill_lock_has_one_leader_and_wakes_waiters_when_dropped() {
+    let store = CacheStore::new(settings(&[10], 1));
+    let Fill::Leader(guard) = store.begin_fill("k") else { panic!("first is leader") };
+    let Fill::Wait(mut waiter) = store.begin_fill("k") else { panic!("second waits") };
+    drop(guard);
+    assert!(waiter.changed().await.is_err(), "the waiter wakes when the leader goes");
+    assert!(matches!(store.begin_fill("k"), Fill::Leader(_)));
+}
+
+#[test]
+fn key_templates_render() {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-tenant", "acme".parse().expect("value"));
+    let input = KeyInput {
+        method: "GET",
+        host: "Example.COM",
+        path: "/data/complex",
+        query: Some("id=7&strategy=weighted&b=2&a=1&cache_ttl=5"),
+        headers: &headers,
+    };
+    let cases = [
+        ("{method} {host}{path}?{query}", "GET example.com/data/complex?a=1&b=2&id=7"),
+        ("my_data", "my_data"),
+        ("complex_data_{query.id}", "complex_data_7"),
+        ("{header.X-Tenant}:{path}", "acme:/data/complex"),
+        ("{query.missing}x", "x"),
+    ];
+    for (template, expected) in cases {
+        assert_eq!(KeyTemplate::parse(template).expect("parse").render(&input), expected, "{template}");
+    }
+    assert!(KeyTemplate::parse("{nope}").is_err());
+    assert!(KeyTemplate::parse("{path").is_err());
+    assert_eq!(normalized_query(Some("bypass_cache=true")), "");
+}
+
+#[test]
+fn storable_table() {
+    let public = CacheControl::parse(["public, max-age=300"].into_iter());
+    let private = CacheControl::parse(["private, max-age=300"].into_iter());
+    let no_store = CacheControl::parse(["no-store"].into_iter());
+    let plain = CacheControl::default();
+    let base = StoreInput {
+        method: "GET",
+        status: 200,
+        cacheable_statuses: &[200, 203, 301, 404],
+        response_cc: &plain,
+        has_set_cookie: false,
+        vary_star: false,
+        request_has_authorization: false,
+        proxy_verified_token: false,
+        content_length: Some(10),
+        max_object_bytes: 100,
+    };
+    let cases: Vec<(StoreInput, Result<(), NotStored>)> = vec![
+        (base, Ok(())),
+        (StoreInput { method: "POST", ..base }, Err(NotStored::Method)),
+        (StoreInput { status: 500, ..base }, Err(NotStored::Status)),
+        (StoreInput { status: 404, ..base }, Ok(())),
+        (StoreInput { response_cc: &no_store, ..base }, Err(NotStored::NoStore)),
+        (StoreInput { response_cc: &private, ..base }, Err(NotStored::Private)),
+        (StoreInput { has_set_cookie: true, ..base }, Err(NotStored::SetCookie)),
+        (StoreInput { vary_star: true, ..base }, Err(NotStored::VaryStar)),
+        (StoreInput { request_has_authorization: true, ..base }, Err(NotStored::UnverifiedAuthorization)),
+        (
+            StoreInput { request_has_authorization: true, proxy_verified_token: true, ..base },
+            Err(NotStored::AuthorizedNotPublic),
+        ),
+        (
+            StoreInput { request_has_authorization: true, proxy_verified_token: true, response_cc: &public, ..base },
+            Ok(()),
+        ),
+        (StoreInput { content_length: Some(101), ..base }, Err(NotStored::TooLarge)),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(storable(&input), expected, "{input:?}");
+    }
+}
+
+#[test]
+fn freshness_precedence_table() {
+    let both = CacheControl::parse(["max-age=10, s-maxage=20"].into_iter());
+    let max_age = CacheControl::parse(["max-age=10"].into_iter());
+    let none = CacheControl::default();
+    let default = Duration::from_secs(300);
+    let cases = [
+        (Some("5"), &both, (5, TtlSource::CacheTtlParam)),
+        (Some("x"), &both, (20, TtlSource::SMaxage)),
+        (None, &max_age, (10, TtlSource::MaxAge)),
+        (None, &none, (300, TtlSource::RouteDefault)),
+    ];
+    for (param, cc, (seconds, source)) in cases {
+        assert_eq!(freshness(param, cc, default), (Duration::from_secs(seconds), source));
+    }
+}
+
+#[test]
+fn usability_windows() {
+    let s = Duration::from_secs;
+    let cases = [
+        (s(5), Usability::Fresh),
+        (s(10), Usability::StaleRevalidate),
+        (s(14), Usability::StaleRevalidate),
+        (s(15), Usability::StaleIfError),
+        (s(69), Usability::StaleIfError),
+        (s(70), Usability::Expired),
+    ];
+    for (age, expected) in cases {
+        assert_eq!(usability(age, s(10), s(5), s(60)), expected, "age {age:?}");
+    }
+}
+
+#[test]
+fn byte_sizes_parse() {
+    assert_eq!(parse_bytes("16MiB"), Ok(16 << 20));
+    assert_eq!(parse_bytes("1KB"), Ok(1000));
+    assert_eq!(parse_bytes("42"), Ok(42));
+    assert!(parse_bytes("12 parsecs").is_err());
+    assert!(parse_bytes("MiB").is_err());
+}
