@@ -140,7 +140,7 @@ fn load_spki_pem(text: &str) -> Result<(KeyKind, DecodingKey), String> {
     if let Ok(key) = ed25519_dalek::VerifyingKey::from_public_key_pem(text) {
         return Ok((KeyKind::Ed25519, DecodingKey::from_ed_der(key.as_bytes())));
     }
-    Err("is not an RSA, EC P-256, EC P-384 or Ed25519 public key that can be parsed".to_owned())
+    Err("cannot be parsed as an RSA, EC P-256, EC P-384 or Ed25519 public key".to_owned())
 }
 
 fn rsa_key(key: &rsa::RsaPublicKey) -> Result<(KeyKind, DecodingKey), String> {

@@ -183,7 +183,7 @@ fn padded_payload_token() -> String {
     loop {
         claims["x"] = json!(filler);
         let json = serde_json::to_vec(&claims).unwrap();
-        if json.len() % 3 != 0 {
+        if !json.len().is_multiple_of(3) {
             let payload = URL_SAFE.encode(&json);
             assert!(payload.ends_with('='));
             return sign_segments(&header, &payload, Algorithm::HS256, &hmac_key());
