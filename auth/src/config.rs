@@ -138,7 +138,8 @@ impl fmt::Display for AuthIssue {
 pub struct AuthSettings {
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) hmac_secret: Option<Vec<u8>>,
-    /// PEM keys, then JWKS keys; the HMAC secret is kept apart because only `mint` may sign with it.
+    /// Every verification key: PEM keys, then JWKS keys, then the HMAC secret as a key. The secret's bytes are
+    /// also kept in `hmac_secret` because `mint` signs with them.
     pub(crate) keys: Vec<VerifyKey>,
     pub(crate) jwks_configured: bool,
     pub(crate) issuer: Option<String>,
@@ -363,6 +364,9 @@ pub fn validate_with_env(
     if !issues.0.is_empty() {
         return Err(issues.0);
     }
+    if let Some(secret) = &hmac_secret {
+        keys.push(hmac_key(secret));
+    }
     Ok(AuthSettings {
         algorithms,
         hmac_secret,
@@ -544,8 +548,8 @@ fn resolve(base_dir: &Path, path: &Path) -> PathBuf {
     }
 }
 
-/// Builds the HMAC verify key from the secret; kept here so `Verifier` need not know where secrets come from.
-pub(crate) fn hmac_key(secret: &[u8]) -> VerifyKey {
+/// The HMAC secret as a verification key, bound to the HMAC family only.
+fn hmac_key(secret: &[u8]) -> VerifyKey {
     VerifyKey {
         kind: KeyKind::Hmac,
         pinned: None,

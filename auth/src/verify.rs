@@ -5,7 +5,7 @@
 //! against the configuration, `crit`, embedded keys, `kid`; only then `jsonwebtoken` with an explicit
 //! `Validation`, and finally our own claim type and presence checks.
 
-use crate::config::{hmac_key, AuthSettings};
+use crate::config::AuthSettings;
 use crate::keys::{algorithm_from_name, VerifyKey};
 use crate::rejection::{Rejection, ACCEPTED};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,6 +28,8 @@ pub struct Claims {
 #[derive(Debug, Clone)]
 pub struct Verifier {
     settings: AuthSettings,
+    /// One `Validation` per configured algorithm, built once rather than per request.
+    validations: Vec<(Algorithm, Validation)>,
 }
 
 /// The metric label for a verification result: `accepted` or the rejection's reason.
@@ -68,7 +70,15 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error>
 
 impl Verifier {
     pub fn new(settings: AuthSettings) -> Self {
-        Verifier { settings }
+        let validations = settings
+            .algorithms
+            .iter()
+            .map(|alg| (*alg, validation(&settings, *alg)))
+            .collect();
+        Verifier {
+            settings,
+            validations,
+        }
     }
 
     pub fn settings(&self) -> &AuthSettings {
@@ -136,10 +146,14 @@ impl Verifier {
         }
         let candidates = self.candidate_keys(alg, header.kid.as_deref())?;
 
-        let validation = self.validation(alg);
+        let validation = self
+            .validations
+            .iter()
+            .find_map(|(configured, validation)| (*configured == alg).then_some(validation))
+            .ok_or(Rejection::AlgNotAllowed)?;
         let mut outcome = Err(Rejection::BadSignature);
-        for key in &candidates {
-            match jsonwebtoken::decode::<serde_json::Value>(token, &key.key, &validation) {
+        for key in candidates {
+            match jsonwebtoken::decode::<serde_json::Value>(token, &key.key, validation) {
                 Ok(_) => {
                     outcome = Ok(());
                     break;
@@ -160,13 +174,11 @@ impl Verifier {
             verified => {
                 self.check_claims(claims)?;
                 verified?;
-                Ok(Claims {
-                    sub: claims
-                        .get("sub")
-                        .and_then(|sub| sub.as_str())
-                        .map(str::to_owned),
-                    raw: payload.clone(),
-                })
+                let sub = claims
+                    .get("sub")
+                    .and_then(|sub| sub.as_str())
+                    .map(str::to_owned);
+                Ok(Claims { sub, raw: payload })
             }
         }
     }
@@ -178,7 +190,7 @@ impl Verifier {
         &self,
         alg: Algorithm,
         kid: Option<&str>,
-    ) -> Result<Vec<VerifyKey>, Rejection> {
+    ) -> Result<Vec<&VerifyKey>, Rejection> {
         if let (true, Some(kid)) = (self.settings.jwks_configured, kid) {
             let key = self
                 .settings
@@ -187,52 +199,23 @@ impl Verifier {
                 .find(|key| key.kid.as_deref() == Some(kid))
                 .ok_or(Rejection::UnknownKid)?;
             return if key.accepts(alg) {
-                Ok(vec![key.clone()])
+                Ok(vec![key])
             } else {
                 Err(Rejection::AlgNotAllowed)
             };
         }
-        let mut candidates: Vec<VerifyKey> = self
+        let candidates: Vec<&VerifyKey> = self
             .settings
             .keys
             .iter()
             .filter(|key| key.accepts(alg))
-            .cloned()
             .collect();
-        if let Some(secret) = &self.settings.hmac_secret {
-            let key = hmac_key(secret);
-            if key.accepts(alg) {
-                candidates.push(key);
-            }
-        }
         if candidates.is_empty() {
             // Validation guarantees a key for every configured algorithm, so this is unreachable in practice;
             // refusing is the only safe answer if it ever happens.
             return Err(Rejection::AlgNotAllowed);
         }
         Ok(candidates)
-    }
-
-    /// `jsonwebtoken`'s defaults (60 s leeway, `nbf` unchecked) are not ours, so every field is set explicitly.
-    fn validation(&self, alg: Algorithm) -> Validation {
-        let mut validation = Validation::new(alg);
-        validation.algorithms = vec![alg];
-        validation.leeway = self.settings.leeway.as_secs();
-        validation.reject_tokens_expiring_in_less_than = 0;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.validate_aud = true;
-        validation.set_required_spec_claims(&self.settings.required_claims);
-        validation.iss = None;
-        validation.aud = None;
-        validation.sub = None;
-        if let Some(issuer) = &self.settings.issuer {
-            validation.set_issuer(&[issuer]);
-        }
-        if let Some(audience) = &self.settings.audience {
-            validation.set_audience(&[audience]);
-        }
-        validation
     }
 
     /// Checks `jsonwebtoken` does not make: registered claims of the wrong JSON type (it silently skips an `iss`
@@ -275,6 +258,28 @@ impl Verifier {
         }
         Ok(())
     }
+}
+
+/// `jsonwebtoken`'s defaults (60 s leeway, `nbf` unchecked) are not ours, so every field is set explicitly.
+fn validation(settings: &AuthSettings, alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.algorithms = vec![alg];
+    validation.leeway = settings.leeway.as_secs();
+    validation.reject_tokens_expiring_in_less_than = 0;
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.validate_aud = true;
+    validation.set_required_spec_claims(&settings.required_claims);
+    validation.iss = None;
+    validation.aud = None;
+    validation.sub = None;
+    if let Some(issuer) = &settings.issuer {
+        validation.set_issuer(&[issuer]);
+    }
+    if let Some(audience) = &settings.audience {
+        validation.set_audience(&[audience]);
+    }
+    validation
 }
 
 /// Strict base64url as RFC 7515 requires: only the URL-safe alphabet, no padding, no whitespace, and canonical
