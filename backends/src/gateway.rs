@@ -1,5 +1,5 @@
 //! The API gateway (ports 5000, 5003, 5006 in the lab): verifies the JWT itself (defense in depth behind the proxy),
-//! then fans out to the database, the microservice and the worker over pooled HTTP clients with timeouts.
+//! with `scalelab_auth`, the proxy's own verifier built from the same `[auth]` table, then fans out to the database, the microservice and the worker over pooled HTTP clients with timeouts.
 //! A failing dependency answers 502/503/504 JSON naming it.
 
 use std::sync::Arc;
@@ -17,9 +17,9 @@ use serde_json::{json, Value};
 use crate::error::{AppError, UpstreamFailure};
 use crate::extract::{Json, Query};
 use crate::instance::{self, Instance};
-use crate::jwt::{Reason, Verifier};
 use crate::priority_worker::queue::Priority;
 use crate::priority_worker::unix_now;
+use scalelab_auth::Verifier;
 
 /// `Cache-Control` of `/data`: the seed's default TTL of 300 s.
 pub const DATA_CACHE_CONTROL: &str = "public, max-age=300";
@@ -42,19 +42,22 @@ pub struct Dependencies {
 #[derive(Debug, Clone)]
 pub struct GatewayState {
     instance: Arc<Instance>,
-    verifier: Arc<Verifier>,
+    /// `None` when the config has no `[auth]` table: the protected routes then fail closed with 503 instead of
+    /// serving unauthenticated clients.
+    verifier: Option<Arc<Verifier>>,
     dependencies: Arc<Dependencies>,
     client: reqwest::Client,
 }
 
 impl GatewayState {
-    /// Builds the state with one pooled client whose requests time out after `timeout`.
+    /// Builds the state with one pooled client whose requests time out after `timeout`. `verifier` is `None` when
+    /// authentication is not configured, which makes every protected route answer 503.
     ///
     /// # Errors
     /// The HTTP client cannot be built.
     pub fn new(
         instance: Arc<Instance>,
-        verifier: Arc<Verifier>,
+        verifier: Option<Arc<Verifier>>,
         dependencies: Dependencies,
         timeout: Duration,
     ) -> Result<Self, AppError> {
@@ -94,33 +97,42 @@ pub fn router(state: GatewayState) -> Router {
     instance::wrap(&instance, service)
 }
 
-/// Refuses requests without a valid token: 401, `WWW-Authenticate`, and `{"error","reason"}`.
+/// Refuses requests without a valid token: 401, `WWW-Authenticate`, and `{"error","reason"}`, rendered by
+/// `scalelab_auth::Rejection` exactly as the proxy renders them.
 async fn authenticate(
     State(state): State<GatewayState>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let header = request.headers().get(header::AUTHORIZATION);
-    let verified = match header.map(HeaderValue::to_str) {
-        None => state.verifier.verify_header(None),
-        Some(Ok(value)) => state.verifier.verify_header(Some(value)),
-        Some(Err(_)) => Err(Reason::Malformed),
+    let Some(verifier) = &state.verifier else {
+        return AppError::Unavailable(
+            "authentication is not configured: add an [auth] table to the config file".to_owned(),
+        )
+        .into_response();
     };
-    match verified {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    match verifier.verify_header(header) {
         Ok(claims) => {
             request.extensions_mut().insert(claims);
             next.run(request).await
         }
-        Err(reason) => {
-            tracing::info!(instance = state.instance.name(), %reason, "request refused");
+        Err(rejection) => {
+            tracing::info!(
+                instance = state.instance.name(),
+                reason = rejection.reason(),
+                "request refused"
+            );
             AppError::Unauthorized {
-                error: if reason == Reason::Missing {
-                    "Missing token"
+                error: if rejection.is_missing() {
+                    "missing token"
                 } else {
-                    "Invalid token"
+                    "invalid token"
                 },
-                reason: reason.as_str(),
-                challenge: reason.challenge(),
+                reason: rejection.reason(),
+                challenge: rejection.www_authenticate(),
             }
             .into_response()
         }

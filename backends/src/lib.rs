@@ -9,7 +9,6 @@ pub mod error;
 pub mod extract;
 pub mod gateway;
 pub mod instance;
-pub mod jwt;
 pub mod microservice;
 pub mod priority_worker;
 pub mod serve;

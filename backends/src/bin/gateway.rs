@@ -1,5 +1,6 @@
 //! `scalelab-gateway`: the lab's API gateway (default port 5000; the lab also runs 5003 and 5006).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,7 +8,6 @@ use anyhow::Context;
 use clap::Parser;
 use scalelab_backends::gateway::{self, Dependencies, GatewayState};
 use scalelab_backends::instance::Instance;
-use scalelab_backends::jwt::{self, JwtSettings, Verifier};
 use scalelab_backends::serve::{self, CommonArgs};
 
 #[derive(Debug, Parser)]
@@ -30,35 +30,36 @@ struct Args {
     /// Timeout of each call to a dependency (e.g. "5s", "800ms").
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     upstream_timeout: Duration,
-    /// HMAC secret shared with the proxy, at least 32 bytes.
-    #[arg(long, env = "SCALELAB_JWT_SECRET", hide_env_values = true)]
-    jwt_secret: String,
-    /// Required `iss` claim, if any.
-    #[arg(long, env = "SCALELAB_JWT_ISSUER")]
-    jwt_issuer: Option<String>,
-    /// Required `aud` claim, if any.
-    #[arg(long, env = "SCALELAB_JWT_AUDIENCE")]
-    jwt_audience: Option<String>,
-    /// Accepted algorithms, comma-separated (HS256, HS384, HS512).
-    #[arg(long, default_value = "HS256")]
-    jwt_algorithms: String,
-    /// Clock skew tolerated on exp/nbf, in seconds.
-    #[arg(long, default_value_t = 5)]
-    jwt_leeway_secs: u64,
+    /// The lab's config file; its `[auth]` table (the one the proxy enforces) configures token verification.
+    /// Without an `[auth]` table the protected routes answer 503 rather than serve unauthenticated clients.
+    #[arg(long, env = "SCALELAB_CONFIG", default_value = "config.toml")]
+    config: PathBuf,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     serve::init_tracing();
-    let settings = JwtSettings {
-        secret: args.jwt_secret.into_bytes(),
-        issuer: args.jwt_issuer,
-        audience: args.jwt_audience,
-        algorithms: jwt::parse_algorithms(&args.jwt_algorithms)?,
-        leeway_secs: args.jwt_leeway_secs,
+    // The shared `scalelab-auth` crate reading the `[auth]` table the proxy enforces, as `scalelab token` does, so the
+    // gateway, the proxy and the token CLI cannot disagree about a token.
+    let verifier = match scalelab_auth::load_from_config_file(&args.config) {
+        Ok(Some(settings)) => Some(Arc::new(scalelab_auth::Verifier::new(settings))),
+        Ok(None) => {
+            tracing::warn!(
+                config = %args.config.display(),
+                "no [auth] table: /data, /data/complex and /longtask answer 503 until one is added"
+            );
+            None
+        }
+        Err(issues) => {
+            let issues: Vec<String> = issues.iter().map(ToString::to_string).collect();
+            anyhow::bail!(
+                "{}: invalid [auth] table:\n  {}",
+                args.config.display(),
+                issues.join("\n  ")
+            );
+        }
     };
-    let verifier = Arc::new(Verifier::new(&settings).context("JWT settings")?);
     let (listener, addr) = serve::bind(args.common.host, args.common.port.unwrap_or(5000))
         .await
         .context("binding")?;

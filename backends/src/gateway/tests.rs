@@ -2,18 +2,34 @@
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request};
-use jsonwebtoken::{encode, get_current_timestamp, Algorithm, EncodingKey, Header};
+use std::path::Path;
+
+use scalelab_auth::AuthSettings;
 use tower::ServiceExt;
 
 use super::*;
 use crate::chaos::ChaosSettings;
 use crate::database::{self, Database, DatabaseState, Latency};
-use crate::jwt::JwtSettings;
 use crate::microservice::{self, MicroserviceState};
 use crate::priority_worker::store::{SqliteTaskStore, TaskStore};
 use crate::priority_worker::{self, WorkerSettings, WorkerState};
 
-const SECRET: &[u8] = b"gateway-test-secret-gateway-test-secret";
+/// The `[auth]` table of a lab config, loaded exactly as the gateway binary loads it.
+fn auth_settings() -> AuthSettings {
+    let config = scalelab_auth::parse_config_toml(
+        r#"
+[auth]
+algorithms = ["HS256"]
+secret = "gateway-test-secret-gateway-test-secret"
+issuer = "scalelab"
+audience = "scalelab-lab"
+leeway = "5s"
+"#,
+    )
+    .unwrap()
+    .unwrap();
+    scalelab_auth::validate(&config, Path::new(".")).unwrap()
+}
 
 /// Serves a router on a free loopback port and returns its base URL.
 async fn spawn(router: Router) -> String {
@@ -75,15 +91,16 @@ async fn world() -> World {
 }
 
 fn gateway(dependencies: Dependencies, timeout: Duration) -> Router {
+    let verifier = Arc::new(Verifier::new(auth_settings()));
+    gateway_with(Some(verifier), dependencies, timeout)
+}
+
+fn gateway_with(
+    verifier: Option<Arc<Verifier>>,
+    dependencies: Dependencies,
+    timeout: Duration,
+) -> Router {
     let instance = Instance::new("gateway", 5003, ChaosSettings::default()).unwrap();
-    let settings = JwtSettings {
-        secret: SECRET.to_vec(),
-        issuer: None,
-        audience: None,
-        algorithms: vec![Algorithm::HS256],
-        leeway_secs: 5,
-    };
-    let verifier = Arc::new(Verifier::new(&settings).unwrap());
     router(GatewayState::new(instance, verifier, dependencies, timeout).unwrap())
 }
 
@@ -99,13 +116,7 @@ fn gateway_for(world: &World) -> Router {
 }
 
 fn token() -> String {
-    let claims = json!({"sub": "tester", "exp": get_current_timestamp() + 600});
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    scalelab_auth::mint(&auth_settings(), "tester", Duration::from_secs(600)).unwrap()
 }
 
 fn authed(method: &str, uri: &str, body: Option<&str>) -> Request<Body> {
@@ -143,7 +154,7 @@ async fn requests_without_a_valid_token_get_401_with_a_challenge() {
     let (status, headers, body) =
         call(&app, Request::get("/data").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(body, json!({"error": "Missing token", "reason": "missing"}));
+    assert_eq!(body, json!({"error": "missing token", "reason": "missing"}));
     assert_eq!(headers["www-authenticate"], r#"Bearer realm="scalelab""#);
     assert!(headers.contains_key("x-processing-time"));
 
@@ -158,7 +169,7 @@ async fn requests_without_a_valid_token_get_401_with_a_challenge() {
         (status, body),
         (
             StatusCode::UNAUTHORIZED,
-            json!({"error": "Invalid token", "reason": "bad_signature"})
+            json!({"error": "invalid token", "reason": "bad_signature"})
         )
     );
     assert!(headers["www-authenticate"]
@@ -168,6 +179,56 @@ async fn requests_without_a_valid_token_get_401_with_a_challenge() {
 
     let (status, _, _) = call(&app, Request::get("/health").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK, "health needs no token");
+}
+
+#[tokio::test]
+async fn tokens_for_another_audience_are_refused() {
+    let world = world().await;
+    let app = gateway_for(&world);
+    let config = scalelab_auth::parse_config_toml(
+        r#"
+[auth]
+algorithms = ["HS256"]
+secret = "gateway-test-secret-gateway-test-secret"
+issuer = "scalelab"
+audience = "another-service"
+"#,
+    )
+    .unwrap()
+    .unwrap();
+    let other = scalelab_auth::validate(&config, Path::new(".")).unwrap();
+    let foreign = scalelab_auth::mint(&other, "tester", Duration::from_secs(600)).unwrap();
+    let request = Request::get("/data")
+        .header("authorization", format!("Bearer {foreign}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = call(&app, request).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "invalid token", "reason": "bad_audience"})
+        )
+    );
+}
+
+#[tokio::test]
+async fn without_auth_settings_protected_routes_fail_closed() {
+    let world = world().await;
+    let app = gateway_with(
+        None,
+        Dependencies {
+            database: world.database.clone(),
+            microservice: world.microservice.clone(),
+            worker: world.worker.clone(),
+        },
+        Duration::from_secs(2),
+    );
+    let (status, _, body) = call(&app, authed("GET", "/data", None)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("[auth]"), "{body}");
+    let (status, _, _) = call(&app, Request::get("/health").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
