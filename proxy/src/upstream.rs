@@ -26,6 +26,9 @@ pub struct ServerState {
     /// The address preformatted as a response header value, so responses do not format it.
     pub addr_header: HeaderValue,
     healthy: AtomicBool,
+    /// Taken out of rotation by hand (`POST .../drain`). Kept apart from `healthy` so health
+    /// checks never undo it, and kept in the registry so reloads never undo it either.
+    drained: AtomicBool,
     /// Passive ejection: until this many milliseconds since the pool epoch the server is out.
     down_until_ms: AtomicU64,
     in_flight: AtomicUsize,
@@ -96,6 +99,7 @@ impl ServerState {
             addr,
             addr_header,
             healthy: AtomicBool::new(initially_healthy),
+            drained: AtomicBool::new(false),
             down_until_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             selected: AtomicU64::new(0),
@@ -106,10 +110,26 @@ impl ServerState {
         }
     }
 
-    /// Takes traffic: healthy by the active check and not passively ejected.
+    /// Takes traffic: healthy and not drained by hand. Two relaxed loads, so the request path
+    /// stays lock-free.
     pub fn is_available(&self) -> bool {
+        !self.drained.load(Ordering::Relaxed) && self.is_healthy()
+    }
+
+    /// Healthy by the active check and not passively ejected, whether drained or not.
+    pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
             && self.down_until_ms.load(Ordering::Relaxed) <= now_ms()
+    }
+
+    pub fn is_drained(&self) -> bool {
+        self.drained.load(Ordering::Relaxed)
+    }
+
+    /// Takes the server out of rotation (`true`) or puts it back (`false`). Requests already
+    /// on it keep their lease and finish. Returns the previous value.
+    pub fn set_drained(&self, drained: bool) -> bool {
+        self.drained.swap(drained, Ordering::Relaxed)
     }
 
     pub fn in_flight(&self) -> usize {
@@ -177,7 +197,9 @@ impl ServerState {
     pub fn report(&self, weight: u32) -> ServerReport {
         ServerReport {
             addr: self.addr.to_string(),
-            healthy: self.is_available(),
+            healthy: self.is_healthy(),
+            drained: self.is_drained(),
+            available: self.is_available(),
             weight,
             in_flight: self.in_flight(),
             selected: self.selected(),
@@ -192,7 +214,11 @@ impl ServerState {
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerReport {
     pub addr: String,
+    /// The health checks' (and passive ejection's) verdict, regardless of a manual drain.
     pub healthy: bool,
+    pub drained: bool,
+    /// Whether new requests may go to it: healthy and not drained.
+    pub available: bool,
     pub weight: u32,
     pub in_flight: usize,
     pub selected: u64,
