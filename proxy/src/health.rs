@@ -127,3 +127,43 @@ pub async fn run(shared: Shared, mut shutdown: tokio::sync::watch::Receiver<bool
         }
     }
 }
+
+/// Probes each of `servers` once, concurrently, and returns when all are done (each probe is
+/// bounded by its check's timeout). A reload calls this for servers it adds, before the new
+/// snapshot serves, so that a group whose servers were all replaced does not answer 503 for
+/// one check interval (Envoy also waits for the first check round of new hosts).
+///
+/// It runs on a thread of its own with a small runtime, so it can be called from any thread,
+/// inside or outside a tokio runtime.
+pub fn first_checks_blocking(servers: Vec<(Arc<ServerState>, HealthCheck)>) {
+    if servers.is_empty() {
+        return;
+    }
+    let outcome = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|error| error.to_string())?;
+                runtime.block_on(async {
+                    let tasks: Vec<_> = servers
+                        .into_iter()
+                        .map(|(state, check)| tokio::spawn(check_server(state, check)))
+                        .collect();
+                    for task in tasks {
+                        let _ = task.await;
+                    }
+                });
+                Ok::<(), String>(())
+            })
+            .join()
+    });
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot check new servers before the reload; the checker loop will")
+        }
+        Err(_) => tracing::warn!("first check of new servers failed; the checker loop will retry"),
+    }
+}

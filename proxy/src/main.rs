@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use scalelab_proxy::config::{Config, ConfigError};
+use scalelab_proxy::reload;
 use scalelab_proxy::server::{self, RunOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,11 +77,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let config =
-        Config::load(&cli.config).map_err(|error: ConfigError| anyhow::anyhow!("{error}"))?;
+    // The text is kept so the running config's hash describes exactly the bytes parsed.
+    let (config, source) =
+        reload::load(&cli.config).map_err(|error: ConfigError| anyhow::anyhow!("{error}"))?;
     server::run(
         &cli.config,
         config,
+        &source,
         RunOptions {
             upgrade: cli.upgrade,
             upgrade_sock: cli.upgrade_sock,

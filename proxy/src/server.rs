@@ -38,9 +38,14 @@ pub struct RunOptions {
 ///
 /// # Errors
 /// When the admin port cannot be bound or the start-up runtime cannot be created.
-pub fn run(config_path: &Path, config: Config, options: RunOptions) -> Result<(), StartError> {
+pub fn run(
+    config_path: &Path,
+    config: Config,
+    source: &str,
+    options: RunOptions,
+) -> Result<(), StartError> {
     let settings = config.proxy.clone();
-    let shared = Shared::new(config_path, config);
+    let shared = Shared::with_source(config_path, config, Some(source));
 
     // One round of checks before any listener opens, so no request goes to a server whose
     // health is unknown.
@@ -50,15 +55,21 @@ pub fn run(config_path: &Path, config: Config, options: RunOptions) -> Result<()
         .map_err(StartError::Runtime)?
         .block_on(crate::health::run_round(&shared));
 
-    let admin_listener = std::net::TcpListener::bind(settings.admin_listen).map_err(|source| {
-        StartError::AdminBind {
-            addr: settings.admin_listen,
-            source,
-        }
-    })?;
-    admin_listener
-        .set_nonblocking(true)
-        .map_err(StartError::Runtime)?;
+    // An upgrading process shares the proxy listeners through pingora's fd handoff, but the
+    // admin listener is ours: the old process keeps it until its shutdown starts, so the new
+    // one binds it later, in the admin service.
+    let admin_listener = if options.upgrade {
+        None
+    } else {
+        let listener = std::net::TcpListener::bind(settings.admin_listen).map_err(|source| {
+            StartError::AdminBind {
+                addr: settings.admin_listen,
+                source,
+            }
+        })?;
+        listener.set_nonblocking(true).map_err(StartError::Runtime)?;
+        Some(listener)
+    };
 
     let opt = Opt {
         upgrade: options.upgrade,
@@ -89,7 +100,10 @@ pub fn run(config_path: &Path, config: Config, options: RunOptions) -> Result<()
         "admin",
         AdminService {
             shared: shared.clone(),
-            listener: Mutex::new(Some(admin_listener)),
+            bind_later: admin_listener
+                .is_none()
+                .then_some(settings.admin_listen),
+            listener: Mutex::new(admin_listener),
         },
     ));
     tracing::info!(listen = ?settings.listen, admin = %settings.admin_listen, "scalelab-proxy serving");

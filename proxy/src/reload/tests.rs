@@ -1,0 +1,98 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+fn config(weight: u32, extra_route: bool, threads: usize) -> Config {
+    let mut text = format!(
+        "[proxy]\nlisten = [\"127.0.0.1:8080\"]\nthreads = {threads}\n\n\
+         [upstreams.gateways]\nservers = [{{ addr = \"127.0.0.1:9001\" }}, {{ addr = \"127.0.0.1:9002\", weight = {weight} }}]\n\n\
+         [[routes]]\nname = \"all\"\npath = \"/\"\nupstream = \"gateways\"\n"
+    );
+    if extra_route {
+        text.push_str("\n[[routes]]\nname = \"api\"\npath = \"/api\"\nupstream = \"gateways\"\n");
+    }
+    Config::parse(&text).unwrap()
+}
+
+#[test]
+fn diff_names_each_changed_leaf_by_its_path() {
+    let changes = diff(&config(1, false, 2), &config(5, false, 2));
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].path, "upstreams.gateways.servers[1].weight");
+    assert_eq!(changes[0].old, serde_json::json!(1));
+    assert_eq!(changes[0].new, serde_json::json!(5));
+    assert_eq!(changes[0].effect, Effect::Applied);
+}
+
+#[test]
+fn diff_reports_added_and_removed_table_entries_whole() {
+    let added = diff(&config(1, false, 2), &config(1, true, 2));
+    assert_eq!(added.len(), 1, "{added:?}");
+    assert_eq!(added[0].path, "routes[1]");
+    assert_eq!(added[0].old, Value::Null);
+    assert_eq!(added[0].new["path"], "/api");
+    let removed = diff(&config(1, true, 2), &config(1, false, 2));
+    assert_eq!(removed[0].path, "routes[1]");
+    assert_eq!(removed[0].new, Value::Null);
+}
+
+#[test]
+fn restart_only_fields_are_marked() {
+    let changes = diff(&config(1, false, 2), &config(1, false, 4));
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].path, "proxy.threads");
+    assert_eq!(changes[0].effect, Effect::RestartRequired);
+    assert!(is_restart_only("proxy.listen"));
+    assert!(is_restart_only("proxy.listen[0]"));
+    assert!(!is_restart_only("proxy.listener_extra"));
+    assert!(!is_restart_only("proxy.max_header_bytes"));
+    assert_eq!(
+        serde_json::to_value(Effect::RestartRequired).unwrap(),
+        "restart required"
+    );
+}
+
+#[test]
+fn equal_configs_have_no_diff() {
+    assert!(diff(&config(3, true, 2), &config(3, true, 2)).is_empty());
+}
+
+#[test]
+fn sha256_is_lowercase_hex() {
+    assert_eq!(
+        sha256_hex("abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+}
+
+#[test]
+fn journal_keeps_the_newest_first_and_is_bounded() {
+    let journal = Journal::default();
+    for generation in 0..(JOURNAL_CAPACITY as u64 + 10) {
+        let (time, unix_ms) = now();
+        journal.push(Record {
+            generation,
+            time,
+            unix_ms,
+            trigger: Trigger::Api,
+            result: Outcome::Applied,
+            sha256: String::new(),
+            duration_us: 0,
+            errors: Vec::new(),
+            changes: Vec::new(),
+        });
+    }
+    let records = journal.records();
+    assert_eq!(records.len(), JOURNAL_CAPACITY);
+    assert_eq!(records[0].generation, JOURNAL_CAPACITY as u64 + 9);
+    assert!(records[0].time.ends_with('Z'));
+}
+
+#[test]
+fn problems_keep_path_and_line_apart() {
+    let path = Path::new("config.toml");
+    let error = parse(path, "[proxy]\nthreads = 0\n").unwrap_err();
+    let problems = problems(&error);
+    let threads = problems.iter().find(|p| p.path == "proxy.threads").unwrap();
+    assert_eq!(threads.line, Some(2));
+}

@@ -1,0 +1,185 @@
+//! The config file watcher: reloads when `config.toml` changes on disk.
+//!
+//! It watches the file's directory rather than the file, because most ways of saving replace
+//! the file's inode (an editor's write-then-rename, `sed -i`, delete-then-recreate) and an
+//! inode watch would go silent after the first save. Events for other names are ignored.
+//!
+//! A burst of events (truncate, write, write, close) is collapsed by waiting until the
+//! directory has been quiet for `DEBOUNCE`. Text that hashes the same as the running config is
+//! skipped. Text that fails to parse is given one more `DEBOUNCE` to be completed by a slow
+//! writer before the failure is recorded. A deleted file leaves the running config serving
+//! and is picked up again when it returns.
+
+use crate::reload::{self, Outcome, Trigger};
+use crate::state::Shared;
+use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::{RecursiveMode, Watcher};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How long the directory must stay quiet before the file is read.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Watches the config file until `shutdown` fires. Logs and returns if the watch cannot be
+/// set up: SIGHUP and the admin API still reload in that case.
+pub async fn run(shared: Shared, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let path = absolute(shared.config_path());
+    let (Some(directory), Some(file_name)) = (path.parent(), path.file_name()) else {
+        tracing::warn!(path = %path.display(), "config path has no directory; not watching it");
+        return;
+    };
+    let (sender, mut events) = mpsc::unbounded_channel::<()>();
+    let wanted: OsString = file_name.to_os_string();
+    let handler = move |result: notify::Result<notify::Event>| match result {
+        Ok(event) if is_relevant(&event, &wanted) => {
+            // The receiver is gone only during shutdown, when nothing needs the event.
+            let _ = sender.send(());
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "config watcher error"),
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(watcher) => watcher,
+        Err(error) => {
+            tracing::warn!(%error, "cannot create the config watcher; reload with SIGHUP or the admin API");
+            return;
+        }
+    };
+    if let Err(error) = watcher.watch(directory, RecursiveMode::NonRecursive) {
+        tracing::warn!(%error, directory = %directory.display(), "cannot watch the config directory; reload with SIGHUP or the admin API");
+        return;
+    }
+    tracing::info!(path = %path.display(), "watching the config file for changes");
+
+    // The hash of the last text this watcher had rejected, so that re-saving the same broken
+    // file (or an unrelated event on it) does not fill the journal with copies of one error.
+    let mut last_rejected = String::new();
+    loop {
+        tokio::select! {
+            event = events.recv() => if event.is_none() { return },
+            _ = shutdown.changed() => return,
+        }
+        if !settle(&mut events, &mut shutdown).await {
+            return;
+        }
+        if !reload_from_disk(&shared, &path, &mut last_rejected, &mut events, &mut shutdown).await
+        {
+            return;
+        }
+    }
+}
+
+/// Reads the settled file and hands it to the single reload entry point, retrying a parse
+/// failure once. Returns false when shutdown started.
+async fn reload_from_disk(
+    shared: &Shared,
+    path: &Path,
+    last_rejected: &mut String,
+    events: &mut mpsc::UnboundedReceiver<()>,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let mut retried = false;
+    loop {
+        let text = match tokio::fs::read_to_string(path).await {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(
+                    path = %path.display(),
+                    "config file is gone; keeping the running config until it returns"
+                );
+                return true;
+            }
+            Err(source) => {
+                let read = Err(crate::config::ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+                apply(shared, read).await;
+                return true;
+            }
+        };
+        let sha = reload::sha256_hex(&text);
+        if sha == shared.loaded().sha256 || sha == *last_rejected {
+            return true;
+        }
+        if !retried && reload::parse(path, &text).is_err() {
+            // Possibly a writer that paused mid-file for longer than the debounce: give it
+            // one more quiet period before recording the failure.
+            retried = true;
+            tokio::select! {
+                _ = tokio::time::sleep(DEBOUNCE) => {}
+                _ = shutdown.changed() => return false,
+            }
+            if !settle(events, shutdown).await {
+                return false;
+            }
+            continue;
+        }
+        if apply(shared, Ok(text)).await == Some(Outcome::Rejected) {
+            *last_rejected = sha;
+        }
+        return true;
+    }
+}
+
+async fn apply(
+    shared: &Shared,
+    read: Result<String, crate::config::ConfigError>,
+) -> Option<Outcome> {
+    let shared = shared.clone();
+    // Building a snapshot takes locks and may take a moment for big files; keep it off the
+    // async workers.
+    match tokio::task::spawn_blocking(move || shared.apply(Trigger::File, read)).await {
+        Ok(record) => Some(record.result),
+        Err(error) => {
+            tracing::error!(%error, "config reload task failed");
+            None
+        }
+    }
+}
+
+/// Waits until no event has arrived for `DEBOUNCE`. Returns false when shutdown started.
+async fn settle(
+    events: &mut mpsc::UnboundedReceiver<()>,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    loop {
+        tokio::select! {
+            event = tokio::time::timeout(DEBOUNCE, events.recv()) => match event {
+                Err(_) => return true,
+                Ok(Some(())) => {}
+                Ok(None) => return false,
+            },
+            _ = shutdown.changed() => return false,
+        }
+    }
+}
+
+/// An event that may have changed the config file's content. Reads (including our own) are
+/// ignored so that reading the file never schedules another read.
+fn is_relevant(event: &notify::Event, file_name: &OsString) -> bool {
+    let touches_file = event
+        .paths
+        .iter()
+        .any(|path| path.file_name() == Some(file_name.as_os_str()));
+    let changes_content = match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    };
+    touches_file && changes_content
+}
+
+/// The config path made absolute, so that a relative `--config config.toml` still has a
+/// directory to watch.
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    match std::env::current_dir() {
+        Ok(directory) => directory.join(path),
+        Err(_) => path.to_path_buf(),
+    }
+}
