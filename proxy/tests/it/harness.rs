@@ -358,6 +358,11 @@ pub fn client() -> reqwest::Client {
 
 impl TestProxy {
     pub async fn start(config: &TestConfig) -> TestProxy {
+        TestProxy::start_with_args(config, &[]).await
+    }
+
+    /// As `start`, with extra command-line arguments (such as `--upgrade-sock`).
+    pub async fn start_with_args(config: &TestConfig, args: &[std::ffi::OsString]) -> TestProxy {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config.render()).expect("write config");
@@ -365,6 +370,7 @@ impl TestProxy {
         let child = Command::new(binary())
             .arg("--config")
             .arg(&config_path)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -434,6 +440,46 @@ impl TestProxy {
             .flat_map(|g| g["servers"].as_array().cloned().unwrap_or_default())
             .find(|s| s["addr"] == addr.to_string())
             .and_then(|s| s["healthy"].as_bool())
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Value {
+        client()
+            .get(format!("{}{path}", self.admin))
+            .send()
+            .await
+            .expect("admin")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// POSTs to the admin API and returns the status with the JSON body.
+    pub async fn admin_post(&self, path: &str) -> (u16, Value) {
+        let response = client()
+            .post(format!("{}{path}", self.admin))
+            .send()
+            .await
+            .expect("admin");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The reload journal, newest first.
+    pub async fn reloads(&self) -> Vec<Value> {
+        self.admin_get("/admin/reloads").await["reloads"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The admin report of one server, if the current config lists it.
+    pub async fn server_report(&self, addr: SocketAddr) -> Option<Value> {
+        let upstreams = self.upstreams().await;
+        upstreams["upstreams"]
+            .as_array()?
+            .iter()
+            .flat_map(|g| g["servers"].as_array().cloned().unwrap_or_default())
+            .find(|s| s["addr"] == addr.to_string())
     }
 
     pub fn signal(&self, signal: &str) {

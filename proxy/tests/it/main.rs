@@ -6,3 +6,4 @@ mod failover;
 mod forwarding;
 mod harness;
 mod lifecycle;
+mod reload;
