@@ -15,7 +15,7 @@ use http::{HeaderName, HeaderValue};
 use policy::{TtlSource, Usability};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -77,7 +77,12 @@ impl Entry {
             // A soft-purged object is served stale while one request refreshes it.
             return Usability::StaleRevalidate;
         }
-        policy::usability(self.age(), self.ttl, self.stale_while_revalidate, self.stale_if_error)
+        policy::usability(
+            self.age(),
+            self.ttl,
+            self.stale_while_revalidate,
+            self.stale_if_error,
+        )
     }
 
     pub fn ttl_left(&self) -> Duration {
@@ -202,6 +207,64 @@ pub enum Fill {
     Wait(watch::Receiver<()>),
 }
 
+/// The store for the running config: follows reloads, resizing (and so keeping what fits)
+/// when `[cache]` changes and dropping everything when it is removed.
+#[derive(Debug, Default)]
+pub struct CacheHandle {
+    current: arc_swap::ArcSwapOption<CacheStore>,
+    generation: AtomicU64,
+    reconfigure: Mutex<()>,
+    last_sweep_ms: AtomicU64,
+}
+
+impl CacheHandle {
+    /// The store matching `snapshot`'s `[cache]` settings.
+    pub fn for_snapshot(&self, snapshot: &crate::snapshot::Snapshot) -> Option<Arc<CacheStore>> {
+        if self.generation.load(Ordering::Acquire) != snapshot.generation {
+            let _guard = lock(&self.reconfigure);
+            if self.generation.load(Ordering::Acquire) < snapshot.generation {
+                let current = self.current.load_full();
+                let next = match (&snapshot.config.cache, current) {
+                    (None, _) => None,
+                    (Some(settings), Some(store)) if store.settings == *settings => Some(store),
+                    (Some(settings), Some(store)) => Some(store.resized(settings.clone())),
+                    (Some(settings), None) => Some(CacheStore::new(settings.clone())),
+                };
+                self.current.store(next);
+                self.generation
+                    .store(snapshot.generation, Ordering::Release);
+            }
+        }
+        let store = self.current.load_full()?;
+        self.maybe_sweep(&store);
+        Some(store)
+    }
+
+    /// The store as it is now, for the admin API.
+    pub fn current(&self) -> Option<Arc<CacheStore>> {
+        self.current.load_full()
+    }
+
+    /// About once a second, a request starts a sweep in the background.
+    fn maybe_sweep(&self, store: &Arc<CacheStore>) {
+        static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1000;
+        let last = self.last_sweep_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 1000
+            || self
+                .last_sweep_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let store = store.clone();
+            runtime.spawn(async move { store.sweep() });
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct CacheStore {
     tiers: Vec<Tier>,
@@ -213,9 +276,9 @@ pub struct CacheStore {
 
 fn shard_of(key: &str) -> usize {
     // A fixed hasher: shard choice only spreads lock contention, it is not security relevant.
-    let mut hasher = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
-    key.hash(&mut hasher);
-    (hasher.finish() as usize) % SHARDS
+    let hasher =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+    (hasher.hash_one(key) as usize) % SHARDS
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -275,8 +338,12 @@ impl Tier {
         clock.push_back((entry.key.clone(), entry.id));
         let mut evicted = Vec::new();
         while self.over_capacity() {
-            let Some((key, id)) = clock.pop_front() else { break };
-            let Some(candidate) = self.get(&key).filter(|e| e.id == id) else { continue };
+            let Some((key, id)) = clock.pop_front() else {
+                break;
+            };
+            let Some(candidate) = self.get(&key).filter(|e| e.id == id) else {
+                continue;
+            };
             if candidate.id != entry.id && candidate.referenced.swap(false, Ordering::Relaxed) {
                 clock.push_back((key, id));
                 continue;
@@ -300,7 +367,12 @@ impl Tier {
     fn all(&self) -> Vec<Arc<Entry>> {
         self.shards
             .iter()
-            .filter_map(|shard| shard.read().ok().map(|s| s.values().cloned().collect::<Vec<_>>()))
+            .filter_map(|shard| {
+                shard
+                    .read()
+                    .ok()
+                    .map(|s| s.values().cloned().collect::<Vec<_>>())
+            })
             .flatten()
             .collect()
     }
@@ -339,7 +411,8 @@ impl CacheStore {
     /// (or the last one when tiers were removed).
     pub fn resized(&self, settings: CacheSettings) -> Arc<CacheStore> {
         let next = CacheStore::new(settings);
-        next.next_id.store(self.next_id.load(Ordering::Relaxed), Ordering::Relaxed);
+        next.next_id
+            .store(self.next_id.load(Ordering::Relaxed), Ordering::Relaxed);
         let last = next.tiers.len().saturating_sub(1);
         for (index, tier) in self.tiers.iter().enumerate().rev() {
             for entry in tier.all() {
@@ -379,7 +452,11 @@ impl CacheStore {
             if index > 0 && hits >= self.settings.promotion_hits {
                 if let Some(moved) = tier.remove(key, Some(entry.id)) {
                     tier.counters.promotions.fetch_add(1, Ordering::Relaxed);
-                    promoted = Some(format!("{}->{}", tier.settings.name, self.tiers[index - 1].settings.name));
+                    promoted = Some(format!(
+                        "{}->{}",
+                        tier.settings.name,
+                        self.tiers[index - 1].settings.name
+                    ));
                     found_tier = index - 1;
                     self.place(index - 1, moved);
                 }
@@ -438,7 +515,10 @@ impl CacheStore {
             soft_purged: AtomicBool::new(false),
             refreshing: AtomicBool::new(false),
         });
-        self.tiers[last].counters.sets.fetch_add(1, Ordering::Relaxed);
+        self.tiers[last]
+            .counters
+            .sets
+            .fetch_add(1, Ordering::Relaxed);
         self.place(last, entry);
         Some(self.tiers[last].settings.name.clone())
     }
@@ -462,7 +542,9 @@ impl CacheStore {
 
     fn demote_or_expire(&self, index: usize, entry: &Arc<Entry>) {
         let tier = &self.tiers[index];
-        let Some(removed) = tier.remove(&entry.key, Some(entry.id)) else { return };
+        let Some(removed) = tier.remove(&entry.key, Some(entry.id)) else {
+            return;
+        };
         let still_useful = removed.usability() != Usability::Expired;
         if index + 1 < self.tiers.len() && still_useful {
             tier.counters.demotions.fetch_add(1, Ordering::Relaxed);
@@ -495,8 +577,16 @@ impl CacheStore {
         for tier in &self.tiers {
             let chosen: Vec<Arc<Entry>> = match selector {
                 Selector::Key(key) => tier.get(key).into_iter().collect(),
-                Selector::Prefix(prefix) => tier.all().into_iter().filter(|e| e.key.starts_with(prefix.as_str())).collect(),
-                Selector::Tag(tag) => tier.all().into_iter().filter(|e| e.tags.iter().any(|t| t == tag)).collect(),
+                Selector::Prefix(prefix) => tier
+                    .all()
+                    .into_iter()
+                    .filter(|e| e.key.starts_with(prefix.as_str()))
+                    .collect(),
+                Selector::Tag(tag) => tier
+                    .all()
+                    .into_iter()
+                    .filter(|e| e.tags.iter().any(|t| t == tag))
+                    .collect(),
             };
             for entry in chosen {
                 if soft {
@@ -558,6 +648,9 @@ impl CacheStore {
 
     /// Bytes held by all tiers.
     pub fn total_bytes(&self) -> usize {
-        self.tiers.iter().map(|t| t.bytes.load(Ordering::Relaxed)).sum()
+        self.tiers
+            .iter()
+            .map(|t| t.bytes.load(Ordering::Relaxed))
+            .sum()
     }
 }

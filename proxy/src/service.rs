@@ -1,7 +1,10 @@
 //! `Proxy`: the pingora `ProxyHttp` implementation. Each phase only moves data between the
-//! request context and the pure modules (`routing`, `balance`, `headers`, `error`).
+//! request context and the pure modules (`routing`, `balance`, `headers`, `error`, `cache`).
+
+mod caching;
 
 use crate::balance::Strategy;
+use crate::cache::CacheHandle;
 use crate::error::Reject;
 use crate::headers;
 use crate::snapshot::Snapshot;
@@ -19,11 +22,17 @@ use std::time::Instant;
 
 pub struct Proxy {
     shared: Shared,
+    cache: Arc<CacheHandle>,
 }
 
 impl Proxy {
     pub fn new(shared: Shared) -> Proxy {
-        Proxy { shared }
+        Proxy::with_cache(shared, Arc::new(CacheHandle::default()))
+    }
+
+    /// A proxy whose cache store is shared with others (the admin API).
+    pub fn with_cache(shared: Shared, cache: Arc<CacheHandle>) -> Proxy {
+        Proxy { shared, cache }
     }
 }
 
@@ -46,6 +55,12 @@ pub struct RequestCtx {
     /// Set once upstream response headers arrived: nothing may be retried after that.
     responded: bool,
     reject: Option<Reject>,
+    /// Cache state when the route caches.
+    cache: Option<caching::CacheCtx>,
+    /// `X-Cache` of a response served from the cache, for the access log.
+    cache_served: Option<&'static str>,
+    /// The proxy verified this request's token (so its response may be cached).
+    token_verified: bool,
     _active: ActiveRequest,
 }
 
@@ -97,6 +112,26 @@ async fn respond(session: &mut Session, ctx: &RequestCtx, reject: &Reject) -> Re
     Ok(())
 }
 
+/// Writes a JSON answer the proxy makes itself (not an error: the invalidation endpoint).
+async fn respond_json(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    status: u16,
+    value: serde_json::Value,
+) -> Result<()> {
+    let body = Bytes::from(value.to_string());
+    let mut header = ResponseHeader::build(status, Some(4))?;
+    header.insert_header("content-type", "application/json")?;
+    header.insert_header("content-length", body.len().to_string())?;
+    header.insert_header("x-request-id", ctx.request_id.clone())?;
+    header.insert_header("x-config-generation", ctx.snapshot.generation.to_string())?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}
+
 /// The size of the request header section as it arrived, roughly (name, value, separators).
 fn header_bytes(session: &Session) -> usize {
     let req = session.req_header();
@@ -127,6 +162,9 @@ impl ProxyHttp for Proxy {
             attempts: 0,
             responded: false,
             reject: None,
+            cache: None,
+            cache_served: None,
+            token_verified: false,
             _active: self.shared.start_request(),
         }
     }
@@ -194,7 +232,24 @@ impl ProxyHttp for Proxy {
             .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"));
         ctx.route = Some(route);
         ctx.pool = Some(pool);
-        Ok(false)
+
+        let snapshot = ctx.snapshot.clone();
+        let Some(store) = self.cache.for_snapshot(&snapshot) else {
+            return Ok(false);
+        };
+        let req = session.req_header();
+        if req.method == http::Method::POST && req.uri.path() == "/cache/invalidate" {
+            let (status, body) = caching::invalidate(session, ctx, &store).await?;
+            respond_json(session, ctx, status, body).await?;
+            return Ok(true);
+        }
+        let cacheable_method = matches!(req.method, http::Method::GET | http::Method::HEAD);
+        match snapshot.routes.get(route).and_then(|r| r.cache.as_ref()) {
+            Some(route_cache) if cacheable_method => {
+                caching::lookup(session, ctx, store, route_cache).await
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Picks a server (never one this request already tried) and takes its in-flight slot.
@@ -315,11 +370,12 @@ impl ProxyHttp for Proxy {
     /// Marks the response as started and drops hop-by-hop fields.
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.responded = true;
+        caching::on_upstream_response(session, ctx, upstream_response)?;
         let nominated: Vec<String> = upstream_response
             .headers
             .get_all(http::header::CONNECTION)
@@ -354,7 +410,32 @@ impl ProxyHttp for Proxy {
         if let Some(explanation) = ctx.explanation.take() {
             response.insert_header("x-scalelab-explain", explanation)?;
         }
+        caching::decorate(ctx, response)?;
         Ok(())
+    }
+
+    /// Collects cacheable bodies as they stream by.
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        caching::on_upstream_body(ctx, body, end_of_stream);
+        Ok(None)
+    }
+
+    /// Swaps an origin 5xx body for the stale object's when stale-if-error applies.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        caching::replace_body_if_stale(ctx, body);
+        Ok(None)
     }
 
     /// The single place that answers a failed request: status and JSON from `Reject`.
@@ -375,6 +456,13 @@ impl ProxyHttp for Proxy {
             };
         };
         let code = reject.status();
+        if session.response_written().is_none() && caching::serve_stale_on_error(session, ctx).await
+        {
+            return FailToProxy {
+                error_code: 200,
+                can_reuse_downstream: false,
+            };
+        }
         if session.response_written().is_none() {
             if let Err(error) = respond(session, ctx, &reject).await {
                 tracing::debug!(%error, "could not send the error response");
@@ -413,6 +501,7 @@ impl ProxyHttp for Proxy {
             server = %server.map_or_else(|| "-".to_string(), |addr| addr.to_string()),
             strategy = ctx.strategy.name(),
             attempts = ctx.attempts,
+            cache = ctx.cache_served.unwrap_or(if ctx.cache.is_some() { "MISS" } else { "-" }),
             duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
             request_id = ctx.request_id.to_str().unwrap_or("-"),
             error = error.map(|e| e.etype().as_str()),

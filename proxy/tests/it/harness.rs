@@ -103,6 +103,7 @@ async fn handle(State(state): State<Arc<BackendState>>, request: Request) -> Res
     }
     let value = json!({
         "server": state.name,
+        "hit": state.hits.load(Ordering::Relaxed),
         "method": parts.method.as_str(),
         "path": parts.uri.path(),
         "query": parts.uri.query(),
@@ -110,6 +111,29 @@ async fn handle(State(state): State<Arc<BackendState>>, request: Request) -> Res
         "body_fnv": fnv(&body),
     });
     let mut response = axum::Json(value).into_response();
+    // Response controls for cache tests: ?cc=, ?sk= (Surrogate-Key), ?cookie=1, ?status=.
+    for pair in parts.uri.query().unwrap_or("").split('&') {
+        let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = raw.replace("%20", " ").replace("%2C", ",");
+        let headers = response.headers_mut();
+        match name {
+            "cc" => {
+                headers.insert("cache-control", value.parse().expect("value"));
+            }
+            "sk" => {
+                headers.insert("surrogate-key", value.parse().expect("value"));
+            }
+            "cookie" => {
+                headers.insert("set-cookie", "session=1".parse().expect("value"));
+            }
+            "status" => {
+                if let Ok(code) = value.parse::<u16>() {
+                    *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+                }
+            }
+            _ => {}
+        }
+    }
     // Hop-by-hop fields the proxy must not relay.
     response
         .headers_mut()
@@ -304,6 +328,27 @@ impl TestConfig {
             ));
         }
         self.upstreams.push(text);
+        self
+    }
+
+    /// Adds a `[cache]` table with the given tiers `(name, max_entries)` and promotion hits.
+    pub fn cache(mut self, tiers: &[(&str, usize)], promotion_hits: u32) -> Self {
+        let mut text = "[cache]\nmax_object_bytes = \"64KiB\"\nlock_timeout = \"5s\"\n".to_string();
+        for (name, entries) in tiers {
+            text.push_str(&format!(
+                "[[cache.tiers]]\nname = \"{name}\"\nmax_entries = {entries}\nmax_bytes = \"1MiB\"\nttl = \"600s\"\n"
+            ));
+        }
+        text.push_str(&format!("[cache.promotion]\nhits = {promotion_hits}\n"));
+        self.upstreams.push(text);
+        self
+    }
+
+    /// A route with an inline `cache = { ... }` table.
+    pub fn cached_route(mut self, name: &str, path: &str, upstream: &str, cache: &str) -> Self {
+        self.routes.push(format!(
+            "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"{upstream}\"\ncache = {{ {cache} }}\n"
+        ));
         self
     }
 

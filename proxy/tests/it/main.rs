@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod balancing;
+mod cache;
 mod failover;
 mod forwarding;
 mod harness;

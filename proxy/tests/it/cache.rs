@@ -1,0 +1,469 @@
+//! The response cache through the real proxy: hits and expiry, controls, tiers, invalidation,
+//! coalescing, stale serving, what is never stored, and connection hygiene.
+
+use crate::harness::*;
+use std::time::{Duration, Instant};
+
+const TIERS: &[(&str, usize)] = &[("L1", 100), ("L2", 100), ("L3", 100)];
+
+async fn setup(route_cache: &str, tiers: &[(&str, usize)]) -> (TestBackend, TestProxy) {
+    let backend = TestBackend::start("origin");
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .cache(tiers, 2)
+        .cached_route("c", "/c", "g", route_cache)
+        .route("plain", "/", "g");
+    let proxy = TestProxy::start(&config).await;
+    (backend, proxy)
+}
+
+struct Seen {
+    status: u16,
+    x_cache: String,
+    tier: Option<String>,
+    cache_status: String,
+    age: Option<u64>,
+    hit_number: u64,
+}
+
+async fn get(proxy: &TestProxy, path: &str) -> Seen {
+    get_with(proxy, path, &[]).await
+}
+
+async fn get_with(proxy: &TestProxy, path: &str, headers: &[(&str, &str)]) -> Seen {
+    let mut request = client().get(proxy.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let seen = Seen {
+        status: response.status().as_u16(),
+        x_cache: header("x-cache").unwrap_or_default(),
+        tier: header("x-cache-tier"),
+        cache_status: header("cache-status").unwrap_or_default(),
+        age: header("age").and_then(|a| a.parse().ok()),
+        hit_number: 0,
+    };
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    Seen {
+        hit_number: body["hit"].as_u64().unwrap_or(0),
+        ..seen
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn miss_then_hit_with_age_then_expiry_after_max_age() {
+    let (backend, proxy) = setup("key = \"{path}?{query}\", default_ttl = \"300s\"", TIERS).await;
+    let first = get(&proxy, "/c/x?cc=max-age=2").await;
+    assert_eq!((first.status, first.x_cache.as_str()), (200, "MISS"));
+    assert_eq!(first.cache_status, "scalelab; fwd=miss; stored; ttl=2");
+    let stored_at = Instant::now();
+    let second = get(&proxy, "/c/x?cc=max-age=2").await;
+    assert_eq!(second.x_cache, "HIT");
+    assert_eq!(second.tier.as_deref(), Some("L3"));
+    assert_eq!(second.cache_status, "scalelab; hit; detail=L3");
+    assert!(second.age.unwrap() <= 1);
+    assert_eq!(backend.hits(), 1);
+    let third = eventually(Duration::from_secs(5), "the object to expire", || async {
+        let seen = get(&proxy, "/c/x?cc=max-age=2").await;
+        (seen.x_cache == "MISS").then_some(seen)
+    })
+    .await;
+    assert!(
+        stored_at.elapsed() >= Duration::from_millis(1900),
+        "expired early"
+    );
+    assert_eq!(third.hit_number, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_ttl_wins_and_bypass_skips_lookup_but_stores() {
+    let (backend, proxy) = setup("key = \"{path}\", default_ttl = \"300s\"", TIERS).await;
+    let response = client()
+        .get(proxy.url("/c/t?cache_ttl=7&cc=max-age=100"))
+        .header("X-Scalelab-Explain", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["cache-status"],
+        "scalelab; fwd=miss; stored; ttl=7"
+    );
+    let explained = client()
+        .get(proxy.url("/c/t"))
+        .header("X-Scalelab-Explain", "1")
+        .send()
+        .await
+        .unwrap();
+    let explain = explained.headers()["x-scalelab-explain"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(explain.contains("ttl=7s from cache_ttl"), "{explain}");
+    assert!(explain.contains("key=\"/c/t\""), "{explain}");
+
+    let bypass = get(&proxy, "/c/t?bypass_cache=true").await;
+    assert_eq!(bypass.x_cache, "BYPASS");
+    assert!(
+        bypass
+            .cache_status
+            .starts_with("scalelab; fwd=bypass; stored"),
+        "{}",
+        bypass.cache_status
+    );
+    assert_eq!(backend.hits(), 2);
+    // The bypassing request's fresh answer replaced the stored one.
+    let after = get(&proxy, "/c/t").await;
+    assert_eq!((after.x_cache.as_str(), after.hit_number), ("HIT", 2));
+
+    let revalidate = get_with(&proxy, "/c/t", &[("Cache-Control", "no-cache")]).await;
+    assert_eq!(revalidate.x_cache, "MISS");
+    assert!(revalidate
+        .cache_status
+        .starts_with("scalelab; fwd=request; stored"));
+    assert_eq!(backend.hits(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotion_climbs_tiers_after_configured_hits() {
+    let (_backend, proxy) = setup("key = \"{path}\"", TIERS).await;
+    get(&proxy, "/c/p").await;
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        seen.push(get(&proxy, "/c/p").await.tier.unwrap());
+    }
+    // Hits 1-2 in L3 (the second promotes to L2), 3-4 in L2 (the fourth promotes), then L1.
+    assert_eq!(seen, vec!["L3", "L2", "L2", "L1", "L1", "L1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_eviction_in_the_last_tier() {
+    let (backend, proxy) = setup("key = \"{path}\"", &[("L1", 10), ("L2", 2)]).await;
+    for path in ["/c/1", "/c/2", "/c/3"] {
+        assert_eq!(get(&proxy, path).await.x_cache, "MISS");
+    }
+    assert_eq!(get(&proxy, "/c/3").await.x_cache, "HIT");
+    assert_eq!(get(&proxy, "/c/2").await.x_cache, "HIT");
+    assert_eq!(
+        get(&proxy, "/c/1").await.x_cache,
+        "MISS",
+        "the oldest object was evicted"
+    );
+    assert_eq!(backend.hits(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidate_by_key_prefix_tag_and_soft_purge() {
+    let backend = TestBackend::start("origin");
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .cache(TIERS, 2)
+        .cached_route(
+            "c",
+            "/c",
+            "g",
+            "key = \"{path}\", stale_while_revalidate = \"30s\"",
+        )
+        .route("inv", "/cache/invalidate", "g");
+    let proxy = TestProxy::start(&config).await;
+    for path in ["/c/a", "/c/b?sk=red", "/c/bb?sk=red%20blue", "/c/d"] {
+        assert_eq!(get(&proxy, path).await.x_cache, "MISS");
+    }
+    let post = |body: serde_json::Value| {
+        let url = proxy.url("/cache/invalidate");
+        async move {
+            let response = client().post(url).json(&body).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = post(serde_json::json!({"key": "/c/a"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "Cache invalidated", "key": "/c/a", "removed": 1, "soft": false})
+    );
+    assert_eq!(get(&proxy, "/c/a").await.x_cache, "MISS");
+    let (_, body) = post(serde_json::json!({"tag": "red"})).await;
+    assert_eq!(body["removed"], 2);
+    let (_, body) = post(serde_json::json!({"prefix": "/c/"})).await;
+    assert_eq!(body["removed"], 2, "/c/a (re-stored) and /c/d remain");
+
+    // Soft purge: the object is served stale while exactly one request refreshes it.
+    assert_eq!(get(&proxy, "/c/s").await.x_cache, "MISS");
+    let hits = backend.hits();
+    let (_, body) = post(serde_json::json!({"key": "/c/s", "soft": true})).await;
+    assert_eq!(body["removed"], 1);
+    let stale = get(&proxy, "/c/s").await;
+    assert_eq!(stale.x_cache, "STALE");
+    eventually(Duration::from_secs(5), "the background refresh", || async {
+        let seen = get(&proxy, "/c/s").await;
+        (seen.x_cache == "HIT" && seen.hit_number == hits as u64 + 1).then_some(())
+    })
+    .await;
+    assert_eq!(backend.hits(), hits + 1, "one refresh, no stampede");
+
+    for bad in [
+        serde_json::json!({}),
+        serde_json::json!({"key": 1}),
+        serde_json::json!({"key": "a", "tag": "b"}),
+    ] {
+        let (status, body) = post(bad).await;
+        assert_eq!(status, 400);
+        assert!(body["error"].as_str().unwrap().contains("exactly one"));
+    }
+    let response = client()
+        .post(proxy.url("/cache/invalidate"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_concurrent_cold_requests_reach_the_origin_once() {
+    let (backend, proxy) = setup("key = \"{path}\"", TIERS).await;
+    backend.set_latency(300);
+    let http = client();
+    let url = proxy.url("/c/cold");
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move { http.get(url).send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    assert_eq!(backend.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_leader_does_not_block_waiters() {
+    let (backend, proxy) = setup("key = \"{path}\"", TIERS).await;
+    backend.set_latency(800);
+    let impatient = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let leader_url = proxy.url("/c/lead");
+    let leader = tokio::spawn(async move { impatient.get(leader_url).send().await.is_err() });
+    eventually(
+        Duration::from_secs(2),
+        "the leader to reach the origin",
+        || async { (backend.hits() == 1).then_some(()) },
+    )
+    .await;
+    let started = Instant::now();
+    let waiter = get(&proxy, "/c/lead").await;
+    assert!(leader.await.unwrap(), "the leader's client gave up");
+    assert_eq!(waiter.status, 200);
+    // Well under the 5 s lock timeout: the waiter woke when the leader was cancelled.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "waiter took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_while_revalidate_and_stale_if_error_with_the_origin_down() {
+    let (mut backend, proxy) = setup(
+        "key = \"{path}\", stale_while_revalidate = \"1s\", stale_if_error = \"60s\"",
+        TIERS,
+    )
+    .await;
+    assert_eq!(get(&proxy, "/c/s?cc=max-age=1").await.x_cache, "MISS");
+    let stale = eventually(Duration::from_secs(4), "the object to go stale", || async {
+        let seen = get(&proxy, "/c/s?cc=max-age=1").await;
+        (seen.x_cache != "HIT").then_some(seen)
+    })
+    .await;
+    assert_eq!(stale.x_cache, "STALE");
+    assert!(
+        stale
+            .cache_status
+            .starts_with("scalelab; hit; fwd=stale; detail=L"),
+        "{}",
+        stale.cache_status
+    );
+    eventually(Duration::from_secs(3), "the refreshed object", || async {
+        let seen = get(&proxy, "/c/s?cc=max-age=1").await;
+        (seen.x_cache == "HIT" && seen.hit_number == 2).then_some(())
+    })
+    .await;
+
+    // Origin answers 5xx: the stale object is served instead.
+    assert_eq!(get(&proxy, "/c/e?cc=max-age=1").await.x_cache, "MISS");
+    let after_error = eventually(
+        Duration::from_secs(6),
+        "stale-if-error on a 5xx",
+        || async {
+            let seen = get(&proxy, "/c/e?cc=max-age=1&status=500").await;
+            (seen.x_cache == "STALE").then_some(seen)
+        },
+    )
+    .await;
+    assert_eq!(after_error.status, 200);
+
+    // Origin down: still the stale object.
+    backend.kill();
+    let down = get(&proxy, "/c/e?cc=max-age=1").await;
+    assert_eq!((down.status, down.x_cache.as_str()), (200, "STALE"));
+    // Without a stored object the client gets the error.
+    assert_eq!(get(&proxy, "/c/never").await.status, 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_cached_private_no_store_set_cookie_and_authorization() {
+    let (backend, proxy) = setup("key = \"{path}?{query}\"", TIERS).await;
+    for (path, detail) in [
+        ("/c/n?cc=private", "private"),
+        ("/c/n?cc=no-store", "no-store"),
+        ("/c/n?cookie=1", "set-cookie"),
+        ("/c/n?status=500", "status"),
+    ] {
+        let first = get(&proxy, path).await;
+        assert_eq!(
+            first.cache_status,
+            format!("scalelab; fwd=miss; detail={detail}")
+        );
+        assert_eq!(
+            get(&proxy, path).await.x_cache,
+            "MISS",
+            "{path} must not be stored"
+        );
+    }
+    // Without a proxy-verified token, a request carrying Authorization is never stored.
+    let auth = [("Authorization", "Bearer x")];
+    let first = get_with(&proxy, "/c/n?cc=public", &auth).await;
+    assert_eq!(
+        first.cache_status,
+        "scalelab; fwd=miss; detail=authorization-not-verified-by-proxy"
+    );
+    assert_eq!(
+        get_with(&proxy, "/c/n?cc=public", &auth).await.x_cache,
+        "MISS"
+    );
+    assert_eq!(backend.hits(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_and_query_make_different_objects() {
+    let (backend, proxy) = setup("default_ttl = \"60s\"", TIERS).await;
+    assert_eq!(
+        get_with(&proxy, "/c/h?a=1&b=2", &[("Host", "one.test")])
+            .await
+            .x_cache,
+        "MISS"
+    );
+    assert_eq!(
+        get_with(
+            &proxy,
+            "/c/h?b=2&a=1&strategy=weighted",
+            &[("Host", "one.test")]
+        )
+        .await
+        .x_cache,
+        "HIT"
+    );
+    assert_eq!(
+        get_with(&proxy, "/c/h?a=1&b=2", &[("Host", "two.test")])
+            .await
+            .x_cache,
+        "MISS"
+    );
+    assert_eq!(
+        get_with(&proxy, "/c/h?a=1&b=3", &[("Host", "one.test")])
+            .await
+            .x_cache,
+        "MISS"
+    );
+    assert_eq!(backend.hits(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_with_a_body_on_a_cached_path_does_not_desync_the_connection() {
+    use tokio::io::AsyncWriteExt;
+    let (backend, proxy) = setup("key = \"{path}\"", TIERS).await;
+    assert_eq!(get(&proxy, "/c/body").await.x_cache, "MISS");
+    let port: u16 = proxy.base.rsplit(':').next().unwrap().parse().unwrap();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    // The body looks like a request: if the proxy parsed it as one, the origin would see it
+    // and the next answer on this connection would be for the wrong request.
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    let first = format!(
+        "GET /c/body HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    stream.write_all(first.as_bytes()).await.unwrap();
+    let first_response = read_response(&mut stream).await;
+    assert!(
+        first_response.starts_with("HTTP/1.1 200"),
+        "{first_response}"
+    );
+    assert!(first_response.contains("x-cache: HIT"), "{first_response}");
+    stream
+        .write_all(b"GET /c/body HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let second_response = read_response(&mut stream).await;
+    assert!(
+        second_response.starts_with("HTTP/1.1 200"),
+        "{second_response}"
+    );
+    assert!(
+        second_response.contains("x-cache: HIT"),
+        "{second_response}"
+    );
+    assert!(
+        second_response.contains("\"path\":\"/c/body\""),
+        "{second_response}"
+    );
+    assert_eq!(
+        backend.hits(),
+        1,
+        "nothing but the first miss reached the origin"
+    );
+}
+
+/// Reads one HTTP/1.1 response framed by Content-Length.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = String::from_utf8_lossy(&buffer).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if buffer.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        assert!(Instant::now() < deadline, "no complete response: {text}");
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "connection closed early: {text}");
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+}
