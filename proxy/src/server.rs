@@ -67,7 +67,9 @@ pub fn run(
                 source,
             }
         })?;
-        listener.set_nonblocking(true).map_err(StartError::Runtime)?;
+        listener
+            .set_nonblocking(true)
+            .map_err(StartError::Runtime)?;
         Some(listener)
     };
 
@@ -100,9 +102,7 @@ pub fn run(
         "admin",
         AdminService {
             shared: shared.clone(),
-            bind_later: admin_listener
-                .is_none()
-                .then_some(settings.admin_listen),
+            bind_later: admin_listener.is_none().then_some(settings.admin_listen),
             listener: Mutex::new(admin_listener),
         },
     ));

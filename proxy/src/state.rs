@@ -135,12 +135,11 @@ impl Shared {
     /// Re-reads the config file and swaps in a new snapshot; on any error the running one
     /// stays. This is the one entry point of every trigger; see `apply`.
     pub fn reload(&self, trigger: Trigger) -> Record {
-        let read = std::fs::read_to_string(&self.inner.config_path).map_err(|source| {
-            ConfigError::Read {
+        let read =
+            std::fs::read_to_string(&self.inner.config_path).map_err(|source| ConfigError::Read {
                 path: self.inner.config_path.clone(),
                 source,
-            }
-        });
+            });
         self.apply(trigger, read)
     }
 
@@ -181,7 +180,10 @@ impl Shared {
                 record.result = Outcome::Unchanged;
                 record.duration_us = started.elapsed().as_micros() as u64;
                 if trigger != Trigger::File {
-                    tracing::info!(trigger = trigger.name(), "config file unchanged; nothing to reload");
+                    tracing::info!(
+                        trigger = trigger.name(),
+                        "config file unchanged; nothing to reload"
+                    );
                     self.inner.journal.push(record.clone());
                 }
                 return record;
@@ -228,7 +230,9 @@ impl Shared {
                     .iter()
                     .filter(move |server| {
                         !old_pool.is_some_and(|old| {
-                            old.servers.iter().any(|s| s.state.addr == server.state.addr)
+                            old.servers
+                                .iter()
+                                .any(|s| s.state.addr == server.state.addr)
                         })
                     })
                     .map(move |server| (server.state.clone(), check.clone()))

@@ -64,7 +64,14 @@ pub async fn run(shared: Shared, mut shutdown: tokio::sync::watch::Receiver<bool
         if !settle(&mut events, &mut shutdown).await {
             return;
         }
-        if !reload_from_disk(&shared, &path, &mut last_rejected, &mut events, &mut shutdown).await
+        if !reload_from_disk(
+            &shared,
+            &path,
+            &mut last_rejected,
+            &mut events,
+            &mut shutdown,
+        )
+        .await
         {
             return;
         }

@@ -102,12 +102,19 @@ impl KeyTemplate {
                 Part::Path => key.push_str(input.path),
                 Part::Query => key.push_str(&normalized_query(input.query)),
                 Part::QueryParam(name) => {
-                    if let Some(value) = input.query.and_then(|q| crate::headers::query_param(q, name)) {
+                    if let Some(value) = input
+                        .query
+                        .and_then(|q| crate::headers::query_param(q, name))
+                    {
                         key.push_str(value);
                     }
                 }
                 Part::Header(name) => {
-                    if let Some(value) = input.headers.get(name.as_str()).and_then(|v| v.to_str().ok()) {
+                    if let Some(value) = input
+                        .headers
+                        .get(name.as_str())
+                        .and_then(|v| v.to_str().ok())
+                    {
                         key.push_str(value);
                     }
                 }
@@ -129,7 +136,9 @@ impl Default for KeyTemplate {
 
 /// The query with control parameters removed and the rest sorted.
 pub fn normalized_query(query: Option<&str>) -> String {
-    let Some(query) = query else { return String::new() };
+    let Some(query) = query else {
+        return String::new();
+    };
     let mut pairs: Vec<&str> = query
         .split('&')
         .filter(|pair| !pair.is_empty())

@@ -152,7 +152,11 @@ impl TtlSource {
 
 /// Freshness lifetime: `?cache_ttl=N` (the seed's control) wins, then `s-maxage`, then
 /// `max-age`, then the route's default.
-pub fn freshness(cache_ttl_param: Option<&str>, cc: &CacheControl, default_ttl: Duration) -> (Duration, TtlSource) {
+pub fn freshness(
+    cache_ttl_param: Option<&str>,
+    cc: &CacheControl,
+    default_ttl: Duration,
+) -> (Duration, TtlSource) {
     if let Some(seconds) = cache_ttl_param.and_then(|v| v.parse::<u64>().ok()) {
         return (Duration::from_secs(seconds), TtlSource::CacheTtlParam);
     }
@@ -209,7 +213,11 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "KB" | "kB" => 1000,
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
-        other => return Err(format!("unknown size unit {other:?} in {text:?}; use B, KiB, MiB or GiB")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {text:?}; use B, KiB, MiB or GiB"
+            ))
+        }
     };
     number
         .checked_mul(multiplier)

@@ -46,9 +46,15 @@ fn new_objects_enter_the_last_tier_and_climb_after_promotion_hits() {
     let store = CacheStore::new(settings(&[10, 10, 10], 2));
     assert_eq!(store.insert(object("k", &[])).as_deref(), Some("L3"));
     let first = store.lookup("k").expect("hit");
-    assert_eq!((first.tier_name.as_str(), first.promoted.as_deref()), ("L3", None));
+    assert_eq!(
+        (first.tier_name.as_str(), first.promoted.as_deref()),
+        ("L3", None)
+    );
     let second = store.lookup("k").expect("hit");
-    assert_eq!((second.tier_name.as_str(), second.promoted.as_deref()), ("L2", Some("L3->L2")));
+    assert_eq!(
+        (second.tier_name.as_str(), second.promoted.as_deref()),
+        ("L2", Some("L3->L2"))
+    );
     assert_eq!(tier_of(&store, "k").as_deref(), Some("L2"));
     store.lookup("k");
     let promoted = store.lookup("k").expect("hit");
@@ -57,7 +63,14 @@ fn new_objects_enter_the_last_tier_and_climb_after_promotion_hits() {
         assert_eq!(store.lookup("k").expect("hit").tier_name, "L1");
     }
     let stats = store.stats();
-    assert_eq!((stats[2].promotions, stats[1].promotions, stats[0].promotions), (1, 1, 0));
+    assert_eq!(
+        (
+            stats[2].promotions,
+            stats[1].promotions,
+            stats[0].promotions
+        ),
+        (1, 1, 0)
+    );
     assert_eq!(stats[2].sets, 1);
 }
 
@@ -78,7 +91,10 @@ fn capacity_eviction_demotes_one_tier_and_falls_out_of_the_last() {
     store.insert(object("c", &[]));
     store.insert(object("d", &[]));
     store.insert(object("e", &[]));
-    let present: Vec<bool> = ["c", "d", "e"].iter().map(|k| store.report(k).is_some()).collect();
+    let present: Vec<bool> = ["c", "d", "e"]
+        .iter()
+        .map(|k| store.report(k).is_some())
+        .collect();
     assert_eq!(present, vec![false, true, true]);
     assert_eq!(store.stats()[2].evictions, 1);
     assert_eq!(store.stats()[2].items, 2);
@@ -91,7 +107,10 @@ fn clock_gives_referenced_objects_a_second_chance() {
     store.insert(object("young", &[]));
     store.lookup("old");
     store.insert(object("new", &[]));
-    assert!(store.report("old").is_some(), "a referenced object survives one sweep");
+    assert!(
+        store.report("old").is_some(),
+        "a referenced object survives one sweep"
+    );
     assert!(store.report("young").is_none());
 }
 
@@ -124,7 +143,10 @@ fn invalidation_by_key_prefix_tag_and_soft() {
     assert_eq!(soft.entry.usability(), Usability::StaleRevalidate);
     assert!(soft.entry.claim_refresh());
     assert!(!soft.entry.claim_refresh(), "only one request refreshes");
-    assert_eq!(store.invalidate(&Selector::Prefix("complex_".into()), false), 2);
+    assert_eq!(
+        store.invalidate(&Selector::Prefix("complex_".into()), false),
+        2
+    );
     assert_eq!(store.stats().iter().map(|t| t.items).sum::<usize>(), 0);
 }
 
@@ -150,7 +172,10 @@ fn tier_ttl_end_moves_a_fresh_object_down() {
     let store = CacheStore::new(s);
     store.insert(object("k", &[]));
     store.lookup("k");
-    assert_eq!(store.lookup("k").expect("hit").promoted.as_deref(), Some("L2->L1"));
+    assert_eq!(
+        store.lookup("k").expect("hit").promoted.as_deref(),
+        Some("L2->L1")
+    );
     let found = store.lookup("k").expect("still fresh");
     assert_eq!(found.tier_name, "L2");
     assert_eq!(store.stats()[0].demotions, 1);
@@ -169,10 +194,17 @@ fn resize_keeps_what_fits() {
 #[tokio::test]
 async fn fill_lock_has_one_leader_and_wakes_waiters_when_dropped() {
     let store = CacheStore::new(settings(&[10], 1));
-    let Fill::Leader(guard) = store.begin_fill("k") else { panic!("first is leader") };
-    let Fill::Wait(mut waiter) = store.begin_fill("k") else { panic!("second waits") };
+    let Fill::Leader(guard) = store.begin_fill("k") else {
+        panic!("first is leader")
+    };
+    let Fill::Wait(mut waiter) = store.begin_fill("k") else {
+        panic!("second waits")
+    };
     drop(guard);
-    assert!(waiter.changed().await.is_err(), "the waiter wakes when the leader goes");
+    assert!(
+        waiter.changed().await.is_err(),
+        "the waiter wakes when the leader goes"
+    );
     assert!(matches!(store.begin_fill("k"), Fill::Leader(_)));
 }
 
@@ -188,14 +220,21 @@ fn key_templates_render() {
         headers: &headers,
     };
     let cases = [
-        ("{method} {host}{path}?{query}", "GET example.com/data/complex?a=1&b=2&id=7"),
+        (
+            "{method} {host}{path}?{query}",
+            "GET example.com/data/complex?a=1&b=2&id=7",
+        ),
         ("my_data", "my_data"),
         ("complex_data_{query.id}", "complex_data_7"),
         ("{header.X-Tenant}:{path}", "acme:/data/complex"),
         ("{query.missing}x", "x"),
     ];
     for (template, expected) in cases {
-        assert_eq!(KeyTemplate::parse(template).expect("parse").render(&input), expected, "{template}");
+        assert_eq!(
+            KeyTemplate::parse(template).expect("parse").render(&input),
+            expected,
+            "{template}"
+        );
     }
     assert!(KeyTemplate::parse("{nope}").is_err());
     assert!(KeyTemplate::parse("{path").is_err());
@@ -222,23 +261,86 @@ fn storable_table() {
     };
     let cases: Vec<(StoreInput, Result<(), NotStored>)> = vec![
         (base, Ok(())),
-        (StoreInput { method: "POST", ..base }, Err(NotStored::Method)),
-        (StoreInput { status: 500, ..base }, Err(NotStored::Status)),
-        (StoreInput { status: 404, ..base }, Ok(())),
-        (StoreInput { response_cc: &no_store, ..base }, Err(NotStored::NoStore)),
-        (StoreInput { response_cc: &private, ..base }, Err(NotStored::Private)),
-        (StoreInput { has_set_cookie: true, ..base }, Err(NotStored::SetCookie)),
-        (StoreInput { vary_star: true, ..base }, Err(NotStored::VaryStar)),
-        (StoreInput { request_has_authorization: true, ..base }, Err(NotStored::UnverifiedAuthorization)),
         (
-            StoreInput { request_has_authorization: true, proxy_verified_token: true, ..base },
+            StoreInput {
+                method: "POST",
+                ..base
+            },
+            Err(NotStored::Method),
+        ),
+        (
+            StoreInput {
+                status: 500,
+                ..base
+            },
+            Err(NotStored::Status),
+        ),
+        (
+            StoreInput {
+                status: 404,
+                ..base
+            },
+            Ok(()),
+        ),
+        (
+            StoreInput {
+                response_cc: &no_store,
+                ..base
+            },
+            Err(NotStored::NoStore),
+        ),
+        (
+            StoreInput {
+                response_cc: &private,
+                ..base
+            },
+            Err(NotStored::Private),
+        ),
+        (
+            StoreInput {
+                has_set_cookie: true,
+                ..base
+            },
+            Err(NotStored::SetCookie),
+        ),
+        (
+            StoreInput {
+                vary_star: true,
+                ..base
+            },
+            Err(NotStored::VaryStar),
+        ),
+        (
+            StoreInput {
+                request_has_authorization: true,
+                ..base
+            },
+            Err(NotStored::UnverifiedAuthorization),
+        ),
+        (
+            StoreInput {
+                request_has_authorization: true,
+                proxy_verified_token: true,
+                ..base
+            },
             Err(NotStored::AuthorizedNotPublic),
         ),
         (
-            StoreInput { request_has_authorization: true, proxy_verified_token: true, response_cc: &public, ..base },
+            StoreInput {
+                request_has_authorization: true,
+                proxy_verified_token: true,
+                response_cc: &public,
+                ..base
+            },
             Ok(()),
         ),
-        (StoreInput { content_length: Some(101), ..base }, Err(NotStored::TooLarge)),
+        (
+            StoreInput {
+                content_length: Some(101),
+                ..base
+            },
+            Err(NotStored::TooLarge),
+        ),
     ];
     for (input, expected) in cases {
         assert_eq!(storable(&input), expected, "{input:?}");
@@ -258,7 +360,10 @@ fn freshness_precedence_table() {
         (None, &none, (300, TtlSource::RouteDefault)),
     ];
     for (param, cc, (seconds, source)) in cases {
-        assert_eq!(freshness(param, cc, default), (Duration::from_secs(seconds), source));
+        assert_eq!(
+            freshness(param, cc, default),
+            (Duration::from_secs(seconds), source)
+        );
     }
 }
 

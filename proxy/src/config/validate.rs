@@ -3,11 +3,12 @@
 
 use super::file::{ByteSize, FileCache, FileConfig, FileHealthCheck, FileRouteCache, FileUpstream};
 use super::{
-    CacheSettings, Config, HealthCheck, Issue, ProxySettings, Route, RouteCache, Server, TierSettings, Upstream,
+    CacheSettings, Config, HealthCheck, Issue, ProxySettings, Route, RouteCache, Server,
+    TierSettings, Upstream,
 };
+use crate::balance::Strategy;
 use crate::cache::key::KeyTemplate;
 use crate::cache::policy::parse_bytes;
-use crate::balance::Strategy;
 use http::Method;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -65,9 +66,14 @@ impl Issues {
 
     /// A duration that may be zero (stale windows).
     fn window(&mut self, path: &str, value: Option<&String>) -> Duration {
-        let Some(text) = value else { return Duration::ZERO };
+        let Some(text) = value else {
+            return Duration::ZERO;
+        };
         humantime::parse_duration(text).unwrap_or_else(|error| {
-            self.push(path, format!("invalid duration {text:?} ({error}); write it like \"10s\""));
+            self.push(
+                path,
+                format!("invalid duration {text:?} ({error}); write it like \"10s\""),
+            );
             Duration::ZERO
         })
     }
@@ -119,7 +125,10 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<Issue>> {
             upstreams.insert(name.clone(), valid);
         }
     }
-    let cache = file.cache.as_ref().map(|cache| validate_cache(cache, &mut issues));
+    let cache = file
+        .cache
+        .as_ref()
+        .map(|cache| validate_cache(cache, &mut issues));
     let routes = validate_routes(&file, cache.is_some(), &mut issues);
     if issues.0.is_empty() {
         Ok(Config {
@@ -282,13 +291,29 @@ fn validate_cache(cache: &FileCache, issues: &mut Issues) -> CacheSettings {
     for (i, tier) in cache.tiers.iter().enumerate() {
         let base = format!("cache.tiers[{i}]");
         if tier.name.is_empty() || tiers.iter().any(|t| t.name == tier.name) {
-            issues.push(format!("{base}.name"), format!("tier name {:?} must be unique and non-empty", tier.name));
+            issues.push(
+                format!("{base}.name"),
+                format!("tier name {:?} must be unique and non-empty", tier.name),
+            );
         }
         tiers.push(TierSettings {
             name: tier.name.clone(),
-            max_entries: issues.integer(&format!("{base}.max_entries"), tier.max_entries, (1, 100_000_000), 1000) as usize,
-            max_bytes: issues.bytes(&format!("{base}.max_bytes"), tier.max_bytes.as_ref(), 16 << 20),
-            ttl: issues.duration(&format!("{base}.ttl"), tier.ttl.as_ref(), Duration::from_secs(3600)),
+            max_entries: issues.integer(
+                &format!("{base}.max_entries"),
+                tier.max_entries,
+                (1, 100_000_000),
+                1000,
+            ) as usize,
+            max_bytes: issues.bytes(
+                &format!("{base}.max_bytes"),
+                tier.max_bytes.as_ref(),
+                16 << 20,
+            ),
+            ttl: issues.duration(
+                &format!("{base}.ttl"),
+                tier.ttl.as_ref(),
+                Duration::from_secs(3600),
+            ),
         });
     }
     let statuses = match &cache.cacheable_statuses {
@@ -296,13 +321,28 @@ fn validate_cache(cache: &FileCache, issues: &mut Issues) -> CacheSettings {
         Some(list) => list
             .iter()
             .enumerate()
-            .map(|(i, &code)| issues.integer(&format!("cache.cacheable_statuses[{i}]"), Some(code), (100, 599), 200) as u16)
+            .map(|(i, &code)| {
+                issues.integer(
+                    &format!("cache.cacheable_statuses[{i}]"),
+                    Some(code),
+                    (100, 599),
+                    200,
+                ) as u16
+            })
             .collect(),
     };
     CacheSettings {
-        max_object_bytes: issues.bytes("cache.max_object_bytes", cache.max_object_bytes.as_ref(), 1 << 20),
+        max_object_bytes: issues.bytes(
+            "cache.max_object_bytes",
+            cache.max_object_bytes.as_ref(),
+            1 << 20,
+        ),
         cacheable_statuses: statuses,
-        lock_timeout: issues.duration("cache.lock_timeout", cache.lock_timeout.as_ref(), Duration::from_secs(5)),
+        lock_timeout: issues.duration(
+            "cache.lock_timeout",
+            cache.lock_timeout.as_ref(),
+            Duration::from_secs(5),
+        ),
         tiers,
         promotion_hits: issues.integer(
             "cache.promotion.hits",
@@ -313,12 +353,20 @@ fn validate_cache(cache: &FileCache, issues: &mut Issues) -> CacheSettings {
     }
 }
 
-fn validate_route_cache(base: &str, cache: &FileRouteCache, has_tiers: bool, issues: &mut Issues) -> Option<RouteCache> {
+fn validate_route_cache(
+    base: &str,
+    cache: &FileRouteCache,
+    has_tiers: bool,
+    issues: &mut Issues,
+) -> Option<RouteCache> {
     if cache.enabled == Some(false) {
         return None;
     }
     if !has_tiers {
-        issues.push(format!("{base}.cache"), "caching needs a [cache] table with tiers");
+        issues.push(
+            format!("{base}.cache"),
+            "caching needs a [cache] table with tiers",
+        );
     }
     let key = match &cache.key {
         None => KeyTemplate::default(),
@@ -329,9 +377,19 @@ fn validate_route_cache(base: &str, cache: &FileRouteCache, has_tiers: bool, iss
     };
     Some(RouteCache {
         key,
-        default_ttl: issues.duration(&format!("{base}.cache.default_ttl"), cache.default_ttl.as_ref(), Duration::from_secs(300)),
-        stale_while_revalidate: issues.window(&format!("{base}.cache.stale_while_revalidate"), cache.stale_while_revalidate.as_ref()),
-        stale_if_error: issues.window(&format!("{base}.cache.stale_if_error"), cache.stale_if_error.as_ref()),
+        default_ttl: issues.duration(
+            &format!("{base}.cache.default_ttl"),
+            cache.default_ttl.as_ref(),
+            Duration::from_secs(300),
+        ),
+        stale_while_revalidate: issues.window(
+            &format!("{base}.cache.stale_while_revalidate"),
+            cache.stale_while_revalidate.as_ref(),
+        ),
+        stale_if_error: issues.window(
+            &format!("{base}.cache.stale_if_error"),
+            cache.stale_if_error.as_ref(),
+        ),
     })
 }
 

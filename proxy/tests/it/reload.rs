@@ -113,11 +113,18 @@ async fn upstream_of(proxy: &TestProxy, path: &str) -> (String, String) {
 /// Version `version` of the churn test's file: weights alternate and the `/extra` route comes
 /// and goes; the comment makes every version's text (and hash) distinct.
 fn churn_config(base: &TestConfig, a: &TestBackend, b: &TestBackend, version: usize) -> String {
-    format!("# version {version}\n{}", churn_table(base, a, b, version).render())
+    format!(
+        "# version {version}\n{}",
+        churn_table(base, a, b, version).render()
+    )
 }
 
 fn churn_table(base: &TestConfig, a: &TestBackend, b: &TestBackend, version: usize) -> TestConfig {
-    let weights = if version.is_multiple_of(2) { [1, 3] } else { [3, 1] };
+    let weights = if version.is_multiple_of(2) {
+        [1, 3]
+    } else {
+        [3, 1]
+    };
     let config = TestConfig::same_ports(base)
         .upstream(UpstreamSpec::new("g", "weighted", &[a, b], &weights))
         .route("all", "/", "g");
@@ -179,7 +186,12 @@ async fn twenty_renames_under_sixteen_clients_lose_no_request() {
         failures.len(),
         applied.len()
     );
-    assert!(failures.is_empty(), "{} failed: {:?}", failures.len(), &failures[..failures.len().min(10)]);
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
     assert!(served > 100, "only {served} requests served");
     assert!(applied.len() >= 5, "only {} reloads applied", applied.len());
 }
@@ -286,7 +298,9 @@ async fn truncate_then_write_and_other_editors_never_apply_a_partial_file() {
 
     // Truncate, write part of the file, pause (a slow writer), write the rest.
     let mut expected_generation = generation(&proxy).await;
-    for (round, (weight, split_quarters)) in [(2u32, 3usize), (3, 2), (4, 1)].into_iter().enumerate() {
+    for (round, (weight, split_quarters)) in
+        [(2u32, 3usize), (3, 2), (4, 1)].into_iter().enumerate()
+    {
         let text = variant(weight);
         let split = text.len() * split_quarters / 4;
         let mut file = std::fs::OpenOptions::new()
@@ -325,9 +339,11 @@ async fn truncate_then_write_and_other_editors_never_apply_a_partial_file() {
     wait_for_sha(&proxy, &sha256_hex(&variant(8)), Duration::from_secs(3)).await;
 
     std::fs::remove_file(&proxy.config_path).unwrap();
-    eventually(Duration::from_secs(3), "a warning about the missing file", || async {
-        proxy.log().contains("config file is gone").then_some(())
-    })
+    eventually(
+        Duration::from_secs(3),
+        "a warning about the missing file",
+        || async { proxy.log().contains("config file is gone").then_some(()) },
+    )
     .await;
     // Still serving the last good config while the file is missing.
     assert_eq!(
@@ -363,9 +379,11 @@ async fn a_slow_request_to_a_removed_server_finishes_and_the_server_leaves_the_a
         let headers = response.headers().clone();
         (status, headers, response.json::<Value>().await.unwrap())
     });
-    eventually(Duration::from_secs(3), "the slow request in flight", || async {
-        (proxy.total_in_flight().await == 1).then_some(())
-    })
+    eventually(
+        Duration::from_secs(3),
+        "the slow request in flight",
+        || async { (proxy.total_in_flight().await == 1).then_some(()) },
+    )
     .await;
 
     let second = TestConfig::same_ports(&first)
@@ -378,11 +396,17 @@ async fn a_slow_request_to_a_removed_server_finishes_and_the_server_leaves_the_a
         proxy.server_report(a.addr).await.is_none(),
         "a removed server leaves the admin API at once"
     );
-    assert!(!proxy.upstreams().await.to_string().contains(&a.addr.to_string()));
+    assert!(!proxy
+        .upstreams()
+        .await
+        .to_string()
+        .contains(&a.addr.to_string()));
     let b_addr = b.addr.to_string();
-    eventually(Duration::from_secs(3), "new requests to go to b", || async {
-        (upstream_of(&proxy, "/x").await.0 == b_addr).then_some(())
-    })
+    eventually(
+        Duration::from_secs(3),
+        "new requests to go to b",
+        || async { (upstream_of(&proxy, "/x").await.0 == b_addr).then_some(()) },
+    )
     .await;
 
     let (status, headers, json) = request.await.unwrap();
@@ -422,7 +446,12 @@ async fn kept_servers_keep_their_state_and_a_new_failing_server_gets_no_traffic(
     let a_before = proxy.server_report(a.addr).await.unwrap();
 
     let second = TestConfig::same_ports(&first)
-        .upstream(UpstreamSpec::new("g", "weighted", &[&a, &b, &c], &[2, 1, 5]))
+        .upstream(UpstreamSpec::new(
+            "g",
+            "weighted",
+            &[&a, &b, &c],
+            &[2, 1, 5],
+        ))
         .route("all", "/", "g")
         .render();
     proxy.write_config(&second);
@@ -472,9 +501,11 @@ async fn drain_takes_a_server_out_across_reloads_until_enabled() {
             }
         }
     });
-    eventually(Duration::from_secs(3), "a request in flight on a", || async {
-        (proxy.server_report(a.addr).await?["in_flight"] == 1).then_some(())
-    })
+    eventually(
+        Duration::from_secs(3),
+        "a request in flight on a",
+        || async { (proxy.server_report(a.addr).await?["in_flight"] == 1).then_some(()) },
+    )
     .await;
     a.set_latency(0);
     let drain = format!("/admin/upstreams/g/servers/{}/drain", a.addr);
@@ -489,7 +520,10 @@ async fn drain_takes_a_server_out_across_reloads_until_enabled() {
     }
     let response = slow.await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["x-upstream-server"], a.addr.to_string().as_str());
+    assert_eq!(
+        response.headers()["x-upstream-server"],
+        a.addr.to_string().as_str()
+    );
 
     let second = TestConfig::same_ports(&first)
         .upstream(UpstreamSpec::new("g", "weighted", &[&a, &b], &[5, 1]))
@@ -577,8 +611,14 @@ async fn restart_only_fields_are_reported_and_not_applied() {
             .map(|c| c["effect"].as_str().unwrap().to_string())
     };
     assert_eq!(effect("proxy.threads").as_deref(), Some("restart required"));
-    assert_eq!(effect("proxy.admin_listen").as_deref(), Some("restart required"));
-    assert_eq!(effect("upstreams.g.servers[0].weight").as_deref(), Some("applied"));
+    assert_eq!(
+        effect("proxy.admin_listen").as_deref(),
+        Some("restart required")
+    );
+    assert_eq!(
+        effect("upstreams.g.servers[0].weight").as_deref(),
+        Some("applied")
+    );
     assert_eq!(effect("upstreams.g.retries").as_deref(), Some("applied"));
     assert_eq!(journal.last().unwrap()["trigger"], "startup");
 
@@ -589,7 +629,10 @@ async fn restart_only_fields_are_reported_and_not_applied() {
         format!("127.0.0.1:{}", first.admin_port)
     );
     assert_eq!(config["config"]["upstreams"]["g"]["retries"], 1, "applied");
-    assert_eq!(config["config"]["upstreams"]["g"]["servers"][0]["weight"], 4);
+    assert_eq!(
+        config["config"]["upstreams"]["g"]["servers"][0]["weight"],
+        4
+    );
     assert!(proxy.log().contains("need a restart"));
 }
 
@@ -624,10 +667,14 @@ async fn binary_upgrade_under_load_refuses_no_connection() {
         .stderr(new_log)
         .spawn()
         .unwrap();
-    eventually(Duration::from_secs(5), "the new process to wait for sockets", || {
-        let exists = sock.exists();
-        async move { exists.then_some(()) }
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the new process to wait for sockets",
+        || {
+            let exists = sock.exists();
+            async move { exists.then_some(()) }
+        },
+    )
     .await;
     let signalled = Instant::now();
     old.signal("QUIT");
@@ -639,9 +686,11 @@ async fn binary_upgrade_under_load_refuses_no_connection() {
     let old_exit_after = signalled.elapsed();
     // Keep the load on for a moment after the old process is gone: only the new one serves.
     let served_before = load.ok.load(Ordering::Relaxed);
-    eventually(Duration::from_secs(3), "the new process serving alone", || async {
-        (load.ok.load(Ordering::Relaxed) > served_before + 100).then_some(())
-    })
+    eventually(
+        Duration::from_secs(3),
+        "the new process serving alone",
+        || async { (load.ok.load(Ordering::Relaxed) > served_before + 100).then_some(()) },
+    )
     .await;
     let (served, failures) = load.finish().await;
     assert_eq!(slow.await.unwrap(), 200, "the in-flight request completed");
