@@ -1,1 +1,250 @@
-fn main() {}
+//! `scalelab`: the command line; the work is in the `scalelab_lab` library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use scalelab_lab::cli::{BenchArgs, CheckArgs, Cli, Command, TokenArgs, UpArgs};
+use scalelab_lab::labfile::LabFile;
+use scalelab_lab::plan::{self, Stage, BINARIES};
+use scalelab_lab::supervise::{self, Supervisor, UpError, STOP_GRACE};
+use scalelab_lab::{bench, token};
+
+/// The lifetime of the token `up` prints: a working day and then some.
+const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(args) => up(args),
+        Command::Token(args) => print_token(&args),
+        Command::Check(args) => check(&args),
+        Command::Bench(args) => run_bench(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("scalelab: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// The directory of the sibling binaries: `--bin-dir`, else where this executable lives (`target/release` after
+/// `cargo build --release --workspace --bins`).
+fn bin_dir(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = explicit {
+        return Ok(dir.to_owned());
+    }
+    let exe = std::env::current_exe().context("locating the scalelab executable")?;
+    exe.parent()
+        .map(Path::to_owned)
+        .context("the scalelab executable has no parent directory")
+}
+
+fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let file = LabFile::load(&args.config)?;
+    let bin_dir = bin_dir(args.bin_dir.as_deref())?;
+    let missing: Vec<&str> = BINARIES
+        .iter()
+        .copied()
+        .filter(|name| !bin_dir.join(name).is_file())
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{} not found in {}; build them with `cargo build --release --workspace --bins` or pass --bin-dir",
+            missing.join(", "),
+            bin_dir.display()
+        );
+    }
+    // Checked before anything starts, so a broken [auth] is one clear error instead of three dead gateways.
+    let dev_token = if file.has_auth {
+        Some(token::mint(&file.path, "dev", DEV_TOKEN_TTL)?)
+    } else {
+        None
+    };
+    std::fs::create_dir_all(&file.data_dir)
+        .with_context(|| format!("creating the data dir {}", file.data_dir.display()))?;
+    let timeout = args.ready_timeout.unwrap_or(file.ready_timeout);
+    let specs = plan::plan(&file, &bin_dir);
+    let colour = supervise::colour_wanted(args.no_color);
+    runtime()?.block_on(async move {
+        let mut supervisor = Supervisor::new(specs, args.restart, colour, &file.data_dir)?;
+        supervisor.stop_leftovers();
+        let started = async {
+            supervisor.start_stage(Stage::Backend, timeout).await?;
+            supervisor.start_stage(Stage::Proxy, timeout).await
+        }
+        .await;
+        if let Err(error) = started {
+            supervisor.shutdown(STOP_GRACE).await;
+            return match error {
+                UpError::Interrupted(_) => Ok(ExitCode::SUCCESS),
+                error => Err(error.into()),
+            };
+        }
+        for line in banner(&file, dev_token.as_deref(), &supervisor.pids()) {
+            supervisor.say(&line);
+        }
+        let outcome = supervisor.run().await;
+        if let Ok(signal) = &outcome {
+            supervisor.say(&format!("{signal} received"));
+        }
+        supervisor.shutdown(STOP_GRACE).await;
+        match outcome {
+            Ok(_) => Ok(ExitCode::SUCCESS),
+            Err(error) => Err(error.into()),
+        }
+    })
+}
+
+/// What `up` prints once everything answers: where things are, a token, and the seed's commands, working.
+fn banner(file: &LabFile, token: Option<&str>, pids: &[(String, u32)]) -> Vec<String> {
+    let proxy = &file.proxy_url;
+    let lab = &file.lab;
+    let mut lines = vec![
+        "scalelab is up".to_owned(),
+        format!("  proxy        {proxy}"),
+        format!(
+            "  proxy admin  {}  (/stats, /admin/upstreams)",
+            file.admin_url
+        ),
+    ];
+    for &port in &lab.gateways {
+        lines.push(format!("  gateway      {}", file.backend_url(port)));
+    }
+    lines.push(format!(
+        "  microservice {}",
+        file.backend_url(lab.microservice)
+    ));
+    lines.push(format!("  database     {}", file.backend_url(lab.database)));
+    lines.push(format!("  worker       {}", file.backend_url(lab.worker)));
+    let pids: Vec<String> = pids
+        .iter()
+        .map(|(name, pid)| format!("{name}={pid}"))
+        .collect();
+    lines.push(format!("  pids         {}", pids.join(" ")));
+    let auth = match token {
+        Some(token) => {
+            lines.push(String::new());
+            lines.push("a dev token (24h; `scalelab token --help` for others):".to_owned());
+            lines.push(format!("  export TOKEN={token}"));
+            r#" -H "Authorization: Bearer $TOKEN""#
+        }
+        None => {
+            lines.push(String::new());
+            lines.push(format!(
+                "no dev token: {} has no [auth] table, so the gateways answer 503 on protected routes",
+                file.path.display()
+            ));
+            ""
+        }
+    };
+    lines.push(String::new());
+    lines.push("try:".to_owned());
+    lines.push(format!("  curl -i{auth} {proxy}/data"));
+    lines.push(format!(
+        "  curl -i{auth} '{proxy}/data?strategy=weighted&bypass_cache=true'"
+    ));
+    lines.push(format!("  curl -i{auth} '{proxy}/data/complex?id=1'"));
+    lines.push(format!(
+        "  curl -i{auth} -H 'Content-Type: application/json' -d '{{\"task_type\":\"cpu_intensive\",\"duration\":3}}' '{proxy}/longtask?priority=high'"
+    ));
+    lines.push(format!("  curl -s {}/stats", file.backend_url(lab.worker)));
+    lines.push(format!("  curl -s {}/stats", file.admin_url));
+    lines.push("Ctrl-C stops everything.".to_owned());
+    lines
+}
+
+fn print_token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
+    let token = token::mint(&args.config, &args.sub, args.ttl)?;
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let proxy = bin_dir(args.bin_dir.as_deref())?.join("scalelab-proxy");
+    // The proxy's own check is the authority on its tables; running its binary keeps one implementation of it.
+    let status = std::process::Command::new(&proxy)
+        .arg("--check")
+        .arg("--config")
+        .arg(&args.config)
+        .status()
+        .with_context(|| format!("running {}", proxy.display()))?;
+    let mut ok = status.success();
+    match LabFile::load(&args.config) {
+        Ok(file) => println!(
+            "[lab]: OK ({} gateways, data in {})",
+            file.lab.gateways.len(),
+            file.data_dir.display()
+        ),
+        Err(error) => {
+            ok = false;
+            eprintln!("[lab]: {error}");
+        }
+    }
+    match token::settings(&args.config) {
+        Ok(Some(settings)) => println!(
+            "[auth]: OK ({:?}; {})",
+            settings.algorithms(),
+            if settings.can_mint() {
+                "`scalelab token` can sign"
+            } else {
+                "no HMAC secret, so `scalelab token` cannot sign"
+            }
+        ),
+        Ok(None) => {
+            println!("[auth]: none (no route is protected; the gateways answer 503 on theirs)")
+        }
+        Err(error) => {
+            ok = false;
+            eprintln!("[auth]: {error}");
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn run_bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let url = bench::build_url(&args.url, args.strategy.as_deref(), args.bypass_cache)?;
+    let token = match (&args.token, args.no_token) {
+        (Some(token), _) => Some(token.clone()),
+        (None, true) => None,
+        (None, false) => match token::settings(&args.config)? {
+            Some(settings) => Some(scalelab_auth::mint(
+                &settings,
+                "bench",
+                Duration::from_secs(3600),
+            )?),
+            None => None,
+        },
+    };
+    let plan = bench::BenchPlan {
+        url,
+        requests: args.requests,
+        concurrency: args.concurrency,
+        token,
+        timeout: args.timeout,
+        progress: !args.quiet,
+    };
+    let report = runtime()?.block_on(bench::run(&plan))?;
+    println!("{}", bench::summary(&report));
+    let json = serde_json::to_string_pretty(&report).context("encoding the result")?;
+    std::fs::write(&args.out, json + "\n")
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!("result written to {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}

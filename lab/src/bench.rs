@@ -1,0 +1,362 @@
+//! `scalelab bench`: a closed-loop load generator. C tasks each send requests back to back until N have been sent,
+//! recording latency (HDR histogram, microseconds), status, `X-Upstream-Server` and `X-Cache` of every response.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct BenchPlan {
+    pub url: reqwest::Url,
+    pub requests: u64,
+    pub concurrency: u32,
+    pub token: Option<String>,
+    pub timeout: Duration,
+    pub progress: bool,
+}
+
+/// Why the benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("invalid URL {0:?}: {1}")]
+    Url(String, String),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(reqwest::Error),
+    #[error("cannot create the latency histogram: {0}")]
+    Histogram(String),
+}
+
+use reqwest::Url;
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Latency {
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+/// The result, also written as JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub url: String,
+    pub requests: u64,
+    pub concurrency: u32,
+    pub elapsed_s: f64,
+    pub requests_per_s: f64,
+    /// Status code (or `error`) to count.
+    pub statuses: BTreeMap<String, u64>,
+    /// `X-Upstream-Server` to count (`none` when absent).
+    pub upstreams: BTreeMap<String, u64>,
+    /// `X-Cache` to count (`none` when absent).
+    pub cache: BTreeMap<String, u64>,
+    /// Transport errors (connect, timeout), which have no status.
+    pub errors: u64,
+    /// Latency of every completed request, errors included.
+    pub latency_ms: Latency,
+}
+
+/// Builds the request URL: `base` plus `strategy=` and `bypass_cache=true` when asked.
+///
+/// # Errors
+/// `base` is not a URL.
+pub fn build_url(
+    base: &str,
+    strategy: Option<&str>,
+    bypass_cache: bool,
+) -> Result<Url, BenchError> {
+    let mut url =
+        Url::parse(base).map_err(|error| BenchError::Url(base.to_owned(), error.to_string()))?;
+    if strategy.is_some() || bypass_cache {
+        let mut pairs = url.query_pairs_mut();
+        if let Some(strategy) = strategy {
+            pairs.append_pair("strategy", strategy);
+        }
+        if bypass_cache {
+            pairs.append_pair("bypass_cache", "true");
+        }
+    }
+    Ok(url)
+}
+
+struct Tally {
+    histogram: Histogram<u64>,
+    statuses: BTreeMap<String, u64>,
+    upstreams: BTreeMap<String, u64>,
+    cache: BTreeMap<String, u64>,
+    errors: u64,
+}
+
+impl Tally {
+    fn new() -> Result<Tally, BenchError> {
+        // 1 µs to 10 min at 3 significant digits.
+        let histogram = Histogram::new_with_bounds(1, 600_000_000, 3)
+            .map_err(|error| BenchError::Histogram(error.to_string()))?;
+        Ok(Tally {
+            histogram,
+            statuses: BTreeMap::new(),
+            upstreams: BTreeMap::new(),
+            cache: BTreeMap::new(),
+            errors: 0,
+        })
+    }
+
+    fn merge(&mut self, other: Tally) {
+        // Both histograms have the same bounds, so adding cannot fail; a failure would only lose samples.
+        let _ = self.histogram.add(&other.histogram);
+        for (target, source) in [
+            (&mut self.statuses, other.statuses),
+            (&mut self.upstreams, other.upstreams),
+            (&mut self.cache, other.cache),
+        ] {
+            for (key, count) in source {
+                *target.entry(key).or_default() += count;
+            }
+        }
+        self.errors += other.errors;
+    }
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("none")
+        .to_owned()
+}
+
+/// Runs the benchmark.
+///
+/// # Errors
+/// The client or histogram cannot be built. Failed requests are counted, not errors.
+pub async fn run(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(plan.timeout)
+        .pool_max_idle_per_host(plan.concurrency as usize)
+        .build()
+        .map_err(BenchError::Client)?;
+    let bar = if plan.progress {
+        indicatif::ProgressBar::new(plan.requests)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..plan.concurrency {
+        let client = client.clone();
+        let next = Arc::clone(&next);
+        let bar = bar.clone();
+        let url = plan.url.clone();
+        let token = plan.token.clone();
+        let total = plan.requests;
+        let mut tally = Tally::new()?;
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let mut request = client.get(url.clone());
+                if let Some(token) = &token {
+                    request = request.bearer_auth(token);
+                }
+                let sent = Instant::now();
+                let outcome = request.send().await;
+                let outcome = match outcome {
+                    // The latency includes reading the body, as a client experiences it.
+                    Ok(response) => {
+                        let status = response.status().as_u16().to_string();
+                        let upstream = header(&response, "x-upstream-server");
+                        let cache = header(&response, "x-cache");
+                        response.bytes().await.map(|_| (status, upstream, cache))
+                    }
+                    Err(error) => Err(error),
+                };
+                let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                tally.histogram.saturating_record(micros.max(1));
+                match outcome {
+                    Ok((status, upstream, cache)) => {
+                        *tally.statuses.entry(status).or_default() += 1;
+                        *tally.upstreams.entry(upstream).or_default() += 1;
+                        *tally.cache.entry(cache).or_default() += 1;
+                    }
+                    Err(_) => {
+                        tally.errors += 1;
+                        *tally.statuses.entry("error".to_owned()).or_default() += 1;
+                    }
+                }
+                bar.inc(1);
+            }
+            tally
+        }));
+    }
+    let mut total = Tally::new()?;
+    for task in tasks {
+        if let Ok(tally) = task.await {
+            total.merge(tally);
+        }
+    }
+    bar.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    let h = &total.histogram;
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    let done = h.len();
+    Ok(BenchReport {
+        url: plan.url.to_string(),
+        requests: done,
+        concurrency: plan.concurrency,
+        elapsed_s: elapsed,
+        requests_per_s: if elapsed > 0.0 {
+            done as f64 / elapsed
+        } else {
+            0.0
+        },
+        statuses: total.statuses,
+        upstreams: total.upstreams,
+        cache: total.cache,
+        errors: total.errors,
+        latency_ms: Latency {
+            min: ms(h.min()),
+            mean: h.mean() / 1000.0,
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        },
+    })
+}
+
+/// A few lines for the terminal.
+pub fn summary(report: &BenchReport) -> String {
+    let counts = |map: &BTreeMap<String, u64>| {
+        map.iter()
+            .map(|(key, count)| format!("{key}={count}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let l = &report.latency_ms;
+    format!(
+        "{} requests to {} with concurrency {} in {:.2}s ({:.1} req/s)\n\
+         status:    {}\n\
+         upstream:  {}\n\
+         cache:     {}\n\
+         latency ms: min {:.2}  p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}  mean {:.2}",
+        report.requests,
+        report.url,
+        report.concurrency,
+        report.elapsed_s,
+        report.requests_per_s,
+        counts(&report.statuses),
+        counts(&report.upstreams),
+        counts(&report.cache),
+        l.min,
+        l.p50,
+        l.p90,
+        l.p99,
+        l.p999,
+        l.max,
+        l.mean
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn urls_get_the_control_parameters() {
+        let cases = [
+            ("http://h:8000/data", None, false, "http://h:8000/data"),
+            (
+                "http://h:8000/data",
+                Some("weighted"),
+                false,
+                "http://h:8000/data?strategy=weighted",
+            ),
+            (
+                "http://h:8000/data/complex?id=1",
+                Some("least_connections"),
+                true,
+                "http://h:8000/data/complex?id=1&strategy=least_connections&bypass_cache=true",
+            ),
+        ];
+        for (base, strategy, bypass, expected) in cases {
+            assert_eq!(
+                build_url(base, strategy, bypass).unwrap().as_str(),
+                expected
+            );
+        }
+        assert!(build_url("not a url", None, false).is_err());
+    }
+
+    #[tokio::test]
+    async fn counts_upstreams_and_cache_results() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A minimal HTTP/1.1 server alternating two upstream names, so no backend is needed.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let served = Arc::new(AtomicU64::new(0));
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let served = Arc::clone(&served);
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 4096];
+                    loop {
+                        let mut read = 0;
+                        while !buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                            match socket.read(&mut buffer[read..]).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => read += n,
+                            }
+                        }
+                        let n = served.fetch_add(1, Ordering::Relaxed);
+                        let upstream = if n.is_multiple_of(2) { "a:1" } else { "b:2" };
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\nX-Upstream-Server: {upstream}\r\nX-Cache: MISS\r\nContent-Length: 2\r\n\r\nok"
+                        );
+                        if socket.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let plan = BenchPlan {
+            url: build_url(&format!("http://{addr}/data"), None, false).unwrap(),
+            requests: 40,
+            concurrency: 4,
+            token: Some("t".to_owned()),
+            timeout: Duration::from_secs(5),
+            progress: false,
+        };
+        let report = run(&plan).await.unwrap();
+        assert_eq!(report.requests, 40);
+        assert_eq!(report.statuses.get("200"), Some(&40));
+        assert_eq!(report.upstreams.values().sum::<u64>(), 40);
+        assert_eq!(report.upstreams.len(), 2);
+        assert_eq!(report.cache.get("MISS"), Some(&40));
+        assert!(report.latency_ms.p50 <= report.latency_ms.max);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json["latency_ms"]["p99"],
+            serde_json::json!(report.latency_ms.p99)
+        );
+        assert!(summary(&report).contains("upstream:  a:1=20  b:2=20"));
+    }
+}

@@ -1,0 +1,225 @@
+//! The command line. Kept in the library so the argument table tests exercise the real parser.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// One command for the whole lab.
+#[derive(Debug, Parser)]
+#[command(
+    name = "scalelab",
+    version,
+    about = "Start the scalelab lab, mint tokens, check the config, benchmark"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the gateways, microservice, database, worker and proxy; Ctrl-C stops them all.
+    Up(UpArgs),
+    /// Print a JWT that the config's [auth] table accepts.
+    Token(TokenArgs),
+    /// Validate the config file: the proxy's check, then the [lab] and [auth] tables.
+    Check(CheckArgs),
+    /// Send N requests with concurrency C and report upstreams, cache results and latency.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The lab's config file.
+    #[arg(long, short, default_value = "config.toml")]
+    pub config: PathBuf,
+    /// Restart a child that exits (with backoff); by default a dead child stays dead so failover can be shown.
+    #[arg(long)]
+    pub restart: bool,
+    /// Directory holding the scalelab-* binaries (default: the directory of this executable).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// How long every /health may take to answer before `up` gives up (default: [lab] ready_timeout).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub ready_timeout: Option<Duration>,
+    /// Never colour the log prefixes (colour is also off when stdout is not a terminal or NO_COLOR is set).
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The config file whose [auth] table signs the token.
+    #[arg(long, short, default_value = "config.toml")]
+    pub config: PathBuf,
+    /// Lifetime of the token, e.g. "24h", "15m".
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    /// The `sub` claim.
+    #[arg(long, default_value = "dev")]
+    pub sub: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The config file to validate.
+    #[arg(long, short, default_value = "config.toml")]
+    pub config: PathBuf,
+    /// Directory holding scalelab-proxy (default: the directory of this executable).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The URL to load.
+    #[arg(long, default_value = "http://127.0.0.1:8000/data")]
+    pub url: String,
+    /// Total number of requests.
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    pub requests: u64,
+    /// Requests in flight at once.
+    #[arg(long, short = 'c', default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+    /// Balancing strategy, sent as `?strategy=` (round_robin, weighted, least_connections).
+    #[arg(long)]
+    pub strategy: Option<String>,
+    /// Add `?bypass_cache=true`, so every request reaches a gateway.
+    #[arg(long)]
+    pub bypass_cache: bool,
+    /// The token to send; by default one is minted from the config's [auth] table, if it has one.
+    #[arg(long, conflicts_with = "no_token")]
+    pub token: Option<String>,
+    /// Send no Authorization header at all.
+    #[arg(long)]
+    pub no_token: bool,
+    /// The config file used to mint the token.
+    #[arg(long, short = 'C', default_value = "config.toml")]
+    pub config: PathBuf,
+    /// Timeout of each request.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Where to write the JSON result.
+    #[arg(long, short, default_value = "bench-result.json")]
+    pub out: PathBuf,
+    /// No progress bar (for CI logs).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn parse(line: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(line.split_whitespace())
+    }
+
+    /// Command line, then the expected config, restart, bin dir and ready timeout.
+    type UpCase = (
+        &'static str,
+        &'static str,
+        bool,
+        Option<&'static str>,
+        Option<Duration>,
+    );
+
+    #[test]
+    fn up_arguments() {
+        let cases: [UpCase; 4] = [
+            ("scalelab up", "config.toml", false, None, None),
+            (
+                "scalelab up --config lab.toml --restart",
+                "lab.toml",
+                true,
+                None,
+                None,
+            ),
+            (
+                "scalelab up -c x.toml --bin-dir /opt/bin",
+                "x.toml",
+                false,
+                Some("/opt/bin"),
+                None,
+            ),
+            (
+                "scalelab up --ready-timeout 90s",
+                "config.toml",
+                false,
+                None,
+                Some(Duration::from_secs(90)),
+            ),
+        ];
+        for (line, config, restart, bin_dir, timeout) in cases {
+            let Command::Up(args) = parse(line).unwrap().command else {
+                panic!("{line}: not up");
+            };
+            assert_eq!(args.config, PathBuf::from(config), "{line}");
+            assert_eq!(args.restart, restart, "{line}");
+            assert_eq!(args.bin_dir, bin_dir.map(PathBuf::from), "{line}");
+            assert_eq!(args.ready_timeout, timeout, "{line}");
+        }
+    }
+
+    #[test]
+    fn token_arguments() {
+        let cases = [
+            ("scalelab token", "config.toml", 86_400, "dev"),
+            (
+                "scalelab token --ttl 15m --sub alice",
+                "config.toml",
+                900,
+                "alice",
+            ),
+            (
+                "scalelab token --config other.toml --ttl 1h30m",
+                "other.toml",
+                5400,
+                "dev",
+            ),
+        ];
+        for (line, config, ttl, sub) in cases {
+            let Command::Token(args) = parse(line).unwrap().command else {
+                panic!("{line}: not token");
+            };
+            assert_eq!(args.config, PathBuf::from(config), "{line}");
+            assert_eq!(args.ttl, Duration::from_secs(ttl), "{line}");
+            assert_eq!(args.sub, sub, "{line}");
+        }
+    }
+
+    #[test]
+    fn bench_arguments() {
+        let Command::Bench(args) =
+            parse("scalelab bench -n 50 -c 4 --strategy weighted --bypass-cache --out r.json")
+                .unwrap()
+                .command
+        else {
+            panic!("not bench");
+        };
+        assert_eq!((args.requests, args.concurrency), (50, 4));
+        assert_eq!(args.strategy.as_deref(), Some("weighted"));
+        assert!(args.bypass_cache);
+        assert_eq!(args.out, PathBuf::from("r.json"));
+        assert_eq!(args.url, "http://127.0.0.1:8000/data");
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        let cases = [
+            "scalelab",
+            "scalelab up --restart=maybe",
+            "scalelab up --ready-timeout soon",
+            "scalelab token --ttl forever",
+            "scalelab bench -c 0",
+            "scalelab bench --token abc --no-token",
+            "scalelab launch",
+        ];
+        for line in cases {
+            assert!(parse(line).is_err(), "{line} should be refused");
+        }
+    }
+}

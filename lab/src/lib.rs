@@ -1,0 +1,18 @@
+//! The `scalelab` command: `up` starts the whole lab as supervised child processes, `token` mints a JWT the
+//! config accepts, `check` validates the config, `bench` is a small load generator.
+//!
+//! Code map:
+//! - `cli`: the clap command line.
+//! - `labfile`: the `[lab]` table (which processes to start, on which ports) plus the few `[proxy]` keys the
+//!   launcher needs to find the proxy; everything else in the file belongs to the proxy.
+//! - `plan`: the child processes `up` starts, with their flags and health URLs.
+//! - `supervise`: spawning, log prefixing, readiness, exit reporting, restarts and shutdown.
+//! - `token`: minting through `scalelab-auth` from the config's `[auth]` table.
+//! - `bench`: the load generator.
+
+pub mod bench;
+pub mod cli;
+pub mod labfile;
+pub mod plan;
+pub mod supervise;
+pub mod token;

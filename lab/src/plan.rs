@@ -1,0 +1,166 @@
+//! What `up` starts: one `ChildSpec` per process, in start order, backends first.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::labfile::LabFile;
+
+/// When a child starts: the proxy waits for healthy backends, so its first health round finds them up instead of
+/// marking them unhealthy and needing `healthy_threshold` more rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Backend,
+    Proxy,
+}
+
+/// One child process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSpec {
+    /// `gateway-5000`, `database-5002`, `proxy`: the log prefix and the name in reports.
+    pub name: String,
+    pub binary: PathBuf,
+    pub args: Vec<OsString>,
+    /// The URL that answers 200 once the child is ready.
+    pub health_url: String,
+    pub stage: Stage,
+}
+
+/// The binaries `up` needs, by file name.
+pub const BINARIES: [&str; 5] = [
+    "scalelab-gateway",
+    "scalelab-microservice",
+    "scalelab-database",
+    "scalelab-worker",
+    "scalelab-proxy",
+];
+
+/// Every child of the lab described by `file`, with binaries taken from `bin_dir`.
+pub fn plan(file: &LabFile, bin_dir: &Path) -> Vec<ChildSpec> {
+    let lab = &file.lab;
+    let host = lab.host.to_string();
+    let config = file.path.as_os_str().to_owned();
+    let data_dir = file.data_dir.as_os_str().to_owned();
+    let common = |port: u16| -> Vec<OsString> {
+        vec![
+            "--host".into(),
+            host.clone().into(),
+            "--port".into(),
+            port.to_string().into(),
+        ]
+    };
+    let backend = |kind: &str, port: u16, args: Vec<OsString>| ChildSpec {
+        name: format!("{kind}-{port}"),
+        binary: bin_dir.join(format!("scalelab-{kind}")),
+        args,
+        health_url: format!("{}/health", file.backend_url(port)),
+        stage: Stage::Backend,
+    };
+
+    let mut children = Vec::new();
+    let mut args = common(lab.database);
+    args.extend([
+        "--data-dir".into(),
+        data_dir.clone(),
+        "--latency-min-ms".into(),
+        lab.database_latency_ms[0].to_string().into(),
+        "--latency-max-ms".into(),
+        lab.database_latency_ms[1].to_string().into(),
+    ]);
+    children.push(backend("database", lab.database, args));
+    children.push(backend(
+        "microservice",
+        lab.microservice,
+        common(lab.microservice),
+    ));
+    let mut args = common(lab.worker);
+    args.extend([
+        "--data-dir".into(),
+        data_dir,
+        "--workers".into(),
+        lab.workers.to_string().into(),
+        "--aging".into(),
+        lab.worker_aging.clone().into(),
+    ]);
+    children.push(backend("worker", lab.worker, args));
+    for &port in &lab.gateways {
+        let mut args = common(port);
+        args.extend([
+            "--database".into(),
+            file.backend_url(lab.database).into(),
+            "--microservice".into(),
+            file.backend_url(lab.microservice).into(),
+            "--worker".into(),
+            file.backend_url(lab.worker).into(),
+            "--config".into(),
+            config.clone(),
+        ]);
+        children.push(backend("gateway", port, args));
+    }
+    children.push(ChildSpec {
+        name: "proxy".to_owned(),
+        binary: bin_dir.join("scalelab-proxy"),
+        args: vec!["--config".into(), config],
+        health_url: format!("{}/health", file.admin_url),
+        stage: Stage::Proxy,
+    });
+    children
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_default_lab_has_seven_children_with_real_ports() {
+        let file = LabFile::parse("", Path::new("/lab/config.toml")).unwrap();
+        let children = plan(&file, Path::new("/bin"));
+        let names: Vec<&str> = children.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "database-5002",
+                "microservice-5001",
+                "worker-5005",
+                "gateway-5000",
+                "gateway-5003",
+                "gateway-5006",
+                "proxy"
+            ]
+        );
+        let gateway = &children[4];
+        assert_eq!(gateway.binary, PathBuf::from("/bin/scalelab-gateway"));
+        let args: Vec<&str> = gateway.args.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(
+            args,
+            [
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "5003",
+                "--database",
+                "http://127.0.0.1:5002",
+                "--microservice",
+                "http://127.0.0.1:5001",
+                "--worker",
+                "http://127.0.0.1:5005",
+                "--config",
+                "/lab/config.toml"
+            ]
+        );
+        assert_eq!(gateway.health_url, "http://127.0.0.1:5003/health");
+        let database: Vec<&str> = children[0]
+            .args
+            .iter()
+            .map(|a| a.to_str().unwrap())
+            .collect();
+        assert!(database
+            .windows(2)
+            .any(|w| w == ["--data-dir", "/lab/data"]));
+        let proxy = children.last().unwrap();
+        assert_eq!(proxy.stage, Stage::Proxy);
+        assert_eq!(proxy.health_url, "http://127.0.0.1:9901/health");
+        assert!(children[..6].iter().all(|c| c.stage == Stage::Backend));
+    }
+}
