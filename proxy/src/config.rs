@@ -28,6 +28,59 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// `None` when the file has no `[cache]` table: nothing is cached.
     pub cache: Option<CacheSettings>,
+    /// `None` when the file has no `[auth]` table: no route may require a token.
+    pub auth: Option<AuthConfig>,
+}
+
+/// The `[auth]` table and the verifier built from it.
+#[derive(Clone)]
+pub struct AuthConfig {
+    pub file: scalelab_auth::AuthFileConfig,
+    pub verifier: std::sync::Arc<scalelab_auth::Verifier>,
+}
+
+impl PartialEq for AuthConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.file == other.file
+    }
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The effective auth settings, never the key material.
+impl serde::Serialize for AuthConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let settings = self.verifier.settings();
+        let algorithms: Vec<String> = settings
+            .algorithms()
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect();
+        serde_json::json!({
+            "algorithms": algorithms,
+            "issuer": settings.issuer(),
+            "audience": settings.audience(),
+            "required_claims": settings.required_claims(),
+            "leeway": humantime::format_duration(settings.leeway()).to_string(),
+            "max_token_bytes": settings.max_token_bytes(),
+            "secret": "(redacted)",
+        })
+        .serialize(serializer)
+    }
+}
+
+/// Whether a route requires a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteAuth {
+    None,
+    Jwt,
 }
 
 /// The `[cache]` table: shared tiers for every route that enables caching.
@@ -121,6 +174,7 @@ pub struct Route {
     pub upstream: String,
     /// `None` when the route does not cache.
     pub cache: Option<RouteCache>,
+    pub auth: RouteAuth,
 }
 
 /// One problem found in a config file.
@@ -183,7 +237,8 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&source).map_err(|issues| ConfigError::Invalid {
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse_in(&source, base).map_err(|issues| ConfigError::Invalid {
             path: path.to_path_buf(),
             issues,
         })
@@ -194,11 +249,19 @@ impl Config {
     /// # Errors
     /// Every problem found, each with its TOML path and line.
     pub fn parse(source: &str) -> Result<Config, Vec<Issue>> {
+        Config::parse_in(source, Path::new("."))
+    }
+
+    /// Parses and validates TOML text whose relative paths (key files) start at `base`.
+    ///
+    /// # Errors
+    /// Every problem found, each with its TOML path and line.
+    pub fn parse_in(source: &str, base: &Path) -> Result<Config, Vec<Issue>> {
         let file: FileConfig = match toml::from_str(source) {
             Ok(file) => file,
             Err(error) => return Err(vec![validate::parse_issue(source, &error)]),
         };
-        validate::validate(file).map_err(|mut issues| {
+        validate::validate(file, base).map_err(|mut issues| {
             for issue in &mut issues {
                 issue.line = validate::locate(source, &issue.path);
             }

@@ -22,6 +22,8 @@ pub enum Reject {
     UpstreamFailed { upstream: String, detail: String },
     #[error("bad request: {detail}")]
     BadRequest { detail: String },
+    #[error("unauthorized: {0}")]
+    Unauthorized(scalelab_auth::Rejection),
     #[error("status {code}")]
     Status { code: u16 },
     #[error("internal error")]
@@ -37,6 +39,7 @@ impl Reject {
             Reject::NoHealthyUpstream { .. } => 503,
             Reject::UpstreamTimeout { .. } => 504,
             Reject::UpstreamFailed { .. } => 502,
+            Reject::Unauthorized(_) => 401,
             Reject::Status { code } => *code,
             Reject::Internal => 500,
         }
@@ -66,6 +69,7 @@ impl Reject {
                 json!({"error": "upstream connection failed", "upstream": upstream, "detail": detail})
             }
             Reject::BadRequest { detail } => json!({"error": "bad request", "detail": detail}),
+            Reject::Unauthorized(rejection) => rejection.json_body(),
             Reject::Status { code } => json!({
                 "error": http::StatusCode::from_u16(*code)
                     .ok()
@@ -75,6 +79,16 @@ impl Reject {
             Reject::Internal => json!({"error": "internal error"}),
         };
         value.to_string().into_bytes()
+    }
+
+    /// A header the response must carry besides the JSON body (RFC 6750's challenge).
+    pub fn extra_header(&self) -> Option<(&'static str, String)> {
+        match self {
+            Reject::Unauthorized(rejection) => {
+                Some(("www-authenticate", rejection.www_authenticate()))
+            }
+            _ => None,
+        }
     }
 
     /// Classifies a pingora error that ended a proxied request. `None` means the client is

@@ -11,6 +11,8 @@ pub const REQUEST_ID: &str = "x-request-id";
 pub const STRATEGY_OVERRIDE: &str = "x-scalelab-strategy";
 pub const EXPLAIN: &str = "x-scalelab-explain";
 pub const STRATEGY_PARAM: &str = "strategy";
+pub const AUTH_SUBJECT: &str = "x-auth-subject";
+pub const AUTH_CLAIMS: &str = "x-auth-claims";
 
 /// Response fields that describe one connection and must not be relayed (RFC 9110 section 7.6.1).
 /// `Connection` and `Transfer-Encoding` are left to pingora, which frames the downstream

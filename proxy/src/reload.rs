@@ -180,9 +180,11 @@ pub fn load(path: &Path) -> Result<(Config, String), ConfigError> {
 /// # Errors
 /// Every problem, as `ConfigError::Invalid`.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    Config::parse(text).map_err(|issues| ConfigError::Invalid {
-        path: path.to_path_buf(),
-        issues,
+    Config::parse_in(text, path.parent().unwrap_or(Path::new("."))).map_err(|issues| {
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            issues,
+        }
     })
 }
 

@@ -5,6 +5,7 @@ mod caching;
 
 use crate::balance::Strategy;
 use crate::cache::CacheHandle;
+use crate::config::RouteAuth;
 use crate::error::Reject;
 use crate::headers;
 use crate::snapshot::Snapshot;
@@ -61,6 +62,8 @@ pub struct RequestCtx {
     cache_served: Option<&'static str>,
     /// The proxy verified this request's token (so its response may be cached).
     token_verified: bool,
+    /// `sub` of the verified token, sent upstream as `X-Auth-Subject`.
+    auth_subject: Option<String>,
     _active: ActiveRequest,
 }
 
@@ -102,8 +105,11 @@ async fn respond(session: &mut Session, ctx: &RequestCtx, reject: &Reject) -> Re
     header.insert_header("content-length", body.len().to_string())?;
     header.insert_header("x-request-id", ctx.request_id.clone())?;
     header.insert_header("x-config-generation", ctx.snapshot.generation.to_string())?;
-    if reject.status() >= 500 {
+    if reject.status() >= 500 || reject.status() == 401 {
         header.insert_header("cache-control", "no-store")?;
+    }
+    if let Some((name, value)) = reject.extra_header() {
+        header.insert_header(name, value)?;
     }
     session
         .write_response_header(Box::new(header), false)
@@ -165,6 +171,7 @@ impl ProxyHttp for Proxy {
             cache: None,
             cache_served: None,
             token_verified: false,
+            auth_subject: None,
             _active: self.shared.start_request(),
         }
     }
@@ -200,6 +207,31 @@ impl ProxyHttp for Proxy {
             respond(session, ctx, &reject).await?;
             return Ok(true);
         };
+        // The token is checked before anything else touches the request: no upstream and no
+        // cache lookup for a request that fails auth.
+        let route_auth = ctx.snapshot.routes.get(route).map(|r| r.auth);
+        if route_auth == Some(RouteAuth::Jwt) {
+            let verified = match ctx.snapshot.config.auth.as_ref() {
+                Some(auth) => auth.verifier.verify_header(
+                    req.headers
+                        .get(http::header::AUTHORIZATION)
+                        .map(|v| v.as_bytes()),
+                ),
+                None => Err(scalelab_auth::Rejection::Internal),
+            };
+            match verified {
+                Ok(claims) => {
+                    ctx.token_verified = true;
+                    ctx.auth_subject = claims.sub;
+                }
+                Err(rejection) => {
+                    ctx.route = Some(route);
+                    respond(session, ctx, &Reject::Unauthorized(rejection)).await?;
+                    return Ok(true);
+                }
+            }
+        }
+        let req = session.req_header();
         let Some(pool) = ctx.snapshot.pool_for_route(route).cloned() else {
             respond(session, ctx, &Reject::Internal).await?;
             return Ok(true);
@@ -354,6 +386,17 @@ impl ProxyHttp for Proxy {
         }
         upstream_request.remove_header(headers::STRATEGY_OVERRIDE);
         upstream_request.remove_header(headers::EXPLAIN);
+        // Identity headers are the proxy's to set; a client's own are never passed on.
+        upstream_request.remove_header(headers::AUTH_SUBJECT);
+        upstream_request.remove_header(headers::AUTH_CLAIMS);
+        // A `sub` that cannot be a header value is not forwarded rather than failing the request.
+        if let Some(subject) = ctx
+            .auth_subject
+            .as_deref()
+            .and_then(|s| HeaderValue::from_str(s).ok())
+        {
+            upstream_request.insert_header(headers::AUTH_SUBJECT, subject)?;
+        }
         if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
             let existing = upstream_request
                 .headers
@@ -464,6 +507,9 @@ impl ProxyHttp for Proxy {
             };
         }
         if session.response_written().is_none() {
+            // The connection is not reused after a failure; say so, so clients do not race
+            // their next request against the close.
+            session.set_keepalive(None);
             if let Err(error) = respond(session, ctx, &reject).await {
                 tracing::debug!(%error, "could not send the error response");
             }

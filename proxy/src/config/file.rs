@@ -16,6 +16,9 @@ pub struct FileConfig {
     #[serde(default)]
     pub routes: Vec<FileRoute>,
     pub cache: Option<FileCache>,
+    /// The `[auth]` table, validated by the shared `scalelab-auth` crate (the gateway reads the
+    /// same table with the same code).
+    pub auth: Option<scalelab_auth::AuthFileConfig>,
     /// The `[lab]` table belongs to `scalelab up` (which processes to start); the proxy keeps it
     /// opaque so one file can describe the whole lab.
     #[serde(default)]
@@ -71,6 +74,7 @@ pub struct FileRoute {
     pub methods: Option<Vec<String>>,
     pub upstream: String,
     pub cache: Option<FileRouteCache>,
+    pub auth: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,7 +3,7 @@
 
 use super::file::{ByteSize, FileCache, FileConfig, FileHealthCheck, FileRouteCache, FileUpstream};
 use super::{
-    CacheSettings, Config, HealthCheck, Issue, ProxySettings, Route, RouteCache, Server,
+    CacheSettings, Config, HealthCheck, Issue, ProxySettings, Route, RouteAuth, RouteCache, Server,
     TierSettings, Upstream,
 };
 use crate::balance::Strategy;
@@ -116,7 +116,7 @@ impl Issues {
     }
 }
 
-pub fn validate(file: FileConfig) -> Result<Config, Vec<Issue>> {
+pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<Issue>> {
     let mut issues = Issues(Vec::new());
     let proxy = validate_proxy(&file, &mut issues);
     let mut upstreams = BTreeMap::new();
@@ -129,13 +129,29 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<Issue>> {
         .cache
         .as_ref()
         .map(|cache| validate_cache(cache, &mut issues));
-    let routes = validate_routes(&file, cache.is_some(), &mut issues);
+    let auth = file
+        .auth
+        .as_ref()
+        .and_then(|auth| match scalelab_auth::validate(auth, base) {
+            Ok(settings) => Some(super::AuthConfig {
+                file: auth.clone(),
+                verifier: std::sync::Arc::new(scalelab_auth::Verifier::new(settings)),
+            }),
+            Err(found) => {
+                for issue in found {
+                    issues.push(issue.path, issue.message);
+                }
+                None
+            }
+        });
+    let routes = validate_routes(&file, cache.is_some(), file.auth.is_some(), &mut issues);
     if issues.0.is_empty() {
         Ok(Config {
             proxy,
             upstreams,
             routes,
             cache,
+            auth,
         })
     } else {
         Err(issues.0)
@@ -393,7 +409,12 @@ fn validate_route_cache(
     })
 }
 
-fn validate_routes(file: &FileConfig, has_cache: bool, issues: &mut Issues) -> Vec<Route> {
+fn validate_routes(
+    file: &FileConfig,
+    has_cache: bool,
+    has_auth: bool,
+    issues: &mut Issues,
+) -> Vec<Route> {
     let mut routes: Vec<Route> = Vec::new();
     for (i, route) in file.routes.iter().enumerate() {
         let base = format!("routes[{i}]");
@@ -456,8 +477,25 @@ fn validate_routes(file: &FileConfig, has_cache: bool, issues: &mut Issues) -> V
             .cache
             .as_ref()
             .and_then(|cache| validate_route_cache(&base, cache, has_cache, issues));
+        let auth = match route.auth.as_deref() {
+            None | Some("none") => RouteAuth::None,
+            Some("jwt") => {
+                if !has_auth {
+                    issues.push(format!("{base}.auth"), "\"jwt\" needs an [auth] table");
+                }
+                RouteAuth::Jwt
+            }
+            Some(other) => {
+                issues.push(
+                    format!("{base}.auth"),
+                    format!("unknown auth {other:?}; valid: \"jwt\", \"none\""),
+                );
+                RouteAuth::None
+            }
+        };
         routes.push(Route {
             name,
+            auth,
             path: route.path.clone(),
             host,
             methods,

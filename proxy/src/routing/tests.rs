@@ -12,6 +12,7 @@ fn route(name: &str, path: &str, host: Option<&str>, methods: Option<&[&str]>) -
         }),
         upstream: "u".into(),
         cache: None,
+        auth: crate::config::RouteAuth::None,
     }
 }
 
