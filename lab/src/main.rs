@@ -93,9 +93,11 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 error => Err(error.into()),
             };
         }
-        for line in banner(&file, dev_token.as_deref(), &supervisor.pids()) {
-            supervisor.say(&line);
-        }
+        // Unprefixed, so the export line and the curl commands can be copied as they are.
+        println!(
+            "\n{}\n",
+            banner(&file, dev_token.as_deref(), &supervisor.pids()).join("\n")
+        );
         let outcome = supervisor.run().await;
         if let Ok(signal) = &outcome {
             supervisor.say(&format!("{signal} received"));

@@ -248,6 +248,8 @@ impl Supervisor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
+            // The children's tracing honours NO_COLOR; without it they would write escape codes into our pipe.
+            .envs((!colour).then_some(("NO_COLOR", "1")))
             // Backstop for a panic in `scalelab` itself; the normal path stops children explicitly.
             .kill_on_drop(true)
             .spawn()
@@ -398,38 +400,40 @@ impl Supervisor {
         }
     }
 
-    /// Stops every running child: the proxy first (so it stops taking requests before its upstreams go), then
-    /// SIGTERM to the rest, a wait of at most `grace`, then SIGKILL to whatever still runs, and waits for those.
+    /// Stops every running child: the proxy first, so it stops taking requests and drains before its upstreams go,
+    /// then the backends. Each group gets SIGTERM, at most `grace` to exit, then SIGKILL.
     pub async fn shutdown(&mut self, grace: Duration) {
         // Pending restarts must not bring anything back while we stop.
         self.restart = false;
-        let order: Vec<usize> = (0..self.slots.len())
-            .rev()
-            .filter(|&i| self.slots[i].pid.is_some())
-            .collect();
-        if order.is_empty() {
-            let _ = std::fs::remove_file(&self.pid_file);
-            return;
+        let running = self.slots.iter().filter(|slot| slot.pid.is_some()).count();
+        if running > 0 {
+            self.say(&format!("stopping {running} children"));
         }
-        self.say(&format!("stopping {} children", order.len()));
-        for &index in &order {
-            self.signal(index, Signal::SIGTERM);
-        }
-        if !self.wait_all(grace).await {
-            for index in 0..self.slots.len() {
-                if self.slots[index].pid.is_some() {
-                    self.say(&format!(
-                        "{} did not stop within {grace:?}; killing it",
-                        self.slots[index].spec.name
-                    ));
-                    self.signal(index, Signal::SIGKILL);
-                }
+        for stage in [Stage::Proxy, Stage::Backend] {
+            let group: Vec<usize> = (0..self.slots.len())
+                .filter(|&i| self.slots[i].spec.stage == stage && self.slots[i].pid.is_some())
+                .collect();
+            for &index in &group {
+                self.signal(index, Signal::SIGTERM);
             }
-            // SIGKILL cannot be ignored; the bound only guards against a wait that never reports.
-            self.wait_all(Duration::from_secs(5)).await;
+            if !self.wait_for(&group, grace).await {
+                for &index in &group {
+                    if self.slots[index].pid.is_some() {
+                        self.say(&format!(
+                            "{} did not stop within {grace:?}; killing it",
+                            self.slots[index].spec.name
+                        ));
+                        self.signal(index, Signal::SIGKILL);
+                    }
+                }
+                // SIGKILL cannot be ignored; the bound only guards against a wait that never reports.
+                self.wait_for(&group, Duration::from_secs(5)).await;
+            }
         }
         let _ = std::fs::remove_file(&self.pid_file);
-        self.say("all children stopped");
+        if running > 0 {
+            self.say("all children stopped");
+        }
     }
 
     fn signal(&self, index: usize, signal: Signal) {
@@ -443,10 +447,10 @@ impl Supervisor {
         }
     }
 
-    /// Waits until no child runs; false if `limit` passed first.
-    async fn wait_all(&mut self, limit: Duration) -> bool {
+    /// Waits until none of `group` runs; false if `limit` passed first or a second signal asks to hurry.
+    async fn wait_for(&mut self, group: &[usize], limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
-        while self.slots.iter().any(|slot| slot.pid.is_some()) {
+        while group.iter().any(|&i| self.slots[i].pid.is_some()) {
             tokio::select! {
                 Some(event) = self.events_rx.recv() => {
                     if let Event::Exited { index, status } = event {
