@@ -4,6 +4,8 @@
 //! and `/enable`). It runs as a pingora background service, together with the health
 //! checker, the config file watcher and the SIGHUP handler.
 
+mod cache;
+
 use crate::reload::{Outcome, Record, Trigger};
 use crate::state::Shared;
 use async_trait::async_trait;
@@ -28,6 +30,10 @@ pub fn router(shared: Shared) -> Router {
         .route("/admin/reloads", get(reloads))
         .route("/admin/config", get(effective_config))
         .route(
+            "/admin/auth",
+            get(|| async { Json(crate::service::auth_outcomes()) }),
+        )
+        .route(
             "/admin/upstreams/{group}/servers/{addr}/drain",
             post(|state, path| set_drained(state, path, true)),
         )
@@ -35,6 +41,7 @@ pub fn router(shared: Shared) -> Router {
             "/admin/upstreams/{group}/servers/{addr}/enable",
             post(|state, path| set_drained(state, path, false)),
         )
+        .merge(cache::routes())
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -226,6 +233,7 @@ impl BackgroundService for AdminService {
     async fn start(&self, shutdown: ShutdownWatch) {
         tokio::spawn(crate::health::run(self.shared.clone(), shutdown.clone()));
         tokio::spawn(reload_on_sighup(self.shared.clone()));
+        tokio::spawn(cache::sweep(self.shared.clone(), shutdown.clone()));
         tokio::spawn(crate::watch::run(self.shared.clone(), shutdown.clone()));
         let bound = self.listener.lock().ok().and_then(|mut slot| slot.take());
         let listener = match (bound, self.bind_later) {

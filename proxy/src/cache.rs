@@ -27,6 +27,8 @@ const SHARDS: usize = 16;
 #[derive(Debug)]
 pub struct Entry {
     pub key: Arc<str>,
+    /// The route that stored it, so a change of that route's key template can drop it.
+    pub route: Arc<str>,
     id: u64,
     pub status: u16,
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -55,6 +57,7 @@ pub struct Entry {
 #[derive(Debug)]
 pub struct NewEntry {
     pub key: String,
+    pub route: String,
     pub status: u16,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
@@ -182,6 +185,8 @@ pub enum Selector {
     Key(String),
     Prefix(String),
     Tag(String),
+    /// Everything one route stored.
+    Route(String),
 }
 
 /// The leader's claim on filling a key; dropping it (done, failed or cancelled) wakes every
@@ -214,7 +219,8 @@ pub struct CacheHandle {
     current: arc_swap::ArcSwapOption<CacheStore>,
     generation: AtomicU64,
     reconfigure: Mutex<()>,
-    last_sweep_ms: AtomicU64,
+    /// Each caching route's key template in the config the store follows.
+    templates: Mutex<HashMap<String, String>>,
 }
 
 impl CacheHandle {
@@ -230,38 +236,38 @@ impl CacheHandle {
                     (Some(settings), Some(store)) => Some(store.resized(settings.clone())),
                     (Some(settings), None) => Some(CacheStore::new(settings.clone())),
                 };
+                let templates: HashMap<String, String> = snapshot
+                    .config
+                    .routes
+                    .iter()
+                    .filter_map(|r| {
+                        r.cache
+                            .as_ref()
+                            .map(|c| (r.name.clone(), c.key.source().to_string()))
+                    })
+                    .collect();
+                let mut known = lock(&self.templates);
+                if let Some(store) = &next {
+                    // Objects stored under a template that no longer applies could never be
+                    // found again; drop them rather than let them hold memory until expiry.
+                    for (route, template) in known.iter() {
+                        if templates.get(route) != Some(template) {
+                            store.invalidate(&Selector::Route(route.clone()), false);
+                        }
+                    }
+                }
+                *known = templates;
                 self.current.store(next);
                 self.generation
                     .store(snapshot.generation, Ordering::Release);
             }
         }
-        let store = self.current.load_full()?;
-        self.maybe_sweep(&store);
-        Some(store)
+        self.current.load_full()
     }
 
     /// The store as it is now, for the admin API.
     pub fn current(&self) -> Option<Arc<CacheStore>> {
         self.current.load_full()
-    }
-
-    /// About once a second, a request starts a sweep in the background.
-    fn maybe_sweep(&self, store: &Arc<CacheStore>) {
-        static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1000;
-        let last = self.last_sweep_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) < 1000
-            || self
-                .last_sweep_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let store = store.clone();
-            runtime.spawn(async move { store.sweep() });
-        }
     }
 }
 
@@ -491,6 +497,7 @@ impl CacheStore {
         }
         let entry = Arc::new(Entry {
             key: Arc::from(new.key),
+            route: Arc::from(new.route),
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             status: new.status,
             headers: new.headers,
@@ -581,6 +588,11 @@ impl CacheStore {
                     .all()
                     .into_iter()
                     .filter(|e| e.key.starts_with(prefix.as_str()))
+                    .collect(),
+                Selector::Route(route) => tier
+                    .all()
+                    .into_iter()
+                    .filter(|e| &*e.route == route.as_str())
                     .collect(),
                 Selector::Tag(tag) => tier
                     .all()

@@ -28,11 +28,7 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(shared: Shared) -> Proxy {
-        Proxy::with_cache(shared, Arc::new(CacheHandle::default()))
-    }
-
-    /// A proxy whose cache store is shared with others (the admin API).
-    pub fn with_cache(shared: Shared, cache: Arc<CacheHandle>) -> Proxy {
+        let cache = shared.cache().clone();
         Proxy { shared, cache }
     }
 }
@@ -219,6 +215,7 @@ impl ProxyHttp for Proxy {
                 ),
                 None => Err(scalelab_auth::Rejection::Internal),
             };
+            count_auth_outcome(scalelab_auth::outcome_label(&verified));
             match verified {
                 Ok(claims) => {
                     ctx.token_verified = true;
@@ -554,4 +551,36 @@ impl ProxyHttp for Proxy {
         );
         ctx.lease = None;
     }
+}
+
+/// Token checks since the process started, one counter per outcome: every `Rejection` reason in
+/// `ALL_REASONS` order, then `accepted` (for `GET /admin/auth` and the metrics issue).
+static AUTH_OUTCOMES: [std::sync::atomic::AtomicU64;
+    scalelab_auth::Rejection::ALL_REASONS.len() + 1] = [const { std::sync::atomic::AtomicU64::new(0) };
+    scalelab_auth::Rejection::ALL_REASONS.len() + 1];
+
+fn count_auth_outcome(label: &str) {
+    let reasons = scalelab_auth::Rejection::ALL_REASONS;
+    let index = if label == scalelab_auth::ACCEPTED {
+        Some(reasons.len())
+    } else {
+        reasons.iter().position(|reason| *reason == label)
+    };
+    if let Some(counter) = index.and_then(|i| AUTH_OUTCOMES.get(i)) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// `{"accepted": n, "rejected": {reason: n, ...}}` with every reason present.
+pub fn auth_outcomes() -> serde_json::Value {
+    let load =
+        |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+    let reasons = scalelab_auth::Rejection::ALL_REASONS;
+    let rejected: serde_json::Map<String, serde_json::Value> = reasons
+        .iter()
+        .zip(&AUTH_OUTCOMES)
+        .map(|(reason, counter)| ((*reason).to_owned(), load(counter).into()))
+        .collect();
+    let accepted = AUTH_OUTCOMES.get(reasons.len()).map_or(0, load);
+    serde_json::json!({"accepted": accepted, "rejected": rejected})
 }

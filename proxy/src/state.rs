@@ -28,6 +28,8 @@ struct Inner {
     reload_lock: Mutex<()>,
     loaded: Mutex<Loaded>,
     journal: Journal,
+    /// The response cache store; it follows reloads and outlives snapshots.
+    cache: Arc<crate::cache::CacheHandle>,
 }
 
 /// Counts one request from its context's creation to its drop.
@@ -98,6 +100,7 @@ impl Shared {
                     loaded_unix_ms,
                 }),
                 journal,
+                cache: Arc::new(crate::cache::CacheHandle::default()),
             }),
         }
     }
@@ -114,6 +117,11 @@ impl Shared {
     /// The reload journal, newest first.
     pub fn reloads(&self) -> Vec<Record> {
         self.inner.journal.records()
+    }
+
+    /// The response cache store (shared by the proxy service and the admin API).
+    pub fn cache(&self) -> &Arc<crate::cache::CacheHandle> {
+        &self.inner.cache
     }
 
     /// The snapshot a new request should use for its whole life.

@@ -130,13 +130,19 @@ pub fn storable(input: &StoreInput<'_>) -> Result<(), NotStored> {
 }
 
 /// Where an object's TTL came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TtlSource {
     CacheTtlParam,
     SMaxage,
     MaxAge,
     RouteDefault,
+}
+
+/// Shown as the name of the control it came from, as in the explain header.
+impl serde::Serialize for TtlSource {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 impl TtlSource {

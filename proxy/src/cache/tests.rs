@@ -24,6 +24,7 @@ fn settings(entries: &[usize], promotion_hits: u32) -> CacheSettings {
 fn object(key: &str, tags: &[&str]) -> NewEntry {
     NewEntry {
         key: key.to_string(),
+        route: "r".to_string(),
         status: 200,
         headers: Vec::new(),
         body: Bytes::from_static(b"body"),

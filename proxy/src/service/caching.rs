@@ -353,6 +353,10 @@ pub fn on_upstream_response(
             cache.collect = Some(Collect {
                 new: NewEntry {
                     key: cache.key.clone(),
+                    route: ctx
+                        .route
+                        .and_then(|r| ctx.snapshot.routes.get(r))
+                        .map_or_else(String::new, |r| r.name.clone()),
                     status: response.status.as_u16(),
                     headers,
                     body: Bytes::new(),
@@ -577,7 +581,7 @@ pub async fn invalidate(
     };
     let removed = store.invalidate(&selector, soft);
     let target = match &selector {
-        Selector::Key(s) | Selector::Prefix(s) | Selector::Tag(s) => s.clone(),
+        Selector::Key(s) | Selector::Prefix(s) | Selector::Tag(s) | Selector::Route(s) => s.clone(),
     };
     Ok((
         200,

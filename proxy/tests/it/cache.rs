@@ -467,3 +467,103 @@ async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
         buffer.extend_from_slice(&chunk[..n]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_stats_inspect_and_delete() {
+    let (backend, proxy) = setup("key = \"{path}\"", TIERS).await;
+    get(&proxy, "/c/a?sk=t1").await;
+    get(&proxy, "/c/a").await;
+    get(&proxy, "/c/b").await;
+    let http = client();
+    let stats: serde_json::Value = http
+        .get(format!("{}/cache/stats", proxy.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["total_items"], 2);
+    assert_eq!(stats["levels"]["L3"]["sets"], 2);
+    assert_eq!(stats["levels"]["L3"]["hits"], 1);
+    assert_eq!(stats["hits"], 1);
+    assert_eq!(stats["misses"], 2);
+    let report: serde_json::Value = http
+        .get(format!("{}/admin/cache?key=/c/a", proxy.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["tier"], "L3");
+    assert_eq!(report["hits"], 1);
+    assert_eq!(report["ttl_source"], "default_ttl");
+    assert_eq!(report["tags"], serde_json::json!(["t1"]));
+    let missing = http
+        .get(format!("{}/admin/cache?key=/nope", proxy.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let deleted: serde_json::Value = http
+        .delete(format!("{}/admin/cache?tag=t1", proxy.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deleted["removed"], 1);
+    let bad = http
+        .delete(format!("{}/admin/cache", proxy.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(get(&proxy, "/c/a").await.x_cache, "MISS");
+    assert_eq!(backend.hits(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contents_survive_a_reload_unless_the_key_template_changes() {
+    let backend = TestBackend::start("origin");
+    let first = TestConfig::new()
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .cache(TIERS, 2)
+        .cached_route("c", "/c", "g", "key = \"{path}\"");
+    let proxy = TestProxy::start(&first).await;
+    for path in ["/c/1", "/c/2", "/c/3"] {
+        get(&proxy, path).await;
+    }
+    // Same template, smaller last tier: what fits stays.
+    let resized = TestConfig::same_ports(&first)
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .cache(&[("L1", 100), ("L2", 100), ("L3", 2)], 2)
+        .cached_route("c", "/c", "g", "key = \"{path}\"");
+    proxy.write_config(&resized.render());
+    let (status, _) = proxy.admin_post("/admin/reload").await;
+    assert_eq!(status, 200);
+    // The store follows the new config at the next request or admin call.
+    let stats = proxy.admin_get("/cache/stats").await;
+    assert_eq!(stats["levels"]["L3"]["items"], 2, "{stats}");
+    assert_eq!(stats["levels"]["L3"]["max_entries"], 2, "{stats}");
+    let mut hits = 0;
+    for path in ["/c/1", "/c/2", "/c/3"] {
+        let report = proxy.admin_get(&format!("/admin/cache?key={path}")).await;
+        hits += usize::from(report["tier"] == "L3");
+    }
+    assert_eq!(hits, 2);
+
+    // A new key template: the old objects are dropped.
+    let retemplated = TestConfig::same_ports(&first)
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .cache(&[("L1", 100), ("L2", 100), ("L3", 100)], 2)
+        .cached_route("c", "/c", "g", "key = \"v2:{path}\"");
+    proxy.write_config(&retemplated.render());
+    let (status, _) = proxy.admin_post("/admin/reload").await;
+    assert_eq!(status, 200);
+    assert_eq!(get(&proxy, "/c/2").await.x_cache, "MISS");
+    let stats = proxy.admin_get("/cache/stats").await;
+    assert_eq!(stats["total_items"], 1, "{stats}");
+}
