@@ -175,6 +175,8 @@ pub struct Route {
     /// `None` when the route does not cache.
     pub cache: Option<RouteCache>,
     pub auth: RouteAuth,
+    /// Remove `path` from the front of the request path before forwarding.
+    pub strip_prefix: bool,
 }
 
 /// One problem found in a config file.

@@ -87,6 +87,17 @@ pub fn strip_query_param(path: &str, query: Option<&str>, name: &str) -> Option<
     })
 }
 
+/// The path a route with `strip_prefix` sends upstream: `/worker/stats` under `/worker`
+/// becomes `/stats`, and the prefix itself becomes `/`.
+pub fn strip_path_prefix<'p>(path: &'p str, prefix: &str) -> std::borrow::Cow<'p, str> {
+    let prefix = prefix.trim_end_matches('/');
+    match path.strip_prefix(prefix) {
+        Some("") => std::borrow::Cow::Borrowed("/"),
+        Some(rest) if rest.starts_with('/') => std::borrow::Cow::Borrowed(rest),
+        _ => std::borrow::Cow::Borrowed(path),
+    }
+}
+
 /// Header names listed in a `Connection` field, lowercased; they are hop-by-hop too.
 pub fn connection_nominated(value: &str) -> impl Iterator<Item = String> + '_ {
     value

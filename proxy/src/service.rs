@@ -100,7 +100,10 @@ async fn respond(session: &mut Session, ctx: &RequestCtx, reject: &Reject) -> Re
     header.insert_header("content-type", "application/json")?;
     header.insert_header("content-length", body.len().to_string())?;
     header.insert_header("x-request-id", ctx.request_id.clone())?;
-    header.insert_header("x-config-generation", ctx.snapshot.generation.to_string())?;
+    header.insert_header(
+        "x-config-generation",
+        ctx.snapshot.generation_header.clone(),
+    )?;
     if reject.status() >= 500 || reject.status() == 401 {
         header.insert_header("cache-control", "no-store")?;
     }
@@ -126,7 +129,10 @@ async fn respond_json(
     header.insert_header("content-type", "application/json")?;
     header.insert_header("content-length", body.len().to_string())?;
     header.insert_header("x-request-id", ctx.request_id.clone())?;
-    header.insert_header("x-config-generation", ctx.snapshot.generation.to_string())?;
+    header.insert_header(
+        "x-config-generation",
+        ctx.snapshot.generation_header.clone(),
+    )?;
     session
         .write_response_header(Box::new(header), false)
         .await?;
@@ -141,7 +147,7 @@ fn header_bytes(session: &Session) -> usize {
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum::<usize>()
-        + req.uri.to_string().len()
+        + req.uri.path_and_query().map_or(0, |p| p.as_str().len())
 }
 
 #[async_trait]
@@ -371,11 +377,24 @@ impl ProxyHttp for Proxy {
         upstream_request: &mut pingora::http::RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(rewritten) = headers::strip_query_param(
-            upstream_request.uri.path(),
-            upstream_request.uri.query(),
-            headers::STRATEGY_PARAM,
-        ) {
+        let strip = ctx
+            .route
+            .and_then(|r| ctx.snapshot.routes.get(r))
+            .filter(|route| route.strip_prefix)
+            .map(|route| route.path.as_str());
+        let path = match strip {
+            Some(prefix) => headers::strip_path_prefix(upstream_request.uri.path(), prefix),
+            None => std::borrow::Cow::Borrowed(upstream_request.uri.path()),
+        };
+        let query = upstream_request.uri.query();
+        let rewritten =
+            headers::strip_query_param(&path, query, headers::STRATEGY_PARAM).or_else(|| {
+                (path != upstream_request.uri.path()).then(|| match query {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.to_string(),
+                })
+            });
+        if let Some(rewritten) = rewritten {
             let uri = rewritten
                 .parse::<http::Uri>()
                 .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "bad rewritten uri"))?;
@@ -442,7 +461,10 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         response.insert_header("x-request-id", ctx.request_id.clone())?;
-        response.insert_header("x-config-generation", ctx.snapshot.generation.to_string())?;
+        response.insert_header(
+            "x-config-generation",
+            ctx.snapshot.generation_header.clone(),
+        )?;
         response.insert_header("x-strategy", ctx.strategy.name())?;
         if let Some(lease) = &ctx.lease {
             response.insert_header("x-upstream-server", lease.server().addr_header.clone())?;

@@ -10,6 +10,8 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct Snapshot {
     pub generation: u64,
+    /// `generation` as a ready header value, so responses do not format it.
+    pub generation_header: http::HeaderValue,
     pub config: Arc<Config>,
     pub routes: RouteTable,
     /// One pool per upstream, in `config.upstreams` order.
@@ -39,6 +41,7 @@ impl Snapshot {
             .collect();
         Snapshot {
             generation,
+            generation_header: http::HeaderValue::from(generation),
             routes: RouteTable::new(&config.routes),
             config: Arc::new(config),
             pools,

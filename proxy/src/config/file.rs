@@ -75,6 +75,7 @@ pub struct FileRoute {
     pub upstream: String,
     pub cache: Option<FileRouteCache>,
     pub auth: Option<String>,
+    pub strip_prefix: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -496,6 +496,7 @@ fn validate_routes(
         routes.push(Route {
             name,
             auth,
+            strip_prefix: route.strip_prefix.unwrap_or(false),
             path: route.path.clone(),
             host,
             methods,

@@ -78,3 +78,21 @@ fn connection_nominated_lists_extension_fields() {
     let names: Vec<String> = connection_nominated("close, X-Foo ,keep-alive,x-bar").collect();
     assert_eq!(names, vec!["x-foo", "x-bar"]);
 }
+
+#[test]
+fn strip_path_prefix_table() {
+    let cases = [
+        ("/worker/stats", "/worker", "/stats"),
+        ("/worker", "/worker", "/"),
+        ("/worker/", "/worker/", "/"),
+        ("/workers", "/worker", "/workers"),
+        ("/a/b/c", "/a/b", "/c"),
+    ];
+    for (path, prefix, expected) in cases {
+        assert_eq!(
+            strip_path_prefix(path, prefix),
+            expected,
+            "{path} - {prefix}"
+        );
+    }
+}

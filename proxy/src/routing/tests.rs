@@ -13,6 +13,7 @@ fn route(name: &str, path: &str, host: Option<&str>, methods: Option<&[&str]>) -
         upstream: "u".into(),
         cache: None,
         auth: crate::config::RouteAuth::None,
+        strip_prefix: false,
     }
 }
 

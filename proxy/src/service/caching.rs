@@ -223,7 +223,10 @@ pub async fn serve(
     header.insert_header("x-cache-tier", tier.to_string())?;
     header.insert_header("cache-status", cache_status)?;
     header.insert_header("x-request-id", ctx.request_id.clone())?;
-    header.insert_header("x-config-generation", ctx.snapshot.generation.to_string())?;
+    header.insert_header(
+        "x-config-generation",
+        ctx.snapshot.generation_header.clone(),
+    )?;
     if ctx.explain {
         let key = ctx.cache.as_ref().map_or("", |c| c.key.as_str());
         header.insert_header(

@@ -154,3 +154,29 @@ async fn malformed_request_gets_400_and_others_keep_working() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strip_prefix_rewrites_the_path_and_keeps_the_query() {
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .stripping_route("worker", "/worker", "g");
+    let proxy = TestProxy::start(&config).await;
+    let http = client();
+    for (path, expected_path, expected_query) in [
+        ("/worker/stats?a=1&strategy=weighted", "/stats", Some("a=1")),
+        ("/worker", "/", None),
+        ("/worker/tasks/7", "/tasks/7", None),
+    ] {
+        let echoed: serde_json::Value = http
+            .get(proxy.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(echoed["path"], expected_path, "{path}");
+        assert_eq!(echoed["query"].as_str(), expected_query, "{path}");
+    }
+}

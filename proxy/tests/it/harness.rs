@@ -352,6 +352,14 @@ impl TestConfig {
         self
     }
 
+    /// A route that removes its path prefix before forwarding.
+    pub fn stripping_route(mut self, name: &str, path: &str, upstream: &str) -> Self {
+        self.routes.push(format!(
+            "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"{upstream}\"\nstrip_prefix = true\n"
+        ));
+        self
+    }
+
     pub fn route(mut self, name: &str, path: &str, upstream: &str) -> Self {
         self.routes.push(format!(
             "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"{upstream}\"\n"
