@@ -18,6 +18,7 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorType, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -575,11 +576,13 @@ impl ProxyHttp for Proxy {
     }
 }
 
+/// How many auth outcomes are counted: every `Rejection` reason, then `accepted`.
+const AUTH_OUTCOME_COUNT: usize = scalelab_auth::Rejection::ALL_REASONS.len() + 1;
+
 /// Token checks since the process started, one counter per outcome: every `Rejection` reason in
 /// `ALL_REASONS` order, then `accepted` (for `GET /admin/auth` and the metrics issue).
-static AUTH_OUTCOMES: [std::sync::atomic::AtomicU64;
-    scalelab_auth::Rejection::ALL_REASONS.len() + 1] = [const { std::sync::atomic::AtomicU64::new(0) };
-    scalelab_auth::Rejection::ALL_REASONS.len() + 1];
+static AUTH_OUTCOMES: [AtomicU64; AUTH_OUTCOME_COUNT] =
+    [const { AtomicU64::new(0) }; AUTH_OUTCOME_COUNT];
 
 fn count_auth_outcome(label: &str) {
     let reasons = scalelab_auth::Rejection::ALL_REASONS;
@@ -589,14 +592,13 @@ fn count_auth_outcome(label: &str) {
         reasons.iter().position(|reason| *reason == label)
     };
     if let Some(counter) = index.and_then(|i| AUTH_OUTCOMES.get(i)) {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// `{"accepted": n, "rejected": {reason: n, ...}}` with every reason present.
 pub fn auth_outcomes() -> serde_json::Value {
-    let load =
-        |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     let reasons = scalelab_auth::Rejection::ALL_REASONS;
     let rejected: serde_json::Map<String, serde_json::Value> = reasons
         .iter()

@@ -124,3 +124,36 @@ fn shipped_config_is_valid() {
     let source = include_str!("../../../config.toml");
     Config::parse(source).expect("the repository's config.toml must validate");
 }
+
+/// Issue 4: the shipped config protects every route the seed protected, with a dev secret long
+/// enough for HS256 (RFC 7518 §3.2), and the routes the health checks and the worker use stay
+/// public.
+#[test]
+fn shipped_config_requires_jwt_on_the_seeds_protected_routes() {
+    let config = Config::parse(include_str!("../../../config.toml")).expect("valid");
+    let auth_of = |path: &str| {
+        config
+            .routes
+            .iter()
+            .find(|route| route.path == path)
+            .map(|route| route.auth)
+    };
+    for path in ["/data", "/data/complex", "/cache/invalidate", "/longtask"] {
+        assert_eq!(auth_of(path), Some(RouteAuth::Jwt), "{path}");
+    }
+    for path in ["/health", "/worker"] {
+        assert_eq!(auth_of(path), Some(RouteAuth::None), "{path}");
+    }
+    let auth = config.auth.as_ref().expect("an [auth] table");
+    match &auth.file.secret {
+        Some(scalelab_auth::SecretSource::Inline(secret)) => {
+            assert!(secret.len() >= 32, "{} bytes", secret.len());
+        }
+        other => panic!("expected an inline dev secret, got {other:?}"),
+    }
+    assert!(auth.verifier.settings().can_mint());
+    assert_eq!(
+        auth.verifier.settings().algorithms(),
+        &[scalelab_auth::Algorithm::HS256]
+    );
+}

@@ -352,6 +352,28 @@ impl TestConfig {
         self
     }
 
+    /// Adds an `[auth]` table; `body` is its content without the `[auth]` line.
+    pub fn auth_table(mut self, body: &str) -> Self {
+        self.upstreams.push(format!("[auth]\n{body}\n"));
+        self
+    }
+
+    /// A route that requires a JWT (`auth = "jwt"`); needs `auth_table`.
+    pub fn jwt_route(mut self, name: &str, path: &str, upstream: &str) -> Self {
+        self.routes.push(format!(
+            "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"{upstream}\"\nauth = \"jwt\"\n"
+        ));
+        self
+    }
+
+    /// `cached_route` that also requires a JWT.
+    pub fn cached_jwt_route(mut self, name: &str, path: &str, upstream: &str, cache: &str) -> Self {
+        self.routes.push(format!(
+            "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"{upstream}\"\nauth = \"jwt\"\ncache = {{ {cache} }}\n"
+        ));
+        self
+    }
+
     /// A route that removes its path prefix before forwarding.
     pub fn stripping_route(mut self, name: &str, path: &str, upstream: &str) -> Self {
         self.routes.push(format!(
