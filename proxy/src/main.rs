@@ -6,6 +6,7 @@ use clap::{Parser, ValueEnum};
 use scalelab_proxy::config::{Config, ConfigError};
 use scalelab_proxy::reload;
 use scalelab_proxy::server::{self, RunOptions};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -56,7 +57,13 @@ fn main() -> ExitCode {
     if cli.check {
         return match Config::load(&cli.config) {
             Ok(config) => {
-                println!("{}: OK\n{}", cli.config.display(), config.summary());
+                // A closed pipe (`| head`) is not an error worth a panic.
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "{}: OK\n{}",
+                    cli.config.display(),
+                    config.summary()
+                );
                 ExitCode::SUCCESS
             }
             Err(error) => {

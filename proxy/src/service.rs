@@ -53,6 +53,8 @@ pub struct RequestCtx {
     /// Set once upstream response headers arrived: nothing may be retried after that.
     responded: bool,
     reject: Option<Reject>,
+    /// Why the last try failed, reported when no server is left to retry on.
+    last_failure: Option<Reject>,
     /// Cache state when the route caches.
     cache: Option<caching::CacheCtx>,
     /// `X-Cache` of a response served from the cache, for the access log.
@@ -171,6 +173,7 @@ impl ProxyHttp for Proxy {
             attempts: 0,
             responded: false,
             reject: None,
+            last_failure: None,
             cache: None,
             cache_served: None,
             token_verified: false,
@@ -304,9 +307,14 @@ impl ProxyHttp for Proxy {
         // Release the previous try's slot before picking, so it does not weigh on the choice.
         ctx.lease = None;
         let Some((selection, lease)) = pool.select(ctx.strategy, ctx.tried, ctx.explain) else {
-            ctx.reject = Some(Reject::NoHealthyUpstream {
-                upstream: pool.name().to_string(),
-            });
+            // After failed tries the client learns why they failed, not just that nothing is left.
+            ctx.reject = Some(
+                ctx.last_failure
+                    .take()
+                    .unwrap_or(Reject::NoHealthyUpstream {
+                        upstream: pool.name().to_string(),
+                    }),
+            );
             return Err(Error::explain(
                 ErrorType::HTTPStatus(503),
                 "no healthy upstream",
@@ -347,6 +355,7 @@ impl ProxyHttp for Proxy {
                 );
             }
         }
+        ctx.last_failure = Reject::from_proxy_error(&e, ctx.upstream_name());
         e.set_retry(ctx.retries_left());
         e
     }
@@ -367,6 +376,9 @@ impl ProxyHttp for Proxy {
             && is_idempotent(&session.req_header().method)
             && !session.as_ref().retry_buffer_truncated()
             && ctx.retries_left();
+        if retry {
+            ctx.last_failure = Reject::from_proxy_error(&e, ctx.upstream_name());
+        }
         e.set_retry(retry);
         e
     }

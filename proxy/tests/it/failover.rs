@@ -185,11 +185,22 @@ async fn timeouts_give_504_and_refused_gives_502_as_json() {
     dead_spec.servers = vec![(dead, 1)];
     dead_spec.health = None;
     dead_spec.retries = 0;
+    // Two refusing servers with retries: the client learns the connection failed (502), not
+    // merely that no server was left after the tries (503).
+    let mut refusing_spec = UpstreamSpec::new("refusing", "round_robin", &[], &[]);
+    refusing_spec.servers = vec![
+        (std::net::SocketAddr::from(([127, 0, 0, 1], free_port())), 1),
+        (std::net::SocketAddr::from(([127, 0, 0, 1], free_port())), 1),
+    ];
+    refusing_spec.health = None;
+    refusing_spec.retries = 2;
     let config = TestConfig::new()
         .upstream(slow_spec)
         .upstream(dead_spec)
+        .upstream(refusing_spec)
         .route("slow", "/slow", "slow")
-        .route("dead", "/dead", "dead");
+        .route("dead", "/dead", "dead")
+        .route("refusing", "/refusing", "refusing");
     let proxy = TestProxy::start(&config).await;
     let http = client();
 
@@ -211,6 +222,12 @@ async fn timeouts_give_504_and_refused_gives_502_as_json() {
     // finds no server at all.
     let response = http.get(proxy.url("/dead")).send().await.unwrap();
     assert_eq!(response.status(), 503);
+
+    let response = http.get(proxy.url("/refusing")).send().await.unwrap();
+    assert_eq!(response.status(), 502);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "upstream connection failed");
+    assert_eq!(body["upstream"], "refusing");
 }
 
 /// A backend that answers `/health` but resets every other request after reading its head,
