@@ -41,12 +41,11 @@ IDLE_WAIT=${IDLE_WAIT:-0}
 IDLE_MAX_PCT=${IDLE_MAX_PCT:-10}
 EXPLAIN_HEADER='X-Scalelab-Explain: 1'
 
-log() { printf '[passthrough] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+BENCH_NAME=passthrough
+# shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC2034  # BENCH_NAME is read by lib.sh
+source "$BENCH_DIR/lib.sh"
 
-for v in ROUNDS DURATION CONNECTIONS WARMUP PROXY_CORE LOAD_CORE PORT_BASE READY_TIMEOUT IDLE_WAIT IDLE_MAX_PCT; do
-    [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
-done
+require_uint ROUNDS DURATION CONNECTIONS WARMUP PROXY_CORE LOAD_CORE PORT_BASE READY_TIMEOUT IDLE_WAIT IDLE_MAX_PCT
 [[ $BENCH_NICE =~ ^-?[0-9]+$ ]] || die "BENCH_NICE must be an integer (got '$BENCH_NICE')"
 ((ROUNDS >= 1)) || die "ROUNDS must be >= 1"
 ((DURATION >= 1)) || die "DURATION must be >= 1"
@@ -56,62 +55,9 @@ ncpu=$(nproc --all)
 ((PROXY_CORE < ncpu && LOAD_CORE < ncpu)) || die "need cores $PROXY_CORE and $LOAD_CORE, machine has $ncpu"
 
 # ---------------------------------------------------------------------------------------------
-# Tools: nginx, haproxy, wrk from apt if missing (idempotent; apt-get update only when needed).
+# Tools: nginx, haproxy, wrk from apt if missing (idempotent; apt-get update only when needed, lib.sh).
 # ---------------------------------------------------------------------------------------------
-SUDO=()
-if ((EUID != 0)); then
-    command -v sudo >/dev/null || die "not root and no sudo: install nginx haproxy wrk curl yourself"
-    SUDO=(sudo)
-fi
-
-find_bin() { # name -> path (also looks in sbin dirs, which are not on a normal user's PATH)
-    local p
-    for p in "$(command -v "$1" 2>/dev/null || true)" "/usr/sbin/$1" "/usr/local/sbin/$1"; do
-        if [[ -n $p && -x $p ]]; then
-            printf '%s\n' "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-
-apt_install() {
-    local need_update=0 pkg policy rc=0 made_policy=0
-    for pkg in "$@"; do
-        policy=$(apt-cache policy "$pkg" 2>/dev/null || true)
-        [[ $policy =~ Candidate:\ [0-9] ]] || need_update=1
-    done
-    if ((need_update)); then
-        log "apt-get update (no install candidate for some of: $*)"
-        "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 update -q >&2
-    fi
-    # Keep the Debian packages from starting their system services (nginx on :80, haproxy).
-    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
-        "${SUDO[@]}" chmod 755 /usr/sbin/policy-rc.d
-        made_policy=1
-    fi
-    log "apt-get install -y $*"
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
-        install -y -q --no-install-recommends "$@" >&2 || rc=$?
-    if ((rc != 0 && need_update == 0)); then
-        log "install failed; retrying after apt-get update"
-        rc=0
-        "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 update -q >&2 &&
-            "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
-                install -y -q --no-install-recommends "$@" >&2 || rc=$?
-    fi
-    if ((made_policy)); then "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d; fi
-    ((rc == 0)) || die "apt-get install $* failed"
-}
-
-missing=()
-find_bin nginx >/dev/null || missing+=(nginx)
-find_bin haproxy >/dev/null || missing+=(haproxy)
-find_bin wrk >/dev/null || missing+=(wrk)
-find_bin curl >/dev/null || missing+=(curl)
-find_bin taskset >/dev/null || missing+=(util-linux)
-if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+ensure_tools nginx:nginx haproxy:haproxy wrk:wrk curl:curl taskset:util-linux
 NGINX=$(find_bin nginx) || die "nginx not found after install"
 HAPROXY=$(find_bin haproxy) || die "haproxy not found after install"
 WRK=$(find_bin wrk) || die "wrk not found after install"
@@ -143,9 +89,11 @@ fi
 # ---------------------------------------------------------------------------------------------
 STAMP=$(date +%Y%m%d-%H%M%S)
 RESULTS=$BENCH_DIR/results
-WORK=$RESULTS/passthrough-$STAMP # configs, logs and raw wrk output of this run
+mkdir -p "$RESULTS"
+# configs, logs and raw wrk output of this run (own directory even if another run starts this second)
+mkdir "$RESULTS/passthrough-$STAMP" 2>/dev/null || { STAMP+="-$$" && mkdir "$RESULTS/passthrough-$STAMP"; }
+WORK=$RESULTS/passthrough-$STAMP
 REPORT=$RESULTS/passthrough-$STAMP.md
-mkdir -p "$WORK"
 
 PORT_UP1=$((PORT_BASE + 1))
 PORT_UP2=$((PORT_BASE + 2))
@@ -154,89 +102,19 @@ PORT_HAPROXY=$((PORT_BASE + 4))
 PORT_SCALELAB=$((PORT_BASE + 5))
 PORT_ADMIN=$((PORT_BASE + 6))
 
-port_in_use() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 for p in "$PORT_UP1" "$PORT_UP2" "$PORT_NGINX" "$PORT_HAPROXY" "$PORT_SCALELAB" "$PORT_ADMIN"; do
     if port_in_use "$p"; then die "port $p is in use; set BENCH_PORT_BASE to a free range"; fi
 done
 
-STARTED_PIDS=()
-cleanup() {
-    local rc=$? pid i alive
-    trap - EXIT INT TERM
-    for pid in "${STARTED_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for ((i = 0; i < 50; i++)); do
-        alive=0
-        for pid in "${STARTED_PIDS[@]}"; do
-            if kill -0 "$pid" 2>/dev/null; then alive=1; fi
-        done
-        ((alive)) || break
-        sleep 0.1
-    done
-    for pid in "${STARTED_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if ((rc != 0)); then log "failed (exit $rc); configs and logs are in $WORK"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_cleanup
 
 NICE=()
 if ((BENCH_NICE != 0)); then NICE=(nice -n "$BENCH_NICE"); fi
-
-LAST_PID=""
-start_bg() { # name cmd... ; runs in the background, output to $WORK/name.log, pid in LAST_PID
-    local name=$1
-    shift
-    "$@" >"$WORK/$name.log" 2>&1 &
-    LAST_PID=$!
-    STARTED_PIDS+=("$LAST_PID")
-}
-
-http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1" 2>/dev/null || true; }
-
-wait_ready() { # name pid url
-    local name=$1 pid=$2 url=$3 deadline=$((SECONDS + READY_TIMEOUT))
-    while ((SECONDS < deadline)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 20 "$WORK/$name.log" >&2 || true
-            die "$name exited during startup (log: $WORK/$name.log)"
-        fi
-        [[ $(http_code "$url") == 200 ]] && return 0
-        sleep 0.1
-    done
-    tail -n 20 "$WORK/$name.log" >&2 || true
-    die "$name did not answer 200 on $url within ${READY_TIMEOUT}s"
-}
 
 # ---------------------------------------------------------------------------------------------
 # Configs
 # ---------------------------------------------------------------------------------------------
 BODY=$(printf '%0100d' 0 | tr 0 a) # 100-byte body
-
-nginx_common() { # name
-    local d=$WORK/$1
-    mkdir -p "$d/tmp"
-    cat <<EOF
-worker_processes 1;
-master_process off;   # one process serves requests: its pid is what we measure
-daemon off;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 4096; }
-EOF
-}
-
-nginx_temp_paths() { # name
-    local d=$WORK/$1/tmp
-    cat <<EOF
-    client_body_temp_path $d/body;
-    proxy_temp_path $d/proxy;
-    fastcgi_temp_path $d/fastcgi;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
-EOF
-}
 
 {
     nginx_common upstreams
@@ -422,73 +300,6 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Measurement
 # ---------------------------------------------------------------------------------------------
-CLK_TCK=$(getconf CLK_TCK)
-
-proc_cpu_ticks() { # pid -> utime+stime of all its threads, in clock ticks
-    local stat f
-    stat=$(<"/proc/$1/stat")
-    read -r -a f <<<"${stat##*) }" # fields from 3 (state) on, so utime (14) is f[11]
-    echo $((f[11] + f[12]))
-}
-
-proc_status_kib() { # pid field -> value in kB from /proc/pid/status
-    local key val _
-    while read -r key val _; do
-        if [[ $key == "$2:" ]]; then
-            echo "$val"
-            return 0
-        fi
-    done <"/proc/$1/status"
-    echo "-"
-}
-
-core_busy_ticks() { # core -> non-idle ticks of that core since boot
-    local name user nice system irq softirq steal _
-    # columns: user nice system idle iowait irq softirq steal ...; idle and iowait are not busy
-    while read -r name user nice system _ _ irq softirq steal _; do
-        if [[ $name == "cpu$1" ]]; then
-            echo $((user + nice + system + irq + softirq + steal))
-            return 0
-        fi
-    done </proc/stat
-    echo 0
-}
-
-all_busy_ticks() { # non-idle ticks of all cores since boot
-    local name user nice system irq softirq steal _
-    read -r name user nice system _ _ irq softirq steal _ </proc/stat
-    echo $((user + nice + system + irq + softirq + steal))
-}
-
-own_ticks() { # CPU ticks of everything this script started: servers, proxies, and (waited) wrk
-    local pid f t=0
-    for pid in "$UPSTREAM_PID" "${PID[@]}"; do
-        if [[ -n $pid && -r /proc/$pid/stat ]]; then t=$((t + $(proc_cpu_ticks "$pid"))); fi
-    done
-    f=$(<"/proc/$$/stat")
-    read -r -a f <<<"${f##*) }" # utime stime cutime cstime = f[11..14]
-    echo $((t + f[11] + f[12] + f[13] + f[14]))
-}
-
-ticks_to_us() { echo $(($1 * 1000000 / CLK_TCK)); }
-
-QUIET_TIMEOUTS=0
-wait_for_quiet() { # wait up to IDLE_WAIT s until the whole machine is < IDLE_MAX_PCT % busy over 1 s
-    ((IDLE_WAIT > 0)) || return 0
-    local deadline=$((SECONDS + IDLE_WAIT)) b0 pct
-    while :; do
-        b0=$(all_busy_ticks)
-        sleep 1
-        pct=$((($(all_busy_ticks) - b0) * 100 / (CLK_TCK * ncpu)))
-        ((pct < IDLE_MAX_PCT)) && return 0
-        if ((SECONDS >= deadline)); then
-            log "machine still ${pct}% busy after waiting ${IDLE_WAIT}s; measuring anyway"
-            QUIET_TIMEOUTS=$((QUIET_TIMEOUTS + 1))
-            return 0
-        fi
-    done
-}
-
 run_wrk() { # peer seconds outfile
     "${NICE[@]}" taskset -c "$LOAD_CORE" timeout $(($2 + 30)) "$WRK" -t1 -c"$CONNECTIONS" -d"$2s" --latency \
         -H "$EXPLAIN_HEADER" "http://127.0.0.1:${PORT[$1]}/" >"$3" 2>&1 ||
@@ -508,12 +319,12 @@ measure() { # round peer
     fi
     wait_for_quiet
     all0=$(all_busy_ticks)
-    own0=$(own_ticks)
+    own0=$(own_ticks "$UPSTREAM_PID" "${PID[@]}")
     t0=${EPOCHREALTIME//[.,]/}
     run_wrk "$peer" "$DURATION" "$out"
     t1=${EPOCHREALTIME//[.,]/}
     # CPU used by processes this script did not start, in % of all cores over the run.
-    other=$(((($(all_busy_ticks) - all0) - ($(own_ticks) - own0)) * 1000000 / CLK_TCK))
+    other=$(((($(all_busy_ticks) - all0) - ($(own_ticks "$UPSTREAM_PID" "${PID[@]}") - own0)) * 1000000 / CLK_TCK))
     other=$(python3 -c "print(f'{max(0.0, $other * 100 / (($t1 - $t0) * $ncpu)):.1f}')")
     if [[ -n $pid ]]; then
         kill -0 "$pid" 2>/dev/null || die "$peer (pid $pid) died during the run"

@@ -1,17 +1,27 @@
 #!/usr/bin/env python3
-"""Helpers for bench/passthrough.sh (python3 stdlib only).
+"""Helpers for bench/passthrough.sh and bench/cachehit.sh (python3 stdlib only).
 
   wrk_report.py parse WRK_OUTPUT_FILE
       Print one tab-separated line: rps  p99_ms  requests  errors
       (errors = non-2xx/3xx responses + socket errors). Exit 1 if the output
       has no "Requests/sec" line (wrk failed).
 
-  wrk_report.py report RESULTS_TSV META_FILE
-      Read the per-round results written by passthrough.sh and print the
+  wrk_report.py report RESULTS_TSV META_FILE [OPTIONS]
+      Read the per-round results written by a benchmark script and print the
       Markdown report (summary table with medians, then every round).
+      Options (defaults are the pass-through benchmark's):
+        --title TEXT          first line of the report
+        --baseline PEER       ratios are taken against this peer (nginx)
+        --order P1,P2,...     peer order in the tables
+        --target-peer PEER    check PEER against the baseline (adds an "RSS ×"
+        --min-rps-ratio X     column and a Targets section): req/s ratio >= X,
+        --max-p99-ratio X     p99 ratio <= X, RSS ratio < X (each optional)
+        --max-rss-ratio X
 
 RESULTS_TSV columns (tab-separated, with a header line):
   round peer rps p99_ms requests errors rss_kib hwm_kib cpu_us core_busy_us other_cpu_pct
+  [origin_reqs]   (optional: requests the origin served during the run, i.e. cache misses)
+  [anon_kib]      (optional: RssAnon after the run, i.e. RSS without mapped files)
 Empty cells (for "direct", which has no proxy process) are written as "-".
 """
 
@@ -86,6 +96,10 @@ def load_rows(path):
                     "cpu_us": _num(rec["cpu_us"]),
                     "core_busy_us": _num(rec["core_busy_us"]),
                     "other_cpu_pct": _num(rec.get("other_cpu_pct", "-")),
+                    "origin_reqs": _num(rec["origin_reqs"]) if "origin_reqs" in rec else None,
+                    "has_origin": "origin_reqs" in rec,
+                    "anon_kib": _num(rec["anon_kib"]) if "anon_kib" in rec else None,
+                    "has_anon": "anon_kib" in rec,
                 }
             )
     return rows
@@ -97,55 +111,128 @@ def _per_req(total_us, requests):
     return total_us / requests
 
 
-def report(rows, meta_lines):
-    peers = [p for p in PEER_ORDER if any(r["peer"] == p for r in rows)]
+def _paired_ratios(by, rounds, peer, baseline, key):
+    # Ratios are paired per round (same moment, interleaved); the caller takes the median.
+    out = []
+    for n in rounds:
+        a, b = by.get((n, peer)), by.get((n, baseline))
+        if a and b and a[key] and b[key]:
+            out.append(a[key] / b[key])
+    return out
+
+
+def report(
+    rows,
+    meta_lines,
+    title="# scalelab pass-through benchmark",
+    baseline=BASELINE,
+    order=PEER_ORDER,
+    target_peer=None,
+    min_rps_ratio=None,
+    max_p99_ratio=None,
+    max_rss_ratio=None,
+):
+    peers = [p for p in order if any(r["peer"] == p for r in rows)]
     peers += sorted({r["peer"] for r in rows} - set(peers))
     by = {(r["round"], r["peer"]): r for r in rows}
     rounds = sorted({r["round"] for r in rows})
 
     out = []
-    out.append("# scalelab pass-through benchmark")
+    with_rss_ratio = target_peer is not None
+    with_origin = any(r["has_origin"] for r in rows)
+    with_anon = any(r["has_anon"] for r in rows)
+    out.append(title)
     out.append("")
     out.extend(meta_lines)
     out.append("")
-    out.append(
-        "| peer | req/s | × nginx req/s | p99 ms | p99 × nginx | RSS MiB | peak RSS MiB "
-        "| CPU µs/req | errors |"
-    )
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    head = "| peer | req/s | × {b} req/s | p99 ms | p99 × {b} | RSS MiB | ".format(b=baseline)
+    align = "|---|---:|---:|---:|---:|---:|"
+    if with_rss_ratio:
+        head += "RSS × {} | ".format(baseline)
+        align += "---:|"
+    if with_anon:
+        head += "anon RSS MiB | "
+        align += "---:|"
+    head += "peak RSS MiB | CPU µs/req | errors |"
+    align += "---:|---:|---:|"
+    if with_origin:
+        head += " origin reqs |"
+        align += "---:|"
+    out.append(head)
+    out.append(align)
+    summary = {}
     for peer in peers:
         mine = [by[(n, peer)] for n in rounds if (n, peer) in by]
-        # Ratios are paired per round (same moment, interleaved), then the median is taken.
-        rps_ratio, p99_ratio = [], []
-        for n in rounds:
-            a, b = by.get((n, peer)), by.get((n, BASELINE))
-            if a and b and a["rps"] and b["rps"]:
-                rps_ratio.append(a["rps"] / b["rps"])
-            if a and b and a["p99_ms"] and b["p99_ms"]:
-                p99_ratio.append(a["p99_ms"] / b["p99_ms"])
+        rps_ratio = _median(_paired_ratios(by, rounds, peer, baseline, "rps"))
+        p99_ratio = _median(_paired_ratios(by, rounds, peer, baseline, "p99_ms"))
+        rss_ratio = _median(_paired_ratios(by, rounds, peer, baseline, "rss_kib"))
+        summary[peer] = (rps_ratio, p99_ratio, rss_ratio)
         rss = _median([r["rss_kib"] for r in mine])
         hwm = [r["hwm_kib"] for r in mine if r["hwm_kib"] is not None]
         errors = sum(int(r["errors"] or 0) for r in mine)
-        out.append(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
-                peer,
-                _fmt(_median([r["rps"] for r in mine]), ",.0f"),
-                _fmt(_median(rps_ratio), ".2f", "×"),
-                _fmt(_median([r["p99_ms"] for r in mine]), ".2f"),
-                _fmt(_median(p99_ratio), ".2f", "×"),
-                _fmt(None if rss is None else rss / 1024, ".1f"),
-                _fmt(max(hwm) / 1024 if hwm else None, ".1f"),
-                _fmt(_median([_per_req(r["cpu_us"], r["requests"]) for r in mine]), ".1f"),
-                errors,
-            )
-        )
+        cells = [
+            peer,
+            _fmt(_median([r["rps"] for r in mine]), ",.0f"),
+            _fmt(rps_ratio, ".2f", "×"),
+            _fmt(_median([r["p99_ms"] for r in mine]), ".2f"),
+            _fmt(p99_ratio, ".2f", "×"),
+            _fmt(None if rss is None else rss / 1024, ".1f"),
+        ]
+        if with_rss_ratio:
+            cells.append(_fmt(rss_ratio, ".2f", "×"))
+        if with_anon:
+            anon = _median([r["anon_kib"] for r in mine])
+            cells.append(_fmt(None if anon is None else anon / 1024, ".1f"))
+        cells += [
+            _fmt(max(hwm) / 1024 if hwm else None, ".1f"),
+            _fmt(_median([_per_req(r["cpu_us"], r["requests"]) for r in mine]), ".1f"),
+            str(errors),
+        ]
+        if with_origin:
+            origin = [r["origin_reqs"] for r in mine if r["origin_reqs"] is not None]
+            cells.append(_fmt(sum(origin) if origin else None, ".0f"))
+        out.append("| " + " | ".join(cells) + " |")
     out.append("")
     out.append(
-        "Medians over rounds. Ratios are taken per round against nginx in the same round, "
+        "Medians over rounds. Ratios are taken per round against {} in the same round, "
         "then the median. RSS = proxy VmRSS right after each run (median); peak RSS = "
         "largest VmHWM seen. CPU µs/req = proxy utime+stime over the run / requests wrk "
-        "completed. errors = non-2xx/3xx + socket errors, summed over rounds."
+        "completed. errors = non-2xx/3xx + socket errors, summed over rounds.".format(baseline)
+        + (
+            " origin reqs = requests the origin served during the measured runs (cache "
+            "misses; 0 means every request was a hit), summed over rounds."
+            if with_origin
+            else ""
+        )
+        + (
+            " anon RSS = RssAnon (RSS without file mappings such as Varnish's shared-memory "
+            "log), median."
+            if with_anon
+            else ""
+        )
     )
+    if target_peer is not None and target_peer in summary:
+        rps_ratio, p99_ratio, rss_ratio = summary[target_peer]
+        checks = []
+        if min_rps_ratio is not None:
+            checks.append(("req/s", rps_ratio, ">=", min_rps_ratio,
+                           rps_ratio is not None and rps_ratio >= min_rps_ratio))
+        if max_p99_ratio is not None:
+            checks.append(("p99", p99_ratio, "<=", max_p99_ratio,
+                           p99_ratio is not None and p99_ratio <= max_p99_ratio))
+        if max_rss_ratio is not None:
+            checks.append(("RSS", rss_ratio, "<", max_rss_ratio,
+                           rss_ratio is not None and rss_ratio < max_rss_ratio))
+        if checks:
+            out.append("")
+            out.append("## Targets ({} against {})".format(target_peer, baseline))
+            out.append("")
+            for name, value, op, limit, ok in checks:
+                out.append(
+                    "- {} {}: {} × {} (target {} {:.2f}×)".format(
+                        "PASS" if ok else "FAIL", name, _fmt(value, ".2f"), baseline, op, limit
+                    )
+                )
     other = [r["other_cpu_pct"] for r in rows if r["other_cpu_pct"] is not None]
     if other:
         out.append("")
@@ -165,9 +252,9 @@ def report(rows, meta_lines):
     out.append("")
     out.append(
         "| round | peer | req/s | p99 ms | requests | errors | RSS MiB | VmHWM MiB "
-        "| CPU µs/req | core busy µs/req | other CPU % |"
+        "| CPU µs/req | core busy µs/req | other CPU % |" + (" origin reqs |" if with_origin else "")
     )
-    out.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if with_origin else ""))
     for n in rounds:
         for peer in peers:
             r = by.get((n, peer))
@@ -187,6 +274,7 @@ def report(rows, meta_lines):
                     _fmt(_per_req(r["core_busy_us"], r["requests"]), ".1f"),
                     _fmt(r["other_cpu_pct"], ".1f"),
                 )
+                + (" {} |".format(_fmt(r["origin_reqs"], ".0f")) if with_origin else "")
             )
     out.append("")
     out.append(
@@ -210,9 +298,34 @@ def main(argv):
         print(f"{rps:.2f}\t{p99:.4f}\t{reqs}\t{errors}")
         return 0
     if len(argv) >= 4 and argv[1] == "report":
-        with open(argv[3], encoding="utf-8") as fh:
+        import argparse
+
+        ap = argparse.ArgumentParser(prog="wrk_report.py report")
+        ap.add_argument("tsv")
+        ap.add_argument("meta")
+        ap.add_argument("--title", default="# scalelab pass-through benchmark")
+        ap.add_argument("--baseline", default=BASELINE)
+        ap.add_argument("--order", default=",".join(PEER_ORDER))
+        ap.add_argument("--target-peer")
+        ap.add_argument("--min-rps-ratio", type=float)
+        ap.add_argument("--max-p99-ratio", type=float)
+        ap.add_argument("--max-rss-ratio", type=float)
+        args = ap.parse_args(argv[2:])
+        with open(args.meta, encoding="utf-8") as fh:
             meta = [line.rstrip("\n") for line in fh]
-        sys.stdout.write(report(load_rows(argv[2]), meta))
+        sys.stdout.write(
+            report(
+                load_rows(args.tsv),
+                meta,
+                title=args.title,
+                baseline=args.baseline,
+                order=args.order.split(","),
+                target_peer=args.target_peer,
+                min_rps_ratio=args.min_rps_ratio,
+                max_p99_ratio=args.max_p99_ratio,
+                max_rss_ratio=args.max_rss_ratio,
+            )
+        )
         return 0
     print(__doc__, file=sys.stderr)
     return 2
