@@ -9,6 +9,9 @@
 #   CONNECTIONS=32        wrk connections (wrk always runs with one thread)
 #   WARMUP=2              seconds of unrecorded wrk load per peer before round 1 (0 = none)
 #   SKIP_SCALELAB=1       leave scalelab-proxy out (no build); handy until the proxy exists
+#   MINIMAL_PINGORA=1     also measure bench/minimal-pingora (a bare Pingora round-robin proxy,
+#                         same build profile and allocator): the baseline scalelab's own cost is
+#                         measured against
 #   SCALELAB_PROXY_BIN=   use this binary instead of `cargo build --release -p scalelab-proxy`
 #   SCALELAB_RUST_LOG=warn  RUST_LOG for scalelab-proxy (access logs are off for every peer
 #                           unless BENCH_ACCESS_LOG=1)
@@ -84,6 +87,19 @@ else
     PEERS+=(scalelab)
 fi
 
+MINIMAL_BIN=""
+if [[ ${MINIMAL_PINGORA:-0} == 1 ]]; then
+    target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+    [[ $target_dir == /* ]] || target_dir=$ROOT/$target_dir
+    MINIMAL_BIN=$target_dir/release/minimal-pingora
+    if [[ ! -x $MINIMAL_BIN ]]; then
+        log "cargo build --release (bench/minimal-pingora)"
+        (cd "$BENCH_DIR/minimal-pingora" && CARGO_TARGET_DIR=$target_dir cargo build --release >&2) ||
+            die "minimal-pingora build failed"
+    fi
+    PEERS+=(pingora)
+fi
+
 # ---------------------------------------------------------------------------------------------
 # Layout, ports, cleanup
 # ---------------------------------------------------------------------------------------------
@@ -101,6 +117,7 @@ PORT_NGINX=$((PORT_BASE + 3))
 PORT_HAPROXY=$((PORT_BASE + 4))
 PORT_SCALELAB=$((PORT_BASE + 5))
 PORT_ADMIN=$((PORT_BASE + 6))
+PORT_MINIMAL=$((PORT_BASE + 7))
 
 for p in "$PORT_UP1" "$PORT_UP2" "$PORT_NGINX" "$PORT_HAPROXY" "$PORT_SCALELAB" "$PORT_ADMIN"; do
     if port_in_use "$p"; then die "port $p is in use; set BENCH_PORT_BASE to a free range"; fi
@@ -242,6 +259,7 @@ PORT[direct]=$PORT_UP1
 PORT[nginx]=$PORT_NGINX
 PORT[haproxy]=$PORT_HAPROXY
 PORT[scalelab]=$PORT_SCALELAB
+PORT[pingora]=$PORT_MINIMAL
 
 log "starting upstreams on core $LOAD_CORE (127.0.0.1:$PORT_UP1, :$PORT_UP2)"
 start_bg upstreams "${NICE[@]}" taskset -c "$LOAD_CORE" "$NGINX" -p "$WORK/upstreams" -e "$WORK/upstreams/error.log" \
@@ -261,6 +279,11 @@ if [[ -n $SCALELAB_BIN ]]; then
     start_bg scalelab "${NICE[@]}" env RUST_LOG="$SCALELAB_RUST_LOG" taskset -c "$PROXY_CORE" "$SCALELAB_BIN" \
         --config "$WORK/scalelab.toml"
     PID[scalelab]=$LAST_PID
+fi
+if [[ -n $MINIMAL_BIN ]]; then
+    start_bg pingora "${NICE[@]}" taskset -c "$PROXY_CORE" "$MINIMAL_BIN" "127.0.0.1:$PORT_MINIMAL" \
+        "127.0.0.1:$PORT_UP1" "127.0.0.1:$PORT_UP2"
+    PID[pingora]=$LAST_PID
 fi
 for peer in "${PEERS[@]}"; do
     [[ $peer == direct ]] && continue

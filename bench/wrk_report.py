@@ -29,7 +29,7 @@ import re
 import statistics
 import sys
 
-PEER_ORDER = ["direct", "nginx", "haproxy", "scalelab"]
+PEER_ORDER = ["direct", "nginx", "haproxy", "pingora", "scalelab"]
 BASELINE = "nginx"
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}

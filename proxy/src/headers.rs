@@ -33,12 +33,25 @@ pub fn valid_request_id(value: &[u8]) -> bool {
 /// A new request id: a per-process random prefix and a counter. Unique within the process and,
 /// with the 64-bit random prefix, across processes; it costs no system call per request,
 /// unlike a UUIDv4 that reads the OS random source each time.
-pub fn new_request_id() -> String {
+pub fn new_request_id() -> http::HeaderValue {
     static PREFIX: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(random_seed);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix:016x}-{n:08x}")
+    // Hex digits written into a stack buffer: the header value is the only allocation.
+    let mut buffer = [0u8; 33];
+    write_hex(&mut buffer[..16], prefix);
+    buffer[16] = b'-';
+    write_hex(&mut buffer[17..], n);
+    http::HeaderValue::from_bytes(&buffer).unwrap_or_else(|_| http::HeaderValue::from_static("-"))
+}
+
+fn write_hex(out: &mut [u8], mut value: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[(value & 0xf) as usize];
+        value >>= 4;
+    }
 }
 
 fn random_seed() -> u64 {

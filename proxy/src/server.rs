@@ -81,6 +81,9 @@ pub fn run(
         threads: settings.threads,
         grace_period_seconds: Some(settings.shutdown_timeout.as_secs().max(1)),
         graceful_shutdown_timeout_seconds: Some(1),
+        // One single-threaded runtime per thread (nginx's worker model): a connection stays on
+        // the thread that accepted it, so a request costs no cross-thread wakeups.
+        work_stealing: false,
         ..ServerConf::default()
     };
     if let Some(sock) = options.upgrade_sock {

@@ -63,6 +63,9 @@ pub struct RequestCtx {
     token_verified: bool,
     /// `sub` of the verified token, sent upstream as `X-Auth-Subject`.
     auth_subject: Option<String>,
+    /// The client's IP as a header value, carried across keep-alive requests of one
+    /// connection so it is looked up and formatted once per connection, not per request.
+    client_ip: Option<HeaderValue>,
     _active: ActiveRequest,
 }
 
@@ -178,6 +181,7 @@ impl ProxyHttp for Proxy {
             cache_served: None,
             token_verified: false,
             auth_subject: None,
+            client_ip: None,
             _active: self.shared.start_request(),
         }
     }
@@ -186,8 +190,7 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.request_id = match session.req_header().headers.get(headers::REQUEST_ID) {
             Some(value) if headers::valid_request_id(value.as_bytes()) => value.clone(),
-            _ => HeaderValue::from_str(&headers::new_request_id())
-                .unwrap_or_else(|_| HeaderValue::from_static("-")),
+            _ => headers::new_request_id(),
         };
         let limit = ctx.snapshot.config.proxy.max_header_bytes;
         let size = header_bytes(session);
@@ -426,13 +429,25 @@ impl ProxyHttp for Proxy {
         {
             upstream_request.insert_header(headers::AUTH_SUBJECT, subject)?;
         }
-        if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
-            let existing = upstream_request
+        if ctx.client_ip.is_none() {
+            ctx.client_ip = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .and_then(|addr| HeaderValue::from_str(&addr.ip().to_string()).ok());
+        }
+        if let Some(client_ip) = &ctx.client_ip {
+            match upstream_request
                 .headers
                 .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok());
-            let chain = headers::forwarded_for(existing, &client.ip().to_string());
-            upstream_request.insert_header("x-forwarded-for", chain)?;
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(existing) => {
+                    let chain =
+                        headers::forwarded_for(Some(existing), client_ip.to_str().unwrap_or(""));
+                    upstream_request.insert_header("x-forwarded-for", chain)?;
+                }
+                None => upstream_request.insert_header("x-forwarded-for", client_ip.clone())?,
+            }
         }
         upstream_request.insert_header("x-forwarded-proto", "http")?;
         upstream_request.insert_header("x-request-id", ctx.request_id.clone())?;
@@ -549,6 +564,28 @@ impl ProxyHttp for Proxy {
         FailToProxy {
             error_code: code,
             can_reuse_downstream: false,
+        }
+    }
+
+    /// Keeps the client's IP for the next request on this keep-alive connection.
+    fn persist_connection_context(
+        &self,
+        _session: &Session,
+        ctx: &RequestCtx,
+    ) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        ctx.client_ip
+            .clone()
+            .map(|ip| Box::new(ip) as Box<dyn std::any::Any + Send + Sync>)
+    }
+
+    fn on_connection_reuse(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+        previous: Box<dyn std::any::Any + Send + Sync>,
+    ) {
+        if let Ok(ip) = previous.downcast::<HeaderValue>() {
+            ctx.client_ip = Some(*ip);
         }
     }
 

@@ -27,6 +27,14 @@ fn new_request_ids_are_unique_and_valid() {
     let b = new_request_id();
     assert_ne!(a, b);
     assert!(valid_request_id(a.as_bytes()));
+    assert_eq!(a.len(), 33);
+    let (prefix_a, count_a) = a.to_str().unwrap().split_once('-').unwrap();
+    let (prefix_b, count_b) = b.to_str().unwrap().split_once('-').unwrap();
+    assert_eq!(prefix_a, prefix_b);
+    assert_eq!(
+        u64::from_str_radix(count_b, 16).unwrap(),
+        u64::from_str_radix(count_a, 16).unwrap() + 1
+    );
 }
 
 #[test]
