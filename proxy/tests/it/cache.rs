@@ -318,8 +318,10 @@ async fn stale_while_revalidate_and_stale_if_error_with_the_origin_down() {
     backend.kill();
     let down = get(&proxy, "/c/e?cc=max-age=1").await;
     assert_eq!((down.status, down.x_cache.as_str()), (200, "STALE"));
-    // Without a stored object the client gets the error.
-    assert_eq!(get(&proxy, "/c/never").await.status, 503);
+    // Without a stored object the client gets the error: 502 when the refused connection is
+    // what it learns, 503 when the server was already taken out of rotation.
+    let status = get(&proxy, "/c/never").await.status;
+    assert!(matches!(status, 502 | 503), "got {status}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
