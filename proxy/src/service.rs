@@ -160,6 +160,10 @@ fn header_bytes(session: &Session) -> usize {
 impl ProxyHttp for Proxy {
     type CTX = RequestCtx;
 
+    /// No downstream modules: pingora's default adds a (disabled) compression module whose
+    /// filters would still run on every request and every body chunk.
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+
     /// Takes the current snapshot and counts the request as active (for draining).
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
