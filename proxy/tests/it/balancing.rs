@@ -22,20 +22,7 @@ async fn pick_sequence(proxy: &TestProxy, path: &str, n: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_cycles_exactly() {
-    let backends = [
-        TestBackend::start("a"),
-        TestBackend::start("b"),
-        TestBackend::start("c"),
-    ];
-    let config = TestConfig::new()
-        .upstream(UpstreamSpec::new(
-            "g",
-            "round_robin",
-            &[&backends[0], &backends[1], &backends[2]],
-            &[3, 2, 1],
-        ))
-        .route("all", "/", "g");
-    let proxy = TestProxy::start(&config).await;
+    let (backends, proxy) = backends_behind_proxy(["a", "b", "c"], "round_robin", &[3, 2, 1]).await;
     let sequence = pick_sequence(&proxy, "/rr", 30).await;
     for (i, server) in sequence.iter().enumerate().skip(3) {
         assert_eq!(
@@ -54,20 +41,7 @@ async fn round_robin_cycles_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weighted_is_exactly_3_2_1_and_interleaved() {
-    let backends = [
-        TestBackend::start("a"),
-        TestBackend::start("b"),
-        TestBackend::start("c"),
-    ];
-    let config = TestConfig::new()
-        .upstream(UpstreamSpec::new(
-            "g",
-            "weighted",
-            &[&backends[0], &backends[1], &backends[2]],
-            &[3, 2, 1],
-        ))
-        .route("all", "/", "g");
-    let proxy = TestProxy::start(&config).await;
+    let (backends, proxy) = backends_behind_proxy(["a", "b", "c"], "weighted", &[3, 2, 1]).await;
     let sequence = pick_sequence(&proxy, "/w", 600).await;
     assert_eq!(
         [backends[0].hits(), backends[1].hits(), backends[2].hits()],
@@ -95,23 +69,11 @@ async fn weighted_is_exactly_3_2_1_and_interleaved() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn least_connections_avoids_the_slow_server_and_leaks_nothing() {
-    let backends = [
-        TestBackend::start("a"),
-        TestBackend::start("b"),
-        TestBackend::start("slow"),
-    ];
+    let (backends, proxy) =
+        backends_behind_proxy(["a", "b", "slow"], "least_connections", &[1, 1, 1]).await;
     backends[0].set_latency(10);
     backends[1].set_latency(10);
     backends[2].set_latency(310);
-    let config = TestConfig::new()
-        .upstream(UpstreamSpec::new(
-            "g",
-            "least_connections",
-            &[&backends[0], &backends[1], &backends[2]],
-            &[1, 1, 1],
-        ))
-        .route("all", "/", "g");
-    let proxy = TestProxy::start(&config).await;
     // 60 requests from 10 concurrent clients.
     let http = client();
     let mut tasks = Vec::new();
@@ -155,16 +117,7 @@ async fn least_connections_avoids_the_slow_server_and_leaks_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strategy_override_by_query_and_header_and_400_on_unknown() {
-    let backends = [TestBackend::start("a"), TestBackend::start("b")];
-    let config = TestConfig::new()
-        .upstream(UpstreamSpec::new(
-            "g",
-            "round_robin",
-            &[&backends[0], &backends[1]],
-            &[5, 1],
-        ))
-        .route("all", "/", "g");
-    let proxy = TestProxy::start(&config).await;
+    let (backends, proxy) = backends_behind_proxy(["a", "b"], "round_robin", &[5, 1]).await;
     let http = client();
 
     let mut counts: HashMap<String, usize> = HashMap::new();
@@ -223,16 +176,7 @@ async fn strategy_override_by_query_and_header_and_400_on_unknown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_header_lists_candidates_and_winner() {
-    let backends = [TestBackend::start("a"), TestBackend::start("b")];
-    let config = TestConfig::new()
-        .upstream(UpstreamSpec::new(
-            "g",
-            "weighted",
-            &[&backends[0], &backends[1]],
-            &[2, 1],
-        ))
-        .route("all", "/", "g");
-    let proxy = TestProxy::start(&config).await;
+    let (backends, proxy) = backends_behind_proxy(["a", "b"], "weighted", &[2, 1]).await;
     let response = client()
         .get(proxy.url("/e"))
         .header("X-Scalelab-Explain", "1")

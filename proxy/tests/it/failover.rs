@@ -8,20 +8,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_backend_is_ejected_in_time_no_client_errors_and_it_rejoins() {
-    let mut backends = [
-        TestBackend::start("a"),
-        TestBackend::start("b"),
-        TestBackend::start("c"),
-    ];
-    let config = TestConfig::new()
-        .upstream(UpstreamSpec::new(
-            "g",
-            "round_robin",
-            &[&backends[0], &backends[1], &backends[2]],
-            &[1, 1, 1],
-        ))
-        .route("all", "/", "g");
-    let proxy = Arc::new(TestProxy::start(&config).await);
+    let (mut backends, proxy) =
+        backends_behind_proxy(["a", "b", "c"], "round_robin", &[1, 1, 1]).await;
+    let proxy = Arc::new(proxy);
 
     // 16 clients send GETs for the whole test.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -107,16 +96,7 @@ async fn killed_backend_is_ejected_in_time_no_client_errors_and_it_rejoins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_health_check_takes_a_server_out_and_503_when_all_down() {
-    let backends = [TestBackend::start("a"), TestBackend::start("b")];
-    let config = TestConfig::new()
-        .upstream(UpstreamSpec::new(
-            "g",
-            "round_robin",
-            &[&backends[0], &backends[1]],
-            &[1, 1],
-        ))
-        .route("all", "/", "g");
-    let proxy = TestProxy::start(&config).await;
+    let (backends, proxy) = backends_behind_proxy(["a", "b"], "round_robin", &[1, 1]).await;
     backends[0].set_failing_health(true);
     eventually(Duration::from_secs(3), "a to be marked down", || async {
         (proxy.server_healthy(backends[0].addr).await == Some(false)).then_some(())

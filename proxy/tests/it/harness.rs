@@ -240,6 +240,22 @@ impl Drop for TestBackend {
     }
 }
 
+/// Counting backends named `names` behind one proxy: upstream `g` with `strategy` and
+/// `weights` (in `names` order), routed at `/`.
+pub async fn backends_behind_proxy<const N: usize>(
+    names: [&str; N],
+    strategy: &str,
+    weights: &[u32],
+) -> ([TestBackend; N], TestProxy) {
+    let backends = names.map(TestBackend::start);
+    let refs: Vec<&TestBackend> = backends.iter().collect();
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new("g", strategy, &refs, weights))
+        .route("all", "/", "g");
+    let proxy = TestProxy::start(&config).await;
+    (backends, proxy)
+}
+
 /// A typed builder for the TOML the proxy reads.
 pub struct TestConfig {
     pub proxy_port: u16,
