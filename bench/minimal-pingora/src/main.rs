@@ -13,6 +13,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Minimal {
     upstreams: Vec<std::net::SocketAddr>,
     next: AtomicUsize,
+    /// Set connect/read/write timeouts on each peer (as scalelab does), to measure their cost.
+    timeouts: bool,
 }
 
 #[async_trait]
@@ -22,7 +24,14 @@ impl ProxyHttp for Minimal {
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.upstreams.len();
-        Ok(Box::new(HttpPeer::new(self.upstreams[i], false, String::new())))
+        let mut peer = HttpPeer::new(self.upstreams[i], false, String::new());
+        if self.timeouts {
+            let limit = Some(std::time::Duration::from_secs(30));
+            peer.options.connection_timeout = Some(std::time::Duration::from_secs(1));
+            peer.options.read_timeout = limit;
+            peer.options.write_timeout = limit;
+        }
+        Ok(Box::new(peer))
     }
 }
 
@@ -42,6 +51,7 @@ fn main() {
         Minimal {
             upstreams,
             next: AtomicUsize::new(0),
+            timeouts: std::env::var("TIMEOUTS").is_ok(),
         },
     );
     proxy.add_tcp(&args[1]);
