@@ -180,3 +180,23 @@ async fn strip_prefix_rewrites_the_path_and_keeps_the_query() {
         assert_eq!(echoed["query"].as_str(), expected_query, "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_kept_alive_in_a_pool() {
+    let backend = TestBackend::start("a");
+    let proxy = TestProxy::start(&single(&backend)).await;
+    let http = client();
+    for _ in 0..50 {
+        assert_eq!(
+            http.get(proxy.url("/api")).send().await.unwrap().status(),
+            200
+        );
+    }
+    assert_eq!(backend.hits(), 50);
+    // Sequential requests reuse one pooled connection (a second one only if the first closed).
+    assert!(
+        backend.connections() <= 2,
+        "{} upstream connections for 50 requests",
+        backend.connections()
+    );
+}

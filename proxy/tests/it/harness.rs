@@ -64,6 +64,8 @@ pub struct BackendState {
     pub failing_health: AtomicBool,
     pub last_headers: Mutex<Option<HeaderMap>>,
     pub last_query: Mutex<Option<String>>,
+    /// Client ports of the connections that carried non-health requests (the proxy's pool).
+    pub connections: Mutex<HashSet<u16>>,
 }
 
 /// One test backend: answers every path with its identity, counts hits, and can be slowed,
@@ -74,8 +76,15 @@ pub struct TestBackend {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-async fn handle(State(state): State<Arc<BackendState>>, request: Request) -> Response {
+async fn handle(
+    State(state): State<Arc<BackendState>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
+    if parts.uri.path() != "/health" {
+        state.connections.lock().expect("lock").insert(peer.port());
+    }
     if parts.uri.path() == "/health" {
         return if state.failing_health.load(Ordering::Relaxed) {
             (StatusCode::SERVICE_UNAVAILABLE, "unhealthy").into_response()
@@ -194,7 +203,11 @@ impl TestBackend {
             }
         };
         runtime.spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
         });
         self.runtime = Some(runtime);
     }
@@ -227,6 +240,11 @@ impl TestBackend {
             .and_then(|h| h.get(name))
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
+    }
+
+    /// How many distinct connections carried requests to this backend.
+    pub fn connections(&self) -> usize {
+        self.state.connections.lock().expect("lock").len()
     }
 
     pub fn last_query(&self) -> Option<String> {

@@ -146,3 +146,70 @@ async fn sighup_and_admin_reload_apply_valid_files_and_keep_the_old_one_on_error
     assert_eq!(response.headers()["x-config-generation"], "2");
     assert_eq!(response.headers()["x-upstream-server"], b_addr.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_exits_at_once_without_waiting_for_requests() {
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .route("all", "/", "g");
+    let mut proxy = TestProxy::start(&config).await;
+    let url = proxy.url("/slow?sleep_ms=5000");
+    let request = tokio::spawn(async move { client().get(url).send().await });
+    eventually(
+        Duration::from_secs(3),
+        "the request to be in flight",
+        || async { (proxy.total_in_flight().await == 1).then_some(()) },
+    )
+    .await;
+    let signalled = Instant::now();
+    proxy.signal("INT");
+    eventually(Duration::from_secs(3), "the proxy to exit", || {
+        let exited = proxy.child.try_wait().unwrap();
+        async move { exited }
+    })
+    .await;
+    assert!(
+        signalled.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        signalled.elapsed()
+    );
+    assert!(
+        request.await.unwrap().is_err(),
+        "the in-flight request is cut off"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_have_one_access_line_per_request() {
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new("g", "weighted", &[&backend], &[1]))
+        .route("api", "/api", "g");
+    let proxy = TestProxy::start_with_args(&config, &["--log-format".into(), "json".into()]).await;
+    let response = client()
+        .get(proxy.url("/api/x?strategy=least_connections"))
+        .header("X-Request-Id", "log-me-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let line = eventually(Duration::from_secs(3), "the access-log line", || {
+        let log = proxy.log();
+        async move {
+            log.lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| v["request_id"] == "log-me-1")
+        }
+    })
+    .await;
+    assert_eq!(line["target"], "access");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["path"], "/api/x");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["route"], "api");
+    assert_eq!(line["upstream"], "g");
+    assert_eq!(line["server"], backend.addr.to_string());
+    assert_eq!(line["strategy"], "least_connections");
+    assert!(line["duration_ms"].as_f64().is_some());
+}
