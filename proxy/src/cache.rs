@@ -189,6 +189,37 @@ pub enum Selector {
     Route(String),
 }
 
+impl Selector {
+    /// Exactly one of a key, a non-empty prefix or a tag; `None` otherwise.
+    pub fn from_one(
+        key: Option<String>,
+        prefix: Option<String>,
+        tag: Option<String>,
+    ) -> Option<Selector> {
+        match (key, prefix, tag) {
+            (Some(key), None, None) => Some(Selector::Key(key)),
+            (None, Some(prefix), None) if !prefix.is_empty() => Some(Selector::Prefix(prefix)),
+            (None, None, Some(tag)) => Some(Selector::Tag(tag)),
+            _ => None,
+        }
+    }
+
+    fn field(&self) -> &'static str {
+        match self {
+            Selector::Key(_) => "key",
+            Selector::Prefix(_) => "prefix",
+            Selector::Tag(_) => "tag",
+            Selector::Route(_) => "route",
+        }
+    }
+
+    fn value(&self) -> &str {
+        match self {
+            Selector::Key(v) | Selector::Prefix(v) | Selector::Tag(v) | Selector::Route(v) => v,
+        }
+    }
+}
+
 /// The leader's claim on filling a key; dropping it (done, failed or cancelled) wakes every
 /// waiter, who then looks the key up again.
 #[derive(Debug)]
@@ -611,6 +642,16 @@ impl CacheStore {
             }
         }
         count
+    }
+
+    /// Invalidates and answers in the seed's shape:
+    /// `{"status":"Cache invalidated","key":...,"removed":N,"soft":bool}`.
+    pub fn invalidate_report(&self, selector: &Selector, soft: bool) -> serde_json::Value {
+        let removed = self.invalidate(selector, soft);
+        let mut body =
+            serde_json::json!({"status": "Cache invalidated", "removed": removed, "soft": soft});
+        body[selector.field()] = serde_json::Value::from(selector.value());
+        body
     }
 
     /// Claims the fill of `key` or returns a receiver that wakes when the leader is done.

@@ -99,39 +99,48 @@ fn is_idempotent(method: &http::Method) -> bool {
     )
 }
 
-/// Writes the JSON error response for `reject`; the only writer of proxy-made responses.
+/// Writes the JSON error response for `reject`; the only writer of proxy-made error responses.
 async fn respond(session: &mut Session, ctx: &RequestCtx, reject: &Reject) -> Result<()> {
-    let body = Bytes::from(reject.body());
-    let mut header = ResponseHeader::build(reject.status(), Some(5))?;
-    header.insert_header("content-type", "application/json")?;
-    header.insert_header("content-length", body.len().to_string())?;
-    header.insert_header("x-request-id", ctx.request_id.clone())?;
-    header.insert_header(
-        "x-config-generation",
-        ctx.snapshot.generation_header.clone(),
-    )?;
-    if reject.status() >= 500 || reject.status() == 401 {
-        header.insert_header("cache-control", "no-store")?;
-    }
-    if let Some((name, value)) = reject.extra_header() {
-        header.insert_header(name, value)?;
-    }
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
-    session.write_response_body(Some(body), true).await?;
-    Ok(())
+    let no_store = reject.status() >= 500 || reject.status() == 401;
+    write_json(
+        session,
+        ctx,
+        reject.status(),
+        reject.body(),
+        reject.extra_header(),
+        no_store,
+    )
+    .await
 }
 
-/// Writes a JSON answer the proxy makes itself (not an error: the invalidation endpoint).
+/// Writes a JSON answer the proxy makes itself (the invalidation endpoint).
 async fn respond_json(
     session: &mut Session,
     ctx: &RequestCtx,
     status: u16,
     value: serde_json::Value,
 ) -> Result<()> {
-    let body = Bytes::from(value.to_string());
-    let mut header = ResponseHeader::build(status, Some(4))?;
+    write_json(
+        session,
+        ctx,
+        status,
+        value.to_string().into_bytes(),
+        None,
+        false,
+    )
+    .await
+}
+
+async fn write_json(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    status: u16,
+    body: Vec<u8>,
+    extra_header: Option<(&'static str, String)>,
+    no_store: bool,
+) -> Result<()> {
+    let body = Bytes::from(body);
+    let mut header = ResponseHeader::build(status, Some(6))?;
     header.insert_header("content-type", "application/json")?;
     header.insert_header("content-length", body.len().to_string())?;
     header.insert_header("x-request-id", ctx.request_id.clone())?;
@@ -139,6 +148,12 @@ async fn respond_json(
         "x-config-generation",
         ctx.snapshot.generation_header.clone(),
     )?;
+    if no_store {
+        header.insert_header("cache-control", "no-store")?;
+    }
+    if let Some((name, value)) = extra_header {
+        header.insert_header(name, value)?;
+    }
     session
         .write_response_header(Box::new(header), false)
         .await?;

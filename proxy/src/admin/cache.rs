@@ -116,23 +116,14 @@ async fn invalidate(State(shared): State<Shared>, Query(target): Query<Target>) 
     let Some(store) = store(&shared) else {
         return not_configured();
     };
-    let (field, selector) = match (target.key, target.prefix, target.tag) {
-        (Some(key), None, None) => ("key", Selector::Key(key)),
-        (None, Some(prefix), None) if !prefix.is_empty() => ("prefix", Selector::Prefix(prefix)),
-        (None, None, Some(tag)) => ("tag", Selector::Tag(tag)),
-        _ => return (
+    let Some(selector) = Selector::from_one(target.key, target.prefix, target.tag) else {
+        return (
             StatusCode::BAD_REQUEST,
             Json(json!({"error": "expected exactly one of ?key=, ?prefix= (non-empty) or ?tag="})),
         )
-            .into_response(),
+            .into_response();
     };
-    let soft = target.soft.unwrap_or(false);
-    let removed = store.invalidate(&selector, soft);
-    let value = match &selector {
-        Selector::Key(v) | Selector::Prefix(v) | Selector::Tag(v) | Selector::Route(v) => v.clone(),
-    };
-    Json(json!({"status": "Cache invalidated", field: value, "removed": removed, "soft": soft}))
-        .into_response()
+    Json(store.invalidate_report(&selector, target.soft.unwrap_or(false))).into_response()
 }
 
 /// Applies tier TTLs and expiry about once a second, so memory comes back even for objects

@@ -565,29 +565,17 @@ pub async fn invalidate(
         .get("soft")
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(false);
-    let (field, selector) = match (
-        value.get("key").and_then(serde_json::Value::as_str),
-        value.get("prefix").and_then(serde_json::Value::as_str),
-        value.get("tag").and_then(serde_json::Value::as_str),
-    ) {
-        (Some(key), None, None) => ("key", Selector::Key(key.to_string())),
-        (None, Some(prefix), None) if !prefix.is_empty() => {
-            ("prefix", Selector::Prefix(prefix.to_string()))
-        }
-        (None, None, Some(tag)) => ("tag", Selector::Tag(tag.to_string())),
-        _ => {
-            return Ok((
-                400,
-                json!({"error": "expected exactly one of \"key\", \"prefix\" (non-empty) or \"tag\" as a string"}),
-            ))
-        }
+    let text = |name: &str| {
+        value
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
     };
-    let removed = store.invalidate(&selector, soft);
-    let target = match &selector {
-        Selector::Key(s) | Selector::Prefix(s) | Selector::Tag(s) | Selector::Route(s) => s.clone(),
+    let Some(selector) = Selector::from_one(text("key"), text("prefix"), text("tag")) else {
+        return Ok((
+            400,
+            json!({"error": "expected exactly one of \"key\", \"prefix\" (non-empty) or \"tag\" as a string"}),
+        ));
     };
-    Ok((
-        200,
-        json!({"status": "Cache invalidated", field: target, "removed": removed, "soft": soft}),
-    ))
+    Ok((200, store.invalidate_report(&selector, soft)))
 }
