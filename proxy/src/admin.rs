@@ -41,6 +41,7 @@ pub fn router(shared: Shared) -> Router {
             "/admin/upstreams/{group}/servers/{addr}/enable",
             post(|state, path| set_drained(state, path, false)),
         )
+        .route("/metrics", get(metrics))
         .merge(cache::routes())
         .fallback(|| async {
             (
@@ -49,6 +50,27 @@ pub fn router(shared: Shared) -> Router {
             )
         })
         .with_state(shared)
+}
+
+async fn metrics(State(shared): State<Shared>) -> Response {
+    match crate::metrics::render(&shared) {
+        Ok(body) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot render metrics");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": "cannot render metrics"})),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn stats(State(shared): State<Shared>) -> Json<Value> {

@@ -129,16 +129,54 @@ impl Record {
 #[derive(Debug, Default)]
 pub struct Journal {
     records: Mutex<VecDeque<Record>>,
+    /// Reloads since start by outcome (applied, rejected, unchanged), for the metrics; the
+    /// records themselves are bounded.
+    totals: [std::sync::atomic::AtomicU64; 3],
+    last_applied_unix_ms: std::sync::atomic::AtomicU64,
+}
+
+/// Reload counts since the process started.
+#[derive(Debug, Clone, Copy)]
+pub struct Totals {
+    pub applied: u64,
+    pub rejected: u64,
+    pub unchanged: u64,
+    pub last_applied_unix_ms: u64,
 }
 
 impl Journal {
     pub fn push(&self, record: Record) {
+        use std::sync::atomic::Ordering;
+        let slot = match record.result {
+            Outcome::Applied => 0,
+            Outcome::Rejected => 1,
+            Outcome::Unchanged => 2,
+        };
+        // The start-up load is not a reload.
+        if record.trigger != Trigger::Startup {
+            self.totals[slot].fetch_add(1, Ordering::Relaxed);
+        }
+        if record.result == Outcome::Applied {
+            self.last_applied_unix_ms
+                .store(record.unix_ms, Ordering::Relaxed);
+        }
         let mut records = match self.records.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         records.push_front(record);
         records.truncate(JOURNAL_CAPACITY);
+    }
+
+    pub fn totals(&self) -> Totals {
+        use std::sync::atomic::Ordering;
+        let load = |i: usize| self.totals[i].load(Ordering::Relaxed);
+        Totals {
+            applied: load(0),
+            rejected: load(1),
+            unchanged: load(2),
+            last_applied_unix_ms: self.last_applied_unix_ms.load(Ordering::Relaxed),
+        }
     }
 
     /// A copy of the journal, newest first.

@@ -114,6 +114,11 @@ impl Shared {
         lock(&self.inner.loaded).clone()
     }
 
+    /// Reload counts since start, for the metrics.
+    pub fn reload_totals(&self) -> crate::reload::Totals {
+        self.inner.journal.totals()
+    }
+
     /// The reload journal, newest first.
     pub fn reloads(&self) -> Vec<Record> {
         self.inner.journal.records()

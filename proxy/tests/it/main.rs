@@ -8,4 +8,5 @@ mod failover;
 mod forwarding;
 mod harness;
 mod lifecycle;
+mod metrics;
 mod reload;

@@ -1,0 +1,236 @@
+//! Prometheus metrics, rendered at scrape time from the state the proxy already keeps
+//! (server atomics, cache counters, token-check counters, the reload journal). Nothing is
+//! recorded on the request path for them, and a server, route or tier that leaves the config
+//! leaves the output with it, because each scrape builds its series from the current snapshot.
+
+use crate::state::Shared;
+use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// Why the exposition could not be produced.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, MetricsError> {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn gauge(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntGaugeVec, MetricsError> {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+/// The text exposition of every scalelab metric plus pingora's default registry.
+///
+/// # Errors
+/// When a metric cannot be registered or encoded (a programming error, reported as 500).
+pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
+    let registry = Registry::new();
+    let snapshot = shared.snapshot();
+
+    let build = gauge(
+        &registry,
+        "scalelab_build_info",
+        "Build of the running proxy.",
+        &["version"],
+    )?;
+    build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    gauge(
+        &registry,
+        "scalelab_config_generation",
+        "Generation of the config serving now.",
+        &[],
+    )?
+    .with_label_values::<&str>(&[])
+    .set(snapshot.generation as i64);
+    let totals = shared.reload_totals();
+    let reloads = counter(
+        &registry,
+        "scalelab_config_reloads_total",
+        "Config reloads since start by result (the start-up load is not counted).",
+        &["result"],
+    )?;
+    reloads
+        .with_label_values(&["applied"])
+        .inc_by(totals.applied);
+    reloads
+        .with_label_values(&["rejected"])
+        .inc_by(totals.rejected);
+    reloads
+        .with_label_values(&["unchanged"])
+        .inc_by(totals.unchanged);
+    let last_reload = GaugeVec::new(
+        Opts::new(
+            "scalelab_config_last_reload_success_timestamp_seconds",
+            "When a reload last applied a new config (0: never since start).",
+        ),
+        &[],
+    )?;
+    registry.register(Box::new(last_reload.clone()))?;
+    last_reload
+        .with_label_values::<&str>(&[])
+        .set(totals.last_applied_unix_ms as f64 / 1000.0);
+    gauge(
+        &registry,
+        "scalelab_http_requests_in_flight",
+        "Client requests being served.",
+        &[],
+    )?
+    .with_label_values::<&str>(&[])
+    .set(shared.active_requests() as i64);
+
+    let info = gauge(
+        &registry,
+        "scalelab_upstream_info",
+        "Each upstream group and its default strategy.",
+        &["upstream", "strategy"],
+    )?;
+    let up = gauge(
+        &registry,
+        "scalelab_upstream_server_up",
+        "1 when the server takes traffic (healthy and not drained).",
+        &["upstream", "server"],
+    )?;
+    let drained = gauge(
+        &registry,
+        "scalelab_upstream_server_drained",
+        "1 when the server was drained by hand.",
+        &["upstream", "server"],
+    )?;
+    let weight = gauge(
+        &registry,
+        "scalelab_upstream_server_weight",
+        "Configured weight.",
+        &["upstream", "server"],
+    )?;
+    let active = gauge(
+        &registry,
+        "scalelab_upstream_active_requests",
+        "Requests in flight on the server (what least_connections balances).",
+        &["upstream", "server"],
+    )?;
+    let selections = counter(
+        &registry,
+        "scalelab_upstream_selections_total",
+        "Times the balancer picked the server.",
+        &["upstream", "server"],
+    )?;
+    for pool in &snapshot.pools {
+        info.with_label_values(&[pool.name(), pool.config.strategy.name()])
+            .set(1);
+        for server in &pool.servers {
+            let addr = server.state.addr.to_string();
+            let labels = [pool.name(), addr.as_str()];
+            up.with_label_values(&labels)
+                .set(i64::from(server.state.is_available()));
+            drained
+                .with_label_values(&labels)
+                .set(i64::from(server.state.is_drained()));
+            weight
+                .with_label_values(&labels)
+                .set(i64::from(server.weight));
+            active
+                .with_label_values(&labels)
+                .set(server.state.in_flight() as i64);
+            selections
+                .with_label_values(&labels)
+                .inc_by(server.state.selected());
+        }
+    }
+
+    let outcomes = crate::service::auth_outcomes();
+    let jwt = counter(
+        &registry,
+        "scalelab_jwt_validations_total",
+        "Token checks on auth = \"jwt\" routes by result.",
+        &["result"],
+    )?;
+    jwt.with_label_values(&["accepted"])
+        .inc_by(outcomes["accepted"].as_u64().unwrap_or(0));
+    if let Some(rejected) = outcomes["rejected"].as_object() {
+        for (reason, count) in rejected {
+            jwt.with_label_values(&[reason.as_str()])
+                .inc_by(count.as_u64().unwrap_or(0));
+        }
+    }
+
+    if let Some(store) = shared.cache().for_snapshot(&snapshot) {
+        let lookups = counter(
+            &registry,
+            "scalelab_cache_lookups_total",
+            "Lookups per tier by result (a lookup that finds nothing misses in every tier).",
+            &["tier", "result"],
+        )?;
+        let evictions = counter(
+            &registry,
+            "scalelab_cache_evictions_total",
+            "Objects leaving a tier by reason (capacity: fell out of the last tier; expired).",
+            &["tier", "reason"],
+        )?;
+        let moves = counter(
+            &registry,
+            "scalelab_cache_moves_total",
+            "Objects moving between tiers, by the tier they left.",
+            &["tier", "direction"],
+        )?;
+        let sets = counter(
+            &registry,
+            "scalelab_cache_sets_total",
+            "New objects stored (they enter the last tier).",
+            &["tier"],
+        )?;
+        let entries = gauge(
+            &registry,
+            "scalelab_cache_entries",
+            "Objects held by the tier.",
+            &["tier"],
+        )?;
+        let bytes = gauge(
+            &registry,
+            "scalelab_cache_size_bytes",
+            "Bytes held by the tier.",
+            &["tier"],
+        )?;
+        for tier in store.stats() {
+            let name = tier.name.as_str();
+            lookups.with_label_values(&[name, "hit"]).inc_by(tier.hits);
+            lookups
+                .with_label_values(&[name, "miss"])
+                .inc_by(tier.misses);
+            evictions
+                .with_label_values(&[name, "capacity"])
+                .inc_by(tier.evictions);
+            evictions
+                .with_label_values(&[name, "expired"])
+                .inc_by(tier.expirations);
+            moves
+                .with_label_values(&[name, "up"])
+                .inc_by(tier.promotions);
+            moves
+                .with_label_values(&[name, "down"])
+                .inc_by(tier.demotions);
+            sets.with_label_values(&[name]).inc_by(tier.sets);
+            entries.with_label_values(&[name]).set(tier.items as i64);
+            bytes.with_label_values(&[name]).set(tier.bytes as i64);
+        }
+    }
+
+    let mut families = registry.gather();
+    families.extend(prometheus::gather());
+    let mut out = Vec::new();
+    TextEncoder::new().encode(&families, &mut out)?;
+    Ok(out)
+}

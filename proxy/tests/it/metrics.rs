@@ -1,0 +1,189 @@
+//! `GET /metrics` on the admin listener: values match what the proxy did, and series of
+//! servers that left the config leave the output.
+
+use crate::harness::*;
+use std::time::Duration;
+
+/// The value of the sample whose line starts with `series` (name plus labels, as exposed).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+async fn scrape(proxy: &TestProxy) -> String {
+    let response = client()
+        .get(format!("{}/metrics", proxy.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    response.text().await.unwrap()
+}
+
+const AUTH: &str =
+    "algorithms = [\"HS256\"]\nsecret = \"metrics-test-secret-0123456789abcdef\"\nleeway = \"5s\"";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_traffic_cache_auth_and_reloads() {
+    let a = TestBackend::start("a");
+    let b = TestBackend::start("b");
+    let config = |servers: &[&TestBackend], weights: &[u32]| {
+        TestConfig::new()
+            .upstream(UpstreamSpec::new("g", "weighted", servers, weights))
+            .cache(&[("L1", 10), ("L2", 10)], 2)
+            .auth_table(AUTH)
+            .cached_route("c", "/c", "g", "key = \"{path}\"")
+            .jwt_route("secure", "/secure", "g")
+            .route("all", "/", "g")
+    };
+    let first = config(&[&a, &b], &[2, 1]);
+    let proxy = TestProxy::start(&first).await;
+    let http = client();
+    for _ in 0..6 {
+        assert_eq!(
+            http.get(proxy.url("/x")).send().await.unwrap().status(),
+            200
+        );
+    }
+    for _ in 0..3 {
+        http.get(proxy.url("/c/obj")).send().await.unwrap();
+    }
+    assert_eq!(
+        http.get(proxy.url("/secure"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    let text = scrape(&proxy).await;
+    let (a_addr, b_addr) = (a.addr.to_string(), b.addr.to_string());
+    // 6 weighted picks at 2:1, plus the cache miss (the third server pick went to `a`).
+    assert_eq!(
+        sample(
+            &text,
+            &format!("scalelab_upstream_selections_total{{server=\"{a_addr}\",upstream=\"g\"}}")
+        ),
+        Some(5.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("scalelab_upstream_selections_total{{server=\"{b_addr}\",upstream=\"g\"}}")
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("scalelab_upstream_server_up{{server=\"{b_addr}\",upstream=\"g\"}}")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("scalelab_upstream_server_weight{{server=\"{a_addr}\",upstream=\"g\"}}")
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("scalelab_upstream_active_requests{{server=\"{a_addr}\",upstream=\"g\"}}")
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "scalelab_upstream_info{strategy=\"weighted\",upstream=\"g\"}"
+        ),
+        Some(1.0)
+    );
+    // One miss stored in L2, the next hit promotes it (hits = 2 needs two): 2 hits in L2.
+    assert_eq!(
+        sample(&text, "scalelab_cache_sets_total{tier=\"L2\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "scalelab_cache_lookups_total{result=\"hit\",tier=\"L2\"}"
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "scalelab_cache_moves_total{direction=\"up\",tier=\"L2\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "scalelab_cache_entries{tier=\"L1\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "scalelab_jwt_validations_total{result=\"missing\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "scalelab_jwt_validations_total{result=\"accepted\"}"),
+        Some(0.0)
+    );
+    assert_eq!(sample(&text, "scalelab_config_generation"), Some(1.0));
+    assert_eq!(
+        sample(&text, "scalelab_config_reloads_total{result=\"applied\"}"),
+        Some(0.0)
+    );
+
+    // Remove `b`: its series leave the exposition; a broken file counts as rejected.
+    let second = {
+        let mut next = config(&[&a], &[2]);
+        next.proxy_port = first.proxy_port;
+        next.admin_port = first.admin_port;
+        next
+    };
+    proxy.write_config(&second.render());
+    let (status, _) = proxy.admin_post("/admin/reload").await;
+    assert_eq!(status, 200);
+    proxy.write_config("[proxy\n");
+    let (status, _) = proxy.admin_post("/admin/reload").await;
+    assert_eq!(status, 422);
+    let text = eventually(
+        Duration::from_secs(3),
+        "the reload in the metrics",
+        || async {
+            let text = scrape(&proxy).await;
+            (sample(&text, "scalelab_config_generation") == Some(2.0)).then_some(text)
+        },
+    )
+    .await;
+    assert!(
+        !text.contains(&b_addr),
+        "removed server still exposed:\n{text}"
+    );
+    assert!(text.contains(&a_addr));
+    assert_eq!(
+        sample(&text, "scalelab_config_reloads_total{result=\"applied\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "scalelab_config_reloads_total{result=\"rejected\"}"),
+        Some(1.0)
+    );
+    assert!(sample(
+        &text,
+        "scalelab_config_last_reload_success_timestamp_seconds"
+    )
+    .is_some_and(|t| t > 1.0e9));
+}
