@@ -204,7 +204,18 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
             "Bytes held by the tier.",
             &["tier"],
         )?;
-        for tier in store.stats() {
+        let overall = counter(
+            &registry,
+            "scalelab_cache_requests_total",
+            "Cache lookups by overall result (hit in some tier, or miss in all).",
+            &["result"],
+        )?;
+        let tiers = store.stats();
+        overall
+            .with_label_values(&["hit"])
+            .inc_by(tiers.iter().map(|t| t.hits).sum());
+        overall.with_label_values(&["miss"]).inc_by(store.misses());
+        for tier in tiers {
             let name = tier.name.as_str();
             lookups.with_label_values(&[name, "hit"]).inc_by(tier.hits);
             lookups

@@ -187,3 +187,111 @@ async fn metrics_follow_traffic_cache_auth_and_reloads() {
     )
     .is_some_and(|t| t > 1.0e9));
 }
+
+/// The dashboard's structure (what Grafana's dashboard-linter checks) and, after real traffic,
+/// that every metric its queries use is one the proxy exports (a typo would leave a panel empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grafana_dashboard_is_well_formed_and_uses_exported_metrics() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../grafana/dashboards/scalelab.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(dashboard["uid"].is_string() && dashboard["title"].is_string());
+    assert!(dashboard["schemaVersion"].as_u64().unwrap() >= 36);
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        variables.contains(&"DS_PROMETHEUS"),
+        "a datasource variable avoids the provisioning trap"
+    );
+    let mut ids = std::collections::HashSet::new();
+    let mut cells = std::collections::HashSet::new();
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        assert!(
+            ids.insert(panel["id"].as_u64().unwrap()),
+            "duplicate panel id"
+        );
+        let grid = &panel["gridPos"];
+        let (x, y, w, h) = ["x", "y", "w", "h"]
+            .map(|k| grid[k].as_u64().unwrap())
+            .into();
+        assert!(x + w <= 24, "{} is wider than the grid", panel["title"]);
+        for cx in x..x + w {
+            for cy in y..y + h {
+                assert!(
+                    cells.insert((cx, cy)),
+                    "{} overlaps another panel",
+                    panel["title"]
+                );
+            }
+        }
+        assert!(panel["title"].as_str().is_some_and(|t| !t.is_empty()));
+        if panel["type"] == "row" {
+            continue;
+        }
+        assert!(
+            panel["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "{} has no description",
+            panel["title"]
+        );
+        assert!(
+            panel["fieldConfig"]["defaults"]["unit"].is_string(),
+            "{} has no unit",
+            panel["title"]
+        );
+        assert_eq!(panel["datasource"]["uid"], "${DS_PROMETHEUS}");
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap().to_string();
+            assert!(
+                !expr.contains("rate(")
+                    || expr.contains("$__rate_interval")
+                    || expr.contains("increase("),
+                "{expr}"
+            );
+            for variable in ["$job", "$instance"] {
+                assert!(
+                    expr.contains(variable),
+                    "{expr} does not filter by {variable}"
+                );
+            }
+            exprs.push(expr);
+        }
+    }
+
+    // Real traffic of every kind the panels show, then every metric name must be exported.
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .cache(&[("L1", 10), ("L2", 10)], 2)
+        .auth_table(AUTH)
+        .cached_route("c", "/c", "g", "key = \"{path}\"")
+        .jwt_route("secure", "/secure", "g")
+        .route("all", "/", "g");
+    let proxy = TestProxy::start(&config).await;
+    client().get(proxy.url("/c/x")).send().await.unwrap();
+    client().get(proxy.url("/secure")).send().await.unwrap();
+    let text = scrape(&proxy).await;
+    let exported: std::collections::HashSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    for expr in &exprs {
+        for name in expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|word| word.starts_with("scalelab_"))
+        {
+            assert!(
+                exported.contains(name),
+                "the dashboard uses {name}, which /metrics does not export"
+            );
+        }
+    }
+}
