@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing scalelab needs on a Debian machine that has Rust:
-# cmake (pingora builds a C library with it), a C toolchain, and the rustfmt/clippy components.
+# cmake (pingora builds a C library with it), a C toolchain, Prometheus (for the dashboard test)
+# and the rustfmt/clippy components.
 # Idempotent: it installs only what is missing, so it is cheap to run every time.
 set -euo pipefail
 
@@ -9,6 +10,8 @@ command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# The dashboard test runs every Grafana panel's query against a real Prometheus.
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 
 if ((${#need_apt[@]})); then
   sudo=""
