@@ -200,3 +200,40 @@ async fn upstream_connections_are_kept_alive_in_a_pool() {
         backend.connections()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_request_with_a_body_does_not_desync_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = TestBackend::start("a");
+    let config = single(&backend);
+    // Kept alive for the test: dropping it stops the proxy.
+    let _proxy = TestProxy::start(&config).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", config.proxy_port))
+        .await
+        .unwrap();
+    // A request the proxy answers itself (no route: 404) whose body looks like a request.
+    let smuggled = "GET /api/smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    let request = format!(
+        "POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 404"), "{text}");
+    assert_eq!(
+        text.matches("HTTP/1.1").count(),
+        1,
+        "the body was parsed as a request:\n{text}"
+    );
+    assert_eq!(
+        backend.hits(),
+        0,
+        "the smuggled request reached the upstream"
+    );
+}
