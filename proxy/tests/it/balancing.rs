@@ -107,12 +107,7 @@ async fn least_connections_avoids_the_slow_server_and_leaks_nothing() {
     for _ in 0..6 {
         let _ = impatient.get(proxy.url("/lc?sleep_ms=500")).send().await;
     }
-    eventually(
-        Duration::from_secs(5),
-        "in-flight counts back to 0",
-        || async { (proxy.total_in_flight().await == 0).then_some(()) },
-    )
-    .await;
+    proxy.wait_in_flight(0, Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -541,6 +541,26 @@ impl TestProxy {
             .sum()
     }
 
+    /// Waits until exactly `count` requests are in flight on all servers together.
+    pub async fn wait_in_flight(&self, count: u64, deadline: Duration) {
+        eventually(
+            deadline,
+            &format!("{count} request(s) in flight"),
+            || async { (self.total_in_flight().await == count).then_some(()) },
+        )
+        .await;
+    }
+
+    /// Waits for the proxy process to exit and returns its status.
+    pub async fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let child = &mut self.child;
+        eventually(deadline, "the proxy to exit", || {
+            let exited = child.try_wait().expect("try_wait");
+            async move { exited }
+        })
+        .await
+    }
+
     pub async fn server_healthy(&self, addr: SocketAddr) -> Option<bool> {
         let upstreams = self.upstreams().await;
         upstreams["upstreams"]

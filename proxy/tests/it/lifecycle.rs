@@ -52,30 +52,17 @@ fn check_reports_every_problem_with_paths_and_lines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_two_second_request_finish_then_exits_zero() {
-    let backend = TestBackend::start("a");
-    let config = TestConfig::new()
-        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
-        .route("all", "/", "g");
-    let mut proxy = TestProxy::start(&config).await;
+    let (_backends, mut proxy) = backends_behind_proxy(["a"], "round_robin", &[1]).await;
     let url = proxy.url("/slow?sleep_ms=2000");
     let request = tokio::spawn(async move { client().get(url).send().await.unwrap() });
-    eventually(
-        Duration::from_secs(3),
-        "the request to be in flight",
-        || async { (proxy.total_in_flight().await == 1).then_some(()) },
-    )
-    .await;
+    proxy.wait_in_flight(1, Duration::from_secs(3)).await;
     let signalled = Instant::now();
     proxy.signal("TERM");
     let response = request.await.unwrap();
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["path"], "/slow");
-    let status = eventually(Duration::from_secs(8), "the proxy to exit", || {
-        let exited = proxy.child.try_wait().unwrap();
-        async move { exited }
-    })
-    .await;
+    let status = proxy.wait_exit(Duration::from_secs(8)).await;
     assert_eq!(status.code(), Some(0));
     // It exits once drained, well before the 10 s shutdown bound.
     assert!(
@@ -149,26 +136,13 @@ async fn sighup_and_admin_reload_apply_valid_files_and_keep_the_old_one_on_error
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_exits_at_once_without_waiting_for_requests() {
-    let backend = TestBackend::start("a");
-    let config = TestConfig::new()
-        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
-        .route("all", "/", "g");
-    let mut proxy = TestProxy::start(&config).await;
+    let (_backends, mut proxy) = backends_behind_proxy(["a"], "round_robin", &[1]).await;
     let url = proxy.url("/slow?sleep_ms=5000");
     let request = tokio::spawn(async move { client().get(url).send().await });
-    eventually(
-        Duration::from_secs(3),
-        "the request to be in flight",
-        || async { (proxy.total_in_flight().await == 1).then_some(()) },
-    )
-    .await;
+    proxy.wait_in_flight(1, Duration::from_secs(3)).await;
     let signalled = Instant::now();
     proxy.signal("INT");
-    eventually(Duration::from_secs(3), "the proxy to exit", || {
-        let exited = proxy.child.try_wait().unwrap();
-        async move { exited }
-    })
-    .await;
+    proxy.wait_exit(Duration::from_secs(3)).await;
     assert!(
         signalled.elapsed() < Duration::from_secs(2),
         "took {:?}",

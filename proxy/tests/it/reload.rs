@@ -379,12 +379,7 @@ async fn a_slow_request_to_a_removed_server_finishes_and_the_server_leaves_the_a
         let headers = response.headers().clone();
         (status, headers, response.json::<Value>().await.unwrap())
     });
-    eventually(
-        Duration::from_secs(3),
-        "the slow request in flight",
-        || async { (proxy.total_in_flight().await == 1).then_some(()) },
-    )
-    .await;
+    proxy.wait_in_flight(1, Duration::from_secs(3)).await;
 
     let second = TestConfig::same_ports(&first)
         .upstream(UpstreamSpec::new("g", "round_robin", &[&b], &[1]))
