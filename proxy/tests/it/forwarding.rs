@@ -184,7 +184,11 @@ async fn strip_prefix_rewrites_the_path_and_keeps_the_query() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_connections_are_kept_alive_in_a_pool() {
     let backend = TestBackend::start("a");
-    let proxy = TestProxy::start(&single(&backend)).await;
+    // One worker thread: Pingora 0.9's pool hands a connection from one thread's idle watcher to
+    // another thread with `Arc::try_unwrap`, which loses the race now and then ("failed to acquire
+    // reusable stream") and opens a new connection. That is Pingora's, not ours; with one thread
+    // the hand-over is on one runtime and the count is exact.
+    let proxy = TestProxy::start(&single(&backend).threads(1)).await;
     let http = client();
     for _ in 0..50 {
         assert_eq!(

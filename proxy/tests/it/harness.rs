@@ -281,6 +281,7 @@ pub struct TestConfig {
     upstreams: Vec<String>,
     routes: Vec<String>,
     extra_proxy: String,
+    threads: u32,
 }
 
 pub struct UpstreamSpec<'a> {
@@ -323,6 +324,7 @@ impl TestConfig {
             upstreams: Vec::new(),
             routes: Vec::new(),
             extra_proxy: String::new(),
+            threads: 2,
         }
     }
 
@@ -333,6 +335,12 @@ impl TestConfig {
             admin_port: other.admin_port,
             ..TestConfig::new()
         }
+    }
+
+    /// The proxy's worker threads (2 unless a test needs another number).
+    pub fn threads(mut self, threads: u32) -> Self {
+        self.threads = threads;
+        self
     }
 
     pub fn proxy_setting(mut self, line: &str) -> Self {
@@ -425,9 +433,10 @@ impl TestConfig {
 
     pub fn render(&self) -> String {
         format!(
-            "[proxy]\nlisten = [\"127.0.0.1:{}\"]\nadmin_listen = \"127.0.0.1:{}\"\nthreads = 2\n{}\n{}\n{}",
+            "[proxy]\nlisten = [\"127.0.0.1:{}\"]\nadmin_listen = \"127.0.0.1:{}\"\nthreads = {}\n{}\n{}\n{}",
             self.proxy_port,
             self.admin_port,
+            self.threads,
             self.extra_proxy,
             self.upstreams.join("\n"),
             self.routes.join("\n")
