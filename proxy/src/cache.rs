@@ -23,6 +23,30 @@ use tokio::sync::watch;
 
 const SHARDS: usize = 16;
 
+/// Separates a route's key from the request header values of one variant in a storage key.
+/// Neither a rendered key nor a header value can contain a newline, so the split is exact.
+const VARIANT_SEPARATOR: char = '\n';
+
+/// Memory an object costs beyond its key, headers and body: the `Entry` itself, its `Arc`, its
+/// map slot and CLOCK ring item. Counting it keeps `max_bytes` honest for small objects.
+pub const ENTRY_OVERHEAD: usize = 256;
+
+/// The storage key of one variant of `primary`: the key itself when the response does not
+/// vary, else the key followed by each varying request header's value (absent headers are
+/// written without `=`, so "absent" and "empty" are different variants).
+pub fn variant_key(primary: &str, values: &[(String, Option<String>)]) -> String {
+    let mut key = primary.to_string();
+    for (name, value) in values {
+        key.push(VARIANT_SEPARATOR);
+        key.push_str(name);
+        if let Some(value) = value {
+            key.push('=');
+            key.push_str(value);
+        }
+    }
+    key
+}
+
 /// One stored response.
 #[derive(Debug)]
 pub struct Entry {
@@ -106,6 +130,14 @@ impl Entry {
         self.vary.iter().all(|(name, value)| header(name) == *value)
     }
 
+    /// The route key this object was stored under, without its variant part.
+    pub fn primary_key(&self) -> &str {
+        self.key
+            .split(VARIANT_SEPARATOR)
+            .next()
+            .unwrap_or(&self.key)
+    }
+
     /// How long past its TTL the object stays worth keeping.
     fn keep_for(&self) -> Duration {
         self.ttl + self.stale_while_revalidate.max(self.stale_if_error)
@@ -167,6 +199,8 @@ pub struct Found {
 #[derive(Debug, Serialize)]
 pub struct EntryReport {
     pub key: String,
+    /// The varying request headers' values of this variant (`accept-language=fr`), if any.
+    pub variant: Option<String>,
     pub tier: String,
     pub status: u16,
     pub size: usize,
@@ -302,11 +336,16 @@ impl CacheHandle {
     }
 }
 
+/// For each key whose last stored response had `Vary`, the request headers it varies on.
+type VaryIndex = RwLock<HashMap<Arc<str>, Arc<[String]>>>;
+
 #[derive(Debug)]
 pub struct CacheStore {
     tiers: Vec<Tier>,
     pub settings: CacheSettings,
     fills: Vec<Mutex<HashMap<String, watch::Sender<()>>>>,
+    /// Sharded like the tiers; consulted on every lookup to find the variant's storage key.
+    vary: Vec<VaryIndex>,
     next_id: AtomicU64,
     misses: AtomicU64,
 }
@@ -439,6 +478,7 @@ impl CacheStore {
             tiers: settings.tiers.iter().cloned().map(Tier::new).collect(),
             settings,
             fills: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            vary: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             next_id: AtomicU64::new(1),
             misses: AtomicU64::new(0),
         })
@@ -450,6 +490,11 @@ impl CacheStore {
         let next = CacheStore::new(settings);
         next.next_id
             .store(self.next_id.load(Ordering::Relaxed), Ordering::Relaxed);
+        for (from, to) in self.vary.iter().zip(&next.vary) {
+            if let (Ok(from), Ok(mut to)) = (from.read(), to.write()) {
+                to.extend(from.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
         let last = next.tiers.len().saturating_sub(1);
         for (index, tier) in self.tiers.iter().enumerate().rev() {
             for entry in tier.all() {
@@ -459,6 +504,32 @@ impl CacheStore {
             }
         }
         next
+    }
+
+    /// The headers `primary`'s last stored response varied on, if it did.
+    fn vary_names(&self, primary: &str) -> Option<Arc<[String]>> {
+        self.vary[shard_of(primary)]
+            .read()
+            .ok()?
+            .get(primary)
+            .cloned()
+    }
+
+    /// The key to look a request up under: `primary`, or the storage key of the variant that
+    /// matches the request's values of the headers the stored response varies on.
+    pub fn storage_key<'k>(
+        &self,
+        primary: &'k str,
+        header: &dyn Fn(&str) -> Option<String>,
+    ) -> std::borrow::Cow<'k, str> {
+        match self.vary_names(primary) {
+            None => std::borrow::Cow::Borrowed(primary),
+            Some(names) => {
+                let values: Vec<(String, Option<String>)> =
+                    names.iter().map(|n| (n.clone(), header(n))).collect();
+                std::borrow::Cow::Owned(variant_key(primary, &values))
+            }
+        }
     }
 
     /// Looks `key` up, L1 first. A hit counts toward promotion; an object whose tier TTL ended
@@ -512,22 +583,25 @@ impl CacheStore {
     /// Stores a new object in the last (coldest) tier.
     pub fn insert(&self, new: NewEntry) -> Option<String> {
         let last = self.tiers.len().checked_sub(1)?;
+        let key = variant_key(&new.key, &new.vary);
         let size = new.body.len()
-            + new.key.len()
+            + key.len()
             + new
                 .headers
                 .iter()
                 .map(|(n, v)| n.as_str().len() + v.len())
-                .sum::<usize>();
+                .sum::<usize>()
+            + ENTRY_OVERHEAD;
         if size > self.settings.max_object_bytes.saturating_add(16 * 1024) {
             return None;
         }
+        self.record_vary(&new.key, &new.vary);
         // The same key may sit in a hotter tier; the new object replaces it.
         for tier in &self.tiers[..last] {
-            tier.remove(&new.key, None);
+            tier.remove(&key, None);
         }
         let entry = Arc::new(Entry {
-            key: Arc::from(new.key),
+            key: Arc::from(key),
             route: Arc::from(new.route),
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             status: new.status,
@@ -559,6 +633,27 @@ impl CacheStore {
             .fetch_add(1, Ordering::Relaxed);
         self.place(last, entry);
         Some(self.tiers[last].settings.name.clone())
+    }
+
+    /// Remembers which headers `primary` varies on. A response that starts varying makes the
+    /// plain object unreachable, so it goes; one that stops varying ends the index entry, and
+    /// its old variants age out like any object nobody asks for.
+    fn record_vary(&self, primary: &str, vary: &[(String, Option<String>)]) {
+        let Ok(mut index) = self.vary[shard_of(primary)].write() else {
+            return;
+        };
+        if vary.is_empty() {
+            index.remove(primary);
+            return;
+        }
+        let names: Arc<[String]> = vary.iter().map(|(name, _)| name.clone()).collect();
+        if index.get(primary) != Some(&names) {
+            index.insert(Arc::from(primary), names);
+            drop(index);
+            for tier in &self.tiers {
+                tier.remove(primary, None);
+            }
+        }
     }
 
     /// Puts `entry` in tier `index`; whatever that evicts moves down one tier, and what falls
@@ -595,8 +690,12 @@ impl CacheStore {
     /// Applies tier TTLs and expiry to every object (the sweeper calls this about once a
     /// second, so memory is returned even when nobody asks for an expired key).
     pub fn sweep(&self) {
+        let mut varying: std::collections::HashSet<String> = std::collections::HashSet::new();
         for (index, tier) in self.tiers.iter().enumerate() {
             for entry in tier.all() {
+                if entry.key.contains(VARIANT_SEPARATOR) {
+                    varying.insert(entry.primary_key().to_string());
+                }
                 let in_tier = lock(&entry.tier_entered).elapsed();
                 if entry.age() >= entry.keep_for() {
                     if tier.remove(&entry.key, Some(entry.id)).is_some() {
@@ -607,13 +706,29 @@ impl CacheStore {
                 }
             }
         }
+        // A key none of whose variants is stored any more needs no index entry.
+        for shard in &self.vary {
+            if let Ok(mut index) = shard.write() {
+                index.retain(|primary, _| varying.contains(&**primary));
+            }
+        }
     }
 
     /// Removes (or, when `soft`, marks stale) every object `selector` picks; returns how many.
     pub fn invalidate(&self, selector: &Selector, soft: bool) -> usize {
         let mut count = 0;
+        let varies = match selector {
+            Selector::Key(key) => self.vary_names(key).is_some(),
+            _ => false,
+        };
         for tier in &self.tiers {
             let chosen: Vec<Arc<Entry>> = match selector {
+                // Every variant of a key goes with it.
+                Selector::Key(key) if varies => tier
+                    .all()
+                    .into_iter()
+                    .filter(|e| e.primary_key() == key.as_str())
+                    .collect(),
                 Selector::Key(key) => tier.get(key).into_iter().collect(),
                 Selector::Prefix(prefix) => tier
                     .all()
@@ -681,10 +796,21 @@ impl CacheStore {
         self.tiers.iter().map(Tier::stats).collect()
     }
 
+    /// Where `key` is stored; for a key that varies, its first variant found, L1 first.
     pub fn report(&self, key: &str) -> Option<EntryReport> {
+        let varies = self.vary_names(key).is_some();
         self.tiers.iter().find_map(|tier| {
-            tier.get(key).map(|entry| EntryReport {
-                key: entry.key.to_string(),
+            let entry = if varies {
+                tier.all().into_iter().find(|e| e.primary_key() == key)
+            } else {
+                tier.get(key)
+            };
+            entry.map(|entry| EntryReport {
+                key: entry.primary_key().to_string(),
+                variant: entry
+                    .key
+                    .split_once(VARIANT_SEPARATOR)
+                    .map(|(_, values)| values.replace(VARIANT_SEPARATOR, "; ")),
                 tier: tier.settings.name.clone(),
                 status: entry.status,
                 size: entry.size,

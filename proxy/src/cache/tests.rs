@@ -117,8 +117,10 @@ fn clock_gives_referenced_objects_a_second_chance() {
 
 #[test]
 fn byte_bound_is_enforced_per_tier() {
+    // Each object costs its 30-byte body, its 1-byte key and the per-entry overhead.
+    let object_size = 30 + 1 + ENTRY_OVERHEAD;
     let mut s = settings(&[100], 100);
-    s.tiers[0].max_bytes = 100;
+    s.tiers[0].max_bytes = 3 * object_size + object_size / 2;
     let store = CacheStore::new(s);
     for key in ["a", "b", "c", "d", "e"] {
         let mut o = object(key, &[]);
@@ -126,7 +128,7 @@ fn byte_bound_is_enforced_per_tier() {
         store.insert(o);
     }
     let stats = store.stats();
-    assert!(stats[0].bytes <= 100, "{stats:?}");
+    assert_eq!(stats[0].bytes, 3 * object_size, "{stats:?}");
     assert_eq!(stats[0].items, 3);
 }
 
@@ -391,4 +393,100 @@ fn byte_sizes_parse() {
     assert_eq!(parse_bytes("42"), Ok(42));
     assert!(parse_bytes("12 parsecs").is_err());
     assert!(parse_bytes("MiB").is_err());
+}
+
+#[test]
+fn variant_keys_separate_present_absent_and_empty_values() {
+    let v = |pairs: &[(&str, Option<&str>)]| {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.map(str::to_string)))
+            .collect::<Vec<_>>()
+    };
+    for (values, expected) in [
+        (v(&[]), "k"),
+        (
+            v(&[("accept-language", Some("fr"))]),
+            "k\naccept-language=fr",
+        ),
+        (v(&[("accept-language", Some(""))]), "k\naccept-language="),
+        (v(&[("accept-language", None)]), "k\naccept-language"),
+        (
+            v(&[("accept-encoding", Some("gzip")), ("accept-language", None)]),
+            "k\naccept-encoding=gzip\naccept-language",
+        ),
+    ] {
+        assert_eq!(variant_key("k", &values), expected, "{values:?}");
+    }
+}
+
+fn varying(key: &str, language: Option<&str>, body: &'static str) -> NewEntry {
+    let mut o = object(key, &[]);
+    o.vary = vec![("accept-language".to_string(), language.map(str::to_string))];
+    o.body = Bytes::from_static(body.as_bytes());
+    o
+}
+
+fn language(value: Option<&'static str>) -> impl Fn(&str) -> Option<String> {
+    move |name: &str| (name == "accept-language").then_some(value.map(str::to_string))?
+}
+
+#[test]
+fn each_variant_of_a_varying_key_is_its_own_object() {
+    let store = CacheStore::new(settings(&[10, 10], 2));
+    assert_eq!(store.storage_key("k", &language(Some("en"))), "k");
+    store.insert(varying("k", Some("en"), "hello"));
+    store.insert(varying("k", Some("fr"), "bonjour"));
+    store.insert(varying("k", None, "default"));
+    for (value, body) in [
+        (Some("en"), "hello"),
+        (Some("fr"), "bonjour"),
+        (None, "default"),
+    ] {
+        let key = store.storage_key("k", &language(value));
+        let found = store.lookup(&key).expect("variant stored");
+        assert_eq!(found.entry.body, body.as_bytes(), "{value:?}");
+        assert_eq!(found.entry.primary_key(), "k");
+    }
+    assert!(store
+        .lookup(&store.storage_key("k", &language(Some("de"))))
+        .is_none());
+    let report = store.report("k").expect("a variant");
+    assert_eq!(report.key, "k");
+    assert!(report
+        .variant
+        .is_some_and(|v| v.starts_with("accept-language")));
+    // Invalidating the key removes every variant, and the next sweep forgets that it varied.
+    assert_eq!(store.invalidate(&Selector::Key("k".into()), false), 3);
+    assert!(store.report("k").is_none());
+    store.sweep();
+    assert!(matches!(
+        store.storage_key("k", &language(Some("en"))),
+        std::borrow::Cow::Borrowed("k")
+    ));
+}
+
+#[test]
+fn a_key_that_starts_varying_drops_its_plain_object_and_one_that_stops_is_plain_again() {
+    let store = CacheStore::new(settings(&[10], 1));
+    store.insert(object("k", &[]));
+    store.insert(varying("k", Some("en"), "hello"));
+    assert_eq!(
+        store.stats()[0].items,
+        1,
+        "the plain object is unreachable, so gone"
+    );
+    store.insert(object("k", &[]));
+    let key = store.storage_key("k", &language(Some("en")));
+    assert_eq!(key, "k");
+    assert_eq!(store.lookup(&key).expect("plain").entry.body, "body");
+}
+
+#[test]
+fn a_resize_keeps_what_varies() {
+    let store = CacheStore::new(settings(&[10], 1));
+    store.insert(varying("k", Some("fr"), "bonjour"));
+    let resized = store.resized(settings(&[20], 1));
+    let key = resized.storage_key("k", &language(Some("fr")));
+    assert_eq!(resized.lookup(&key).expect("kept").entry.body, "bonjour");
 }

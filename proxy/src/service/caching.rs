@@ -141,7 +141,11 @@ pub async fn lookup(
     // A waiter re-checks after the leader finishes; the bound keeps a chain of failing
     // leaders from holding a request forever.
     for _ in 0..3 {
-        if let Some(found) = store.lookup(&cache.key) {
+        // Re-derived on every pass: the leader we waited for may have learnt that the key varies.
+        let storage_key = store
+            .storage_key(&cache.key, &|name| request_header(session, name))
+            .into_owned();
+        if let Some(found) = store.lookup(&storage_key) {
             let vary_ok = found
                 .entry
                 .matches_vary(&|name| request_header(session, name));
@@ -166,7 +170,7 @@ pub async fn lookup(
                 }
             }
         }
-        match store.begin_fill(&cache.key) {
+        match store.begin_fill(&storage_key) {
             Fill::Leader(guard) => {
                 cache.fill = Some(guard);
                 break;

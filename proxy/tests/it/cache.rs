@@ -2,6 +2,7 @@
 //! coalescing, stale serving, what is never stored, and connection hygiene.
 
 use crate::harness::*;
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 const TIERS: &[(&str, usize)] = &[("L1", 100), ("L2", 100), ("L3", 100)];
@@ -359,6 +360,45 @@ async fn never_cached_private_no_store_set_cookie_and_authorization() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_variant_of_a_vary_response_is_stored_and_served_to_its_own_clients() {
+    let (backend, proxy) = setup("key = \"{path}?{query}\"", TIERS).await;
+    let path = "/c/v?vary=Accept-Language";
+    let english = [("Accept-Language", "en")];
+    let french = [("Accept-Language", "fr")];
+    let first = get_with(&proxy, path, &english).await;
+    assert_eq!((first.x_cache.as_str(), first.hit_number), ("MISS", 1));
+    // A different value is a different object, not a hit on the English one.
+    let second = get_with(&proxy, path, &french).await;
+    assert_eq!((second.x_cache.as_str(), second.hit_number), ("MISS", 2));
+    let third = get_with(&proxy, path, &[]).await;
+    assert_eq!((third.x_cache.as_str(), third.hit_number), ("MISS", 3));
+    for _ in 0..2 {
+        for (headers, origin_hit) in [(&english[..], 1), (&french[..], 2), (&[][..], 3)] {
+            let seen = get_with(&proxy, path, headers).await;
+            assert_eq!(
+                (seen.x_cache.as_str(), seen.hit_number),
+                ("HIT", origin_hit),
+                "{headers:?}"
+            );
+        }
+    }
+    assert_eq!(backend.hits(), 3);
+    let key = "%2Fc%2Fv%3Fvary%3DAccept-Language";
+    let report = proxy.admin_get(&format!("/admin/cache?key={key}")).await;
+    assert_eq!(report["key"], "/c/v?vary=Accept-Language", "{report}");
+    assert!(
+        report["variant"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("accept-language")),
+        "{report}"
+    );
+    // Deleting the key removes all three variants.
+    let (status, deleted) = proxy.admin_delete(&format!("/admin/cache?key={key}")).await;
+    assert_eq!((status, &deleted["removed"]), (200, &json!(3)), "{deleted}");
+    assert_eq!(get_with(&proxy, path, &french).await.x_cache, "MISS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_and_query_make_different_objects() {
     let (backend, proxy) = setup("default_ttl = \"60s\"", TIERS).await;
     assert_eq!(
@@ -508,21 +548,9 @@ async fn admin_stats_inspect_and_delete() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
-    let deleted: serde_json::Value = http
-        .delete(format!("{}/admin/cache?tag=t1", proxy.admin))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(deleted["removed"], 1);
-    let bad = http
-        .delete(format!("{}/admin/cache", proxy.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 400);
+    let (status, deleted) = proxy.admin_delete("/admin/cache?tag=t1").await;
+    assert_eq!((status, &deleted["removed"]), (200, &json!(1)), "{deleted}");
+    assert_eq!(proxy.admin_delete("/admin/cache").await.0, 400);
     assert_eq!(get(&proxy, "/c/a").await.x_cache, "MISS");
     assert_eq!(backend.hits(), 3);
 }

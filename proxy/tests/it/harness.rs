@@ -120,7 +120,7 @@ async fn handle(
         "body_fnv": fnv(&body),
     });
     let mut response = axum::Json(value).into_response();
-    // Response controls for cache tests: ?cc=, ?sk= (Surrogate-Key), ?cookie=1, ?status=.
+    // Response controls for cache tests: ?cc=, ?sk= (Surrogate-Key), ?vary=, ?cookie=1, ?status=.
     for pair in parts.uri.query().unwrap_or("").split('&') {
         let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
         let value = raw.replace("%20", " ").replace("%2C", ",");
@@ -131,6 +131,9 @@ async fn handle(
             }
             "sk" => {
                 headers.insert("surrogate-key", value.parse().expect("value"));
+            }
+            "vary" => {
+                headers.insert("vary", value.parse().expect("value"));
             }
             "cookie" => {
                 headers.insert("set-cookie", "session=1".parse().expect("value"));
@@ -593,8 +596,17 @@ impl TestProxy {
 
     /// POSTs to the admin API and returns the status with the JSON body.
     pub async fn admin_post(&self, path: &str) -> (u16, Value) {
+        self.admin_send(reqwest::Method::POST, path).await
+    }
+
+    /// DELETEs on the admin API and returns the status with the JSON body.
+    pub async fn admin_delete(&self, path: &str) -> (u16, Value) {
+        self.admin_send(reqwest::Method::DELETE, path).await
+    }
+
+    async fn admin_send(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
         let response = client()
-            .post(format!("{}{path}", self.admin))
+            .request(method, format!("{}{path}", self.admin))
             .send()
             .await
             .expect("admin");
