@@ -31,6 +31,13 @@ const VARIANT_SEPARATOR: char = '\n';
 /// map slot and CLOCK ring item. Counting it keeps `max_bytes` honest for small objects.
 pub const ENTRY_OVERHEAD: usize = 256;
 
+fn headers_size(headers: &[(HeaderName, HeaderValue)]) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len())
+        .sum()
+}
+
 /// The storage key of one variant of `primary`: the key itself when the response does not
 /// vary, else the key followed by each varying request header's value (absent headers are
 /// written without `=`, so "absent" and "empty" are different variants).
@@ -128,6 +135,25 @@ impl Entry {
     /// Whether this object answers a request with these header values (its `Vary`).
     pub fn matches_vary(&self, header: &dyn Fn(&str) -> Option<String>) -> bool {
         self.vary.iter().all(|(name, value)| header(name) == *value)
+    }
+
+    /// The first stored value of a response header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .and_then(|(_, v)| v.to_str().ok())
+    }
+
+    pub fn validators(&self) -> policy::Validators<'_> {
+        policy::Validators {
+            etag: self.header("etag"),
+            last_modified: self.header("last-modified"),
+        }
+    }
+
+    fn headers_size(&self) -> usize {
+        headers_size(&self.headers)
     }
 
     /// The route key this object was stored under, without its variant part.
@@ -584,14 +610,7 @@ impl CacheStore {
     pub fn insert(&self, new: NewEntry) -> Option<String> {
         let last = self.tiers.len().checked_sub(1)?;
         let key = variant_key(&new.key, &new.vary);
-        let size = new.body.len()
-            + key.len()
-            + new
-                .headers
-                .iter()
-                .map(|(n, v)| n.as_str().len() + v.len())
-                .sum::<usize>()
-            + ENTRY_OVERHEAD;
+        let size = new.body.len() + key.len() + headers_size(&new.headers) + ENTRY_OVERHEAD;
         if size > self.settings.max_object_bytes.saturating_add(16 * 1024) {
             return None;
         }
@@ -600,7 +619,59 @@ impl CacheStore {
         for tier in &self.tiers[..last] {
             tier.remove(&key, None);
         }
-        let entry = Arc::new(Entry {
+        let entry = self.entry(key, size, new);
+        self.tiers[last]
+            .counters
+            .sets
+            .fetch_add(1, Ordering::Relaxed);
+        self.place(last, entry);
+        Some(self.tiers[last].settings.name.clone())
+    }
+
+    /// The stored object for `key` (no hit is counted), with its tier.
+    pub fn peek(&self, key: &str) -> Option<(usize, Arc<Entry>)> {
+        self.tiers
+            .iter()
+            .enumerate()
+            .find_map(|(index, tier)| tier.get(key).map(|entry| (index, entry)))
+    }
+
+    /// Freshens a stored object after the origin answered 304 for it (RFC 9111 section 4.3.4):
+    /// the same body under updated headers and a new TTL, in the tier it was in. Returns that
+    /// tier's name, or `None` when the object left the store meanwhile.
+    pub fn freshen(
+        &self,
+        stored: &Entry,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        ttl: Duration,
+        ttl_source: TtlSource,
+    ) -> Option<String> {
+        let (index, current) = self.peek(&stored.key)?;
+        if current.id != stored.id {
+            return None;
+        }
+        let size = stored.size - stored.headers_size() + headers_size(&headers);
+        let new = NewEntry {
+            key: stored.primary_key().to_string(),
+            route: stored.route.to_string(),
+            status: stored.status,
+            headers,
+            body: stored.body.clone(),
+            head_only: stored.head_only,
+            ttl,
+            ttl_source,
+            stale_while_revalidate: stored.stale_while_revalidate,
+            stale_if_error: stored.stale_if_error,
+            tags: stored.tags.clone(),
+            vary: stored.vary.clone(),
+        };
+        let entry = self.entry(stored.key.to_string(), size, new);
+        self.place(index, entry);
+        Some(self.tiers[index].settings.name.clone())
+    }
+
+    fn entry(&self, key: String, size: usize, new: NewEntry) -> Arc<Entry> {
+        Arc::new(Entry {
             key: Arc::from(key),
             route: Arc::from(new.route),
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -626,13 +697,7 @@ impl CacheStore {
             tier_entered: Mutex::new(Instant::now()),
             soft_purged: AtomicBool::new(false),
             refreshing: AtomicBool::new(false),
-        });
-        self.tiers[last]
-            .counters
-            .sets
-            .fetch_add(1, Ordering::Relaxed);
-        self.place(last, entry);
-        Some(self.tiers[last].settings.name.clone())
+        })
     }
 
     /// Remembers which headers `primary` varies on. A response that starts varying makes the

@@ -175,6 +175,48 @@ pub fn freshness(
     (default_ttl, TtlSource::RouteDefault)
 }
 
+/// A request's conditional fields (RFC 9110 section 13.1).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Conditionals<'a> {
+    pub if_none_match: Option<&'a str>,
+    pub if_modified_since: Option<&'a str>,
+}
+
+impl Conditionals<'_> {
+    pub fn any(&self) -> bool {
+        self.if_none_match.is_some() || self.if_modified_since.is_some()
+    }
+}
+
+/// A stored response's validators.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Validators<'a> {
+    pub etag: Option<&'a str>,
+    pub last_modified: Option<&'a str>,
+}
+
+/// Whether the request's conditionals say the client already has the representation with
+/// these validators, so a 304 answers it (RFC 9110 sections 13.1.2 and 13.1.3, evaluated in the
+/// order of section 13.2.2). `If-None-Match` uses the weak comparison and, when present, decides
+/// alone. `If-Modified-Since` matches an exactly equal `Last-Modified`, as nginx does by default
+/// (`if_modified_since exact`): clients echo the date they were given.
+pub fn not_modified(request: Conditionals<'_>, stored: Validators<'_>) -> bool {
+    if let Some(list) = request.if_none_match {
+        let Some(etag) = stored.etag else {
+            return false;
+        };
+        let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
+        let ours = opaque(etag);
+        return list
+            .split(',')
+            .any(|candidate| candidate.trim() == "*" || opaque(candidate) == ours);
+    }
+    match (request.if_modified_since, stored.last_modified) {
+        (Some(since), Some(modified)) => since.trim() == modified.trim(),
+        _ => false,
+    }
+}
+
 /// How a stored object may be used at age `age`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Usability {

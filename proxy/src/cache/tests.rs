@@ -490,3 +490,44 @@ fn a_resize_keeps_what_varies() {
     let key = resized.storage_key("k", &language(Some("fr")));
     assert_eq!(resized.lookup(&key).expect("kept").entry.body, "bonjour");
 }
+
+#[test]
+fn not_modified_table() {
+    const DATE: &str = "Sat, 28 Nov 2026 07:00:00 GMT";
+    const LATER: &str = "Sat, 28 Nov 2026 08:00:00 GMT";
+    let stored = Validators {
+        etag: Some("\"v1\""),
+        last_modified: Some(DATE),
+    };
+    let weak_stored = Validators {
+        etag: Some("W/\"v1\""),
+        last_modified: None,
+    };
+    let no_validators = Validators::default();
+    let ask = |inm: Option<&'static str>, ims: Option<&'static str>| Conditionals {
+        if_none_match: inm,
+        if_modified_since: ims,
+    };
+    let cases = [
+        (ask(Some("\"v1\""), None), stored, true),
+        (ask(Some("\"v0\", \"v1\""), None), stored, true),
+        (ask(Some("W/\"v1\""), None), stored, true),
+        (ask(Some("\"v1\""), None), weak_stored, true),
+        (ask(Some("*"), None), stored, true),
+        (ask(Some("\"v2\""), None), stored, false),
+        // If-None-Match decides alone, even when the date would match.
+        (ask(Some("\"v2\""), Some(DATE)), stored, false),
+        (ask(None, Some(DATE)), stored, true),
+        (ask(None, Some(LATER)), stored, false),
+        (ask(None, None), stored, false),
+        (ask(Some("*"), None), no_validators, false),
+        (ask(None, Some(DATE)), no_validators, false),
+    ];
+    for (request, validators, expected) in cases {
+        assert_eq!(
+            not_modified(request, validators),
+            expected,
+            "{request:?} {validators:?}"
+        );
+    }
+}

@@ -4,7 +4,7 @@
 
 use super::RequestCtx;
 use crate::cache::key::KeyInput;
-use crate::cache::policy::{self, CacheControl, StoreInput, Usability};
+use crate::cache::policy::{self, CacheControl, Conditionals, StoreInput, Usability};
 use crate::cache::{CacheStore, Entry, Fill, FillGuard, Found, NewEntry, Selector};
 use crate::config::RouteCache;
 use bytes::{Bytes, BytesMut};
@@ -25,6 +25,17 @@ pub enum Mode {
     Bypass,
     /// `Cache-Control: no-cache` from the client: go to the origin, store the answer.
     Revalidate,
+}
+
+impl Mode {
+    /// How the request went forward, in `Cache-Status` terms (RFC 9211 `fwd`).
+    fn forward(self) -> &'static str {
+        match self {
+            Mode::Miss => "fwd=miss",
+            Mode::Bypass => "fwd=bypass",
+            Mode::Revalidate => "fwd=request",
+        }
+    }
 }
 
 /// Cache state one request carries between phases.
@@ -63,6 +74,35 @@ const NOT_STORED_HEADERS: [&str; 10] = [
     "date",
     "set-cookie",
 ];
+
+/// The fields a 304 carries from the stored response (RFC 9110 section 15.4.5).
+const NOT_MODIFIED_HEADERS: [&str; 6] = [
+    "cache-control",
+    "content-location",
+    "etag",
+    "expires",
+    "vary",
+    "last-modified",
+];
+
+/// A response's fields that are stored with an object (or merged into it on a 304).
+fn storable_headers(response: &ResponseHeader) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    response
+        .headers
+        .iter()
+        .filter(|(name, _)| !NOT_STORED_HEADERS.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
+}
+
+fn conditionals(session: &Session) -> Conditionals<'_> {
+    let headers = &session.req_header().headers;
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    Conditionals {
+        if_none_match: text(http::header::IF_NONE_MATCH),
+        if_modified_since: text(http::header::IF_MODIFIED_SINCE),
+    }
+}
 
 fn request_header(session: &Session, name: &str) -> Option<String> {
     session
@@ -159,7 +199,7 @@ pub async fn lookup(
                     }
                     Usability::StaleRevalidate => {
                         if found.entry.claim_refresh() {
-                            spawn_refresh(session, ctx);
+                            spawn_refresh(session, ctx, &found.entry);
                         }
                         ctx.cache = Some(cache);
                         serve(session, ctx, &found, Served::StaleWhileRevalidate).await?;
@@ -206,11 +246,20 @@ pub async fn serve(
     // Leftover request body bytes must not be parsed as the next request (CVE-2025-4366).
     session.drain_request_body().await?;
     let entry = &found.entry;
-    let mut header = ResponseHeader::build(entry.status, Some(entry.headers.len() + 8))?;
+    // A client that already has this representation gets a 304 from the cache (conditionals
+    // apply only to a 2xx answer, RFC 9110 section 13.2.1).
+    let not_modified = (200..300).contains(&entry.status)
+        && policy::not_modified(conditionals(session), entry.validators());
+    let status = if not_modified { 304 } else { entry.status };
+    let mut header = ResponseHeader::build(status, Some(entry.headers.len() + 8))?;
     for (name, value) in &entry.headers {
-        header.append_header(name.clone(), value.clone())?;
+        if !not_modified || NOT_MODIFIED_HEADERS.contains(&name.as_str()) {
+            header.append_header(name.clone(), value.clone())?;
+        }
     }
-    header.insert_header("content-length", entry.body.len().to_string())?;
+    if !not_modified {
+        header.insert_header("content-length", entry.body.len().to_string())?;
+    }
     header.insert_header("age", entry.age().as_secs().to_string())?;
     let tier = found.tier_name.as_str();
     let (x_cache, cache_status) = match served {
@@ -246,11 +295,11 @@ pub async fn serve(
             ),
         )?;
     }
-    let head = session.req_header().method == http::Method::HEAD;
+    let no_body = not_modified || session.req_header().method == http::Method::HEAD;
     session
-        .write_response_header(Box::new(header), head)
+        .write_response_header(Box::new(header), no_body)
         .await?;
-    if !head {
+    if !no_body {
         session
             .write_response_body(Some(entry.body.clone()), true)
             .await?;
@@ -284,6 +333,14 @@ pub fn on_upstream_response(
             cache.serving_stale = Some(stale);
             return Ok(());
         }
+    }
+    if response.status == http::StatusCode::NOT_MODIFIED {
+        let detail = freshen(session, cache, route_cache, response);
+        cache.cache_status = format!(
+            "scalelab; {}; fwd-status=304; detail={detail}",
+            cache.mode.forward()
+        );
+        return Ok(());
     }
     let req = session.req_header();
     let response_cc = CacheControl::parse(
@@ -330,19 +387,10 @@ pub fn on_upstream_response(
         &response_cc,
         route_cache.default_ttl,
     );
-    let forward = match cache.mode {
-        Mode::Miss => "fwd=miss",
-        Mode::Bypass => "fwd=bypass",
-        Mode::Revalidate => "fwd=request",
-    };
+    let forward = cache.mode.forward();
     match decision {
         Ok(()) if !ttl.is_zero() => {
-            let headers = response
-                .headers
-                .iter()
-                .filter(|(name, _)| !NOT_STORED_HEADERS.contains(&name.as_str()))
-                .map(|(name, value)| (name.clone(), value.clone()))
-                .collect();
+            let headers = storable_headers(response);
             let tags = response
                 .headers
                 .get_all("surrogate-key")
@@ -391,6 +439,75 @@ pub fn on_upstream_response(
         }
     }
     Ok(())
+}
+
+/// The origin answered 304 to a request whose validators came from the stored object (a
+/// revalidation, a background refresh, or a client's own conditional request that matches
+/// what we store): that object is current, so it gets the 304's headers and a new TTL. Returns
+/// what happened, for `Cache-Status`.
+fn freshen(
+    session: &Session,
+    cache: &CacheCtx,
+    route_cache: &RouteCache,
+    response: &ResponseHeader,
+) -> &'static str {
+    let store = &cache.store;
+    let key = store.storage_key(&cache.key, &|name| request_header(session, name));
+    let Some((_, stored)) = store.peek(&key) else {
+        return "not-stored";
+    };
+    // The 304 must be about our representation: its ETag, when it sends one, is ours, and the
+    // validators the request carried match the stored ones.
+    let named_etag = response
+        .headers
+        .get(http::header::ETAG)
+        .and_then(|v| v.to_str().ok());
+    let ours = named_etag.is_none_or(|etag| {
+        policy::not_modified(
+            Conditionals {
+                if_none_match: Some(etag),
+                if_modified_since: None,
+            },
+            stored.validators(),
+        )
+    }) && policy::not_modified(conditionals(session), stored.validators());
+    if !ours {
+        return "validator-mismatch";
+    }
+    let updates = storable_headers(response);
+    let mut headers: Vec<_> = stored
+        .headers
+        .iter()
+        .filter(|(name, _)| !updates.iter().any(|(updated, _)| updated == name))
+        .cloned()
+        .collect();
+    headers.extend(
+        updates
+            .into_iter()
+            .filter(|(name, _)| *name != http::header::CONTENT_LENGTH),
+    );
+    let cc = CacheControl::parse(
+        headers
+            .iter()
+            .filter(|(name, _)| *name == http::header::CACHE_CONTROL)
+            .filter_map(|(_, v)| v.to_str().ok()),
+    );
+    if cc.no_store || cc.private {
+        return "no-store";
+    }
+    let (ttl, source) = policy::freshness(
+        session
+            .req_header()
+            .uri
+            .query()
+            .and_then(|q| crate::headers::query_param(q, "cache_ttl")),
+        &cc,
+        route_cache.default_ttl,
+    );
+    match store.freshen(&stored, headers, ttl, source) {
+        Some(_) => "freshened",
+        None => "not-stored",
+    }
 }
 
 fn stale_header(entry: &Entry) -> Result<ResponseHeader> {
@@ -496,9 +613,10 @@ pub async fn serve_stale_on_error(session: &mut Session, ctx: &mut RequestCtx) -
 }
 
 /// Fetches a stale object again through this proxy's own listener, with `no-cache` so the
-/// answer replaces the stored object. Runs in the background; the client already has its
-/// stale answer.
-fn spawn_refresh(session: &Session, ctx: &RequestCtx) {
+/// answer replaces the stored object, and with the object's validators so an unchanged object
+/// costs the origin only a 304 (which freshens it). Runs in the background; the client already
+/// has its stale answer.
+fn spawn_refresh(session: &Session, ctx: &RequestCtx, entry: &Entry) {
     let Some(listen) = ctx.snapshot.config.proxy.listen.first().copied() else {
         return;
     };
@@ -521,6 +639,24 @@ fn spawn_refresh(session: &Session, ctx: &RequestCtx) {
         http::header::ACCEPT,
     ] {
         if let Some(value) = req.headers.get(&name).and_then(|v| v.to_str().ok()) {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    // The varying headers select the variant being refreshed.
+    for (name, value) in &entry.vary {
+        if matches!(name.as_str(), "host" | "authorization" | "accept") {
+            continue;
+        }
+        if let Some(value) = value {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    let validators = entry.validators();
+    for (name, value) in [
+        (http::header::IF_NONE_MATCH, validators.etag),
+        (http::header::IF_MODIFIED_SINCE, validators.last_modified),
+    ] {
+        if let Some(value) = value {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
     }

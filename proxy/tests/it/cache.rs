@@ -398,6 +398,115 @@ async fn each_variant_of_a_vary_response_is_stored_and_served_to_its_own_clients
     assert_eq!(get_with(&proxy, path, &french).await.x_cache, "MISS");
 }
 
+/// A GET with extra request headers: status, the named response headers, the origin hit number
+/// in the body (0 for no body) and the body's length.
+async fn conditional_get(
+    proxy: &TestProxy,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, serde_json::Value, u64, usize) {
+    let mut request = client().get(proxy.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let mut seen = serde_json::Map::new();
+    for name in [
+        "x-cache",
+        "cache-status",
+        "etag",
+        "x-origin-hit",
+        "content-type",
+    ] {
+        if let Some(value) = response.headers().get(name) {
+            seen.insert(name.into(), value.to_str().unwrap().into());
+        }
+    }
+    let body = response.bytes().await.unwrap();
+    let hit = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|b| b["hit"].as_u64())
+        .unwrap_or(0);
+    (status, serde_json::Value::Object(seen), hit, body.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_requests_get_304_from_the_cache_and_an_origin_304_freshens() {
+    let (backend, proxy) = setup("key = \"{path}?{query}\"", TIERS).await;
+    let path = "/c/e?etag=v1&cc=max-age=60";
+    let (status, headers, hit, _) = conditional_get(&proxy, path, &[]).await;
+    assert_eq!((status, hit), (200, 1));
+    assert_eq!(headers["etag"], "\"v1\"");
+
+    // A client that has the stored representation gets a bodiless 304 from the cache.
+    let (status, headers, _, length) =
+        conditional_get(&proxy, path, &[("If-None-Match", "\"v1\"")]).await;
+    assert_eq!((status, length), (304, 0), "{headers}");
+    assert_eq!(headers["x-cache"], "HIT");
+    assert_eq!(headers["etag"], "\"v1\"");
+    assert!(headers.get("content-type").is_none(), "{headers}");
+    // One that has another gets the stored 200.
+    let (status, headers, hit, _) =
+        conditional_get(&proxy, path, &[("If-None-Match", "\"v0\"")]).await;
+    assert_eq!((status, hit, &headers["x-cache"]), (200, 1, &json!("HIT")));
+    assert_eq!(backend.hits(), 1);
+
+    // A reload with validators revalidates at the origin; its 304 freshens the stored object
+    // (new headers, same body) instead of replacing it.
+    let (status, headers, _, _) = conditional_get(
+        &proxy,
+        path,
+        &[("Cache-Control", "no-cache"), ("If-None-Match", "\"v1\"")],
+    )
+    .await;
+    assert_eq!(status, 304);
+    assert_eq!(
+        headers["cache-status"],
+        "scalelab; fwd=request; fwd-status=304; detail=freshened"
+    );
+    assert_eq!(backend.hits(), 2);
+    let (status, headers, hit, _) = conditional_get(&proxy, path, &[]).await;
+    assert_eq!((status, hit), (200, 1), "the body was not fetched again");
+    assert_eq!(headers["x-origin-hit"], "2", "headers come from the 304");
+    assert_eq!(headers["x-cache"], "HIT");
+
+    // A soft purge's background refresh also revalidates with the stored ETag.
+    let (status, _) = proxy
+        .admin_delete("/admin/cache?key=%2Fc%2Fe%3Fcc%3Dmax-age%3D60%26etag%3Dv1&soft=true")
+        .await;
+    assert_eq!(status, 200);
+    let (_, headers, _, _) = conditional_get(&proxy, path, &[]).await;
+    assert_eq!(headers["x-cache"], "STALE");
+    eventually(
+        Duration::from_secs(5),
+        "the conditional refresh",
+        || async {
+            let (_, headers, hit, _) = conditional_get(&proxy, path, &[]).await;
+            (headers["x-cache"] == "HIT" && headers["x-origin-hit"] == "3").then_some(hit)
+        },
+    )
+    .await;
+    assert_eq!(backend.hits(), 3, "one refresh, answered with a 304");
+    let sent = backend.last_header("if-none-match");
+    assert_eq!(sent.as_deref(), Some("\"v1\""));
+    let (_, _, hit, _) = conditional_get(&proxy, path, &[]).await;
+    assert_eq!(hit, 1, "still the first body");
+
+    // A 304 for a representation we do not store changes nothing.
+    let (status, headers, _, _) = conditional_get(
+        &proxy,
+        "/c/e?etag=v2&cc=max-age=60",
+        &[("Cache-Control", "no-cache"), ("If-None-Match", "\"v2\"")],
+    )
+    .await;
+    assert_eq!(status, 304);
+    assert_eq!(
+        headers["cache-status"],
+        "scalelab; fwd=request; fwd-status=304; detail=not-stored"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_and_query_make_different_objects() {
     let (backend, proxy) = setup("default_ttl = \"60s\"", TIERS).await;

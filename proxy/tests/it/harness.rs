@@ -120,7 +120,8 @@ async fn handle(
         "body_fnv": fnv(&body),
     });
     let mut response = axum::Json(value).into_response();
-    // Response controls for cache tests: ?cc=, ?sk= (Surrogate-Key), ?vary=, ?cookie=1, ?status=.
+    // Response controls for cache tests: ?cc=, ?sk= (Surrogate-Key), ?vary=, ?cookie=1, ?status=,
+    // ?etag= (below).
     for pair in parts.uri.query().unwrap_or("").split('&') {
         let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
         let value = raw.replace("%20", " ").replace("%2C", ",");
@@ -146,6 +147,41 @@ async fn handle(
             _ => {}
         }
     }
+    // ?etag=V: the response carries ETag "V", and a request naming it gets a bodiless 304
+    // (with the same controlled headers). Every answer says which origin hit it was.
+    let etag = parts
+        .uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("etag=")))
+        .map(|v| format!("\"{v}\""));
+    if let Some(etag) = etag {
+        let named = parts
+            .headers
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+        if named {
+            let mut not_modified = StatusCode::NOT_MODIFIED.into_response();
+            for (name, value) in response.headers() {
+                if name != "content-type" && name != "content-length" {
+                    not_modified.headers_mut().insert(name, value.clone());
+                }
+            }
+            response = not_modified;
+        }
+        response
+            .headers_mut()
+            .insert("etag", etag.parse().expect("value"));
+    }
+    response.headers_mut().insert(
+        "x-origin-hit",
+        state
+            .hits
+            .load(Ordering::Relaxed)
+            .to_string()
+            .parse()
+            .expect("value"),
+    );
     // Hop-by-hop fields the proxy must not relay.
     response
         .headers_mut()
