@@ -12,6 +12,8 @@ use serde::Serialize;
 /// What to send.
 #[derive(Debug, Clone)]
 pub struct BenchPlan {
+    /// The run's name, shown before its progress bar (empty for none).
+    pub label: String,
     pub url: reqwest::Url,
     pub requests: u64,
     pub concurrency: u32,
@@ -29,6 +31,8 @@ pub enum BenchError {
     Client(reqwest::Error),
     #[error("cannot create the latency histogram: {0}")]
     Histogram(String),
+    #[error("{0}")]
+    Scenario(&'static str),
 }
 
 use reqwest::Url;
@@ -44,6 +48,16 @@ pub struct Latency {
     pub p999: f64,
     pub max: f64,
 }
+
+/// One point of the latency CDF: `percentile` % of the requests took at most `ms` milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct CdfPoint {
+    pub percentile: f64,
+    pub ms: f64,
+}
+
+/// The CDF has a point at every whole percent from 0 to 99, then these, because the tail is where runs differ most.
+const CDF_PERCENTILES: [f64; 4] = [99.5, 99.9, 99.99, 100.0];
 
 /// The result, also written as JSON.
 #[derive(Debug, Clone, Serialize)]
@@ -61,8 +75,53 @@ pub struct BenchReport {
     pub cache: BTreeMap<String, u64>,
     /// Transport errors (connect, timeout), which have no status.
     pub errors: u64,
+    /// Share of answered requests the proxy's cache served (`X-Cache` `HIT` or `STALE`), from 0 to 1.
+    pub cache_hit_ratio: f64,
     /// Latency of every completed request, errors included.
     pub latency_ms: Latency,
+    /// The latency CDF, for the plots.
+    pub latency_cdf: Vec<CdfPoint>,
+}
+
+/// One run of a scenario in the scenario's JSON file.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub name: String,
+    #[serde(flatten)]
+    pub report: BenchReport,
+}
+
+/// Every run of a scenario, as written to `<scenario>.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioReport {
+    pub scenario: String,
+    pub runs: Vec<RunReport>,
+}
+
+/// The latency CDF of `histogram` (microseconds) in milliseconds.
+fn cdf(histogram: &Histogram<u64>) -> Vec<CdfPoint> {
+    (0..100)
+        .map(f64::from)
+        .chain(CDF_PERCENTILES)
+        .map(|percentile| CdfPoint {
+            percentile,
+            ms: histogram.value_at_quantile(percentile / 100.0) as f64 / 1000.0,
+        })
+        .collect()
+}
+
+/// The share of answered requests the cache served.
+fn hit_ratio(cache: &BTreeMap<String, u64>) -> f64 {
+    let answered: u64 = cache.values().sum();
+    let served: u64 = ["HIT", "STALE"]
+        .iter()
+        .filter_map(|result| cache.get(*result))
+        .sum();
+    if answered == 0 {
+        0.0
+    } else {
+        served as f64 / answered as f64
+    }
 }
 
 /// Builds the request URL: `base` plus `strategy=` and `bypass_cache=true` when asked.
@@ -152,9 +211,12 @@ pub async fn run(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
         indicatif::ProgressBar::hidden()
     };
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{prefix} {bar:40} {pos}/{len} {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    bar.set_prefix(plan.label.clone());
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -225,6 +287,7 @@ pub async fn run(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
         },
         statuses: total.statuses,
         upstreams: total.upstreams,
+        cache_hit_ratio: hit_ratio(&total.cache),
         cache: total.cache,
         errors: total.errors,
         latency_ms: Latency {
@@ -236,6 +299,7 @@ pub async fn run(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
             p999: ms(h.value_at_quantile(0.999)),
             max: ms(h.max()),
         },
+        latency_cdf: cdf(h),
     })
 }
 
@@ -252,7 +316,7 @@ pub fn summary(report: &BenchReport) -> String {
         "{} requests to {} with concurrency {} in {:.2}s ({:.1} req/s)\n\
          status:    {}\n\
          upstream:  {}\n\
-         cache:     {}\n\
+         cache:     {}  (hit ratio {:.1}%)\n\
          latency ms: min {:.2}  p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}  mean {:.2}",
         report.requests,
         report.url,
@@ -262,6 +326,7 @@ pub fn summary(report: &BenchReport) -> String {
         counts(&report.statuses),
         counts(&report.upstreams),
         counts(&report.cache),
+        report.cache_hit_ratio * 100.0,
         l.min,
         l.p50,
         l.p90,
@@ -304,6 +369,22 @@ mod tests {
         assert!(build_url("not a url", None, false).is_err());
     }
 
+    #[test]
+    fn hit_ratio_counts_hits_and_stale_answers() {
+        let cache = |pairs: &[(&str, u64)]| {
+            pairs
+                .iter()
+                .map(|&(key, count)| (key.to_owned(), count))
+                .collect::<BTreeMap<String, u64>>()
+        };
+        assert_eq!(hit_ratio(&cache(&[])), 0.0);
+        assert_eq!(hit_ratio(&cache(&[("BYPASS", 10)])), 0.0);
+        assert_eq!(
+            hit_ratio(&cache(&[("HIT", 6), ("STALE", 1), ("MISS", 3)])),
+            0.7
+        );
+    }
+
     #[tokio::test]
     async fn counts_upstreams_and_cache_results() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -338,6 +419,7 @@ mod tests {
             }
         });
         let plan = BenchPlan {
+            label: String::new(),
             url: build_url(&format!("http://{addr}/data"), None, false).unwrap(),
             requests: 40,
             concurrency: 4,
@@ -358,5 +440,15 @@ mod tests {
             serde_json::json!(report.latency_ms.p99)
         );
         assert!(summary(&report).contains("upstream:  a:1=20  b:2=20"));
+        assert!(summary(&report).contains("cache:     MISS=40  (hit ratio 0.0%)"));
+        assert_eq!(report.cache_hit_ratio, 0.0);
+        let cdf = &report.latency_cdf;
+        assert_eq!(cdf.len(), 104);
+        assert_eq!((cdf[0].percentile, cdf[103].percentile), (0.0, 100.0));
+        assert!(cdf
+            .windows(2)
+            .all(|w| w[0].ms <= w[1].ms && w[0].percentile < w[1].percentile));
+        assert_eq!(cdf[103].ms, report.latency_ms.max);
+        assert_eq!(cdf[50].ms, report.latency_ms.p50);
     }
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::scenario::Scenario;
+
 /// One command for the whole lab.
 #[derive(Debug, Parser)]
 #[command(
@@ -25,7 +27,8 @@ pub enum Command {
     Token(TokenArgs),
     /// Validate the config file: the proxy's check, then the [lab] and [auth] tables.
     Check(CheckArgs),
-    /// Send N requests with concurrency C and report upstreams, cache results and latency.
+    /// Run a load scenario (N requests with concurrency C per run) and report and plot upstreams, cache results
+    /// and latency.
     Bench(BenchArgs),
 }
 
@@ -76,7 +79,11 @@ pub struct BenchArgs {
     /// The URL to load.
     #[arg(long, default_value = "http://127.0.0.1:8000/data")]
     pub url: String,
-    /// Total number of requests.
+    /// What to run: `single` (one run), `strategies` (one run per balancing strategy, cache bypassed) or `cache`
+    /// (one run bypassing the cache, then one with it).
+    #[arg(long, short, value_enum, default_value = "single")]
+    pub scenario: Scenario,
+    /// Number of requests of each run.
     #[arg(long, short = 'n', default_value_t = 1000)]
     pub requests: u64,
     /// Requests in flight at once.
@@ -100,8 +107,9 @@ pub struct BenchArgs {
     /// Timeout of each request.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// Where to write the JSON result.
-    #[arg(long, short, default_value = "bench-result.json")]
+    /// Directory for the results: `<scenario>.json` with every run, and the SVG charts
+    /// `<scenario>-latency.svg`, `<scenario>-upstreams.svg` and `<scenario>-cache.svg`.
+    #[arg(long, short, default_value = "bench-out")]
     pub out: PathBuf,
     /// No progress bar (for CI logs).
     #[arg(long)]
@@ -191,20 +199,34 @@ mod tests {
         }
     }
 
+    fn bench(line: &str) -> BenchArgs {
+        let Command::Bench(args) = parse(line).unwrap().command else {
+            panic!("{line}: not bench");
+        };
+        args
+    }
+
     #[test]
     fn bench_arguments() {
-        let Command::Bench(args) =
-            parse("scalelab bench -n 50 -c 4 --strategy weighted --bypass-cache --out r.json")
-                .unwrap()
-                .command
-        else {
-            panic!("not bench");
-        };
+        let args =
+            bench("scalelab bench -n 50 -c 4 --strategy weighted --bypass-cache --out results");
         assert_eq!((args.requests, args.concurrency), (50, 4));
         assert_eq!(args.strategy.as_deref(), Some("weighted"));
         assert!(args.bypass_cache);
-        assert_eq!(args.out, PathBuf::from("r.json"));
+        assert_eq!(args.out, PathBuf::from("results"));
         assert_eq!(args.url, "http://127.0.0.1:8000/data");
+        assert_eq!(args.scenario, Scenario::Single);
+
+        let args = bench("scalelab bench");
+        assert_eq!(args.out, PathBuf::from("bench-out"));
+        assert_eq!(args.scenario, Scenario::Single);
+        for (line, scenario) in [
+            ("scalelab bench --scenario strategies", Scenario::Strategies),
+            ("scalelab bench -s cache -n 300", Scenario::Cache),
+            ("scalelab bench --scenario single", Scenario::Single),
+        ] {
+            assert_eq!(bench(line).scenario, scenario, "{line}");
+        }
     }
 
     #[test]
@@ -216,6 +238,7 @@ mod tests {
             "scalelab token --ttl forever",
             "scalelab bench -c 0",
             "scalelab bench --token abc --no-token",
+            "scalelab bench --scenario priority",
             "scalelab launch",
         ];
         for line in cases {

@@ -9,10 +9,14 @@
 //! - `supervise`: spawning, log prefixing, readiness, exit reporting, restarts and shutdown.
 //! - `token`: minting through `scalelab-auth` from the config's `[auth]` table.
 //! - `bench`: the load generator.
+//! - `scenario`: the named bench scenarios and the runs each one expands into.
+//! - `plot`: SVG charts of a scenario's runs (latency CDF, requests per upstream and per cache result).
 
 pub mod bench;
 pub mod cli;
 pub mod labfile;
 pub mod plan;
+pub mod plot;
+pub mod scenario;
 pub mod supervise;
 pub mod token;

@@ -10,7 +10,7 @@ use scalelab_lab::cli::{BenchArgs, CheckArgs, Cli, Command, TokenArgs, UpArgs};
 use scalelab_lab::labfile::LabFile;
 use scalelab_lab::plan::{self, Stage, BINARIES};
 use scalelab_lab::supervise::{self, Supervisor, UpError, STOP_GRACE};
-use scalelab_lab::{bench, token};
+use scalelab_lab::{bench, plot, scenario, token};
 
 /// The lifetime of the token `up` prints: a working day and then some.
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -221,7 +221,13 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
-    let url = bench::build_url(&args.url, args.strategy.as_deref(), args.bypass_cache)?;
+    // Expanded before anything is sent, so a contradicting option fails at once.
+    let runs = scenario::expand(
+        args.scenario,
+        &args.url,
+        args.strategy.as_deref(),
+        args.bypass_cache,
+    )?;
     let token = match (&args.token, args.no_token) {
         (Some(token), _) => Some(token.clone()),
         (None, true) => None,
@@ -234,19 +240,47 @@ fn run_bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             None => None,
         },
     };
-    let plan = bench::BenchPlan {
-        url,
-        requests: args.requests,
-        concurrency: args.concurrency,
-        token,
-        timeout: args.timeout,
-        progress: !args.quiet,
+    let name = args.scenario.name();
+    let runtime = runtime()?;
+    let mut report = bench::ScenarioReport {
+        scenario: name.to_owned(),
+        runs: Vec::new(),
     };
-    let report = runtime()?.block_on(bench::run(&plan))?;
-    println!("{}", bench::summary(&report));
+    let several = runs.len() > 1;
+    for run in runs {
+        let plan = bench::BenchPlan {
+            // A lone run needs no name before its bar; in a scenario the name says which run is going.
+            label: if several {
+                run.name.clone()
+            } else {
+                String::new()
+            },
+            url: run.url,
+            requests: args.requests,
+            concurrency: args.concurrency,
+            token: token.clone(),
+            timeout: args.timeout,
+            progress: !args.quiet,
+        };
+        let result = runtime.block_on(bench::run(&plan))?;
+        if several {
+            println!("== {name}: {} ==", run.name);
+        }
+        println!("{}\n", bench::summary(&result));
+        report.runs.push(bench::RunReport {
+            name: run.name,
+            report: result,
+        });
+    }
+    let out = &args.out;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let json = serde_json::to_string_pretty(&report).context("encoding the result")?;
-    std::fs::write(&args.out, json + "\n")
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    println!("result written to {}", args.out.display());
+    let mut files = vec![(format!("{name}.json"), json + "\n")];
+    files.extend(plot::scenario_charts(&report)?);
+    for (file, contents) in files {
+        let path = out.join(file);
+        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+        println!("written: {}", path.display());
+    }
     Ok(ExitCode::SUCCESS)
 }

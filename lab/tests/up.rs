@@ -289,6 +289,7 @@ fn up_runs_the_lab_behind_the_proxy_and_stops_every_child() {
         let data = http.get(format!("{proxy}/data")).send().unwrap();
         assert_eq!(data.status(), 503);
     }
+    bench_strategies(&config, &proxy, auth, &dir.path().join("bench-out"));
 
     kill(Pid::from_raw(ups_pid as i32), Signal::SIGTERM).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -330,6 +331,75 @@ fn up_runs_the_lab_behind_the_proxy_and_stops_every_child() {
             up.log.iter().any(|line| line.starts_with(name)),
             "no {name} lines"
         );
+    }
+}
+
+/// `scalelab bench --scenario strategies` against the running lab: a short run per strategy, then the JSON with
+/// every run and the three charts.
+fn bench_strategies(config: &Path, proxy: &str, auth: bool, out: &Path) {
+    const PER_RUN: u64 = 100;
+    let mut command = Command::new(scalelab());
+    command
+        .args([
+            "bench",
+            "--scenario",
+            "strategies",
+            "-n",
+            "100",
+            "-c",
+            "4",
+            "--quiet",
+        ])
+        .arg("--config")
+        .arg(config)
+        .arg("--out")
+        .arg(out);
+    // Without [auth] the gateways refuse /data, so the load goes to /health, which needs no token.
+    if auth {
+        command.args(["--url", &format!("{proxy}/data")]);
+    } else {
+        command.args(["--url", &format!("{proxy}/health"), "--no-token"]);
+    }
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("strategies.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["scenario"], "strategies");
+    let runs = report["runs"].as_array().unwrap();
+    let names: Vec<&str> = runs
+        .iter()
+        .map(|run| run["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["round_robin", "weighted", "least_connections"]);
+    for run in runs {
+        assert_eq!(run["statuses"]["200"], PER_RUN, "{run}");
+        let upstreams = run["upstreams"].as_object().unwrap();
+        let served: u64 = upstreams
+            .values()
+            .map(|count| count.as_u64().unwrap())
+            .sum();
+        assert_eq!(served, PER_RUN, "{run}");
+        assert!(!upstreams.contains_key("none"), "{run}");
+    }
+    // Round robin over three healthy gateways reaches each of them.
+    assert_eq!(
+        runs[0]["upstreams"].as_object().unwrap().len(),
+        3,
+        "{}",
+        runs[0]
+    );
+    for chart in ["latency", "upstreams", "cache"] {
+        let svg = std::fs::read_to_string(out.join(format!("strategies-{chart}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg"), "{chart}");
+        for name in names.iter() {
+            assert!(svg.contains(name), "{chart}: no {name}");
+        }
     }
 }
 

@@ -1,0 +1,194 @@
+//! Named load scenarios for `scalelab bench`: which runs a scenario expands into and with which control
+//! parameters. Pure: no IO, so the expansion is table-tested.
+
+use crate::bench::{build_url, BenchError};
+
+/// The balancing strategies the proxy accepts in `?strategy=`, in the order the `strategies` scenario runs them.
+pub const STRATEGIES: [&str; 3] = ["round_robin", "weighted", "least_connections"];
+
+/// A named scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// One run with the given `--strategy` and `--bypass-cache`, as `bench` always did.
+    Single,
+    /// The same load once per strategy, with the cache bypassed so that every request reaches a gateway.
+    Strategies,
+    /// The same load with `bypass_cache=true`, then with the cache on.
+    Cache,
+}
+
+impl Scenario {
+    /// The name used on the command line and in the output file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Single => "single",
+            Scenario::Strategies => "strategies",
+            Scenario::Cache => "cache",
+        }
+    }
+}
+
+/// One run of a scenario: its name in the report and plots, and the URL it loads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub name: String,
+    pub url: reqwest::Url,
+}
+
+/// Expands `scenario` into its runs against `base`.
+///
+/// `strategy` and `bypass_cache` are the user's `--strategy` and `--bypass-cache`. A scenario that varies one of
+/// them refuses it instead of silently ignoring it.
+///
+/// # Errors
+/// `base` is not a URL, or an option contradicts the scenario.
+pub fn expand(
+    scenario: Scenario,
+    base: &str,
+    strategy: Option<&str>,
+    bypass_cache: bool,
+) -> Result<Vec<Run>, BenchError> {
+    let run = |name: &str, strategy: Option<&str>, bypass: bool| {
+        Ok(Run {
+            name: name.to_owned(),
+            url: build_url(base, strategy, bypass)?,
+        })
+    };
+    match scenario {
+        Scenario::Single => Ok(vec![run("single", strategy, bypass_cache)?]),
+        Scenario::Strategies => {
+            if strategy.is_some() {
+                return Err(BenchError::Scenario(
+                    "--strategy cannot be combined with --scenario strategies, which runs every strategy",
+                ));
+            }
+            // A cache hit never reaches a gateway, so with the cache on the shares would measure the cache.
+            STRATEGIES
+                .iter()
+                .map(|name| run(name, Some(name), true))
+                .collect()
+        }
+        Scenario::Cache => {
+            if bypass_cache {
+                return Err(BenchError::Scenario(
+                    "--bypass-cache cannot be combined with --scenario cache, which runs with and without it",
+                ));
+            }
+            // The bypassed run goes first: the proxy still stores what it fetches, so the cached run starts warm
+            // and shows the steady state rather than the first misses.
+            Ok(vec![
+                run("bypass", strategy, true)?,
+                run("cached", strategy, false)?,
+            ])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Scenario, `--strategy`, `--bypass-cache`, then the expected run names and URLs.
+    type Case = (
+        Scenario,
+        Option<&'static str>,
+        bool,
+        &'static [(&'static str, &'static str)],
+    );
+
+    #[test]
+    fn scenarios_expand_into_their_runs() {
+        let base = "http://h:8000/data";
+        let cases: [Case; 5] = [
+            (
+                Scenario::Single,
+                None,
+                false,
+                &[("single", "http://h:8000/data")],
+            ),
+            (
+                Scenario::Single,
+                Some("weighted"),
+                true,
+                &[(
+                    "single",
+                    "http://h:8000/data?strategy=weighted&bypass_cache=true",
+                )],
+            ),
+            (
+                Scenario::Strategies,
+                None,
+                false,
+                &[
+                    (
+                        "round_robin",
+                        "http://h:8000/data?strategy=round_robin&bypass_cache=true",
+                    ),
+                    (
+                        "weighted",
+                        "http://h:8000/data?strategy=weighted&bypass_cache=true",
+                    ),
+                    (
+                        "least_connections",
+                        "http://h:8000/data?strategy=least_connections&bypass_cache=true",
+                    ),
+                ],
+            ),
+            (
+                Scenario::Cache,
+                None,
+                false,
+                &[
+                    ("bypass", "http://h:8000/data?bypass_cache=true"),
+                    ("cached", "http://h:8000/data"),
+                ],
+            ),
+            (
+                Scenario::Cache,
+                Some("weighted"),
+                false,
+                &[
+                    (
+                        "bypass",
+                        "http://h:8000/data?strategy=weighted&bypass_cache=true",
+                    ),
+                    ("cached", "http://h:8000/data?strategy=weighted"),
+                ],
+            ),
+        ];
+        for (scenario, strategy, bypass, expected) in cases {
+            let runs = expand(scenario, base, strategy, bypass).unwrap();
+            let got: Vec<(&str, &str)> = runs
+                .iter()
+                .map(|run| (run.name.as_str(), run.url.as_str()))
+                .collect();
+            assert_eq!(got, expected, "{scenario:?} {strategy:?} {bypass}");
+        }
+    }
+
+    #[test]
+    fn contradicting_options_are_refused() {
+        let base = "http://h:8000/data";
+        assert!(expand(Scenario::Strategies, base, Some("weighted"), false).is_err());
+        assert!(expand(Scenario::Cache, base, None, true).is_err());
+        assert!(expand(Scenario::Strategies, "not a url", None, false).is_err());
+        // The strategies scenario always bypasses the cache, so asking for it too is no contradiction.
+        assert_eq!(
+            expand(Scenario::Strategies, base, None, true)
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+
+    #[test]
+    fn names_match_the_command_line() {
+        use clap::ValueEnum;
+        for scenario in Scenario::value_variants() {
+            let value = scenario.to_possible_value().unwrap();
+            assert_eq!(value.get_name(), scenario.name());
+        }
+    }
+}
