@@ -86,12 +86,19 @@ const NOT_MODIFIED_HEADERS: [&str; 6] = [
 ];
 
 /// A response's fields that are stored with an object (or merged into it on a 304).
+///
+/// Each value is copied: Pingora's parsed header values are slices of the whole response read
+/// buffer (4 KiB or more), so a clone would keep that buffer alive for as long as the object is
+/// stored, several times the size of a small object and invisible to `max_bytes`.
 fn storable_headers(response: &ResponseHeader) -> Vec<(http::HeaderName, http::HeaderValue)> {
     response
         .headers
         .iter()
         .filter(|(name, _)| !NOT_STORED_HEADERS.contains(&name.as_str()))
-        .map(|(name, value)| (name.clone(), value.clone()))
+        .filter_map(|(name, value)| {
+            let copy = http::HeaderValue::from_bytes(value.as_bytes()).ok()?;
+            Some((name.clone(), copy))
+        })
         .collect()
 }
 
@@ -572,7 +579,13 @@ pub fn on_upstream_body(ctx: &mut RequestCtx, body: &Option<Bytes>, end_of_strea
     }
     if end_of_stream {
         if let Some(mut collect) = cache.collect.take() {
-            collect.new.body = collect.body.freeze();
+            // A body of unknown length grew by doubling; don't store the slack with it.
+            collect.new.body =
+                if collect.body.capacity() > collect.body.len() + collect.body.len() / 8 {
+                    Bytes::copy_from_slice(&collect.body)
+                } else {
+                    collect.body.freeze()
+                };
             cache.store.insert(collect.new);
         }
         // Waiters may look again now.
