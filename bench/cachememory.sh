@@ -6,6 +6,7 @@
 #   TIER_MIB=32          max_bytes of each of the three tiers (total = 3 x TIER_MIB)
 #   OBJECT_KIB=64        size of each object
 #   PUSH_FACTOR=4        bytes pushed = PUSH_FACTOR x the configured total
+#   FETCHES=3            requests per object (3 with promotion after 1 hit: every tier fills)
 #   SCALELAB_PROXY_BIN   the binary (default target/release/scalelab-proxy, built if missing)
 set -euo pipefail
 BENCH_NAME=cachememory
@@ -17,9 +18,10 @@ source "$BENCH_DIR/lib.sh"
 TIER_MIB=${TIER_MIB:-32}
 OBJECT_KIB=${OBJECT_KIB:-64}
 PUSH_FACTOR=${PUSH_FACTOR:-4}
+FETCHES=${FETCHES:-3}
 READY_TIMEOUT=${READY_TIMEOUT:-20}
 PORT_BASE=${BENCH_PORT_BASE:-18280}
-require_uint TIER_MIB OBJECT_KIB PUSH_FACTOR READY_TIMEOUT PORT_BASE
+require_uint TIER_MIB OBJECT_KIB PUSH_FACTOR FETCHES READY_TIMEOUT PORT_BASE
 
 ensure_tools nginx:nginx curl:curl
 NGINX=$(find_bin nginx) || die "nginx not found after install"
@@ -105,13 +107,14 @@ total_mib=$((3 * TIER_MIB))
 objects=$((total_mib * 1024 * PUSH_FACTOR / OBJECT_KIB))
 rss_before=$(proc_status_kib "$PROXY_PID" VmRSS)
 log "pushing $objects distinct ${OBJECT_KIB} KiB objects ($((objects * OBJECT_KIB / 1024)) MiB) through tiers of 3 x $TIER_MIB MiB"
-# Every object is fetched twice, so half the traffic is hits and objects climb and fall tiers.
-python3 - "$PROXY" "$objects" <<'PY'
+# Every object is fetched FETCHES times: it enters L3, and each hit moves it up one tier, so with
+# the default 3 every tier fills and objects fall back down as newer ones climb.
+python3 - "$PROXY" "$objects" "$FETCHES" <<'PY'
 import http.client, sys
-port, count = int(sys.argv[1]), int(sys.argv[2])
+port, count, fetches = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 for i in range(count):
-    for _ in range(2):
+    for _ in range(fetches):
         conn.request("GET", f"/obj/{i}")
         response = conn.getresponse()
         response.read()
@@ -135,6 +138,7 @@ bound_kib=$((total_mib * 1024 * 120 / 100))
     echo "| RSS after | $((rss_after / 1024)) MiB |"
     echo "| peak RSS (VmHWM) | $((hwm / 1024)) MiB |"
     echo "| bound (total + 20%) | $((bound_kib / 1024)) MiB |"
+    echo "| RSS growth / bytes held | $(python3 -c "print(f'{($rss_after - $rss_before) * 1024 / max($cached_bytes, 1):.2f}')") |"
 } | tee "$WORK.md"
 if ((hwm > bound_kib)); then
     log "FAIL: peak RSS $((hwm / 1024)) MiB is over $((bound_kib / 1024)) MiB"
