@@ -567,14 +567,7 @@ impl TestProxy {
     }
 
     pub async fn upstreams(&self) -> Value {
-        client()
-            .get(format!("{}/admin/upstreams", self.admin))
-            .send()
-            .await
-            .expect("admin")
-            .json()
-            .await
-            .expect("json")
+        self.admin_get("/admin/upstreams").await
     }
 
     /// Sum of in-flight counts over every server of every group.
