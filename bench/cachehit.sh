@@ -10,9 +10,8 @@
 #   CONNECTIONS=32        wrk connections (wrk always runs with one thread)
 #   WARMUP=2              seconds of unrecorded wrk load per peer before round 1 (0 = none)
 #   SKIP_SCALELAB=1       leave scalelab-proxy out
-#   SCALELAB_PROXY_BIN=   scalelab-proxy binary (default target/release/scalelab-proxy; built with
-#                         `cargo build --release -p scalelab-proxy` only if that file is missing,
-#                         so rebuild it yourself after changing the proxy)
+#   SCALELAB_PROXY_BIN=   scalelab-proxy binary to use as is (default: `cargo build --release`,
+#                         a no-op when up to date, then target/release/scalelab-proxy)
 #   SCALELAB_RUST_LOG=warn  RUST_LOG for scalelab-proxy (warn = no access log; the peers log nothing)
 #   PROXY_CORE=0 LOAD_CORE=1   proxies on PROXY_CORE; wrk and the origin on LOAD_CORE
 #   VARNISH_THREAD_POOL_MIN=10   Varnish -p thread_pool_min (one pool: -p thread_pools=1)
@@ -78,31 +77,14 @@ SCALELAB_BIN=""
 if [[ $SKIP_SCALELAB == 1 ]]; then
     log "SKIP_SCALELAB=1: scalelab-proxy is left out"
 else
-    if [[ -n ${SCALELAB_PROXY_BIN:-} ]]; then
-        SCALELAB_BIN=$SCALELAB_PROXY_BIN
-    else
-        target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
-        [[ $target_dir == /* ]] || target_dir=$ROOT/$target_dir
-        SCALELAB_BIN=$target_dir/release/scalelab-proxy
-        if [[ ! -x $SCALELAB_BIN ]]; then
-            log "$SCALELAB_BIN missing: cargo build --release -p scalelab-proxy"
-            (cd "$ROOT" && cargo build --release -p scalelab-proxy >&2) || die "release build failed"
-        fi
-    fi
-    [[ -x $SCALELAB_BIN ]] || die "scalelab-proxy binary not found at '$SCALELAB_BIN' (set SKIP_SCALELAB=1 to leave it out)"
+    SCALELAB_BIN=$(scalelab_proxy_bin)
     PEERS+=(scalelab)
 fi
 
 # ---------------------------------------------------------------------------------------------
 # Layout, ports, cleanup
 # ---------------------------------------------------------------------------------------------
-STAMP=$(date +%Y%m%d-%H%M%S)
-RESULTS=$BENCH_DIR/results
-mkdir -p "$RESULTS"
-# configs, logs and raw wrk output of this run (own directory even if another run starts this second)
-mkdir "$RESULTS/cachehit-$STAMP" 2>/dev/null || { STAMP+="-$$" && mkdir "$RESULTS/cachehit-$STAMP"; }
-WORK=$RESULTS/cachehit-$STAMP
-REPORT=$RESULTS/cachehit-$STAMP.md
+new_results cachehit
 
 PORT_ORIGIN=$((PORT_BASE + 1))
 PORT_VARNISH=$((PORT_BASE + 2))
@@ -110,9 +92,7 @@ PORT_NGINX=$((PORT_BASE + 3))
 PORT_SCALELAB=$((PORT_BASE + 4))
 PORT_ADMIN=$((PORT_BASE + 5))
 
-for p in "$PORT_ORIGIN" "$PORT_VARNISH" "$PORT_NGINX" "$PORT_SCALELAB" "$PORT_ADMIN"; do
-    if port_in_use "$p"; then die "port $p is in use; set BENCH_PORT_BASE to a free range"; fi
-done
+require_free_ports "$PORT_ORIGIN" "$PORT_VARNISH" "$PORT_NGINX" "$PORT_SCALELAB" "$PORT_ADMIN"
 
 install_cleanup
 # varnishd's working directory (-n): short path, outside the repository; removed on exit.

@@ -7,7 +7,7 @@
 #   OBJECT_KIB=64        size of each object
 #   PUSH_FACTOR=4        bytes pushed = PUSH_FACTOR x the configured total
 #   FETCHES=3            requests per object (3 with promotion after 1 hit: every tier fills)
-#   SCALELAB_PROXY_BIN   the binary (default target/release/scalelab-proxy, built if missing)
+#   SCALELAB_PROXY_BIN   the binary to use as is (default: cargo build --release, then target/release)
 set -euo pipefail
 BENCH_NAME=cachememory
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -25,19 +25,11 @@ require_uint TIER_MIB OBJECT_KIB PUSH_FACTOR FETCHES READY_TIMEOUT PORT_BASE
 
 ensure_tools nginx:nginx curl:curl
 NGINX=$(find_bin nginx) || die "nginx not found after install"
-BIN=${SCALELAB_PROXY_BIN:-$ROOT/target/release/scalelab-proxy}
-if [[ ! -x $BIN ]]; then
-    log "cargo build --release -p scalelab-proxy"
-    (cd "$ROOT" && cargo build --release -p scalelab-proxy >&2) || die "release build failed"
-fi
+BIN=$(scalelab_proxy_bin)
 
-STAMP=$(date +%Y%m%d-%H%M%S)
-mkdir -p "$BENCH_DIR/results"
-WORK=$(mktemp -d "$BENCH_DIR/results/cachememory-$STAMP-XXXX")
+new_results cachememory
 ORIGIN=$((PORT_BASE + 1)) PROXY=$((PORT_BASE + 2)) ADMIN=$((PORT_BASE + 3))
-for p in "$ORIGIN" "$PROXY" "$ADMIN"; do
-    if port_in_use "$p"; then die "port $p is in use; set BENCH_PORT_BASE"; fi
-done
+require_free_ports "$ORIGIN" "$PROXY" "$ADMIN"
 install_cleanup
 
 # The origin serves one OBJECT_KIB file under every /obj/N path, cacheable for 10 minutes.
@@ -139,7 +131,7 @@ bound_kib=$((total_mib * 1024 * 120 / 100))
     echo "| peak RSS (VmHWM) | $((hwm / 1024)) MiB |"
     echo "| bound (total + 20%) | $((bound_kib / 1024)) MiB |"
     echo "| RSS growth / bytes held | $(python3 -c "print(f'{($rss_after - $rss_before) * 1024 / max($cached_bytes, 1):.2f}')") |"
-} | tee "$WORK.md"
+} | tee "$REPORT"
 if ((hwm > bound_kib)); then
     log "FAIL: peak RSS $((hwm / 1024)) MiB is over $((bound_kib / 1024)) MiB"
     exit 1

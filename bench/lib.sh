@@ -2,7 +2,8 @@
 # Shared helpers for the bench/*.sh benchmarks. Source it after setting BENCH_NAME (the log prefix);
 # the benchmark sets WORK (its output directory) and READY_TIMEOUT before using start_bg/wait_ready.
 #
-# Provides: log die require_uint; SUDO find_bin apt_install ensure_tools; port_in_use;
+# Provides: log die require_uint; SUDO find_bin apt_install ensure_tools; port_in_use
+# require_free_ports; release_bin scalelab_proxy_bin; new_results (STAMP WORK REPORT);
 # STARTED_PIDS start_bg http_code wait_ready install_cleanup (stops every started process tree on
 # exit); nginx_common nginx_temp_paths; CLK_TCK proc_cpu_ticks proc_status_kib tree_pids
 # tree_cpu_ticks tree_status_kib core_busy_ticks all_busy_ticks own_ticks ticks_to_us wait_for_quiet.
@@ -81,6 +82,46 @@ ensure_tools() { # binary:package... ; installs the packages of the binaries not
 }
 
 port_in_use() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+require_free_ports() { # port... ; dies on the first one something already listens on
+    local p
+    for p in "$@"; do
+        if port_in_use "$p"; then die "port $p is in use; set BENCH_PORT_BASE to a free range"; fi
+    done
+}
+
+release_bin() { # binary crate-dir -> path; `cargo build --release` first (a no-op when fresh), so a
+    # benchmark never measures a binary older than the source
+    local name=$1 dir=$2 target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+    [[ $target_dir == /* ]] || target_dir=$ROOT/$target_dir
+    log "cargo build --release ($name)"
+    (cd "$dir" && CARGO_TARGET_DIR=$target_dir cargo build --release --bin "$name" >&2) ||
+        die "release build of $name failed"
+    [[ -x $target_dir/release/$name ]] || die "$name not found at $target_dir/release/$name"
+    echo "$target_dir/release/$name"
+}
+
+scalelab_proxy_bin() { # -> $SCALELAB_PROXY_BIN when set (used as is), else a fresh release build
+    if [[ -n ${SCALELAB_PROXY_BIN:-} ]]; then
+        [[ -x $SCALELAB_PROXY_BIN ]] || die "SCALELAB_PROXY_BIN=$SCALELAB_PROXY_BIN is not executable"
+        echo "$SCALELAB_PROXY_BIN"
+    else
+        release_bin scalelab-proxy "$ROOT"
+    fi
+}
+
+new_results() { # name ; sets STAMP, WORK (this run's own directory for configs, logs and raw output,
+    # even if another run starts in the same second) and REPORT (the markdown report next to it)
+    local name=$1
+    STAMP=$(date +%Y%m%d-%H%M%S)
+    mkdir -p "$BENCH_DIR/results"
+    mkdir "$BENCH_DIR/results/$name-$STAMP" 2>/dev/null || {
+        STAMP+="-$$" && mkdir "$BENCH_DIR/results/$name-$STAMP"
+    }
+    WORK=$BENCH_DIR/results/$name-$STAMP
+    # shellcheck disable=SC2034  # read by the benchmark that called this
+    REPORT=$WORK.md
+}
 
 # ---------------------------------------------------------------------------------------------
 # Processes: start in the background, wait until ready, stop everything on exit

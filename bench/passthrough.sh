@@ -74,42 +74,20 @@ SCALELAB_BIN=""
 if [[ $SKIP_SCALELAB == 1 ]]; then
     log "SKIP_SCALELAB=1: scalelab-proxy is left out"
 else
-    if [[ -n ${SCALELAB_PROXY_BIN:-} ]]; then
-        SCALELAB_BIN=$SCALELAB_PROXY_BIN
-    else
-        log "cargo build --release -p scalelab-proxy"
-        (cd "$ROOT" && cargo build --release -p scalelab-proxy >&2) || die "release build failed"
-        target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
-        [[ $target_dir == /* ]] || target_dir=$ROOT/$target_dir
-        SCALELAB_BIN=$target_dir/release/scalelab-proxy
-    fi
-    [[ -x $SCALELAB_BIN ]] || die "scalelab-proxy binary not found at '$SCALELAB_BIN' (set SKIP_SCALELAB=1 to leave it out)"
+    SCALELAB_BIN=$(scalelab_proxy_bin)
     PEERS+=(scalelab)
 fi
 
 MINIMAL_BIN=""
 if [[ ${MINIMAL_PINGORA:-0} == 1 ]]; then
-    target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
-    [[ $target_dir == /* ]] || target_dir=$ROOT/$target_dir
-    MINIMAL_BIN=$target_dir/release/minimal-pingora
-    if [[ ! -x $MINIMAL_BIN ]]; then
-        log "cargo build --release (bench/minimal-pingora)"
-        (cd "$BENCH_DIR/minimal-pingora" && CARGO_TARGET_DIR=$target_dir cargo build --release >&2) ||
-            die "minimal-pingora build failed"
-    fi
+    MINIMAL_BIN=$(release_bin minimal-pingora "$BENCH_DIR/minimal-pingora")
     PEERS+=(pingora)
 fi
 
 # ---------------------------------------------------------------------------------------------
 # Layout, ports, cleanup
 # ---------------------------------------------------------------------------------------------
-STAMP=$(date +%Y%m%d-%H%M%S)
-RESULTS=$BENCH_DIR/results
-mkdir -p "$RESULTS"
-# configs, logs and raw wrk output of this run (own directory even if another run starts this second)
-mkdir "$RESULTS/passthrough-$STAMP" 2>/dev/null || { STAMP+="-$$" && mkdir "$RESULTS/passthrough-$STAMP"; }
-WORK=$RESULTS/passthrough-$STAMP
-REPORT=$RESULTS/passthrough-$STAMP.md
+new_results passthrough
 
 PORT_UP1=$((PORT_BASE + 1))
 PORT_UP2=$((PORT_BASE + 2))
@@ -119,9 +97,7 @@ PORT_SCALELAB=$((PORT_BASE + 5))
 PORT_ADMIN=$((PORT_BASE + 6))
 PORT_MINIMAL=$((PORT_BASE + 7))
 
-for p in "$PORT_UP1" "$PORT_UP2" "$PORT_NGINX" "$PORT_HAPROXY" "$PORT_SCALELAB" "$PORT_ADMIN"; do
-    if port_in_use "$p"; then die "port $p is in use; set BENCH_PORT_BASE to a free range"; fi
-done
+require_free_ports "$PORT_UP1" "$PORT_UP2" "$PORT_NGINX" "$PORT_HAPROXY" "$PORT_SCALELAB" "$PORT_ADMIN"
 
 install_cleanup
 
