@@ -603,13 +603,7 @@ impl TestProxy {
     }
 
     pub async fn server_healthy(&self, addr: SocketAddr) -> Option<bool> {
-        let upstreams = self.upstreams().await;
-        upstreams["upstreams"]
-            .as_array()?
-            .iter()
-            .flat_map(|g| g["servers"].as_array().cloned().unwrap_or_default())
-            .find(|s| s["addr"] == addr.to_string())
-            .and_then(|s| s["healthy"].as_bool())
+        self.server_report(addr).await?["healthy"].as_bool()
     }
 
     pub async fn admin_get(&self, path: &str) -> Value {
