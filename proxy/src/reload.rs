@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use scalelab_common::sync::lock;
 
 /// How many reloads the journal keeps; older ones are dropped first.
 pub const JOURNAL_CAPACITY: usize = 50;
@@ -160,10 +160,7 @@ impl Journal {
             self.last_applied_unix_ms
                 .store(record.unix_ms, Ordering::Relaxed);
         }
-        let mut records = match self.records.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut records = lock(&self.records);
         records.push_front(record);
         records.truncate(JOURNAL_CAPACITY);
     }
@@ -181,10 +178,7 @@ impl Journal {
 
     /// A copy of the journal, newest first.
     pub fn records(&self) -> Vec<Record> {
-        match self.records.lock() {
-            Ok(records) => records.iter().cloned().collect(),
-            Err(poisoned) => poisoned.into_inner().iter().cloned().collect(),
-        }
+        lock(&self.records).iter().cloned().collect()
     }
 }
 
@@ -247,11 +241,9 @@ pub fn problems(error: &ConfigError) -> Vec<Problem> {
 
 /// The wall-clock time as (RFC 3339, unix milliseconds).
 pub fn now() -> (String, u64) {
-    let now = SystemTime::now();
-    let unix_ms = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let since_epoch = scalelab_common::clock::since_epoch();
+    let now = std::time::UNIX_EPOCH + since_epoch;
+    let unix_ms = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX);
     (humantime::format_rfc3339_millis(now).to_string(), unix_ms)
 }
 

@@ -9,7 +9,8 @@ use crate::upstream::Registry;
 use arc_swap::ArcSwap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use scalelab_common::sync::lock;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 #[derive(Clone, Debug)]
@@ -285,14 +286,5 @@ impl Shared {
         }
         self.inner.journal.push(record.clone());
         record
-    }
-}
-
-/// Locks a mutex whose data stays valid even if a holder panicked (each critical section
-/// writes whole values), so a poisoned lock is used as it is.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }

@@ -15,7 +15,9 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use scalelab_common::clock::unix_ms;
+use scalelab_common::sync::lock;
+use std::time::{Duration, Instant};
 
 /// Run-time state of one server of one group. Shared by every snapshot that lists the same
 /// address in the same group, so a reload keeps health and counters.
@@ -83,12 +85,6 @@ fn now_ms() -> u64 {
     epoch().elapsed().as_millis() as u64
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 impl ServerState {
     fn new(group: &str, addr: SocketAddr, initially_healthy: bool) -> ServerState {
@@ -155,14 +151,12 @@ impl ServerState {
             self.consecutive_successes.store(0, Ordering::Relaxed);
             self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1
         };
-        if let Ok(mut last) = self.last_check.lock() {
-            *last = Some(CheckRecord {
-                at_unix_ms: unix_ms(),
-                ok: passed,
-                detail,
-                duration_ms: took.as_millis() as u64,
-            });
-        }
+        *lock(&self.last_check) = Some(CheckRecord {
+            at_unix_ms: unix_ms(),
+            ok: passed,
+            detail,
+            duration_ms: took.as_millis() as u64,
+        });
         let healthy = self.healthy.load(Ordering::Relaxed);
         let ever_passed = self.ever_passed.load(Ordering::Relaxed);
         if passed {
@@ -205,7 +199,7 @@ impl ServerState {
             selected: self.selected(),
             consecutive_successes: self.consecutive_successes.load(Ordering::Relaxed),
             consecutive_failures: self.consecutive_failures.load(Ordering::Relaxed),
-            last_check: self.last_check.lock().ok().and_then(|last| last.clone()),
+            last_check: lock(&self.last_check).clone(),
         }
     }
 }
@@ -242,10 +236,7 @@ impl Registry {
         addr: SocketAddr,
         has_active_check: bool,
     ) -> Arc<ServerState> {
-        let mut servers = match self.servers.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut servers = lock(&self.servers);
         servers
             .entry((group.to_string(), addr))
             .or_insert_with(|| Arc::new(ServerState::new(group, addr, !has_active_check)))
@@ -254,9 +245,7 @@ impl Registry {
 
     /// Forgets servers that no snapshot lists any more.
     pub fn retain(&self, keep: impl Fn(&str, SocketAddr) -> bool) {
-        if let Ok(mut servers) = self.servers.lock() {
-            servers.retain(|(group, addr), _| keep(group, *addr));
-        }
+        lock(&self.servers).retain(|(group, addr), _| keep(group, *addr));
     }
 }
 
