@@ -13,15 +13,91 @@ use crate::config::{CacheSettings, TierSettings};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use policy::{TtlSource, Usability};
+use scalelab_common::sync::{lock, read, write};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 const SHARDS: usize = 16;
+
+/// How many times a lookup scans the tiers when objects moved while it looked. A move takes
+/// microseconds; more passes than this means moves are constant and a miss is acceptable.
+const MAX_SCANS: usize = 8;
+
+/// The outcome of one scan of the tiers.
+enum Scan {
+    Hit(Found),
+    /// Found past every stale window (and removed): a real miss, no need to look again.
+    Expired,
+    Absent,
+}
+
+/// Tier-to-tier moves (promotion, demotion, eviction into the next tier, replacement) take an
+/// object out of one tier before it enters another, so for a moment no tier has it; a lookup
+/// that missed then would send a request for a stored key to the origin (the flaky coalescing
+/// test: a waiter woke while 200 hits promoted the object). So a moving object is registered
+/// here before it leaves its tier and stays until it has arrived, and a scan that finds no tier
+/// holding a key looks here. A move that ended during the scan bumps `finished` before it
+/// leaves this table, so the scan notices that and scans again. Only misses read this.
+#[derive(Debug)]
+struct Moves {
+    finished: AtomicU64,
+    in_transit: Vec<Mutex<HashMap<Arc<str>, Transit>>>,
+}
+
+/// The moving object, the tier it is going to, and how many moves of it are running.
+type Transit = (Arc<Entry>, usize, usize);
+
+impl Default for Moves {
+    fn default() -> Moves {
+        Moves {
+            finished: AtomicU64::new(0),
+            in_transit: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+}
+
+impl Moves {
+    /// Registers `entry` as moving to tier `to`; call before removing it from its tier.
+    fn depart(&self, entry: &Arc<Entry>, to: usize) {
+        let mut moving = lock(&self.in_transit[shard_of(&entry.key)]);
+        let slot = moving
+            .entry(entry.key.clone())
+            .or_insert_with(|| (entry.clone(), to, 0));
+        *slot = (entry.clone(), to, slot.2 + 1);
+    }
+
+    /// Ends a move registered with `depart`, once the object is in its new tier (or gone).
+    fn arrive(&self, entry: &Entry) {
+        self.finished.fetch_add(1, Ordering::SeqCst);
+        let mut moving = lock(&self.in_transit[shard_of(&entry.key)]);
+        if let Some(slot) = moving.get_mut(&entry.key) {
+            slot.2 = slot.2.saturating_sub(1);
+            if slot.2 == 0 {
+                moving.remove(&entry.key);
+            }
+        }
+    }
+
+    fn find(&self, key: &str) -> Option<(Arc<Entry>, usize)> {
+        lock(&self.in_transit[shard_of(key)])
+            .get(key)
+            .map(|(entry, to, _)| (entry.clone(), *to))
+    }
+
+    fn seen(&self) -> u64 {
+        self.finished.load(Ordering::SeqCst)
+    }
+
+    /// Whether a move ended since `seen` was read.
+    fn changed_since(&self, seen: u64) -> bool {
+        self.finished.load(Ordering::SeqCst) != seen
+    }
+}
 
 /// Separates a route's key from the request header values of one variant in a storage key.
 /// Neither a rendered key nor a header value can contain a newline, so the split is exact.
@@ -73,7 +149,6 @@ pub struct Entry {
     /// Stored from a HEAD response: it has no body and cannot answer a GET.
     pub head_only: bool,
     pub stored_at: Instant,
-    pub stored_unix_ms: u64,
     pub ttl: Duration,
     pub ttl_source: TtlSource,
     pub stale_while_revalidate: Duration,
@@ -296,17 +371,18 @@ pub struct FillGuard {
 
 impl Drop for FillGuard {
     fn drop(&mut self) {
-        if let Ok(mut fills) = self.store.fills[shard_of(&self.key)].lock() {
-            fills.remove(&self.key);
-        }
+        lock(&self.store.fills[shard_of(&self.key)]).remove(&self.key);
     }
 }
 
-/// Either lead the fill of a key or wait for the current leader.
+/// Either lead the fill of a key, wait for the current leader, or look again.
 #[derive(Debug)]
 pub enum Fill {
     Leader(FillGuard),
     Wait(watch::Receiver<()>),
+    /// Nobody is filling the key because a leader stored a usable object after this
+    /// request's lookup missed: look it up again instead of fetching it a second time.
+    Stored,
 }
 
 /// The store for the running config: follows reloads, resizing (and so keeping what fits)
@@ -380,6 +456,7 @@ pub struct CacheStore {
     vary: Vec<VaryIndex>,
     next_id: AtomicU64,
     misses: AtomicU64,
+    moves: Moves,
 }
 
 fn shard_of(key: &str) -> usize {
@@ -387,13 +464,6 @@ fn shard_of(key: &str) -> usize {
     let hasher =
         std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
     (hasher.hash_one(key) as usize) % SHARDS
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }
 
 impl Tier {
@@ -409,13 +479,12 @@ impl Tier {
     }
 
     fn get(&self, key: &str) -> Option<Arc<Entry>> {
-        let shard = self.shards[shard_of(key)].read().ok()?;
-        shard.get(key).cloned()
+        read(&self.shards[shard_of(key)]).get(key).cloned()
     }
 
     /// Removes `key` if it still holds entry `id` (or any entry when `id` is `None`).
     fn remove(&self, key: &str, id: Option<u64>) -> Option<Arc<Entry>> {
-        let mut shard = self.shards[shard_of(key)].write().ok()?;
+        let mut shard = write(&self.shards[shard_of(key)]);
         if id.is_some_and(|id| shard.get(key).is_none_or(|e| e.id != id)) {
             return None;
         }
@@ -425,14 +494,12 @@ impl Tier {
         Some(removed)
     }
 
-    /// Inserts and returns what had to leave to make room (to be demoted by the caller).
-    fn insert(&self, entry: Arc<Entry>) -> Vec<Arc<Entry>> {
-        let replaced = {
-            let Ok(mut shard) = self.shards[shard_of(&entry.key)].write() else {
-                return Vec::new();
-            };
-            shard.insert(entry.key.clone(), entry.clone())
-        };
+    /// Inserts and returns what had to leave to make room. When there is a tier `below`, each
+    /// of those is registered in `moves` as going there before it leaves this tier; the
+    /// caller places it and ends the move.
+    fn insert(&self, entry: Arc<Entry>, moves: &Moves, below: Option<usize>) -> Vec<Arc<Entry>> {
+        let replaced =
+            write(&self.shards[shard_of(&entry.key)]).insert(entry.key.clone(), entry.clone());
         if let Some(old) = replaced {
             self.entries.fetch_sub(1, Ordering::Relaxed);
             self.bytes.fetch_sub(old.size, Ordering::Relaxed);
@@ -456,8 +523,13 @@ impl Tier {
                 clock.push_back((key, id));
                 continue;
             }
-            if let Some(removed) = self.remove(&key, Some(id)) {
-                evicted.push(removed);
+            if let Some(to) = below {
+                moves.depart(&candidate, to);
+            }
+            match self.remove(&key, Some(id)) {
+                Some(removed) => evicted.push(removed),
+                None if below.is_some() => moves.arrive(&candidate),
+                None => {}
             }
         }
         // Moved and replaced objects leave stale ring items behind; drop them now and then.
@@ -475,13 +547,7 @@ impl Tier {
     fn all(&self) -> Vec<Arc<Entry>> {
         self.shards
             .iter()
-            .filter_map(|shard| {
-                shard
-                    .read()
-                    .ok()
-                    .map(|s| s.values().cloned().collect::<Vec<_>>())
-            })
-            .flatten()
+            .flat_map(|shard| read(shard).values().cloned().collect::<Vec<_>>())
             .collect()
     }
 
@@ -513,6 +579,7 @@ impl CacheStore {
             vary: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             next_id: AtomicU64::new(1),
             misses: AtomicU64::new(0),
+            moves: Moves::default(),
         })
     }
 
@@ -523,9 +590,7 @@ impl CacheStore {
         next.next_id
             .store(self.next_id.load(Ordering::Relaxed), Ordering::Relaxed);
         for (from, to) in self.vary.iter().zip(&next.vary) {
-            if let (Ok(from), Ok(mut to)) = (from.read(), to.write()) {
-                to.extend(from.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
+            write(to).extend(read(from).iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         let last = next.tiers.len().saturating_sub(1);
         for (index, tier) in self.tiers.iter().enumerate().rev() {
@@ -540,11 +605,7 @@ impl CacheStore {
 
     /// The headers `primary`'s last stored response varied on, if it did.
     fn vary_names(&self, primary: &str) -> Option<Arc<[String]>> {
-        self.vary[shard_of(primary)]
-            .read()
-            .ok()?
-            .get(primary)
-            .cloned()
+        read(&self.vary[shard_of(primary)]).get(primary).cloned()
     }
 
     /// The key to look a request up under: `primary`, or the storage key of the variant that
@@ -566,22 +627,47 @@ impl CacheStore {
 
     /// Looks `key` up, L1 first. A hit counts toward promotion; an object whose tier TTL ended
     /// moves down first; an object past every stale window is removed.
+    ///
+    /// An object moving between tiers is briefly in neither, so a scan that misses while a move
+    /// ran looks again (see `Moves`); otherwise a promotion racing the lookup would send a
+    /// request for a stored key to the origin.
     pub fn lookup(&self, key: &str) -> Option<Found> {
+        for _ in 0..MAX_SCANS {
+            let seen = self.moves.seen();
+            match self.scan(key) {
+                Scan::Hit(found) => return Some(found),
+                Scan::Expired => break,
+                Scan::Absent if self.moves.changed_since(seen) => std::hint::spin_loop(),
+                Scan::Absent => break,
+            }
+        }
+        for tier in &self.tiers {
+            tier.counters.misses.fetch_add(1, Ordering::Relaxed);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// One pass over the tiers for `lookup`.
+    fn scan(&self, key: &str) -> Scan {
         for (index, tier) in self.tiers.iter().enumerate() {
             let Some(entry) = tier.get(key) else {
-                tier.counters.misses.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
             if entry.usability() == Usability::Expired {
                 if tier.remove(key, Some(entry.id)).is_some() {
                     tier.counters.expirations.fetch_add(1, Ordering::Relaxed);
                 }
-                break;
+                return Scan::Expired;
             }
             let in_tier = lock(&entry.tier_entered).elapsed();
             if in_tier >= tier.settings.ttl {
                 self.demote_or_expire(index, &entry);
-                return self.lookup(key);
+                return self.scan(key);
+            }
+            // Hotter tiers were looked at and did not have it.
+            for hotter in &self.tiers[..index] {
+                hotter.counters.misses.fetch_add(1, Ordering::Relaxed);
             }
             entry.referenced.store(true, Ordering::Relaxed);
             entry.total_hits.fetch_add(1, Ordering::Relaxed);
@@ -590,6 +676,7 @@ impl CacheStore {
             let mut promoted = None;
             let mut found_tier = index;
             if index > 0 && hits >= self.settings.promotion_hits {
+                self.moves.depart(&entry, index - 1);
                 if let Some(moved) = tier.remove(key, Some(entry.id)) {
                     tier.counters.promotions.fetch_add(1, Ordering::Relaxed);
                     promoted = Some(format!(
@@ -600,16 +687,30 @@ impl CacheStore {
                     found_tier = index - 1;
                     self.place(index - 1, moved);
                 }
+                self.moves.arrive(&entry);
             }
-            return Some(Found {
+            return Scan::Hit(Found {
                 entry,
                 tier: found_tier,
                 tier_name: self.tiers[found_tier].settings.name.clone(),
                 promoted,
             });
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        None
+        match self.moves.find(key) {
+            // Between two tiers: a hit in the tier it is going to.
+            Some((entry, to)) if entry.usability() != Usability::Expired => {
+                entry.total_hits.fetch_add(1, Ordering::Relaxed);
+                let tier = &self.tiers[to];
+                tier.counters.hits.fetch_add(1, Ordering::Relaxed);
+                Scan::Hit(Found {
+                    entry,
+                    tier: to,
+                    tier_name: tier.settings.name.clone(),
+                    promoted: None,
+                })
+            }
+            _ => Scan::Absent,
+        }
     }
 
     /// Stores a new object in the last (coldest) tier.
@@ -621,25 +722,37 @@ impl CacheStore {
             return None;
         }
         self.record_vary(&new.key, &new.vary);
-        // The same key may sit in a hotter tier; the new object replaces it.
-        for tier in &self.tiers[..last] {
-            tier.remove(&key, None);
-        }
         let entry = self.entry(key, size, new);
+        // The same key may sit in a hotter tier; the new object replaces it. Until it is in
+        // the last tier, lookups find it as moving there.
+        self.moves.depart(&entry, last);
+        for tier in &self.tiers[..last] {
+            tier.remove(&entry.key, None);
+        }
         self.tiers[last]
             .counters
             .sets
             .fetch_add(1, Ordering::Relaxed);
-        self.place(last, entry);
+        self.place(last, entry.clone());
+        self.moves.arrive(&entry);
         Some(self.tiers[last].settings.name.clone())
     }
 
     /// The stored object for `key` (no hit is counted), with its tier.
     pub fn peek(&self, key: &str) -> Option<(usize, Arc<Entry>)> {
-        self.tiers
-            .iter()
-            .enumerate()
-            .find_map(|(index, tier)| tier.get(key).map(|entry| (index, entry)))
+        for _ in 0..MAX_SCANS {
+            let seen = self.moves.seen();
+            let found = self
+                .tiers
+                .iter()
+                .enumerate()
+                .find_map(|(index, tier)| tier.get(key).map(|entry| (index, entry)))
+                .or_else(|| self.moves.find(key).map(|(entry, to)| (to, entry)));
+            if found.is_some() || !self.moves.changed_since(seen) {
+                return found;
+            }
+        }
+        None
     }
 
     /// Freshens a stored object after the origin answered 304 for it (RFC 9111 section 4.3.4):
@@ -686,10 +799,6 @@ impl CacheStore {
             body: new.body,
             head_only: new.head_only,
             stored_at: Instant::now(),
-            stored_unix_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
             ttl: new.ttl,
             ttl_source: new.ttl_source,
             stale_while_revalidate: new.stale_while_revalidate,
@@ -710,9 +819,7 @@ impl CacheStore {
     /// plain object unreachable, so it goes; one that stops varying ends the index entry, and
     /// its old variants age out like any object nobody asks for.
     fn record_vary(&self, primary: &str, vary: &[(String, Option<String>)]) {
-        let Ok(mut index) = self.vary[shard_of(primary)].write() else {
-            return;
-        };
+        let mut index = write(&self.vary[shard_of(primary)]);
         if vary.is_empty() {
             index.remove(primary);
             return;
@@ -730,30 +837,39 @@ impl CacheStore {
     /// Puts `entry` in tier `index`; whatever that evicts moves down one tier, and what falls
     /// out of the last tier is gone.
     fn place(&self, index: usize, entry: Arc<Entry>) {
-        let mut pending = vec![(index, entry)];
-        while let Some((index, entry)) = pending.pop() {
+        // Each item is an object and whether it is a registered move to end once placed.
+        let mut pending = vec![(index, entry, false)];
+        while let Some((index, entry, moving)) = pending.pop() {
             let tier = &self.tiers[index];
-            for evicted in tier.insert(entry) {
-                if index + 1 < self.tiers.len() {
-                    tier.counters.demotions.fetch_add(1, Ordering::Relaxed);
-                    pending.push((index + 1, evicted));
-                } else {
-                    tier.counters.evictions.fetch_add(1, Ordering::Relaxed);
+            let below = (index + 1 < self.tiers.len()).then_some(index + 1);
+            for evicted in tier.insert(entry.clone(), &self.moves, below) {
+                match below {
+                    Some(below) => {
+                        tier.counters.demotions.fetch_add(1, Ordering::Relaxed);
+                        pending.push((below, evicted, true));
+                    }
+                    None => {
+                        tier.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
+            }
+            if moving {
+                self.moves.arrive(&entry);
             }
         }
     }
 
     fn demote_or_expire(&self, index: usize, entry: &Arc<Entry>) {
         let tier = &self.tiers[index];
-        let Some(removed) = tier.remove(&entry.key, Some(entry.id)) else {
-            return;
-        };
-        let still_useful = removed.usability() != Usability::Expired;
+        let still_useful = entry.usability() != Usability::Expired;
         if index + 1 < self.tiers.len() && still_useful {
-            tier.counters.demotions.fetch_add(1, Ordering::Relaxed);
-            self.place(index + 1, removed);
-        } else {
+            self.moves.depart(entry, index + 1);
+            if let Some(removed) = tier.remove(&entry.key, Some(entry.id)) {
+                tier.counters.demotions.fetch_add(1, Ordering::Relaxed);
+                self.place(index + 1, removed);
+            }
+            self.moves.arrive(entry);
+        } else if tier.remove(&entry.key, Some(entry.id)).is_some() {
             tier.counters.expirations.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -779,9 +895,7 @@ impl CacheStore {
         }
         // A key none of whose variants is stored any more needs no index entry.
         for shard in &self.vary {
-            if let Ok(mut index) = shard.write() {
-                index.retain(|primary, _| varying.contains(&**primary));
-            }
+            write(shard).retain(|primary, _| varying.contains(&**primary));
         }
     }
 
@@ -841,10 +955,24 @@ impl CacheStore {
     }
 
     /// Claims the fill of `key` or returns a receiver that wakes when the leader is done.
-    pub fn begin_fill(self: &Arc<Self>, key: &str) -> Fill {
+    ///
+    /// The caller's lookup and this claim are two steps, so a leader may have stored the key
+    /// and released its claim in between; without a second look that request would become a
+    /// second leader and fetch the object again. So the claim checks the tiers while holding
+    /// the fill shard's lock: a leader stores before it releases (which takes that lock), so
+    /// an object stored by any finished leader is seen here. `answers` says whether a stored
+    /// object would answer the caller's request (fresh enough, matching variant and method).
+    pub fn begin_fill(self: &Arc<Self>, key: &str, answers: &dyn Fn(&Entry) -> bool) -> Fill {
         let mut fills = lock(&self.fills[shard_of(key)]);
         if let Some(sender) = fills.get(key) {
             return Fill::Wait(sender.subscribe());
+        }
+        if self.peek(key).is_some_and(|(_, entry)| answers(&entry)) {
+            tracing::debug!(
+                key,
+                "fill claim found the key stored since the lookup missed"
+            );
+            return Fill::Stored;
         }
         let (sender, _) = watch::channel(());
         fills.insert(key.to_string(), sender);

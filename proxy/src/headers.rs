@@ -58,9 +58,7 @@ fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     // RandomState is seeded from the OS once per process, which is all the entropy needed here.
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        scalelab_common::clock::since_epoch().as_nanos(),
-    );
+    hasher.write_u128(scalelab_common::clock::since_epoch().as_nanos());
     hasher.write_u32(std::process::id());
     hasher.finish()
 }

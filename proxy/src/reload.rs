@@ -9,13 +9,13 @@
 mod tests;
 
 use crate::config::{Config, ConfigError};
+use scalelab_common::sync::lock;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Mutex;
-use scalelab_common::sync::lock;
 
 /// How many reloads the journal keeps; older ones are dropped first.
 pub const JOURNAL_CAPACITY: usize = 50;

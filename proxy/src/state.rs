@@ -7,9 +7,9 @@ use crate::reload::{self, Journal, Outcome, Record, Trigger};
 use crate::snapshot::Snapshot;
 use crate::upstream::Registry;
 use arc_swap::ArcSwap;
+use scalelab_common::sync::lock;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use scalelab_common::sync::lock;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 

@@ -9,14 +9,14 @@ use crate::balance::{self, Candidate, Schedule, Strategy};
 use crate::config::{self, HealthCheck};
 use arc_swap::ArcSwap;
 use http::HeaderValue;
+use scalelab_common::clock::unix_ms;
+use scalelab_common::sync::lock;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use scalelab_common::clock::unix_ms;
-use scalelab_common::sync::lock;
 use std::time::{Duration, Instant};
 
 /// Run-time state of one server of one group. Shared by every snapshot that lists the same
@@ -84,7 +84,6 @@ fn epoch() -> Instant {
 fn now_ms() -> u64 {
     epoch().elapsed().as_millis() as u64
 }
-
 
 impl ServerState {
     fn new(group: &str, addr: SocketAddr, initially_healthy: bool) -> ServerState {

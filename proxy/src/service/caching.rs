@@ -190,12 +190,11 @@ pub async fn lookup(
     for _ in 0..3 {
         // Re-derived on every pass: the leader we waited for may have learnt that the key varies.
         let storage_key = store.storage_key(&cache.key, &|name| request_header(session, name));
+        let fits = |entry: &Entry| {
+            entry.matches_vary(&|name| request_header(session, name)) && (head || !entry.head_only)
+        };
         if let Some(found) = store.lookup(&storage_key) {
-            let vary_ok = found
-                .entry
-                .matches_vary(&|name| request_header(session, name));
-            let body_ok = head || !found.entry.head_only;
-            if vary_ok && body_ok {
+            if fits(&found.entry) {
                 match found.entry.usability() {
                     Usability::Fresh => {
                         ctx.cache = Some(cache);
@@ -215,11 +214,20 @@ pub async fn lookup(
                 }
             }
         }
-        match store.begin_fill(&storage_key) {
+        let answers = |entry: &Entry| {
+            fits(entry)
+                && matches!(
+                    entry.usability(),
+                    Usability::Fresh | Usability::StaleRevalidate
+                )
+        };
+        match store.begin_fill(&storage_key, &answers) {
             Fill::Leader(guard) => {
                 cache.fill = Some(guard);
                 break;
             }
+            // A leader stored it since our lookup: the next pass finds it.
+            Fill::Stored => {}
             Fill::Wait(mut waiter) => {
                 let bound = store.settings.lock_timeout;
                 if tokio::time::timeout(bound, waiter.changed()).await.is_err() {
