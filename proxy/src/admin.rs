@@ -6,8 +6,10 @@
 
 mod cache;
 
-use crate::reload::{Outcome, Record, Trigger};
+use crate::error::Answer;
+use crate::reload::{self, Outcome, Record, Trigger};
 use crate::state::Shared;
+use crate::tasks::{supervise, Task};
 use async_trait::async_trait;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -21,18 +23,39 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The admin API's writer of `Answer`s (the proxy listener has its own, on pingora's session).
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, Json(self.body)).into_response();
+        let headers = response.headers_mut();
+        if self.no_store {
+            headers.insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+        }
+        if let Some((name, value)) = self.header {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+        response
+    }
+}
+
 pub fn router(shared: Shared) -> Router {
     Router::new()
-        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route(
+            "/health",
+            get(|| async { Answer::ok(json!({"status": "ok"})) }),
+        )
         .route("/stats", get(stats))
         .route("/admin/upstreams", get(upstreams))
         .route("/admin/reload", post(reload))
         .route("/admin/reloads", get(reloads))
         .route("/admin/config", get(effective_config))
-        .route(
-            "/admin/auth",
-            get(|| async { Json(crate::service::auth_outcomes()) }),
-        )
+        .route("/admin/auth", get(auth_outcomes))
         .route(
             "/admin/upstreams/{group}/servers/{addr}/drain",
             post(|state, path| set_drained(state, path, true)),
@@ -43,12 +66,7 @@ pub fn router(shared: Shared) -> Router {
         )
         .route("/metrics", get(metrics))
         .merge(cache::routes())
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                Json(json!({"error": "no such admin endpoint"})),
-            )
-        })
+        .fallback(|| async { Answer::error(404, "no such admin endpoint") })
         .with_state(shared)
 }
 
@@ -64,16 +82,22 @@ async fn metrics(State(shared): State<Shared>) -> Response {
             .into_response(),
         Err(error) => {
             tracing::error!(%error, "cannot render metrics");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({"error": "cannot render metrics"})),
-            )
-                .into_response()
+            Answer::error(500, "cannot render metrics").into_response()
         }
     }
 }
 
-async fn stats(State(shared): State<Shared>) -> Json<Value> {
+/// `{"accepted": n, "rejected": {reason: n, ...}}` with every reason present.
+async fn auth_outcomes(State(shared): State<Shared>) -> Answer {
+    let outcomes = shared.auth_outcomes();
+    let rejected: serde_json::Map<String, Value> = outcomes
+        .rejected()
+        .map(|(reason, count)| (reason.to_owned(), count.into()))
+        .collect();
+    Answer::ok(json!({"accepted": outcomes.accepted(), "rejected": rejected}))
+}
+
+async fn stats(State(shared): State<Shared>) -> Answer {
     let snapshot = shared.snapshot();
     let mut upstreams = serde_json::Map::new();
     for pool in &snapshot.pools {
@@ -96,10 +120,10 @@ async fn stats(State(shared): State<Shared>) -> Json<Value> {
             json!({"strategy": pool.config.strategy, "servers": servers}),
         );
     }
-    Json(json!({"generation": snapshot.generation, "upstreams": upstreams}))
+    Answer::ok(json!({"generation": snapshot.generation, "upstreams": upstreams}))
 }
 
-async fn upstreams(State(shared): State<Shared>) -> Json<Value> {
+async fn upstreams(State(shared): State<Shared>) -> Answer {
     let snapshot = shared.snapshot();
     let groups: Vec<Value> = snapshot
         .pools
@@ -120,24 +144,20 @@ async fn upstreams(State(shared): State<Shared>) -> Json<Value> {
             })
         })
         .collect();
-    Json(json!({"generation": snapshot.generation, "upstreams": groups}))
+    Answer::ok(json!({"generation": snapshot.generation, "upstreams": groups}))
 }
 
-async fn reload(State(shared): State<Shared>) -> Response {
-    let result = tokio::task::spawn_blocking(move || shared.reload(Trigger::Api)).await;
+async fn reload(State(shared): State<Shared>) -> Answer {
+    let result = tokio::task::spawn_blocking(move || reload::reload(&shared, Trigger::Api)).await;
     match result {
         Ok(record) => {
             let status = match record.result {
-                Outcome::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
-                Outcome::Applied | Outcome::Unchanged => StatusCode::OK,
+                Outcome::Rejected => 422,
+                Outcome::Applied | Outcome::Unchanged => 200,
             };
-            (status, Json(reload_body(&record))).into_response()
+            Answer::new(status, reload_body(&record))
         }
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": "reload task failed"})),
-        )
-            .into_response(),
+        Err(_) => Answer::error(500, "reload task failed"),
     }
 }
 
@@ -163,30 +183,25 @@ fn reload_body(record: &Record) -> Value {
     })
 }
 
-async fn reloads(State(shared): State<Shared>) -> Json<Value> {
-    Json(json!({
+async fn reloads(State(shared): State<Shared>) -> Answer {
+    Answer::ok(json!({
         "generation": shared.snapshot().generation,
         "reloads": shared.reloads(),
     }))
 }
 
-async fn effective_config(State(shared): State<Shared>) -> Response {
+async fn effective_config(State(shared): State<Shared>) -> Answer {
     let loaded = shared.loaded();
     match serde_json::to_value(&*loaded.snapshot.config) {
-        Ok(config) => Json(json!({
+        Ok(config) => Answer::ok(json!({
             "generation": loaded.snapshot.generation,
             "sha256": loaded.sha256,
             "loaded_at": loaded.loaded_at,
             "loaded_unix_ms": loaded.loaded_unix_ms,
             "path": shared.config_path().display().to_string(),
             "config": config,
-        }))
-        .into_response(),
-        Err(error) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": format!("cannot render the config: {error}")})),
-        )
-            .into_response(),
+        })),
+        Err(error) => Answer::error(500, format!("cannot render the config: {error}")),
     }
 }
 
@@ -196,28 +211,16 @@ async fn set_drained(
     State(shared): State<Shared>,
     Path((group, addr)): Path<(String, String)>,
     drained: bool,
-) -> Response {
+) -> Answer {
     let Ok(addr) = addr.parse::<SocketAddr>() else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": format!("not a socket address: {addr}")})),
-        )
-            .into_response();
+        return Answer::error(400, format!("not a socket address: {addr}"));
     };
     let snapshot = shared.snapshot();
     let Some(pool) = snapshot.pool(&group) else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("no upstream group {group}")})),
-        )
-            .into_response();
+        return Answer::error(404, format!("no upstream group {group}"));
     };
     let Some(server) = pool.servers.iter().find(|server| server.state.addr == addr) else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("no server {addr} in upstream {group}")})),
-        )
-            .into_response();
+        return Answer::error(404, format!("no server {addr} in upstream {group}"));
     };
     let was_drained = server.state.set_drained(drained);
     if was_drained != drained {
@@ -232,11 +235,10 @@ async fn set_drained(
             }
         );
     }
-    Json(json!({
+    Answer::ok(json!({
         "upstream": group,
         "server": server.state.report(server.weight),
     }))
-    .into_response()
 }
 
 /// Runs the admin listener, the health checker and the SIGHUP handler on pingora's
@@ -253,11 +255,19 @@ pub struct AdminService {
 #[async_trait]
 impl BackgroundService for AdminService {
     async fn start(&self, shutdown: ShutdownWatch) {
-        tokio::spawn(crate::health::run(self.shared.clone(), shutdown.clone()));
-        tokio::spawn(reload_on_sighup(self.shared.clone()));
-        tokio::spawn(cache::sweep(self.shared.clone(), shutdown.clone()));
-        tokio::spawn(crate::watch::run(self.shared.clone(), shutdown.clone()));
-        let bound = self.listener.lock().ok().and_then(|mut slot| slot.take());
+        let shared = &self.shared;
+        keep_running(
+            shared,
+            &shutdown,
+            Task::HealthChecker,
+            |shared, stop| async move { crate::health::run(move || shared.snapshot(), stop).await },
+        );
+        keep_running(shared, &shutdown, Task::SignalHandler, |shared, _| {
+            reload_on_sighup(shared)
+        });
+        keep_running(shared, &shutdown, Task::CacheSweeper, cache::sweep);
+        keep_running(shared, &shutdown, Task::ConfigWatcher, crate::watch::run);
+        let bound = scalelab_common::sync::lock(&self.listener).take();
         let listener = match (bound, self.bind_later) {
             (Some(listener), _) => match tokio::net::TcpListener::from_std(listener) {
                 Ok(listener) => listener,
@@ -281,6 +291,22 @@ impl BackgroundService for AdminService {
             tracing::error!(%error, "admin listener failed");
         }
     }
+}
+
+/// Spawns a background task under `supervise`, which starts it again if it ever stops or
+/// panics before shutdown.
+fn keep_running<F, Fut>(shared: &Shared, shutdown: &ShutdownWatch, task: Task, start: F)
+where
+    F: Fn(Shared, ShutdownWatch) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (shared, stop) = (shared.clone(), shutdown.clone());
+    tokio::spawn(supervise(
+        task,
+        shared.tasks().clone(),
+        shutdown.clone(),
+        move || start(shared.clone(), stop.clone()),
+    ));
 }
 
 /// Binds the admin address once the process we are replacing has closed it (it does so when
@@ -319,7 +345,7 @@ async fn reload_on_sighup(shared: Shared) {
         let shared = shared.clone();
         // `reload` logs and journals its own outcome.
         if let Err(error) =
-            tokio::task::spawn_blocking(move || shared.reload(Trigger::Signal)).await
+            tokio::task::spawn_blocking(move || reload::reload(&shared, Trigger::Signal)).await
         {
             tracing::error!(%error, "config reload task failed");
         }

@@ -1,9 +1,67 @@
 //! Why the proxy answers a request itself, and the one place that turns those reasons and
-//! pingora's errors into HTTP statuses and JSON bodies.
+//! pingora's errors into HTTP statuses and JSON bodies: every answer the proxy makes itself,
+//! on the proxy listener (refusals, the invalidation endpoint) or the admin API, is an
+//! `Answer`, written by one writer on each listener.
 
 use crate::balance::Strategy;
 use pingora::{Error, ErrorSource, ErrorType};
-use serde_json::json;
+use serde_json::{json, Value};
+
+/// An answer the proxy makes itself: a status, a JSON body, and the headers that go with them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    /// A header besides `Content-Type` (RFC 6750's challenge on a 401).
+    pub header: Option<(&'static str, String)>,
+    /// Refusals and failures say `Cache-Control: no-store`, so no cache keeps them.
+    pub no_store: bool,
+}
+
+impl Answer {
+    /// A `status` answer with `body`.
+    pub fn new(status: u16, body: Value) -> Answer {
+        Answer {
+            status,
+            body,
+            header: None,
+            no_store: false,
+        }
+    }
+
+    /// A 200 answer with `body`.
+    pub fn ok(body: Value) -> Answer {
+        Answer::new(200, body)
+    }
+
+    /// `{"error": message}` with `status`.
+    pub fn error(status: u16, message: impl Into<String>) -> Answer {
+        Answer::new(status, json!({"error": message.into()}))
+    }
+
+    /// The body as sent.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        self.body.to_string().into_bytes()
+    }
+}
+
+impl From<&Reject> for Answer {
+    fn from(reject: &Reject) -> Answer {
+        let status = reject.status();
+        Answer {
+            status,
+            body: reject.body(),
+            header: reject.extra_header(),
+            no_store: status >= 500 || status == 401,
+        }
+    }
+}
+
+impl From<Reject> for Answer {
+    fn from(reject: Reject) -> Answer {
+        Answer::from(&reject)
+    }
+}
 
 /// A request the proxy refuses or cannot complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,8 +104,8 @@ impl Reject {
     }
 
     /// The JSON body: always an `error` message, plus the fields that help the caller.
-    pub fn body(&self) -> Vec<u8> {
-        let value = match self {
+    pub fn body(&self) -> Value {
+        match self {
             Reject::NoRoute { path } => json!({"error": "no route", "path": path}),
             Reject::UnknownStrategy { given } => json!({
                 "error": "unknown strategy",
@@ -77,8 +135,7 @@ impl Reject {
                     .unwrap_or("error"),
             }),
             Reject::Internal => json!({"error": "internal error"}),
-        };
-        value.to_string().into_bytes()
+        }
     }
 
     /// A header the response must carry besides the JSON body (RFC 6750's challenge).

@@ -13,6 +13,13 @@ pub const EXPLAIN: &str = "x-scalelab-explain";
 pub const STRATEGY_PARAM: &str = "strategy";
 pub const AUTH_SUBJECT: &str = "x-auth-subject";
 pub const AUTH_CLAIMS: &str = "x-auth-claims";
+pub const CONFIG_GENERATION: &str = "x-config-generation";
+pub const STRATEGY: &str = "x-strategy";
+pub const UPSTREAM_SERVER: &str = "x-upstream-server";
+pub const FORWARDED_FOR: &str = "x-forwarded-for";
+pub const FORWARDED_PROTO: &str = "x-forwarded-proto";
+pub const CACHE: &str = "x-cache";
+pub const CACHE_TIER: &str = "x-cache-tier";
 
 /// Response fields that describe one connection and must not be relayed (RFC 9110 section 7.6.1).
 /// `Connection` and `Transfer-Encoding` are left to pingora, which frames the downstream

@@ -3,8 +3,8 @@
 //! HAProxy sends), and applies the thresholds in `upstream`.
 
 use crate::config::HealthCheck;
-use crate::state::Shared;
-use crate::upstream::{ServerState, Transition};
+use crate::snapshot::Snapshot;
+use crate::upstream::{ServerState, Transition, UpstreamPool};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,33 +78,31 @@ pub async fn check_server(state: Arc<ServerState>, check: HealthCheck) {
     }
 }
 
-/// Runs one round over every server of the current snapshot and waits for it (start-up uses
-/// this so that no request is routed before health is known).
-pub async fn run_round(shared: &Shared) {
-    let snapshot = shared.snapshot();
-    let mut tasks = Vec::new();
-    for pool in &snapshot.pools {
+/// Runs one round over every server of `pools` and waits for it (start-up uses this so that
+/// no request is routed before health is known).
+pub async fn run_round(pools: &[Arc<UpstreamPool>]) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for pool in pools {
         if let Some(check) = &pool.config.health_check {
             for server in &pool.servers {
-                tasks.push(tokio::spawn(check_server(
-                    server.state.clone(),
-                    check.clone(),
-                )));
+                tasks.spawn(check_server(server.state.clone(), check.clone()));
             }
         }
     }
-    for task in tasks {
-        let _ = task.await;
-    }
+    while tasks.join_next().await.is_some() {}
 }
 
 /// The checker loop: wakes at least every 100 ms and probes each server whose interval has
-/// passed. Reading the snapshot each time means reloads take effect without restarting it.
-pub async fn run(shared: Shared, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+/// passed. Taking the current snapshot each time means reloads take effect without
+/// restarting it.
+pub async fn run(
+    current: impl Fn() -> Arc<Snapshot>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let mut due: HashMap<(String, SocketAddr), Instant> = HashMap::new();
     loop {
         let now = Instant::now();
-        let snapshot = shared.snapshot();
+        let snapshot = current();
         let mut seen = Vec::new();
         for pool in &snapshot.pools {
             let Some(check) = &pool.config.health_check else {
@@ -128,6 +126,28 @@ pub async fn run(shared: Shared, mut shutdown: tokio::sync::watch::Receiver<bool
     }
 }
 
+/// The servers of `next` that `running` does not have, with their group's check: a reload
+/// checks them once before it swaps `next` in.
+pub fn added_servers(running: &Snapshot, next: &Snapshot) -> Vec<(Arc<ServerState>, HealthCheck)> {
+    next.pools
+        .iter()
+        .filter_map(|pool| Some((pool, pool.config.health_check.as_ref()?)))
+        .flat_map(|(pool, check)| {
+            let old_pool = running.pool(pool.name());
+            pool.servers
+                .iter()
+                .filter(move |server| {
+                    !old_pool.is_some_and(|old| {
+                        old.servers
+                            .iter()
+                            .any(|s| s.state.addr == server.state.addr)
+                    })
+                })
+                .map(move |server| (server.state.clone(), check.clone()))
+        })
+        .collect()
+}
+
 /// Probes each of `servers` once, concurrently, and returns when all are done (each probe is
 /// bounded by its check's timeout). A reload calls this for servers it adds, before the new
 /// snapshot serves, so that a group whose servers were all replaced does not answer 503 for
@@ -147,13 +167,11 @@ pub fn first_checks_blocking(servers: Vec<(Arc<ServerState>, HealthCheck)>) {
                     .build()
                     .map_err(|error| error.to_string())?;
                 runtime.block_on(async {
-                    let tasks: Vec<_> = servers
-                        .into_iter()
-                        .map(|(state, check)| tokio::spawn(check_server(state, check)))
-                        .collect();
-                    for task in tasks {
-                        let _ = task.await;
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for (state, check) in servers {
+                        tasks.spawn(check_server(state, check));
                     }
+                    while tasks.join_next().await.is_some() {}
                 });
                 Ok::<(), String>(())
             })

@@ -151,7 +151,7 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
         }
     }
 
-    let outcomes = crate::service::auth_outcomes();
+    let outcomes = shared.auth_outcomes();
     let jwt = counter(
         &registry,
         "scalelab_jwt_validations_total",
@@ -159,12 +159,22 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
         &["result"],
     )?;
     jwt.with_label_values(&["accepted"])
-        .inc_by(outcomes["accepted"].as_u64().unwrap_or(0));
-    if let Some(rejected) = outcomes["rejected"].as_object() {
-        for (reason, count) in rejected {
-            jwt.with_label_values(&[reason.as_str()])
-                .inc_by(count.as_u64().unwrap_or(0));
-        }
+        .inc_by(outcomes.accepted());
+    for (reason, count) in outcomes.rejected() {
+        jwt.with_label_values(&[reason]).inc_by(count);
+    }
+
+    let restarts = counter(
+        &registry,
+        "scalelab_background_task_restarts_total",
+        "Background tasks (health checker, config watcher, cache sweeper, signal handler) that \
+         stopped or panicked and were started again.",
+        &["task"],
+    )?;
+    for task in crate::tasks::Task::ALL {
+        restarts
+            .with_label_values(&[task.name()])
+            .inc_by(shared.tasks().restarts(task));
     }
 
     if let Some(store) = shared.cache().for_snapshot(&snapshot) {

@@ -45,7 +45,7 @@ pub fn run(
     options: RunOptions,
 ) -> Result<(), StartError> {
     let settings = config.proxy.clone();
-    let shared = Shared::with_source(config_path, config, Some(source));
+    let shared = Shared::with_source(config_path, config, source);
 
     // One round of checks before any listener opens, so no request goes to a server whose
     // health is unknown.
@@ -53,7 +53,7 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(StartError::Runtime)?
-        .block_on(crate::health::run_round(&shared));
+        .block_on(crate::health::run_round(&shared.snapshot().pools));
 
     // An upgrading process shares the proxy listeners through pingora's fd handoff, but the
     // admin listener is ours: the old process keeps it until its shutdown starts, so the new

@@ -1,16 +1,17 @@
 //! `Proxy`: the pingora `ProxyHttp` implementation. Each phase only moves data between the
 //! request context and the pure modules (`routing`, `balance`, `headers`, `error`, `cache`).
 
+mod admission;
 mod caching;
 
 use crate::balance::Strategy;
 use crate::cache::CacheHandle;
-use crate::config::RouteAuth;
-use crate::error::Reject;
+use crate::error::{Answer, Reject};
 use crate::headers;
 use crate::snapshot::Snapshot;
 use crate::state::{ActiveRequest, Shared};
 use crate::upstream::{Lease, UpstreamPool};
+use admission::{Admitted, Stop};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::HeaderValue;
@@ -18,7 +19,6 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorType, Result};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -99,60 +99,23 @@ fn is_idempotent(method: &http::Method) -> bool {
     )
 }
 
-/// Writes the JSON error response for `reject`; the only writer of proxy-made error responses.
-async fn respond(session: &mut Session, ctx: &RequestCtx, reject: &Reject) -> Result<()> {
-    let no_store = reject.status() >= 500 || reject.status() == 401;
-    write_json(
-        session,
-        ctx,
-        reject.status(),
-        reject.body(),
-        reject.extra_header(),
-        no_store,
-    )
-    .await
-}
-
-/// Writes a JSON answer the proxy makes itself (the invalidation endpoint).
-async fn respond_json(
-    session: &mut Session,
-    ctx: &RequestCtx,
-    status: u16,
-    value: serde_json::Value,
-) -> Result<()> {
-    write_json(
-        session,
-        ctx,
-        status,
-        value.to_string().into_bytes(),
-        None,
-        false,
-    )
-    .await
-}
-
-async fn write_json(
-    session: &mut Session,
-    ctx: &RequestCtx,
-    status: u16,
-    body: Vec<u8>,
-    extra_header: Option<(&'static str, String)>,
-    no_store: bool,
-) -> Result<()> {
-    let body = Bytes::from(body);
-    let mut header = ResponseHeader::build(status, Some(6))?;
-    header.insert_header("content-type", "application/json")?;
-    header.insert_header("content-length", body.len().to_string())?;
-    header.insert_header("x-request-id", ctx.request_id.clone())?;
+/// Writes an answer the proxy makes itself (a refusal, a failure, the invalidation endpoint's
+/// result); the only writer of such answers on the proxy listener.
+async fn write_answer(session: &mut Session, ctx: &RequestCtx, answer: &Answer) -> Result<()> {
+    let body = Bytes::from(answer.body_bytes());
+    let mut header = ResponseHeader::build(answer.status, Some(6))?;
+    header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    header.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
     header.insert_header(
-        "x-config-generation",
+        headers::CONFIG_GENERATION,
         ctx.snapshot.generation_header.clone(),
     )?;
-    if no_store {
-        header.insert_header("cache-control", "no-store")?;
+    if answer.no_store {
+        header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
     }
-    if let Some((name, value)) = extra_header {
-        header.insert_header(name, value)?;
+    if let Some((name, value)) = &answer.header {
+        header.insert_header(*name, value.as_str())?;
     }
     session
         .write_response_header(Box::new(header), false)
@@ -160,17 +123,6 @@ async fn write_json(
     session.write_response_body(Some(body), true).await?;
     Ok(())
 }
-
-/// The size of the request header section as it arrived, roughly (name, value, separators).
-fn header_bytes(session: &Session) -> usize {
-    let req = session.req_header();
-    req.headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum::<usize>()
-        + req.uri.path_and_query().map_or(0, |p| p.as_str().len())
-}
-
 #[async_trait]
 impl ProxyHttp for Proxy {
     type CTX = RequestCtx;
@@ -205,111 +157,16 @@ impl ProxyHttp for Proxy {
         }
     }
 
-    /// Request id, header size limit, route, strategy override; answers 404/400/431 itself.
+    /// Runs the admission steps (`admit`); a step that stops the request is answered here.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        ctx.request_id = match session.req_header().headers.get(headers::REQUEST_ID) {
-            Some(value) if headers::valid_request_id(value.as_bytes()) => value.clone(),
-            _ => headers::new_request_id(),
-        };
-        let limit = ctx.snapshot.config.proxy.max_header_bytes;
-        let size = header_bytes(session);
-        if size > limit {
-            let reject = Reject::HeadersTooLarge { size, limit };
-            respond(session, ctx, &reject).await?;
-            return Ok(true);
-        }
-        let req = session.req_header();
-        let host = req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri.host());
-        let Some(route) = ctx
-            .snapshot
-            .routes
-            .resolve(host, req.uri.path(), &req.method)
-        else {
-            let reject = Reject::NoRoute {
-                path: req.uri.path().to_string(),
-            };
-            respond(session, ctx, &reject).await?;
-            return Ok(true);
-        };
-        // The token is checked before anything else touches the request: no upstream and no
-        // cache lookup for a request that fails auth.
-        let route_auth = ctx.snapshot.routes.get(route).map(|r| r.auth);
-        if route_auth == Some(RouteAuth::Jwt) {
-            let verified = match ctx.snapshot.config.auth.as_ref() {
-                Some(auth) => auth.verifier.verify_header(
-                    req.headers
-                        .get(http::header::AUTHORIZATION)
-                        .map(|v| v.as_bytes()),
-                ),
-                None => Err(scalelab_auth::Rejection::Internal),
-            };
-            count_auth_outcome(scalelab_auth::outcome_label(&verified));
-            match verified {
-                Ok(claims) => {
-                    ctx.token_verified = true;
-                    ctx.auth_subject = claims.sub;
-                }
-                Err(rejection) => {
-                    ctx.route = Some(route);
-                    respond(session, ctx, &Reject::Unauthorized(rejection)).await?;
-                    return Ok(true);
-                }
+        match self.admit(session, ctx).await {
+            Ok(Admitted::Forward) => Ok(false),
+            Ok(Admitted::Served) => Ok(true),
+            Err(Stop::Answer(answer)) => {
+                write_answer(session, ctx, &answer).await?;
+                Ok(true)
             }
-        }
-        let req = session.req_header();
-        let Some(pool) = ctx.snapshot.pool_for_route(route).cloned() else {
-            respond(session, ctx, &Reject::Internal).await?;
-            return Ok(true);
-        };
-        let requested = req
-            .uri
-            .query()
-            .and_then(|q| headers::query_param(q, headers::STRATEGY_PARAM))
-            .or_else(|| {
-                req.headers
-                    .get(headers::STRATEGY_OVERRIDE)
-                    .and_then(|v| v.to_str().ok())
-            });
-        ctx.strategy = match requested {
-            None => pool.config.strategy,
-            Some(name) => match Strategy::parse(name) {
-                Some(strategy) => strategy,
-                None => {
-                    let reject = Reject::UnknownStrategy {
-                        given: name.to_string(),
-                    };
-                    respond(session, ctx, &reject).await?;
-                    return Ok(true);
-                }
-            },
-        };
-        ctx.explain = req
-            .headers
-            .get(headers::EXPLAIN)
-            .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"));
-        ctx.route = Some(route);
-        ctx.pool = Some(pool);
-
-        let snapshot = ctx.snapshot.clone();
-        let Some(store) = self.cache.for_snapshot(&snapshot) else {
-            return Ok(false);
-        };
-        let req = session.req_header();
-        if req.method == http::Method::POST && req.uri.path() == "/cache/invalidate" {
-            let (status, body) = caching::invalidate(session, ctx, &store).await?;
-            respond_json(session, ctx, status, body).await?;
-            return Ok(true);
-        }
-        let cacheable_method = matches!(req.method, http::Method::GET | http::Method::HEAD);
-        match snapshot.routes.get(route).and_then(|r| r.cache.as_ref()) {
-            Some(route_cache) if cacheable_method => {
-                caching::lookup(session, ctx, store, route_cache).await
-            }
-            _ => Ok(false),
+            Err(Stop::Error(error)) => Err(error),
         }
     }
 
@@ -457,19 +314,21 @@ impl ProxyHttp for Proxy {
         if let Some(client_ip) = &ctx.client_ip {
             match upstream_request
                 .headers
-                .get("x-forwarded-for")
+                .get(headers::FORWARDED_FOR)
                 .and_then(|v| v.to_str().ok())
             {
                 Some(existing) => {
                     let chain =
                         headers::forwarded_for(Some(existing), client_ip.to_str().unwrap_or(""));
-                    upstream_request.insert_header("x-forwarded-for", chain)?;
+                    upstream_request.insert_header(headers::FORWARDED_FOR, chain)?;
                 }
-                None => upstream_request.insert_header("x-forwarded-for", client_ip.clone())?,
+                None => {
+                    upstream_request.insert_header(headers::FORWARDED_FOR, client_ip.clone())?
+                }
             }
         }
-        upstream_request.insert_header("x-forwarded-proto", "http")?;
-        upstream_request.insert_header("x-request-id", ctx.request_id.clone())?;
+        upstream_request.insert_header(headers::FORWARDED_PROTO, "http")?;
+        upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
         Ok(())
     }
 
@@ -507,17 +366,17 @@ impl ProxyHttp for Proxy {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        response.insert_header("x-request-id", ctx.request_id.clone())?;
+        response.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
         response.insert_header(
-            "x-config-generation",
+            headers::CONFIG_GENERATION,
             ctx.snapshot.generation_header.clone(),
         )?;
-        response.insert_header("x-strategy", ctx.strategy.name())?;
+        response.insert_header(headers::STRATEGY, ctx.strategy.name())?;
         if let Some(lease) = &ctx.lease {
-            response.insert_header("x-upstream-server", lease.server().addr_header.clone())?;
+            response.insert_header(headers::UPSTREAM_SERVER, lease.server().addr_header.clone())?;
         }
         if let Some(explanation) = ctx.explanation.take() {
-            response.insert_header("x-scalelab-explain", explanation)?;
+            response.insert_header(headers::EXPLAIN, explanation)?;
         }
         caching::decorate(ctx, response)?;
         Ok(())
@@ -576,7 +435,7 @@ impl ProxyHttp for Proxy {
             // The connection is not reused after a failure; say so, so clients do not race
             // their next request against the close.
             session.set_keepalive(None);
-            if let Err(error) = respond(session, ctx, &reject).await {
+            if let Err(error) = write_answer(session, ctx, &Answer::from(reject)).await {
                 tracing::debug!(%error, "could not send the error response");
             }
         }
@@ -642,37 +501,4 @@ impl ProxyHttp for Proxy {
         );
         ctx.lease = None;
     }
-}
-
-/// How many auth outcomes are counted: every `Rejection` reason, then `accepted`.
-const AUTH_OUTCOME_COUNT: usize = scalelab_auth::Rejection::ALL_REASONS.len() + 1;
-
-/// Token checks since the process started, one counter per outcome: every `Rejection` reason in
-/// `ALL_REASONS` order, then `accepted` (for `GET /admin/auth` and the metrics issue).
-static AUTH_OUTCOMES: [AtomicU64; AUTH_OUTCOME_COUNT] =
-    [const { AtomicU64::new(0) }; AUTH_OUTCOME_COUNT];
-
-fn count_auth_outcome(label: &str) {
-    let reasons = scalelab_auth::Rejection::ALL_REASONS;
-    let index = if label == scalelab_auth::ACCEPTED {
-        Some(reasons.len())
-    } else {
-        reasons.iter().position(|reason| *reason == label)
-    };
-    if let Some(counter) = index.and_then(|i| AUTH_OUTCOMES.get(i)) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// `{"accepted": n, "rejected": {reason: n, ...}}` with every reason present.
-pub fn auth_outcomes() -> serde_json::Value {
-    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-    let reasons = scalelab_auth::Rejection::ALL_REASONS;
-    let rejected: serde_json::Map<String, serde_json::Value> = reasons
-        .iter()
-        .zip(&AUTH_OUTCOMES)
-        .map(|(reason, counter)| ((*reason).to_owned(), load(counter).into()))
-        .collect();
-    let accepted = AUTH_OUTCOMES.get(reasons.len()).map_or(0, load);
-    serde_json::json!({"accepted": accepted, "rejected": rejected})
 }

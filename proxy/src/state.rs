@@ -1,17 +1,18 @@
 //! `Shared`: the state every part of the proxy sees: the current `Snapshot` behind an
 //! `ArcSwap`, the server registry that outlives snapshots, the count of requests in flight
-//! (for draining on SIGTERM) and the reload entry point.
+//! (for draining on SIGTERM), the reload journal and the counters read by the admin API and
+//! the metrics. It only holds; `reload` changes the config and `health` checks servers.
 
-use crate::config::{Config, ConfigError};
-use crate::reload::{self, Journal, Outcome, Record, Trigger};
+use crate::config::Config;
+use crate::journal::{self, Journal, Outcome, Record, Trigger};
 use crate::snapshot::Snapshot;
+use crate::tasks::TaskCounters;
 use crate::upstream::Registry;
 use arc_swap::ArcSwap;
 use scalelab_common::sync::lock;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Clone, Debug)]
 pub struct Shared {
@@ -31,6 +32,56 @@ struct Inner {
     journal: Journal,
     /// The response cache store; it follows reloads and outlives snapshots.
     cache: Arc<crate::cache::CacheHandle>,
+    auth_outcomes: AuthOutcomes,
+    tasks: TaskCounters,
+}
+
+/// Token checks since the process started, one counter per outcome: every
+/// `scalelab_auth::Rejection` reason in `ALL_REASONS` order, then `accepted`.
+#[derive(Debug)]
+pub struct AuthOutcomes {
+    counts: [AtomicU64; AUTH_OUTCOMES],
+}
+
+const AUTH_OUTCOMES: usize = scalelab_auth::Rejection::ALL_REASONS.len() + 1;
+
+impl Default for AuthOutcomes {
+    fn default() -> AuthOutcomes {
+        AuthOutcomes {
+            counts: [const { AtomicU64::new(0) }; AUTH_OUTCOMES],
+        }
+    }
+}
+
+impl AuthOutcomes {
+    /// Counts one check by its outcome label (`scalelab_auth::outcome_label`).
+    pub fn count(&self, label: &str) {
+        let reasons = scalelab_auth::Rejection::ALL_REASONS;
+        let index = if label == scalelab_auth::ACCEPTED {
+            Some(reasons.len())
+        } else {
+            reasons.iter().position(|reason| *reason == label)
+        };
+        if let Some(counter) = index.and_then(|i| self.counts.get(i)) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Tokens accepted since start.
+    pub fn accepted(&self) -> u64 {
+        let accepted = scalelab_auth::Rejection::ALL_REASONS.len();
+        self.counts
+            .get(accepted)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Tokens rejected since start, per reason, every reason present.
+    pub fn rejected(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        scalelab_auth::Rejection::ALL_REASONS
+            .iter()
+            .zip(&self.counts)
+            .map(|(reason, counter)| (*reason, counter.load(Ordering::Relaxed)))
+    }
 }
 
 /// Counts one request from its context's creation to its drop.
@@ -61,19 +112,13 @@ pub struct Loaded {
 }
 
 impl Shared {
-    /// State for a config whose file text is unknown (its hash is then empty, so the first
-    /// file event always reloads).
-    pub fn new(config_path: &Path, config: Config) -> Shared {
-        Shared::with_source(config_path, config, None)
-    }
-
     /// State for `config`, parsed from `text` (the bytes whose hash `GET /admin/config` shows
     /// and the file watcher compares against).
-    pub fn with_source(config_path: &Path, config: Config, text: Option<&str>) -> Shared {
+    pub fn with_source(config_path: &Path, config: Config, text: &str) -> Shared {
         let registry = Registry::default();
         let snapshot = Arc::new(Snapshot::build(config, 1, &registry));
-        let sha256 = text.map(reload::sha256_hex).unwrap_or_default();
-        let (loaded_at, loaded_unix_ms) = reload::now();
+        let sha256 = journal::sha256_hex(text);
+        let (loaded_at, loaded_unix_ms) = journal::now();
         let journal = Journal::default();
         journal.push(Record {
             generation: 1,
@@ -102,6 +147,8 @@ impl Shared {
                 }),
                 journal,
                 cache: Arc::new(crate::cache::CacheHandle::default()),
+                auth_outcomes: AuthOutcomes::default(),
+                tasks: TaskCounters::default(),
             }),
         }
     }
@@ -146,145 +193,46 @@ impl Shared {
         self.inner.active_requests.load(Ordering::Relaxed)
     }
 
-    /// Re-reads the config file and swaps in a new snapshot; on any error the running one
-    /// stays. This is the one entry point of every trigger; see `apply`.
-    pub fn reload(&self, trigger: Trigger) -> Record {
-        let read =
-            std::fs::read_to_string(&self.inner.config_path).map_err(|source| ConfigError::Read {
-                path: self.inner.config_path.clone(),
-                source,
-            });
-        self.apply(trigger, read)
+    /// Serialises reloads so two triggers never interleave their builds.
+    pub(crate) fn reload_lock(&self) -> MutexGuard<'_, ()> {
+        lock(&self.inner.reload_lock)
     }
 
-    /// Applies file text that was already read (the watcher reads it itself to decide whether
-    /// to retry). All or nothing: validate, build the new snapshot, then swap it in with one
-    /// atomic store, so each request sees either the old config or the new one. Restart-only
-    /// fields keep their running values and are reported as "restart required". Every call
-    /// that is not a no-op lands in the journal.
-    ///
-    /// A file event whose text hashes the same as the running config is skipped without a
-    /// journal entry, because editors and our own reads produce such events all the time.
-    pub fn apply(&self, trigger: Trigger, read: Result<String, ConfigError>) -> Record {
-        let _guard = lock(&self.inner.reload_lock);
-        let started = Instant::now();
-        let (time, unix_ms) = reload::now();
-        let running = self.loaded();
-        let mut record = Record {
-            generation: running.snapshot.generation,
-            time,
-            unix_ms,
-            trigger,
-            result: Outcome::Rejected,
-            sha256: String::new(),
-            duration_us: 0,
-            errors: Vec::new(),
-            changes: Vec::new(),
-        };
-        let parsed = read.and_then(|text| {
-            record.sha256 = reload::sha256_hex(&text);
-            if record.sha256 == running.sha256 {
-                return Ok(None);
-            }
-            reload::parse(&self.inner.config_path, &text).map(Some)
-        });
-        let mut config = match parsed {
-            Ok(Some(config)) => config,
-            Ok(None) => {
-                record.result = Outcome::Unchanged;
-                record.duration_us = started.elapsed().as_micros() as u64;
-                if trigger != Trigger::File {
-                    tracing::info!(
-                        trigger = trigger.name(),
-                        "config file unchanged; nothing to reload"
-                    );
-                    self.inner.journal.push(record.clone());
-                }
-                return record;
-            }
-            Err(error) => {
-                record.errors = reload::problems(&error);
-                record.duration_us = started.elapsed().as_micros() as u64;
-                for problem in &record.errors {
-                    tracing::error!(
-                        trigger = trigger.name(),
-                        path = %problem.path,
-                        line = ?problem.line,
-                        "config reload rejected: {}",
-                        problem.message
-                    );
-                }
-                tracing::warn!(
-                    generation = record.generation,
-                    "keeping the running config after a rejected reload"
-                );
-                self.inner.journal.push(record.clone());
-                return record;
-            }
-        };
+    /// The next config generation number.
+    pub(crate) fn next_generation(&self) -> u64 {
+        self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1
+    }
 
-        record.changes = reload::diff(&running.snapshot.config, &config);
-        let current = &running.snapshot.config.proxy;
-        config.proxy.listen = current.listen.clone();
-        config.proxy.admin_listen = current.admin_listen;
-        config.proxy.threads = current.threads;
-        config.proxy.shutdown_timeout = current.shutdown_timeout;
+    /// Server state that outlives snapshots.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
 
-        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let snapshot = Arc::new(Snapshot::build(config, generation, &self.inner.registry));
-        // Servers this reload adds start unhealthy; check them once before the swap so they
-        // take traffic (if they pass) as soon as the new config serves.
-        let added: Vec<_> = snapshot
-            .pools
-            .iter()
-            .filter_map(|pool| Some((pool, pool.config.health_check.as_ref()?)))
-            .flat_map(|(pool, check)| {
-                let old_pool = running.snapshot.pool(pool.name());
-                pool.servers
-                    .iter()
-                    .filter(move |server| {
-                        !old_pool.is_some_and(|old| {
-                            old.servers
-                                .iter()
-                                .any(|s| s.state.addr == server.state.addr)
-                        })
-                    })
-                    .map(move |server| (server.state.clone(), check.clone()))
-            })
-            .collect();
-        crate::health::first_checks_blocking(added);
-        self.inner.snapshot.store(snapshot.clone());
-        // Servers that left every group lose their state (and so their admin entries); their
-        // in-flight requests still hold the state through the old snapshot and finish.
+    pub(crate) fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
+    /// Makes `loaded` the serving config: one atomic store, so each request sees either the
+    /// old snapshot or this one. Servers that left every group lose their state (and so their
+    /// admin entries); their in-flight requests still hold it through the old snapshot.
+    pub(crate) fn publish(&self, loaded: Loaded) {
+        self.inner.snapshot.store(loaded.snapshot.clone());
+        let snapshot = &loaded.snapshot;
         self.inner.registry.retain(|group, addr| {
             snapshot
                 .pool(group)
                 .is_some_and(|pool| pool.servers.iter().any(|s| s.state.addr == addr))
         });
-        *lock(&self.inner.loaded) = Loaded {
-            snapshot,
-            sha256: record.sha256.clone(),
-            loaded_at: record.time.clone(),
-            loaded_unix_ms: record.unix_ms,
-        };
-        record.generation = generation;
-        record.result = Outcome::Applied;
-        record.duration_us = started.elapsed().as_micros() as u64;
-        let restart_required = record.restart_required();
-        tracing::info!(
-            generation,
-            trigger = trigger.name(),
-            changes = record.changes.len(),
-            took_us = record.duration_us,
-            "config reloaded"
-        );
-        if !restart_required.is_empty() {
-            tracing::warn!(
-                fields = ?restart_required,
-                "changed fields need a restart and were not applied"
-            );
-        }
-        self.inner.journal.push(record.clone());
-        record
+        *lock(&self.inner.loaded) = loaded;
+    }
+
+    /// Token checks counted by outcome since start.
+    pub fn auth_outcomes(&self) -> &AuthOutcomes {
+        &self.inner.auth_outcomes
+    }
+
+    /// Restarts of background tasks since start.
+    pub fn tasks(&self) -> &TaskCounters {
+        &self.inner.tasks
     }
 }

@@ -138,7 +138,7 @@ async fn apply(
     let shared = shared.clone();
     // Building a snapshot takes locks and may take a moment for big files; keep it off the
     // async workers.
-    match tokio::task::spawn_blocking(move || shared.apply(Trigger::File, read)).await {
+    match tokio::task::spawn_blocking(move || reload::apply(&shared, Trigger::File, read)).await {
         Ok(record) => Some(record.result),
         Err(error) => {
             tracing::error!(%error, "config reload task failed");

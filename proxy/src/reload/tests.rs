@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::journal::JOURNAL_CAPACITY;
 
 fn config(weight: u32, extra_route: bool, threads: usize) -> Config {
     let mut text = format!(

@@ -1,0 +1,136 @@
+//! Reload orchestration: the one path every trigger (file watcher, SIGHUP, admin API) takes
+//! from file text to a serving snapshot. It lives here, next to the journal and the diff,
+//! rather than in the state holder, so that `state` only holds and `health` only checks.
+
+use super::{diff, now, problems, sha256_hex, Outcome, Record, Trigger};
+use crate::config::{Config, ConfigError};
+
+use crate::health;
+use crate::snapshot::Snapshot;
+use crate::state::{Loaded, Shared};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Re-reads the config file and swaps in a new snapshot; on any error the running one stays.
+pub fn reload(shared: &Shared, trigger: Trigger) -> Record {
+    let path = shared.config_path();
+    let read = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    });
+    apply(shared, trigger, read)
+}
+
+/// Applies file text that was already read (the watcher reads it itself to decide whether to
+/// retry). All or nothing: validate, build the new snapshot, check the servers it adds, then
+/// publish it with one atomic store, so each request sees either the old config or the new
+/// one. Restart-only fields keep their running values and are reported as "restart required".
+/// Every call that is not a no-op lands in the journal.
+///
+/// A file event whose text hashes the same as the running config is skipped without a journal
+/// entry, because editors and our own reads produce such events all the time.
+pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError>) -> Record {
+    let _guard = shared.reload_lock();
+    let started = Instant::now();
+    let (time, unix_ms) = now();
+    let running = shared.loaded();
+    let mut record = Record {
+        generation: running.snapshot.generation,
+        time,
+        unix_ms,
+        trigger,
+        result: Outcome::Rejected,
+        sha256: String::new(),
+        duration_us: 0,
+        errors: Vec::new(),
+        changes: Vec::new(),
+    };
+    let parsed = read.and_then(|text| {
+        record.sha256 = sha256_hex(&text);
+        if record.sha256 == running.sha256 {
+            return Ok(None);
+        }
+        super::parse(shared.config_path(), &text).map(Some)
+    });
+    let config = match parsed {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            record.result = Outcome::Unchanged;
+            record.duration_us = elapsed_us(started);
+            if trigger != Trigger::File {
+                tracing::info!(
+                    trigger = trigger.name(),
+                    "config file unchanged; nothing to reload"
+                );
+                shared.journal().push(record.clone());
+            }
+            return record;
+        }
+        Err(error) => {
+            record.errors = problems(&error);
+            record.duration_us = elapsed_us(started);
+            for problem in &record.errors {
+                tracing::error!(
+                    trigger = trigger.name(),
+                    path = %problem.path,
+                    line = ?problem.line,
+                    "config reload rejected: {}",
+                    problem.message
+                );
+            }
+            tracing::warn!(
+                generation = record.generation,
+                "keeping the running config after a rejected reload"
+            );
+            shared.journal().push(record.clone());
+            return record;
+        }
+    };
+
+    record.changes = diff(&running.snapshot.config, &config);
+    let config = keep_restart_only(config, &running.snapshot.config);
+    let generation = shared.next_generation();
+    let snapshot = Arc::new(Snapshot::build(config, generation, shared.registry()));
+    // Servers this reload adds start unhealthy; check them once before the swap so they take
+    // traffic (if they pass) as soon as the new config serves.
+    health::first_checks_blocking(health::added_servers(&running.snapshot, &snapshot));
+    shared.publish(Loaded {
+        snapshot,
+        sha256: record.sha256.clone(),
+        loaded_at: record.time.clone(),
+        loaded_unix_ms: record.unix_ms,
+    });
+    record.generation = generation;
+    record.result = Outcome::Applied;
+    record.duration_us = elapsed_us(started);
+    let restart_required = record.restart_required();
+    tracing::info!(
+        generation,
+        trigger = trigger.name(),
+        changes = record.changes.len(),
+        took_us = record.duration_us,
+        "config reloaded"
+    );
+    if !restart_required.is_empty() {
+        tracing::warn!(
+            fields = ?restart_required,
+            "changed fields need a restart and were not applied"
+        );
+    }
+    shared.journal().push(record.clone());
+    record
+}
+
+/// `config` with the running values of the fields only a restart can change.
+fn keep_restart_only(mut config: Config, running: &Config) -> Config {
+    let current = &running.proxy;
+    config.proxy.listen = current.listen.clone();
+    config.proxy.admin_listen = current.admin_listen;
+    config.proxy.threads = current.threads;
+    config.proxy.shutdown_timeout = current.shutdown_timeout;
+    config
+}
+
+fn elapsed_us(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}

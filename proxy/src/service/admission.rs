@@ -1,0 +1,189 @@
+//! Admission: the steps a request passes before it may go upstream, in order (request id,
+//! header size, route, token, pool and strategy, then the cache). Each step either fills the
+//! request context or stops the request with a reason; `request_filter` answers every stop in
+//! one place.
+
+use super::caching;
+use super::{Proxy, RequestCtx};
+use crate::balance::Strategy;
+use crate::config::RouteAuth;
+use crate::error::{Answer, Reject};
+use crate::headers;
+use crate::upstream::UpstreamPool;
+use pingora::prelude::Session;
+use pingora::Error;
+use std::sync::Arc;
+
+/// What admission decided for a request it let through.
+pub(super) enum Admitted {
+    /// Go to an upstream.
+    Forward,
+    /// Already answered from the cache.
+    Served,
+}
+
+/// Why admission stopped a request.
+pub(super) enum Stop {
+    /// The proxy answers it itself.
+    Answer(Answer),
+    /// Reading or writing the session failed.
+    Error(Box<Error>),
+}
+
+impl From<Reject> for Stop {
+    fn from(reject: Reject) -> Stop {
+        Stop::Answer(reject.into())
+    }
+}
+
+impl From<Box<Error>> for Stop {
+    fn from(error: Box<Error>) -> Stop {
+        Stop::Error(error)
+    }
+}
+
+impl Proxy {
+    /// Runs the admission steps in order.
+    pub(super) async fn admit(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Admitted, Stop> {
+        ctx.request_id = match session.req_header().headers.get(headers::REQUEST_ID) {
+            Some(value) if headers::valid_request_id(value.as_bytes()) => value.clone(),
+            _ => headers::new_request_id(),
+        };
+        check_header_size(session, ctx)?;
+        let route = resolve_route(session, ctx)?;
+        // The token is checked before anything else touches the request: no upstream and no
+        // cache lookup for a request that fails auth.
+        ctx.route = Some(route);
+        self.check_token(session, ctx, route)?;
+        let pool = ctx
+            .snapshot
+            .pool_for_route(route)
+            .cloned()
+            .ok_or(Reject::Internal)?;
+        ctx.strategy = strategy(session, &pool)?;
+        ctx.explain = session
+            .req_header()
+            .headers
+            .get(headers::EXPLAIN)
+            .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"));
+        ctx.pool = Some(pool);
+        self.consult_cache(session, ctx, route).await
+    }
+
+    /// On `auth = "jwt"` routes, verifies the bearer token and counts the outcome.
+    fn check_token(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        route: usize,
+    ) -> Result<(), Reject> {
+        if ctx.snapshot.routes.get(route).map(|r| r.auth) != Some(RouteAuth::Jwt) {
+            return Ok(());
+        }
+        let verified = match ctx.snapshot.config.auth.as_ref() {
+            Some(auth) => auth.verifier.verify_header(
+                session
+                    .req_header()
+                    .headers
+                    .get(http::header::AUTHORIZATION)
+                    .map(|v| v.as_bytes()),
+            ),
+            None => Err(scalelab_auth::Rejection::Internal),
+        };
+        self.shared
+            .auth_outcomes()
+            .count(scalelab_auth::outcome_label(&verified));
+        let claims = verified.map_err(Reject::Unauthorized)?;
+        ctx.token_verified = true;
+        ctx.auth_subject = claims.sub;
+        Ok(())
+    }
+
+    /// The cache's step, on routes of a config with `[cache]`: the invalidation endpoint, or a
+    /// lookup that may answer the request from the store.
+    async fn consult_cache(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: usize,
+    ) -> Result<Admitted, Stop> {
+        let snapshot = ctx.snapshot.clone();
+        let Some(store) = self.cache.for_snapshot(&snapshot) else {
+            return Ok(Admitted::Forward);
+        };
+        let req = session.req_header();
+        if req.method == http::Method::POST && req.uri.path() == "/cache/invalidate" {
+            let (status, body) = caching::invalidate(session, ctx, &store).await?;
+            return Err(Stop::Answer(Answer::new(status, body)));
+        }
+        let cacheable_method = matches!(req.method, http::Method::GET | http::Method::HEAD);
+        match snapshot.routes.get(route).and_then(|r| r.cache.as_ref()) {
+            Some(route_cache) if cacheable_method => {
+                if caching::lookup(session, ctx, store, route_cache).await? {
+                    Ok(Admitted::Served)
+                } else {
+                    Ok(Admitted::Forward)
+                }
+            }
+            _ => Ok(Admitted::Forward),
+        }
+    }
+}
+
+/// Refuses a request header section over `[proxy] max_header_bytes` (431).
+fn check_header_size(session: &Session, ctx: &RequestCtx) -> Result<(), Reject> {
+    let limit = ctx.snapshot.config.proxy.max_header_bytes;
+    let req = session.req_header();
+    // The size as it arrived, roughly: names, values and separators, plus the target.
+    let size = req
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + req.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if size > limit {
+        return Err(Reject::HeadersTooLarge { size, limit });
+    }
+    Ok(())
+}
+
+/// The route for the request's host, path and method (404 when none matches).
+fn resolve_route(session: &Session, ctx: &RequestCtx) -> Result<usize, Reject> {
+    let req = session.req_header();
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.host());
+    ctx.snapshot
+        .routes
+        .resolve(host, req.uri.path(), &req.method)
+        .ok_or_else(|| Reject::NoRoute {
+            path: req.uri.path().to_string(),
+        })
+}
+
+/// The pool's strategy, or the one the request asks for with `?strategy=` or the override
+/// header (400 for an unknown name).
+fn strategy(session: &Session, pool: &Arc<UpstreamPool>) -> Result<Strategy, Reject> {
+    let req = session.req_header();
+    let requested = req
+        .uri
+        .query()
+        .and_then(|q| headers::query_param(q, headers::STRATEGY_PARAM))
+        .or_else(|| {
+            req.headers
+                .get(headers::STRATEGY_OVERRIDE)
+                .and_then(|v| v.to_str().ok())
+        });
+    match requested {
+        None => Ok(pool.config.strategy),
+        Some(name) => Strategy::parse(name).ok_or_else(|| Reject::UnknownStrategy {
+            given: name.to_string(),
+        }),
+    }
+}
