@@ -4,7 +4,7 @@ use crate::config::AuthSettings;
 use crate::keys::KeyKind;
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MintError {
@@ -31,10 +31,11 @@ pub fn mint(settings: &AuthSettings, sub: &str, ttl: Duration) -> Result<String,
     if ttl.as_secs() == 0 {
         return Err(MintError::ZeroTtl);
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| MintError::Clock)?
-        .as_secs();
+    // A clock before 1970 reads as zero: refuse rather than mint a token issued in 1970.
+    let now = scalelab_common::clock::unix_secs();
+    if now == 0 {
+        return Err(MintError::Clock);
+    }
     let mut claims = json!({
         "sub": sub,
         "iat": now,

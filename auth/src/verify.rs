@@ -13,7 +13,6 @@ use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Deserializer};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The claims of an accepted token.
 #[derive(Debug, Clone, PartialEq)]
@@ -332,8 +331,5 @@ fn is_claim_rejection(rejection: &Rejection) -> bool {
 }
 
 fn now_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs_f64())
-        .unwrap_or(0.0)
+    scalelab_common::clock::unix_secs_f64()
 }

@@ -1,7 +1,7 @@
 //! Chaos knobs: injected latency, injected 500s and a failing `/health`, set by flags at start or live via
 //! `GET/POST /admin/chaos`. They exist so failover and retries can be demonstrated and tested on demand.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -120,7 +120,7 @@ impl Chaos {
     #[must_use]
     pub fn get(&self) -> ChaosSettings {
         // The settings are plain data, so a writer that panicked cannot have left them half-updated.
-        *self.0.read().unwrap_or_else(PoisonError::into_inner)
+        *scalelab_common::sync::read(&self.0)
     }
 
     /// Replaces the settings without validation; for tests and code that built them from validated parts.
@@ -129,7 +129,7 @@ impl Chaos {
     }
 
     fn set(&self, settings: ChaosSettings) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = settings;
+        *scalelab_common::sync::write(&self.0) = settings;
     }
 }
 

@@ -2,8 +2,8 @@
 //! first start, with a simulated query latency (100-300 ms by default) that the seed kept in the gateway.
 
 use std::path::Path as FsPath;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -88,9 +88,7 @@ impl Database {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot corrupt SQLite's own state, so keep serving.
-        self.connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        scalelab_common::sync::lock(&self.connection)
     }
 
     /// The number of items.
@@ -263,9 +261,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
+    scalelab_common::clock::unix_secs_f64()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ pub mod queue;
 pub mod store;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -282,9 +282,7 @@ async fn resize(
 
 /// Now, in unix seconds; the clock the queue's aging and the stored timestamps share.
 pub(crate) fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
+    scalelab_common::clock::unix_secs_f64()
 }
 
 #[cfg(test)]

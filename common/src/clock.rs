@@ -16,6 +16,12 @@ pub fn unix_secs() -> u64 {
     since_epoch().as_secs()
 }
 
+/// Seconds since the Unix epoch with their fraction, for timestamps compared at sub-second
+/// precision (token lifetimes, queue aging).
+pub fn unix_secs_f64() -> f64 {
+    since_epoch().as_secs_f64()
+}
+
 /// Milliseconds since the Unix epoch (saturating; u64 milliseconds last 584 million years).
 pub fn unix_ms() -> u64 {
     u64::try_from(since_epoch().as_millis()).unwrap_or(u64::MAX)

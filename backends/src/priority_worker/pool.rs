@@ -2,7 +2,7 @@
 //! [`TaskStore`] and the metrics. The pool size changes live; a shrinking pool lets running tasks finish.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus::{
@@ -112,10 +112,9 @@ pub struct Pool {
     inner: Arc<Inner>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Neither the queue nor the size counters can be left half-updated by a panic, so a poisoned lock is still usable.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
+// Neither the queue nor the size counters can be left half-updated by a panic, so a poisoned
+// lock is still usable.
+use scalelab_common::sync::lock;
 
 impl Pool {
     /// An empty pool with no workers; call [`Pool::resize`] to start them.

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -195,7 +195,7 @@ impl SqliteTaskStore {
         let connection = Arc::clone(&self.connection);
         tokio::task::spawn_blocking(move || {
             // SQLite keeps its own state consistent, so a panic elsewhere while holding the lock is no reason to stop.
-            let mut guard = connection.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut guard = scalelab_common::sync::lock(&connection);
             call(&mut guard)
         })
         .await
