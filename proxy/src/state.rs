@@ -163,7 +163,7 @@ impl Shared {
     }
 
     /// Reload counts since start, for the metrics.
-    pub fn reload_totals(&self) -> crate::reload::Totals {
+    pub fn reload_totals(&self) -> journal::Totals {
         self.inner.journal.totals()
     }
 
