@@ -99,8 +99,7 @@ async fn least_connections_avoids_the_slow_server_and_leaks_nothing() {
     );
 
     // Cancelled clients must give their slots back too.
-    let impatient = reqwest::Client::builder()
-        .no_proxy()
+    let impatient = client_builder()
         .timeout(Duration::from_millis(100))
         .build()
         .unwrap();

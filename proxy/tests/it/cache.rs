@@ -250,8 +250,7 @@ async fn two_hundred_concurrent_cold_requests_reach_the_origin_once() {
 async fn a_cancelled_leader_does_not_block_waiters() {
     let (backend, proxy) = setup("key = \"{path}\"", TIERS).await;
     backend.set_latency(800);
-    let impatient = reqwest::Client::builder()
-        .no_proxy()
+    let impatient = client_builder()
         .timeout(Duration::from_millis(200))
         .build()
         .unwrap();

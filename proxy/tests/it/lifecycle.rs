@@ -57,7 +57,7 @@ async fn sigterm_lets_a_two_second_request_finish_then_exits_zero() {
     let request = tokio::spawn(async move { client().get(url).send().await.unwrap() });
     proxy.wait_in_flight(1, Duration::from_secs(3)).await;
     let signalled = Instant::now();
-    proxy.signal("TERM");
+    proxy.signal(Signal::SIGTERM);
     let response = request.await.unwrap();
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
@@ -92,7 +92,7 @@ async fn sighup_and_admin_reload_apply_valid_files_and_keep_the_old_one_on_error
         .upstream(UpstreamSpec::new("g", "round_robin", &[&b], &[1]))
         .route("all", "/", "g");
     proxy.write_config(&second.render());
-    proxy.signal("HUP");
+    proxy.signal(Signal::SIGHUP);
     let b_addr = b.addr.to_string();
     eventually(
         Duration::from_secs(5),
@@ -143,7 +143,7 @@ async fn sigint_exits_at_once_without_waiting_for_requests() {
     let request = tokio::spawn(async move { client().get(url).send().await });
     proxy.wait_in_flight(1, Duration::from_secs(5)).await;
     let signalled = Instant::now();
-    proxy.signal("INT");
+    proxy.signal(Signal::SIGINT);
     proxy.wait_exit(Duration::from_secs(10)).await;
     assert!(
         signalled.elapsed() < Duration::from_secs(10),

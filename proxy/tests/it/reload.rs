@@ -27,9 +27,7 @@ impl Load {
         let failures = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for client_index in 0..clients {
-            let mut builder = reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(10));
+            let mut builder = client_builder().timeout(Duration::from_secs(10));
             if fresh_connections {
                 builder = builder.pool_max_idle_per_host(0);
             }
@@ -651,17 +649,20 @@ async fn binary_upgrade_under_load_refuses_no_connection() {
     })
     .await;
 
-    let new_log = std::fs::File::create(sock_dir.path().join("new.log")).unwrap();
-    let mut new = std::process::Command::new(binary())
+    let mut command = std::process::Command::new(binary());
+    command
         .arg("--config")
         .arg(&old.config_path)
         .args(&sock_args)
         .arg("--upgrade")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(new_log)
-        .spawn()
-        .unwrap();
+        .env("RUST_LOG", "info");
+    // The guard kills the new process even when an assertion below fails first.
+    let mut new = ChildGuard::spawn_logged(
+        &mut command,
+        &sock_dir.path().join("new.log"),
+        "the upgraded proxy",
+    )
+    .tail(60);
     eventually(
         Duration::from_secs(5),
         "the new process to wait for sockets",
@@ -672,12 +673,8 @@ async fn binary_upgrade_under_load_refuses_no_connection() {
     )
     .await;
     let signalled = Instant::now();
-    old.signal("QUIT");
-    let exit = eventually(Duration::from_secs(15), "the old process to exit", || {
-        let exited = old.child.try_wait().unwrap();
-        async move { exited }
-    })
-    .await;
+    old.signal(Signal::SIGQUIT);
+    let exit = old.wait_exit(Duration::from_secs(15)).await;
     let old_exit_after = signalled.elapsed();
     // Keep the load on for a moment after the old process is gone: only the new one serves.
     let served_before = load.ok.load(Ordering::Relaxed);
@@ -699,9 +696,8 @@ async fn binary_upgrade_under_load_refuses_no_connection() {
         response.json::<Value>().await.ok()
     })
     .await;
-    let still_running = new.try_wait().unwrap().is_none();
-    let _ = new.kill();
-    let _ = new.wait();
+    let still_running = new.try_wait().is_none();
+    drop(new);
     let refused: Vec<&String> = failures
         .iter()
         .filter(|f| f.contains("ConnectionRefused"))
