@@ -277,6 +277,12 @@ pub async fn backends_behind_proxy<const N: usize>(
     (backends, proxy)
 }
 
+/// The cache lock timeout of every [`TestConfig::cache`]: 5 s, scaled by patience so that a
+/// test's bound proving a waiter did not wait for it can be scaled too and stay below it.
+pub fn cache_lock_timeout() -> Duration {
+    patient(Duration::from_secs(5))
+}
+
 /// A typed builder for the TOML the proxy reads.
 pub struct TestConfig {
     pub proxy_port: u16,
@@ -376,9 +382,13 @@ impl TestConfig {
         self
     }
 
-    /// Adds a `[cache]` table with the given tiers `(name, max_entries)` and promotion hits.
+    /// Adds a `[cache]` table with the given tiers `(name, max_entries)` and promotion hits; its
+    /// lock timeout is [`cache_lock_timeout`].
     pub fn cache(mut self, tiers: &[(&str, usize)], promotion_hits: u32) -> Self {
-        let mut text = "[cache]\nmax_object_bytes = \"64KiB\"\nlock_timeout = \"5s\"\n".to_string();
+        let mut text = format!(
+            "[cache]\nmax_object_bytes = \"64KiB\"\nlock_timeout = \"{}ms\"\n",
+            cache_lock_timeout().as_millis()
+        );
         for (name, entries) in tiers {
             text.push_str(&format!(
                 "[[cache.tiers]]\nname = \"{name}\"\nmax_entries = {entries}\nmax_bytes = \"1MiB\"\nttl = \"600s\"\n"

@@ -27,7 +27,7 @@ impl Load {
         let failures = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for client_index in 0..clients {
-            let mut builder = client_builder().timeout(Duration::from_secs(10));
+            let mut builder = client_builder().timeout(patient(Duration::from_secs(10)));
             if fresh_connections {
                 builder = builder.pool_max_idle_per_host(0);
             }
@@ -369,7 +369,10 @@ async fn a_slow_request_to_a_removed_server_finishes_and_the_server_leaves_the_a
     let proxy = TestProxy::start(&first).await;
     let body: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
     let expected_fnv = fnv(&body);
-    let url = proxy.url("/slow?sleep_ms=3000");
+    // The request is scaled by patience so that it is still in flight when the reload applies
+    // on a slow machine; the lower bound below follows it.
+    let request_time = patient(Duration::from_secs(3));
+    let url = proxy.url(&format!("/slow?sleep_ms={}", request_time.as_millis()));
     let started = Instant::now();
     let request = tokio::spawn(async move {
         let response = client().post(url).body(body).send().await.unwrap();
@@ -404,7 +407,7 @@ async fn a_slow_request_to_a_removed_server_finishes_and_the_server_leaves_the_a
 
     let (status, headers, json) = request.await.unwrap();
     assert_eq!(status, 200);
-    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert!(started.elapsed() >= request_time);
     assert_eq!(headers["x-config-generation"], "1", "it kept its snapshot");
     assert_eq!(json["server"], "a");
     assert_eq!(json["body_len"], 256 * 1024);
@@ -429,7 +432,11 @@ async fn kept_servers_keep_their_state_and_a_new_failing_server_gets_no_traffic(
     for _ in 0..5 {
         upstream_of(&proxy, "/x").await;
     }
-    let url = proxy.url("/slow?sleep_ms=2000");
+    // Scaled by patience: the request must still be in flight after the reload below.
+    let url = proxy.url(&format!(
+        "/slow?sleep_ms={}",
+        patient(Duration::from_secs(2)).as_millis()
+    ));
     let slow = tokio::spawn(async move { client().get(url).send().await.unwrap().status() });
     eventually(Duration::from_secs(3), "a slow request on a", || async {
         let report = proxy.server_report(a.addr).await?;
