@@ -1,16 +1,14 @@
 //! `scalelab up` end to end: the real binaries on free ports with a temporary data dir, a request through the proxy
-//! to a gateway (and, with auth, the seed's flow), then SIGTERM and a check that no child is left.
+//! to a gateway, the seed's flow with a token, then SIGTERM and a check that no child is left.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use scalelab_test_support::{blocking_client, free_ports, patient, ChildGuard, Signal};
 use serde_json::{json, Value};
 
 /// The dev settings the shipped config.toml uses, in a temp config.
@@ -53,20 +51,12 @@ fn build_siblings() -> PathBuf {
     bin_dir
 }
 
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
-fn config_text(ports: &[u16], auth: bool) -> String {
+fn config_text(ports: &[u16]) -> String {
     let [g1, g2, g3, ms, db, worker, proxy, admin] = ports else {
         panic!("need 8 ports");
     };
+    // How long `up` waits for its children to answer, scaled like every other bound here.
+    let ready_timeout = patient(Duration::from_secs(60)).as_millis();
     let mut text = format!(
         r#"
 [proxy]
@@ -109,32 +99,26 @@ database = {db}
 worker = {worker}
 workers = 2
 database_latency_ms = [0, 5]
-ready_timeout = "60s"
+ready_timeout = "{ready_timeout}ms"
 "#
     );
-    if auth {
-        text.push_str(AUTH);
-    }
+    text.push_str(AUTH);
     text
 }
 
-/// Whether this checkout's proxy accepts an `[auth]` table yet (it is being added in parallel); without it the
-/// test still proves start, routing and stop, through `/health`.
-fn proxy_accepts_auth(bin_dir: &Path, dir: &Path, ports: &[u16]) -> bool {
-    let probe = dir.join("probe.toml");
-    std::fs::write(&probe, config_text(ports, true)).unwrap();
+/// The proxy must accept the lab's config with its `[auth]` table: without it the gateways fail closed and the
+/// seed's flow (tokens, `/data`, `/longtask`) cannot be tested, which is a failure, not a reason to test less.
+fn assert_proxy_accepts_auth(bin_dir: &Path, config: &Path) {
     let output = Command::new(bin_dir.join("scalelab-proxy"))
         .args(["--check", "--config"])
-        .arg(&probe)
+        .arg(config)
         .output()
         .unwrap();
-    if !output.status.success() {
-        eprintln!(
-            "the proxy refuses [auth] here, testing without it:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    output.status.success()
+    assert!(
+        output.status.success(),
+        "scalelab-proxy --check refuses the lab's config with [auth], so the auth and seed flow cannot run:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Children of `parent`, from /proc (the test's independent view, not `up`'s own report).
@@ -174,7 +158,9 @@ fn alive(pid: u32) -> bool {
 }
 
 struct Up {
-    child: Child,
+    /// Stopped with SIGTERM on drop, so that a failed assertion does not leave the lab running: SIGKILL would
+    /// orphan `up`'s own children.
+    child: ChildGuard,
     lines: mpsc::Receiver<String>,
     log: Vec<String>,
 }
@@ -201,14 +187,16 @@ impl Up {
             }
         });
         Up {
-            child,
+            child: ChildGuard::new(child, "scalelab up").stop_with(Signal::SIGTERM),
             lines,
             log: Vec::new(),
         }
     }
 
-    /// Waits for a line containing `needle`, keeping every line for the failure message.
+    /// Waits for a line containing `needle`, keeping every line for the failure message; `timeout` is scaled by
+    /// patience.
     fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let timeout = patient(timeout);
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -234,30 +222,14 @@ impl Up {
     }
 }
 
-impl Drop for Up {
-    fn drop(&mut self) {
-        // A failed assertion must not leave the lab running.
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn up_runs_the_lab_behind_the_proxy_and_stops_every_child() {
     let bin_dir = build_siblings();
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports(8);
-    let auth = proxy_accepts_auth(&bin_dir, dir.path(), &ports);
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, config_text(&ports, auth)).unwrap();
+    std::fs::write(&config, config_text(&ports)).unwrap();
+    assert_proxy_accepts_auth(&bin_dir, &config);
     let proxy = format!("http://127.0.0.1:{}", ports[6]);
 
     let mut up = Up::start(&config, &bin_dir);
@@ -277,32 +249,16 @@ fn up_runs_the_lab_behind_the_proxy_and_stops_every_child() {
         );
     }
 
-    let http = client();
+    let http = blocking_client(Duration::from_secs(10));
     let health = http.get(format!("{proxy}/health")).send().unwrap();
     assert_eq!(health.status(), 200);
     assert!(health.headers().contains_key("x-upstream-server"));
 
-    if auth {
-        seed_flow(&http, &proxy, &config, ports[5]);
-    } else {
-        // The gateways fail closed without [auth].
-        let data = http.get(format!("{proxy}/data")).send().unwrap();
-        assert_eq!(data.status(), 503);
-    }
-    bench_strategies(&config, &proxy, auth, &dir.path().join("bench-out"));
+    seed_flow(&http, &proxy, &config, ports[5]);
+    bench_strategies(&config, &proxy, &dir.path().join("bench-out"));
 
-    kill(Pid::from_raw(ups_pid as i32), Signal::SIGTERM).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = up.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "scalelab up did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    up.child.signal(Signal::SIGTERM);
+    let status = up.child.wait_exit_blocking(Duration::from_secs(30));
     up.drain();
     assert!(
         status.success(),
@@ -336,7 +292,7 @@ fn up_runs_the_lab_behind_the_proxy_and_stops_every_child() {
 
 /// `scalelab bench --scenario strategies` against the running lab: a short run per strategy, then the JSON with
 /// every run and the three charts.
-fn bench_strategies(config: &Path, proxy: &str, auth: bool, out: &Path) {
+fn bench_strategies(config: &Path, proxy: &str, out: &Path) {
     const PER_RUN: u64 = 100;
     let mut command = Command::new(scalelab());
     command
@@ -353,13 +309,8 @@ fn bench_strategies(config: &Path, proxy: &str, auth: bool, out: &Path) {
         .arg("--config")
         .arg(config)
         .arg("--out")
-        .arg(out);
-    // Without [auth] the gateways refuse /data, so the load goes to /health, which needs no token.
-    if auth {
-        command.args(["--url", &format!("{proxy}/data")]);
-    } else {
-        command.args(["--url", &format!("{proxy}/health"), "--no-token"]);
-    }
+        .arg(out)
+        .args(["--url", &format!("{proxy}/data")]);
     let output = command.output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -474,7 +425,8 @@ fn seed_flow(http: &reqwest::blocking::Client, proxy: &str, config: &Path, worke
     let task_id = body["task_id"].as_str().unwrap().to_owned();
 
     let worker = format!("http://127.0.0.1:{worker_port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // A loop of its own rather than `eventually_blocking`, so that a failure shows the task's last state.
+    let deadline = Instant::now() + patient(Duration::from_secs(20));
     loop {
         let task: Value = http
             .get(format!("{worker}/tasks/{task_id}"))

@@ -1,72 +1,38 @@
-//! Starting backend binaries on free ports with temporary data dirs, polling with deadlines, and cleaning up.
+//! Starting backend binaries on free ports with temporary data dirs; ports, polling, clients
+//! and the process guard come from `scalelab-test-support`.
 
-use std::collections::HashSet;
-use std::fs::File;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
 
+use scalelab_test_support::{free_port, ChildGuard, Signal};
 use serde_json::Value;
 
-/// How long any wait may take before the test fails.
+/// How long any wait may take on a quiet machine before the test fails; `eventually` scales it
+/// by `SCALELAB_TEST_PATIENCE`.
 pub const PATIENCE: Duration = Duration::from_secs(15);
-
-static USED_PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-
-/// A port nothing listens on, never handed out twice in this process.
-pub fn free_port() -> u16 {
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if USED_PORTS
-            .lock()
-            .unwrap()
-            .get_or_insert_with(HashSet::new)
-            .insert(port)
-        {
-            return port;
-        }
-    }
-}
 
 /// A shared HTTP client that ignores any proxy settings in the environment.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
+    scalelab_test_support::client(Duration::from_secs(5))
 }
 
 /// A running backend binary; killed and reaped on drop, printing its log if the test failed.
 pub struct Backend {
-    child: Option<Child>,
+    process: ChildGuard,
     pub url: String,
-    log: PathBuf,
 }
 
 impl Backend {
     /// Starts `binary` with `--port` on a free port plus `args`, and waits until `/health` answers 200.
     pub async fn start(binary: &str, args: &[&str], log_dir: &Path) -> Self {
         let port = free_port();
-        let log = log_dir.join(format!("{port}.log"));
-        let child = Command::new(binary)
-            .args(["--port", &port.to_string()])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let backend = Self {
-            child: Some(child),
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        };
+        let url = format!("http://127.0.0.1:{port}");
+        let mut command = Command::new(binary);
+        command.args(["--port", &port.to_string()]).args(args);
+        let process =
+            ChildGuard::spawn_logged(&mut command, &log_dir.join(format!("{port}.log")), &url);
+        let backend = Self { process, url };
         let client = client();
         eventually("backend health", || async {
             let response = client
@@ -82,61 +48,23 @@ impl Backend {
 
     /// SIGKILL: no chance to clean up, like a crash.
     pub fn kill_hard(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
+        self.process.kill_hard();
     }
 
     /// SIGTERM, then waits for the process to exit and returns its status.
     pub async fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "process did not exit after SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.process.signal(Signal::SIGTERM);
+        self.process.wait_exit(PATIENCE).await
     }
 }
 
-impl Drop for Backend {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!(
-                "--- log of {} ---\n{}",
-                self.url,
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-}
-
-/// Polls `probe` every 20 ms until it yields `Some`, failing the test after [`PATIENCE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+/// Polls `probe` until it yields `Some`, failing the test after [`PATIENCE`] (scaled).
+pub async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    scalelab_test_support::eventually(PATIENCE, what, probe).await
 }
 
 /// GETs a JSON document, returning the status and body.

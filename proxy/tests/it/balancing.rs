@@ -98,14 +98,18 @@ async fn least_connections_avoids_the_slow_server_and_leaks_nothing() {
         backends[2].hits()
     );
 
-    // Cancelled clients must give their slots back too.
-    let impatient = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_millis(100))
+    // Cancelled clients must give their slots back too. The timeout and the request are scaled
+    // together, so the clients still give up while their requests are in flight.
+    let impatient = client_builder()
+        .timeout(patient(Duration::from_millis(100)))
         .build()
         .unwrap();
+    let slow = proxy.url(&format!(
+        "/lc?sleep_ms={}",
+        patient(Duration::from_millis(500)).as_millis()
+    ));
     for _ in 0..6 {
-        let _ = impatient.get(proxy.url("/lc?sleep_ms=500")).send().await;
+        let _ = impatient.get(&slow).send().await;
     }
     proxy.wait_in_flight(0, Duration::from_secs(5)).await;
 }

@@ -76,6 +76,7 @@ async fn miss_then_hit_with_age_then_expiry_after_max_age() {
         (seen.x_cache == "MISS").then_some(seen)
     })
     .await;
+    // A lower bound tied to max-age=2, which a slow machine cannot break: not scaled.
     assert!(
         stored_at.elapsed() >= Duration::from_millis(1900),
         "expired early"
@@ -249,10 +250,13 @@ async fn two_hundred_concurrent_cold_requests_reach_the_origin_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_leader_does_not_block_waiters() {
     let (backend, proxy) = setup("key = \"{path}\"", TIERS).await;
-    backend.set_latency(800);
-    let impatient = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_millis(200))
+    // The origin's latency, the leader's timeout and the waiter's bound are scaled together, and
+    // the harness scales the 5 s lock timeout too, so the waiter's bound stays under the lock
+    // timeout and the leader still gives up long before the origin answers.
+    let latency = patient(Duration::from_millis(800));
+    backend.set_latency(u64::try_from(latency.as_millis()).unwrap());
+    let impatient = client_builder()
+        .timeout(patient(Duration::from_millis(200)))
         .build()
         .unwrap();
     let leader_url = proxy.url("/c/lead");
@@ -267,9 +271,11 @@ async fn a_cancelled_leader_does_not_block_waiters() {
     let waiter = get(&proxy, "/c/lead").await;
     assert!(leader.await.unwrap(), "the leader's client gave up");
     assert_eq!(waiter.status, 200);
-    // Well under the 5 s lock timeout: the waiter woke when the leader was cancelled.
+    // Well under the lock timeout: the waiter woke when the leader was cancelled.
+    let waiter_bound = patient(Duration::from_secs(3));
+    assert!(waiter_bound < cache_lock_timeout());
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < waiter_bound,
         "waiter took {:?}",
         started.elapsed()
     );
@@ -592,7 +598,7 @@ async fn get_with_a_body_on_a_cached_path_does_not_desync_the_connection() {
 async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
     use tokio::io::AsyncReadExt;
     let mut buffer = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + patient(Duration::from_secs(5));
     loop {
         let text = String::from_utf8_lossy(&buffer).to_string();
         if let Some(end) = text.find("\r\n\r\n") {
@@ -610,7 +616,7 @@ async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
         }
         assert!(Instant::now() < deadline, "no complete response: {text}");
         let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+        let n = tokio::time::timeout(patient(Duration::from_secs(5)), stream.read(&mut chunk))
             .await
             .unwrap()
             .unwrap();

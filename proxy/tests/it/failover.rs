@@ -52,10 +52,12 @@ async fn killed_backend_is_ejected_in_time_no_client_errors_and_it_rejoins() {
         || async { (proxy.server_healthy(victim).await == Some(false)).then_some(()) },
     )
     .await;
-    // unhealthy_threshold x interval + timeout = 2 x 200ms + 200ms, plus polling slack.
+    // unhealthy_threshold x interval + timeout = 2 x 200ms + 200ms, plus polling slack. Only
+    // the slack depends on the machine, so only it is scaled: the configured 600 ms it proves
+    // stays as it is.
     let ejected_after = killed_at.elapsed();
     assert!(
-        ejected_after < Duration::from_millis(600 + 400),
+        ejected_after < Duration::from_millis(600) + patient(Duration::from_millis(400)),
         "ejected after {ejected_after:?}"
     );
     let hits_after_ejection = backends[1].hits();
@@ -73,7 +75,8 @@ async fn killed_backend_is_ejected_in_time_no_client_errors_and_it_rejoins() {
         (proxy.server_healthy(victim).await == Some(true)).then_some(())
     })
     .await;
-    // healthy_threshold (2) passes at a 200 ms interval cannot happen in under ~200 ms.
+    // healthy_threshold (2) passes at a 200 ms interval cannot happen in under ~200 ms. This is
+    // a lower bound, which a slow machine cannot break, so patience does not scale it.
     assert!(restarted_at.elapsed() >= Duration::from_millis(150));
     let rejoined_hits = backends[1].hits();
     eventually(

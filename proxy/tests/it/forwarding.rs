@@ -137,7 +137,7 @@ async fn malformed_request_gets_400_and_others_keep_working() {
         .unwrap();
     let mut response = Vec::new();
     let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
+        patient(std::time::Duration::from_secs(5)),
         stream.read_to_end(&mut response),
     )
     .await;
@@ -224,7 +224,7 @@ async fn a_rejected_request_with_a_body_does_not_desync_the_connection() {
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(3),
+        patient(std::time::Duration::from_secs(3)),
         stream.read_to_end(&mut response),
     )
     .await;

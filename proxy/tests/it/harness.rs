@@ -1,60 +1,24 @@
 //! The integration world: counting axum backends on their own runtimes (so killing one drops
-//! every connection it holds), the real `scalelab-proxy` binary on free ports, and
-//! `eventually` for polling with a deadline instead of sleeping.
+//! every connection it holds), a typed builder for the proxy's config, and the real
+//! `scalelab-proxy` binary on free ports. Ports, patience, polling, clients and the process
+//! guard come from `scalelab-test-support` and are re-exported for the test modules.
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+pub use scalelab_test_support::ChildGuard;
+pub use scalelab_test_support::{client_builder, eventually, free_port, patient, Signal};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::io::Read as _;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A port no other test of this process has been given.
-pub fn free_port() -> u16 {
-    static USED: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
-    let used = USED.get_or_init(|| Mutex::new(HashSet::new()));
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("bind port 0")
-            .local_addr()
-            .expect("local addr")
-            .port();
-        if used.lock().expect("port registry").insert(port) {
-            return port;
-        }
-    }
-}
-
-/// Polls `check` until it returns `Some`, or panics after `deadline` with `what`.
-pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let patience: f64 = std::env::var("SCALELAB_TEST_PATIENCE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1.0);
-    let end = Instant::now() + deadline.mul_f64(patience);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        if Instant::now() > end {
-            panic!("timed out after {deadline:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[derive(Default)]
 pub struct BackendState {
@@ -228,7 +192,7 @@ impl TestBackend {
             .fallback(handle)
             .with_state(self.state.clone());
         let addr = self.addr;
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + patient(Duration::from_secs(5));
         let listener = {
             let _context = runtime.enter();
             loop {
@@ -311,6 +275,12 @@ pub async fn backends_behind_proxy<const N: usize>(
         .route("all", "/", "g");
     let proxy = TestProxy::start(&config).await;
     (backends, proxy)
+}
+
+/// The cache lock timeout of every [`TestConfig::cache`]: 5 s, scaled by patience so that a
+/// test's bound proving a waiter did not wait for it can be scaled too and stay below it.
+pub fn cache_lock_timeout() -> Duration {
+    patient(Duration::from_secs(5))
 }
 
 /// A typed builder for the TOML the proxy reads.
@@ -412,9 +382,13 @@ impl TestConfig {
         self
     }
 
-    /// Adds a `[cache]` table with the given tiers `(name, max_entries)` and promotion hits.
+    /// Adds a `[cache]` table with the given tiers `(name, max_entries)` and promotion hits; its
+    /// lock timeout is [`cache_lock_timeout`].
     pub fn cache(mut self, tiers: &[(&str, usize)], promotion_hits: u32) -> Self {
-        let mut text = "[cache]\nmax_object_bytes = \"64KiB\"\nlock_timeout = \"5s\"\n".to_string();
+        let mut text = format!(
+            "[cache]\nmax_object_bytes = \"64KiB\"\nlock_timeout = \"{}ms\"\n",
+            cache_lock_timeout().as_millis()
+        );
         for (name, entries) in tiers {
             text.push_str(&format!(
                 "[[cache.tiers]]\nname = \"{name}\"\nmax_entries = {entries}\nmax_bytes = \"1MiB\"\nttl = \"600s\"\n"
@@ -485,7 +459,8 @@ impl TestConfig {
 
 /// The real proxy binary, started on the config's ports.
 pub struct TestProxy {
-    pub child: Child,
+    /// Killed on drop, printing the end of the proxy's log if the test failed.
+    pub child: ChildGuard,
     pub dir: tempfile::TempDir,
     pub base: String,
     pub admin: String,
@@ -505,12 +480,9 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_scalelab-proxy")
 }
 
+/// A client for the proxy and its admin API; requests time out after 10 s (scaled).
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
+    scalelab_test_support::client(Duration::from_secs(10))
 }
 
 impl TestProxy {
@@ -523,16 +495,14 @@ impl TestProxy {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config.render()).expect("write config");
-        let log = std::fs::File::create(dir.path().join("proxy.log")).expect("log file");
-        let child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .arg("--config")
             .arg(&config_path)
             .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn scalelab-proxy");
+            .env("RUST_LOG", "info");
+        let child =
+            ChildGuard::spawn_logged(&mut command, &dir.path().join("proxy.log"), "proxy").tail(60);
         let proxy = TestProxy {
             child,
             dir,
@@ -594,12 +564,7 @@ impl TestProxy {
 
     /// Waits for the proxy process to exit and returns its status.
     pub async fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
-        let child = &mut self.child;
-        eventually(deadline, "the proxy to exit", || {
-            let exited = child.try_wait().expect("try_wait");
-            async move { exited }
-        })
-        .await
+        self.child.wait_exit(deadline).await
     }
 
     pub async fn server_healthy(&self, addr: SocketAddr) -> Option<bool> {
@@ -655,35 +620,11 @@ impl TestProxy {
             .find(|s| s["addr"] == addr.to_string())
     }
 
-    pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill");
-        assert!(status.success());
+    pub fn signal(&self, signal: Signal) {
+        self.child.signal(signal);
     }
 
     pub fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = std::fs::File::open(self.dir.path().join("proxy.log")) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
-    }
-}
-
-impl Drop for TestProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(60).collect();
-            eprintln!("--- proxy log (last lines) ---");
-            for line in tail.into_iter().rev() {
-                eprintln!("{line}");
-            }
-        }
+        self.child.log()
     }
 }

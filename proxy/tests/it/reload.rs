@@ -27,9 +27,7 @@ impl Load {
         let failures = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for client_index in 0..clients {
-            let mut builder = reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(10));
+            let mut builder = client_builder().timeout(patient(Duration::from_secs(10)));
             if fresh_connections {
                 builder = builder.pool_max_idle_per_host(0);
             }
@@ -371,7 +369,10 @@ async fn a_slow_request_to_a_removed_server_finishes_and_the_server_leaves_the_a
     let proxy = TestProxy::start(&first).await;
     let body: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
     let expected_fnv = fnv(&body);
-    let url = proxy.url("/slow?sleep_ms=3000");
+    // The request is scaled by patience so that it is still in flight when the reload applies
+    // on a slow machine; the lower bound below follows it.
+    let request_time = patient(Duration::from_secs(3));
+    let url = proxy.url(&format!("/slow?sleep_ms={}", request_time.as_millis()));
     let started = Instant::now();
     let request = tokio::spawn(async move {
         let response = client().post(url).body(body).send().await.unwrap();
@@ -406,7 +407,7 @@ async fn a_slow_request_to_a_removed_server_finishes_and_the_server_leaves_the_a
 
     let (status, headers, json) = request.await.unwrap();
     assert_eq!(status, 200);
-    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert!(started.elapsed() >= request_time);
     assert_eq!(headers["x-config-generation"], "1", "it kept its snapshot");
     assert_eq!(json["server"], "a");
     assert_eq!(json["body_len"], 256 * 1024);
@@ -431,7 +432,11 @@ async fn kept_servers_keep_their_state_and_a_new_failing_server_gets_no_traffic(
     for _ in 0..5 {
         upstream_of(&proxy, "/x").await;
     }
-    let url = proxy.url("/slow?sleep_ms=2000");
+    // Scaled by patience: the request must still be in flight after the reload below.
+    let url = proxy.url(&format!(
+        "/slow?sleep_ms={}",
+        patient(Duration::from_secs(2)).as_millis()
+    ));
     let slow = tokio::spawn(async move { client().get(url).send().await.unwrap().status() });
     eventually(Duration::from_secs(3), "a slow request on a", || async {
         let report = proxy.server_report(a.addr).await?;
@@ -651,17 +656,20 @@ async fn binary_upgrade_under_load_refuses_no_connection() {
     })
     .await;
 
-    let new_log = std::fs::File::create(sock_dir.path().join("new.log")).unwrap();
-    let mut new = std::process::Command::new(binary())
+    let mut command = std::process::Command::new(binary());
+    command
         .arg("--config")
         .arg(&old.config_path)
         .args(&sock_args)
         .arg("--upgrade")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(new_log)
-        .spawn()
-        .unwrap();
+        .env("RUST_LOG", "info");
+    // The guard kills the new process even when an assertion below fails first.
+    let mut new = ChildGuard::spawn_logged(
+        &mut command,
+        &sock_dir.path().join("new.log"),
+        "the upgraded proxy",
+    )
+    .tail(60);
     eventually(
         Duration::from_secs(5),
         "the new process to wait for sockets",
@@ -672,12 +680,8 @@ async fn binary_upgrade_under_load_refuses_no_connection() {
     )
     .await;
     let signalled = Instant::now();
-    old.signal("QUIT");
-    let exit = eventually(Duration::from_secs(15), "the old process to exit", || {
-        let exited = old.child.try_wait().unwrap();
-        async move { exited }
-    })
-    .await;
+    old.signal(Signal::SIGQUIT);
+    let exit = old.wait_exit(Duration::from_secs(15)).await;
     let old_exit_after = signalled.elapsed();
     // Keep the load on for a moment after the old process is gone: only the new one serves.
     let served_before = load.ok.load(Ordering::Relaxed);
@@ -699,9 +703,8 @@ async fn binary_upgrade_under_load_refuses_no_connection() {
         response.json::<Value>().await.ok()
     })
     .await;
-    let still_running = new.try_wait().unwrap().is_none();
-    let _ = new.kill();
-    let _ = new.wait();
+    let still_running = new.try_wait().is_none();
+    drop(new);
     let refused: Vec<&String> = failures
         .iter()
         .filter(|f| f.contains("ConnectionRefused"))
