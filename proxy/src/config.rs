@@ -10,6 +10,7 @@ mod tests;
 
 use crate::balance::Strategy;
 use http::Method;
+use scalelab_common::problem::Problem;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -179,25 +180,6 @@ pub struct Route {
     pub strip_prefix: bool,
 }
 
-/// One problem found in a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Issue {
-    /// TOML path such as `routes[2].upstream`.
-    pub path: String,
-    pub message: String,
-    /// 1-based line of the offending value, when it exists in the file.
-    pub line: Option<usize>,
-}
-
-impl fmt::Display for Issue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "line {line}: {}: {}", self.path, self.message),
-            None => write!(f, "{}: {}", self.path, self.message),
-        }
-    }
-}
-
 /// Why a config file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -206,24 +188,17 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {} problem(s):\n{}", issues.len(), render_issues(issues))]
-    Invalid { path: PathBuf, issues: Vec<Issue> },
+    #[error("{path}: {} problem(s):\n{}", problems.len(), render_problems(problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
-impl ConfigError {
-    /// Every problem, for the admin API and the reload journal.
-    pub fn issues(&self) -> Vec<String> {
-        match self {
-            ConfigError::Read { .. } => vec![self.to_string()],
-            ConfigError::Invalid { issues, .. } => issues.iter().map(Issue::to_string).collect(),
-        }
-    }
-}
-
-fn render_issues(issues: &[Issue]) -> String {
-    issues
+fn render_problems(problems: &[Problem]) -> String {
+    problems
         .iter()
-        .map(|issue| format!("  - {issue}"))
+        .map(|problem| format!("  - {problem}"))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -240,9 +215,9 @@ impl Config {
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse_in(&source, base).map_err(|issues| ConfigError::Invalid {
+        Config::parse_in(&source, base).map_err(|problems| ConfigError::Invalid {
             path: path.to_path_buf(),
-            issues,
+            problems,
         })
     }
 
@@ -250,7 +225,7 @@ impl Config {
     ///
     /// # Errors
     /// Every problem found, each with its TOML path and line.
-    pub fn parse(source: &str) -> Result<Config, Vec<Issue>> {
+    pub fn parse(source: &str) -> Result<Config, Vec<Problem>> {
         Config::parse_in(source, Path::new("."))
     }
 
@@ -258,16 +233,16 @@ impl Config {
     ///
     /// # Errors
     /// Every problem found, each with its TOML path and line.
-    pub fn parse_in(source: &str, base: &Path) -> Result<Config, Vec<Issue>> {
+    pub fn parse_in(source: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         let file: FileConfig = match toml::from_str(source) {
             Ok(file) => file,
-            Err(error) => return Err(vec![validate::parse_issue(source, &error)]),
+            Err(error) => return Err(vec![validate::parse_problem(source, &error)]),
         };
-        validate::validate(file, base).map_err(|mut issues| {
-            for issue in &mut issues {
-                issue.line = validate::locate(source, &issue.path);
+        validate::validate(file, base).map_err(|mut problems| {
+            for problem in &mut problems {
+                problem.line = validate::locate(source, &problem.path);
             }
-            issues
+            problems
         })
     }
 

@@ -9,13 +9,14 @@
 mod tests;
 
 use crate::config::{Config, ConfigError};
+use scalelab_common::problem::Problem;
+use scalelab_common::sync::lock;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Mutex;
-use scalelab_common::sync::lock;
 
 /// How many reloads the journal keeps; older ones are dropped first.
 pub const JOURNAL_CAPACITY: usize = 50;
@@ -88,15 +89,6 @@ pub struct Change {
     pub effect: Effect,
 }
 
-/// One problem of a rejected file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Problem {
-    /// TOML path such as `routes[2].upstream`; empty when the file could not be read.
-    pub path: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
 /// One journal entry: everything a user needs to understand what a reload did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Record {
@@ -111,6 +103,7 @@ pub struct Record {
     pub sha256: String,
     /// Time from reading the file to the new snapshot serving.
     pub duration_us: u64,
+    /// Every problem of a rejected file.
     pub errors: Vec<Problem>,
     pub changes: Vec<Change>,
 }
@@ -212,30 +205,20 @@ pub fn load(path: &Path) -> Result<(Config, String), ConfigError> {
 /// # Errors
 /// Every problem, as `ConfigError::Invalid`.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    Config::parse_in(text, path.parent().unwrap_or(Path::new("."))).map_err(|issues| {
+    Config::parse_in(text, path.parent().unwrap_or(Path::new("."))).map_err(|problems| {
         ConfigError::Invalid {
             path: path.to_path_buf(),
-            issues,
+            problems,
         }
     })
 }
 
-/// The journal's view of a `ConfigError`: one entry per issue, with path and line kept apart.
+/// The journal's view of a `ConfigError`: one entry per problem, with path and line kept apart;
+/// an unreadable file is one problem without a path.
 pub fn problems(error: &ConfigError) -> Vec<Problem> {
     match error {
-        ConfigError::Read { .. } => vec![Problem {
-            path: String::new(),
-            line: None,
-            message: error.to_string(),
-        }],
-        ConfigError::Invalid { issues, .. } => issues
-            .iter()
-            .map(|issue| Problem {
-                path: issue.path.clone(),
-                line: issue.line,
-                message: issue.message.clone(),
-            })
-            .collect(),
+        ConfigError::Read { .. } => vec![Problem::new(String::new(), error.to_string())],
+        ConfigError::Invalid { problems, .. } => problems.clone(),
     }
 }
 

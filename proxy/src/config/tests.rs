@@ -41,7 +41,7 @@ fn valid_config_parses_with_typed_values() {
     assert_eq!(config.proxy.shutdown_timeout, Duration::from_secs(10));
 }
 
-fn issues(source: &str) -> Vec<Issue> {
+fn issues(source: &str) -> Vec<Problem> {
     Config::parse(source).expect_err("must be invalid")
 }
 
