@@ -15,7 +15,6 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
-use std::path::Path;
 use std::sync::Mutex;
 
 /// How many reloads the journal keeps; older ones are dropped first.
@@ -184,33 +183,6 @@ pub fn sha256_hex(text: &str) -> String {
         hex.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
     }
     hex
-}
-
-/// Reads and validates a config file, returning the text too so that its hash describes
-/// exactly the bytes that were parsed.
-///
-/// # Errors
-/// As `Config::load`.
-pub fn load(path: &Path) -> Result<(Config, String), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let config = parse(path, &text)?;
-    Ok((config, text))
-}
-
-/// Validates config text read from `path`.
-///
-/// # Errors
-/// Every problem, as `ConfigError::Invalid`.
-pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    Config::parse_in(text, path.parent().unwrap_or(Path::new("."))).map_err(|problems| {
-        ConfigError::Invalid {
-            path: path.to_path_buf(),
-            problems,
-        }
-    })
 }
 
 /// The journal's view of a `ConfigError`: one entry per problem, with path and line kept apart;

@@ -186,7 +186,7 @@ impl Shared {
             if record.sha256 == running.sha256 {
                 return Ok(None);
             }
-            reload::parse(&self.inner.config_path, &text).map(Some)
+            crate::config::parse(&self.inner.config_path, &text).map(Some)
         });
         let mut config = match parsed {
             Ok(Some(config)) => config,

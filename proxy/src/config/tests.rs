@@ -27,9 +27,14 @@ upstream = "gateways"
 methods = ["get", "HEAD"]
 "#;
 
+/// Validates `source` as if it were read from `./config.toml`.
+fn parse_text(source: &str) -> Result<Config, Vec<Problem>> {
+    parse_in(source, Path::new("."))
+}
+
 #[test]
 fn valid_config_parses_with_typed_values() {
-    let config = Config::parse(VALID).expect("valid");
+    let config = parse_text(VALID).expect("valid");
     let upstream = &config.upstreams["gateways"];
     assert_eq!(upstream.strategy, Strategy::Weighted);
     assert_eq!(upstream.connect_timeout, Duration::from_millis(500));
@@ -42,7 +47,7 @@ fn valid_config_parses_with_typed_values() {
 }
 
 fn issues(source: &str) -> Vec<Problem> {
-    Config::parse(source).expect_err("must be invalid")
+    parse_text(source).expect_err("must be invalid")
 }
 
 #[test]
@@ -122,7 +127,7 @@ fn syntax_and_unknown_keys_are_errors_with_lines() {
 #[test]
 fn shipped_config_is_valid() {
     let source = include_str!("../../../config.toml");
-    Config::parse(source).expect("the repository's config.toml must validate");
+    parse_text(source).expect("the repository's config.toml must validate");
 }
 
 /// Issue 4: the shipped config protects every route the seed protected, with a dev secret long
@@ -130,7 +135,7 @@ fn shipped_config_is_valid() {
 /// public.
 #[test]
 fn shipped_config_requires_jwt_on_the_seeds_protected_routes() {
-    let config = Config::parse(include_str!("../../../config.toml")).expect("valid");
+    let config = parse_text(include_str!("../../../config.toml")).expect("valid");
     let auth_of = |path: &str| {
         config
             .routes
