@@ -3,6 +3,8 @@
 //! TOML path and line.
 
 mod file;
+pub mod key_template;
+pub mod units;
 mod validate;
 
 #[cfg(test)]
@@ -109,7 +111,7 @@ pub struct TierSettings {
 /// A route's `cache = { ... }` settings.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RouteCache {
-    pub key: crate::cache::key::KeyTemplate,
+    pub key: key_template::KeyTemplate,
     #[serde(with = "humantime_serde_compat")]
     pub default_ttl: Duration,
     #[serde(with = "humantime_serde_compat")]

@@ -2,13 +2,13 @@
 //! shows the user all of them.
 
 use super::file::{ByteSize, FileCache, FileConfig, FileHealthCheck, FileRouteCache, FileUpstream};
+use super::key_template::KeyTemplate;
+use super::units::parse_bytes;
 use super::{
     CacheSettings, Config, HealthCheck, ProxySettings, Route, RouteAuth, RouteCache, Server,
     TierSettings, Upstream,
 };
 use crate::balance::Strategy;
-use crate::cache::key::KeyTemplate;
-use crate::cache::policy::parse_bytes;
 use http::Method;
 use scalelab_common::problem::{Problem, Problems};
 use std::collections::BTreeMap;
