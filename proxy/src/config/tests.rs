@@ -162,3 +162,78 @@ fn shipped_config_requires_jwt_on_the_seeds_protected_routes() {
         &[scalelab_auth::Algorithm::HS256]
     );
 }
+
+/// A config in which every duration setting is `"{timeout}"` (timeouts and intervals) or
+/// `"{ttl}"` (TTLs and stale windows).
+fn every_duration(timeout: &str, ttl: &str) -> String {
+    format!(
+        r#"
+[proxy]
+shutdown_timeout = "{timeout}"
+
+[upstreams.a]
+servers = [{{ addr = "127.0.0.1:1" }}]
+connect_timeout = "{timeout}"
+read_timeout = "{timeout}"
+fail_timeout = "{timeout}"
+
+[upstreams.a.health_check]
+interval = "{timeout}"
+timeout = "{timeout}"
+
+[cache]
+lock_timeout = "{timeout}"
+
+[[cache.tiers]]
+name = "L1"
+ttl = "{ttl}"
+
+[[routes]]
+path = "/"
+upstream = "a"
+cache = {{ default_ttl = "{ttl}", stale_while_revalidate = "{ttl}", stale_if_error = "{ttl}" }}
+"#
+    )
+}
+
+/// Issue 14: durations have an upper bound (a unit mistake such as "30d" for "30s", and values
+/// large enough to overflow `Instant` arithmetic, are refused with the path and the maximum).
+#[test]
+fn durations_are_bounded() {
+    let config =
+        parse_text(&every_duration("1d", "365d")).expect("the maxima themselves are valid");
+    assert_eq!(config.upstreams["a"].read_timeout, units::MAX_TIMEOUT);
+    assert_eq!(
+        config.routes[0]
+            .cache
+            .as_ref()
+            .map(|cache| cache.stale_if_error),
+        Some(units::MAX_TTL)
+    );
+
+    let found = issues(&every_duration("24h 1s", "366d"));
+    let cases = [
+        ("proxy.shutdown_timeout", "24h 1s", "1d", 3),
+        ("upstreams.a.connect_timeout", "24h 1s", "1d", 7),
+        ("upstreams.a.read_timeout", "24h 1s", "1d", 8),
+        ("upstreams.a.fail_timeout", "24h 1s", "1d", 9),
+        ("upstreams.a.health_check.interval", "24h 1s", "1d", 12),
+        ("upstreams.a.health_check.timeout", "24h 1s", "1d", 13),
+        ("cache.lock_timeout", "24h 1s", "1d", 16),
+        ("cache.tiers[0].ttl", "366d", "365d", 20),
+        ("routes[0].cache.default_ttl", "366d", "365d", 25),
+        ("routes[0].cache.stale_while_revalidate", "366d", "365d", 25),
+        ("routes[0].cache.stale_if_error", "366d", "365d", 25),
+    ];
+    assert_eq!(found.len(), cases.len(), "{found:#?}");
+    for (path, text, max, line) in cases {
+        let problem = found
+            .iter()
+            .find(|problem| problem.path == path)
+            .unwrap_or_else(|| panic!("no problem at {path}: {found:#?}"));
+        assert_eq!(
+            problem.to_string(),
+            format!("line {line}: {path}: \"{text}\" is more than the maximum of {max}")
+        );
+    }
+}

@@ -3,7 +3,7 @@
 
 use super::file::{ByteSize, FileCache, FileConfig, FileHealthCheck, FileRouteCache, FileUpstream};
 use super::key_template::KeyTemplate;
-use super::units::parse_bytes;
+use super::units::{parse_bytes, parse_duration, DurationKind};
 use super::{
     CacheSettings, Config, HealthCheck, ProxySettings, Route, RouteAuth, RouteCache, Server,
     TierSettings, Upstream,
@@ -23,32 +23,31 @@ const MAX_WEIGHT: i64 = 1000;
 /// Checks of one value that record a problem and fall back to the default, so that validation
 /// goes on and one run reports every problem.
 trait Check {
-    fn duration(&mut self, path: &str, value: Option<&String>, default: Duration) -> Duration;
+    fn duration(
+        &mut self,
+        path: &str,
+        value: Option<&String>,
+        kind: DurationKind,
+        default: Duration,
+    ) -> Duration;
     fn integer(&mut self, path: &str, value: Option<i64>, range: (i64, i64), default: i64) -> i64;
-    fn window(&mut self, path: &str, value: Option<&String>) -> Duration;
     fn bytes(&mut self, path: &str, value: Option<&ByteSize>, default: usize) -> usize;
     fn addr(&mut self, path: &str, text: &str) -> Option<SocketAddr>;
 }
 
 impl Check for Problems {
-    fn duration(&mut self, path: &str, value: Option<&String>, default: Duration) -> Duration {
+    fn duration(
+        &mut self,
+        path: &str,
+        value: Option<&String>,
+        kind: DurationKind,
+        default: Duration,
+    ) -> Duration {
         let Some(text) = value else { return default };
-        match humantime::parse_duration(text) {
-            Ok(duration) if !duration.is_zero() => duration,
-            Ok(_) => {
-                self.push(path, "must be greater than zero");
-                default
-            }
-            Err(error) => {
-                self.push(
-                    path,
-                    format!(
-                        "invalid duration {text:?} ({error}); write it like \"500ms\" or \"2s\""
-                    ),
-                );
-                default
-            }
-        }
+        parse_duration(text, kind).unwrap_or_else(|message| {
+            self.push(path, message);
+            default
+        })
     }
 
     fn integer(&mut self, path: &str, value: Option<i64>, range: (i64, i64), default: i64) -> i64 {
@@ -63,20 +62,6 @@ impl Check for Problems {
                 default
             }
         }
-    }
-
-    /// A duration that may be zero (stale windows).
-    fn window(&mut self, path: &str, value: Option<&String>) -> Duration {
-        let Some(text) = value else {
-            return Duration::ZERO;
-        };
-        humantime::parse_duration(text).unwrap_or_else(|error| {
-            self.push(
-                path,
-                format!("invalid duration {text:?} ({error}); write it like \"10s\""),
-            );
-            Duration::ZERO
-        })
     }
 
     fn bytes(&mut self, path: &str, value: Option<&ByteSize>, default: usize) -> usize {
@@ -178,6 +163,7 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
         shutdown_timeout: problems.duration(
             "proxy.shutdown_timeout",
             proxy.shutdown_timeout.as_ref(),
+            DurationKind::Timeout,
             Duration::from_secs(10),
         ),
         max_header_bytes: problems.integer(
@@ -243,17 +229,20 @@ fn validate_upstream(
         connect_timeout: problems.duration(
             &format!("{base}.connect_timeout"),
             upstream.connect_timeout.as_ref(),
+            DurationKind::Timeout,
             Duration::from_secs(1),
         ),
         read_timeout: problems.duration(
             &format!("{base}.read_timeout"),
             upstream.read_timeout.as_ref(),
+            DurationKind::Timeout,
             Duration::from_secs(30),
         ),
         retries: problems.integer(&format!("{base}.retries"), upstream.retries, (0, 10), 2) as u32,
         fail_timeout: problems.duration(
             &format!("{base}.fail_timeout"),
             upstream.fail_timeout.as_ref(),
+            DurationKind::Timeout,
             Duration::from_secs(10),
         ),
         health_check,
@@ -276,11 +265,13 @@ fn validate_health_check(
     let interval = problems.duration(
         &format!("{base}.interval"),
         check.interval.as_ref(),
+        DurationKind::Timeout,
         Duration::from_secs(2),
     );
     let timeout = problems.duration(
         &format!("{base}.timeout"),
         check.timeout.as_ref(),
+        DurationKind::Timeout,
         Duration::from_secs(1),
     );
     HealthCheck {
@@ -331,6 +322,7 @@ fn validate_cache(cache: &FileCache, problems: &mut Problems) -> CacheSettings {
             ttl: problems.duration(
                 &format!("{base}.ttl"),
                 tier.ttl.as_ref(),
+                DurationKind::Ttl,
                 Duration::from_secs(3600),
             ),
         });
@@ -360,6 +352,7 @@ fn validate_cache(cache: &FileCache, problems: &mut Problems) -> CacheSettings {
         lock_timeout: problems.duration(
             "cache.lock_timeout",
             cache.lock_timeout.as_ref(),
+            DurationKind::Timeout,
             Duration::from_secs(5),
         ),
         tiers,
@@ -399,15 +392,20 @@ fn validate_route_cache(
         default_ttl: problems.duration(
             &format!("{base}.cache.default_ttl"),
             cache.default_ttl.as_ref(),
+            DurationKind::Ttl,
             Duration::from_secs(300),
         ),
-        stale_while_revalidate: problems.window(
+        stale_while_revalidate: problems.duration(
             &format!("{base}.cache.stale_while_revalidate"),
             cache.stale_while_revalidate.as_ref(),
+            DurationKind::Window,
+            Duration::ZERO,
         ),
-        stale_if_error: problems.window(
+        stale_if_error: problems.duration(
             &format!("{base}.cache.stale_if_error"),
             cache.stale_if_error.as_ref(),
+            DurationKind::Window,
+            Duration::ZERO,
         ),
     })
 }
