@@ -3,6 +3,7 @@
 
 use crate::keys::{self, KeyKind, VerifyKey, ALGORITHM_NAMES};
 use jsonwebtoken::{Algorithm, DecodingKey};
+use scalelab_common::problem::{Problem, Problems};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::ffi::OsString;
@@ -119,20 +120,6 @@ impl<'de> Deserialize<'de> for SecretSource {
     }
 }
 
-/// One configuration problem, with the TOML path it concerns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthIssue {
-    /// A TOML path such as `auth.secret` or `auth.algorithms[1]`.
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for AuthIssue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
 /// Validated settings: every key is loaded and parsed, every value is in range. Build a `Verifier` from it.
 #[derive(Clone)]
 pub struct AuthSettings {
@@ -204,166 +191,42 @@ impl fmt::Debug for AuthSettings {
 
 /// Validates `config`, reading secrets from the process environment and files relative to `base_dir` (the config
 /// file's directory).
-pub fn validate(config: &AuthFileConfig, base_dir: &Path) -> Result<AuthSettings, Vec<AuthIssue>> {
+///
+/// # Errors
+/// Every problem found, each with its TOML path.
+pub fn validate(config: &AuthFileConfig, base_dir: &Path) -> Result<AuthSettings, Vec<Problem>> {
     validate_with_env(config, base_dir, &|name| std::env::var_os(name))
 }
 
 /// As `validate`, with the environment supplied by the caller, so tests never touch the process environment.
+///
+/// # Errors
+/// Every problem found, each with its TOML path.
 pub fn validate_with_env(
     config: &AuthFileConfig,
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<OsString>,
-) -> Result<AuthSettings, Vec<AuthIssue>> {
-    let mut issues = Issues(Vec::new());
+) -> Result<AuthSettings, Vec<Problem>> {
+    let mut problems = Problems::new();
 
-    let algorithms = check_algorithms(config, &mut issues);
-    let wants_hmac = algorithms.iter().any(|alg| KeyKind::Hmac.fits(*alg));
-    let wants_keys = algorithms.iter().any(|alg| !KeyKind::Hmac.fits(*alg));
+    let algorithms = check_algorithms(config, &mut problems);
+    let hmac_secret = check_secret(config, &algorithms, base_dir, env, &mut problems);
 
-    let hmac_secret = match &config.secret {
-        None => {
-            if wants_hmac {
-                issues.push(
-                    "auth.secret",
-                    "is required because auth.algorithms contains an HMAC algorithm",
-                );
-            }
-            None
-        }
-        Some(source) => {
-            if !wants_hmac && !algorithms.is_empty() {
-                issues.push(
-                    "auth.secret",
-                    "is set but auth.algorithms has no HMAC algorithm (HS256/384/512); remove it",
-                );
-            }
-            load_secret(source, base_dir, env, &mut issues)
-        }
-    };
+    let before_keys = problems.len();
+    let mut keys = load_public_keys(config, &algorithms, base_dir, &mut problems);
+    keys.extend(load_jwks(config, &algorithms, base_dir, &mut problems));
+    // Every problem the two loaders report concerns a key file, so none means every key loaded.
+    let keys_loaded = problems.len() == before_keys;
+    check_keys_fit_algorithms(config, &algorithms, &keys, keys_loaded, &mut problems);
 
-    let mut keys = Vec::new();
-    for (index, path) in config.public_keys.iter().enumerate() {
-        let toml_path = format!("auth.public_keys[{index}]");
-        let full = resolve(base_dir, path);
-        let text = match std::fs::read_to_string(&full) {
-            Ok(text) => text,
-            Err(error) => {
-                issues.push(
-                    &toml_path,
-                    format!("cannot read {}: {error}", full.display()),
-                );
-                continue;
-            }
-        };
-        match keys::load_pem(&text) {
-            Ok((kind, key)) => {
-                if !algorithms.is_empty() && !algorithms.iter().any(|alg| kind.fits(*alg)) {
-                    issues.push(
-                        &toml_path,
-                        format!(
-                            "{} is {} but auth.algorithms has no algorithm it can verify",
-                            full.display(),
-                            kind.describe()
-                        ),
-                    );
-                }
-                keys.push(VerifyKey {
-                    kind,
-                    pinned: None,
-                    kid: None,
-                    key,
-                });
-            }
-            Err(message) => issues.push(&toml_path, format!("{} {message}", full.display())),
-        }
-    }
+    let issuer = non_empty(&config.issuer, "auth.issuer", &mut problems);
+    let audience = non_empty(&config.audience, "auth.audience", &mut problems);
+    let required_claims =
+        check_required_claims(config, issuer.is_some(), audience.is_some(), &mut problems);
+    let leeway = check_leeway(config.leeway.as_deref(), &mut problems);
+    check_max_token_bytes(config.max_token_bytes, &mut problems);
 
-    if let Some(path) = &config.jwks_file {
-        let full = resolve(base_dir, path);
-        match std::fs::read_to_string(&full) {
-            Ok(text) => match keys::load_jwks(&text, &algorithms) {
-                Ok(loaded) => keys.extend(loaded),
-                Err(problems) => {
-                    for problem in problems {
-                        issues.push("auth.jwks_file", format!("{}: {problem}", full.display()));
-                    }
-                }
-            },
-            Err(error) => issues.push(
-                "auth.jwks_file",
-                format!("cannot read {}: {error}", full.display()),
-            ),
-        }
-    }
-
-    if !wants_keys
-        && !algorithms.is_empty()
-        && (!config.public_keys.is_empty() || config.jwks_file.is_some())
-    {
-        issues.push(
-            "auth.public_keys",
-            "keys are configured but auth.algorithms has only HMAC algorithms; remove them",
-        );
-    }
-    // Only checked when every key loaded, so a broken key file isn't reported twice.
-    let keys_loaded = !issues
-        .0
-        .iter()
-        .any(|issue| issue.path.starts_with("auth.public_keys[") || issue.path == "auth.jwks_file");
-    if keys_loaded {
-        for (index, alg) in config.algorithms.iter().enumerate() {
-            let Some(alg) = keys::algorithm_from_name(alg) else {
-                continue;
-            };
-            if !KeyKind::Hmac.fits(alg) && !keys.iter().any(|key| key.accepts(alg)) {
-                issues.push(
-                    format!("auth.algorithms[{index}]"),
-                    format!(
-                        "{alg:?} has no key: add a matching public key to auth.public_keys or a JWKS key with \"alg\": \"{alg:?}\""
-                    ),
-                );
-            }
-        }
-    }
-
-    let issuer = non_empty(&config.issuer, "auth.issuer", &mut issues);
-    let audience = non_empty(&config.audience, "auth.audience", &mut issues);
-
-    let mut required_claims: Vec<String> = Vec::new();
-    for (index, claim) in config.required_claims.iter().enumerate() {
-        let valid_name = !claim.is_empty()
-            && claim
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
-        if !valid_name {
-            issues.push(
-                format!("auth.required_claims[{index}]"),
-                format!("{claim:?} is not a claim name (letters, digits, _ - . : only)"),
-            );
-        } else if !required_claims.contains(claim) {
-            required_claims.push(claim.clone());
-        }
-    }
-    // A configured issuer or audience that a token could satisfy by leaving the claim out would check nothing.
-    for (configured, claim) in [(issuer.is_some(), "iss"), (audience.is_some(), "aud")] {
-        if configured && !required_claims.iter().any(|c| c == claim) {
-            required_claims.push(claim.to_owned());
-        }
-    }
-
-    let leeway = check_leeway(config.leeway.as_deref(), &mut issues);
-
-    let (low, high) = MAX_TOKEN_BYTES_RANGE;
-    if !(low..=high).contains(&config.max_token_bytes) {
-        issues.push(
-            "auth.max_token_bytes",
-            format!("{} is out of range {low}..={high}", config.max_token_bytes),
-        );
-    }
-
-    if !issues.0.is_empty() {
-        return Err(issues.0);
-    }
+    problems.into_result(())?;
     if let Some(secret) = &hmac_secret {
         keys.push(hmac_key(secret));
     }
@@ -382,49 +245,41 @@ pub fn validate_with_env(
 
 /// Reads just the `[auth]` table from a whole config file's text, ignoring every other table; `Ok(None)` when the
 /// file has no `[auth]` table.
-pub fn parse_config_toml(text: &str) -> Result<Option<AuthFileConfig>, AuthIssue> {
+///
+/// # Errors
+/// A TOML syntax error, or an `[auth]` table with unknown keys or wrong types, as one problem at `auth`.
+pub fn parse_config_toml(text: &str) -> Result<Option<AuthFileConfig>, Problem> {
     #[derive(Deserialize)]
     struct Outer {
         auth: Option<AuthFileConfig>,
     }
     toml::from_str::<Outer>(text)
         .map(|outer| outer.auth)
-        .map_err(|error| AuthIssue {
-            path: "auth".to_owned(),
-            message: error.to_string(),
-        })
+        .map_err(|error| Problem::new("auth", error.to_string()))
 }
 
 /// Loads and validates the `[auth]` table of the config file at `path`, resolving key paths against its directory.
 /// This is how the gateway backend and `scalelab token` share the proxy's settings.
-pub fn load_from_config_file(path: &Path) -> Result<Option<AuthSettings>, Vec<AuthIssue>> {
+///
+/// # Errors
+/// The file cannot be read, or every problem of its `[auth]` table.
+pub fn load_from_config_file(path: &Path) -> Result<Option<AuthSettings>, Vec<Problem>> {
     let text = std::fs::read_to_string(path).map_err(|error| {
-        vec![AuthIssue {
-            path: "auth".to_owned(),
-            message: format!("cannot read {}: {error}", path.display()),
-        }]
+        vec![Problem::new(
+            "auth",
+            format!("cannot read {}: {error}", path.display()),
+        )]
     })?;
-    let Some(config) = parse_config_toml(&text).map_err(|issue| vec![issue])? else {
+    let Some(config) = parse_config_toml(&text).map_err(|problem| vec![problem])? else {
         return Ok(None);
     };
     let base_dir = path.parent().unwrap_or(Path::new("."));
     validate(&config, base_dir).map(Some)
 }
 
-struct Issues(Vec<AuthIssue>);
-
-impl Issues {
-    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(AuthIssue {
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-}
-
-fn check_algorithms(config: &AuthFileConfig, issues: &mut Issues) -> Vec<Algorithm> {
+fn check_algorithms(config: &AuthFileConfig, problems: &mut Problems) -> Vec<Algorithm> {
     if config.algorithms.is_empty() {
-        issues.push(
+        problems.push(
             "auth.algorithms",
             "list at least one algorithm, for example [\"HS256\"]",
         );
@@ -433,12 +288,12 @@ fn check_algorithms(config: &AuthFileConfig, issues: &mut Issues) -> Vec<Algorit
     for (index, name) in config.algorithms.iter().enumerate() {
         let path = format!("auth.algorithms[{index}]");
         match keys::algorithm_from_name(name) {
-            Some(alg) if algorithms.contains(&alg) => issues.push(path, format!("{name} is listed twice")),
+            Some(alg) if algorithms.contains(&alg) => problems.push(path, format!("{name} is listed twice")),
             Some(alg) => algorithms.push(alg),
             None if name.eq_ignore_ascii_case("none") => {
-                issues.push(path, "unsigned tokens (alg none) are never accepted")
+                problems.push(path, "unsigned tokens (alg none) are never accepted")
             }
-            None => issues.push(
+            None => problems.push(
                 path,
                 format!("unknown algorithm {name:?}; expected one of {ALGORITHM_NAMES} (case-sensitive)"),
             ),
@@ -447,17 +302,205 @@ fn check_algorithms(config: &AuthFileConfig, issues: &mut Issues) -> Vec<Algorit
     algorithms
 }
 
+/// The HMAC secret: required with an HMAC algorithm, refused without one, then loaded from its source.
+fn check_secret(
+    config: &AuthFileConfig,
+    algorithms: &[Algorithm],
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<OsString>,
+    problems: &mut Problems,
+) -> Option<Vec<u8>> {
+    let wants_hmac = algorithms.iter().any(|alg| KeyKind::Hmac.fits(*alg));
+    match &config.secret {
+        None => {
+            if wants_hmac {
+                problems.push(
+                    "auth.secret",
+                    "is required because auth.algorithms contains an HMAC algorithm",
+                );
+            }
+            None
+        }
+        Some(source) => {
+            if !wants_hmac && !algorithms.is_empty() {
+                problems.push(
+                    "auth.secret",
+                    "is set but auth.algorithms has no HMAC algorithm (HS256/384/512); remove it",
+                );
+            }
+            load_secret(source, base_dir, env, problems)
+        }
+    }
+}
+
+/// Loads every `auth.public_keys` PEM file; a key that no configured algorithm can use is a problem, because it
+/// would sit there unused while the user believes it is checked.
+fn load_public_keys(
+    config: &AuthFileConfig,
+    algorithms: &[Algorithm],
+    base_dir: &Path,
+    problems: &mut Problems,
+) -> Vec<VerifyKey> {
+    let mut keys = Vec::new();
+    for (index, path) in config.public_keys.iter().enumerate() {
+        let toml_path = format!("auth.public_keys[{index}]");
+        let full = resolve(base_dir, path);
+        let text = match std::fs::read_to_string(&full) {
+            Ok(text) => text,
+            Err(error) => {
+                problems.push(
+                    &toml_path,
+                    format!("cannot read {}: {error}", full.display()),
+                );
+                continue;
+            }
+        };
+        match keys::load_pem(&text) {
+            Ok((kind, key)) => {
+                if !algorithms.is_empty() && !algorithms.iter().any(|alg| kind.fits(*alg)) {
+                    problems.push(
+                        &toml_path,
+                        format!(
+                            "{} is {} but auth.algorithms has no algorithm it can verify",
+                            full.display(),
+                            kind.describe()
+                        ),
+                    );
+                }
+                keys.push(VerifyKey {
+                    kind,
+                    pinned: None,
+                    kid: None,
+                    key,
+                });
+            }
+            Err(message) => problems.push(&toml_path, format!("{} {message}", full.display())),
+        }
+    }
+    keys
+}
+
+/// Loads the keys of `auth.jwks_file`, if one is configured.
+fn load_jwks(
+    config: &AuthFileConfig,
+    algorithms: &[Algorithm],
+    base_dir: &Path,
+    problems: &mut Problems,
+) -> Vec<VerifyKey> {
+    let Some(path) = &config.jwks_file else {
+        return Vec::new();
+    };
+    let full = resolve(base_dir, path);
+    match std::fs::read_to_string(&full) {
+        Ok(text) => match keys::load_jwks(&text, algorithms) {
+            Ok(loaded) => loaded,
+            Err(found) => {
+                for problem in found {
+                    problems.push("auth.jwks_file", format!("{}: {problem}", full.display()));
+                }
+                Vec::new()
+            }
+        },
+        Err(error) => {
+            problems.push(
+                "auth.jwks_file",
+                format!("cannot read {}: {error}", full.display()),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// Keys and algorithms must match both ways: keys are useless with only HMAC algorithms, and every public-key
+/// algorithm needs a key that verifies it.
+fn check_keys_fit_algorithms(
+    config: &AuthFileConfig,
+    algorithms: &[Algorithm],
+    keys: &[VerifyKey],
+    keys_loaded: bool,
+    problems: &mut Problems,
+) {
+    let wants_keys = algorithms.iter().any(|alg| !KeyKind::Hmac.fits(*alg));
+    if !wants_keys
+        && !algorithms.is_empty()
+        && (!config.public_keys.is_empty() || config.jwks_file.is_some())
+    {
+        problems.push(
+            "auth.public_keys",
+            "keys are configured but auth.algorithms has only HMAC algorithms; remove them",
+        );
+    }
+    // Only checked when every key loaded, so a broken key file isn't reported twice.
+    if !keys_loaded {
+        return;
+    }
+    for (index, alg) in config.algorithms.iter().enumerate() {
+        let Some(alg) = keys::algorithm_from_name(alg) else {
+            continue;
+        };
+        if !KeyKind::Hmac.fits(alg) && !keys.iter().any(|key| key.accepts(alg)) {
+            problems.push(
+                format!("auth.algorithms[{index}]"),
+                format!(
+                    "{alg:?} has no key: add a matching public key to auth.public_keys or a JWKS key with \"alg\": \"{alg:?}\""
+                ),
+            );
+        }
+    }
+}
+
+/// The required claims without duplicates, plus `iss` and `aud` when an issuer or audience is configured.
+fn check_required_claims(
+    config: &AuthFileConfig,
+    issuer_configured: bool,
+    audience_configured: bool,
+    problems: &mut Problems,
+) -> Vec<String> {
+    let mut required_claims: Vec<String> = Vec::new();
+    for (index, claim) in config.required_claims.iter().enumerate() {
+        let valid_name = !claim.is_empty()
+            && claim
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+        if !valid_name {
+            problems.push(
+                format!("auth.required_claims[{index}]"),
+                format!("{claim:?} is not a claim name (letters, digits, _ - . : only)"),
+            );
+        } else if !required_claims.contains(claim) {
+            required_claims.push(claim.clone());
+        }
+    }
+    // A configured issuer or audience that a token could satisfy by leaving the claim out would check nothing.
+    for (configured, claim) in [(issuer_configured, "iss"), (audience_configured, "aud")] {
+        if configured && !required_claims.iter().any(|c| c == claim) {
+            required_claims.push(claim.to_owned());
+        }
+    }
+    required_claims
+}
+
+fn check_max_token_bytes(max_token_bytes: usize, problems: &mut Problems) {
+    let (low, high) = MAX_TOKEN_BYTES_RANGE;
+    if !(low..=high).contains(&max_token_bytes) {
+        problems.push(
+            "auth.max_token_bytes",
+            format!("{max_token_bytes} is out of range {low}..={high}"),
+        );
+    }
+}
+
 fn load_secret(
     source: &SecretSource,
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<OsString>,
-    issues: &mut Issues,
+    problems: &mut Problems,
 ) -> Option<Vec<u8>> {
     let (path, bytes) = match source {
         SecretSource::Inline(value) => ("auth.secret", value.as_bytes().to_vec()),
         SecretSource::Env(name) => {
             let Some(value) = env(name) else {
-                issues.push(
+                problems.push(
                     "auth.secret.env",
                     format!("environment variable {name} is not set"),
                 );
@@ -478,7 +521,7 @@ fn load_secret(
                     ("auth.secret.file", bytes)
                 }
                 Err(error) => {
-                    issues.push(
+                    problems.push(
                         "auth.secret.file",
                         format!("cannot read {}: {error}", full.display()),
                     );
@@ -488,7 +531,7 @@ fn load_secret(
         }
     };
     if bytes.len() < MIN_SECRET_BYTES {
-        issues.push(
+        problems.push(
             path,
             format!(
                 "the secret is {} bytes; HMAC secrets must be at least {MIN_SECRET_BYTES} bytes",
@@ -500,20 +543,20 @@ fn load_secret(
     Some(bytes)
 }
 
-fn check_leeway(text: Option<&str>, issues: &mut Issues) -> Duration {
+fn check_leeway(text: Option<&str>, problems: &mut Problems) -> Duration {
     let Some(text) = text else {
         return Duration::ZERO;
     };
     match humantime::parse_duration(text) {
         Ok(leeway) if leeway.subsec_nanos() != 0 => {
-            issues.push(
+            problems.push(
                 "auth.leeway",
                 format!("{text:?} is not a whole number of seconds"),
             );
             Duration::ZERO
         }
         Ok(leeway) if leeway > MAX_LEEWAY => {
-            issues.push(
+            problems.push(
                 "auth.leeway",
                 format!("{text:?} is more than the maximum of 5m"),
             );
@@ -521,7 +564,7 @@ fn check_leeway(text: Option<&str>, issues: &mut Issues) -> Duration {
         }
         Ok(leeway) => leeway,
         Err(error) => {
-            issues.push(
+            problems.push(
                 "auth.leeway",
                 format!("invalid duration {text:?} ({error}); write it like \"5s\""),
             );
@@ -530,10 +573,10 @@ fn check_leeway(text: Option<&str>, issues: &mut Issues) -> Duration {
     }
 }
 
-fn non_empty(value: &Option<String>, path: &str, issues: &mut Issues) -> Option<String> {
+fn non_empty(value: &Option<String>, path: &str, problems: &mut Problems) -> Option<String> {
     match value {
         Some(text) if text.is_empty() => {
-            issues.push(path, "must not be empty; leave it out to skip the check");
+            problems.push(path, "must not be empty; leave it out to skip the check");
             None
         }
         other => other.clone(),

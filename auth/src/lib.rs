@@ -2,7 +2,8 @@
 //!
 //! Code map:
 //! - `config`: `AuthFileConfig` mirrors the TOML `[auth]` table; `validate` turns it into `AuthSettings` or
-//!   returns every problem with its TOML path.
+//!   returns every problem
+//!   (`scalelab_common::problem::Problem`) with its TOML path.
 //! - `keys`: loading PEM public keys and JWKS files into keys that are each bound to an algorithm family (and, for
 //!   JWKS, to one exact algorithm).
 //! - `verify`: `Verifier` extracts the token from an `Authorization` value, checks the raw segments and the header
@@ -39,7 +40,7 @@ mod tests;
 
 pub use config::{
     load_from_config_file, parse_config_toml, validate, validate_with_env, AuthFileConfig,
-    AuthIssue, AuthSettings, SecretSource, DEFAULT_MAX_TOKEN_BYTES,
+    AuthSettings, SecretSource, DEFAULT_MAX_TOKEN_BYTES,
 };
 pub use jsonwebtoken::Algorithm;
 pub use mint::{mint, MintError};

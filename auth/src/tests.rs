@@ -1,7 +1,8 @@
 //! Unit tests for configuration parsing and validation; the attack-vector table lives in `tests/vectors.rs`.
 #![allow(clippy::unwrap_used)]
 
-use crate::{parse_config_toml, validate_with_env, AuthFileConfig, AuthIssue, SecretSource};
+use crate::{parse_config_toml, validate_with_env, AuthFileConfig, SecretSource};
+use scalelab_common::problem::Problem;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ fn no_env(_: &str) -> Option<OsString> {
     None
 }
 
-fn issues(auth_table: &str) -> Vec<AuthIssue> {
+fn issues(auth_table: &str) -> Vec<Problem> {
     validate_with_env(&parse(auth_table), &keys_dir(), &no_env).unwrap_err()
 }
 

@@ -6,6 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use scalelab_auth::Rejection;
 use serde_json::json;
 
 /// Which way a call to a dependency failed; it decides between 502, 503 and 504.
@@ -37,16 +38,10 @@ pub enum AppError {
     /// The route exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// Authentication failed; `error` is the short message, `reason` the machine-readable cause.
-    #[error("{error}: {reason}")]
-    Unauthorized {
-        /// "Missing token" or "Invalid token" (the seed's wording).
-        error: &'static str,
-        /// Why, e.g. `expired`, `bad_signature`.
-        reason: &'static str,
-        /// The full `WWW-Authenticate` header value (RFC 6750).
-        challenge: String,
-    },
+    /// Authentication failed. The body and the `WWW-Authenticate` challenge (RFC 6750) come from
+    /// the `Rejection` itself, as they do in the proxy, so the two answers cannot diverge.
+    #[error("{0}")]
+    Unauthorized(Rejection),
     /// A dependency failed; the body names it.
     #[error("{dependency}: {detail}")]
     Upstream {
@@ -83,7 +78,7 @@ impl AppError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Upstream { failure, .. } => match failure {
                 UpstreamFailure::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 UpstreamFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -99,7 +94,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         let body = match &self {
-            Self::Unauthorized { error, reason, .. } => json!({ "error": error, "reason": reason }),
+            Self::Unauthorized(rejection) => rejection.json_body(),
             Self::Upstream {
                 dependency,
                 failure,
@@ -120,8 +115,8 @@ impl IntoResponse for AppError {
             other => json!({ "error": other.to_string() }),
         };
         let mut response = (status, Json(body)).into_response();
-        if let Self::Unauthorized { challenge, .. } = &self {
-            if let Ok(value) = HeaderValue::from_str(challenge) {
+        if let Self::Unauthorized(rejection) = &self {
+            if let Ok(value) = HeaderValue::from_str(&rejection.www_authenticate()) {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, value);

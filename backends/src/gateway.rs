@@ -125,16 +125,7 @@ async fn authenticate(
                 reason = rejection.reason(),
                 "request refused"
             );
-            AppError::Unauthorized {
-                error: if rejection.is_missing() {
-                    "missing token"
-                } else {
-                    "invalid token"
-                },
-                reason: rejection.reason(),
-                challenge: rejection.www_authenticate(),
-            }
-            .into_response()
+            AppError::Unauthorized(rejection).into_response()
         }
     }
 }

@@ -3,4 +3,5 @@
 //! cache miss); one copy keeps them alike.
 
 pub mod clock;
+pub mod problem;
 pub mod sync;

@@ -3,7 +3,6 @@
 //! after `promotion.hits` hits and down when evicted or when their tier's TTL ends, plus
 //! per-key fill locks for request coalescing. Hits take only a shard read lock.
 
-pub mod key;
 pub mod policy;
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
-//! The validated configuration: `Config::load` reads `config.toml`, checks every section and
-//! either returns a `Config` that cannot be invalid or every problem at once, each with its TOML
-//! path and line.
+//! The validated configuration: `load` reads `config.toml` and `parse` checks every section,
+//! returning either a `Config` that cannot be invalid or every problem at once, each with its
+//! TOML path and line.
 
 mod file;
+pub mod key_template;
+pub mod units;
 mod validate;
 
 #[cfg(test)]
@@ -10,6 +12,7 @@ mod tests;
 
 use crate::balance::Strategy;
 use http::Method;
+use scalelab_common::problem::Problem;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -19,7 +22,7 @@ use std::time::Duration;
 pub use file::FileConfig;
 pub use validate::MAX_SERVERS_PER_UPSTREAM;
 
-/// A whole, valid configuration. Built only by `Config::parse`, so holding one means every
+/// A whole, valid configuration. Built only by `parse`, so holding one means every
 /// cross-reference (route to upstream) resolves and every value is in range.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Config {
@@ -108,7 +111,7 @@ pub struct TierSettings {
 /// A route's `cache = { ... }` settings.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RouteCache {
-    pub key: crate::cache::key::KeyTemplate,
+    pub key: key_template::KeyTemplate,
     #[serde(with = "humantime_serde_compat")]
     pub default_ttl: Duration,
     #[serde(with = "humantime_serde_compat")]
@@ -179,25 +182,6 @@ pub struct Route {
     pub strip_prefix: bool,
 }
 
-/// One problem found in a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Issue {
-    /// TOML path such as `routes[2].upstream`.
-    pub path: String,
-    pub message: String,
-    /// 1-based line of the offending value, when it exists in the file.
-    pub line: Option<usize>,
-}
-
-impl fmt::Display for Issue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "line {line}: {}: {}", self.path, self.message),
-            None => write!(f, "{}: {}", self.path, self.message),
-        }
-    }
-}
-
 /// Why a config file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -206,71 +190,73 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {} problem(s):\n{}", issues.len(), render_issues(issues))]
-    Invalid { path: PathBuf, issues: Vec<Issue> },
+    #[error("{path}: {} problem(s):\n{}", problems.len(), render_problems(problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
-impl ConfigError {
-    /// Every problem, for the admin API and the reload journal.
-    pub fn issues(&self) -> Vec<String> {
-        match self {
-            ConfigError::Read { .. } => vec![self.to_string()],
-            ConfigError::Invalid { issues, .. } => issues.iter().map(Issue::to_string).collect(),
-        }
-    }
-}
-
-fn render_issues(issues: &[Issue]) -> String {
-    issues
+fn render_problems(problems: &[Problem]) -> String {
+    problems
         .iter()
-        .map(|issue| format!("  - {issue}"))
+        .map(|problem| format!("  - {problem}"))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
+/// Reads and validates the config file at `path`. The text is returned too, so that the running
+/// config's hash describes exactly the bytes that were parsed.
+///
+/// # Errors
+/// `ConfigError::Read` when the file cannot be read, `ConfigError::Invalid` with every problem
+/// found otherwise.
+pub fn load(path: &Path) -> Result<(Config, String), ConfigError> {
+    let text = read(path)?;
+    let config = parse(path, &text)?;
+    Ok((config, text))
+}
+
+/// Reads the config file at `path` without validating it.
+///
+/// # Errors
+/// `ConfigError::Read` when the file cannot be read.
+pub fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Validates `text`, read from the config file at `path`; relative paths in it (key files) start
+/// at that file's directory. This is the one way to build a `Config`: start-up, `--check` and
+/// every reload go through it.
+///
+/// # Errors
+/// `ConfigError::Invalid` with every problem found, each with its TOML path and line.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse_in(text, base).map_err(|problems| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    })
+}
+
+/// Parses and validates TOML text whose relative paths start at `base`.
+fn parse_in(source: &str, base: &Path) -> Result<Config, Vec<Problem>> {
+    let file: FileConfig = match toml::from_str(source) {
+        Ok(file) => file,
+        Err(error) => return Err(vec![validate::parse_problem(source, &error)]),
+    };
+    validate::validate(file, base).map_err(|mut problems| {
+        for problem in &mut problems {
+            problem.line = validate::locate(source, &problem.path);
+        }
+        problems
+    })
+}
+
 impl Config {
-    /// Reads and validates a config file.
-    ///
-    /// # Errors
-    /// `ConfigError::Read` when the file cannot be read, `ConfigError::Invalid` with every
-    /// problem found otherwise.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse_in(&source, base).map_err(|issues| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            issues,
-        })
-    }
-
-    /// Parses and validates TOML text.
-    ///
-    /// # Errors
-    /// Every problem found, each with its TOML path and line.
-    pub fn parse(source: &str) -> Result<Config, Vec<Issue>> {
-        Config::parse_in(source, Path::new("."))
-    }
-
-    /// Parses and validates TOML text whose relative paths (key files) start at `base`.
-    ///
-    /// # Errors
-    /// Every problem found, each with its TOML path and line.
-    pub fn parse_in(source: &str, base: &Path) -> Result<Config, Vec<Issue>> {
-        let file: FileConfig = match toml::from_str(source) {
-            Ok(file) => file,
-            Err(error) => return Err(vec![validate::parse_issue(source, &error)]),
-        };
-        validate::validate(file, base).map_err(|mut issues| {
-            for issue in &mut issues {
-                issue.line = validate::locate(source, &issue.path);
-            }
-            issues
-        })
-    }
-
     /// A one-screen summary for `--check`.
     pub fn summary(&self) -> String {
         let mut out = String::new();

@@ -2,6 +2,7 @@
 //! and the bounded journal that `GET /admin/reloads` shows. The state holder keeps the journal
 //! and `reload` writes it, so it depends on neither.
 
+pub use scalelab_common::problem::Problem;
 use scalelab_common::sync::lock;
 use serde::Serialize;
 use serde_json::Value;
@@ -71,15 +72,6 @@ pub struct Change {
     pub effect: Effect,
 }
 
-/// One problem of a rejected file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Problem {
-    /// TOML path such as `routes[2].upstream`; empty when the file could not be read.
-    pub path: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
 /// One journal entry: everything a user needs to understand what a reload did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Record {
@@ -94,6 +86,7 @@ pub struct Record {
     pub sha256: String,
     /// Time from reading the file to the new snapshot serving.
     pub duration_us: u64,
+    /// Every problem of a rejected file.
     pub errors: Vec<Problem>,
     pub changes: Vec<Change>,
 }

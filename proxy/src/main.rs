@@ -3,8 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use scalelab_proxy::config::{Config, ConfigError};
-use scalelab_proxy::reload;
+use scalelab_proxy::config;
 use scalelab_proxy::server::{self, RunOptions};
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -55,8 +54,8 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.check {
-        return match Config::load(&cli.config) {
-            Ok(config) => {
+        return match config::load(&cli.config) {
+            Ok((config, _)) => {
                 // A closed pipe (`| head`) is not an error worth a panic.
                 let _ = writeln!(
                     std::io::stdout(),
@@ -85,8 +84,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     // The text is kept so the running config's hash describes exactly the bytes parsed.
-    let (config, source) =
-        reload::load(&cli.config).map_err(|error: ConfigError| anyhow::anyhow!("{error}"))?;
+    let (config, source) = config::load(&cli.config).map_err(|error| anyhow::anyhow!("{error}"))?;
     server::run(
         &cli.config,
         config,

@@ -14,7 +14,6 @@ pub use apply::{apply, reload};
 
 use crate::config::{Config, ConfigError};
 use serde_json::Value;
-use std::path::Path;
 
 /// Fields that only take effect when the process starts: the listeners and the runtime are
 /// built once, and pingora's grace period is fixed in its `ServerConf`. A reload reports
@@ -26,49 +25,11 @@ pub const RESTART_ONLY: &[&str] = &[
     "proxy.shutdown_timeout",
 ];
 
-/// Reads and validates a config file, returning the text too so that its hash describes
-/// exactly the bytes that were parsed.
-///
-/// # Errors
-/// As `Config::load`.
-pub fn load(path: &Path) -> Result<(Config, String), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let config = parse(path, &text)?;
-    Ok((config, text))
-}
-
-/// Validates config text read from `path`.
-///
-/// # Errors
-/// Every problem, as `ConfigError::Invalid`.
-pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    Config::parse_in(text, path.parent().unwrap_or(Path::new("."))).map_err(|issues| {
-        ConfigError::Invalid {
-            path: path.to_path_buf(),
-            issues,
-        }
-    })
-}
-
 /// The journal's view of a `ConfigError`: one entry per issue, with path and line kept apart.
 pub fn problems(error: &ConfigError) -> Vec<Problem> {
     match error {
-        ConfigError::Read { .. } => vec![Problem {
-            path: String::new(),
-            line: None,
-            message: error.to_string(),
-        }],
-        ConfigError::Invalid { issues, .. } => issues
-            .iter()
-            .map(|issue| Problem {
-                path: issue.path.clone(),
-                line: issue.line,
-                message: issue.message.clone(),
-            })
-            .collect(),
+        ConfigError::Read { .. } => vec![Problem::new(String::new(), error.to_string())],
+        ConfigError::Invalid { problems, .. } => problems.clone(),
     }
 }
 

@@ -111,7 +111,7 @@ async fn reload_from_disk(
         if sha == shared.loaded().sha256 || sha == *last_rejected {
             return true;
         }
-        if !retried && reload::parse(path, &text).is_err() {
+        if !retried && crate::config::parse(path, &text).is_err() {
             // Possibly a writer that paused mid-file for longer than the debounce: give it
             // one more quiet period before recording the failure.
             retried = true;

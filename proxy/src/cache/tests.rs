@@ -1,4 +1,3 @@
-use super::key::{normalized_query, KeyInput, KeyTemplate};
 use super::policy::*;
 use super::*;
 
@@ -222,39 +221,6 @@ fn a_claim_on_a_key_stored_meanwhile_says_look_again_unless_the_object_cannot_an
 }
 
 #[test]
-fn key_templates_render() {
-    let mut headers = http::HeaderMap::new();
-    headers.insert("x-tenant", "acme".parse().expect("value"));
-    let input = KeyInput {
-        method: "GET",
-        host: "Example.COM",
-        path: "/data/complex",
-        query: Some("id=7&strategy=weighted&b=2&a=1&cache_ttl=5"),
-        headers: &headers,
-    };
-    let cases = [
-        (
-            "{method} {host}{path}?{query}",
-            "GET example.com/data/complex?a=1&b=2&id=7",
-        ),
-        ("my_data", "my_data"),
-        ("complex_data_{query.id}", "complex_data_7"),
-        ("{header.X-Tenant}:{path}", "acme:/data/complex"),
-        ("{query.missing}x", "x"),
-    ];
-    for (template, expected) in cases {
-        assert_eq!(
-            KeyTemplate::parse(template).expect("parse").render(&input),
-            expected,
-            "{template}"
-        );
-    }
-    assert!(KeyTemplate::parse("{nope}").is_err());
-    assert!(KeyTemplate::parse("{path").is_err());
-    assert_eq!(normalized_query(Some("bypass_cache=true")), "");
-}
-
-#[test]
 fn storable_table() {
     let public = CacheControl::parse(["public, max-age=300"].into_iter());
     let private = CacheControl::parse(["private, max-age=300"].into_iter());
@@ -394,15 +360,6 @@ fn usability_windows() {
     for (age, expected) in cases {
         assert_eq!(usability(age, s(10), s(5), s(60)), expected, "age {age:?}");
     }
-}
-
-#[test]
-fn byte_sizes_parse() {
-    assert_eq!(parse_bytes("16MiB"), Ok(16 << 20));
-    assert_eq!(parse_bytes("1KB"), Ok(1000));
-    assert_eq!(parse_bytes("42"), Ok(42));
-    assert!(parse_bytes("12 parsecs").is_err());
-    assert!(parse_bytes("MiB").is_err());
 }
 
 #[test]

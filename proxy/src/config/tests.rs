@@ -27,9 +27,14 @@ upstream = "gateways"
 methods = ["get", "HEAD"]
 "#;
 
+/// Validates `source` as if it were read from `./config.toml`.
+fn parse_text(source: &str) -> Result<Config, Vec<Problem>> {
+    parse_in(source, Path::new("."))
+}
+
 #[test]
 fn valid_config_parses_with_typed_values() {
-    let config = Config::parse(VALID).expect("valid");
+    let config = parse_text(VALID).expect("valid");
     let upstream = &config.upstreams["gateways"];
     assert_eq!(upstream.strategy, Strategy::Weighted);
     assert_eq!(upstream.connect_timeout, Duration::from_millis(500));
@@ -41,8 +46,8 @@ fn valid_config_parses_with_typed_values() {
     assert_eq!(config.proxy.shutdown_timeout, Duration::from_secs(10));
 }
 
-fn issues(source: &str) -> Vec<Issue> {
-    Config::parse(source).expect_err("must be invalid")
+fn issues(source: &str) -> Vec<Problem> {
+    parse_text(source).expect_err("must be invalid")
 }
 
 #[test]
@@ -122,7 +127,7 @@ fn syntax_and_unknown_keys_are_errors_with_lines() {
 #[test]
 fn shipped_config_is_valid() {
     let source = include_str!("../../../config.toml");
-    Config::parse(source).expect("the repository's config.toml must validate");
+    parse_text(source).expect("the repository's config.toml must validate");
 }
 
 /// Issue 4: the shipped config protects every route the seed protected, with a dev secret long
@@ -130,7 +135,7 @@ fn shipped_config_is_valid() {
 /// public.
 #[test]
 fn shipped_config_requires_jwt_on_the_seeds_protected_routes() {
-    let config = Config::parse(include_str!("../../../config.toml")).expect("valid");
+    let config = parse_text(include_str!("../../../config.toml")).expect("valid");
     let auth_of = |path: &str| {
         config
             .routes
@@ -156,4 +161,79 @@ fn shipped_config_requires_jwt_on_the_seeds_protected_routes() {
         auth.verifier.settings().algorithms(),
         &[scalelab_auth::Algorithm::HS256]
     );
+}
+
+/// A config in which every duration setting is `"{timeout}"` (timeouts and intervals) or
+/// `"{ttl}"` (TTLs and stale windows).
+fn every_duration(timeout: &str, ttl: &str) -> String {
+    format!(
+        r#"
+[proxy]
+shutdown_timeout = "{timeout}"
+
+[upstreams.a]
+servers = [{{ addr = "127.0.0.1:1" }}]
+connect_timeout = "{timeout}"
+read_timeout = "{timeout}"
+fail_timeout = "{timeout}"
+
+[upstreams.a.health_check]
+interval = "{timeout}"
+timeout = "{timeout}"
+
+[cache]
+lock_timeout = "{timeout}"
+
+[[cache.tiers]]
+name = "L1"
+ttl = "{ttl}"
+
+[[routes]]
+path = "/"
+upstream = "a"
+cache = {{ default_ttl = "{ttl}", stale_while_revalidate = "{ttl}", stale_if_error = "{ttl}" }}
+"#
+    )
+}
+
+/// Issue 14: durations have an upper bound (a unit mistake such as "30d" for "30s", and values
+/// large enough to overflow `Instant` arithmetic, are refused with the path and the maximum).
+#[test]
+fn durations_are_bounded() {
+    let config =
+        parse_text(&every_duration("1d", "365d")).expect("the maxima themselves are valid");
+    assert_eq!(config.upstreams["a"].read_timeout, units::MAX_TIMEOUT);
+    assert_eq!(
+        config.routes[0]
+            .cache
+            .as_ref()
+            .map(|cache| cache.stale_if_error),
+        Some(units::MAX_TTL)
+    );
+
+    let found = issues(&every_duration("24h 1s", "366d"));
+    let cases = [
+        ("proxy.shutdown_timeout", "24h 1s", "1d", 3),
+        ("upstreams.a.connect_timeout", "24h 1s", "1d", 7),
+        ("upstreams.a.read_timeout", "24h 1s", "1d", 8),
+        ("upstreams.a.fail_timeout", "24h 1s", "1d", 9),
+        ("upstreams.a.health_check.interval", "24h 1s", "1d", 12),
+        ("upstreams.a.health_check.timeout", "24h 1s", "1d", 13),
+        ("cache.lock_timeout", "24h 1s", "1d", 16),
+        ("cache.tiers[0].ttl", "366d", "365d", 20),
+        ("routes[0].cache.default_ttl", "366d", "365d", 25),
+        ("routes[0].cache.stale_while_revalidate", "366d", "365d", 25),
+        ("routes[0].cache.stale_if_error", "366d", "365d", 25),
+    ];
+    assert_eq!(found.len(), cases.len(), "{found:#?}");
+    for (path, text, max, line) in cases {
+        let problem = found
+            .iter()
+            .find(|problem| problem.path == path)
+            .unwrap_or_else(|| panic!("no problem at {path}: {found:#?}"));
+        assert_eq!(
+            problem.to_string(),
+            format!("line {line}: {path}: \"{text}\" is more than the maximum of {max}")
+        );
+    }
 }

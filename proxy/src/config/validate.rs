@@ -2,14 +2,15 @@
 //! shows the user all of them.
 
 use super::file::{ByteSize, FileCache, FileConfig, FileHealthCheck, FileRouteCache, FileUpstream};
+use super::key_template::KeyTemplate;
+use super::units::{parse_bytes, parse_duration, DurationKind};
 use super::{
-    CacheSettings, Config, HealthCheck, Issue, ProxySettings, Route, RouteAuth, RouteCache, Server,
+    CacheSettings, Config, HealthCheck, ProxySettings, Route, RouteAuth, RouteCache, Server,
     TierSettings, Upstream,
 };
 use crate::balance::Strategy;
-use crate::cache::key::KeyTemplate;
-use crate::cache::policy::parse_bytes;
 use http::Method;
+use scalelab_common::problem::{Problem, Problems};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,35 +20,34 @@ use toml::de::{DeArray, DeTable, DeValue};
 pub const MAX_SERVERS_PER_UPSTREAM: usize = 64;
 const MAX_WEIGHT: i64 = 1000;
 
-struct Issues(Vec<Issue>);
+/// Checks of one value that record a problem and fall back to the default, so that validation
+/// goes on and one run reports every problem.
+trait Check {
+    fn duration(
+        &mut self,
+        path: &str,
+        value: Option<&String>,
+        kind: DurationKind,
+        default: Duration,
+    ) -> Duration;
+    fn integer(&mut self, path: &str, value: Option<i64>, range: (i64, i64), default: i64) -> i64;
+    fn bytes(&mut self, path: &str, value: Option<&ByteSize>, default: usize) -> usize;
+    fn addr(&mut self, path: &str, text: &str) -> Option<SocketAddr>;
+}
 
-impl Issues {
-    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Issue {
-            path: path.into(),
-            message: message.into(),
-            line: None,
-        });
-    }
-
-    fn duration(&mut self, path: &str, value: Option<&String>, default: Duration) -> Duration {
+impl Check for Problems {
+    fn duration(
+        &mut self,
+        path: &str,
+        value: Option<&String>,
+        kind: DurationKind,
+        default: Duration,
+    ) -> Duration {
         let Some(text) = value else { return default };
-        match humantime::parse_duration(text) {
-            Ok(duration) if !duration.is_zero() => duration,
-            Ok(_) => {
-                self.push(path, "must be greater than zero");
-                default
-            }
-            Err(error) => {
-                self.push(
-                    path,
-                    format!(
-                        "invalid duration {text:?} ({error}); write it like \"500ms\" or \"2s\""
-                    ),
-                );
-                default
-            }
-        }
+        parse_duration(text, kind).unwrap_or_else(|message| {
+            self.push(path, message);
+            default
+        })
     }
 
     fn integer(&mut self, path: &str, value: Option<i64>, range: (i64, i64), default: i64) -> i64 {
@@ -62,20 +62,6 @@ impl Issues {
                 default
             }
         }
-    }
-
-    /// A duration that may be zero (stale windows).
-    fn window(&mut self, path: &str, value: Option<&String>) -> Duration {
-        let Some(text) = value else {
-            return Duration::ZERO;
-        };
-        humantime::parse_duration(text).unwrap_or_else(|error| {
-            self.push(
-                path,
-                format!("invalid duration {text:?} ({error}); write it like \"10s\""),
-            );
-            Duration::ZERO
-        })
     }
 
     fn bytes(&mut self, path: &str, value: Option<&ByteSize>, default: usize) -> usize {
@@ -116,19 +102,19 @@ impl Issues {
     }
 }
 
-pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<Issue>> {
-    let mut issues = Issues(Vec::new());
-    let proxy = validate_proxy(&file, &mut issues);
+pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<Problem>> {
+    let mut problems = Problems::new();
+    let proxy = validate_proxy(&file, &mut problems);
     let mut upstreams = BTreeMap::new();
     for (name, upstream) in &file.upstreams {
-        if let Some(valid) = validate_upstream(name, upstream, &mut issues) {
+        if let Some(valid) = validate_upstream(name, upstream, &mut problems) {
             upstreams.insert(name.clone(), valid);
         }
     }
     let cache = file
         .cache
         .as_ref()
-        .map(|cache| validate_cache(cache, &mut issues));
+        .map(|cache| validate_cache(cache, &mut problems));
     let auth = file
         .auth
         .as_ref()
@@ -138,39 +124,33 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
                 verifier: std::sync::Arc::new(scalelab_auth::Verifier::new(settings)),
             }),
             Err(found) => {
-                for issue in found {
-                    issues.push(issue.path, issue.message);
-                }
+                problems.extend(found);
                 None
             }
         });
-    let routes = validate_routes(&file, cache.is_some(), file.auth.is_some(), &mut issues);
-    if issues.0.is_empty() {
-        Ok(Config {
-            proxy,
-            upstreams,
-            routes,
-            cache,
-            auth,
-        })
-    } else {
-        Err(issues.0)
-    }
+    let routes = validate_routes(&file, cache.is_some(), file.auth.is_some(), &mut problems);
+    problems.into_result(Config {
+        proxy,
+        upstreams,
+        routes,
+        cache,
+        auth,
+    })
 }
 
-fn validate_proxy(file: &FileConfig, issues: &mut Issues) -> ProxySettings {
+fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
     let proxy = &file.proxy;
     let default_listen = vec!["0.0.0.0:8000".to_string()];
     let listen_text = proxy.listen.as_ref().unwrap_or(&default_listen);
     if listen_text.is_empty() {
-        issues.push("proxy.listen", "needs at least one address");
+        problems.push("proxy.listen", "needs at least one address");
     }
     let listen = listen_text
         .iter()
         .enumerate()
-        .filter_map(|(i, text)| issues.addr(&format!("proxy.listen[{i}]"), text))
+        .filter_map(|(i, text)| problems.addr(&format!("proxy.listen[{i}]"), text))
         .collect();
-    let admin_listen = issues
+    let admin_listen = problems
         .addr(
             "proxy.admin_listen",
             proxy.admin_listen.as_deref().unwrap_or("127.0.0.1:9901"),
@@ -179,13 +159,14 @@ fn validate_proxy(file: &FileConfig, issues: &mut Issues) -> ProxySettings {
     ProxySettings {
         listen,
         admin_listen,
-        threads: issues.integer("proxy.threads", proxy.threads, (1, 256), 2) as usize,
-        shutdown_timeout: issues.duration(
+        threads: problems.integer("proxy.threads", proxy.threads, (1, 256), 2) as usize,
+        shutdown_timeout: problems.duration(
             "proxy.shutdown_timeout",
             proxy.shutdown_timeout.as_ref(),
+            DurationKind::Timeout,
             Duration::from_secs(10),
         ),
-        max_header_bytes: issues.integer(
+        max_header_bytes: problems.integer(
             "proxy.max_header_bytes",
             proxy.max_header_bytes,
             (1024, 1024 * 1024),
@@ -194,13 +175,17 @@ fn validate_proxy(file: &FileConfig, issues: &mut Issues) -> ProxySettings {
     }
 }
 
-fn validate_upstream(name: &str, upstream: &FileUpstream, issues: &mut Issues) -> Option<Upstream> {
+fn validate_upstream(
+    name: &str,
+    upstream: &FileUpstream,
+    problems: &mut Problems,
+) -> Option<Upstream> {
     let base = format!("upstreams.{name}");
-    let before = issues.0.len();
+    let before = problems.len();
     let strategy = match upstream.strategy.as_deref() {
         None => Strategy::RoundRobin,
         Some(text) => Strategy::parse(text).unwrap_or_else(|| {
-            issues.push(
+            problems.push(
                 format!("{base}.strategy"),
                 format!(
                     "unknown strategy {text:?}; valid: {}",
@@ -211,10 +196,10 @@ fn validate_upstream(name: &str, upstream: &FileUpstream, issues: &mut Issues) -
         }),
     };
     if upstream.servers.is_empty() {
-        issues.push(format!("{base}.servers"), "needs at least one server");
+        problems.push(format!("{base}.servers"), "needs at least one server");
     }
     if upstream.servers.len() > MAX_SERVERS_PER_UPSTREAM {
-        issues.push(
+        problems.push(
             format!("{base}.servers"),
             format!("at most {MAX_SERVERS_PER_UPSTREAM} servers per upstream"),
         );
@@ -222,10 +207,10 @@ fn validate_upstream(name: &str, upstream: &FileUpstream, issues: &mut Issues) -
     let mut servers: Vec<Server> = Vec::new();
     for (i, server) in upstream.servers.iter().enumerate() {
         let path = format!("{base}.servers[{i}]");
-        let weight = issues.integer(&format!("{path}.weight"), server.weight, (1, MAX_WEIGHT), 1);
-        if let Some(addr) = issues.addr(&format!("{path}.addr"), &server.addr) {
+        let weight = problems.integer(&format!("{path}.weight"), server.weight, (1, MAX_WEIGHT), 1);
+        if let Some(addr) = problems.addr(&format!("{path}.addr"), &server.addr) {
             if servers.iter().any(|s| s.addr == addr) {
-                issues.push(format!("{path}.addr"), format!("{addr} is listed twice"));
+                problems.push(format!("{path}.addr"), format!("{addr} is listed twice"));
             }
             servers.push(Server {
                 addr,
@@ -236,61 +221,70 @@ fn validate_upstream(name: &str, upstream: &FileUpstream, issues: &mut Issues) -
     let health_check = upstream
         .health_check
         .as_ref()
-        .map(|check| validate_health_check(&format!("{base}.health_check"), check, issues));
+        .map(|check| validate_health_check(&format!("{base}.health_check"), check, problems));
     let result = Upstream {
         name: name.to_string(),
         strategy,
         servers,
-        connect_timeout: issues.duration(
+        connect_timeout: problems.duration(
             &format!("{base}.connect_timeout"),
             upstream.connect_timeout.as_ref(),
+            DurationKind::Timeout,
             Duration::from_secs(1),
         ),
-        read_timeout: issues.duration(
+        read_timeout: problems.duration(
             &format!("{base}.read_timeout"),
             upstream.read_timeout.as_ref(),
+            DurationKind::Timeout,
             Duration::from_secs(30),
         ),
-        retries: issues.integer(&format!("{base}.retries"), upstream.retries, (0, 10), 2) as u32,
-        fail_timeout: issues.duration(
+        retries: problems.integer(&format!("{base}.retries"), upstream.retries, (0, 10), 2) as u32,
+        fail_timeout: problems.duration(
             &format!("{base}.fail_timeout"),
             upstream.fail_timeout.as_ref(),
+            DurationKind::Timeout,
             Duration::from_secs(10),
         ),
         health_check,
     };
-    (issues.0.len() == before).then_some(result)
+    (problems.len() == before).then_some(result)
 }
 
-fn validate_health_check(base: &str, check: &FileHealthCheck, issues: &mut Issues) -> HealthCheck {
+fn validate_health_check(
+    base: &str,
+    check: &FileHealthCheck,
+    problems: &mut Problems,
+) -> HealthCheck {
     let path = check.path.clone().unwrap_or_else(|| "/health".to_string());
     if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        issues.push(
+        problems.push(
             format!("{base}.path"),
             format!("{path:?} must start with '/' and contain no whitespace"),
         );
     }
-    let interval = issues.duration(
+    let interval = problems.duration(
         &format!("{base}.interval"),
         check.interval.as_ref(),
+        DurationKind::Timeout,
         Duration::from_secs(2),
     );
-    let timeout = issues.duration(
+    let timeout = problems.duration(
         &format!("{base}.timeout"),
         check.timeout.as_ref(),
+        DurationKind::Timeout,
         Duration::from_secs(1),
     );
     HealthCheck {
         path,
         interval,
         timeout,
-        healthy_threshold: issues.integer(
+        healthy_threshold: problems.integer(
             &format!("{base}.healthy_threshold"),
             check.healthy_threshold,
             (1, 100),
             2,
         ) as u32,
-        unhealthy_threshold: issues.integer(
+        unhealthy_threshold: problems.integer(
             &format!("{base}.unhealthy_threshold"),
             check.unhealthy_threshold,
             (1, 100),
@@ -299,35 +293,36 @@ fn validate_health_check(base: &str, check: &FileHealthCheck, issues: &mut Issue
     }
 }
 
-fn validate_cache(cache: &FileCache, issues: &mut Issues) -> CacheSettings {
+fn validate_cache(cache: &FileCache, problems: &mut Problems) -> CacheSettings {
     if cache.tiers.is_empty() {
-        issues.push("cache.tiers", "needs at least one [[cache.tiers]] table");
+        problems.push("cache.tiers", "needs at least one [[cache.tiers]] table");
     }
     let mut tiers: Vec<TierSettings> = Vec::new();
     for (i, tier) in cache.tiers.iter().enumerate() {
         let base = format!("cache.tiers[{i}]");
         if tier.name.is_empty() || tiers.iter().any(|t| t.name == tier.name) {
-            issues.push(
+            problems.push(
                 format!("{base}.name"),
                 format!("tier name {:?} must be unique and non-empty", tier.name),
             );
         }
         tiers.push(TierSettings {
             name: tier.name.clone(),
-            max_entries: issues.integer(
+            max_entries: problems.integer(
                 &format!("{base}.max_entries"),
                 tier.max_entries,
                 (1, 100_000_000),
                 1000,
             ) as usize,
-            max_bytes: issues.bytes(
+            max_bytes: problems.bytes(
                 &format!("{base}.max_bytes"),
                 tier.max_bytes.as_ref(),
                 16 << 20,
             ),
-            ttl: issues.duration(
+            ttl: problems.duration(
                 &format!("{base}.ttl"),
                 tier.ttl.as_ref(),
+                DurationKind::Ttl,
                 Duration::from_secs(3600),
             ),
         });
@@ -338,7 +333,7 @@ fn validate_cache(cache: &FileCache, issues: &mut Issues) -> CacheSettings {
             .iter()
             .enumerate()
             .map(|(i, &code)| {
-                issues.integer(
+                problems.integer(
                     &format!("cache.cacheable_statuses[{i}]"),
                     Some(code),
                     (100, 599),
@@ -348,19 +343,20 @@ fn validate_cache(cache: &FileCache, issues: &mut Issues) -> CacheSettings {
             .collect(),
     };
     CacheSettings {
-        max_object_bytes: issues.bytes(
+        max_object_bytes: problems.bytes(
             "cache.max_object_bytes",
             cache.max_object_bytes.as_ref(),
             1 << 20,
         ),
         cacheable_statuses: statuses,
-        lock_timeout: issues.duration(
+        lock_timeout: problems.duration(
             "cache.lock_timeout",
             cache.lock_timeout.as_ref(),
+            DurationKind::Timeout,
             Duration::from_secs(5),
         ),
         tiers,
-        promotion_hits: issues.integer(
+        promotion_hits: problems.integer(
             "cache.promotion.hits",
             cache.promotion.as_ref().and_then(|p| p.hits),
             (1, 1_000_000),
@@ -373,13 +369,13 @@ fn validate_route_cache(
     base: &str,
     cache: &FileRouteCache,
     has_tiers: bool,
-    issues: &mut Issues,
+    problems: &mut Problems,
 ) -> Option<RouteCache> {
     if cache.enabled == Some(false) {
         return None;
     }
     if !has_tiers {
-        issues.push(
+        problems.push(
             format!("{base}.cache"),
             "caching needs a [cache] table with tiers",
         );
@@ -387,24 +383,29 @@ fn validate_route_cache(
     let key = match &cache.key {
         None => KeyTemplate::default(),
         Some(text) => KeyTemplate::parse(text).unwrap_or_else(|message| {
-            issues.push(format!("{base}.cache.key"), message);
+            problems.push(format!("{base}.cache.key"), message);
             KeyTemplate::default()
         }),
     };
     Some(RouteCache {
         key,
-        default_ttl: issues.duration(
+        default_ttl: problems.duration(
             &format!("{base}.cache.default_ttl"),
             cache.default_ttl.as_ref(),
+            DurationKind::Ttl,
             Duration::from_secs(300),
         ),
-        stale_while_revalidate: issues.window(
+        stale_while_revalidate: problems.duration(
             &format!("{base}.cache.stale_while_revalidate"),
             cache.stale_while_revalidate.as_ref(),
+            DurationKind::Window,
+            Duration::ZERO,
         ),
-        stale_if_error: issues.window(
+        stale_if_error: problems.duration(
             &format!("{base}.cache.stale_if_error"),
             cache.stale_if_error.as_ref(),
+            DurationKind::Window,
+            Duration::ZERO,
         ),
     })
 }
@@ -413,27 +414,27 @@ fn validate_routes(
     file: &FileConfig,
     has_cache: bool,
     has_auth: bool,
-    issues: &mut Issues,
+    problems: &mut Problems,
 ) -> Vec<Route> {
     let mut routes: Vec<Route> = Vec::new();
     for (i, route) in file.routes.iter().enumerate() {
         let base = format!("routes[{i}]");
         let name = route.name.clone().unwrap_or_else(|| format!("route{i}"));
         if routes.iter().any(|r| r.name == name) {
-            issues.push(
+            problems.push(
                 format!("{base}.name"),
                 format!("route name {name:?} is used twice"),
             );
         }
         if !route.path.starts_with('/') {
-            issues.push(
+            problems.push(
                 format!("{base}.path"),
                 format!("{:?} must start with '/'", route.path),
             );
         }
         if !file.upstreams.contains_key(&route.upstream) {
             let known: Vec<&str> = file.upstreams.keys().map(String::as_str).collect();
-            issues.push(
+            problems.push(
                 format!("{base}.upstream"),
                 format!(
                     "unknown upstream {:?}; defined: [{}]",
@@ -450,7 +451,7 @@ fn validate_routes(
                     match Method::from_bytes(upper.as_bytes()) {
                         Ok(method) => Some(method),
                         Err(_) => {
-                            issues.push(
+                            problems.push(
                                 format!("{base}.methods[{j}]"),
                                 format!("invalid method {text:?}"),
                             );
@@ -465,7 +466,7 @@ fn validate_routes(
             .iter()
             .any(|r| r.path == route.path && r.host == host && r.methods == methods)
         {
-            issues.push(
+            problems.push(
                 format!("{base}.path"),
                 format!(
                     "another route already matches {:?} with the same host and methods",
@@ -476,17 +477,17 @@ fn validate_routes(
         let cache = route
             .cache
             .as_ref()
-            .and_then(|cache| validate_route_cache(&base, cache, has_cache, issues));
+            .and_then(|cache| validate_route_cache(&base, cache, has_cache, problems));
         let auth = match route.auth.as_deref() {
             None | Some("none") => RouteAuth::None,
             Some("jwt") => {
                 if !has_auth {
-                    issues.push(format!("{base}.auth"), "\"jwt\" needs an [auth] table");
+                    problems.push(format!("{base}.auth"), "\"jwt\" needs an [auth] table");
                 }
                 RouteAuth::Jwt
             }
             Some(other) => {
-                issues.push(
+                problems.push(
                     format!("{base}.auth"),
                     format!("unknown auth {other:?}; valid: \"jwt\", \"none\""),
                 );
@@ -507,8 +508,8 @@ fn validate_routes(
     routes
 }
 
-/// Turns a TOML syntax or type error into an issue with a line number.
-pub fn parse_issue(source: &str, error: &toml::de::Error) -> Issue {
+/// Turns a TOML syntax or type error into a problem with a line number.
+pub fn parse_problem(source: &str, error: &toml::de::Error) -> Problem {
     let line = error.span().map(|span| line_of(source, span.start));
     let path = error
         .message()
@@ -516,10 +517,10 @@ pub fn parse_issue(source: &str, error: &toml::de::Error) -> Issue {
         .next()
         .map(|_| "(file)".to_string())
         .unwrap_or_default();
-    Issue {
+    Problem {
         path,
-        message: error.message().trim().to_string(),
         line,
+        message: error.message().trim().to_string(),
     }
 }
 

@@ -3,7 +3,7 @@
 //! rather than in the state holder, so that `state` only holds and `health` only checks.
 
 use super::{diff, now, problems, sha256_hex, Outcome, Record, Trigger};
-use crate::config::{Config, ConfigError};
+use crate::config::{self, Config, ConfigError};
 
 use crate::health;
 use crate::snapshot::Snapshot;
@@ -13,12 +13,7 @@ use std::time::Instant;
 
 /// Re-reads the config file and swaps in a new snapshot; on any error the running one stays.
 pub fn reload(shared: &Shared, trigger: Trigger) -> Record {
-    let path = shared.config_path();
-    let read = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    });
-    apply(shared, trigger, read)
+    apply(shared, trigger, config::read(shared.config_path()))
 }
 
 /// Applies file text that was already read (the watcher reads it itself to decide whether to
@@ -50,7 +45,7 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
         if record.sha256 == running.sha256 {
             return Ok(None);
         }
-        super::parse(shared.config_path(), &text).map(Some)
+        config::parse(shared.config_path(), &text).map(Some)
     });
     let config = match parsed {
         Ok(Some(config)) => config,

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::journal::JOURNAL_CAPACITY;
+use std::path::Path;
 
 fn config(weight: u32, extra_route: bool, threads: usize) -> Config {
     let mut text = format!(
@@ -12,7 +13,7 @@ fn config(weight: u32, extra_route: bool, threads: usize) -> Config {
     if extra_route {
         text.push_str("\n[[routes]]\nname = \"api\"\npath = \"/api\"\nupstream = \"gateways\"\n");
     }
-    Config::parse(&text).unwrap()
+    crate::config::parse(Path::new("config.toml"), &text).unwrap()
 }
 
 #[test]
@@ -92,7 +93,7 @@ fn journal_keeps_the_newest_first_and_is_bounded() {
 #[test]
 fn problems_keep_path_and_line_apart() {
     let path = Path::new("config.toml");
-    let error = parse(path, "[proxy]\nthreads = 0\n").unwrap_err();
+    let error = crate::config::parse(path, "[proxy]\nthreads = 0\n").unwrap_err();
     let problems = problems(&error);
     let threads = problems.iter().find(|p| p.path == "proxy.threads").unwrap();
     assert_eq!(threads.line, Some(2));

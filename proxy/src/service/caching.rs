@@ -3,9 +3,9 @@
 //! `POST /cache/invalidate` endpoint and the background refresh of stale objects.
 
 use super::RequestCtx;
-use crate::cache::key::KeyInput;
 use crate::cache::policy::{self, CacheControl, Conditionals, StoreInput, Usability};
 use crate::cache::{CacheStore, Entry, Fill, FillGuard, Found, NewEntry, Selector};
+use crate::config::key_template::KeyInput;
 use crate::config::RouteCache;
 use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;

@@ -1,6 +1,9 @@
 //! Cache key templates: parsed once when the config is validated, rendered per request from
 //! the method, host, path, query and headers. The default sorts the query and leaves out the
 //! control parameters, so `?b=1&a=2` and `?a=2&b=1&bypass_cache=true` share an object.
+//!
+//! A template is a config value (a route's `cache.key`), so it lives with the config; the cache
+//! only renders it. Pure: no IO, no Pingora types.
 
 use serde::Serialize;
 
@@ -149,4 +152,42 @@ pub fn normalized_query(query: Option<&str>) -> String {
         .collect();
     pairs.sort_unstable();
     pairs.join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_templates_render() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-tenant", "acme".parse().expect("value"));
+        let input = KeyInput {
+            method: "GET",
+            host: "Example.COM",
+            path: "/data/complex",
+            query: Some("id=7&strategy=weighted&b=2&a=1&cache_ttl=5"),
+            headers: &headers,
+        };
+        let cases = [
+            (
+                "{method} {host}{path}?{query}",
+                "GET example.com/data/complex?a=1&b=2&id=7",
+            ),
+            ("my_data", "my_data"),
+            ("complex_data_{query.id}", "complex_data_7"),
+            ("{header.X-Tenant}:{path}", "acme:/data/complex"),
+            ("{query.missing}x", "x"),
+        ];
+        for (template, expected) in cases {
+            assert_eq!(
+                KeyTemplate::parse(template).expect("parse").render(&input),
+                expected,
+                "{template}"
+            );
+        }
+        assert!(KeyTemplate::parse("{nope}").is_err());
+        assert!(KeyTemplate::parse("{path").is_err());
+        assert_eq!(normalized_query(Some("bypass_cache=true")), "");
+    }
 }
