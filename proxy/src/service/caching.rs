@@ -626,7 +626,6 @@ pub async fn serve_stale_on_error(session: &mut Session, ctx: &mut RequestCtx) -
     let found = Found {
         tier_name: "stale".to_string(),
         entry: stale,
-        tier: 0,
         promoted: None,
     };
     serve(session, ctx, &found, Served::StaleIfError)

@@ -1,0 +1,230 @@
+//! Table tests of the pure parts: key templates and the cache policy.
+
+use crate::cache::key::{normalized_query, KeyInput, KeyTemplate};
+use crate::cache::policy::*;
+use std::time::Duration;
+
+#[test]
+fn key_templates_render() {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-tenant", "acme".parse().expect("value"));
+    let input = KeyInput {
+        method: "GET",
+        host: "Example.COM",
+        path: "/data/complex",
+        query: Some("id=7&strategy=weighted&b=2&a=1&cache_ttl=5"),
+        headers: &headers,
+    };
+    let cases = [
+        (
+            "{method} {host}{path}?{query}",
+            "GET example.com/data/complex?a=1&b=2&id=7",
+        ),
+        ("my_data", "my_data"),
+        ("complex_data_{query.id}", "complex_data_7"),
+        ("{header.X-Tenant}:{path}", "acme:/data/complex"),
+        ("{query.missing}x", "x"),
+    ];
+    for (template, expected) in cases {
+        assert_eq!(
+            KeyTemplate::parse(template).expect("parse").render(&input),
+            expected,
+            "{template}"
+        );
+    }
+    assert!(KeyTemplate::parse("{nope}").is_err());
+    assert!(KeyTemplate::parse("{path").is_err());
+    assert_eq!(normalized_query(Some("bypass_cache=true")), "");
+}
+
+#[test]
+fn storable_table() {
+    let public = CacheControl::parse(["public, max-age=300"].into_iter());
+    let private = CacheControl::parse(["private, max-age=300"].into_iter());
+    let no_store = CacheControl::parse(["no-store"].into_iter());
+    let plain = CacheControl::default();
+    let base = StoreInput {
+        method: "GET",
+        status: 200,
+        cacheable_statuses: &[200, 203, 301, 404],
+        response_cc: &plain,
+        has_set_cookie: false,
+        vary_star: false,
+        request_has_authorization: false,
+        proxy_verified_token: false,
+        content_length: Some(10),
+        max_object_bytes: 100,
+    };
+    let cases: Vec<(StoreInput, Result<(), NotStored>)> = vec![
+        (base, Ok(())),
+        (
+            StoreInput {
+                method: "POST",
+                ..base
+            },
+            Err(NotStored::Method),
+        ),
+        (
+            StoreInput {
+                status: 500,
+                ..base
+            },
+            Err(NotStored::Status),
+        ),
+        (
+            StoreInput {
+                status: 404,
+                ..base
+            },
+            Ok(()),
+        ),
+        (
+            StoreInput {
+                response_cc: &no_store,
+                ..base
+            },
+            Err(NotStored::NoStore),
+        ),
+        (
+            StoreInput {
+                response_cc: &private,
+                ..base
+            },
+            Err(NotStored::Private),
+        ),
+        (
+            StoreInput {
+                has_set_cookie: true,
+                ..base
+            },
+            Err(NotStored::SetCookie),
+        ),
+        (
+            StoreInput {
+                vary_star: true,
+                ..base
+            },
+            Err(NotStored::VaryStar),
+        ),
+        (
+            StoreInput {
+                request_has_authorization: true,
+                ..base
+            },
+            Err(NotStored::UnverifiedAuthorization),
+        ),
+        (
+            StoreInput {
+                request_has_authorization: true,
+                proxy_verified_token: true,
+                ..base
+            },
+            Err(NotStored::AuthorizedNotPublic),
+        ),
+        (
+            StoreInput {
+                request_has_authorization: true,
+                proxy_verified_token: true,
+                response_cc: &public,
+                ..base
+            },
+            Ok(()),
+        ),
+        (
+            StoreInput {
+                content_length: Some(101),
+                ..base
+            },
+            Err(NotStored::TooLarge),
+        ),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(storable(&input), expected, "{input:?}");
+    }
+}
+
+#[test]
+fn freshness_precedence_table() {
+    let both = CacheControl::parse(["max-age=10, s-maxage=20"].into_iter());
+    let max_age = CacheControl::parse(["max-age=10"].into_iter());
+    let none = CacheControl::default();
+    let default = Duration::from_secs(300);
+    let cases = [
+        (Some("5"), &both, (5, TtlSource::CacheTtlParam)),
+        (Some("x"), &both, (20, TtlSource::SMaxage)),
+        (None, &max_age, (10, TtlSource::MaxAge)),
+        (None, &none, (300, TtlSource::RouteDefault)),
+    ];
+    for (param, cc, (seconds, source)) in cases {
+        assert_eq!(
+            freshness(param, cc, default),
+            (Duration::from_secs(seconds), source)
+        );
+    }
+}
+
+#[test]
+fn usability_windows() {
+    let s = Duration::from_secs;
+    let cases = [
+        (s(5), Usability::Fresh),
+        (s(10), Usability::StaleRevalidate),
+        (s(14), Usability::StaleRevalidate),
+        (s(15), Usability::StaleIfError),
+        (s(69), Usability::StaleIfError),
+        (s(70), Usability::Expired),
+    ];
+    for (age, expected) in cases {
+        assert_eq!(usability(age, s(10), s(5), s(60)), expected, "age {age:?}");
+    }
+}
+
+#[test]
+fn byte_sizes_parse() {
+    assert_eq!(parse_bytes("16MiB"), Ok(16 << 20));
+    assert_eq!(parse_bytes("1KB"), Ok(1000));
+    assert_eq!(parse_bytes("42"), Ok(42));
+    assert!(parse_bytes("12 parsecs").is_err());
+    assert!(parse_bytes("MiB").is_err());
+}
+
+#[test]
+fn not_modified_table() {
+    const DATE: &str = "Sat, 28 Nov 2026 07:00:00 GMT";
+    const LATER: &str = "Sat, 28 Nov 2026 08:00:00 GMT";
+    let stored = Validators {
+        etag: Some("\"v1\""),
+        last_modified: Some(DATE),
+    };
+    let weak_stored = Validators {
+        etag: Some("W/\"v1\""),
+        last_modified: None,
+    };
+    let no_validators = Validators::default();
+    let ask = |inm: Option<&'static str>, ims: Option<&'static str>| Conditionals {
+        if_none_match: inm,
+        if_modified_since: ims,
+    };
+    let cases = [
+        (ask(Some("\"v1\""), None), stored, true),
+        (ask(Some("\"v0\", \"v1\""), None), stored, true),
+        (ask(Some("W/\"v1\""), None), stored, true),
+        (ask(Some("\"v1\""), None), weak_stored, true),
+        (ask(Some("*"), None), stored, true),
+        (ask(Some("\"v2\""), None), stored, false),
+        // If-None-Match decides alone, even when the date would match.
+        (ask(Some("\"v2\""), Some(DATE)), stored, false),
+        (ask(None, Some(DATE)), stored, true),
+        (ask(None, Some(LATER)), stored, false),
+        (ask(None, None), stored, false),
+        (ask(Some("*"), None), no_validators, false),
+        (ask(None, Some(DATE)), no_validators, false),
+    ];
+    for (request, validators, expected) in cases {
+        assert_eq!(
+            not_modified(request, validators),
+            expected,
+            "{request:?} {validators:?}"
+        );
+    }
+}
