@@ -25,7 +25,7 @@ mod tests;
 
 pub use entry::{variant_key, Entry, NewEntry};
 pub use fill::{Fill, FillGuard};
-pub use handle::CacheHandle;
+pub use handle::{CacheConfig, CacheHandle};
 pub use invalidation::Selector;
 pub use report::EntryReport;
 pub use store::{CacheStore, Found};

@@ -295,7 +295,7 @@ impl ProxyHttp for Proxy {
         ctx.pool = Some(pool);
 
         let snapshot = ctx.snapshot.clone();
-        let Some(store) = self.cache.for_snapshot(&snapshot) else {
+        let Some(store) = self.cache.for_config(&snapshot.cache) else {
             return Ok(false);
         };
         let req = session.req_header();

@@ -38,7 +38,7 @@ fn not_configured() -> Response {
 
 /// The store for the running config.
 fn store(shared: &Shared) -> Option<Arc<CacheStore>> {
-    shared.cache().for_snapshot(&shared.snapshot())
+    shared.cache().for_config(&shared.snapshot().cache)
 }
 
 async fn stats(State(shared): State<Shared>) -> Response {
@@ -130,7 +130,7 @@ async fn invalidate(State(shared): State<Shared>, Query(target): Query<Target>) 
 /// nobody asks for again.
 pub async fn sweep(shared: Shared, mut shutdown: pingora::server::ShutdownWatch) {
     loop {
-        if let Some(store) = shared.cache().for_snapshot(&shared.snapshot()) {
+        if let Some(store) = shared.cache().for_config(&shared.snapshot().cache) {
             store.sweep();
         }
         tokio::select! {

@@ -2,10 +2,22 @@
 
 use super::invalidation::Selector;
 use super::store::CacheStore;
+use crate::config::CacheSettings;
 use scalelab_common::sync::lock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// What the cache takes from one config: its generation, its `[cache]` settings and the key
+/// template of each caching route. Built once with each snapshot, so a request only compares
+/// generations.
+#[derive(Debug, Clone, Default)]
+pub struct CacheConfig {
+    pub generation: u64,
+    pub settings: Option<CacheSettings>,
+    /// Each caching route's name and key template source.
+    pub templates: HashMap<String, String>,
+}
 
 /// The store for the running config: follows reloads, resizing (and so keeping what fits)
 /// when `[cache]` changes and dropping everything when it is removed.
@@ -19,42 +31,33 @@ pub struct CacheHandle {
 }
 
 impl CacheHandle {
-    /// The store matching `snapshot`'s `[cache]` settings.
-    pub fn for_snapshot(&self, snapshot: &crate::snapshot::Snapshot) -> Option<Arc<CacheStore>> {
-        if self.generation.load(Ordering::Acquire) != snapshot.generation {
+    /// The store matching `config`'s `[cache]` settings. The first call for a newer generation
+    /// resizes (or creates, or drops) the store and drops the objects of every route whose key
+    /// template changed; later calls for it only load the store.
+    pub fn for_config(&self, config: &CacheConfig) -> Option<Arc<CacheStore>> {
+        if self.generation.load(Ordering::Acquire) != config.generation {
             let _guard = lock(&self.reconfigure);
-            if self.generation.load(Ordering::Acquire) < snapshot.generation {
+            if self.generation.load(Ordering::Acquire) < config.generation {
                 let current = self.current.load_full();
-                let next = match (&snapshot.config.cache, current) {
+                let next = match (&config.settings, current) {
                     (None, _) => None,
                     (Some(settings), Some(store)) if store.settings == *settings => Some(store),
                     (Some(settings), Some(store)) => Some(store.resized(settings.clone())),
                     (Some(settings), None) => Some(CacheStore::new(settings.clone())),
                 };
-                let templates: HashMap<String, String> = snapshot
-                    .config
-                    .routes
-                    .iter()
-                    .filter_map(|r| {
-                        r.cache
-                            .as_ref()
-                            .map(|c| (r.name.clone(), c.key.source().to_string()))
-                    })
-                    .collect();
                 let mut known = lock(&self.templates);
                 if let Some(store) = &next {
                     // Objects stored under a template that no longer applies could never be
                     // found again; drop them rather than let them hold memory until expiry.
                     for (route, template) in known.iter() {
-                        if templates.get(route) != Some(template) {
+                        if config.templates.get(route) != Some(template) {
                             store.invalidate(&Selector::Route(route.clone()), false);
                         }
                     }
                 }
-                *known = templates;
+                known.clone_from(&config.templates);
                 self.current.store(next);
-                self.generation
-                    .store(snapshot.generation, Ordering::Release);
+                self.generation.store(config.generation, Ordering::Release);
             }
         }
         self.current.load_full()
