@@ -26,7 +26,7 @@ mod tests;
 pub use entry::{variant_key, Entry, NewEntry};
 pub use fill::{Fill, FillGuard};
 pub use handle::{CacheConfig, CacheHandle};
-pub use invalidation::Selector;
+pub use invalidation::{Invalidation, InvalidationError, Selector};
 pub use report::EntryReport;
 pub use store::{CacheStore, Found};
 pub use tier::TierStats;

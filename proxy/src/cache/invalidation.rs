@@ -1,9 +1,75 @@
-//! Invalidation: what a purge selects, and removing (or soft-purging) it from every tier.
+//! Invalidation: what a purge selects, how a request for one is read (the same for the
+//! proxy's `POST /cache/invalidate` and the admin API's `DELETE /admin/cache`), and removing
+//! (or soft-purging) it from every tier.
 
 use super::entry::Entry;
 use super::store::CacheStore;
+use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+/// A request to invalidate: what it selects, and whether it only marks objects stale.
+#[derive(Debug, Clone)]
+pub struct Invalidation {
+    pub selector: Selector,
+    /// Mark the objects stale (served while one request refreshes them) instead of removing.
+    pub soft: bool,
+}
+
+/// Why an invalidation request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidationError {
+    #[error("invalid JSON body")]
+    Json(#[source] serde_json::Error),
+    #[error("expected exactly one of \"key\", \"prefix\" (non-empty) or \"tag\" as a string")]
+    Selector,
+}
+
+impl InvalidationError {
+    /// The body of the 400 answer: the message, and for bad JSON the parser's detail.
+    pub fn body(&self) -> Value {
+        match self {
+            InvalidationError::Json(error) => {
+                json!({"error": self.to_string(), "detail": error.to_string()})
+            }
+            InvalidationError::Selector => json!({"error": self.to_string()}),
+        }
+    }
+}
+
+impl Invalidation {
+    /// Exactly one of a key, a non-empty prefix or a tag selects the objects.
+    ///
+    /// # Errors
+    /// `Selector` when none or more than one is given, or the prefix is empty (which would
+    /// select everything).
+    pub fn from_fields(
+        key: Option<String>,
+        prefix: Option<String>,
+        tag: Option<String>,
+        soft: bool,
+    ) -> Result<Invalidation, InvalidationError> {
+        let selector = match (key, prefix, tag) {
+            (Some(key), None, None) => Selector::Key(key),
+            (None, Some(prefix), None) if !prefix.is_empty() => Selector::Prefix(prefix),
+            (None, None, Some(tag)) => Selector::Tag(tag),
+            _ => return Err(InvalidationError::Selector),
+        };
+        Ok(Invalidation { selector, soft })
+    }
+
+    /// Reads `{"key"|"prefix"|"tag": "...", "soft": bool}`. A selector field that is not a
+    /// string counts as absent, and a `soft` that is not a boolean as false.
+    ///
+    /// # Errors
+    /// `Json` for a body that is not JSON, else as `from_fields`.
+    pub fn from_json(body: &[u8]) -> Result<Invalidation, InvalidationError> {
+        let value: Value = serde_json::from_slice(body).map_err(InvalidationError::Json)?;
+        let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_string);
+        let soft = value.get("soft").and_then(Value::as_bool).unwrap_or(false);
+        Invalidation::from_fields(text("key"), text("prefix"), text("tag"), soft)
+    }
+}
 
 /// What an invalidation selects.
 #[derive(Debug, Clone)]
@@ -16,20 +82,6 @@ pub enum Selector {
 }
 
 impl Selector {
-    /// Exactly one of a key, a non-empty prefix or a tag; `None` otherwise.
-    pub fn from_one(
-        key: Option<String>,
-        prefix: Option<String>,
-        tag: Option<String>,
-    ) -> Option<Selector> {
-        match (key, prefix, tag) {
-            (Some(key), None, None) => Some(Selector::Key(key)),
-            (None, Some(prefix), None) if !prefix.is_empty() => Some(Selector::Prefix(prefix)),
-            (None, None, Some(tag)) => Some(Selector::Tag(tag)),
-            _ => None,
-        }
-    }
-
     fn field(&self) -> &'static str {
         match self {
             Selector::Key(_) => "key",
@@ -94,11 +146,11 @@ impl CacheStore {
 
     /// Invalidates and answers in the seed's shape:
     /// `{"status":"Cache invalidated","key":...,"removed":N,"soft":bool}`.
-    pub fn invalidate_report(&self, selector: &Selector, soft: bool) -> serde_json::Value {
-        let removed = self.invalidate(selector, soft);
-        let mut body =
-            serde_json::json!({"status": "Cache invalidated", "removed": removed, "soft": soft});
-        body[selector.field()] = serde_json::Value::from(selector.value());
+    pub fn invalidate_report(&self, request: &Invalidation) -> Value {
+        let Invalidation { selector, soft } = request;
+        let removed = self.invalidate(selector, *soft);
+        let mut body = json!({"status": "Cache invalidated", "removed": removed, "soft": soft});
+        body[selector.field()] = Value::from(selector.value());
         body
     }
 }

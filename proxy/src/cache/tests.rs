@@ -297,3 +297,40 @@ fn a_resize_keeps_what_varies() {
     let key = resized.storage_key("k", &language(Some("fr")));
     assert_eq!(resized.lookup(&key).expect("kept").entry.body, "bonjour");
 }
+
+#[test]
+fn invalidation_requests_select_exactly_one_key_prefix_or_tag() {
+    let selects = |body: &str| match Invalidation::from_json(body.as_bytes()) {
+        Ok(request) => Ok((format!("{:?}", request.selector), request.soft)),
+        Err(error) => Err(error.to_string()),
+    };
+    let one_of = "expected exactly one of \"key\", \"prefix\" (non-empty) or \"tag\" as a string";
+    // Each body and the selector and softness it asks for, or the error message.
+    type Expected = Result<(&'static str, bool), &'static str>;
+    let cases: [(&str, Expected); 9] = [
+        (r#"{"key": "k"}"#, Ok((r#"Key("k")"#, false))),
+        (
+            r#"{"prefix": "/c/", "soft": true}"#,
+            Ok((r#"Prefix("/c/")"#, true)),
+        ),
+        (r#"{"tag": "t", "soft": "yes"}"#, Ok((r#"Tag("t")"#, false))),
+        (r#"{}"#, Err(one_of)),
+        (r#"{"key": 1}"#, Err(one_of)),
+        (r#"{"key": "a", "tag": "b"}"#, Err(one_of)),
+        (r#"{"prefix": ""}"#, Err(one_of)),
+        (r#"[]"#, Err(one_of)),
+        ("{not json", Err("invalid JSON body")),
+    ];
+    for (body, expected) in cases {
+        let expected = expected
+            .map(|(selector, soft)| (selector.to_string(), soft))
+            .map_err(str::to_string);
+        assert_eq!(selects(body), expected, "{body}");
+    }
+    let from_query = Invalidation::from_fields(None, None, None, false);
+    assert_eq!(
+        from_query.map(|_| ()).map_err(|e| e.to_string()),
+        Err(one_of.to_string()),
+        "the admin API's query fields give the same answer"
+    );
+}
