@@ -1,15 +1,25 @@
 //! The background refresh of a stale object, through this proxy's own listener.
 
 use crate::cache::Entry;
+use crate::http1;
 use crate::service::RequestCtx;
+use http::header::{
+    HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CACHE_CONTROL, HOST, IF_MODIFIED_SINCE,
+    IF_NONE_MATCH,
+};
 use pingora::prelude::Session;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long a refresh may take, body included. Generous, since the origin behind the stale
+/// object may be slow, but bounded so that a hung refresh does not hold a task and a
+/// connection forever.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Fetches a stale object again through this proxy's own listener, with `no-cache` so the
 /// answer replaces the stored object, and with the object's validators so an unchanged object
 /// costs the origin only a 304 (which freshens it). Runs in the background; the client already
-/// has its stale answer.
+/// has its stale answer. A refresh that fails, times out or gets an error status is logged as a
+/// warning.
 pub(super) fn spawn_refresh(session: &Session, ctx: &RequestCtx, entry: &Entry) {
     let Some(listen) = ctx.snapshot.config.proxy.listen.first().copied() else {
         return;
@@ -25,15 +35,11 @@ pub(super) fn spawn_refresh(session: &Session, ctx: &RequestCtx, entry: &Entry) 
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
-    let mut request =
-        format!("GET {path} HTTP/1.1\r\nCache-Control: no-cache\r\nConnection: close\r\n");
-    for name in [
-        http::header::HOST,
-        http::header::AUTHORIZATION,
-        http::header::ACCEPT,
-    ] {
-        if let Some(value) = req.headers.get(&name).and_then(|v| v.to_str().ok()) {
-            request.push_str(&format!("{name}: {value}\r\n"));
+    let mut headers = http::HeaderMap::new();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    for name in [HOST, AUTHORIZATION, ACCEPT] {
+        if let Some(value) = req.headers.get(&name) {
+            headers.insert(name, value.clone());
         }
     }
     // The varying headers select the variant being refreshed.
@@ -42,32 +48,44 @@ pub(super) fn spawn_refresh(session: &Session, ctx: &RequestCtx, entry: &Entry) 
             continue;
         }
         if let Some(value) = value {
-            request.push_str(&format!("{name}: {value}\r\n"));
+            insert(&mut headers, name, value);
         }
     }
     let validators = entry.validators();
     for (name, value) in [
-        (http::header::IF_NONE_MATCH, validators.etag),
-        (http::header::IF_MODIFIED_SINCE, validators.last_modified),
+        (IF_NONE_MATCH, validators.etag),
+        (IF_MODIFIED_SINCE, validators.last_modified),
     ] {
         if let Some(value) = value {
-            request.push_str(&format!("{name}: {value}\r\n"));
+            insert(&mut headers, name.as_str(), value);
         }
     }
-    request.push_str("\r\n");
     tokio::spawn(async move {
-        let attempt = async {
-            let mut stream = tokio::net::TcpStream::connect(target).await?;
-            stream.write_all(request.as_bytes()).await?;
-            let mut sink = Vec::new();
-            stream.read_to_end(&mut sink).await?;
-            Ok::<_, std::io::Error>(())
-        };
-        if let Err(error) = tokio::time::timeout(Duration::from_secs(60), attempt)
-            .await
-            .unwrap_or(Ok(()))
-        {
-            tracing::warn!(%error, "background cache refresh failed");
+        match http1::get(target, &path, headers, REFRESH_TIMEOUT).await {
+            Ok(status) if status.as_u16() < 400 => {
+                tracing::debug!(
+                    path,
+                    status = status.as_u16(),
+                    "background cache refresh done"
+                );
+            }
+            Ok(status) => tracing::warn!(
+                path,
+                status = status.as_u16(),
+                "background cache refresh got an error status"
+            ),
+            Err(error) => tracing::warn!(path, %error, "background cache refresh failed"),
         }
     });
+}
+
+/// Adds a field taken from a stored object. Its name and value came from valid fields, so this
+/// should not fail; if it does, the field is left out rather than the whole refresh.
+fn insert(headers: &mut http::HeaderMap, name: &str, value: &str) {
+    if let (Ok(name), Ok(value)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        headers.insert(name, value);
+    }
 }
