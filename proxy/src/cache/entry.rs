@@ -174,8 +174,10 @@ impl Entry {
             .unwrap_or(&self.key)
     }
 
-    /// How long past its TTL the object stays worth keeping.
+    /// How long after it was stored the object stays worth keeping: its TTL and the longer
+    /// stale window. Saturating, so that no lifetime can make the sweeper's sum overflow.
     pub(super) fn keep_for(&self) -> Duration {
-        self.ttl + self.stale_while_revalidate.max(self.stale_if_error)
+        self.ttl
+            .saturating_add(self.stale_while_revalidate.max(self.stale_if_error))
     }
 }

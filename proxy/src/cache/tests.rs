@@ -177,6 +177,30 @@ fn expired_objects_are_removed_on_lookup_and_sweep() {
 }
 
 #[test]
+fn an_object_with_the_longest_lifetimes_is_kept_and_swept_without_overflow() {
+    let store = CacheStore::new(settings(&[10], 1));
+    let mut forever = object("forever", &[]);
+    forever.ttl = Duration::MAX;
+    forever.stale_while_revalidate = Duration::MAX;
+    forever.stale_if_error = Duration::MAX;
+    store.insert(forever);
+    let mut short = object("short", &[]);
+    short.ttl = Duration::ZERO;
+    store.insert(short);
+    store.sweep();
+    let report = store.report("forever").expect("kept");
+    assert!(report.ttl_left_seconds > 0.0);
+    assert!(
+        store.report("short").is_none(),
+        "the sweep still expires others"
+    );
+    assert_eq!(
+        store.lookup("forever").expect("hit").entry.usability(),
+        Usability::Fresh
+    );
+}
+
+#[test]
 fn tier_ttl_end_moves_a_fresh_object_down() {
     let mut s = settings(&[10, 10], 2);
     s.tiers[0].ttl = Duration::ZERO;

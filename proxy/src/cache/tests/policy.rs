@@ -228,3 +228,93 @@ fn not_modified_table() {
         );
     }
 }
+
+#[test]
+fn lifetimes_from_clients_origins_and_config_are_capped_at_max_ttl() {
+    const U64_MAX: &str = "18446744073709551615";
+    const BEYOND_U64: &str = "99999999999999999999999";
+    let year = Duration::from_secs(365 * 24 * 60 * 60);
+    assert_eq!(MAX_TTL, year);
+    let cc = |text: &str| CacheControl::parse([text].into_iter());
+    let none = CacheControl::default();
+    let default = Duration::from_secs(300);
+    let cases = [
+        (
+            Some(U64_MAX),
+            none.clone(),
+            default,
+            (MAX_TTL, TtlSource::CacheTtlParam),
+        ),
+        (
+            Some(BEYOND_U64),
+            none.clone(),
+            default,
+            (MAX_TTL, TtlSource::CacheTtlParam),
+        ),
+        (
+            Some("31536001"),
+            none.clone(),
+            default,
+            (MAX_TTL, TtlSource::CacheTtlParam),
+        ),
+        (
+            Some("31535999"),
+            none.clone(),
+            default,
+            (MAX_TTL - Duration::from_secs(1), TtlSource::CacheTtlParam),
+        ),
+        (
+            None,
+            cc(&format!("s-maxage={U64_MAX}")),
+            default,
+            (MAX_TTL, TtlSource::SMaxage),
+        ),
+        (
+            None,
+            cc(&format!("max-age={BEYOND_U64}")),
+            default,
+            (MAX_TTL, TtlSource::MaxAge),
+        ),
+        (
+            None,
+            cc("max-age=-1"),
+            default,
+            (default, TtlSource::RouteDefault),
+        ),
+        (
+            None,
+            none.clone(),
+            Duration::MAX,
+            (MAX_TTL, TtlSource::RouteDefault),
+        ),
+    ];
+    for (param, cc, default_ttl, expected) in cases {
+        assert_eq!(
+            freshness(param, &cc, default_ttl),
+            expected,
+            "{param:?} {cc:?} {default_ttl:?}"
+        );
+    }
+    for (window, expected) in [
+        (Duration::ZERO, Duration::ZERO),
+        (Duration::from_secs(30), Duration::from_secs(30)),
+        (Duration::MAX, MAX_TTL),
+    ] {
+        assert_eq!(bounded(window), expected);
+    }
+}
+
+#[test]
+fn usability_saturates_instead_of_overflowing() {
+    let s = Duration::from_secs;
+    let max = Duration::MAX;
+    let cases = [
+        (s(5), max, max, max, Usability::Fresh),
+        (s(100), s(10), max, s(0), Usability::StaleRevalidate),
+        (s(100), s(10), s(0), max, Usability::StaleIfError),
+        (max, max, max, max, Usability::Expired),
+    ];
+    for (age, ttl, swr, sie, expected) in cases {
+        assert_eq!(usability(age, ttl, swr, sie), expected, "{age:?} {ttl:?}");
+    }
+}
