@@ -9,50 +9,19 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-/// Probes one server once: connect, send `GET path`, and pass on a 2xx status line.
+/// Probes one server once: `GET path` and pass on a 2xx status (with the body read to its
+/// end), all within the check's timeout.
 pub async fn probe(addr: SocketAddr, check: &HealthCheck) -> Result<String, String> {
-    let attempt = async {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: scalelab-health\r\nConnection: close\r\n\r\n",
-            check.path
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        let mut buffer = [0u8; 64];
-        let mut read = 0;
-        while read < 12 {
-            let n = stream
-                .read(&mut buffer[read..])
-                .await
-                .map_err(|e| format!("read: {e}"))?;
-            if n == 0 {
-                return Err("connection closed before a status line".to_string());
-            }
-            read += n;
-        }
-        let line = String::from_utf8_lossy(&buffer[..read]);
-        let status = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse::<u16>().ok())
-            .ok_or_else(|| "malformed status line".to_string())?;
-        if (200..300).contains(&status) {
-            Ok(format!("HTTP {status}"))
-        } else {
-            Err(format!("HTTP {status}"))
-        }
-    };
-    match tokio::time::timeout(check.timeout, attempt).await {
-        Ok(result) => result,
-        Err(_) => Err(format!("timed out after {:?}", check.timeout)),
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static("scalelab-health"),
+    );
+    match crate::http1::get(addr, &check.path, headers, check.timeout).await {
+        Ok(status) if status.is_success() => Ok(format!("HTTP {}", status.as_u16())),
+        Ok(status) => Err(format!("HTTP {}", status.as_u16())),
+        Err(error) => Err(error.to_string()),
     }
 }
 

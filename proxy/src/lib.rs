@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod headers;
 pub mod health;
+pub mod http1;
 pub mod journal;
 pub mod metrics;
 pub mod reload;

@@ -177,7 +177,7 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
             .inc_by(shared.tasks().restarts(task));
     }
 
-    if let Some(store) = shared.cache().for_snapshot(&snapshot) {
+    if let Some(store) = shared.cache().for_config(&snapshot.cache) {
         let lookups = counter(
             &registry,
             "scalelab_cache_lookups_total",

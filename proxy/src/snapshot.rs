@@ -2,6 +2,7 @@
 //! A request loads one `Arc<Snapshot>` at its start and keeps it to its end, so a reload can
 //! never show it half of two configs.
 
+use crate::cache::CacheConfig;
 use crate::config::Config;
 use crate::routing::RouteTable;
 use crate::upstream::{Registry, UpstreamPool};
@@ -18,6 +19,8 @@ pub struct Snapshot {
     pub pools: Vec<Arc<UpstreamPool>>,
     /// For each route (config order), the index of its pool in `pools`.
     route_pools: Vec<usize>,
+    /// The part of the config the cache follows.
+    pub cache: CacheConfig,
 }
 
 impl Snapshot {
@@ -39,6 +42,19 @@ impl Snapshot {
                     .unwrap_or(0)
             })
             .collect();
+        let cache = CacheConfig {
+            generation,
+            settings: config.cache.clone(),
+            templates: config
+                .routes
+                .iter()
+                .filter_map(|r| {
+                    r.cache
+                        .as_ref()
+                        .map(|c| (r.name.clone(), c.key.source().to_string()))
+                })
+                .collect(),
+        };
         Snapshot {
             generation,
             generation_header: http::HeaderValue::from(generation),
@@ -46,6 +62,7 @@ impl Snapshot {
             config: Arc::new(config),
             pools,
             route_pools,
+            cache,
         }
     }
 

@@ -2,7 +2,7 @@
 //! per-level shape plus ratios and moves, `GET /admin/cache?key=` for one object, and
 //! `DELETE /admin/cache?key=|prefix=|tag=[&soft=true]`.
 
-use crate::cache::{CacheStore, Selector};
+use crate::cache::{CacheStore, Invalidation};
 use crate::state::Shared;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -38,7 +38,7 @@ fn not_configured() -> Response {
 
 /// The store for the running config.
 fn store(shared: &Shared) -> Option<Arc<CacheStore>> {
-    shared.cache().for_snapshot(&shared.snapshot())
+    shared.cache().for_config(&shared.snapshot().cache)
 }
 
 async fn stats(State(shared): State<Shared>) -> Response {
@@ -116,21 +116,23 @@ async fn invalidate(State(shared): State<Shared>, Query(target): Query<Target>) 
     let Some(store) = store(&shared) else {
         return not_configured();
     };
-    let Some(selector) = Selector::from_one(target.key, target.prefix, target.tag) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "expected exactly one of ?key=, ?prefix= (non-empty) or ?tag="})),
-        )
-            .into_response();
+    let request = match Invalidation::from_fields(
+        target.key,
+        target.prefix,
+        target.tag,
+        target.soft.unwrap_or(false),
+    ) {
+        Ok(request) => request,
+        Err(error) => return (StatusCode::BAD_REQUEST, Json(error.body())).into_response(),
     };
-    Json(store.invalidate_report(&selector, target.soft.unwrap_or(false))).into_response()
+    Json(store.invalidate_report(&request)).into_response()
 }
 
 /// Applies tier TTLs and expiry about once a second, so memory comes back even for objects
 /// nobody asks for again.
 pub async fn sweep(shared: Shared, mut shutdown: pingora::server::ShutdownWatch) {
     loop {
-        if let Some(store) = shared.cache().for_snapshot(&shared.snapshot()) {
+        if let Some(store) = shared.cache().for_config(&shared.snapshot().cache) {
             store.sweep();
         }
         tokio::select! {

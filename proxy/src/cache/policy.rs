@@ -3,6 +3,27 @@
 
 use std::time::Duration;
 
+/// The longest lifetime an object can be given: 365 days. A client (`?cache_ttl=`), an origin
+/// (`max-age`, `s-maxage`) or the config (`default_ttl`, stale windows) asking for more gets
+/// this, so an object's deadlines (its TTL plus a stale window) stay far from `Duration`'s
+/// limit.
+pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// `lifetime`, at most `MAX_TTL`.
+pub fn bounded(lifetime: Duration) -> Duration {
+    lifetime.min(MAX_TTL)
+}
+
+/// Seconds in `Cache-Control` or `?cache_ttl=`. A number too large for a `u64` counts as the
+/// largest one (RFC 9111 section 1.2.2), which `bounded` then caps, rather than as absent.
+fn delta_seconds(text: &str) -> Option<u64> {
+    match text.parse::<u64>() {
+        Ok(seconds) => Some(seconds),
+        Err(error) if *error.kind() == std::num::IntErrorKind::PosOverflow => Some(u64::MAX),
+        Err(_) => None,
+    }
+}
+
 /// The directives of a `Cache-Control` field that matter to a shared cache.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CacheControl {
@@ -30,8 +51,8 @@ impl CacheControl {
                     "no-cache" => cc.no_cache = true,
                     "private" => cc.private = true,
                     "public" => cc.public = true,
-                    "max-age" => cc.max_age = argument.and_then(|a| a.parse().ok()),
-                    "s-maxage" => cc.s_maxage = argument.and_then(|a| a.parse().ok()),
+                    "max-age" => cc.max_age = argument.and_then(delta_seconds),
+                    "s-maxage" => cc.s_maxage = argument.and_then(delta_seconds),
                     _ => {}
                 }
             }
@@ -157,22 +178,23 @@ impl TtlSource {
 }
 
 /// Freshness lifetime: `?cache_ttl=N` (the seed's control) wins, then `s-maxage`, then
-/// `max-age`, then the route's default.
+/// `max-age`, then the route's default; at most `MAX_TTL` whichever it is.
 pub fn freshness(
     cache_ttl_param: Option<&str>,
     cc: &CacheControl,
     default_ttl: Duration,
 ) -> (Duration, TtlSource) {
-    if let Some(seconds) = cache_ttl_param.and_then(|v| v.parse::<u64>().ok()) {
-        return (Duration::from_secs(seconds), TtlSource::CacheTtlParam);
+    let seconds = |n: u64| bounded(Duration::from_secs(n));
+    if let Some(n) = cache_ttl_param.and_then(delta_seconds) {
+        return (seconds(n), TtlSource::CacheTtlParam);
     }
-    if let Some(seconds) = cc.s_maxage {
-        return (Duration::from_secs(seconds), TtlSource::SMaxage);
+    if let Some(n) = cc.s_maxage {
+        return (seconds(n), TtlSource::SMaxage);
     }
-    if let Some(seconds) = cc.max_age {
-        return (Duration::from_secs(seconds), TtlSource::MaxAge);
+    if let Some(n) = cc.max_age {
+        return (seconds(n), TtlSource::MaxAge);
     }
-    (default_ttl, TtlSource::RouteDefault)
+    (bounded(default_ttl), TtlSource::RouteDefault)
 }
 
 /// A request's conditional fields (RFC 9110 section 13.1).
@@ -228,12 +250,14 @@ pub enum Usability {
     Expired,
 }
 
+/// How an object with these lifetimes may be used at age `age`. The sums saturate, so even
+/// lifetimes that escaped `bounded` cannot overflow.
 pub fn usability(age: Duration, ttl: Duration, swr: Duration, sie: Duration) -> Usability {
     if age < ttl {
         Usability::Fresh
-    } else if age < ttl + swr {
+    } else if age < ttl.saturating_add(swr) {
         Usability::StaleRevalidate
-    } else if age < ttl + sie {
+    } else if age < ttl.saturating_add(sie) {
         Usability::StaleIfError
     } else {
         Usability::Expired

@@ -1,7 +1,16 @@
-use super::policy::*;
-use super::*;
+//! Unit tests of the store (tiers, eviction, expiry, invalidation, variants); the pure policy
+//! is tested in `policy`, fill coalescing and its races in `race`.
 
-fn settings(entries: &[usize], promotion_hits: u32) -> CacheSettings {
+mod policy;
+mod race;
+
+use super::policy::{TtlSource, Usability};
+use super::*;
+use crate::config::{CacheSettings, TierSettings};
+use bytes::Bytes;
+use std::time::Duration;
+
+pub(super) fn settings(entries: &[usize], promotion_hits: u32) -> CacheSettings {
     CacheSettings {
         max_object_bytes: 1 << 20,
         cacheable_statuses: vec![200],
@@ -20,7 +29,7 @@ fn settings(entries: &[usize], promotion_hits: u32) -> CacheSettings {
     }
 }
 
-fn object(key: &str, tags: &[&str]) -> NewEntry {
+pub(super) fn object(key: &str, tags: &[&str]) -> NewEntry {
     NewEntry {
         key: key.to_string(),
         route: "r".to_string(),
@@ -168,6 +177,30 @@ fn expired_objects_are_removed_on_lookup_and_sweep() {
 }
 
 #[test]
+fn an_object_with_the_longest_lifetimes_is_kept_and_swept_without_overflow() {
+    let store = CacheStore::new(settings(&[10], 1));
+    let mut forever = object("forever", &[]);
+    forever.ttl = Duration::MAX;
+    forever.stale_while_revalidate = Duration::MAX;
+    forever.stale_if_error = Duration::MAX;
+    store.insert(forever);
+    let mut short = object("short", &[]);
+    short.ttl = Duration::ZERO;
+    store.insert(short);
+    store.sweep();
+    let report = store.report("forever").expect("kept");
+    assert!(report.ttl_left_seconds > 0.0);
+    assert!(
+        store.report("short").is_none(),
+        "the sweep still expires others"
+    );
+    assert_eq!(
+        store.lookup("forever").expect("hit").entry.usability(),
+        Usability::Fresh
+    );
+}
+
+#[test]
 fn tier_ttl_end_moves_a_fresh_object_down() {
     let mut s = settings(&[10, 10], 2);
     s.tiers[0].ttl = Duration::ZERO;
@@ -191,175 +224,6 @@ fn resize_keeps_what_fits() {
     }
     let smaller = store.resized(settings(&[10, 2], 1));
     assert_eq!(smaller.stats()[1].items, 2);
-}
-
-#[tokio::test]
-async fn fill_lock_has_one_leader_and_wakes_waiters_when_dropped() {
-    let store = CacheStore::new(settings(&[10], 1));
-    let Fill::Leader(guard) = store.begin_fill("k", &|_| true) else {
-        panic!("first is leader")
-    };
-    let Fill::Wait(mut waiter) = store.begin_fill("k", &|_| true) else {
-        panic!("second waits")
-    };
-    drop(guard);
-    assert!(
-        waiter.changed().await.is_err(),
-        "the waiter wakes when the leader goes"
-    );
-    assert!(matches!(store.begin_fill("k", &|_| true), Fill::Leader(_)));
-}
-
-#[test]
-fn a_claim_on_a_key_stored_meanwhile_says_look_again_unless_the_object_cannot_answer() {
-    let store = CacheStore::new(settings(&[10], 1));
-    store.insert(object("k", &[]));
-    assert!(matches!(store.begin_fill("k", &|_| true), Fill::Stored));
-    // An object that cannot answer this request (another variant, HEAD-only, stale) does not
-    // stop it from fetching.
-    assert!(matches!(store.begin_fill("k", &|_| false), Fill::Leader(_)));
-}
-
-#[test]
-fn storable_table() {
-    let public = CacheControl::parse(["public, max-age=300"].into_iter());
-    let private = CacheControl::parse(["private, max-age=300"].into_iter());
-    let no_store = CacheControl::parse(["no-store"].into_iter());
-    let plain = CacheControl::default();
-    let base = StoreInput {
-        method: "GET",
-        status: 200,
-        cacheable_statuses: &[200, 203, 301, 404],
-        response_cc: &plain,
-        has_set_cookie: false,
-        vary_star: false,
-        request_has_authorization: false,
-        proxy_verified_token: false,
-        content_length: Some(10),
-        max_object_bytes: 100,
-    };
-    let cases: Vec<(StoreInput, Result<(), NotStored>)> = vec![
-        (base, Ok(())),
-        (
-            StoreInput {
-                method: "POST",
-                ..base
-            },
-            Err(NotStored::Method),
-        ),
-        (
-            StoreInput {
-                status: 500,
-                ..base
-            },
-            Err(NotStored::Status),
-        ),
-        (
-            StoreInput {
-                status: 404,
-                ..base
-            },
-            Ok(()),
-        ),
-        (
-            StoreInput {
-                response_cc: &no_store,
-                ..base
-            },
-            Err(NotStored::NoStore),
-        ),
-        (
-            StoreInput {
-                response_cc: &private,
-                ..base
-            },
-            Err(NotStored::Private),
-        ),
-        (
-            StoreInput {
-                has_set_cookie: true,
-                ..base
-            },
-            Err(NotStored::SetCookie),
-        ),
-        (
-            StoreInput {
-                vary_star: true,
-                ..base
-            },
-            Err(NotStored::VaryStar),
-        ),
-        (
-            StoreInput {
-                request_has_authorization: true,
-                ..base
-            },
-            Err(NotStored::UnverifiedAuthorization),
-        ),
-        (
-            StoreInput {
-                request_has_authorization: true,
-                proxy_verified_token: true,
-                ..base
-            },
-            Err(NotStored::AuthorizedNotPublic),
-        ),
-        (
-            StoreInput {
-                request_has_authorization: true,
-                proxy_verified_token: true,
-                response_cc: &public,
-                ..base
-            },
-            Ok(()),
-        ),
-        (
-            StoreInput {
-                content_length: Some(101),
-                ..base
-            },
-            Err(NotStored::TooLarge),
-        ),
-    ];
-    for (input, expected) in cases {
-        assert_eq!(storable(&input), expected, "{input:?}");
-    }
-}
-
-#[test]
-fn freshness_precedence_table() {
-    let both = CacheControl::parse(["max-age=10, s-maxage=20"].into_iter());
-    let max_age = CacheControl::parse(["max-age=10"].into_iter());
-    let none = CacheControl::default();
-    let default = Duration::from_secs(300);
-    let cases = [
-        (Some("5"), &both, (5, TtlSource::CacheTtlParam)),
-        (Some("x"), &both, (20, TtlSource::SMaxage)),
-        (None, &max_age, (10, TtlSource::MaxAge)),
-        (None, &none, (300, TtlSource::RouteDefault)),
-    ];
-    for (param, cc, (seconds, source)) in cases {
-        assert_eq!(
-            freshness(param, cc, default),
-            (Duration::from_secs(seconds), source)
-        );
-    }
-}
-
-#[test]
-fn usability_windows() {
-    let s = Duration::from_secs;
-    let cases = [
-        (s(5), Usability::Fresh),
-        (s(10), Usability::StaleRevalidate),
-        (s(14), Usability::StaleRevalidate),
-        (s(15), Usability::StaleIfError),
-        (s(69), Usability::StaleIfError),
-        (s(70), Usability::Expired),
-    ];
-    for (age, expected) in cases {
-        assert_eq!(usability(age, s(10), s(5), s(60)), expected, "age {age:?}");
-    }
 }
 
 #[test]
@@ -459,112 +323,38 @@ fn a_resize_keeps_what_varies() {
 }
 
 #[test]
-fn not_modified_table() {
-    const DATE: &str = "Sat, 28 Nov 2026 07:00:00 GMT";
-    const LATER: &str = "Sat, 28 Nov 2026 08:00:00 GMT";
-    let stored = Validators {
-        etag: Some("\"v1\""),
-        last_modified: Some(DATE),
+fn invalidation_requests_select_exactly_one_key_prefix_or_tag() {
+    let selects = |body: &str| match Invalidation::from_json(body.as_bytes()) {
+        Ok(request) => Ok((format!("{:?}", request.selector), request.soft)),
+        Err(error) => Err(error.to_string()),
     };
-    let weak_stored = Validators {
-        etag: Some("W/\"v1\""),
-        last_modified: None,
-    };
-    let no_validators = Validators::default();
-    let ask = |inm: Option<&'static str>, ims: Option<&'static str>| Conditionals {
-        if_none_match: inm,
-        if_modified_since: ims,
-    };
-    let cases = [
-        (ask(Some("\"v1\""), None), stored, true),
-        (ask(Some("\"v0\", \"v1\""), None), stored, true),
-        (ask(Some("W/\"v1\""), None), stored, true),
-        (ask(Some("\"v1\""), None), weak_stored, true),
-        (ask(Some("*"), None), stored, true),
-        (ask(Some("\"v2\""), None), stored, false),
-        // If-None-Match decides alone, even when the date would match.
-        (ask(Some("\"v2\""), Some(DATE)), stored, false),
-        (ask(None, Some(DATE)), stored, true),
-        (ask(None, Some(LATER)), stored, false),
-        (ask(None, None), stored, false),
-        (ask(Some("*"), None), no_validators, false),
-        (ask(None, Some(DATE)), no_validators, false),
+    let one_of = "expected exactly one of \"key\", \"prefix\" (non-empty) or \"tag\" as a string";
+    // Each body and the selector and softness it asks for, or the error message.
+    type Expected = Result<(&'static str, bool), &'static str>;
+    let cases: [(&str, Expected); 9] = [
+        (r#"{"key": "k"}"#, Ok((r#"Key("k")"#, false))),
+        (
+            r#"{"prefix": "/c/", "soft": true}"#,
+            Ok((r#"Prefix("/c/")"#, true)),
+        ),
+        (r#"{"tag": "t", "soft": "yes"}"#, Ok((r#"Tag("t")"#, false))),
+        (r#"{}"#, Err(one_of)),
+        (r#"{"key": 1}"#, Err(one_of)),
+        (r#"{"key": "a", "tag": "b"}"#, Err(one_of)),
+        (r#"{"prefix": ""}"#, Err(one_of)),
+        (r#"[]"#, Err(one_of)),
+        ("{not json", Err("invalid JSON body")),
     ];
-    for (request, validators, expected) in cases {
-        assert_eq!(
-            not_modified(request, validators),
-            expected,
-            "{request:?} {validators:?}"
-        );
+    for (body, expected) in cases {
+        let expected = expected
+            .map(|(selector, soft)| (selector.to_string(), soft))
+            .map_err(str::to_string);
+        assert_eq!(selects(body), expected, "{body}");
     }
-}
-
-/// What one simulated request did in the coalescing race tests.
-#[derive(Debug, PartialEq, Eq)]
-enum Outcome {
-    Hit,
-    Origin,
-}
-
-/// One request's path through the store as `caching::lookup` walks it: look up, claim the
-/// fill, and either go to the origin (store, release) or wait for the leader and look again.
-fn request(store: &Arc<CacheStore>, key: &str, between: impl Fn()) -> Outcome {
-    loop {
-        if store.lookup(key).is_some() {
-            return Outcome::Hit;
-        }
-        between();
-        match store.begin_fill(key, &|_| true) {
-            Fill::Leader(guard) => {
-                store.insert(object(key, &[]));
-                drop(guard);
-                return Outcome::Origin;
-            }
-            Fill::Wait(waiter) => {
-                // The leader drops its sender when done; spin until then.
-                while waiter.has_changed().is_ok() {
-                    std::thread::yield_now();
-                }
-            }
-            Fill::Stored => {}
-        }
-    }
-}
-
-#[test]
-fn a_request_that_missed_before_the_fill_ended_does_not_lead_a_second_fill() {
-    // The interleaving behind the flaky coalescing test, step by step: B looks up and misses,
-    // then A fills the key and releases the claim, then B claims.
-    let store = CacheStore::new(settings(&[10, 10], 2));
-    let late = request(&store, "k", || {
-        assert_eq!(request(&store, "k", || {}), Outcome::Origin);
-    });
+    let from_query = Invalidation::from_fields(None, None, None, false);
     assert_eq!(
-        late,
-        Outcome::Hit,
-        "B must find A's object, not fetch again"
+        from_query.map(|_| ()).map_err(|e| e.to_string()),
+        Err(one_of.to_string()),
+        "the admin API's query fields give the same answer"
     );
-}
-
-#[test]
-fn racing_requests_fill_a_cold_key_once() {
-    // Threads race lookup, claim, insert and release on a fresh key, thousands of times.
-    let threads = 4;
-    for round in 0..10_000 {
-        let store = CacheStore::new(settings(&[10, 10], 2));
-        let key = format!("k{round}");
-        let barrier = std::sync::Barrier::new(threads);
-        let origin = AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| {
-                    barrier.wait();
-                    if request(&store, &key, std::thread::yield_now) == Outcome::Origin {
-                        origin.fetch_add(1, Ordering::Relaxed);
-                    }
-                });
-            }
-        });
-        assert_eq!(origin.load(Ordering::Relaxed), 1, "round {round}");
-    }
 }

@@ -112,7 +112,7 @@ impl Proxy {
         route: usize,
     ) -> Result<Admitted, Stop> {
         let snapshot = ctx.snapshot.clone();
-        let Some(store) = self.cache.for_snapshot(&snapshot) else {
+        let Some(store) = self.cache.for_config(&snapshot.cache) else {
             return Ok(Admitted::Forward);
         };
         let req = session.req_header();

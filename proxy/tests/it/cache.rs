@@ -712,3 +712,38 @@ async fn contents_survive_a_reload_unless_the_key_template_changes() {
     let stats = proxy.admin_get("/cache/stats").await;
     assert_eq!(stats["total_items"], 1, "{stats}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_ttl_of_u64_max_is_capped_and_the_sweeper_keeps_running() {
+    // A stale window makes the sweeper add it to the TTL: with the TTL uncapped, that sum
+    // overflowed and the panic ended the sweeper.
+    let (backend, proxy) = setup("key = \"{path}\", stale_if_error = \"1s\"", TIERS).await;
+    let forever = "/c/forever?cache_ttl=18446744073709551615";
+    let first = get(&proxy, forever).await;
+    assert_eq!((first.status, first.x_cache.as_str()), (200, "MISS"));
+    assert_eq!(
+        first.cache_status,
+        "scalelab; fwd=miss; stored; ttl=31536000"
+    );
+    let report = proxy.admin_get("/admin/cache?key=/c/forever").await;
+    assert_eq!(report["ttl_seconds"], 31_536_000.0, "{report}");
+
+    // An object stored after it still expires through the sweeper (nobody asks for it again),
+    // and the long-lived one is still served.
+    assert_eq!(get(&proxy, "/c/short?cc=max-age=1").await.x_cache, "MISS");
+    eventually(
+        Duration::from_secs(10),
+        "the sweeper to expire /c/short",
+        || async {
+            let report = proxy.admin_get("/admin/cache?key=/c/short").await;
+            (report["error"] == "not cached").then_some(())
+        },
+    )
+    .await;
+    let stats = proxy.admin_get("/cache/stats").await;
+    assert_eq!(stats["levels"]["L3"]["expirations"], 1, "{stats}");
+    assert_eq!(stats["total_items"], 1, "{stats}");
+    let again = get(&proxy, forever).await;
+    assert_eq!((again.status, again.x_cache.as_str()), (200, "HIT"));
+    assert_eq!(backend.hits(), 2);
+}

@@ -1,0 +1,75 @@
+//! Request coalescing: one request (the leader) fetches a missing key while the others wait
+//! for it and then look the key up again.
+
+use super::entry::Entry;
+use super::store::CacheStore;
+use super::tier::shard_of;
+use super::SHARDS;
+use scalelab_common::sync::lock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// The keys being filled, sharded like the tiers; each sender's receivers are the waiters.
+#[derive(Debug)]
+pub(super) struct Fills(Vec<Mutex<HashMap<String, watch::Sender<()>>>>);
+
+impl Default for Fills {
+    fn default() -> Fills {
+        Fills((0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect())
+    }
+}
+
+/// The leader's claim on filling a key; dropping it (done, failed or cancelled) wakes every
+/// waiter, who then looks the key up again.
+#[derive(Debug)]
+pub struct FillGuard {
+    store: Arc<CacheStore>,
+    key: String,
+}
+
+impl Drop for FillGuard {
+    fn drop(&mut self) {
+        lock(&self.store.fills.0[shard_of(&self.key)]).remove(&self.key);
+    }
+}
+
+/// Either lead the fill of a key, wait for the current leader, or look again.
+#[derive(Debug)]
+pub enum Fill {
+    Leader(FillGuard),
+    Wait(watch::Receiver<()>),
+    /// Nobody is filling the key because a leader stored a usable object after this
+    /// request's lookup missed: look it up again instead of fetching it a second time.
+    Stored,
+}
+
+impl CacheStore {
+    /// Claims the fill of `key` or returns a receiver that wakes when the leader is done.
+    ///
+    /// The caller's lookup and this claim are two steps, so a leader may have stored the key
+    /// and released its claim in between; without a second look that request would become a
+    /// second leader and fetch the object again. So the claim checks the tiers while holding
+    /// the fill shard's lock: a leader stores before it releases (which takes that lock), so
+    /// an object stored by any finished leader is seen here. `answers` says whether a stored
+    /// object would answer the caller's request (fresh enough, matching variant and method).
+    pub fn begin_fill(self: &Arc<Self>, key: &str, answers: &dyn Fn(&Entry) -> bool) -> Fill {
+        let mut fills = lock(&self.fills.0[shard_of(key)]);
+        if let Some(sender) = fills.get(key) {
+            return Fill::Wait(sender.subscribe());
+        }
+        if self.peek(key).is_some_and(|(_, entry)| answers(&entry)) {
+            tracing::debug!(
+                key,
+                "fill claim found the key stored since the lookup missed"
+            );
+            return Fill::Stored;
+        }
+        let (sender, _) = watch::channel(());
+        fills.insert(key.to_string(), sender);
+        Fill::Leader(FillGuard {
+            store: self.clone(),
+            key: key.to_string(),
+        })
+    }
+}

@@ -1,0 +1,82 @@
+//! The one HTTP/1.1 client of the proxy's own requests: the health probe of an upstream server
+//! and the background refresh of a stale cache object through the proxy's listener. Each
+//! request has a connection of its own (`Connection: close`) and hyper's `client::conn::http1`
+//! speaks the protocol; the whole exchange, body included, is bounded by one timeout.
+
+use http::header::{CONNECTION, HOST};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use hyper::body::Body;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// Why a request got no complete answer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    #[error("invalid request: {0}")]
+    Request(http::Error),
+    #[error("{0}")]
+    Http(hyper::Error),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// Sends `GET path` to `addr` with `headers` (plus `Host: addr` when they have none) and
+/// returns the response's status once its body has been read to the end, so that the server
+/// sees a complete exchange (the proxy stores a refreshed object only then).
+///
+/// # Errors
+/// A failed connect, an invalid path or header, a broken or malformed response, or no
+/// complete answer within `timeout`.
+pub async fn get(
+    addr: SocketAddr,
+    path: &str,
+    mut headers: HeaderMap,
+    timeout: Duration,
+) -> Result<StatusCode, Error> {
+    if !headers.contains_key(HOST) {
+        let host =
+            HeaderValue::from_str(&addr.to_string()).map_err(|e| Error::Request(e.into()))?;
+        headers.insert(HOST, host);
+    }
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    let mut request = Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        // An empty `String` is a body that ends at once: a GET sends none.
+        .body(String::new())
+        .map_err(Error::Request)?;
+    *request.headers_mut() = headers;
+    let attempt = async {
+        let stream = TcpStream::connect(addr).await.map_err(Error::Connect)?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(Error::Http)?;
+        let exchange = async move {
+            let response = sender.send_request(request).await?;
+            let status = response.status();
+            let mut body = response.into_body();
+            while let Some(frame) =
+                std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+            {
+                frame?;
+            }
+            Ok::<_, hyper::Error>(status)
+        };
+        // The connection does the reading and writing; it ends when the exchange is done (and
+        // has dropped its sender), or fails with it. Its own error adds nothing to the
+        // exchange's, which reports any failure that kept the answer from arriving whole.
+        let (status, _) = tokio::join!(exchange, connection);
+        status.map_err(Error::Http)
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| Error::Timeout(timeout))?
+}
+
+#[cfg(test)]
+mod tests;
