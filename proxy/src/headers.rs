@@ -20,6 +20,8 @@ pub const FORWARDED_FOR: &str = "x-forwarded-for";
 pub const FORWARDED_PROTO: &str = "x-forwarded-proto";
 pub const CACHE: &str = "x-cache";
 pub const CACHE_TIER: &str = "x-cache-tier";
+/// RFC 9211.
+pub const CACHE_STATUS: &str = "cache-status";
 
 /// Response fields that describe one connection and must not be relayed (RFC 9110 section 7.6.1).
 /// `Connection` and `Transfer-Encoding` are left to pingora, which frames the downstream

@@ -20,7 +20,7 @@ const TASK_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 ];
 
-/// The worker's own metrics (names from ecosystem.md).
+/// The worker's own metrics (Prometheus names: `_total` counters, `_seconds` units).
 #[derive(Debug, Clone)]
 pub struct WorkerMetrics {
     queue_depth: IntGaugeVec,

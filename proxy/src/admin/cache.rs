@@ -3,10 +3,9 @@
 //! `DELETE /admin/cache?key=|prefix=|tag=[&soft=true]`.
 
 use crate::cache::{CacheStore, Invalidation};
+use crate::error::Answer;
 use crate::state::Shared;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
@@ -28,12 +27,8 @@ struct Target {
 }
 
 /// The answer when the running config has no `[cache]` table.
-fn not_configured() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({"error": "caching is not configured (no [cache] table)"})),
-    )
-        .into_response()
+fn not_configured() -> Answer {
+    Answer::error(404, "caching is not configured (no [cache] table)")
 }
 
 /// The store for the running config.
@@ -41,7 +36,7 @@ fn store(shared: &Shared) -> Option<Arc<CacheStore>> {
     shared.cache().for_config(&shared.snapshot().cache)
 }
 
-async fn stats(State(shared): State<Shared>) -> Response {
+async fn stats(State(shared): State<Shared>) -> Answer {
     let Some(store) = store(&shared) else {
         return not_configured();
     };
@@ -70,7 +65,7 @@ async fn stats(State(shared): State<Shared>) -> Response {
             }),
         );
     }
-    Json(json!({
+    Answer::ok(json!({
         "levels": levels,
         "total_items": tiers.iter().map(|t| t.items).sum::<usize>(),
         "total_bytes": store.total_bytes(),
@@ -80,7 +75,6 @@ async fn stats(State(shared): State<Shared>) -> Response {
         "promotions": tiers.iter().map(|t| t.promotions).sum::<u64>(),
         "demotions": tiers.iter().map(|t| t.demotions).sum::<u64>(),
     }))
-    .into_response()
 }
 
 fn ratio(part: u64, whole: u64) -> f64 {
@@ -91,28 +85,23 @@ fn ratio(part: u64, whole: u64) -> f64 {
     }
 }
 
-async fn inspect(State(shared): State<Shared>, Query(target): Query<Target>) -> Response {
+async fn inspect(State(shared): State<Shared>, Query(target): Query<Target>) -> Answer {
     let Some(store) = store(&shared) else {
         return not_configured();
     };
     let Some(key) = target.key else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "missing ?key="})),
-        )
-            .into_response();
+        return Answer::error(400, "missing ?key=");
     };
     match store.report(&key) {
-        Some(report) => Json(report).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "not cached", "key": key})),
-        )
-            .into_response(),
+        Some(report) => match serde_json::to_value(report) {
+            Ok(body) => Answer::ok(body),
+            Err(error) => Answer::error(500, format!("cannot render the entry: {error}")),
+        },
+        None => Answer::new(404, json!({"error": "not cached", "key": key})),
     }
 }
 
-async fn invalidate(State(shared): State<Shared>, Query(target): Query<Target>) -> Response {
+async fn invalidate(State(shared): State<Shared>, Query(target): Query<Target>) -> Answer {
     let Some(store) = store(&shared) else {
         return not_configured();
     };
@@ -123,9 +112,9 @@ async fn invalidate(State(shared): State<Shared>, Query(target): Query<Target>) 
         target.soft.unwrap_or(false),
     ) {
         Ok(request) => request,
-        Err(error) => return (StatusCode::BAD_REQUEST, Json(error.body())).into_response(),
+        Err(error) => return Answer::new(400, error.body()),
     };
-    Json(store.invalidate_report(&request)).into_response()
+    Answer::ok(store.invalidate_report(&request))
 }
 
 /// Applies tier TTLs and expiry about once a second, so memory comes back even for objects

@@ -130,7 +130,7 @@ fn shipped_config_is_valid() {
     parse_text(source).expect("the repository's config.toml must validate");
 }
 
-/// Issue 4: the shipped config protects every route the seed protected, with a dev secret long
+/// The shipped config protects every route the seed protected, with a dev secret long
 /// enough for HS256 (RFC 7518 §3.2), and the routes the health checks and the worker use stay
 /// public.
 #[test]
@@ -196,7 +196,7 @@ cache = {{ default_ttl = "{ttl}", stale_while_revalidate = "{ttl}", stale_if_err
     )
 }
 
-/// Issue 14: durations have an upper bound (a unit mistake such as "30d" for "30s", and values
+/// Durations have an upper bound (a unit mistake such as "30d" for "30s", and values
 /// large enough to overflow `Instant` arithmetic, are refused with the path and the maximum).
 #[test]
 fn durations_are_bounded() {

@@ -117,8 +117,7 @@ impl Proxy {
         };
         let req = session.req_header();
         if req.method == http::Method::POST && req.uri.path() == "/cache/invalidate" {
-            let (status, body) = caching::invalidate(session, ctx, &store).await?;
-            return Err(Stop::Answer(Answer::new(status, body)));
+            return Err(Stop::Answer(caching::invalidate(session, &store).await?));
         }
         let cacheable_method = matches!(req.method, http::Method::GET | http::Method::HEAD);
         match snapshot.routes.get(route).and_then(|r| r.cache.as_ref()) {

@@ -720,8 +720,8 @@ async fn binary_upgrade_under_load_refuses_no_connection() {
     assert_eq!(new_admin["generation"], 1);
     assert!(refused.is_empty(), "refused: {refused:?}");
     // Pingora's old process, when its shutdown starts, aborts connections parked in their
-    // first `read_request`, so a connection it accepted in its last instant can be reset
-    // (see docs/upgrade.md). That is at most one per client; anything more is a regression.
+    // first `read_request`, so a connection it accepted in its last instant can be reset.
+    // That is at most one per client; anything more is a regression.
     assert!(
         failures.len() <= 16,
         "{} failed: {:?}",

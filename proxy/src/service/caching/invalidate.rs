@@ -1,7 +1,7 @@
 //! `POST /cache/invalidate`, the seed's invalidation endpoint on the proxy listener.
 
 use crate::cache::{CacheStore, Invalidation};
-use crate::service::RequestCtx;
+use crate::error::Answer;
 use pingora::prelude::Session;
 use pingora::Result;
 use serde_json::json;
@@ -10,22 +10,20 @@ use serde_json::json;
 const MAX_BODY: usize = 64 * 1024;
 
 /// `POST /cache/invalidate` with `{"key"|"prefix"|"tag": ..., "soft": bool}`, read by the
-/// same parser as the admin API's `DELETE /admin/cache`. The request context is unused: the
-/// endpoint needs only the body and the store, but is called like the other cache phases.
-pub async fn invalidate(
-    session: &mut Session,
-    _ctx: &RequestCtx,
-    store: &CacheStore,
-) -> Result<(u16, serde_json::Value)> {
+/// same parser as the admin API's `DELETE /admin/cache`.
+pub async fn invalidate(session: &mut Session, store: &CacheStore) -> Result<Answer> {
     let mut body = Vec::new();
     while let Some(chunk) = session.read_request_body().await? {
         if body.len() + chunk.len() > MAX_BODY {
-            return Ok((413, json!({"error": "body too large", "limit": MAX_BODY})));
+            return Ok(Answer::new(
+                413,
+                json!({"error": "body too large", "limit": MAX_BODY}),
+            ));
         }
         body.extend_from_slice(&chunk);
     }
-    match Invalidation::from_json(&body) {
-        Ok(request) => Ok((200, store.invalidate_report(&request))),
-        Err(error) => Ok((400, error.body())),
-    }
+    Ok(match Invalidation::from_json(&body) {
+        Ok(request) => Answer::ok(store.invalidate_report(&request)),
+        Err(error) => Answer::new(400, error.body()),
+    })
 }

@@ -8,6 +8,7 @@ use crate::cache::policy::{self, CacheControl, Usability};
 use crate::cache::{CacheStore, Entry, Fill, Found};
 use crate::config::key_template::KeyInput;
 use crate::config::RouteCache;
+use crate::headers;
 use crate::service::RequestCtx;
 use pingora::http::ResponseHeader;
 use pingora::prelude::Session;
@@ -178,9 +179,9 @@ pub async fn serve(
         }
     }
     if !not_modified {
-        header.insert_header("content-length", entry.body.len().to_string())?;
+        header.insert_header(http::header::CONTENT_LENGTH, entry.body.len().to_string())?;
     }
-    header.insert_header("age", entry.age().as_secs().to_string())?;
+    header.insert_header(http::header::AGE, entry.age().as_secs().to_string())?;
     let tier = found.tier_name.as_str();
     let (x_cache, cache_status) = match served {
         Served::Hit => ("HIT", format!("scalelab; hit; detail={tier}")),
@@ -192,18 +193,18 @@ pub async fn serve(
             format!("scalelab; fwd=stale; detail={tier}-if-error"),
         ),
     };
-    header.insert_header("x-cache", x_cache)?;
-    header.insert_header("x-cache-tier", tier.to_string())?;
-    header.insert_header("cache-status", cache_status)?;
-    header.insert_header("x-request-id", ctx.request_id.clone())?;
+    header.insert_header(headers::CACHE, x_cache)?;
+    header.insert_header(headers::CACHE_TIER, tier.to_string())?;
+    header.insert_header(headers::CACHE_STATUS, cache_status)?;
+    header.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
     header.insert_header(
-        "x-config-generation",
+        headers::CONFIG_GENERATION,
         ctx.snapshot.generation_header.clone(),
     )?;
     if ctx.explain {
         let key = ctx.cache.as_ref().map_or("", |c| c.key.as_str());
         header.insert_header(
-            "x-scalelab-explain",
+            headers::EXPLAIN,
             format!(
                 "cache: key={key:?}; tier={tier}; ttl={}s from {}; age={}s; ttl_left={}s; hits={}; promotion={}",
                 entry.ttl.as_secs(),

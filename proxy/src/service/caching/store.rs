@@ -6,6 +6,7 @@ use super::{conditionals, request_header, CacheCtx, Mode};
 use crate::cache::policy::{self, CacheControl, Conditionals, StoreInput};
 use crate::cache::{Entry, NewEntry};
 use crate::config::RouteCache;
+use crate::headers;
 use crate::service::RequestCtx;
 use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
@@ -257,8 +258,8 @@ fn stale_header(entry: &Entry) -> Result<ResponseHeader> {
     for (name, value) in &entry.headers {
         header.append_header(name.clone(), value.clone())?;
     }
-    header.insert_header("content-length", entry.body.len().to_string())?;
-    header.insert_header("age", entry.age().as_secs().to_string())?;
+    header.insert_header(http::header::CONTENT_LENGTH, entry.body.len().to_string())?;
+    header.insert_header(http::header::AGE, entry.age().as_secs().to_string())?;
     Ok(header)
 }
 
@@ -275,13 +276,13 @@ pub fn decorate(ctx: &RequestCtx, response: &mut ResponseHeader) -> Result<()> {
             Mode::Miss | Mode::Revalidate => "MISS",
         }
     };
-    response.insert_header("x-cache", x_cache)?;
+    response.insert_header(headers::CACHE, x_cache)?;
     if !cache.cache_status.is_empty() {
-        response.insert_header("cache-status", cache.cache_status.clone())?;
+        response.insert_header(headers::CACHE_STATUS, cache.cache_status.clone())?;
     }
     if ctx.explain {
         response.append_header(
-            "x-scalelab-explain",
+            headers::EXPLAIN,
             format!(
                 "cache: key={:?}; mode={:?}; ttl from {}",
                 cache.key,
