@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tokio::task::JoinSet;
+
 use crate::plan::Stage;
 
 use super::{Event, Supervisor, UpError};
@@ -32,19 +34,9 @@ impl Supervisor {
             }
             tokio::select! {
                 _ = tick.tick() => {
-                    let checks = pending.iter().map(|&i| {
-                        let url = self.slots[i].spec.health_url.clone();
-                        let client = self.client.clone();
-                        async move {
-                            let ok = matches!(client.get(&url).send().await, Ok(r) if r.status().is_success());
-                            (i, ok)
-                        }
-                    });
-                    for (index, ok) in futures_join_all(checks).await {
-                        if ok {
-                            self.slots[index].ready = true;
-                            self.say(&format!("{} is ready", self.slots[index].spec.name));
-                        }
+                    for index in self.probe(&pending).await {
+                        self.slots[index].ready = true;
+                        self.say(&format!("{} is ready", self.slots[index].spec.name));
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => {
@@ -68,21 +60,27 @@ impl Supervisor {
             }
         }
     }
-}
 
-/// Runs the futures concurrently and collects their outputs, without pulling in the `futures` crate for it.
-async fn futures_join_all<F: std::future::Future + Send + 'static>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut outputs = Vec::with_capacity(handles.len());
-    for handle in handles {
-        if let Ok(output) = handle.await {
-            outputs.push(output);
+    /// Asks every child in `pending` for its health URL at once and returns those that answered with a success
+    /// status. They come back in slot order, so the "is ready" lines do not depend on which answer came first.
+    async fn probe(&self, pending: &[usize]) -> Vec<usize> {
+        let mut checks = JoinSet::new();
+        for &index in pending {
+            let url = self.slots[index].spec.health_url.clone();
+            let client = self.client.clone();
+            checks.spawn(async move {
+                let ok = matches!(client.get(&url).send().await, Ok(r) if r.status().is_success());
+                (index, ok)
+            });
         }
+        let mut ready = Vec::new();
+        while let Some(joined) = checks.join_next().await {
+            // A check that panicked counts as not ready yet; the next tick asks again.
+            if let Ok((index, true)) = joined {
+                ready.push(index);
+            }
+        }
+        ready.sort_unstable();
+        ready
     }
-    outputs
 }
