@@ -1,0 +1,135 @@
+//! One child process: spawned in its own process group with piped output, each line of which is copied to our
+//! stdout behind a `[name]` prefix coloured by the child's index.
+
+use std::io::{IsTerminal, Write};
+use std::process::{ExitStatus, Stdio};
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+
+use super::{Event, Supervisor, UpError};
+
+/// Whether log prefixes are coloured: only on a terminal, and never with `NO_COLOR` set (no-color.org).
+pub fn colour_wanted(disabled: bool) -> bool {
+    !disabled && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+}
+
+const COLOURS: [&str; 6] = ["36", "32", "33", "35", "34", "31"];
+
+/// `[name] line`, with the prefix coloured by the child's index.
+pub fn prefix_line(name: &str, index: usize, colour: bool, line: &str) -> String {
+    if colour {
+        let code = COLOURS[index % COLOURS.len()];
+        format!("\x1b[{code}m[{name}]\x1b[0m {line}")
+    } else {
+        format!("[{name}] {line}")
+    }
+}
+
+impl Supervisor {
+    /// Starts the child of slot `index` in its own process group, relays its output and reports its exit as an
+    /// event.
+    pub(super) fn spawn(&mut self, index: usize) -> Result<(), UpError> {
+        let colour = self.colour;
+        let slot = &mut self.slots[index];
+        let mut child: Child = Command::new(&slot.spec.binary)
+            .args(&slot.spec.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            // The children's tracing honours NO_COLOR; without it they would write escape codes into our pipe.
+            .envs((!colour).then_some(("NO_COLOR", "1")))
+            // Backstop for a panic in `scalelab` itself; the normal path stops children explicitly.
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| UpError::Spawn {
+                name: slot.spec.name.clone(),
+                binary: slot.spec.binary.clone(),
+                source,
+            })?;
+        slot.pid = child.id();
+        slot.started = Instant::now();
+        slot.ready = false;
+        let name = slot.spec.name.clone();
+        if let Some(stdout) = child.stdout.take() {
+            tokio::spawn(relay(stdout, name.clone(), index, colour));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(relay(stderr, name, index, colour));
+        }
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(status) => describe(status),
+                Err(error) => format!("wait failed: {error}"),
+            };
+            let _ = events.send(Event::Exited { index, status });
+        });
+        self.write_pid_file();
+        Ok(())
+    }
+}
+
+/// Copies a child's output to our stdout line by line, prefixed with its name.
+async fn relay(stream: impl AsyncRead + Unpin, name: String, index: usize, colour: bool) {
+    let mut reader = BufReader::new(stream);
+    let mut buffer = Vec::new();
+    loop {
+        buffer.clear();
+        match reader.read_until(b'\n', &mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                // Children log UTF-8, but a stray byte must not lose the rest of the line.
+                let line = String::from_utf8_lossy(&buffer);
+                let line = prefix_line(&name, index, colour, line.trim_end_matches(['\n', '\r']));
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        }
+    }
+}
+
+/// The exit status in words for the log: an exit code or the name of the killing signal.
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => match Signal::try_from(signal) {
+            Ok(name) => format!("killed by {name}"),
+            Err(_) => format!("killed by signal {signal}"),
+        },
+        _ => status.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(
+            prefix_line("gateway-5000", 3, false, "hello"),
+            "[gateway-5000] hello"
+        );
+        assert_eq!(
+            prefix_line("proxy", 0, true, "x"),
+            "\x1b[36m[proxy]\x1b[0m x"
+        );
+        assert_eq!(
+            prefix_line("db", 6, true, "x"),
+            prefix_line("db", 0, true, "x")
+        );
+    }
+
+    #[test]
+    fn exit_statuses_are_described() {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(describe(ExitStatus::from_raw(1 << 8)), "exit code 1");
+        assert_eq!(describe(ExitStatus::from_raw(9)), "killed by SIGKILL");
+    }
+}

@@ -1,0 +1,86 @@
+//! Starting a stage: spawn its children, then poll their health URLs until each answers 200, one of them exits,
+//! the deadline passes or a signal arrives.
+
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use crate::plan::Stage;
+
+use super::{Event, Supervisor, UpError};
+
+impl Supervisor {
+    /// Starts every child of `stage` and waits until each answers its health URL with 200.
+    ///
+    /// # Errors
+    /// A child cannot be started, exits, or is not ready by the deadline; or a signal arrives.
+    pub async fn start_stage(&mut self, stage: Stage, timeout: Duration) -> Result<(), UpError> {
+        let indices: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].spec.stage == stage)
+            .collect();
+        for &index in &indices {
+            self.spawn(index)?;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            let pending: Vec<usize> = indices
+                .iter()
+                .copied()
+                .filter(|&i| !self.slots[i].ready)
+                .collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tick.tick() => {
+                    for index in self.probe(&pending).await {
+                        self.slots[index].ready = true;
+                        self.say(&format!("{} is ready", self.slots[index].spec.name));
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(UpError::NotReady {
+                        names: pending.iter().map(|&i| self.slots[i].spec.name.clone()).collect(),
+                        urls: pending.iter().map(|&i| self.slots[i].spec.health_url.clone()).collect(),
+                        timeout,
+                    });
+                }
+                Some(event) = self.events_rx.recv() => {
+                    if let Event::Exited { index, status } = &event {
+                        if indices.contains(index) {
+                            let name = self.slots[*index].spec.name.clone();
+                            self.slots[*index].pid = None;
+                            return Err(UpError::DiedBeforeReady { name, status: status.clone() });
+                        }
+                    }
+                    self.handle(event);
+                }
+                name = self.signals.recv() => return Err(UpError::Interrupted(name)),
+            }
+        }
+    }
+
+    /// Asks every child in `pending` for its health URL at once and returns those that answered with a success
+    /// status. They come back in slot order, so the "is ready" lines do not depend on which answer came first.
+    async fn probe(&self, pending: &[usize]) -> Vec<usize> {
+        let mut checks = JoinSet::new();
+        for &index in pending {
+            let url = self.slots[index].spec.health_url.clone();
+            let client = self.client.clone();
+            checks.spawn(async move {
+                let ok = matches!(client.get(&url).send().await, Ok(r) if r.status().is_success());
+                (index, ok)
+            });
+        }
+        let mut ready = Vec::new();
+        while let Some(joined) = checks.join_next().await {
+            // A check that panicked counts as not ready yet; the next tick asks again.
+            if let Ok((index, true)) = joined {
+                ready.push(index);
+            }
+        }
+        ready.sort_unstable();
+        ready
+    }
+}

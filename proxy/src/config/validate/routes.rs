@@ -1,0 +1,106 @@
+//! The `[[routes]]` tables: names, paths, hosts and methods, the upstream each one names, and the
+//! route's cache and auth settings, which must agree with the `[cache]` and `[auth]` tables.
+
+use super::cache::validate_route_cache;
+use crate::config::file::FileConfig;
+use crate::config::{Route, RouteAuth};
+use http::Method;
+use scalelab_common::problem::Problems;
+
+pub(super) fn validate_routes(
+    file: &FileConfig,
+    has_cache: bool,
+    has_auth: bool,
+    problems: &mut Problems,
+) -> Vec<Route> {
+    let mut routes: Vec<Route> = Vec::new();
+    for (i, route) in file.routes.iter().enumerate() {
+        let base = format!("routes[{i}]");
+        let name = route.name.clone().unwrap_or_else(|| format!("route{i}"));
+        if routes.iter().any(|r| r.name == name) {
+            problems.push(
+                format!("{base}.name"),
+                format!("route name {name:?} is used twice"),
+            );
+        }
+        if !route.path.starts_with('/') {
+            problems.push(
+                format!("{base}.path"),
+                format!("{:?} must start with '/'", route.path),
+            );
+        }
+        if !file.upstreams.contains_key(&route.upstream) {
+            let known: Vec<&str> = file.upstreams.keys().map(String::as_str).collect();
+            problems.push(
+                format!("{base}.upstream"),
+                format!(
+                    "unknown upstream {:?}; defined: [{}]",
+                    route.upstream,
+                    known.join(", ")
+                ),
+            );
+        }
+        let methods = route.methods.as_ref().map(|list| {
+            list.iter()
+                .enumerate()
+                .filter_map(|(j, text)| {
+                    let upper = text.to_ascii_uppercase();
+                    match Method::from_bytes(upper.as_bytes()) {
+                        Ok(method) => Some(method),
+                        Err(_) => {
+                            problems.push(
+                                format!("{base}.methods[{j}]"),
+                                format!("invalid method {text:?}"),
+                            );
+                            None
+                        }
+                    }
+                })
+                .collect()
+        });
+        let host = route.host.as_ref().map(|h| h.to_ascii_lowercase());
+        if routes
+            .iter()
+            .any(|r| r.path == route.path && r.host == host && r.methods == methods)
+        {
+            problems.push(
+                format!("{base}.path"),
+                format!(
+                    "another route already matches {:?} with the same host and methods",
+                    route.path
+                ),
+            );
+        }
+        let cache = route
+            .cache
+            .as_ref()
+            .and_then(|cache| validate_route_cache(&base, cache, has_cache, problems));
+        let auth = match route.auth.as_deref() {
+            None | Some("none") => RouteAuth::None,
+            Some("jwt") => {
+                if !has_auth {
+                    problems.push(format!("{base}.auth"), "\"jwt\" needs an [auth] table");
+                }
+                RouteAuth::Jwt
+            }
+            Some(other) => {
+                problems.push(
+                    format!("{base}.auth"),
+                    format!("unknown auth {other:?}; valid: \"jwt\", \"none\""),
+                );
+                RouteAuth::None
+            }
+        };
+        routes.push(Route {
+            name,
+            auth,
+            strip_prefix: route.strip_prefix.unwrap_or(false),
+            path: route.path.clone(),
+            host,
+            methods,
+            upstream: route.upstream.clone(),
+            cache,
+        });
+    }
+    routes
+}

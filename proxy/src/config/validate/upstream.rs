@@ -1,0 +1,132 @@
+//! The `[upstreams.NAME]` tables: strategy, servers and their weights, timeouts, retries and the
+//! active health check.
+
+use super::check::Check;
+use crate::balance::Strategy;
+use crate::config::file::{FileHealthCheck, FileUpstream};
+use crate::config::units::DurationKind;
+use crate::config::{HealthCheck, Server, Upstream};
+use scalelab_common::problem::Problems;
+use std::time::Duration;
+
+/// Servers per group are tracked in 64-bit masks on the request path.
+pub const MAX_SERVERS_PER_UPSTREAM: usize = 64;
+const MAX_WEIGHT: i64 = 1000;
+
+pub(super) fn validate_upstream(
+    name: &str,
+    upstream: &FileUpstream,
+    problems: &mut Problems,
+) -> Option<Upstream> {
+    let base = format!("upstreams.{name}");
+    let before = problems.len();
+    let strategy = match upstream.strategy.as_deref() {
+        None => Strategy::RoundRobin,
+        Some(text) => Strategy::parse(text).unwrap_or_else(|| {
+            problems.push(
+                format!("{base}.strategy"),
+                format!(
+                    "unknown strategy {text:?}; valid: {}",
+                    Strategy::NAMES.join(", ")
+                ),
+            );
+            Strategy::RoundRobin
+        }),
+    };
+    if upstream.servers.is_empty() {
+        problems.push(format!("{base}.servers"), "needs at least one server");
+    }
+    if upstream.servers.len() > MAX_SERVERS_PER_UPSTREAM {
+        problems.push(
+            format!("{base}.servers"),
+            format!("at most {MAX_SERVERS_PER_UPSTREAM} servers per upstream"),
+        );
+    }
+    let mut servers: Vec<Server> = Vec::new();
+    for (i, server) in upstream.servers.iter().enumerate() {
+        let path = format!("{base}.servers[{i}]");
+        let weight = problems.integer(&format!("{path}.weight"), server.weight, (1, MAX_WEIGHT), 1);
+        if let Some(addr) = problems.addr(&format!("{path}.addr"), &server.addr) {
+            if servers.iter().any(|s| s.addr == addr) {
+                problems.push(format!("{path}.addr"), format!("{addr} is listed twice"));
+            }
+            servers.push(Server {
+                addr,
+                weight: weight as u32,
+            });
+        }
+    }
+    let health_check = upstream
+        .health_check
+        .as_ref()
+        .map(|check| validate_health_check(&format!("{base}.health_check"), check, problems));
+    let result = Upstream {
+        name: name.to_string(),
+        strategy,
+        servers,
+        connect_timeout: problems.duration(
+            &format!("{base}.connect_timeout"),
+            upstream.connect_timeout.as_ref(),
+            DurationKind::Timeout,
+            Duration::from_secs(1),
+        ),
+        read_timeout: problems.duration(
+            &format!("{base}.read_timeout"),
+            upstream.read_timeout.as_ref(),
+            DurationKind::Timeout,
+            Duration::from_secs(30),
+        ),
+        retries: problems.integer(&format!("{base}.retries"), upstream.retries, (0, 10), 2) as u32,
+        fail_timeout: problems.duration(
+            &format!("{base}.fail_timeout"),
+            upstream.fail_timeout.as_ref(),
+            DurationKind::Timeout,
+            Duration::from_secs(10),
+        ),
+        health_check,
+    };
+    (problems.len() == before).then_some(result)
+}
+
+fn validate_health_check(
+    base: &str,
+    check: &FileHealthCheck,
+    problems: &mut Problems,
+) -> HealthCheck {
+    let path = check.path.clone().unwrap_or_else(|| "/health".to_string());
+    if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        problems.push(
+            format!("{base}.path"),
+            format!("{path:?} must start with '/' and contain no whitespace"),
+        );
+    }
+    let interval = problems.duration(
+        &format!("{base}.interval"),
+        check.interval.as_ref(),
+        DurationKind::Timeout,
+        Duration::from_secs(2),
+    );
+    let timeout = problems.duration(
+        &format!("{base}.timeout"),
+        check.timeout.as_ref(),
+        DurationKind::Timeout,
+        Duration::from_secs(1),
+    );
+    HealthCheck {
+        path,
+        interval,
+        timeout,
+        healthy_threshold: problems.integer(
+            &format!("{base}.healthy_threshold"),
+            check.healthy_threshold,
+            (1, 100),
+            2,
+        ) as u32,
+        unhealthy_threshold: problems.integer(
+            &format!("{base}.unhealthy_threshold"),
+            check.unhealthy_threshold,
+            (1, 100),
+            3,
+        ) as u32,
+    }
+}
