@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("binding")?;
     let instance = Instance::new("database", addr.port(), (&args.common.chaos).into())
-        .map_err(anyhow::Error::msg)?;
+        .context("creating the instance")?;
     let name = instance.name().to_owned();
     let latency = Latency {
         min: Duration::from_millis(args.latency_min_ms),
