@@ -57,11 +57,9 @@ async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let db_instance = Instance::new("database", 5002, ChaosSettings::default()).unwrap();
     let database = Arc::new(Database::open(dir.path()).unwrap());
-    let database = spawn(database::router(DatabaseState {
-        instance: db_instance,
-        database,
-        latency: Latency::NONE,
-    }))
+    let database = spawn(database::router(
+        DatabaseState::new(db_instance, database, Latency::NONE).unwrap(),
+    ))
     .await;
     let ms_instance = Instance::new("microservice", 5001, ChaosSettings::default()).unwrap();
     let microservice_chaos = ms_instance.chaos().clone();
