@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing scalelab needs on a Debian machine that has Rust:
-# cmake (pingora builds a C library with it), a C toolchain, Prometheus (for the dashboard test)
+# cmake (pingora builds a C library with it), a C toolchain, Prometheus and promtool (for the dashboard and metrics tests)
 # and the rustfmt/clippy components.
 # Idempotent: it installs only what is missing, so it is cheap to run every time.
 set -euo pipefail
@@ -10,8 +10,11 @@ command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
-# The dashboard test runs every Grafana panel's query against a real Prometheus.
-command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+# The dashboard test runs every Grafana panel's query against a real Prometheus, and the backends' metrics test lints
+# each /metrics exposition with promtool; Debian's prometheus package ships both.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  need_apt+=(prometheus)
+fi
 
 if ((${#need_apt[@]})); then
   sudo=""

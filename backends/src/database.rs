@@ -3,12 +3,13 @@
 
 use std::path::Path as FsPath;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use prometheus::{HistogramOpts, HistogramVec};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
@@ -186,6 +187,36 @@ impl Latency {
     }
 }
 
+/// Query-duration buckets in seconds: SQLite answers a lookup in tens of microseconds, far below the 0.5 ms floor of
+/// the HTTP buckets, while a slow disk or a busy lock can take a second.
+pub const QUERY_BUCKETS: &[f64] = &[
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0,
+];
+
+/// The kinds of statement the service runs, one `query` label value each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueryKind {
+    /// `SELECT COUNT(*)` behind `GET /db`.
+    CountItems,
+    /// `SELECT` of one row behind `GET /items/{id}`.
+    GetItem,
+    /// The existence check and insert-or-update behind `PUT /items/{id}`.
+    UpsertItem,
+}
+
+impl QueryKind {
+    const ALL: [Self; 3] = [Self::CountItems, Self::GetItem, Self::UpsertItem];
+
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::CountItems => "count_items",
+            Self::GetItem => "get_item",
+            Self::UpsertItem => "upsert_item",
+        }
+    }
+}
+
 /// The database service's state.
 #[derive(Debug, Clone)]
 pub struct DatabaseState {
@@ -195,6 +226,63 @@ pub struct DatabaseState {
     pub database: Arc<Database>,
     /// The simulated query latency.
     pub latency: Latency,
+    /// `scalelab_database_query_duration_seconds{query}`.
+    queries: HistogramVec,
+}
+
+impl DatabaseState {
+    /// Builds the state and registers the query histogram in the instance's registry.
+    ///
+    /// # Errors
+    /// The histogram cannot be registered (the instance already has one).
+    pub fn new(
+        instance: Arc<Instance>,
+        database: Arc<Database>,
+        latency: Latency,
+    ) -> Result<Self, AppError> {
+        let queries = HistogramVec::new(
+            HistogramOpts::new(
+                "scalelab_database_query_duration_seconds",
+                "Time SQLite takes to run one query, waiting for the connection included, simulated latency excluded",
+            )
+            .buckets(QUERY_BUCKETS.to_vec()),
+            &["query"],
+        )
+        .map_err(AppError::internal)?;
+        instance
+            .registry()
+            .register(Box::new(queries.clone()))
+            .map_err(AppError::internal)?;
+        // Every kind is exported from the start, so a dashboard shows an empty histogram rather than no data.
+        for kind in QueryKind::ALL {
+            queries.with_label_values(&[kind.as_str()]);
+        }
+        Ok(Self {
+            instance,
+            database,
+            latency,
+            queries,
+        })
+    }
+
+    /// Runs one query on the blocking pool, so a slow disk never stalls the async workers, and times it there: the
+    /// wait for a blocking thread is the runtime's cost, not the query's.
+    async fn query<T: Send + 'static>(
+        &self,
+        kind: QueryKind,
+        run: impl FnOnce(&Database) -> Result<T, AppError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let database = Arc::clone(&self.database);
+        let histogram = self.queries.with_label_values(&[kind.as_str()]);
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let result = run(&database);
+            histogram.observe(started.elapsed().as_secs_f64());
+            result
+        })
+        .await
+        .map_err(AppError::internal)?
+    }
 }
 
 /// The database's routes plus the common ones.
@@ -209,8 +297,7 @@ pub fn router(state: DatabaseState) -> Router {
 
 async fn db(State(state): State<DatabaseState>) -> Result<Json<Value>, AppError> {
     state.latency.wait().await;
-    let database = Arc::clone(&state.database);
-    let items = blocking(move || database.count()).await?;
+    let items = state.query(QueryKind::CountItems, Database::count).await?;
     Ok(Json(json!({
         "message": "Fetched fresh data from DB",
         "instance": state.instance.name(),
@@ -223,8 +310,8 @@ async fn get_item(
     Path(id): Path<i64>,
 ) -> Result<Json<Item>, AppError> {
     state.latency.wait().await;
-    let database = Arc::clone(&state.database);
-    blocking(move || database.get(id))
+    state
+        .query(QueryKind::GetItem, move |database| database.get(id))
         .await?
         .map(Json)
         .ok_or_else(|| AppError::NotFound(format!("item {id} not found")))
@@ -241,23 +328,17 @@ async fn put_item(
         ));
     }
     state.latency.wait().await;
-    let database = Arc::clone(&state.database);
-    let (item, created) = blocking(move || database.put(id, value)).await?;
+    let (item, created) = state
+        .query(QueryKind::UpsertItem, move |database| {
+            database.put(id, value)
+        })
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
     Ok((status, Json(item)))
-}
-
-/// Runs a SQLite call on the blocking pool so a slow disk never stalls the async workers.
-async fn blocking<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T, AppError> + Send + 'static,
-) -> Result<T, AppError> {
-    tokio::task::spawn_blocking(call)
-        .await
-        .map_err(AppError::internal)?
 }
 
 fn unix_now() -> f64 {

@@ -3,7 +3,7 @@
 //! A failing dependency answers 502/503/504 JSON naming it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -11,12 +11,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{AppError, UpstreamFailure};
 use crate::extract::{Json, Query};
-use crate::instance::{self, Instance};
+use crate::instance::{self, Instance, LATENCY_BUCKETS};
 use crate::priority_worker::queue::Priority;
 use crate::priority_worker::unix_now;
 use scalelab_auth::Verifier;
@@ -38,6 +39,109 @@ pub struct Dependencies {
     pub worker: String,
 }
 
+/// A service the gateway calls; its name is the `dependency` label and the one error bodies use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dependency {
+    Database,
+    Microservice,
+    Worker,
+}
+
+impl Dependency {
+    const ALL: [Self; 3] = [Self::Database, Self::Microservice, Self::Worker];
+
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Database => "database",
+            Self::Microservice => "microservice",
+            Self::Worker => "worker",
+        }
+    }
+}
+
+/// How a call to a dependency ended, as the `outcome` label counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The dependency answered with a usable body and no 5xx status. A 4xx is its verdict on the request (an
+    /// unknown item, a refused task), not a failure of the dependency, so it counts here too.
+    Ok,
+    /// The call timed out, or the dependency itself answered 504.
+    Timeout,
+    /// Anything else: unreachable, a 5xx, or a body that is not JSON.
+    Error,
+}
+
+impl Outcome {
+    const ALL: [Self; 3] = [Self::Ok, Self::Error, Self::Timeout];
+
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Timeout => "timeout",
+            Self::Error => "error",
+        }
+    }
+
+    const fn of<T>(result: &Result<T, AppError>) -> Self {
+        match result {
+            Ok(_) => Self::Ok,
+            Err(AppError::Upstream {
+                failure: UpstreamFailure::Timeout,
+                ..
+            }) => Self::Timeout,
+            Err(_) => Self::Error,
+        }
+    }
+}
+
+/// The gateway's view of its dependencies: `scalelab_gateway_dependency_requests_total{dependency,outcome}` and
+/// `scalelab_gateway_dependency_duration_seconds{dependency}`.
+#[derive(Debug, Clone)]
+struct DependencyMetrics {
+    calls: IntCounterVec,
+    durations: HistogramVec,
+}
+
+impl DependencyMetrics {
+    fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let calls = IntCounterVec::new(
+            Opts::new(
+                "scalelab_gateway_dependency_requests_total",
+                "Calls from the gateway to a dependency, by dependency and outcome (ok, error, timeout)",
+            ),
+            &["dependency", "outcome"],
+        )?;
+        let durations = HistogramVec::new(
+            HistogramOpts::new(
+                "scalelab_gateway_dependency_duration_seconds",
+                "Time of one call from the gateway to a dependency, reading the body included",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["dependency"],
+        )?;
+        registry.register(Box::new(calls.clone()))?;
+        registry.register(Box::new(durations.clone()))?;
+        // Every series exists from the start, so the first error or timeout shows in rate() (a series that appears
+        // already at 1 has no increase) and a dashboard shows 0 rather than no data.
+        for dependency in Dependency::ALL {
+            for outcome in Outcome::ALL {
+                calls.with_label_values(&[dependency.as_str(), outcome.as_str()]);
+            }
+            durations.with_label_values(&[dependency.as_str()]);
+        }
+        Ok(Self { calls, durations })
+    }
+
+    fn record(&self, dependency: Dependency, outcome: Outcome, elapsed: Duration) {
+        self.calls
+            .with_label_values(&[dependency.as_str(), outcome.as_str()])
+            .inc();
+        self.durations
+            .with_label_values(&[dependency.as_str()])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
 /// The gateway's state.
 #[derive(Debug, Clone)]
 pub struct GatewayState {
@@ -47,6 +151,7 @@ pub struct GatewayState {
     verifier: Option<Arc<Verifier>>,
     dependencies: Arc<Dependencies>,
     client: reqwest::Client,
+    metrics: DependencyMetrics,
 }
 
 impl GatewayState {
@@ -54,7 +159,7 @@ impl GatewayState {
     /// authentication is not configured, which makes every protected route answer 503.
     ///
     /// # Errors
-    /// The HTTP client cannot be built.
+    /// The HTTP client cannot be built or the dependency metrics cannot be registered.
     pub fn new(
         instance: Arc<Instance>,
         verifier: Option<Arc<Verifier>>,
@@ -70,6 +175,8 @@ impl GatewayState {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(AppError::internal)?;
+        let metrics =
+            DependencyMetrics::register(instance.registry()).map_err(AppError::internal)?;
         let trim = |url: String| url.trim_end_matches('/').to_owned();
         let dependencies = Dependencies {
             database: trim(dependencies.database),
@@ -81,6 +188,7 @@ impl GatewayState {
             verifier,
             dependencies: Arc::new(dependencies),
             client,
+            metrics,
         })
     }
 }
@@ -130,8 +238,23 @@ async fn authenticate(
     }
 }
 
-/// Calls a dependency and classifies the failure; returns its status and JSON body.
-async fn call(
+impl GatewayState {
+    /// Calls a dependency, counting and timing the call; returns its status and JSON body.
+    async fn call(
+        &self,
+        dependency: Dependency,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, Value), AppError> {
+        let started = Instant::now();
+        let result = attempt(dependency.as_str(), request).await;
+        self.metrics
+            .record(dependency, Outcome::of(&result), started.elapsed());
+        result
+    }
+}
+
+/// Sends one request to a dependency and classifies the failure; returns its status and JSON body.
+async fn attempt(
     dependency: &'static str,
     request: reqwest::RequestBuilder,
 ) -> Result<(StatusCode, Value), AppError> {
@@ -185,13 +308,15 @@ fn with_cache_control(body: Value, cache_control: &'static str) -> Response {
 
 async fn data(State(state): State<GatewayState>) -> Result<Response, AppError> {
     let url = format!("{}/db", state.dependencies.database);
-    let (status, body) = call("database", state.client.get(url)).await?;
+    let (status, body) = state
+        .call(Dependency::Database, state.client.get(url))
+        .await?;
     let message = body
         .get("message")
         .and_then(Value::as_str)
         .filter(|_| status == StatusCode::OK)
         .ok_or_else(|| AppError::Upstream {
-            dependency: "database",
+            dependency: Dependency::Database.as_str(),
             failure: UpstreamFailure::BadResponse,
             detail: format!("unexpected answer {status}: {body}"),
         })?;
@@ -214,14 +339,14 @@ async fn complex(
         .ok_or_else(|| AppError::BadRequest("query parameter id is required".to_owned()))?
         .parse()
         .map_err(|_| AppError::BadRequest("id must be an integer".to_owned()))?;
-    let item = call(
-        "database",
+    let item = state.call(
+        Dependency::Database,
         state
             .client
             .get(format!("{}/items/{id}", state.dependencies.database)),
     );
-    let process = call(
-        "microservice",
+    let process = state.call(
+        Dependency::Microservice,
         state
             .client
             .get(format!("{}/process", state.dependencies.microservice)),
@@ -232,10 +357,13 @@ async fn complex(
         return Err(AppError::NotFound(format!("item {id} not found")));
     }
     let (process_status, service_data) = process?;
-    for (dependency, status) in [("database", item_status), ("microservice", process_status)] {
+    for (dependency, status) in [
+        (Dependency::Database, item_status),
+        (Dependency::Microservice, process_status),
+    ] {
         if status != StatusCode::OK {
             return Err(AppError::Upstream {
-                dependency,
+                dependency: dependency.as_str(),
                 failure: UpstreamFailure::BadResponse,
                 detail: format!("unexpected status {status}"),
             });
@@ -270,7 +398,9 @@ async fn longtask(
         json!({ "timestamp": unix_now(), "gateway": state.instance.name(), "priority": priority }),
     );
     let url = format!("{}/tasks?priority={priority}", state.dependencies.worker);
-    let (status, body) = call("worker", state.client.post(url).json(&task)).await?;
+    let (status, body) = state
+        .call(Dependency::Worker, state.client.post(url).json(&task))
+        .await?;
     match status {
         StatusCode::ACCEPTED => {
             let task_id = body.get("task_id").cloned().unwrap_or(Value::Null);
@@ -290,7 +420,7 @@ async fn longtask(
             Err(AppError::BadRequest(message.to_owned()))
         }
         status => Err(AppError::Upstream {
-            dependency: "worker",
+            dependency: Dependency::Worker.as_str(),
             failure: UpstreamFailure::BadResponse,
             detail: format!("unexpected status {status}: {body}"),
         }),

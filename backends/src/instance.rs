@@ -27,6 +27,17 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Why an [`Instance`] could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    /// A chaos knob is out of range.
+    #[error("invalid chaos settings: {0}")]
+    Chaos(String),
+    /// A metric could not be created or registered (a bad name or a duplicate).
+    #[error("registering the metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
 /// One running backend: identity, metrics registry and chaos knobs.
 #[derive(Debug)]
 pub struct Instance {
@@ -38,39 +49,34 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Creates the instance `<kind>-<port>` with a fresh registry holding the HTTP metrics.
+    /// Creates the instance `<kind>-<port>` with a fresh registry holding the HTTP and process metrics.
     ///
     /// # Errors
-    /// A message if the chaos settings are out of range or a metric cannot be registered.
-    pub fn new(kind: &str, port: u16, chaos: ChaosSettings) -> Result<Arc<Self>, String> {
+    /// The chaos settings are out of range or a metric cannot be registered.
+    pub fn new(kind: &str, port: u16, chaos: ChaosSettings) -> Result<Arc<Self>, InstanceError> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new(
-                "backend_http_requests_total",
+                "scalelab_backend_http_requests_total",
                 "HTTP requests answered, by route, method and status code",
             ),
             &["route", "method", "code"],
-        )
-        .map_err(|error| error.to_string())?;
+        )?;
         let durations = HistogramVec::new(
             HistogramOpts::new(
-                "backend_http_request_duration_seconds",
-                "Time to answer an HTTP request",
+                "scalelab_backend_http_request_duration_seconds",
+                "Time to answer an HTTP request, chaos latency included",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
             &["route"],
-        )
-        .map_err(|error| error.to_string())?;
-        registry
-            .register(Box::new(requests.clone()))
-            .map_err(|error| error.to_string())?;
-        registry
-            .register(Box::new(durations.clone()))
-            .map_err(|error| error.to_string())?;
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(durations.clone()))?;
+        register_process_metrics(&registry)?;
         Ok(Arc::new(Self {
             name: format!("{kind}-{port}"),
             registry,
-            chaos: Chaos::new(chaos)?,
+            chaos: Chaos::new(chaos).map_err(InstanceError::Chaos)?,
             requests,
             durations,
         }))
@@ -93,6 +99,23 @@ impl Instance {
     pub fn chaos(&self) -> &Chaos {
         &self.chaos
     }
+}
+
+/// Adds the standard `process_*` series (CPU seconds, resident memory, open and maximum file descriptors, virtual
+/// memory, threads, start time), read from `/proc` at every scrape, so each backend's own cost shows next to its
+/// traffic. Each instance has its own registry, so every one of them gets its own collector.
+#[cfg(target_os = "linux")]
+fn register_process_metrics(registry: &Registry) -> prometheus::Result<()> {
+    registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ))
+}
+
+/// The prometheus crate reads process statistics from `/proc` and offers no collector elsewhere, so other systems
+/// export no `process_*` series.
+#[cfg(not(target_os = "linux"))]
+fn register_process_metrics(_registry: &Registry) -> prometheus::Result<()> {
+    Ok(())
 }
 
 /// Adds the common routes and layers to a service's router.

@@ -16,7 +16,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use self::pool::{Pool, WorkerMetrics};
+use self::pool::{Pool, WorkerMetrics, REJECTED_OUTCOME, REJECTED_PRIORITY};
 use self::queue::Priority;
 use self::store::{StoreError, TaskSpec, TaskStore};
 use crate::error::AppError;
@@ -177,7 +177,7 @@ async fn enqueue(
             state
                 .metrics
                 .tasks
-                .with_label_values(&["none", "rejected"])
+                .with_label_values(&[REJECTED_PRIORITY, REJECTED_OUTCOME])
                 .inc();
             return Err(error);
         }

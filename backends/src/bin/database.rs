@@ -40,16 +40,14 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("binding")?;
     let instance = Instance::new("database", addr.port(), (&args.common.chaos).into())
-        .map_err(anyhow::Error::msg)?;
+        .context("creating the instance")?;
     let name = instance.name().to_owned();
     let latency = Latency {
         min: Duration::from_millis(args.latency_min_ms),
         max: Duration::from_millis(args.latency_max_ms),
     };
-    let router = database::router(DatabaseState {
-        instance,
-        database: Arc::new(database),
-        latency,
-    });
+    let state = DatabaseState::new(instance, Arc::new(database), latency)
+        .map_err(|error| anyhow::anyhow!("building the database service: {error}"))?;
+    let router = database::router(state);
     serve::run(listener, router, &name).await.context("serving")
 }

@@ -64,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("binding")?;
     let instance = Instance::new("gateway", addr.port(), (&args.common.chaos).into())
-        .map_err(anyhow::Error::msg)?;
+        .context("creating the instance")?;
     let name = instance.name().to_owned();
     let dependencies = Dependencies {
         database: args.database,

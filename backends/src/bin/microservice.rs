@@ -21,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("binding")?;
     let instance = Instance::new("microservice", addr.port(), (&args.common.chaos).into())
-        .map_err(anyhow::Error::msg)?;
+        .context("creating the instance")?;
     let name = instance.name().to_owned();
     let router = microservice::router(MicroserviceState { instance });
     serve::run(listener, router, &name).await.context("serving")

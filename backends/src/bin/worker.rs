@@ -42,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("binding")?;
     let instance = Instance::new("worker", addr.port(), (&args.common.chaos).into())
-        .map_err(anyhow::Error::msg)?;
+        .context("creating the instance")?;
     let name = instance.name().to_owned();
     let settings = WorkerSettings {
         workers: args.workers,

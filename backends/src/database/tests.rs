@@ -10,11 +10,7 @@ use crate::chaos::ChaosSettings;
 fn app(dir: &FsPath) -> Router {
     let instance = Instance::new("database", 5002, ChaosSettings::default()).unwrap();
     let database = Arc::new(Database::open(dir).unwrap());
-    router(DatabaseState {
-        instance,
-        database,
-        latency: Latency::NONE,
-    })
+    router(DatabaseState::new(instance, database, Latency::NONE).unwrap())
 }
 
 async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
@@ -132,6 +128,31 @@ async fn bad_inputs_are_4xx_json() {
         assert!(
             body["error"].as_str().is_some_and(|text| !text.is_empty()),
             "{label}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_query_kind_is_timed_under_its_own_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    call(&app, get("/db")).await;
+    call(&app, get("/items/1")).await;
+    call(&app, get("/items/2")).await;
+    call(&app, put("/items/3", "application/json", "3")).await;
+    // Refused before any query runs, so it must not be timed.
+    call(&app, put("/items/0", "application/json", "0")).await;
+    let response = app.clone().oneshot(get("/metrics")).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    for (query, count) in [("count_items", 1), ("get_item", 2), ("upsert_item", 1)] {
+        let line =
+            format!(r#"scalelab_database_query_duration_seconds_count{{query="{query}"}} {count}"#);
+        assert!(
+            text.lines().any(|candidate| candidate == line),
+            "{line} missing from:\n{text}"
         );
     }
 }

@@ -57,11 +57,9 @@ async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let db_instance = Instance::new("database", 5002, ChaosSettings::default()).unwrap();
     let database = Arc::new(Database::open(dir.path()).unwrap());
-    let database = spawn(database::router(DatabaseState {
-        instance: db_instance,
-        database,
-        latency: Latency::NONE,
-    }))
+    let database = spawn(database::router(
+        DatabaseState::new(db_instance, database, Latency::NONE).unwrap(),
+    ))
     .await;
     let ms_instance = Instance::new("microservice", 5001, ChaosSettings::default()).unwrap();
     let microservice_chaos = ms_instance.chaos().clone();
@@ -335,6 +333,73 @@ async fn failing_dependencies_map_to_502_503_504_naming_them() {
         (status, body["dependency"].clone()),
         (StatusCode::BAD_GATEWAY, json!("microservice"))
     );
+}
+
+#[tokio::test]
+async fn dependency_calls_are_counted_by_outcome_and_timed() {
+    let world = world().await;
+    let gateway = gateway(
+        Dependencies {
+            database: world.database.clone(),
+            microservice: world.microservice.clone(),
+            worker: closed_url(),
+        },
+        Duration::from_millis(500),
+    );
+    world.microservice_chaos_set(ChaosSettings {
+        latency_ms: 3_000,
+        ..ChaosSettings::default()
+    });
+    let (status, _, _) = call(&gateway, authed("GET", "/data/complex?id=1", None)).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    let (status, _, _) = call(
+        &gateway,
+        authed("POST", "/longtask", Some(r#"{"duration":1}"#)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+    let response = gateway
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let calls = |dependency: &str, outcome: &str, count: u32| {
+        format!(
+            r#"scalelab_gateway_dependency_requests_total{{dependency="{dependency}",outcome="{outcome}"}} {count}"#
+        )
+    };
+    for line in [
+        calls("database", "ok", 1),
+        calls("microservice", "timeout", 1),
+        calls("worker", "error", 1),
+        // Outcomes that never happened are exported at zero, so rate() sees their first occurrence.
+        calls("database", "error", 0),
+        calls("worker", "ok", 0),
+        r#"scalelab_gateway_dependency_duration_seconds_count{dependency="microservice"} 1"#
+            .to_owned(),
+        r#"scalelab_gateway_dependency_duration_seconds_count{dependency="worker"} 1"#.to_owned(),
+    ] {
+        assert!(
+            text.lines().any(|candidate| candidate == line),
+            "{line} missing from:\n{text}"
+        );
+    }
+    // The timed-out call is timed up to the 500 ms timeout, not to the dependency's 3 s.
+    let timed_out = text
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(
+                r#"scalelab_gateway_dependency_duration_seconds_sum{dependency="microservice"} "#,
+            )
+        })
+        .unwrap();
+    let seconds: f64 = timed_out.parse().unwrap();
+    assert!((0.4..2.5).contains(&seconds), "{seconds}");
 }
 
 impl World {

@@ -142,7 +142,11 @@ async fn metrics_count_requests_by_route() {
         .unwrap();
     let text = String::from_utf8(bytes.to_vec()).unwrap();
     assert!(
-        text.contains(r#"backend_http_requests_total{code="200",method="GET",route="/process"} 1"#),
+        text.contains(
+            r#"scalelab_backend_http_requests_total{code="200",method="GET",route="/process"} 1"#
+        ),
         "{text}"
     );
+    #[cfg(target_os = "linux")]
+    assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
 }

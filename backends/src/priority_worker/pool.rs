@@ -20,59 +20,85 @@ const TASK_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 ];
 
-/// The worker's own metrics (Prometheus names: `_total` counters, `_seconds` units).
+/// The worker's own metrics, all prefixed `scalelab_worker_`: `_total` counters and `_seconds` histograms.
 #[derive(Debug, Clone)]
 pub struct WorkerMetrics {
     queue_depth: IntGaugeVec,
-    /// `worker_tasks_total{priority,outcome}`; the HTTP layer counts `rejected`.
+    /// `scalelab_worker_tasks_total{priority,outcome}`; the pool counts `completed` and `failed`, the HTTP layer
+    /// counts `rejected` under priority `none`.
     pub tasks: IntCounterVec,
     wait: HistogramVec,
-    duration: HistogramVec,
+    run: HistogramVec,
     workers: IntGauge,
 }
 
+/// The outcomes of a task that ran, as counted in `scalelab_worker_tasks_total`.
+const RUN_OUTCOMES: [&str; 2] = ["completed", "failed"];
+
+/// The priority label of a rejected task: a request that failed validation has no trustworthy priority.
+pub const REJECTED_PRIORITY: &str = "none";
+
+/// The outcome label of a task refused before it was stored.
+pub const REJECTED_OUTCOME: &str = "rejected";
+
 impl WorkerMetrics {
-    /// Creates and registers the metrics.
+    /// Creates and registers the metrics, with every series the worker can produce already present at zero.
     ///
     /// # Errors
     /// A registration conflict.
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let metrics = Self {
             queue_depth: IntGaugeVec::new(
-                Opts::new("worker_queue_depth", "Tasks waiting, per priority"),
+                Opts::new(
+                    "scalelab_worker_queue_depth",
+                    "Tasks waiting to start, per priority",
+                ),
                 &["priority"],
             )?,
             tasks: IntCounterVec::new(
                 Opts::new(
-                    "worker_tasks_total",
+                    "scalelab_worker_tasks_total",
                     "Tasks by priority and outcome (completed, failed, rejected)",
                 ),
                 &["priority", "outcome"],
             )?,
             wait: HistogramVec::new(
-                HistogramOpts::new("worker_task_wait_seconds", "Time from acceptance to start")
-                    .buckets(TASK_BUCKETS.to_vec()),
+                HistogramOpts::new(
+                    "scalelab_worker_task_wait_seconds",
+                    "Time from a task's acceptance to its start",
+                )
+                .buckets(TASK_BUCKETS.to_vec()),
                 &["priority"],
             )?,
-            duration: HistogramVec::new(
-                HistogramOpts::new("worker_task_duration_seconds", "Time to run a task")
-                    .buckets(TASK_BUCKETS.to_vec()),
+            run: HistogramVec::new(
+                HistogramOpts::new(
+                    "scalelab_worker_task_run_seconds",
+                    "Time from a task's start to its end",
+                )
+                .buckets(TASK_BUCKETS.to_vec()),
                 &["priority"],
             )?,
-            workers: IntGauge::new("worker_pool_size", "Workers the pool is sized to")?,
+            workers: IntGauge::new("scalelab_worker_pool_size", "Workers the pool is sized to")?,
         };
         registry.register(Box::new(metrics.queue_depth.clone()))?;
         registry.register(Box::new(metrics.tasks.clone()))?;
         registry.register(Box::new(metrics.wait.clone()))?;
-        registry.register(Box::new(metrics.duration.clone()))?;
+        registry.register(Box::new(metrics.run.clone()))?;
         registry.register(Box::new(metrics.workers.clone()))?;
-        // Export every level from the start, so dashboards show 0 rather than no data.
+        // Every series exists from the start: a dashboard then shows 0 rather than no data before the first task,
+        // and rate() sees a counter's first increment, which it misses on a series that appears already at 1.
         for priority in Priority::ALL {
-            metrics
-                .queue_depth
-                .with_label_values(&[priority.as_str()])
-                .set(0);
+            let level = priority.as_str();
+            metrics.queue_depth.with_label_values(&[level]).set(0);
+            for outcome in RUN_OUTCOMES {
+                metrics.tasks.with_label_values(&[level, outcome]);
+            }
+            metrics.wait.with_label_values(&[level]);
+            metrics.run.with_label_values(&[level]);
         }
+        metrics
+            .tasks
+            .with_label_values(&[REJECTED_PRIORITY, REJECTED_OUTCOME]);
         Ok(metrics)
     }
 }
@@ -263,14 +289,11 @@ async fn run(inner: &Inner, entry: Entry<Work>) {
     let elapsed = started.elapsed().as_secs_f64();
     inner
         .metrics
-        .duration
+        .run
         .with_label_values(&[priority])
         .observe(elapsed);
-    let label = if outcome.is_ok() {
-        "completed"
-    } else {
-        "failed"
-    };
+    let [completed, failed] = RUN_OUTCOMES;
+    let label = if outcome.is_ok() { completed } else { failed };
     inner
         .metrics
         .tasks

@@ -315,21 +315,52 @@ async fn failing_tasks_do_not_kill_workers_and_stats_add_up() {
     )
     .unwrap();
     assert!(
-        text.contains(r#"worker_tasks_total{outcome="failed",priority="normal"} 1"#),
+        has_line(
+            &text,
+            r#"scalelab_worker_tasks_total{outcome="failed",priority="normal"} 1"#
+        ),
         "{text}"
     );
     assert!(
-        text.contains(r#"worker_tasks_total{outcome="completed",priority="normal"} 1"#),
+        has_line(
+            &text,
+            r#"scalelab_worker_tasks_total{outcome="completed",priority="normal"} 1"#
+        ),
         "{text}"
     );
     assert!(
-        text.contains(r#"worker_queue_depth{priority="low"} 0"#),
+        has_line(&text, r#"scalelab_worker_queue_depth{priority="low"} 0"#),
         "{text}"
     );
     assert!(
-        text.contains(r#"worker_task_wait_seconds_count{priority="normal"} 2"#),
+        has_line(
+            &text,
+            r#"scalelab_worker_task_wait_seconds_count{priority="normal"} 2"#
+        ),
         "{text}"
     );
+    assert!(
+        has_line(
+            &text,
+            r#"scalelab_worker_task_run_seconds_count{priority="normal"} 2"#
+        ),
+        "{text}"
+    );
+    // Levels that never ran a task are still exported, at zero.
+    assert!(
+        has_line(
+            &text,
+            r#"scalelab_worker_tasks_total{outcome="completed",priority="high"} 0"#
+        ),
+        "{text}"
+    );
+    assert!(has_line(&text, "scalelab_worker_pool_size 1"), "{text}");
+}
+
+/// Whether the exposition holds exactly this sample line; a substring test would let `worker_x` match inside
+/// `scalelab_worker_x`.
+fn has_line(text: &str, line: &str) -> bool {
+    text.lines().any(|candidate| candidate == line)
 }
 
 #[tokio::test]

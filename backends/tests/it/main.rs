@@ -3,4 +3,5 @@
 
 mod database;
 mod harness;
+mod metrics;
 mod worker;
