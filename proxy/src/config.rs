@@ -129,6 +129,9 @@ pub struct ProxySettings {
     #[serde(with = "humantime_serde_compat")]
     pub shutdown_timeout: Duration,
     pub max_header_bytes: usize,
+    /// Record per-request metrics (rate, errors, latency per route and server). On by default;
+    /// off only to measure what recording costs.
+    pub request_metrics: bool,
 }
 
 /// One `[upstreams.NAME]` group.

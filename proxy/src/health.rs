@@ -34,7 +34,11 @@ pub async fn check_server(state: Arc<ServerState>, check: HealthCheck) {
         Ok(detail) => (true, detail),
         Err(detail) => (false, detail),
     };
-    match state.record_check(passed, detail.clone(), took, &check) {
+    let transition = state.record_check(passed, detail.clone(), took, &check);
+    state
+        .metrics
+        .health_check(passed, transition.map(|t| t == Transition::Up));
+    match transition {
         Some(Transition::Up) => tracing::info!(
             upstream = %state.group, server = %state.addr, check = %detail,
             "server is healthy: now taking traffic"

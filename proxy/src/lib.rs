@@ -22,5 +22,6 @@ pub mod service;
 pub mod snapshot;
 pub mod state;
 pub mod tasks;
+pub mod telemetry;
 pub mod upstream;
 pub mod watch;

@@ -45,6 +45,7 @@ pub fn run(
     options: RunOptions,
 ) -> Result<(), StartError> {
     let settings = config.proxy.clone();
+    crate::telemetry::init();
     let shared = Shared::with_source(config_path, config, source);
 
     // One round of checks before any listener opens, so no request goes to a server whose

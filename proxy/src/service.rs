@@ -2,7 +2,11 @@
 //! request context and the pure modules (`routing`, `balance`, `headers`, `error`, `cache`).
 
 mod admission;
+mod answer;
 mod caching;
+mod observe;
+
+use answer::write_answer;
 
 use crate::balance::Strategy;
 use crate::cache::CacheHandle;
@@ -10,6 +14,7 @@ use crate::error::{Answer, Reject};
 use crate::headers;
 use crate::snapshot::Snapshot;
 use crate::state::{ActiveRequest, Shared};
+use crate::telemetry::UpstreamError;
 use crate::upstream::{Lease, UpstreamPool};
 use admission::{Admitted, Stop};
 use async_trait::async_trait;
@@ -52,6 +57,8 @@ pub struct RequestCtx {
     attempts: u32,
     /// Set once upstream response headers arrived: nothing may be retried after that.
     responded: bool,
+    /// When the current try's server was chosen, for its response time.
+    upstream_started: Option<Instant>,
     reject: Option<Reject>,
     /// Why the last try failed, reported when no server is left to retry on.
     last_failure: Option<Reject>,
@@ -99,30 +106,6 @@ fn is_idempotent(method: &http::Method) -> bool {
     )
 }
 
-/// Writes an answer the proxy makes itself (a refusal, a failure, the invalidation endpoint's
-/// result); the only writer of such answers on the proxy listener.
-async fn write_answer(session: &mut Session, ctx: &RequestCtx, answer: &Answer) -> Result<()> {
-    let body = Bytes::from(answer.body_bytes());
-    let mut header = ResponseHeader::build(answer.status, Some(6))?;
-    header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-    header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
-    header.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
-    header.insert_header(
-        headers::CONFIG_GENERATION,
-        ctx.snapshot.generation_header.clone(),
-    )?;
-    if answer.no_store {
-        header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-    }
-    if let Some((name, value)) = &answer.header {
-        header.insert_header(*name, value.as_str())?;
-    }
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
-    session.write_response_body(Some(body), true).await?;
-    Ok(())
-}
 #[async_trait]
 impl ProxyHttp for Proxy {
     type CTX = RequestCtx;
@@ -146,6 +129,7 @@ impl ProxyHttp for Proxy {
             tried: 0,
             attempts: 0,
             responded: false,
+            upstream_started: None,
             reject: None,
             last_failure: None,
             cache: None,
@@ -206,6 +190,7 @@ impl ProxyHttp for Proxy {
         }
         let addr = lease.server().addr;
         ctx.lease = Some(lease);
+        ctx.upstream_started = Some(Instant::now());
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(pool.config.connect_timeout);
         peer.options.read_timeout = Some(pool.config.read_timeout);
@@ -224,10 +209,14 @@ impl ProxyHttp for Proxy {
     ) -> Box<Error> {
         if let (Some(lease), Some(pool)) = (&ctx.lease, &ctx.pool) {
             let server = lease.server();
+            if ctx.snapshot.config.proxy.request_metrics {
+                server.metrics.error(UpstreamError::of(e.etype()));
+            }
             if server.record_connect_failure(
                 pool.config.health_check.is_some(),
                 pool.config.fail_timeout,
             ) {
+                server.metrics.health_transition(false);
                 tracing::warn!(
                     upstream = %pool.name(), server = %server.addr, error = %e.etype().as_str(),
                     "server is unhealthy: connection failed, out of rotation"
@@ -250,6 +239,13 @@ impl ProxyHttp for Proxy {
         _client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
+        if ctx.snapshot.config.proxy.request_metrics
+            && e.esource() == &pingora::ErrorSource::Upstream
+        {
+            if let Some(lease) = &ctx.lease {
+                lease.server().metrics.error(UpstreamError::of(e.etype()));
+            }
+        }
         let retry = !ctx.responded
             && e.esource() == &pingora::ErrorSource::Upstream
             && is_idempotent(&session.req_header().method)
@@ -340,6 +336,14 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.responded = true;
+        if ctx.snapshot.config.proxy.request_metrics {
+            if let (Some(lease), Some(started)) = (&ctx.lease, ctx.upstream_started) {
+                lease
+                    .server()
+                    .metrics
+                    .response(upstream_response.status.as_u16(), started.elapsed());
+            }
+        }
         caching::on_upstream_response(session, ctx, upstream_response)?;
         let nominated: Vec<String> = upstream_response
             .headers
@@ -482,23 +486,10 @@ impl ProxyHttp for Proxy {
         let status = session
             .response_written()
             .map_or(0, |response| response.status.as_u16());
-        let req = session.req_header();
-        let server = ctx.lease.as_ref().map(|lease| lease.server().addr);
-        tracing::info!(
-            target: "access",
-            method = %req.method,
-            path = %req.uri.path(),
-            status,
-            route = ctx.route_name(),
-            upstream = ctx.upstream_name().unwrap_or("-"),
-            server = %server.map_or_else(|| "-".to_string(), |addr| addr.to_string()),
-            strategy = ctx.strategy.name(),
-            attempts = ctx.attempts,
-            cache = ctx.cache_served.unwrap_or(if ctx.cache.is_some() { "MISS" } else { "-" }),
-            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-            request_id = ctx.request_id.to_str().unwrap_or("-"),
-            error = error.map(|e| e.etype().as_str()),
-        );
+        observe::access_log(session, error, ctx, status);
+        if ctx.snapshot.config.proxy.request_metrics {
+            observe::record_request(session, ctx, status);
+        }
         ctx.lease = None;
     }
 }

@@ -5,6 +5,7 @@
 use crate::cache::CacheConfig;
 use crate::config::Config;
 use crate::routing::RouteTable;
+use crate::telemetry::RouteMetrics;
 use crate::upstream::{Registry, UpstreamPool};
 use std::sync::Arc;
 
@@ -21,6 +22,8 @@ pub struct Snapshot {
     route_pools: Vec<usize>,
     /// The part of the config the cache follows.
     pub cache: CacheConfig,
+    /// Each route's metric series (config order), then the series of requests no route matched.
+    route_metrics: Vec<RouteMetrics>,
 }
 
 impl Snapshot {
@@ -55,6 +58,12 @@ impl Snapshot {
                 })
                 .collect(),
         };
+        let route_metrics = config
+            .routes
+            .iter()
+            .map(|route| RouteMetrics::new(&route.name))
+            .chain(std::iter::once(RouteMetrics::new("none")))
+            .collect();
         Snapshot {
             generation,
             generation_header: http::HeaderValue::from(generation),
@@ -63,11 +72,20 @@ impl Snapshot {
             pools,
             route_pools,
             cache,
+            route_metrics,
         }
     }
 
     pub fn pool_for_route(&self, route: usize) -> Option<&Arc<UpstreamPool>> {
         self.route_pools.get(route).and_then(|&i| self.pools.get(i))
+    }
+
+    /// The metric series of route `route` (an index into `routes`), or of unmatched requests.
+    pub fn route_metrics(&self, route: Option<usize>) -> Option<&RouteMetrics> {
+        match route {
+            Some(index) => self.route_metrics.get(index),
+            None => self.route_metrics.last(),
+        }
     }
 
     pub fn pool(&self, name: &str) -> Option<&Arc<UpstreamPool>> {

@@ -7,6 +7,7 @@ mod tests;
 
 use crate::balance::{self, Candidate, Schedule, Strategy};
 use crate::config::{self, HealthCheck};
+use crate::telemetry::ServerMetrics;
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use scalelab_common::clock::unix_ms;
@@ -27,6 +28,8 @@ pub struct ServerState {
     pub addr: SocketAddr,
     /// The address preformatted as a response header value, so responses do not format it.
     pub addr_header: HeaderValue,
+    /// This server's request-path metric series, kept with the state so they survive reloads.
+    pub metrics: ServerMetrics,
     healthy: AtomicBool,
     /// Taken out of rotation by hand (`POST .../drain`). Kept apart from `healthy` so health
     /// checks never undo it, and kept in the registry so reloads never undo it either.
@@ -93,6 +96,7 @@ impl ServerState {
             group: group.to_string(),
             addr,
             addr_header,
+            metrics: ServerMetrics::new(group, &addr.to_string()),
             healthy: AtomicBool::new(initially_healthy),
             drained: AtomicBool::new(false),
             down_until_ms: AtomicU64::new(0),

@@ -33,6 +33,7 @@ pub struct FileProxy {
     pub threads: Option<i64>,
     pub shutdown_timeout: Option<String>,
     pub max_header_bytes: Option<i64>,
+    pub request_metrics: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

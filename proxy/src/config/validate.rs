@@ -97,5 +97,6 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
             (1024, 1024 * 1024),
             64 * 1024,
         ) as usize,
+        request_metrics: proxy.request_metrics.unwrap_or(true),
     }
 }

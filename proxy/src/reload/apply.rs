@@ -8,6 +8,8 @@ use crate::config::{self, Config, ConfigError};
 use crate::health;
 use crate::snapshot::Snapshot;
 use crate::state::{Loaded, Shared};
+use crate::telemetry;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -89,6 +91,22 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
     // Servers this reload adds start unhealthy; check them once before the swap so they take
     // traffic (if they pass) as soon as the new config serves.
     health::first_checks_blocking(health::added_servers(&running.snapshot, &snapshot));
+    let routes: HashSet<&str> = snapshot
+        .config
+        .routes
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    let servers: HashSet<(String, String)> = snapshot
+        .pools
+        .iter()
+        .flat_map(|pool| {
+            pool.servers
+                .iter()
+                .map(|s| (pool.name().to_string(), s.state.addr.to_string()))
+        })
+        .collect();
+    telemetry::prune(&routes, &servers);
     shared.publish(Loaded {
         snapshot,
         sha256: record.sha256.clone(),

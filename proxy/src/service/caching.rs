@@ -15,6 +15,7 @@ pub use store::{decorate, on_upstream_body, on_upstream_response, replace_body_i
 
 use crate::cache::policy::Conditionals;
 use crate::cache::{CacheStore, Entry, FillGuard};
+use crate::telemetry::CacheUse;
 use pingora::prelude::Session;
 use std::sync::Arc;
 
@@ -55,6 +56,18 @@ pub struct CacheCtx {
     stale_body_sent: bool,
     cache_status: String,
     stored_note: &'static str,
+}
+
+impl CacheCtx {
+    /// How this request used the cache, for the latency histogram (a hit served from the
+    /// store is counted by the caller, which knows it answered one).
+    pub fn use_kind(&self) -> CacheUse {
+        match (self.serving_stale.is_some(), self.mode) {
+            (true, _) => CacheUse::Stale,
+            (false, Mode::Bypass) => CacheUse::Bypass,
+            (false, Mode::Miss | Mode::Revalidate) => CacheUse::Miss,
+        }
+    }
 }
 
 fn conditionals(session: &Session) -> Conditionals<'_> {

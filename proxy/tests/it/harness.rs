@@ -628,3 +628,26 @@ impl TestProxy {
         self.child.log()
     }
 }
+
+/// The value of the sample whose line starts with `series` (name plus labels, as exposed).
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+/// The proxy's `GET /metrics` (Prometheus text exposition).
+pub async fn scrape(proxy: &TestProxy) -> String {
+    let response = client()
+        .get(format!("{}/metrics", proxy.admin))
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .expect("content type")
+        .starts_with("text/plain"));
+    response.text().await.expect("exposition")
+}

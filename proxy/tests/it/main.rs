@@ -10,3 +10,4 @@ mod harness;
 mod lifecycle;
 mod metrics;
 mod reload;
+mod request_metrics;

@@ -4,28 +4,6 @@
 use crate::harness::*;
 use std::time::Duration;
 
-/// The value of the sample whose line starts with `series` (name plus labels, as exposed).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-}
-
-async fn scrape(proxy: &TestProxy) -> String {
-    let response = client()
-        .get(format!("{}/metrics", proxy.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain"));
-    response.text().await.unwrap()
-}
-
 const AUTH: &str =
     "algorithms = [\"HS256\"]\nsecret = \"metrics-test-secret-0123456789abcdef\"\nleeway = \"5s\"";
 

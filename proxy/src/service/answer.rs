@@ -1,0 +1,39 @@
+//! The one writer of answers the proxy makes itself on the proxy listener (the admin API has
+//! its own, `IntoResponse for Answer`): status, JSON body, request id, config generation.
+
+use super::RequestCtx;
+use crate::error::Answer;
+use crate::headers;
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::prelude::Session;
+use pingora::Result;
+
+/// Writes an answer the proxy makes itself (a refusal, a failure, the invalidation endpoint's
+/// result); the only writer of such answers on the proxy listener.
+pub(super) async fn write_answer(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    answer: &Answer,
+) -> Result<()> {
+    let body = Bytes::from(answer.body_bytes());
+    let mut header = ResponseHeader::build(answer.status, Some(6))?;
+    header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    header.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
+    header.insert_header(
+        headers::CONFIG_GENERATION,
+        ctx.snapshot.generation_header.clone(),
+    )?;
+    if answer.no_store {
+        header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    }
+    if let Some((name, value)) = &answer.header {
+        header.insert_header(*name, value.as_str())?;
+    }
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}

@@ -1,0 +1,464 @@
+//! Metrics recorded on the request path: request rate, status codes, latency and response size
+//! per route; requests, response time, errors and retries per upstream server; health checks.
+//! (`metrics` renders them with the state-derived series at scrape time.)
+//!
+//! The vectors live in Prometheus' default registry for the life of the process, so a series
+//! keeps counting across reloads. What a request touches is pre-resolved: each route of a
+//! snapshot and each server's state hold `OnceLock` slots for their series, filled on first
+//! use, so recording a request is a few atomic adds with no lock, no label hashing and no
+//! allocation. A reload `prune`s the series of routes and servers it removed.
+
+use prometheus::core::Collector;
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
+use std::collections::HashSet;
+use std::sync::{LazyLock, OnceLock};
+use std::time::Duration;
+
+/// Request and upstream response durations, in seconds: from half a millisecond (a cache hit)
+/// to ten seconds (a slow lab backend).
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Response body sizes in bytes: powers of four from 64 B to 4 MiB.
+pub const SIZE_BUCKETS: [f64; 9] = [
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+];
+
+/// The methods counted by name; any other is `other`.
+const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "other",
+];
+
+/// Statuses with a pre-resolved slot; a rarer one takes the label lookup.
+const CODES: [u16; 22] = [
+    200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 401, 403, 404, 405, 413, 429, 431, 500,
+    502, 503, 504,
+];
+
+/// How a request used the cache, for the duration histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheUse {
+    Hit,
+    Miss,
+    Stale,
+    Bypass,
+    None,
+}
+
+impl CacheUse {
+    const ALL: [CacheUse; 5] = [
+        CacheUse::Hit,
+        CacheUse::Miss,
+        CacheUse::Stale,
+        CacheUse::Bypass,
+        CacheUse::None,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            CacheUse::Hit => "hit",
+            CacheUse::Miss => "miss",
+            CacheUse::Stale => "stale",
+            CacheUse::Bypass => "bypass",
+            CacheUse::None => "none",
+        }
+    }
+}
+
+/// Why an upstream exchange failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamError {
+    ConnectRefused,
+    ConnectTimeout,
+    ReadTimeout,
+    Reset,
+    Protocol,
+}
+
+impl UpstreamError {
+    const ALL: [UpstreamError; 5] = [
+        UpstreamError::ConnectRefused,
+        UpstreamError::ConnectTimeout,
+        UpstreamError::ReadTimeout,
+        UpstreamError::Reset,
+        UpstreamError::Protocol,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            UpstreamError::ConnectRefused => "connect_refused",
+            UpstreamError::ConnectTimeout => "connect_timeout",
+            UpstreamError::ReadTimeout => "read_timeout",
+            UpstreamError::Reset => "reset",
+            UpstreamError::Protocol => "protocol",
+        }
+    }
+
+    /// The kind of a pingora error that ended an upstream exchange.
+    pub fn of(error: &pingora::ErrorType) -> UpstreamError {
+        use pingora::ErrorType as E;
+        match error {
+            E::ConnectTimedout | E::TLSHandshakeTimedout => UpstreamError::ConnectTimeout,
+            E::ConnectRefused | E::ConnectNoRoute | E::ConnectError | E::BindError => {
+                UpstreamError::ConnectRefused
+            }
+            E::ReadTimedout | E::WriteTimedout => UpstreamError::ReadTimeout,
+            E::ConnectionClosed | E::ReadError | E::WriteError | E::ConnectProxyFailure => {
+                UpstreamError::Reset
+            }
+            _ => UpstreamError::Protocol,
+        }
+    }
+}
+
+/// The process-wide metric vectors.
+struct Vectors {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    size: HistogramVec,
+    upstream_requests: IntCounterVec,
+    upstream_duration: HistogramVec,
+    upstream_errors: IntCounterVec,
+    retries: IntCounterVec,
+    health_checks: IntCounterVec,
+    health_transitions: IntCounterVec,
+}
+
+/// Builds and registers the vectors. The names and labels are constants, so building cannot
+/// fail in practice; if registering does (a name taken by another collector), the vectors
+/// still record and the failure is logged, rather than the proxy refusing to serve.
+fn vectors() -> Vectors {
+    fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        let vec = IntCounterVec::new(Opts::new(name, help), labels)
+            .unwrap_or_else(|error| unreachable_metric(name, error));
+        register(name, Box::new(vec.clone()));
+        vec
+    }
+    fn histogram(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
+        let vec = HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+            labels,
+        )
+        .unwrap_or_else(|error| unreachable_metric(name, error));
+        register(name, Box::new(vec.clone()));
+        vec
+    }
+    register_process_metrics();
+    Vectors {
+        requests: counter(
+            "scalelab_http_requests_total",
+            "Requests answered, by route (`none`: no route matched), method and status code, \
+             including the ones the proxy answers itself and cache hits.",
+            &["route", "method", "code"],
+        ),
+        duration: histogram(
+            "scalelab_http_request_duration_seconds",
+            "Time from the request's header to the last byte of the response, by route and \
+             cache use (hit, miss, stale, bypass, none).",
+            &["route", "cache"],
+            &DURATION_BUCKETS,
+        ),
+        size: histogram(
+            "scalelab_http_response_size_bytes",
+            "Response body bytes sent, by route.",
+            &["route"],
+            &SIZE_BUCKETS,
+        ),
+        upstream_requests: counter(
+            "scalelab_upstream_requests_total",
+            "Responses received from upstream servers, by status code.",
+            &["upstream", "server", "code"],
+        ),
+        upstream_duration: histogram(
+            "scalelab_upstream_response_duration_seconds",
+            "Time from choosing a server to its response header.",
+            &["upstream", "server"],
+            &DURATION_BUCKETS,
+        ),
+        upstream_errors: counter(
+            "scalelab_upstream_errors_total",
+            "Failed upstream exchanges by kind (connect_refused, connect_timeout, read_timeout, \
+             reset, protocol).",
+            &["upstream", "server", "kind"],
+        ),
+        retries: counter(
+            "scalelab_upstream_retries_total",
+            "Retries on another server, by whether the request then succeeded (recovered) or \
+             not (exhausted).",
+            &["upstream", "outcome"],
+        ),
+        health_checks: counter(
+            "scalelab_health_checks_total",
+            "Active health checks by result (pass, fail).",
+            &["upstream", "server", "result"],
+        ),
+        health_transitions: counter(
+            "scalelab_health_transitions_total",
+            "Servers changing health, by the state they went to (healthy, unhealthy).",
+            &["upstream", "server", "to"],
+        ),
+    }
+}
+
+fn unreachable_metric(name: &str, error: prometheus::Error) -> ! {
+    // The options are constants checked by the tests; a failure here is a programming error
+    // found before release, never a request-time condition.
+    panic!("metric {name} is malformed: {error}")
+}
+
+fn register(name: &str, collector: Box<dyn Collector>) {
+    if let Err(error) = prometheus::register(collector) {
+        tracing::error!(metric = name, %error, "cannot register metric");
+    }
+}
+
+/// `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`,
+/// `process_start_time_seconds` (and the rest of the process collector's series).
+fn register_process_metrics() {
+    #[cfg(target_os = "linux")]
+    register(
+        "process",
+        Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+    );
+}
+
+static VECTORS: LazyLock<Vectors> = LazyLock::new(vectors);
+
+/// Registers every vector now, so the exposition lists them from the first scrape.
+pub fn init() {
+    LazyLock::force(&VECTORS);
+}
+
+/// A route's pre-resolved series; `none` stands for requests no route matched.
+#[derive(Debug)]
+pub struct RouteMetrics {
+    route: String,
+    requests: Vec<OnceLock<IntCounter>>,
+    duration: [OnceLock<Histogram>; 5],
+    size: OnceLock<Histogram>,
+}
+
+impl RouteMetrics {
+    pub fn new(route: &str) -> RouteMetrics {
+        RouteMetrics {
+            route: route.to_string(),
+            requests: (0..METHODS.len() * CODES.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+            duration: Default::default(),
+            size: OnceLock::new(),
+        }
+    }
+
+    /// Records one answered request.
+    pub fn record(
+        &self,
+        method: &http::Method,
+        status: u16,
+        cache: CacheUse,
+        duration: Duration,
+        body_bytes: usize,
+    ) {
+        let vectors = &*VECTORS;
+        let method = method_index(method);
+        match CODES.iter().position(|&code| code == status) {
+            Some(code) => self.requests[method * CODES.len() + code]
+                .get_or_init(|| {
+                    vectors.requests.with_label_values(&[
+                        self.route.as_str(),
+                        METHODS[method],
+                        &CODES[code].to_string(),
+                    ])
+                })
+                .inc(),
+            None => vectors
+                .requests
+                .with_label_values(&[self.route.as_str(), METHODS[method], &status.to_string()])
+                .inc(),
+        }
+        let slot = CacheUse::ALL.iter().position(|c| *c == cache).unwrap_or(4);
+        self.duration[slot]
+            .get_or_init(|| {
+                vectors
+                    .duration
+                    .with_label_values(&[self.route.as_str(), cache.label()])
+            })
+            .observe(duration.as_secs_f64());
+        self.size
+            .get_or_init(|| vectors.size.with_label_values(&[self.route.as_str()]))
+            .observe(body_bytes as f64);
+    }
+}
+
+fn method_index(method: &http::Method) -> usize {
+    METHODS
+        .iter()
+        .position(|name| *name == method.as_str())
+        .unwrap_or(METHODS.len() - 1)
+}
+
+/// A server's pre-resolved series. It lives in the server's state, which outlives snapshots.
+#[derive(Debug)]
+pub struct ServerMetrics {
+    upstream: String,
+    server: String,
+    responses: Vec<OnceLock<IntCounter>>,
+    duration: OnceLock<Histogram>,
+    errors: [OnceLock<IntCounter>; 5],
+}
+
+impl ServerMetrics {
+    pub fn new(upstream: &str, server: &str) -> ServerMetrics {
+        ServerMetrics {
+            upstream: upstream.to_string(),
+            server: server.to_string(),
+            responses: (0..CODES.len()).map(|_| OnceLock::new()).collect(),
+            duration: OnceLock::new(),
+            errors: Default::default(),
+        }
+    }
+
+    /// The server's response header arrived `after` the server was chosen.
+    pub fn response(&self, status: u16, after: Duration) {
+        let vectors = &*VECTORS;
+        let labels = [self.upstream.as_str(), self.server.as_str()];
+        match CODES.iter().position(|&code| code == status) {
+            Some(code) => self.responses[code]
+                .get_or_init(|| {
+                    vectors.upstream_requests.with_label_values(&[
+                        labels[0],
+                        labels[1],
+                        &CODES[code].to_string(),
+                    ])
+                })
+                .inc(),
+            None => vectors
+                .upstream_requests
+                .with_label_values(&[labels[0], labels[1], &status.to_string()])
+                .inc(),
+        }
+        self.duration
+            .get_or_init(|| vectors.upstream_duration.with_label_values(&labels))
+            .observe(after.as_secs_f64());
+    }
+
+    pub fn error(&self, kind: UpstreamError) {
+        let slot = UpstreamError::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(0);
+        self.errors[slot]
+            .get_or_init(|| {
+                VECTORS.upstream_errors.with_label_values(&[
+                    self.upstream.as_str(),
+                    self.server.as_str(),
+                    kind.label(),
+                ])
+            })
+            .inc();
+    }
+
+    /// One active health check's result, and the transition it caused, if any.
+    pub fn health_check(&self, passed: bool, became: Option<bool>) {
+        let labels = [self.upstream.as_str(), self.server.as_str()];
+        let result = if passed { "pass" } else { "fail" };
+        VECTORS
+            .health_checks
+            .with_label_values(&[labels[0], labels[1], result])
+            .inc();
+        if let Some(healthy) = became {
+            self.health_transition(healthy);
+        }
+    }
+
+    /// The server became healthy or unhealthy (by an active check, or ejected passively).
+    pub fn health_transition(&self, healthy: bool) {
+        let to = if healthy { "healthy" } else { "unhealthy" };
+        VECTORS
+            .health_transitions
+            .with_label_values(&[self.upstream.as_str(), self.server.as_str(), to])
+            .inc();
+    }
+}
+
+/// Counts the retries of one request on `upstream`: `recovered` when it then succeeded.
+pub fn retries(upstream: &str, retries: u64, recovered: bool) {
+    if retries == 0 {
+        return;
+    }
+    let outcome = if recovered { "recovered" } else { "exhausted" };
+    VECTORS
+        .retries
+        .with_label_values(&[upstream, outcome])
+        .inc_by(retries);
+}
+
+/// Drops the series of routes and servers a reload removed (`routes` and `servers` are what
+/// the new config has), so they leave the exposition; `none` always stays.
+pub fn prune(routes: &HashSet<&str>, servers: &HashSet<(String, String)>) {
+    let vectors = &*VECTORS;
+    let keep_route = |labels: &Labels| {
+        labels
+            .iter()
+            .find(|(name, _)| *name == "route")
+            .is_none_or(|(_, value)| *value == "none" || routes.contains(value))
+    };
+    let keep_server = |labels: &Labels| {
+        let value = |wanted: &str| {
+            labels
+                .iter()
+                .find(|(name, _)| *name == wanted)
+                .map(|(_, v)| v.to_string())
+        };
+        match (value("upstream"), value("server")) {
+            (Some(upstream), Some(server)) => servers.contains(&(upstream, server)),
+            // Retries are per upstream: keep those of groups that still exist.
+            (Some(upstream), None) => servers.iter().any(|(group, _)| *group == upstream),
+            _ => true,
+        }
+    };
+    prune_vec(&vectors.requests, &keep_route);
+    prune_vec(&vectors.duration, &keep_route);
+    prune_vec(&vectors.size, &keep_route);
+    prune_vec(&vectors.upstream_requests, &keep_server);
+    prune_vec(&vectors.upstream_duration, &keep_server);
+    prune_vec(&vectors.upstream_errors, &keep_server);
+    prune_vec(&vectors.retries, &keep_server);
+    prune_vec(&vectors.health_checks, &keep_server);
+    prune_vec(&vectors.health_transitions, &keep_server);
+}
+
+/// A series' labels as (name, value) pairs.
+type Labels<'a> = [(&'a str, &'a str)];
+
+fn prune_vec<T: prometheus::core::MetricVecBuilder>(
+    vec: &prometheus::core::MetricVec<T>,
+    keep: &dyn Fn(&Labels) -> bool,
+) {
+    for family in vec.collect() {
+        for metric in family.get_metric() {
+            let labels: Vec<(&str, &str)> = metric
+                .get_label()
+                .iter()
+                .map(|pair| (pair.name(), pair.value()))
+                .collect();
+            if !keep(&labels) {
+                let values: std::collections::HashMap<&str, &str> =
+                    labels.iter().copied().collect();
+                let _ = vec.remove(&values);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
