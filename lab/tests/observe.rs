@@ -387,9 +387,9 @@ fn up_observe_scrapes_the_lab_and_every_dashboard_query_has_data() {
         200
     );
 
-    // Ctrl-C's SIGTERM stops Prometheus with the rest, first.
+    // Ctrl-C stops Prometheus with the rest, first.
     let stop_started = Instant::now();
-    up.child.signal(Signal::SIGTERM);
+    up.child.signal(Signal::SIGINT);
     let status = up.child.wait_exit_blocking(Duration::from_secs(30));
     up.drain();
     assert!(status.success(), "{status}:\n{}", up.log.join("\n"));
@@ -413,7 +413,7 @@ fn up_observe_scrapes_the_lab_and_every_dashboard_query_has_data() {
     );
 }
 
-/// `Path` of the config, for the traffic module's reload.
+/// Rewrites the lab's config with another `shutdown_timeout`, so that a reload has something to apply.
 pub fn rewrite_config(config: &Path, ports: &Ports, shutdown: &str) {
     std::fs::write(config, config_text(ports, shutdown)).unwrap();
 }
