@@ -12,6 +12,8 @@
 #   MINIMAL_PINGORA=1     also measure bench/minimal-pingora (a bare Pingora round-robin proxy,
 #                         same build profile and allocator): the baseline scalelab's own cost is
 #                         measured against
+#   NOMETRICS_ROW=1       also measure scalelab-proxy with `request_metrics = false` (row
+#                         `nometrics`), to show what per-request metrics cost; 0 = leave out
 #   SCALELAB_PROXY_BIN=   use this binary instead of `cargo build --release -p scalelab-proxy`
 #   SCALELAB_RUST_LOG=warn  RUST_LOG for scalelab-proxy (access logs are off for every peer
 #                           unless BENCH_ACCESS_LOG=1)
@@ -22,7 +24,7 @@
 #   IDLE_WAIT=0           before each run wait up to this many seconds for the machine to be
 #                         quiet (< IDLE_MAX_PCT % busy over 1 s); 0 = don't wait
 #   IDLE_MAX_PCT=10
-#   BENCH_PORT_BASE=18080 ports used: BASE+1..BASE+6
+#   BENCH_PORT_BASE=18080 ports used: BASE+1..BASE+9
 #   READY_TIMEOUT=60      seconds to wait for a proxy to answer 200
 set -euo pipefail
 
@@ -76,6 +78,9 @@ if [[ $SKIP_SCALELAB == 1 ]]; then
 else
     SCALELAB_BIN=$(scalelab_proxy_bin)
     PEERS+=(scalelab)
+    # The same binary and config with `[proxy] request_metrics = false`: what recording the
+    # per-request metrics costs (an extra row; the shipped default is the `scalelab` row).
+    [[ ${NOMETRICS_ROW:-1} == 1 ]] && PEERS+=(nometrics)
 fi
 
 MINIMAL_BIN=""
@@ -95,9 +100,12 @@ PORT_NGINX=$((PORT_BASE + 3))
 PORT_HAPROXY=$((PORT_BASE + 4))
 PORT_SCALELAB=$((PORT_BASE + 5))
 PORT_ADMIN=$((PORT_BASE + 6))
-PORT_MINIMAL=$((PORT_BASE + 7))
+PORT_NOMETRICS=$((PORT_BASE + 7))
+PORT_NOMETRICS_ADMIN=$((PORT_BASE + 8))
+PORT_MINIMAL=$((PORT_BASE + 9))
 
-require_free_ports "$PORT_UP1" "$PORT_UP2" "$PORT_NGINX" "$PORT_HAPROXY" "$PORT_SCALELAB" "$PORT_ADMIN"
+require_free_ports "$PORT_UP1" "$PORT_UP2" "$PORT_NGINX" "$PORT_HAPROXY" "$PORT_SCALELAB" "$PORT_ADMIN" \
+    "$PORT_NOMETRICS" "$PORT_NOMETRICS_ADMIN" "$PORT_MINIMAL"
 
 install_cleanup
 
@@ -220,6 +228,12 @@ path = "/"
 upstream = "bench"
 EOF
 
+sed -e "s/127.0.0.1:$PORT_SCALELAB/127.0.0.1:$PORT_NOMETRICS/" \
+    -e "s/127.0.0.1:$PORT_ADMIN/127.0.0.1:$PORT_NOMETRICS_ADMIN/" \
+    -e 's/^threads = 1$/threads = 1\nrequest_metrics = false/' \
+    "$WORK/scalelab.toml" >"$WORK/nometrics.toml"
+grep -q '^request_metrics = false$' "$WORK/nometrics.toml" || die "nometrics config not written"
+
 "$NGINX" -t -q -p "$WORK/upstreams" -e "$WORK/upstreams/error.log" -c "$WORK/upstreams.conf" ||
     die "nginx upstream config invalid"
 "$NGINX" -t -q -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx.conf" ||
@@ -235,6 +249,7 @@ PORT[direct]=$PORT_UP1
 PORT[nginx]=$PORT_NGINX
 PORT[haproxy]=$PORT_HAPROXY
 PORT[scalelab]=$PORT_SCALELAB
+PORT[nometrics]=$PORT_NOMETRICS
 PORT[pingora]=$PORT_MINIMAL
 
 log "starting upstreams on core $LOAD_CORE (127.0.0.1:$PORT_UP1, :$PORT_UP2)"
@@ -255,6 +270,11 @@ if [[ -n $SCALELAB_BIN ]]; then
     start_bg scalelab "${NICE[@]}" env RUST_LOG="$SCALELAB_RUST_LOG" taskset -c "$PROXY_CORE" "$SCALELAB_BIN" \
         --config "$WORK/scalelab.toml"
     PID[scalelab]=$LAST_PID
+    if [[ " ${PEERS[*]} " == *" nometrics "* ]]; then
+        start_bg nometrics "${NICE[@]}" env RUST_LOG="$SCALELAB_RUST_LOG" taskset -c "$PROXY_CORE" \
+            "$SCALELAB_BIN" --config "$WORK/nometrics.toml"
+        PID[nometrics]=$LAST_PID
+    fi
 fi
 if [[ -n $MINIMAL_BIN ]]; then
     start_bg pingora "${NICE[@]}" taskset -c "$PROXY_CORE" "$MINIMAL_BIN" "127.0.0.1:$PORT_MINIMAL" \
