@@ -2,11 +2,16 @@
 CARGO ?= cargo
 CONFIG ?= config.toml
 
-.PHONY: up test deps build lint fmt check-config bench clean
+.PHONY: up observe test deps build lint fmt check-config bench clean
 
 up: deps
 	$(CARGO) build --release --workspace --bins
 	./target/release/scalelab up --config $(CONFIG)
+
+# The lab plus a Prometheus that scrapes it; prints the Prometheus URL and three query links.
+observe: deps
+	$(CARGO) build --release --workspace --bins
+	./target/release/scalelab up --observe --config $(CONFIG)
 
 test: deps
 	$(CARGO) fmt --all -- --check

@@ -49,6 +49,13 @@ pub struct UpArgs {
     /// Never colour the log prefixes (colour is also off when stdout is not a terminal or NO_COLOR is set).
     #[arg(long)]
     pub no_color: bool,
+    /// Also run Prometheus (from PATH) scraping every process of the lab, wait until it sees them all, and print
+    /// its URL and ready-made queries. Its data lives in <data_dir>/prometheus.
+    #[arg(long)]
+    pub observe: bool,
+    /// The port Prometheus listens on with --observe (default: 9090 when free, else any free port).
+    #[arg(long, requires = "observe")]
+    pub prometheus_port: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +177,26 @@ mod tests {
             assert_eq!(args.bin_dir, bin_dir.map(PathBuf::from), "{line}");
             assert_eq!(args.ready_timeout, timeout, "{line}");
         }
+    }
+
+    #[test]
+    fn observe_arguments() {
+        let up = |line: &str| {
+            let Command::Up(args) = parse(line).unwrap().command else {
+                panic!("{line}: not up");
+            };
+            args
+        };
+        let args = up("scalelab up");
+        assert!(!args.observe);
+        assert_eq!(args.prometheus_port, None);
+        let args = up("scalelab up --observe");
+        assert!(args.observe);
+        assert_eq!(args.prometheus_port, None);
+        let args = up("scalelab up --observe --prometheus-port 19090");
+        assert_eq!(args.prometheus_port, Some(19090));
+        // A port without Prometheus would be silently ignored.
+        assert!(parse("scalelab up --prometheus-port 19090").is_err());
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! - `labfile`: the `[lab]` table (which processes to start, on which ports) plus the few `[proxy]` keys the
 //!   launcher needs to find the proxy; everything else in the file belongs to the proxy.
 //! - `plan`: the child processes `up` starts, with their flags and health URLs.
+//! - `observe`: `up --observe`'s Prometheus: the scrape config generated from the lab's ports, its child spec, the
+//!   check that it sees every target, and the query links it prints.
 //! - `supervise`: spawning, log prefixing, readiness, exit reporting, restarts and shutdown.
 //! - `token`: minting through `scalelab-auth` from the config's `[auth]` table.
 //! - `bench`: the load generator.
@@ -15,6 +17,7 @@
 pub mod bench;
 pub mod cli;
 pub mod labfile;
+pub mod observe;
 pub mod plan;
 pub mod plot;
 pub mod scenario;

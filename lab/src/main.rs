@@ -10,7 +10,7 @@ use scalelab_lab::cli::{BenchArgs, CheckArgs, Cli, Command, TokenArgs, UpArgs};
 use scalelab_lab::labfile::LabFile;
 use scalelab_lab::plan::{self, Stage, BINARIES};
 use scalelab_lab::supervise::{self, Supervisor, UpError, STOP_GRACE};
-use scalelab_lab::{bench, plot, scenario, token};
+use scalelab_lab::{bench, observe, plot, scenario, token};
 
 /// The lifetime of the token `up` prints: a working day and then some.
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -76,14 +76,37 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&file.data_dir)
         .with_context(|| format!("creating the data dir {}", file.data_dir.display()))?;
     let timeout = args.ready_timeout.unwrap_or(file.ready_timeout);
-    let specs = plan::plan(&file, &bin_dir);
+    let mut specs = plan::plan(&file, &bin_dir);
+    // Prepared before anything starts, so a missing `prometheus` is one clear error rather than a half-started lab.
+    let prometheus = if args.observe {
+        let binary = observe::find_binary(std::env::var_os("PATH").as_deref())?;
+        let port = observe::pick_port(args.prometheus_port)?;
+        let home = observe::home(&file);
+        let config = observe::write_config(&file, &home)?;
+        specs.push(observe::child(&binary, &config, &home, port));
+        Some(observe::base_url(port))
+    } else {
+        None
+    };
     let colour = supervise::colour_wanted(args.no_color);
     runtime()?.block_on(async move {
         let mut supervisor = Supervisor::new(specs, args.restart, colour, &file.data_dir)?;
         supervisor.stop_leftovers();
         let started = async {
             supervisor.start_stage(Stage::Backend, timeout).await?;
-            supervisor.start_stage(Stage::Proxy, timeout).await
+            supervisor.start_stage(Stage::Proxy, timeout).await?;
+            if let Some(base) = &prometheus {
+                supervisor.start_stage(Stage::Observe, timeout).await?;
+                let jobs = observe::jobs(&file);
+                let url = format!("{base}/api/v1/targets?state=active");
+                supervisor
+                    .wait_until(Stage::Observe, timeout, |client| {
+                        targets_up(client, url.clone(), &jobs)
+                    })
+                    .await?;
+                supervisor.say("Prometheus sees every target up");
+            }
+            Ok::<(), UpError>(())
         }
         .await;
         if let Err(error) = started {
@@ -93,11 +116,13 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 error => Err(error.into()),
             };
         }
-        // Unprefixed, so the export line and the curl commands can be copied as they are.
-        println!(
-            "\n{}\n",
-            banner(&file, dev_token.as_deref(), &supervisor.pids()).join("\n")
-        );
+        // Unprefixed, so the export line, the curl commands and the links can be copied as they are.
+        let mut lines = banner(&file, dev_token.as_deref(), &supervisor.pids());
+        if let Some(base) = &prometheus {
+            lines.extend(observe::banner(base));
+        }
+        lines.push("Ctrl-C stops everything.".to_owned());
+        println!("\n{}\n", lines.join("\n"));
         let outcome = supervisor.run().await;
         if let Ok(signal) = &outcome {
             supervisor.say(&format!("{signal} received"));
@@ -164,8 +189,25 @@ fn banner(file: &LabFile, token: Option<&str>, pids: &[(String, u32)]) -> Vec<St
     ));
     lines.push(format!("  curl -s {}/stats", file.backend_url(lab.worker)));
     lines.push(format!("  curl -s {}/stats", file.admin_url));
-    lines.push("Ctrl-C stops everything.".to_owned());
     lines
+}
+
+/// Asks Prometheus for its targets: `Ok` once every target of `jobs` is up, else what is missing.
+async fn targets_up(
+    client: reqwest::Client,
+    url: String,
+    jobs: &[observe::Job],
+) -> Result<(), String> {
+    let answer = client
+        .get(&url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|error| format!("Prometheus does not answer {url}: {error}"))?
+        .json::<serde_json::Value>()
+        .await
+        .map_err(|error| format!("Prometheus's answer to {url} is not JSON: {error}"))?;
+    observe::targets_pending(&answer, jobs)
 }
 
 fn print_token(args: &TokenArgs) -> anyhow::Result<ExitCode> {

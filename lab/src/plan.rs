@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 use crate::labfile::LabFile;
 
 /// When a child starts: the proxy waits for healthy backends, so its first health round finds them up instead of
-/// marking them unhealthy and needing `healthy_threshold` more rounds.
+/// marking them unhealthy and needing `healthy_threshold` more rounds; Prometheus (`up --observe`) comes last, so
+/// its first scrapes find every target listening.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     Backend,
     Proxy,
+    Observe,
 }
 
 /// One child process.

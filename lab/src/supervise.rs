@@ -49,6 +49,8 @@ pub enum UpError {
         urls: Vec<String>,
         timeout: Duration,
     },
+    #[error("not ready within {timeout:?}: {what}")]
+    StillWaiting { what: String, timeout: Duration },
     #[error("stopped by {0} before the lab was ready")]
     Interrupted(&'static str),
     #[error("every child has exited")]

@@ -2,54 +2,17 @@
 //! to a gateway, the seed's flow with a token, then SIGTERM and a check that no child is left.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+mod support;
+
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use scalelab_test_support::{blocking_client, free_ports, patient, ChildGuard, Signal};
+use scalelab_test_support::{blocking_client, free_ports, patient, Signal};
 use serde_json::{json, Value};
-
-/// The dev settings the shipped config.toml uses, in a temp config.
-const AUTH: &str = r#"
-[auth]
-algorithms = ["HS256"]
-secret = "scalelab-test-secret-0123456789-abcdefghij"
-issuer = "scalelab"
-audience = "scalelab-lab"
-required_claims = ["exp"]
-leeway = "5s"
-"#;
-
-fn scalelab() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_scalelab"))
-}
-
-/// Integration tests build only this package's binaries; `up` needs its siblings in the same directory, so build
-/// them into the same target dir and profile.
-fn build_siblings() -> PathBuf {
-    let bin_dir = scalelab().parent().unwrap().to_owned();
-    let target_dir = bin_dir.parent().unwrap();
-    let mut command = Command::new(env!("CARGO"));
-    command
-        .args([
-            "build",
-            "--bins",
-            "-p",
-            "scalelab-backends",
-            "-p",
-            "scalelab-proxy",
-        ])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if bin_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
-        command.arg("--release");
-    }
-    let status = command.status().unwrap();
-    assert!(status.success(), "building the lab's binaries failed");
-    bin_dir
-}
+use support::{
+    alive, assert_proxy_accepts_auth, build_siblings, children_of, mint_token, scalelab, Up, AUTH,
+};
 
 fn config_text(ports: &[u16]) -> String {
     let [g1, g2, g3, ms, db, worker, proxy, admin] = ports else {
@@ -106,122 +69,6 @@ ready_timeout = "{ready_timeout}ms"
     text
 }
 
-/// The proxy must accept the lab's config with its `[auth]` table: without it the gateways fail closed and the
-/// seed's flow (tokens, `/data`, `/longtask`) cannot be tested, which is a failure, not a reason to test less.
-fn assert_proxy_accepts_auth(bin_dir: &Path, config: &Path) {
-    let output = Command::new(bin_dir.join("scalelab-proxy"))
-        .args(["--check", "--config"])
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "scalelab-proxy --check refuses the lab's config with [auth], so the auth and seed flow cannot run:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Children of `parent`, from /proc (the test's independent view, not `up`'s own report).
-fn children_of(parent: u32) -> Vec<u32> {
-    let mut children = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // The fields after the parenthesised command name: state, ppid, ...
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let ppid = rest
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(parent) {
-            children.push(pid);
-        }
-    }
-    children
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie has exited; only its parent has not collected it yet.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z"),
-        Err(_) => false,
-    }
-}
-
-struct Up {
-    /// Stopped with SIGTERM on drop, so that a failed assertion does not leave the lab running: SIGKILL would
-    /// orphan `up`'s own children.
-    child: ChildGuard,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Up {
-    fn start(config: &Path, bin_dir: &Path) -> Up {
-        let mut child = Command::new(scalelab())
-            .args(["up", "--no-color", "--config"])
-            .arg(config)
-            .arg("--bin-dir")
-            .arg(bin_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Up {
-            child: ChildGuard::new(child, "scalelab up").stop_with(Signal::SIGTERM),
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// Waits for a line containing `needle`, keeping every line for the failure message; `timeout` is scaled by
-    /// patience.
-    fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
-        let timeout = patient(timeout);
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no line with {needle:?} within {timeout:?}; output:\n{}",
-                    self.log.join("\n")
-                ),
-            }
-        }
-    }
-
-    fn drain(&mut self) {
-        while let Ok(line) = self.lines.try_recv() {
-            self.log.push(line);
-        }
-    }
-}
-
 #[test]
 fn up_runs_the_lab_behind_the_proxy_and_stops_every_child() {
     let bin_dir = build_siblings();
@@ -232,7 +79,7 @@ fn up_runs_the_lab_behind_the_proxy_and_stops_every_child() {
     assert_proxy_accepts_auth(&bin_dir, &config);
     let proxy = format!("http://127.0.0.1:{}", ports[6]);
 
-    let mut up = Up::start(&config, &bin_dir);
+    let mut up = Up::start(&config, &bin_dir, &[]);
     up.wait_for("scalelab is up", Duration::from_secs(120));
     let ups_pid = up.child.id();
     let children = children_of(ups_pid);
@@ -356,17 +203,7 @@ fn bench_strategies(config: &Path, proxy: &str, out: &Path) {
 
 /// The seed's README flow through the proxy, with a token from `scalelab token`.
 fn seed_flow(http: &reqwest::blocking::Client, proxy: &str, config: &Path, worker_port: u16) {
-    let output = Command::new(scalelab())
-        .args(["token", "--sub", "e2e", "--ttl", "10m", "--config"])
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let token = mint_token(config);
     let bearer = format!("Bearer {token}");
 
     let refused = http.get(format!("{proxy}/data")).send().unwrap();

@@ -1,6 +1,8 @@
 //! Starting a stage: spawn its children, then poll their health URLs until each answers 200, one of them exits,
-//! the deadline passes or a signal arrives.
+//! the deadline passes or a signal arrives. A stage may need more than its health URLs to be of use (Prometheus
+//! must also see its targets); `wait_until` polls such a condition with the same exits, deadline and signals.
 
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -49,6 +51,51 @@ impl Supervisor {
                 Some(event) = self.events_rx.recv() => {
                     if let Event::Exited { index, status } = &event {
                         if indices.contains(index) {
+                            let name = self.slots[*index].spec.name.clone();
+                            self.slots[*index].pid = None;
+                            return Err(UpError::DiedBeforeReady { name, status: status.clone() });
+                        }
+                    }
+                    self.handle(event);
+                }
+                name = self.signals.recv() => return Err(UpError::Interrupted(name)),
+            }
+        }
+    }
+
+    /// Polls `check` until it returns `Ok`, a child of `stage` exits, `timeout` passes or a signal arrives. The
+    /// last `Err` of `check` says what is still missing and becomes the message of the timeout. Other children's
+    /// exits are handled as while running (reported, and restarted with `--restart`).
+    ///
+    /// # Errors
+    /// A child of `stage` exits, the condition does not hold in time, or a signal arrives.
+    pub async fn wait_until<F, Fut>(
+        &mut self,
+        stage: Stage,
+        timeout: Duration,
+        mut check: F,
+    ) -> Result<(), UpError>
+    where
+        F: FnMut(reqwest::Client) -> Fut,
+        Fut: Future<Output = Result<(), String>>,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut missing = "no answer yet".to_owned();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    match check(self.client.clone()).await {
+                        Ok(()) => return Ok(()),
+                        Err(what) => missing = what,
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(UpError::StillWaiting { what: missing, timeout });
+                }
+                Some(event) = self.events_rx.recv() => {
+                    if let Event::Exited { index, status } = &event {
+                        if self.slots[*index].spec.stage == stage {
                             let name = self.slots[*index].spec.name.clone();
                             self.slots[*index].pid = None;
                             return Err(UpError::DiedBeforeReady { name, status: status.clone() });

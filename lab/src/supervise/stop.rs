@@ -1,5 +1,6 @@
-//! Stopping the lab: the proxy first, so it stops taking requests and drains before its upstreams go, then the
-//! backends; each group gets SIGTERM, a bounded wait and then SIGKILL.
+//! Stopping the lab: Prometheus first, so it does not record the lab going down as failed scrapes; then the proxy,
+//! so it stops taking requests and drains before its upstreams go; then the backends. Each group gets SIGTERM, a
+//! bounded wait and then SIGKILL.
 
 use std::time::Duration;
 
@@ -14,8 +15,8 @@ use super::{Event, Supervisor};
 pub const STOP_GRACE: Duration = Duration::from_secs(12);
 
 impl Supervisor {
-    /// Stops every running child: the proxy first, so it stops taking requests and drains before its upstreams go,
-    /// then the backends. Each group gets SIGTERM, at most `grace` to exit, then SIGKILL.
+    /// Stops every running child: Prometheus, then the proxy, so it stops taking requests and drains before its
+    /// upstreams go, then the backends. Each group gets SIGTERM, at most `grace` to exit, then SIGKILL.
     pub async fn shutdown(&mut self, grace: Duration) {
         // Pending restarts must not bring anything back while we stop.
         self.restart = false;
@@ -23,7 +24,7 @@ impl Supervisor {
         if running > 0 {
             self.say(&format!("stopping {running} children"));
         }
-        for stage in [Stage::Proxy, Stage::Backend] {
+        for stage in [Stage::Observe, Stage::Proxy, Stage::Backend] {
             let group: Vec<usize> = (0..self.slots.len())
                 .filter(|&i| self.slots[i].spec.stage == stage && self.slots[i].pid.is_some())
                 .collect();
