@@ -5,6 +5,14 @@
 use crate::harness::*;
 use std::time::Duration;
 
+/// The sum of every `scalelab_http_requests_total` series.
+fn requests_counted(text: &str) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with("scalelab_http_requests_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 const AUTH: &str =
     "algorithms = [\"HS256\"]\nsecret = \"metrics-test-secret-0123456789abcdef\"\nleeway = \"5s\"";
 
@@ -71,11 +79,14 @@ async fn request_path_metrics_count_routes_servers_errors_and_retries() {
     assert_eq!(status("/c/obj").await, 200);
 
     let (a_addr, dead_addr) = (a.addr.to_string(), dead.to_string());
+    // A request is counted in its `logging` phase, after the client has its answer: wait until
+    // all 8 are, and until a health check of `a` has passed.
     let text = eventually(
         Duration::from_secs(5),
-        "a passed health check to be counted",
+        "8 requests and a passed health check to be counted",
         || async {
             let text = scrape(&proxy).await;
+            (requests_counted(&text) == 8.0).then_some(())?;
             sample(
                 &text,
                 &format!(
@@ -171,7 +182,15 @@ async fn request_path_metrics_count_routes_servers_errors_and_retries() {
     let (code, _) = proxy.admin_post("/admin/reload").await;
     assert_eq!(code, 200);
     assert_eq!(status("/c/obj").await, 200);
-    let text = scrape(&proxy).await;
+    let text = eventually(
+        Duration::from_secs(5),
+        "the request after the reload to be counted (api's 4 are gone: 1 + 1 + 3)",
+        || async {
+            let text = scrape(&proxy).await;
+            (requests_counted(&text) == 5.0).then_some(text)
+        },
+    )
+    .await;
     assert!(!text.contains("route=\"api\""), "{text}");
     assert!(!text.contains(&dead_addr), "{text}");
     assert_eq!(
