@@ -24,6 +24,8 @@ pub enum StartError {
     },
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("cannot build the request metrics: {0}")]
+    Metrics(prometheus::Error),
 }
 
 /// Options that come from the command line rather than the file.
@@ -45,7 +47,7 @@ pub fn run(
     options: RunOptions,
 ) -> Result<(), StartError> {
     let settings = config.proxy.clone();
-    crate::telemetry::init();
+    crate::telemetry::init().map_err(StartError::Metrics)?;
     let shared = Shared::with_source(config_path, config, source);
 
     // One round of checks before any listener opens, so no request goes to a server whose

@@ -11,7 +11,7 @@
 use prometheus::core::Collector;
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
 use std::collections::HashSet;
-use std::sync::{LazyLock, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// Request and upstream response durations, in seconds: from half a millisecond (a cache hit)
@@ -133,86 +133,88 @@ struct Vectors {
     health_transitions: IntCounterVec,
 }
 
-/// Builds and registers the vectors. The names and labels are constants, so building cannot
-/// fail in practice; if registering does (a name taken by another collector), the vectors
-/// still record and the failure is logged, rather than the proxy refusing to serve.
-fn vectors() -> Vectors {
-    fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-        let vec = IntCounterVec::new(Opts::new(name, help), labels)
-            .unwrap_or_else(|error| unreachable_metric(name, error));
+/// Builds and registers the vectors. Building fails only for malformed names or labels (a
+/// programming error the tests catch); if registering fails (a name taken by another
+/// collector), the vectors still record and the failure is logged, rather than the proxy
+/// refusing to serve.
+fn vectors() -> Result<Vectors, prometheus::Error> {
+    fn counter(
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntCounterVec, prometheus::Error> {
+        let vec = IntCounterVec::new(Opts::new(name, help), labels)?;
         register(name, Box::new(vec.clone()));
-        vec
+        Ok(vec)
     }
-    fn histogram(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
+    fn histogram(
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        buckets: &[f64],
+    ) -> Result<HistogramVec, prometheus::Error> {
         let vec = HistogramVec::new(
             HistogramOpts::new(name, help).buckets(buckets.to_vec()),
             labels,
-        )
-        .unwrap_or_else(|error| unreachable_metric(name, error));
+        )?;
         register(name, Box::new(vec.clone()));
-        vec
+        Ok(vec)
     }
     register_process_metrics();
-    Vectors {
+    Ok(Vectors {
         requests: counter(
             "scalelab_http_requests_total",
             "Requests answered, by route (`none`: no route matched), method and status code, \
              including the ones the proxy answers itself and cache hits.",
             &["route", "method", "code"],
-        ),
+        )?,
         duration: histogram(
             "scalelab_http_request_duration_seconds",
             "Time from the request's header to the last byte of the response, by route and \
              cache use (hit, miss, stale, bypass, none).",
             &["route", "cache"],
             &DURATION_BUCKETS,
-        ),
+        )?,
         size: histogram(
             "scalelab_http_response_size_bytes",
             "Response body bytes sent, by route.",
             &["route"],
             &SIZE_BUCKETS,
-        ),
+        )?,
         upstream_requests: counter(
             "scalelab_upstream_requests_total",
             "Responses received from upstream servers, by status code.",
             &["upstream", "server", "code"],
-        ),
+        )?,
         upstream_duration: histogram(
             "scalelab_upstream_response_duration_seconds",
             "Time from choosing a server to its response header.",
             &["upstream", "server"],
             &DURATION_BUCKETS,
-        ),
+        )?,
         upstream_errors: counter(
             "scalelab_upstream_errors_total",
             "Failed upstream exchanges by kind (connect_refused, connect_timeout, read_timeout, \
              reset, protocol).",
             &["upstream", "server", "kind"],
-        ),
+        )?,
         retries: counter(
             "scalelab_upstream_retries_total",
             "Retries on another server, by whether the request then succeeded (recovered) or \
              not (exhausted).",
             &["upstream", "outcome"],
-        ),
+        )?,
         health_checks: counter(
             "scalelab_health_checks_total",
             "Active health checks by result (pass, fail).",
             &["upstream", "server", "result"],
-        ),
+        )?,
         health_transitions: counter(
             "scalelab_health_transitions_total",
             "Servers changing health, by the state they went to (healthy, unhealthy).",
             &["upstream", "server", "to"],
-        ),
-    }
-}
-
-fn unreachable_metric(name: &str, error: prometheus::Error) -> ! {
-    // The options are constants checked by the tests; a failure here is a programming error
-    // found before release, never a request-time condition.
-    panic!("metric {name} is malformed: {error}")
+        )?,
+    })
 }
 
 fn register(name: &str, collector: Box<dyn Collector>) {
@@ -231,11 +233,21 @@ fn register_process_metrics() {
     );
 }
 
-static VECTORS: LazyLock<Vectors> = LazyLock::new(vectors);
+static VECTORS: OnceLock<Vectors> = OnceLock::new();
 
-/// Registers every vector now, so the exposition lists them from the first scrape.
-pub fn init() {
-    LazyLock::force(&VECTORS);
+/// Builds and registers every vector; the server calls this once before it listens. Until
+/// then (and if it failed) nothing is recorded.
+///
+/// # Errors
+/// A malformed metric name or label (a programming error the tests catch).
+pub fn init() -> Result<(), prometheus::Error> {
+    // Serialised so the vectors are built and registered once.
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let _building = scalelab_common::sync::lock(&BUILDING);
+    if VECTORS.get().is_none() {
+        let _ = VECTORS.set(vectors()?);
+    }
+    Ok(())
 }
 
 /// A route's pre-resolved series; `none` stands for requests no route matched.
@@ -268,7 +280,9 @@ impl RouteMetrics {
         duration: Duration,
         body_bytes: usize,
     ) {
-        let vectors = &*VECTORS;
+        let Some(vectors) = VECTORS.get() else {
+            return;
+        };
         let method = method_index(method);
         match CODES.iter().position(|&code| code == status) {
             Some(code) => self.requests[method * CODES.len() + code]
@@ -329,7 +343,9 @@ impl ServerMetrics {
 
     /// The server's response header arrived `after` the server was chosen.
     pub fn response(&self, status: u16, after: Duration) {
-        let vectors = &*VECTORS;
+        let Some(vectors) = VECTORS.get() else {
+            return;
+        };
         let labels = [self.upstream.as_str(), self.server.as_str()];
         match CODES.iter().position(|&code| code == status) {
             Some(code) => self.responses[code]
@@ -356,9 +372,12 @@ impl ServerMetrics {
             .iter()
             .position(|k| *k == kind)
             .unwrap_or(0);
+        let Some(vectors) = VECTORS.get() else {
+            return;
+        };
         self.errors[slot]
             .get_or_init(|| {
-                VECTORS.upstream_errors.with_label_values(&[
+                vectors.upstream_errors.with_label_values(&[
                     self.upstream.as_str(),
                     self.server.as_str(),
                     kind.label(),
@@ -369,9 +388,12 @@ impl ServerMetrics {
 
     /// One active health check's result, and the transition it caused, if any.
     pub fn health_check(&self, passed: bool, became: Option<bool>) {
+        let Some(vectors) = VECTORS.get() else {
+            return;
+        };
         let labels = [self.upstream.as_str(), self.server.as_str()];
         let result = if passed { "pass" } else { "fail" };
-        VECTORS
+        vectors
             .health_checks
             .with_label_values(&[labels[0], labels[1], result])
             .inc();
@@ -382,8 +404,11 @@ impl ServerMetrics {
 
     /// The server became healthy or unhealthy (by an active check, or ejected passively).
     pub fn health_transition(&self, healthy: bool) {
+        let Some(vectors) = VECTORS.get() else {
+            return;
+        };
         let to = if healthy { "healthy" } else { "unhealthy" };
-        VECTORS
+        vectors
             .health_transitions
             .with_label_values(&[self.upstream.as_str(), self.server.as_str(), to])
             .inc();
@@ -395,8 +420,11 @@ pub fn retries(upstream: &str, retries: u64, recovered: bool) {
     if retries == 0 {
         return;
     }
+    let Some(vectors) = VECTORS.get() else {
+        return;
+    };
     let outcome = if recovered { "recovered" } else { "exhausted" };
-    VECTORS
+    vectors
         .retries
         .with_label_values(&[upstream, outcome])
         .inc_by(retries);
@@ -405,7 +433,9 @@ pub fn retries(upstream: &str, retries: u64, recovered: bool) {
 /// Drops the series of routes and servers a reload removed (`routes` and `servers` are what
 /// the new config has), so they leave the exposition; `none` always stays.
 pub fn prune(routes: &HashSet<&str>, servers: &HashSet<(String, String)>) {
-    let vectors = &*VECTORS;
+    let Some(vectors) = VECTORS.get() else {
+        return;
+    };
     let keep_route = |labels: &Labels| {
         labels
             .iter()

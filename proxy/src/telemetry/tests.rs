@@ -2,7 +2,7 @@ use super::*;
 
 #[test]
 fn every_vector_builds_and_buckets_ascend() {
-    init();
+    init().expect("every metric is well formed");
     assert!(DURATION_BUCKETS.windows(2).all(|w| w[0] < w[1]));
     assert!(SIZE_BUCKETS.windows(2).all(|w| w[0] * 4.0 == w[1]));
     assert_eq!(DURATION_BUCKETS.len(), 14);
