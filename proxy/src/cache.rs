@@ -1,7 +1,9 @@
 //! The multi-tier response cache: tiers L1..Ln (first is hottest), each bounded by entries and
 //! bytes and evicting with CLOCK (second chance), objects entering the last tier, moving up
 //! after `promotion.hits` hits and down when evicted or when their tier's TTL ends, plus
-//! per-key fill locks for request coalescing. Hits take only a shard read lock.
+//! per-key fill locks for request coalescing. A plain hit takes only read locks (and its
+//! object's own `tier_entered` mutex); the hit that promotes an object moves it, with the
+//! write locks a move takes (see ARCHITECTURE.md's invariants).
 //!
 //! One concept per module: `entry` (a stored object and its size), `tier` (one CLOCK tier and
 //! its counters), `moves` (objects between two tiers), `store` (lookup, insert, freshen,

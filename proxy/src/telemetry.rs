@@ -10,7 +10,7 @@
 
 use prometheus::core::Collector;
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
-use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -254,15 +254,29 @@ pub fn init() -> Result<(), prometheus::Error> {
 #[derive(Debug)]
 pub struct RouteMetrics {
     route: String,
+    /// Set when a reload removed the route: requests still on the old snapshot then record
+    /// nothing, so the pruned series do not come back.
+    retired: AtomicBool,
     requests: Vec<OnceLock<IntCounter>>,
     duration: [OnceLock<Histogram>; 5],
     size: OnceLock<Histogram>,
 }
 
 impl RouteMetrics {
+    /// Stops recording: the route left the config (its series are pruned).
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the route left the config.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+    }
+
     pub fn new(route: &str) -> RouteMetrics {
         RouteMetrics {
             route: route.to_string(),
+            retired: AtomicBool::new(false),
             requests: (0..METHODS.len() * CODES.len())
                 .map(|_| OnceLock::new())
                 .collect(),
@@ -280,7 +294,10 @@ impl RouteMetrics {
         duration: Duration,
         body_bytes: usize,
     ) {
-        let Some(vectors) = VECTORS.get() else {
+        let Some(vectors) = VECTORS
+            .get()
+            .filter(|_| !self.retired.load(Ordering::Relaxed))
+        else {
             return;
         };
         let method = method_index(method);
@@ -324,6 +341,8 @@ fn method_index(method: &http::Method) -> usize {
 #[derive(Debug)]
 pub struct ServerMetrics {
     upstream: String,
+    /// Set when a reload removed the server (see `RouteMetrics::retired`).
+    retired: AtomicBool,
     server: String,
     responses: Vec<OnceLock<IntCounter>>,
     duration: OnceLock<Histogram>,
@@ -331,9 +350,21 @@ pub struct ServerMetrics {
 }
 
 impl ServerMetrics {
+    /// Stops recording: the server left the config (its series are pruned).
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+    }
+
+    fn vectors(&self) -> Option<&'static Vectors> {
+        VECTORS
+            .get()
+            .filter(|_| !self.retired.load(Ordering::Relaxed))
+    }
+
     pub fn new(upstream: &str, server: &str) -> ServerMetrics {
         ServerMetrics {
             upstream: upstream.to_string(),
+            retired: AtomicBool::new(false),
             server: server.to_string(),
             responses: (0..CODES.len()).map(|_| OnceLock::new()).collect(),
             duration: OnceLock::new(),
@@ -343,7 +374,7 @@ impl ServerMetrics {
 
     /// The server's response header arrived `after` the server was chosen.
     pub fn response(&self, status: u16, after: Duration) {
-        let Some(vectors) = VECTORS.get() else {
+        let Some(vectors) = self.vectors() else {
             return;
         };
         let labels = [self.upstream.as_str(), self.server.as_str()];
@@ -372,7 +403,7 @@ impl ServerMetrics {
             .iter()
             .position(|k| *k == kind)
             .unwrap_or(0);
-        let Some(vectors) = VECTORS.get() else {
+        let Some(vectors) = self.vectors() else {
             return;
         };
         self.errors[slot]
@@ -388,7 +419,7 @@ impl ServerMetrics {
 
     /// One active health check's result, and the transition it caused, if any.
     pub fn health_check(&self, passed: bool, became: Option<bool>) {
-        let Some(vectors) = VECTORS.get() else {
+        let Some(vectors) = self.vectors() else {
             return;
         };
         let labels = [self.upstream.as_str(), self.server.as_str()];
@@ -404,7 +435,7 @@ impl ServerMetrics {
 
     /// The server became healthy or unhealthy (by an active check, or ejected passively).
     pub fn health_transition(&self, healthy: bool) {
-        let Some(vectors) = VECTORS.get() else {
+        let Some(vectors) = self.vectors() else {
             return;
         };
         let to = if healthy { "healthy" } else { "unhealthy" };
@@ -430,65 +461,8 @@ pub fn retries(upstream: &str, retries: u64, recovered: bool) {
         .inc_by(retries);
 }
 
-/// Drops the series of routes and servers a reload removed (`routes` and `servers` are what
-/// the new config has), so they leave the exposition; `none` always stays.
-pub fn prune(routes: &HashSet<&str>, servers: &HashSet<(String, String)>) {
-    let Some(vectors) = VECTORS.get() else {
-        return;
-    };
-    let keep_route = |labels: &Labels| {
-        labels
-            .iter()
-            .find(|(name, _)| *name == "route")
-            .is_none_or(|(_, value)| *value == "none" || routes.contains(value))
-    };
-    let keep_server = |labels: &Labels| {
-        let value = |wanted: &str| {
-            labels
-                .iter()
-                .find(|(name, _)| *name == wanted)
-                .map(|(_, v)| v.to_string())
-        };
-        match (value("upstream"), value("server")) {
-            (Some(upstream), Some(server)) => servers.contains(&(upstream, server)),
-            // Retries are per upstream: keep those of groups that still exist.
-            (Some(upstream), None) => servers.iter().any(|(group, _)| *group == upstream),
-            _ => true,
-        }
-    };
-    prune_vec(&vectors.requests, &keep_route);
-    prune_vec(&vectors.duration, &keep_route);
-    prune_vec(&vectors.size, &keep_route);
-    prune_vec(&vectors.upstream_requests, &keep_server);
-    prune_vec(&vectors.upstream_duration, &keep_server);
-    prune_vec(&vectors.upstream_errors, &keep_server);
-    prune_vec(&vectors.retries, &keep_server);
-    prune_vec(&vectors.health_checks, &keep_server);
-    prune_vec(&vectors.health_transitions, &keep_server);
-}
-
-/// A series' labels as (name, value) pairs.
-type Labels<'a> = [(&'a str, &'a str)];
-
-fn prune_vec<T: prometheus::core::MetricVecBuilder>(
-    vec: &prometheus::core::MetricVec<T>,
-    keep: &dyn Fn(&Labels) -> bool,
-) {
-    for family in vec.collect() {
-        for metric in family.get_metric() {
-            let labels: Vec<(&str, &str)> = metric
-                .get_label()
-                .iter()
-                .map(|pair| (pair.name(), pair.value()))
-                .collect();
-            if !keep(&labels) {
-                let values: std::collections::HashMap<&str, &str> =
-                    labels.iter().copied().collect();
-                let _ = vec.remove(&values);
-            }
-        }
-    }
-}
-
+mod prune;
 #[cfg(test)]
 mod tests;
+
+pub use prune::prune;

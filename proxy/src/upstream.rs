@@ -248,7 +248,14 @@ impl Registry {
 
     /// Forgets servers that no snapshot lists any more.
     pub fn retain(&self, keep: impl Fn(&str, SocketAddr) -> bool) {
-        lock(&self.servers).retain(|(group, addr), _| keep(group, *addr));
+        lock(&self.servers).retain(|(group, addr), state| {
+            let kept = keep(group, *addr);
+            if !kept {
+                // Probes and requests still holding the state record nothing more for it.
+                state.metrics.retire();
+            }
+            kept
+        });
     }
 }
 

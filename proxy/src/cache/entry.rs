@@ -142,6 +142,12 @@ impl Entry {
         !self.refreshing.swap(true, Ordering::AcqRel)
     }
 
+    /// Gives a failed refresh's claim back, so the next request for the stale object tries
+    /// again instead of every request being served stale until the window ends.
+    pub fn release_refresh(&self) {
+        self.refreshing.store(false, Ordering::Release);
+    }
+
     /// Whether this object answers a request with these header values (its `Vary`).
     pub fn matches_vary(&self, header: &dyn Fn(&str) -> Option<String>) -> bool {
         self.vary.iter().all(|(name, value)| header(name) == *value)

@@ -35,7 +35,7 @@ impl CacheHandle {
     /// resizes (or creates, or drops) the store and drops the objects of every route whose key
     /// template changed; later calls for it only load the store.
     pub fn for_config(&self, config: &CacheConfig) -> Option<Arc<CacheStore>> {
-        if self.generation.load(Ordering::Acquire) != config.generation {
+        if self.generation.load(Ordering::Acquire) < config.generation {
             let _guard = lock(&self.reconfigure);
             if self.generation.load(Ordering::Acquire) < config.generation {
                 let current = self.current.load_full();

@@ -40,7 +40,12 @@ impl Moves {
         let slot = moving
             .entry(entry.key.clone())
             .or_insert_with(|| (entry.clone(), to, 0));
-        *slot = (entry.clone(), to, slot.2 + 1);
+        // With two objects of one key moving at once, lookups see the newer (ids only grow).
+        if slot.0.id <= entry.id {
+            slot.0 = entry.clone();
+            slot.1 = to;
+        }
+        slot.2 += 1;
     }
 
     /// Ends a move registered with `depart`, once the object is in its new tier (or gone).

@@ -296,7 +296,13 @@ impl CacheStore {
         while let Some((index, entry, moving)) = pending.pop() {
             let tier = &self.tiers[index];
             let below = (index + 1 < self.tiers.len()).then_some(index + 1);
-            for evicted in tier.insert(entry.clone(), &self.moves, below) {
+            let evictions = tier.insert(entry.clone(), &self.moves, below);
+            // An older object that moved while a newer one of its key was stored (a promotion
+            // racing a refresh) must not shadow the newer one from a hotter tier.
+            if self.superseded(&entry) {
+                tier.remove(&entry.key, Some(entry.id));
+            }
+            for evicted in evictions {
                 match below {
                     Some(below) => {
                         tier.counters.demotions.fetch_add(1, Ordering::Relaxed);
@@ -311,6 +317,18 @@ impl CacheStore {
                 self.moves.arrive(&entry);
             }
         }
+    }
+
+    /// Whether a newer object of `entry`'s key is stored or on its way into a tier.
+    fn superseded(&self, entry: &Entry) -> bool {
+        let newer = |other: &Entry| other.id > entry.id;
+        self.tiers
+            .iter()
+            .any(|tier| tier.get(&entry.key).is_some_and(|other| newer(&other)))
+            || self
+                .moves
+                .find(&entry.key)
+                .is_some_and(|(other, _)| newer(&other))
     }
 
     fn demote_or_expire(&self, index: usize, entry: &Arc<Entry>) {

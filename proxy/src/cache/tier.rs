@@ -99,17 +99,25 @@ impl Tier {
         moves: &Moves,
         below: Option<usize>,
     ) -> Vec<Arc<Entry>> {
-        let replaced =
-            write(&self.shards[shard_of(&entry.key)]).insert(entry.key.clone(), entry.clone());
-        if let Some(old) = replaced {
-            self.entries.fetch_sub(1, Ordering::Relaxed);
-            self.bytes.fetch_sub(old.size, Ordering::Relaxed);
-        }
-        self.entries.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(entry.size, Ordering::Relaxed);
+        // The object's per-tier state is reset before it becomes visible here, so a concurrent
+        // lookup never judges it by the time it entered its previous tier.
         *lock(&entry.tier_entered) = Instant::now();
         entry.tier_hits.store(0, Ordering::Relaxed);
         entry.referenced.store(false, Ordering::Relaxed);
+        {
+            let mut shard = write(&self.shards[shard_of(&entry.key)]);
+            // Ids only grow: a newer object for this key (stored while this one was moving
+            // between tiers) is never replaced by the older one.
+            if shard.get(&entry.key).is_some_and(|held| held.id > entry.id) {
+                return Vec::new();
+            }
+            if let Some(old) = shard.insert(entry.key.clone(), entry.clone()) {
+                self.entries.fetch_sub(1, Ordering::Relaxed);
+                self.bytes.fetch_sub(old.size, Ordering::Relaxed);
+            }
+        }
+        self.entries.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(entry.size, Ordering::Relaxed);
         let mut clock = lock(&self.clock);
         clock.push_back((entry.key.clone(), entry.id));
         let mut evicted = Vec::new();

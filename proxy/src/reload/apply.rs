@@ -106,13 +106,22 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
                 .map(|s| (pool.name().to_string(), s.state.addr.to_string()))
         })
         .collect();
-    telemetry::prune(&routes, &servers);
+    // Publish first, then retire what left (so requests still on the old snapshot stop
+    // recording it), then prune its series: in that order nothing brings them back.
     shared.publish(Loaded {
-        snapshot,
+        snapshot: snapshot.clone(),
         sha256: record.sha256.clone(),
         loaded_at: record.time.clone(),
         loaded_unix_ms: record.unix_ms,
     });
+    for (index, route) in running.snapshot.config.routes.iter().enumerate() {
+        if !routes.contains(route.name.as_str()) {
+            if let Some(metrics) = running.snapshot.route_metrics(Some(index)) {
+                metrics.retire();
+            }
+        }
+    }
+    telemetry::prune(&routes, &servers);
     record.generation = generation;
     record.result = Outcome::Applied;
     record.duration_us = elapsed_us(started);

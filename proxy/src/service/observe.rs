@@ -39,14 +39,19 @@ pub(super) fn record_request(session: &Session, ctx: &RequestCtx, status: u16) {
         (None, Some(cache)) => cache.use_kind(),
         (None, None) => CacheUse::None,
     };
-    if let Some(metrics) = ctx.snapshot.route_metrics(ctx.route) {
-        metrics.record(
-            &session.req_header().method,
-            status,
-            cache,
-            ctx.started.elapsed(),
-            session.body_bytes_sent(),
-        );
+    let Some(metrics) = ctx.snapshot.route_metrics(ctx.route) else {
+        return;
+    };
+    metrics.record(
+        &session.req_header().method,
+        status,
+        cache,
+        ctx.started.elapsed(),
+        session.body_bytes_sent(),
+    );
+    // A route a reload removed records nothing more, its retries included.
+    if metrics.is_retired() {
+        return;
     }
     if let Some(upstream) = ctx.upstream_name() {
         telemetry::retries(

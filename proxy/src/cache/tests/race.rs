@@ -102,3 +102,31 @@ fn racing_requests_fill_a_cold_key_once() {
         assert_eq!(origin.load(Ordering::Relaxed), 1, "round {round}");
     }
 }
+
+#[test]
+fn a_newer_object_is_never_shadowed_by_an_older_one_moving_between_tiers() {
+    // One thread keeps promoting the stored object (one hit per tier moves it up) while
+    // another stores a new version, as a refresh does; afterwards only the new one is found.
+    for round in 0..3000 {
+        let store = CacheStore::new(settings(&[10, 10, 10], 1));
+        let mut old = object("k", &[]);
+        old.body = bytes::Bytes::from_static(b"old");
+        store.insert(old);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for _ in 0..3 {
+                    store.lookup("k");
+                    std::thread::yield_now();
+                }
+            });
+            scope.spawn(|| {
+                std::thread::yield_now();
+                let mut new = object("k", &[]);
+                new.body = bytes::Bytes::from_static(b"new");
+                store.insert(new);
+            });
+        });
+        let found = store.lookup("k").expect("stored");
+        assert_eq!(found.entry.body, "new", "round {round}");
+    }
+}

@@ -108,7 +108,7 @@ pub async fn lookup(
                     }
                     Usability::StaleRevalidate => {
                         if found.entry.claim_refresh() {
-                            spawn_refresh(session, ctx, &found.entry);
+                            spawn_refresh(session, ctx, found.entry.clone());
                         }
                         ctx.cache = Some(cache);
                         serve(session, ctx, &found, Served::StaleWhileRevalidate).await?;

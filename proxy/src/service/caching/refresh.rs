@@ -8,6 +8,7 @@ use http::header::{
     IF_NONE_MATCH,
 };
 use pingora::prelude::Session;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a refresh may take, body included. Generous, since the origin behind the stale
@@ -20,7 +21,7 @@ const REFRESH_TIMEOUT: Duration = Duration::from_secs(60);
 /// costs the origin only a 304 (which freshens it). Runs in the background; the client already
 /// has its stale answer. A refresh that fails, times out or gets an error status is logged as a
 /// warning.
-pub(super) fn spawn_refresh(session: &Session, ctx: &RequestCtx, entry: &Entry) {
+pub(super) fn spawn_refresh(session: &Session, ctx: &RequestCtx, entry: Arc<Entry>) {
     let Some(listen) = ctx.snapshot.config.proxy.listen.first().copied() else {
         return;
     };
@@ -61,20 +62,30 @@ pub(super) fn spawn_refresh(session: &Session, ctx: &RequestCtx, entry: &Entry) 
         }
     }
     tokio::spawn(async move {
-        match http1::get(target, &path, headers, REFRESH_TIMEOUT).await {
+        let failed = match http1::get(target, &path, headers, REFRESH_TIMEOUT).await {
             Ok(status) if status.as_u16() < 400 => {
                 tracing::debug!(
                     path,
                     status = status.as_u16(),
                     "background cache refresh done"
                 );
+                false
             }
-            Ok(status) => tracing::warn!(
-                path,
-                status = status.as_u16(),
-                "background cache refresh got an error status"
-            ),
-            Err(error) => tracing::warn!(path, %error, "background cache refresh failed"),
+            Ok(status) => {
+                tracing::warn!(
+                    path,
+                    status = status.as_u16(),
+                    "background cache refresh got an error status"
+                );
+                true
+            }
+            Err(error) => {
+                tracing::warn!(path, %error, "background cache refresh failed");
+                true
+            }
+        };
+        if failed {
+            entry.release_refresh();
         }
     });
 }
