@@ -274,6 +274,16 @@ pub async fn backends_behind_proxy<const N: usize>(
         .upstream(UpstreamSpec::new("g", strategy, &refs, weights))
         .route("all", "/", "g");
     let proxy = TestProxy::start(&config).await;
+    // The proxy checks every server once before it listens, but on a loaded machine that
+    // first probe can time out (200 ms); tests start from servers that take traffic.
+    for backend in &backends {
+        eventually(
+            Duration::from_secs(5),
+            "every server to be healthy",
+            || async { (proxy.server_healthy(backend.addr).await == Some(true)).then_some(()) },
+        )
+        .await;
+    }
     (backends, proxy)
 }
 
