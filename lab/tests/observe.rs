@@ -15,9 +15,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
-use scalelab_test_support::{blocking_client, free_ports, patient, Signal};
+use scalelab_test_support::{blocking_client, free_ports, patient, percent_decode, Signal};
 use serde_json::Value;
-use support::{alive, assert_proxy_accepts_auth, build_siblings, children_of, Up, AUTH};
+use support::{alive, assert_proxy_accepts_auth, build_siblings, children_of, lab_tail, Up};
 
 /// The lab's ports, by role.
 pub struct Ports {
@@ -63,8 +63,6 @@ pub fn config_text(ports: &Ports, shutdown: &str) -> String {
         ports.proxy,
         ports.admin,
     );
-    // How long `up` waits for its children and for Prometheus's targets, scaled like every other bound here.
-    let ready_timeout = patient(Duration::from_secs(60)).as_millis();
     format!(
         r#"
 [proxy]
@@ -120,23 +118,8 @@ name = "longtask"
 auth = "jwt"
 path = "/longtask"
 upstream = "gateways"
-
-[[routes]]
-name = "health"
-path = "/health"
-upstream = "gateways"
-
-[lab]
-data_dir = "data"
-gateways = [{g1}, {g2}, {g3}]
-microservice = {ms}
-database = {db}
-worker = {worker}
-workers = 2
-database_latency_ms = [0, 5]
-ready_timeout = "{ready_timeout}ms"
-{AUTH}"#
-    )
+"#
+    ) + &lab_tail([g1, g2, g3], ms, db, worker)
 }
 
 /// The result of an instant query, or why there is none.
@@ -215,23 +198,6 @@ fn exported_names(http: &Client, ports: &[u16]) -> BTreeSet<String> {
         }
     }
     names
-}
-
-/// Decodes the `%XX` escapes of a printed link.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
 }
 
 /// Polls every query until each returns data; past the deadline, fails naming every query still empty.

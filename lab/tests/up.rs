@@ -11,15 +11,14 @@ use std::time::{Duration, Instant};
 use scalelab_test_support::{blocking_client, free_ports, patient, Signal};
 use serde_json::{json, Value};
 use support::{
-    alive, assert_proxy_accepts_auth, build_siblings, children_of, mint_token, scalelab, Up, AUTH,
+    alive, assert_proxy_accepts_auth, build_siblings, children_of, lab_tail, mint_token, scalelab,
+    Up,
 };
 
 fn config_text(ports: &[u16]) -> String {
     let [g1, g2, g3, ms, db, worker, proxy, admin] = ports else {
         panic!("need 8 ports");
     };
-    // How long `up` waits for its children to answer, scaled like every other bound here.
-    let ready_timeout = patient(Duration::from_secs(60)).as_millis();
     let mut text = format!(
         r#"
 [proxy]
@@ -48,24 +47,9 @@ upstream = "gateways"
 name = "longtask"
 path = "/longtask"
 upstream = "gateways"
-
-[[routes]]
-name = "health"
-path = "/health"
-upstream = "gateways"
-
-[lab]
-data_dir = "data"
-gateways = [{g1}, {g2}, {g3}]
-microservice = {ms}
-database = {db}
-worker = {worker}
-workers = 2
-database_latency_ms = [0, 5]
-ready_timeout = "{ready_timeout}ms"
 "#
     );
-    text.push_str(AUTH);
+    text.push_str(&lab_tail([*g1, *g2, *g3], *ms, *db, *worker));
     text
 }
 

@@ -12,7 +12,9 @@ mod patience;
 mod poll;
 mod ports;
 mod process;
+mod promtool;
 
+pub use http::percent_decode;
 #[cfg(feature = "blocking")]
 pub use http::{blocking_client, blocking_client_builder};
 pub use http::{client, client_builder};
@@ -21,3 +23,4 @@ pub use patience::{patience, patient, PATIENCE_VARIABLE};
 pub use poll::{eventually, eventually_blocking, POLL_INTERVAL};
 pub use ports::{free_port, free_ports};
 pub use process::ChildGuard;
+pub use promtool::assert_promtool_clean;

@@ -3,9 +3,8 @@
 //! up in the series it should.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use serde_json::json;
@@ -123,36 +122,7 @@ impl Scrape {
 
     /// Runs `promtool check metrics` on the scrape; it must exit 0 and print nothing.
     fn assert_promtool_clean(&self) {
-        let mut child = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!(
-                    "cannot run promtool ({error}); scripts/install-deps.sh installs it with Debian's prometheus package"
-                )
-            });
-        // Dropping stdin after the write closes it, which is what ends promtool's read.
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(self.text.as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        let report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(
-            output.status.success() && report.trim().is_empty(),
-            "promtool check metrics on the {} exposition: {}\n{report}",
-            self.backend,
-            output.status
-        );
+        scalelab_test_support::assert_promtool_clean(self.backend, &self.text);
     }
 }
 

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use scalelab_test_support::percent_decode;
 use serde_json::json;
 
 fn default_lab() -> LabFile {
@@ -183,23 +184,6 @@ fn targets_are_ready_only_when_every_one_is_up() {
         "{message}"
     );
     assert!(targets_pending(&json!({"status": "error"}), &jobs).is_err());
-}
-
-/// Undoes `percent_encode`, to check that a link carries its query unchanged.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
 }
 
 #[test]

@@ -183,3 +183,29 @@ impl Up {
         }
     }
 }
+
+/// The end every test config shares: the public `/health` route, the `[lab]` table on the
+/// given ports, and `[auth]`. `ready_timeout` (how long `up` waits for its children and for
+/// Prometheus's targets) is scaled like every other bound.
+pub fn lab_tail(gateways: [u16; 3], microservice: u16, database: u16, worker: u16) -> String {
+    let [g1, g2, g3] = gateways;
+    let ready_timeout = patient(Duration::from_secs(60)).as_millis();
+    format!(
+        r#"
+[[routes]]
+name = "health"
+path = "/health"
+upstream = "gateways"
+
+[lab]
+data_dir = "data"
+gateways = [{g1}, {g2}, {g3}]
+microservice = {microservice}
+database = {database}
+worker = {worker}
+workers = 2
+database_latency_ms = [0, 5]
+ready_timeout = "{ready_timeout}ms"
+{AUTH}"#
+    )
+}

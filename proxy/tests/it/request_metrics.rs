@@ -16,34 +16,6 @@ fn requests_counted(text: &str) -> f64 {
 const AUTH: &str =
     "algorithms = [\"HS256\"]\nsecret = \"metrics-test-secret-0123456789abcdef\"\nleeway = \"5s\"";
 
-/// `promtool check metrics` (Debian's `prometheus` package) on an exposition: no problems.
-fn promtool_check(text: &str) {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool runs (scripts/install-deps.sh installs Debian's prometheus package)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success() && report.trim().is_empty(),
-        "promtool: {report}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_path_metrics_count_routes_servers_errors_and_retries() {
     let a = TestBackend::start("a");
@@ -165,7 +137,7 @@ async fn request_path_metrics_count_routes_servers_errors_and_retries() {
     );
     assert!(sample(&text, "process_resident_memory_bytes").is_some_and(|rss| rss > 0.0));
     assert!(sample(&text, "process_start_time_seconds").is_some_and(|t| t > 1.6e9));
-    promtool_check(&text);
+    scalelab_test_support::assert_promtool_clean("proxy", &text);
 
     // A reload that removes route `api` and the refusing server takes their series away;
     // the routes that stay keep counting from where they were.
@@ -200,5 +172,5 @@ async fn request_path_metrics_count_routes_servers_errors_and_retries() {
         ),
         Some(3.0)
     );
-    promtool_check(&text);
+    scalelab_test_support::assert_promtool_clean("proxy", &text);
 }
