@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing scalelab needs on a Debian machine that has Rust:
-# cmake (pingora builds a C library with it), a C toolchain, Prometheus and promtool (for the dashboard and metrics tests)
+# cmake (pingora builds a C library with it), a C toolchain, Prometheus and promtool (for the dashboard and metrics tests),
+# redis-server (for the scale-out tests)
 # and the rustfmt/clippy components.
 # Idempotent: it installs only what is missing, so it is cheap to run every time.
 set -euo pipefail
@@ -15,6 +16,10 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
   need_apt+=(prometheus)
 fi
+
+# The scale-out tests start their own redis-server (a shared task queue behind several workers); no service is
+# enabled or started here.
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 
 if ((${#need_apt[@]})); then
   sudo=""

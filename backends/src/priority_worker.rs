@@ -2,8 +2,10 @@
 //! and runs them on a resizable pool in priority order with aging. See `queue` for the policy, `store` for durability
 //! and `pool` for execution.
 
+pub mod backlog;
 pub mod pool;
 pub mod queue;
+pub mod shared;
 pub mod store;
 
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use self::backlog::{Backlog, LocalBacklog};
 use self::pool::{Pool, WorkerMetrics, REJECTED_OUTCOME, REJECTED_PRIORITY};
 use self::queue::Priority;
 use self::store::{StoreError, TaskSpec, TaskStore};
@@ -69,15 +72,29 @@ impl WorkerState {
         store: Arc<dyn TaskStore>,
         settings: WorkerSettings,
     ) -> Result<Self, AppError> {
+        let backlog = Arc::new(LocalBacklog::new(Arc::clone(&store), settings.aging));
+        Self::start_with(instance, store, backlog, settings).await
+    }
+
+    /// Like [`WorkerState::start`], with the waiting tasks in `backlog` (a shared one for several workers).
+    ///
+    /// # Errors
+    /// A metrics registration conflict or a store failure during recovery.
+    pub async fn start_with(
+        instance: Arc<Instance>,
+        store: Arc<dyn TaskStore>,
+        backlog: Arc<dyn Backlog>,
+        settings: WorkerSettings,
+    ) -> Result<Self, AppError> {
         if settings.workers > MAX_WORKERS {
             return Err(AppError::BadRequest(format!(
                 "at most {MAX_WORKERS} workers"
             )));
         }
         let metrics = WorkerMetrics::register(instance.registry()).map_err(AppError::internal)?;
-        let pool = Pool::new(Arc::clone(&store), metrics.clone(), settings.aging);
+        let pool = Pool::new(backlog, metrics.clone());
         for record in store.recover().await? {
-            pool.enqueue(&record);
+            pool.enqueue(&record).await?;
         }
         pool.resize(settings.workers);
         Ok(Self {
@@ -183,7 +200,7 @@ async fn enqueue(
         }
     };
     let record = state.store.insert(priority, spec, unix_now()).await?;
-    let position = state.pool.enqueue(&record);
+    let position = state.pool.enqueue(&record).await?;
     tracing::info!(task_id = record.task_id, %priority, position, "task queued");
     Ok((
         StatusCode::ACCEPTED,
@@ -263,7 +280,11 @@ struct ResizeRequest {
 }
 
 async fn workers(State(state): State<WorkerState>) -> axum::Json<Value> {
-    axum::Json(json!({ "workers": state.pool.workers(), "busy": state.pool.busy() }))
+    axum::Json(json!({
+        "workers": state.pool.workers(),
+        "busy": state.pool.busy(),
+        "running": state.pool.running(),
+    }))
 }
 
 async fn resize(

@@ -13,6 +13,7 @@ mod poll;
 mod ports;
 mod process;
 mod promtool;
+mod redis;
 
 pub use http::percent_decode;
 #[cfg(feature = "blocking")]
@@ -24,3 +25,4 @@ pub use poll::{eventually, eventually_blocking, POLL_INTERVAL};
 pub use ports::{free_port, free_ports};
 pub use process::ChildGuard;
 pub use promtool::assert_promtool_clean;
+pub use redis::RedisServer;

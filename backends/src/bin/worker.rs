@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use scalelab_backends::instance::Instance;
+use scalelab_backends::priority_worker::backlog::{Backlog, LocalBacklog};
+use scalelab_backends::priority_worker::shared::{RedisTasks, SharedSettings};
 use scalelab_backends::priority_worker::store::{SqliteTaskStore, TaskStore};
 use scalelab_backends::priority_worker::{self, WorkerSettings, WorkerState};
 use scalelab_backends::serve::{self, CommonArgs};
@@ -28,16 +30,59 @@ struct Args {
     /// A task waiting this long overtakes fresh tasks of any priority (e.g. "30s", "500ms").
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     aging: Duration,
+    /// Share one task queue with other workers through this Redis (`redis://host:port/db`, or `rediss://` for TLS).
+    /// Without it the queue is the SQLite file in --data-dir.
+    #[arg(long, env = "SCALELAB_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Prefix of every Redis key (the queue's keys are under `<prefix>tasks:`).
+    #[arg(long, default_value = "scalelab:")]
+    redis_key_prefix: String,
+    /// Connecting to Redis gives up after this long.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    redis_connect_timeout: Duration,
+    /// A Redis command gives up after this long.
+    #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
+    redis_command_timeout: Duration,
+    /// With Redis: a task whose worker stops renewing its claim for this long (it died) goes to another worker.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    visibility_timeout: Duration,
+}
+
+/// How often an idle worker on a shared queue looks for tasks that other workers accepted.
+const SHARED_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The store and the backlog: the local SQLite file, or the shared queue on Redis.
+async fn tasks(args: &Args) -> anyhow::Result<(Arc<dyn TaskStore>, Arc<dyn Backlog>)> {
+    let Some(url) = &args.redis_url else {
+        let store: Arc<dyn TaskStore> =
+            Arc::new(SqliteTaskStore::open(&args.data_dir).with_context(|| {
+                format!("opening the task store in {}", args.data_dir.display())
+            })?);
+        let backlog = Arc::new(LocalBacklog::new(Arc::clone(&store), args.aging));
+        return Ok((store, backlog));
+    };
+    let shared = Arc::new(
+        RedisTasks::connect(SharedSettings {
+            url: url.clone(),
+            key_prefix: format!("{}tasks:", args.redis_key_prefix),
+            connect_timeout: args.redis_connect_timeout,
+            command_timeout: args.redis_command_timeout,
+            visibility_timeout: args.visibility_timeout,
+            aging: args.aging,
+            poll_interval: SHARED_POLL_INTERVAL,
+        })
+        .await
+        .context("connecting to the shared task queue")?,
+    );
+    tracing::info!(url, "task queue shared on redis");
+    Ok((shared.clone(), shared))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     serve::init_tracing();
-    let store: Arc<dyn TaskStore> = Arc::new(
-        SqliteTaskStore::open(&args.data_dir)
-            .with_context(|| format!("opening the task store in {}", args.data_dir.display()))?,
-    );
+    let (store, backlog) = tasks(&args).await?;
     let (listener, addr) = serve::bind(args.common.host, args.common.port.unwrap_or(5005))
         .await
         .context("binding")?;
@@ -48,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
         workers: args.workers,
         aging: args.aging,
     };
-    let state = WorkerState::start(instance, store, settings)
+    let state = WorkerState::start_with(instance, store, backlog, settings)
         .await
         .map_err(|error| anyhow::anyhow!("starting the worker: {error}"))?;
     serve::run(listener, priority_worker::router(state), &name)

@@ -1,6 +1,7 @@
-//! The worker pool: N tokio tasks that pop from the in-memory [`Queue`], run tasks, and record outcomes in the
-//! [`TaskStore`] and the metrics. The pool size changes live; a shrinking pool lets running tasks finish.
+//! The worker pool: N tokio tasks that claim from the [`Backlog`], run tasks, and record outcomes in the
+//! backlog and the metrics. The pool size changes live; a shrinking pool lets running tasks finish.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,8 +11,9 @@ use prometheus::{
 };
 use tokio::sync::Notify;
 
-use super::queue::{Entry, Priority, Queue};
-use super::store::{TaskRecord, TaskSpec, TaskStore};
+use super::backlog::{Backlog, Claim};
+use super::queue::Priority;
+use super::store::{StoreError, TaskRecord, TaskSpec};
 use super::unix_now;
 use crate::microservice::burn_cpu;
 
@@ -103,32 +105,25 @@ impl WorkerMetrics {
     }
 }
 
-/// What a queue entry carries.
-#[derive(Debug, Clone)]
-struct Work {
-    task_id: String,
-    spec: TaskSpec,
-}
-
 #[derive(Debug, Default)]
 struct Size {
     desired: usize,
     live: usize,
 }
 
-#[derive(Debug)]
 struct Inner {
-    queue: Mutex<Queue<Work>>,
+    backlog: Arc<dyn Backlog>,
     wakeup: Notify,
     size: Mutex<Size>,
     busy: AtomicUsize,
-    store: Arc<dyn TaskStore>,
+    /// The ids of the tasks this process is running, for `GET /admin/workers`.
+    running: Mutex<BTreeSet<String>>,
     metrics: WorkerMetrics,
 }
 
-impl std::fmt::Debug for dyn TaskStore {
+impl std::fmt::Debug for Inner {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("TaskStore")
+        formatter.write_str("Pool")
     }
 }
 
@@ -138,45 +133,37 @@ pub struct Pool {
     inner: Arc<Inner>,
 }
 
-// Neither the queue nor the size counters can be left half-updated by a panic, so a poisoned
-// lock is still usable.
+// The size counters cannot be left half-updated by a panic, so a poisoned lock is still usable.
 use scalelab_common::sync::lock;
+
+/// How long a worker waits before claiming again after the backlog failed (a shared store that is down).
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 
 impl Pool {
     /// An empty pool with no workers; call [`Pool::resize`] to start them.
     #[must_use]
-    pub fn new(store: Arc<dyn TaskStore>, metrics: WorkerMetrics, aging: Duration) -> Self {
+    pub fn new(backlog: Arc<dyn Backlog>, metrics: WorkerMetrics) -> Self {
         Self {
             inner: Arc::new(Inner {
-                queue: Mutex::new(Queue::new(aging)),
+                backlog,
                 wakeup: Notify::new(),
                 size: Mutex::new(Size::default()),
                 busy: AtomicUsize::new(0),
-                store,
+                running: Mutex::new(BTreeSet::new()),
                 metrics,
             }),
         }
     }
 
-    /// Queues a stored task and wakes a worker; returns the number now waiting at its level.
-    pub fn enqueue(&self, record: &TaskRecord) -> usize {
-        let entry = Entry {
-            seq: record.seq,
-            priority: record.priority,
-            enqueued_at: record.queued_at,
-            item: Work {
-                task_id: record.task_id.clone(),
-                spec: record.spec.clone(),
-            },
-        };
-        let position = {
-            let mut queue = lock(&self.inner.queue);
-            let position = queue.push(entry);
-            self.inner.set_depth(&queue);
-            position
-        };
+    /// Makes a stored task available and wakes a worker; returns the number now waiting at its level.
+    ///
+    /// # Errors
+    /// The backlog could not take the task (a shared store that is down).
+    pub async fn enqueue(&self, record: &TaskRecord) -> Result<usize, StoreError> {
+        let position = self.inner.backlog.push(record).await?;
+        self.inner.update_depths().await;
         self.inner.wakeup.notify_one();
-        position
+        Ok(position)
     }
 
     /// Sets the number of workers; extra workers exit after their current task.
@@ -208,16 +195,25 @@ impl Pool {
     pub fn busy(&self) -> usize {
         self.inner.busy.load(Ordering::Relaxed)
     }
+
+    /// The ids of the tasks this process is running right now, in id order.
+    #[must_use]
+    pub fn running(&self) -> Vec<String> {
+        lock(&self.inner.running).iter().cloned().collect()
+    }
 }
 
 impl Inner {
-    fn set_depth(&self, queue: &Queue<Work>) {
-        for priority in Priority::ALL {
-            let depth = i64::try_from(queue.len(priority)).unwrap_or(i64::MAX);
+    async fn update_depths(&self) {
+        // The gauge is best effort: a backlog that cannot say its depth leaves the last known value.
+        let Ok(depths) = self.backlog.depths().await else {
+            return;
+        };
+        for (priority, depth) in Priority::ALL.into_iter().zip(depths) {
             self.metrics
                 .queue_depth
                 .with_label_values(&[priority.as_str()])
-                .set(depth);
+                .set(i64::try_from(depth).unwrap_or(i64::MAX));
         }
     }
 
@@ -231,13 +227,6 @@ impl Inner {
             false
         }
     }
-
-    fn pop(&self) -> Option<Entry<Work>> {
-        let mut queue = lock(&self.queue);
-        let entry = queue.pop(unix_now());
-        self.set_depth(&queue);
-        entry
-    }
 }
 
 /// One worker's loop.
@@ -246,45 +235,66 @@ async fn work(inner: Arc<Inner>) {
         if inner.should_exit() {
             return;
         }
-        // Register interest before looking at the queue, so an enqueue between the check and the wait is not missed.
+        // Register interest before looking at the backlog, so an enqueue between the check and the wait is not missed.
         let wakeup = inner.wakeup.notified();
         tokio::pin!(wakeup);
         wakeup.as_mut().enable();
-        match inner.pop() {
-            Some(entry) => {
+        match inner.backlog.claim(unix_now()).await {
+            Ok(Some(claim)) => {
+                inner.update_depths().await;
                 inner.busy.fetch_add(1, Ordering::Relaxed);
-                run(&inner, entry).await;
+                lock(&inner.running).insert(claim.task_id.clone());
+                let task_id = claim.task_id.clone();
+                run(&inner, claim).await;
+                lock(&inner.running).remove(&task_id);
                 inner.busy.fetch_sub(1, Ordering::Relaxed);
             }
-            None => wakeup.await,
+            Ok(None) => match inner.backlog.poll_interval() {
+                Some(interval) => {
+                    let _ = tokio::time::timeout(interval, wakeup).await;
+                }
+                None => wakeup.await,
+            },
+            Err(error) => {
+                tracing::warn!(%error, "could not claim a task; retrying in 1 s");
+                tokio::time::sleep(RETRY_AFTER_ERROR).await;
+            }
         }
     }
 }
 
-async fn run(inner: &Inner, entry: Entry<Work>) {
-    let priority = entry.priority.as_str();
-    let Work { task_id, spec } = entry.item;
+async fn run(inner: &Inner, claim: Claim) {
+    let priority = claim.priority.as_str();
+    let task_id = claim.task_id.as_str();
     let started_at = unix_now();
     inner
         .metrics
         .wait
         .with_label_values(&[priority])
-        .observe((started_at - entry.enqueued_at).max(0.0));
-    // If the start cannot be recorded the task still runs: at-least-once allows a second run after a crash.
-    if let Err(error) = inner.store.mark_running(&task_id, started_at).await {
-        tracing::error!(task_id, %error, "could not record the task start");
-    }
+        .observe((started_at - claim.enqueued_at).max(0.0));
     tracing::info!(
         task_id,
         priority,
-        task_type = spec.task_type,
+        task_type = claim.spec.task_type,
+        attempt = claim.attempt,
         "task started"
     );
     let started = Instant::now();
     // The task runs in its own tokio task, so even a panic inside it cannot take this worker down.
-    let outcome = match tokio::spawn(execute(spec)).await {
-        Ok(result) => result,
-        Err(error) => Err(format!("task crashed: {error}")),
+    let mut execution = tokio::spawn(execute(claim.spec.clone()));
+    let outcome = loop {
+        let renew_after = inner.backlog.renew_interval().unwrap_or(Duration::MAX);
+        tokio::select! {
+            joined = &mut execution => break match joined {
+                Ok(result) => result,
+                Err(error) => Err(format!("task crashed: {error}")),
+            },
+            () = tokio::time::sleep(renew_after) => match inner.backlog.renew(&claim).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(task_id, "claim lost: another worker took the task over"),
+                Err(error) => tracing::warn!(task_id, %error, "could not renew the claim"),
+            },
+        }
     };
     let elapsed = started.elapsed().as_secs_f64();
     inner
@@ -300,12 +310,18 @@ async fn run(inner: &Inner, entry: Entry<Work>) {
         .with_label_values(&[priority, label])
         .inc();
     tracing::info!(task_id, priority, outcome = label, elapsed, "task finished");
-    if let Err(error) = inner
-        .store
-        .mark_finished(&task_id, unix_now(), outcome.err())
+    match inner
+        .backlog
+        .finish(&claim, unix_now(), outcome.err())
         .await
     {
-        tracing::error!(task_id, %error, "could not record the task outcome");
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            task_id,
+            attempt = claim.attempt,
+            "outcome dropped: a later attempt owns the task"
+        ),
+        Err(error) => tracing::error!(task_id, %error, "could not record the task outcome"),
     }
 }
 

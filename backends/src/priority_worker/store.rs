@@ -59,7 +59,7 @@ impl Status {
         }
     }
 
-    fn parse(text: &str) -> Result<Self, StoreError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, StoreError> {
         match text {
             "queued" => Ok(Self::Queued),
             "running" => Ok(Self::Running),
@@ -95,6 +95,25 @@ pub struct TaskRecord {
     pub error: Option<String>,
     /// How many times a worker started it (more than 1 after a crash).
     pub attempts: u32,
+}
+
+impl TaskRecord {
+    /// A task just accepted: queued, never started.
+    #[must_use]
+    pub fn accepted(seq: u64, priority: Priority, spec: TaskSpec, queued_at: f64) -> Self {
+        Self {
+            task_id: task_id(seq),
+            seq,
+            priority,
+            spec,
+            status: Status::Queued,
+            queued_at,
+            started_at: None,
+            finished_at: None,
+            error: None,
+            attempts: 0,
+        }
+    }
 }
 
 /// Aggregates for `GET /stats`.
@@ -141,6 +160,12 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn recover(&self) -> Result<Vec<TaskRecord>, StoreError>;
     /// Aggregates for the stats endpoint.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
+}
+
+impl std::fmt::Debug for dyn TaskStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("TaskStore")
+    }
 }
 
 /// The file name of the queue inside the data dir.
@@ -282,18 +307,7 @@ impl TaskStore for SqliteTaskStore {
             )?;
             let seq = u64::try_from(connection.last_insert_rowid())
                 .map_err(|error| StoreError(error.to_string()))?;
-            Ok(TaskRecord {
-                task_id: task_id(seq),
-                seq,
-                priority,
-                spec,
-                status: Status::Queued,
-                queued_at,
-                started_at: None,
-                finished_at: None,
-                error: None,
-                attempts: 0,
-            })
+            Ok(TaskRecord::accepted(seq, priority, spec, queued_at))
         })
         .await
     }

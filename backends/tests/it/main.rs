@@ -5,3 +5,4 @@ mod database;
 mod harness;
 mod metrics;
 mod worker;
+mod worker_fleet;

@@ -13,7 +13,7 @@ async fn start(data_dir: &std::path::Path, workers: &str) -> Backend {
     Backend::start(WORKER, &["--data-dir", dir, "--workers", workers], data_dir).await
 }
 
-async fn submit(
+pub(crate) async fn submit(
     client: &reqwest::Client,
     worker: &Backend,
     priority: &str,
@@ -30,7 +30,7 @@ async fn submit(
     body["task_id"].as_str().unwrap().to_owned()
 }
 
-async fn task(client: &reqwest::Client, worker: &Backend, id: &str) -> Value {
+pub(crate) async fn task(client: &reqwest::Client, worker: &Backend, id: &str) -> Value {
     get_json(client, &format!("{}/tasks/{id}", worker.url))
         .await
         .1
