@@ -267,6 +267,11 @@ impl BackgroundService for AdminService {
         });
         keep_running(shared, &shutdown, Task::CacheSweeper, cache::sweep);
         keep_running(shared, &shutdown, Task::ConfigWatcher, crate::watch::run);
+        if let Some(remote) = shared.cache().remote().cloned() {
+            keep_running(shared, &shutdown, Task::CachePurges, move |shared, _| {
+                crate::cache::remote::subscriber::run(remote.clone(), shared.cache().clone())
+            });
+        }
         let bound = scalelab_common::sync::lock(&self.listener).take();
         let listener = match (bound, self.bind_later) {
             (Some(listener), _) => match tokio::net::TcpListener::from_std(listener) {

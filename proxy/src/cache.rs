@@ -11,12 +11,15 @@
 //! (what a purge selects and how a request for one is read), `report` (one object's place) and
 //! `handle` (the store that follows config reloads). `key` and `policy` are the pure parts.
 
+pub mod codec;
 mod entry;
 mod fill;
+mod fleet;
 mod handle;
 mod invalidation;
 mod moves;
 pub mod policy;
+pub mod remote;
 mod report;
 mod store;
 mod tier;
@@ -28,6 +31,7 @@ pub use entry::{variant_key, Entry, NewEntry};
 pub use fill::{Fill, FillGuard};
 pub use handle::{CacheConfig, CacheHandle};
 pub use invalidation::{Invalidation, InvalidationError, Selector};
+pub use remote::RemoteTier;
 pub use report::EntryReport;
 pub use store::{CacheStore, Found};
 pub use tier::TierStats;

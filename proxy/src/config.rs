@@ -33,6 +33,32 @@ pub struct Config {
     pub cache: Option<CacheSettings>,
     /// `None` when the file has no `[auth]` table: no route may require a token.
     pub auth: Option<AuthConfig>,
+    /// `None` when the file has no `[redis]` table: nothing is shared with other proxies.
+    pub redis: Option<RedisSettings>,
+}
+
+/// The `[redis]` table: where a fleet of proxies keeps its shared cache tier.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RedisSettings {
+    /// `redis://host:port/db`, or `rediss://` for TLS.
+    pub url: String,
+    /// Prepended to every key, so several labs can share one Redis.
+    pub key_prefix: String,
+    #[serde(with = "humantime_serde_compat")]
+    pub connect_timeout: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub command_timeout: Duration,
+}
+
+/// Where a cache tier keeps its objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TierKind {
+    /// In this process (CLOCK eviction, promotion and demotion).
+    #[default]
+    Memory,
+    /// In the `[redis]` server, shared by every proxy that uses it; only the last tier.
+    Redis,
 }
 
 /// The `[auth]` table and the verifier built from it.
@@ -102,6 +128,7 @@ pub struct CacheSettings {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TierSettings {
     pub name: String,
+    pub kind: TierKind,
     pub max_entries: usize,
     pub max_bytes: usize,
     #[serde(with = "humantime_serde_compat")]

@@ -247,6 +247,9 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
             entries.with_label_values(&[name]).set(tier.items as i64);
             bytes.with_label_values(&[name]).set(tier.bytes as i64);
         }
+        if let Some(remote) = store.remote() {
+            redis_series(&registry, &remote.counters, remote.is_failing())?;
+        }
     }
 
     let mut families = registry.gather();
@@ -254,4 +257,77 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
     let mut out = Vec::new();
     TextEncoder::new().encode(&families, &mut out)?;
     Ok(out)
+}
+
+/// The label values of a series without labels.
+const NO_LABELS: &[&str] = &[];
+
+/// The shared (Redis) tier's own series, beside the per-tier ones every tier has: commands by
+/// result, their total time (divide by the count for the mean), purges, fleet fill locks and
+/// whether the breaker has the tier switched off.
+fn redis_series(
+    registry: &Registry,
+    counters: &crate::cache::remote::RemoteCounters,
+    failing: bool,
+) -> Result<(), MetricsError> {
+    let load =
+        |value: &std::sync::atomic::AtomicU64| value.load(std::sync::atomic::Ordering::Relaxed);
+    let commands = counter(
+        registry,
+        "scalelab_cache_redis_commands_total",
+        "Commands sent to the Redis tier by result (ok, error: failed or timed out), and the \
+         ones not sent (skipped) while its breaker was open.",
+        &["result"],
+    )?;
+    let sent = load(&counters.commands);
+    let errors = load(&counters.errors);
+    commands
+        .with_label_values(&["ok"])
+        .inc_by(sent.saturating_sub(errors));
+    commands.with_label_values(&["error"]).inc_by(errors);
+    commands
+        .with_label_values(&["skipped"])
+        .inc_by(load(&counters.skipped));
+    let seconds = prometheus::CounterVec::new(
+        Opts::new(
+            "scalelab_cache_redis_command_seconds_total",
+            "Time spent in Redis tier commands; with scalelab_cache_redis_commands_total, the \
+             mean latency.",
+        ),
+        &[],
+    )?;
+    registry.register(Box::new(seconds.clone()))?;
+    seconds
+        .with_label_values(NO_LABELS)
+        .inc_by(load(&counters.latency_micros) as f64 / 1e6);
+    let locks = counter(
+        registry,
+        "scalelab_cache_redis_fill_locks_total",
+        "Fleet fill locks on cold keys: won (this proxy fetched) or waited (another proxy did).",
+        &["result"],
+    )?;
+    locks
+        .with_label_values(&["won"])
+        .inc_by(load(&counters.locks_won));
+    locks
+        .with_label_values(&["waited"])
+        .inc_by(load(&counters.locks_waited));
+    counter(
+        registry,
+        "scalelab_cache_redis_purged_total",
+        "Objects removed or marked stale in Redis by purges from this proxy.",
+        &[],
+    )?
+    .with_label_values(NO_LABELS)
+    .inc_by(load(&counters.purged));
+    gauge(
+        registry,
+        "scalelab_cache_redis_breaker_open",
+        "1 while the Redis tier is skipped after failures (requests use memory tiers and the \
+         origin), else 0.",
+        &[],
+    )?
+    .with_label_values(NO_LABELS)
+    .set(i64::from(failing));
+    Ok(())
 }

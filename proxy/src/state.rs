@@ -116,6 +116,14 @@ impl Shared {
     /// and the file watcher compares against).
     pub fn with_source(config_path: &Path, config: Config, text: &str) -> Shared {
         let registry = Registry::default();
+        let remote = config.redis.clone().and_then(|settings| {
+            crate::cache::RemoteTier::new(settings)
+                .map(Arc::new)
+                .map_err(
+                    |error| tracing::error!(%error, "cannot use [redis]; the redis tier stays off"),
+                )
+                .ok()
+        });
         let snapshot = Arc::new(Snapshot::build(config, 1, &registry));
         let sha256 = journal::sha256_hex(text);
         let (loaded_at, loaded_unix_ms) = journal::now();
@@ -146,7 +154,7 @@ impl Shared {
                     loaded_unix_ms,
                 }),
                 journal,
-                cache: Arc::new(crate::cache::CacheHandle::default()),
+                cache: Arc::new(crate::cache::CacheHandle::new(remote)),
                 auth_outcomes: AuthOutcomes::default(),
                 tasks: TaskCounters::default(),
             }),

@@ -19,14 +19,17 @@ pub enum Task {
     ConfigWatcher,
     CacheSweeper,
     SignalHandler,
+    /// Applies other proxies' cache purges (only with a `kind = "redis"` tier).
+    CachePurges,
 }
 
 impl Task {
-    pub const ALL: [Task; 4] = [
+    pub const ALL: [Task; 5] = [
         Task::HealthChecker,
         Task::ConfigWatcher,
         Task::CacheSweeper,
         Task::SignalHandler,
+        Task::CachePurges,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +38,7 @@ impl Task {
             Task::ConfigWatcher => "config_watcher",
             Task::CacheSweeper => "cache_sweeper",
             Task::SignalHandler => "signal_handler",
+            Task::CachePurges => "cache_purges",
         }
     }
 

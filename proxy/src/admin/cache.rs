@@ -114,7 +114,7 @@ async fn invalidate(State(shared): State<Shared>, Query(target): Query<Target>) 
         Ok(request) => request,
         Err(error) => return Answer::new(400, error.body()),
     };
-    Answer::ok(store.invalidate_report(&request))
+    Answer::ok(store.invalidate_everywhere(&request).await)
 }
 
 /// Applies tier TTLs and expiry about once a second, so memory comes back even for objects

@@ -112,6 +112,22 @@ impl Entry {
         })
     }
 
+    /// An object read back from a shared tier, stored `age` ago by some proxy.
+    pub(super) fn restored(
+        id: u64,
+        key: String,
+        size: usize,
+        new: NewEntry,
+        age: Duration,
+    ) -> Arc<Entry> {
+        let mut entry = Entry::new(id, key, size, new);
+        if let Some(entry) = Arc::get_mut(&mut entry) {
+            let now = Instant::now();
+            entry.stored_at = now.checked_sub(age).unwrap_or(now);
+        }
+        entry
+    }
+
     pub fn age(&self) -> Duration {
         self.stored_at.elapsed()
     }

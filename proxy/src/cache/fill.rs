@@ -26,11 +26,34 @@ impl Default for Fills {
 pub struct FillGuard {
     store: Arc<CacheStore>,
     key: String,
+    /// The fleet fill lock's token, while this proxy holds it for the whole fleet.
+    fleet_token: Option<String>,
+}
+
+impl FillGuard {
+    /// Records that this leader also holds the fleet's fill lock.
+    pub fn hold_fleet_lock(&mut self, token: String) {
+        self.fleet_token = Some(token);
+    }
+
+    /// Hands the fleet lock to the store that stores the object (it lets go of the lock once
+    /// the object is in the shared tier, so no other proxy finds neither lock nor object).
+    pub fn take_fleet_token(&mut self) -> Option<String> {
+        self.fleet_token.take()
+    }
 }
 
 impl Drop for FillGuard {
     fn drop(&mut self) {
         lock(&self.store.fills.0[shard_of(&self.key)]).remove(&self.key);
+        // Nothing was stored under the fleet lock (the fetch failed or was not cacheable):
+        // let go of it now, so other proxies' waiters go to the origin without waiting it out.
+        if let (Some(token), Some(remote)) = (self.fleet_token.take(), self.store.remote()) {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let (remote, key) = (remote.clone(), std::mem::take(&mut self.key));
+                runtime.spawn(async move { remote.unlock(&key, &token).await });
+            }
+        }
     }
 }
 
@@ -70,6 +93,7 @@ impl CacheStore {
         Fill::Leader(FillGuard {
             store: self.clone(),
             key: key.to_string(),
+            fleet_token: None,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! `CacheHandle`: the store for the running config, following reloads.
 
 use super::invalidation::Selector;
+use super::remote::RemoteTier;
 use super::store::CacheStore;
 use crate::config::CacheSettings;
 use scalelab_common::sync::lock;
@@ -28,9 +29,29 @@ pub struct CacheHandle {
     reconfigure: Mutex<()>,
     /// Each caching route's key template in the config the store follows.
     templates: Mutex<HashMap<String, String>>,
+    /// The shared (Redis) tier, when `[redis]` was configured at start.
+    remote: Option<Arc<RemoteTier>>,
 }
 
 impl CacheHandle {
+    /// A handle whose stores use `remote` for a `kind = "redis"` tier.
+    pub fn new(remote: Option<Arc<RemoteTier>>) -> CacheHandle {
+        CacheHandle {
+            remote,
+            ..CacheHandle::default()
+        }
+    }
+
+    /// The shared tier's connection, if any.
+    pub fn remote(&self) -> Option<&Arc<RemoteTier>> {
+        self.remote.as_ref()
+    }
+
+    /// The store as it is now (the purge subscriber applies fleet purges to it).
+    pub fn current(&self) -> Option<Arc<CacheStore>> {
+        self.current.load_full()
+    }
+
     /// The store matching `config`'s `[cache]` settings. The first call for a newer generation
     /// resizes (or creates, or drops) the store and drops the objects of every route whose key
     /// template changed; later calls for it only load the store.
@@ -42,8 +63,13 @@ impl CacheHandle {
                 let next = match (&config.settings, current) {
                     (None, _) => None,
                     (Some(settings), Some(store)) if store.settings == *settings => Some(store),
-                    (Some(settings), Some(store)) => Some(store.resized(settings.clone())),
-                    (Some(settings), None) => Some(CacheStore::new(settings.clone())),
+                    (Some(settings), Some(store)) => {
+                        Some(store.resized(settings.clone(), self.remote.clone()))
+                    }
+                    (Some(settings), None) => Some(CacheStore::with_remote(
+                        settings.clone(),
+                        self.remote.clone(),
+                    )),
                 };
                 let mut known = lock(&self.templates);
                 if let Some(store) = &next {

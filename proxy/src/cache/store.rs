@@ -4,11 +4,13 @@
 
 use super::entry::{headers_size, object_size, variant_key, Entry, NewEntry};
 use super::fill::Fills;
+use super::fleet::SharedTier;
 use super::moves::Moves;
 use super::policy::{TtlSource, Usability};
+use super::remote::RemoteTier;
 use super::tier::{shard_of, Tier, TierStats};
 use super::{MAX_SCANS, SHARDS, VARIANT_SEPARATOR};
-use crate::config::CacheSettings;
+use crate::config::{CacheSettings, TierKind};
 use http::{HeaderName, HeaderValue};
 use scalelab_common::sync::{read, write};
 use std::borrow::Cow;
@@ -47,12 +49,29 @@ pub struct CacheStore {
     next_id: AtomicU64,
     misses: AtomicU64,
     moves: Moves,
+    /// The last tier when it is `kind = "redis"` (then `tiers` holds only the memory tiers).
+    pub(super) shared: Option<SharedTier>,
 }
 
 impl CacheStore {
     pub fn new(settings: CacheSettings) -> Arc<CacheStore> {
+        CacheStore::with_remote(settings, None)
+    }
+
+    /// A store whose `kind = "redis"` last tier (if any) uses `remote`.
+    pub fn with_remote(
+        settings: CacheSettings,
+        remote: Option<Arc<RemoteTier>>,
+    ) -> Arc<CacheStore> {
         Arc::new(CacheStore {
-            tiers: settings.tiers.iter().cloned().map(Tier::new).collect(),
+            shared: SharedTier::of(&settings.tiers, remote),
+            tiers: settings
+                .tiers
+                .iter()
+                .filter(|tier| tier.kind == TierKind::Memory)
+                .cloned()
+                .map(Tier::new)
+                .collect(),
             settings,
             fills: Fills::default(),
             vary: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
@@ -64,8 +83,12 @@ impl CacheStore {
 
     /// A store with new settings that keeps every object that still fits, in the same tier
     /// (or the last one when tiers were removed).
-    pub fn resized(&self, settings: CacheSettings) -> Arc<CacheStore> {
-        let next = CacheStore::new(settings);
+    pub fn resized(
+        &self,
+        settings: CacheSettings,
+        remote: Option<Arc<RemoteTier>>,
+    ) -> Arc<CacheStore> {
+        let next = CacheStore::with_remote(settings, remote);
         next.next_id
             .store(self.next_id.load(Ordering::Relaxed), Ordering::Relaxed);
         for (from, to) in self.vary.iter().zip(&next.vary) {
@@ -189,9 +212,15 @@ impl CacheStore {
         }
     }
 
-    /// Stores a new object in the last (coldest) tier.
+    /// Stores a new object in the last (coldest) tier; returns that tier's name.
     pub fn insert(&self, new: NewEntry) -> Option<String> {
-        let last = self.tiers.len().checked_sub(1)?;
+        self.insert_filled(new, None)
+    }
+
+    /// Stores a new object fetched under the fleet fill lock `token` (released once the
+    /// object is in the shared tier). With a shared last tier the object goes there, and to
+    /// this proxy's last memory tier too, so the requests waiting here find it at once.
+    pub fn insert_filled(&self, new: NewEntry, token: Option<String>) -> Option<String> {
         let key = variant_key(&new.key, &new.vary);
         let size = object_size(&key, &new);
         if size > self.settings.max_object_bytes.saturating_add(16 * 1024) {
@@ -199,9 +228,16 @@ impl CacheStore {
         }
         self.record_vary(&new.key, &new.vary);
         let entry = self.entry(key, size, new);
+        let local = self.insert_in_memory(&entry);
+        self.send_to_shared(&entry, token).or(local)
+    }
+
+    /// Puts a new object in the last memory tier.
+    fn insert_in_memory(&self, entry: &Arc<Entry>) -> Option<String> {
+        let last = self.tiers.len().checked_sub(1)?;
         // The same key may sit in a hotter tier; the new object replaces it. Until it is in
         // the last tier, lookups find it as moving there.
-        self.moves.depart(&entry, last);
+        self.moves.depart(entry, last);
         for tier in &self.tiers[..last] {
             tier.remove(&entry.key, None);
         }
@@ -210,7 +246,7 @@ impl CacheStore {
             .sets
             .fetch_add(1, Ordering::Relaxed);
         self.place(last, entry.clone());
-        self.moves.arrive(&entry);
+        self.moves.arrive(entry);
         Some(self.tiers[last].settings.name.clone())
     }
 
@@ -266,7 +302,12 @@ impl CacheStore {
     }
 
     fn entry(&self, key: String, size: usize, new: NewEntry) -> Arc<Entry> {
-        Entry::new(self.next_id.fetch_add(1, Ordering::Relaxed), key, size, new)
+        Entry::new(self.next_id(), key, size, new)
+    }
+
+    /// A new object id; ids only grow, so a newer object of a key is told from an older one.
+    pub(super) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Remembers which headers `primary` varies on. A response that starts varying makes the
@@ -290,7 +331,7 @@ impl CacheStore {
 
     /// Puts `entry` in tier `index`; whatever that evicts moves down one tier, and what falls
     /// out of the last tier is gone.
-    fn place(&self, index: usize, entry: Arc<Entry>) {
+    pub(super) fn place(&self, index: usize, entry: Arc<Entry>) {
         // Each item is an object and whether it is a registered move to end once placed.
         let mut pending = vec![(index, entry, false)];
         while let Some((index, entry, moving)) = pending.pop() {
@@ -375,8 +416,13 @@ impl CacheStore {
         self.misses.load(Ordering::Relaxed)
     }
 
+    /// Every tier's counters, the shared tier last.
     pub fn stats(&self) -> Vec<TierStats> {
-        self.tiers.iter().map(Tier::stats).collect()
+        self.tiers
+            .iter()
+            .map(Tier::stats)
+            .chain(self.shared.as_ref().map(SharedTier::stats))
+            .collect()
     }
 
     /// Bytes held by all tiers.

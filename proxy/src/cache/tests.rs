@@ -20,6 +20,7 @@ pub(super) fn settings(entries: &[usize], promotion_hits: u32) -> CacheSettings 
             .enumerate()
             .map(|(i, &max_entries)| TierSettings {
                 name: format!("L{}", i + 1),
+                kind: crate::config::TierKind::Memory,
                 max_entries,
                 max_bytes: 1 << 20,
                 ttl: Duration::from_secs(3600),
@@ -222,7 +223,7 @@ fn resize_keeps_what_fits() {
     for key in ["a", "b", "c"] {
         store.insert(object(key, &[]));
     }
-    let smaller = store.resized(settings(&[10, 2], 1));
+    let smaller = store.resized(settings(&[10, 2], 1), None);
     assert_eq!(smaller.stats()[1].items, 2);
 }
 
@@ -317,7 +318,7 @@ fn a_key_that_starts_varying_drops_its_plain_object_and_one_that_stops_is_plain_
 fn a_resize_keeps_what_varies() {
     let store = CacheStore::new(settings(&[10], 1));
     store.insert(varying("k", Some("fr"), "bonjour"));
-    let resized = store.resized(settings(&[20], 1));
+    let resized = store.resized(settings(&[20], 1), None);
     let key = resized.storage_key("k", &language(Some("fr")));
     assert_eq!(resized.lookup(&key).expect("kept").entry.body, "bonjour");
 }

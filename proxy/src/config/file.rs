@@ -16,6 +16,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub routes: Vec<FileRoute>,
     pub cache: Option<FileCache>,
+    /// The `[redis]` table: the shared store of a fleet of proxies (the last cache tier).
+    pub redis: Option<FileRedis>,
     /// The `[auth]` table, validated by the shared `scalelab-auth` crate (the gateway reads the
     /// same table with the same code).
     pub auth: Option<scalelab_auth::AuthFileConfig>,
@@ -94,6 +96,7 @@ pub struct FileCache {
 #[serde(deny_unknown_fields)]
 pub struct FileTier {
     pub name: String,
+    pub kind: Option<String>,
     pub max_entries: Option<i64>,
     pub max_bytes: Option<ByteSize>,
     pub ttl: Option<String>,
@@ -121,4 +124,13 @@ pub struct FileRouteCache {
 pub enum ByteSize {
     Bytes(i64),
     Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRedis {
+    pub url: String,
+    pub key_prefix: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub command_timeout: Option<String>,
 }

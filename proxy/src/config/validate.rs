@@ -18,7 +18,7 @@ pub use upstream::MAX_SERVERS_PER_UPSTREAM;
 use super::file::FileConfig;
 use super::units::DurationKind;
 use super::{Config, ProxySettings};
-use cache::validate_cache;
+use cache::{validate_cache, validate_redis};
 use check::Check;
 use routes::validate_routes;
 use scalelab_common::problem::{Problem, Problems};
@@ -36,10 +36,14 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
             upstreams.insert(name.clone(), valid);
         }
     }
+    let redis = file
+        .redis
+        .as_ref()
+        .map(|redis| validate_redis(redis, &mut problems));
     let cache = file
         .cache
         .as_ref()
-        .map(|cache| validate_cache(cache, &mut problems));
+        .map(|cache| validate_cache(cache, redis.is_some(), &mut problems));
     let auth = file
         .auth
         .as_ref()
@@ -60,6 +64,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
         routes,
         cache,
         auth,
+        redis,
     })
 }
 

@@ -409,6 +409,27 @@ impl TestConfig {
         self
     }
 
+    /// A `[cache]` table whose memory tiers `(name, max_entries)` come before a shared last tier
+    /// `shared` in the Redis at `redis_url` (a `[redis]` table); lock timeout as in [`TestConfig::cache`].
+    pub fn shared_cache(
+        mut self,
+        memory: &[(&str, usize)],
+        shared: &str,
+        redis_url: &str,
+        promotion_hits: u32,
+    ) -> Self {
+        self = self.cache(memory, promotion_hits);
+        let cache = self.upstreams.pop().unwrap_or_default();
+        let (tiers, promotion) = cache
+            .split_once("[cache.promotion]")
+            .unwrap_or((cache.as_str(), ""));
+        self.upstreams.push(format!(
+            "[redis]\nurl = \"{redis_url}\"\ncommand_timeout = \"{}ms\"\n{tiers}[[cache.tiers]]\nname = \"{shared}\"\nkind = \"redis\"\nttl = \"600s\"\n[cache.promotion]{promotion}",
+            patient(Duration::from_millis(200)).as_millis()
+        ));
+        self
+    }
+
     /// A route with an inline `cache = { ... }` table.
     pub fn cached_route(mut self, name: &str, path: &str, upstream: &str, cache: &str) -> Self {
         self.routes.push(format!(

@@ -11,3 +11,4 @@ mod lifecycle;
 mod metrics;
 mod reload;
 mod request_metrics;
+mod shared_cache;

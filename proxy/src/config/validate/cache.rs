@@ -2,14 +2,19 @@
 //! a route's `cache` table (key template, default TTL and stale windows).
 
 use super::check::Check;
+use crate::config::file::FileRedis;
 use crate::config::file::{FileCache, FileRouteCache};
 use crate::config::key_template::KeyTemplate;
 use crate::config::units::DurationKind;
-use crate::config::{CacheSettings, RouteCache, TierSettings};
+use crate::config::{CacheSettings, RedisSettings, RouteCache, TierKind, TierSettings};
 use scalelab_common::problem::Problems;
 use std::time::Duration;
 
-pub(super) fn validate_cache(cache: &FileCache, problems: &mut Problems) -> CacheSettings {
+pub(super) fn validate_cache(
+    cache: &FileCache,
+    has_redis: bool,
+    problems: &mut Problems,
+) -> CacheSettings {
     if cache.tiers.is_empty() {
         problems.push("cache.tiers", "needs at least one [[cache.tiers]] table");
     }
@@ -22,8 +27,34 @@ pub(super) fn validate_cache(cache: &FileCache, problems: &mut Problems) -> Cach
                 format!("tier name {:?} must be unique and non-empty", tier.name),
             );
         }
+        let kind = match tier.kind.as_deref() {
+            None | Some("memory") => TierKind::Memory,
+            Some("redis") => {
+                if i + 1 != cache.tiers.len() {
+                    problems.push(
+                        format!("{base}.kind"),
+                        "only the last tier may be kind = \"redis\" (new objects enter it, hits move up into memory)",
+                    );
+                }
+                if !has_redis {
+                    problems.push(
+                        format!("{base}.kind"),
+                        "kind = \"redis\" needs a [redis] table with the server's url",
+                    );
+                }
+                TierKind::Redis
+            }
+            Some(other) => {
+                problems.push(
+                    format!("{base}.kind"),
+                    format!("unknown tier kind {other:?}: expected \"memory\" or \"redis\""),
+                );
+                TierKind::Memory
+            }
+        };
         tiers.push(TierSettings {
             name: tier.name.clone(),
+            kind,
             max_entries: problems.integer(
                 &format!("{base}.max_entries"),
                 tier.max_entries,
@@ -78,6 +109,38 @@ pub(super) fn validate_cache(cache: &FileCache, problems: &mut Problems) -> Cach
             (1, 1_000_000),
             2,
         ) as u32,
+    }
+}
+
+pub(super) fn validate_redis(redis: &FileRedis, problems: &mut Problems) -> RedisSettings {
+    let scheme_ok = redis.url.starts_with("redis://") || redis.url.starts_with("rediss://");
+    if !scheme_ok || redis::Client::open(redis.url.as_str()).is_err() {
+        problems.push(
+            "redis.url",
+            format!(
+                "invalid Redis URL {:?}: write it like \"redis://127.0.0.1:6379/0\" (rediss:// for TLS)",
+                redis.url
+            ),
+        );
+    }
+    RedisSettings {
+        url: redis.url.clone(),
+        key_prefix: redis
+            .key_prefix
+            .clone()
+            .unwrap_or_else(|| "scalelab:".to_owned()),
+        connect_timeout: problems.duration(
+            "redis.connect_timeout",
+            redis.connect_timeout.as_ref(),
+            DurationKind::Timeout,
+            Duration::from_millis(200),
+        ),
+        command_timeout: problems.duration(
+            "redis.command_timeout",
+            redis.command_timeout.as_ref(),
+            DurationKind::Timeout,
+            Duration::from_millis(50),
+        ),
     }
 }
 

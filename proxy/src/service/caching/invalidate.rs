@@ -23,7 +23,7 @@ pub async fn invalidate(session: &mut Session, store: &CacheStore) -> Result<Ans
         body.extend_from_slice(&chunk);
     }
     Ok(match Invalidation::from_json(&body) {
-        Ok(request) => Answer::ok(store.invalidate_report(&request)),
+        Ok(request) => Answer::ok(store.invalidate_everywhere(&request).await),
         Err(error) => Answer::new(400, error.body()),
     })
 }

@@ -5,6 +5,7 @@
 use super::refresh::spawn_refresh;
 use super::{conditionals, request_header, CacheCtx, Mode};
 use crate::cache::policy::{self, CacheControl, Usability};
+use crate::cache::remote::Lock;
 use crate::cache::{CacheStore, Entry, Fill, Found};
 use crate::config::key_template::KeyInput;
 use crate::config::RouteCache;
@@ -98,7 +99,12 @@ pub async fn lookup(
         let fits = |entry: &Entry| {
             entry.matches_vary(&|name| request_header(session, name)) && (head || !entry.head_only)
         };
-        if let Some(found) = store.lookup(&storage_key) {
+        let found = match store.lookup(&storage_key) {
+            Some(found) => Some(found),
+            // The memory tiers missed: the shared tier (when there is one) may have it.
+            None => store.lookup_shared(&storage_key).await,
+        };
+        if let Some(found) = found {
             if fits(&found.entry) {
                 match found.entry.usability() {
                     Usability::Fresh => {
@@ -127,7 +133,29 @@ pub async fn lookup(
                 )
         };
         match store.begin_fill(&storage_key, &answers) {
-            Fill::Leader(guard) => {
+            Fill::Leader(mut guard) => {
+                // This proxy leads the fill here; with a shared tier, the fleet has one leader.
+                if let Some(remote) = store.remote() {
+                    match remote.lock(&storage_key, store.settings.lock_timeout).await {
+                        Lock::Won(token) => guard.hold_fleet_lock(token),
+                        Lock::Held => {
+                            let bound = store.settings.lock_timeout;
+                            if let Some(found) =
+                                store.wait_for_fleet_fill(&storage_key, bound).await
+                            {
+                                if answers(&found.entry) {
+                                    // The waiters here wake when `guard` drops and find the
+                                    // object in memory, where the lookup copied it.
+                                    ctx.cache = Some(cache);
+                                    serve(session, ctx, &found, Served::Hit).await?;
+                                    return Ok(true);
+                                }
+                            }
+                        }
+                        // Redis is down or slow: fetch it without the fleet.
+                        Lock::Unavailable => {}
+                    }
+                }
                 cache.fill = Some(guard);
                 break;
             }

@@ -4,7 +4,7 @@
 
 use super::{conditionals, request_header, CacheCtx, Mode};
 use crate::cache::policy::{self, CacheControl, Conditionals, StoreInput};
-use crate::cache::{Entry, NewEntry};
+use crate::cache::{Entry, FillGuard, NewEntry};
 use crate::config::RouteCache;
 use crate::headers;
 use crate::service::RequestCtx;
@@ -322,7 +322,8 @@ pub fn on_upstream_body(ctx: &mut RequestCtx, body: &Option<Bytes>, end_of_strea
                 } else {
                     collect.body.freeze()
                 };
-            cache.store.insert(collect.new);
+            let token = cache.fill.as_mut().and_then(FillGuard::take_fleet_token);
+            cache.store.insert_filled(collect.new, token);
         }
         // Waiters may look again now.
         cache.fill = None;

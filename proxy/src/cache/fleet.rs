@@ -1,0 +1,161 @@
+//! What the store does with a shared (Redis) last tier: a lookup that misses in memory asks
+//! Redis; a hit there is copied into this proxy's last memory tier once the object is hot
+//! across the fleet (`promotion.hits` hits in Redis); a new object goes to Redis (and to this
+//! proxy's last memory tier, so its own waiters find it at once); a purge goes to Redis and to
+//! every proxy; and a request whose key another proxy is fetching waits for that fill.
+
+use super::entry::{variant_key, Entry};
+use super::invalidation::Invalidation;
+use super::policy::Usability;
+use super::remote::RemoteTier;
+use super::store::{CacheStore, Found};
+use super::tier::TierStats;
+use crate::config::{TierKind, TierSettings};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a request waiting for another proxy's fill looks in Redis.
+const FLEET_POLL: Duration = Duration::from_millis(20);
+
+/// The shared tier as the store sees it: the connection and the tier's settings.
+#[derive(Debug)]
+pub(super) struct SharedTier {
+    pub(super) remote: Arc<RemoteTier>,
+    pub(super) settings: TierSettings,
+}
+
+impl SharedTier {
+    /// The shared tier of `tiers`, when the last one is `kind = "redis"` and a connection exists.
+    pub(super) fn of(
+        tiers: &[TierSettings],
+        remote: Option<Arc<RemoteTier>>,
+    ) -> Option<SharedTier> {
+        let last = tiers.last().filter(|tier| tier.kind == TierKind::Redis)?;
+        match remote {
+            Some(remote) => Some(SharedTier {
+                remote,
+                settings: last.clone(),
+            }),
+            None => {
+                // [redis] is read at start only: a reload that adds it cannot connect.
+                tracing::warn!(
+                    tier = last.name,
+                    "tier kind = \"redis\" needs [redis] at start; restart the proxy to use it"
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn stats(&self) -> TierStats {
+        let counters = &self.remote.counters;
+        TierStats {
+            name: self.settings.name.clone(),
+            hits: counters.hits.load(Ordering::Relaxed),
+            misses: counters.misses.load(Ordering::Relaxed),
+            sets: counters.sets.load(Ordering::Relaxed),
+            evictions: 0,
+            expirations: 0,
+            promotions: counters.promotions.load(Ordering::Relaxed),
+            demotions: 0,
+            // Redis holds the objects; counting them would cost a scan per scrape.
+            items: 0,
+            bytes: 0,
+            max_entries: self.settings.max_entries,
+            max_bytes: self.settings.max_bytes,
+        }
+    }
+}
+
+impl CacheStore {
+    /// The shared tier's connection, when the last tier is one.
+    pub fn remote(&self) -> Option<&Arc<RemoteTier>> {
+        self.shared.as_ref().map(|shared| &shared.remote)
+    }
+
+    /// Sends a new object to the shared tier (in the background: the response is not held up
+    /// by Redis), releasing the fleet fill lock `token` once it is stored.
+    pub(super) fn send_to_shared(
+        &self,
+        entry: &Arc<Entry>,
+        token: Option<String>,
+    ) -> Option<String> {
+        let shared = self.shared.as_ref()?;
+        let lifetime = entry.keep_for().min(shared.settings.ttl);
+        let (remote, entry) = (shared.remote.clone(), entry.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { remote.put(&entry, lifetime, token.as_deref()).await });
+        }
+        Some(shared.settings.name.clone())
+    }
+
+    /// Looks `storage_key` up in the shared tier after the memory tiers missed.
+    pub async fn lookup_shared(&self, storage_key: &str) -> Option<Found> {
+        let shared = self.shared.as_ref()?;
+        let (decoded, hits) = shared.remote.get(storage_key).await?;
+        let key = variant_key(&decoded.new.key, &decoded.new.vary);
+        if key != decoded.key {
+            // Stored under another key than its contents say: not an object to trust.
+            return None;
+        }
+        let size = super::entry::object_size(&key, &decoded.new);
+        let entry = Entry::restored(self.next_id(), key, size, decoded.new, decoded.age);
+        if decoded.soft_purged {
+            entry.soft_purged.store(true, Ordering::Relaxed);
+        }
+        if entry.usability() == Usability::Expired {
+            return None;
+        }
+        let mut promoted = None;
+        if let Some(last) = self.tiers.len().checked_sub(1) {
+            if hits >= u64::from(self.settings.promotion_hits) {
+                self.place(last, entry.clone());
+                shared
+                    .remote
+                    .counters
+                    .promotions
+                    .fetch_add(1, Ordering::Relaxed);
+                promoted = Some(format!(
+                    "{}->{}",
+                    shared.settings.name, self.tiers[last].settings.name
+                ));
+            }
+        }
+        Some(Found {
+            entry,
+            tier_name: shared.settings.name.clone(),
+            promoted,
+        })
+    }
+
+    /// Waits (at most `bound`) for the proxy holding the fleet fill lock of `storage_key` to
+    /// store it; `None` when it gave up (its lock is gone and nothing was stored) or took too long.
+    pub async fn wait_for_fleet_fill(&self, storage_key: &str, bound: Duration) -> Option<Found> {
+        let remote = self.remote()?;
+        let deadline = tokio::time::Instant::now() + bound;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(FLEET_POLL).await;
+            if let Some(found) = self.lookup_shared(storage_key).await {
+                return Some(found);
+            }
+            if !remote.locked(storage_key).await {
+                // Stored just before the lock went, or not stored at all: one last look.
+                return self.lookup_shared(storage_key).await;
+            }
+        }
+        None
+    }
+
+    /// Invalidates in this proxy's memory tiers, in Redis and, through the channel, in every
+    /// other proxy; answers in the seed's shape plus `shared_removed` (objects Redis held).
+    pub async fn invalidate_everywhere(&self, request: &Invalidation) -> Value {
+        let mut body = self.invalidate_report(request);
+        if let Some(remote) = self.remote() {
+            let removed = remote.invalidate(&request.selector, request.soft).await;
+            body["shared_removed"] = json!(removed);
+        }
+        body
+    }
+}

@@ -1,0 +1,437 @@
+//! The shared cache tier on Redis (`kind = "redis"`, the last tier): objects one proxy stored,
+//! found by every proxy of the fleet; purges published to all of them; and a short fill lock so
+//! that a cold key is fetched from the origin once for the whole fleet.
+//!
+//! Redis is never on the critical path of an answer: every command has the `[redis]`
+//! `command_timeout`, a failure counts as a miss (or "no lock": fetch it yourself), and after a
+//! few failures in a row the `Breaker` skips the tier for a back-off. Keys, under
+//! `key_prefix` + `cache:`: `obj:<storage key>` (the `codec` bytes, expiring with the object's
+//! TTL plus its longer stale window), `hits:<storage key>` (fleet-wide hit count), `var:<key>`
+//! and `tag:<tag>` (sets of storage keys, for purges), `lock:<storage key>` (the fill lock).
+
+mod breaker;
+pub mod subscriber;
+
+use super::codec::{self, Decoded};
+use super::entry::Entry;
+use super::invalidation::Selector;
+use crate::config::RedisSettings;
+use breaker::Breaker;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// What each kind of command did, for `/cache/stats` and the metrics.
+#[derive(Debug, Default)]
+pub struct RemoteCounters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub sets: AtomicU64,
+    /// Commands that failed or timed out.
+    pub errors: AtomicU64,
+    /// Commands not sent because the breaker was open.
+    pub skipped: AtomicU64,
+    pub purged: AtomicU64,
+    /// Objects copied from Redis into this proxy's memory.
+    pub promotions: AtomicU64,
+    pub locks_won: AtomicU64,
+    pub locks_waited: AtomicU64,
+    /// Sum and count of command latencies, in microseconds.
+    pub latency_micros: AtomicU64,
+    pub commands: AtomicU64,
+}
+
+/// Whether this proxy may fetch a cold key from the origin.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lock {
+    /// It holds the fleet's fill lock, with this token.
+    Won(String),
+    /// Another proxy is fetching the key.
+    Held,
+    /// Redis did not answer: fetch it without a lock.
+    Unavailable,
+}
+
+struct Scripts {
+    lookup: Script,
+    store: Script,
+    purge: Script,
+    unlock: Script,
+}
+
+/// The connection to the shared tier and what it counts.
+pub struct RemoteTier {
+    /// Drives the connection. Pingora runs each service on its own runtime; the connection's
+    /// driver task lives here, so it outlives none of them and serves all of them.
+    runtime: Option<tokio::runtime::Runtime>,
+    connection: ConnectionManager,
+    client: redis::Client,
+    settings: RedisSettings,
+    /// Tells this proxy's own purges apart from other proxies' on the channel.
+    pub(super) instance: String,
+    scripts: Scripts,
+    breaker: Breaker,
+    pub counters: RemoteCounters,
+}
+
+impl std::fmt::Debug for RemoteTier {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RemoteTier")
+            .field("url", &self.settings.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Unix time in milliseconds.
+pub(super) fn unix_ms() -> u64 {
+    (scalelab_common::clock::unix_secs_f64() * 1000.0).max(0.0) as u64
+}
+
+impl RemoteTier {
+    /// A tier that connects on first use and reconnects by itself, so a proxy starts (and
+    /// serves from its memory tiers and the origin) while Redis is down.
+    ///
+    /// # Errors
+    /// A malformed URL (validation already refuses those).
+    pub fn new(settings: RedisSettings) -> Result<RemoteTier, redis::RedisError> {
+        let client = redis::Client::open(settings.url.as_str())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(settings.command_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("redis")
+            .enable_all()
+            .build()
+            .map_err(|error| {
+                redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "cannot start the redis runtime",
+                    error.to_string(),
+                ))
+            })?;
+        let connection = {
+            let _entered = runtime.enter();
+            client.get_connection_manager_lazy(config)?
+        };
+        Ok(RemoteTier {
+            runtime: Some(runtime),
+            connection,
+            client,
+            instance: format!("{}-{}", std::process::id(), unix_ms()),
+            settings,
+            scripts: Scripts {
+                lookup: Script::new(include_str!("remote/lookup.lua")),
+                store: Script::new(include_str!("remote/store.lua")),
+                purge: Script::new(include_str!("remote/purge.lua")),
+                unlock: Script::new(include_str!("remote/unlock.lua")),
+            },
+            breaker: Breaker::default(),
+            counters: RemoteCounters::default(),
+        })
+    }
+
+    fn key(&self, kind: &str, name: &str) -> String {
+        format!("{}cache:{kind}:{name}", self.settings.key_prefix)
+    }
+
+    /// The channel purges are published on.
+    pub(super) fn channel(&self) -> String {
+        format!("{}cache:invalidations", self.settings.key_prefix)
+    }
+
+    pub(super) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// Whether the breaker is open (Redis failing).
+    pub fn is_failing(&self) -> bool {
+        self.breaker.is_open()
+    }
+
+    /// Runs one command under the breaker and the command timeout; `None` when it was skipped,
+    /// failed or timed out (counted, and fed to the breaker).
+    async fn run<T, F, Fut>(&self, command: F) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        if !self.breaker.allows() {
+            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(
+            self.settings.command_timeout,
+            command(self.connection.clone()),
+        )
+        .await;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.counters
+            .latency_micros
+            .fetch_add(micros, Ordering::Relaxed);
+        self.counters.commands.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok(Ok(value)) => {
+                self.breaker.success();
+                Some(value)
+            }
+            Ok(Err(error)) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.breaker.failure(&error.to_string());
+                None
+            }
+            Err(_) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.breaker.failure("command timed out");
+                None
+            }
+        }
+    }
+
+    /// The object stored under `storage_key`, with the fleet's hit count for it.
+    pub async fn get(&self, storage_key: &str) -> Option<(Decoded, u64)> {
+        let object = self.key("obj", storage_key);
+        let hits = self.key("hits", storage_key);
+        let reply: Option<Option<(Vec<u8>, u64)>> = self
+            .run(|mut connection| async move {
+                self.scripts
+                    .lookup
+                    .key(object)
+                    .key(hits)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await;
+        let Some(Some((bytes, hits))) = reply else {
+            self.counters.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        match codec::decode(&bytes, unix_ms()) {
+            Ok(decoded) => {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                Some((decoded, hits))
+            }
+            Err(error) => {
+                // Written by a newer format or damaged: a miss, and the next store replaces it.
+                tracing::warn!(key = storage_key, %error, "unreadable object in the redis tier");
+                self.counters.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Stores `entry` for its TTL plus its longer stale window, and lets go of the fill lock
+    /// `token` (if this proxy won it).
+    pub async fn put(&self, entry: &Entry, lifetime: Duration, token: Option<&str>) {
+        let bytes = codec::encode(entry, unix_ms().saturating_sub(millis(entry.age())), false);
+        let lifetime_ms = millis(lifetime).max(1);
+        let mut invocation = self.scripts.store.prepare_invoke();
+        invocation
+            .key(self.key("obj", &entry.key))
+            .key(self.key("hits", &entry.key))
+            .key(self.key("var", entry.primary_key()))
+            .key(self.key("lock", &entry.key));
+        for tag in &entry.tags {
+            invocation.key(self.key("tag", tag));
+        }
+        invocation
+            .arg(bytes)
+            .arg(lifetime_ms)
+            .arg(&*entry.key)
+            .arg(token.unwrap_or(""));
+        let stored: Option<u8> = self
+            .run(|mut connection| async move { invocation.invoke_async(&mut connection).await })
+            .await;
+        if stored.is_some() {
+            self.counters.sets.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Tries to win the fleet's fill lock for `storage_key` for at most `hold`.
+    pub async fn lock(&self, storage_key: &str, hold: Duration) -> Lock {
+        let token = format!("{}-{}", self.instance, fastrand::u64(..));
+        let key = self.key("lock", storage_key);
+        let won: Option<Option<String>> = self
+            .run(|mut connection| {
+                let token = token.clone();
+                async move {
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(token)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(millis(hold).max(1))
+                        .query_async(&mut connection)
+                        .await
+                }
+            })
+            .await;
+        match won {
+            Some(Some(_)) => {
+                self.counters.locks_won.fetch_add(1, Ordering::Relaxed);
+                Lock::Won(token)
+            }
+            Some(None) => {
+                self.counters.locks_waited.fetch_add(1, Ordering::Relaxed);
+                Lock::Held
+            }
+            None => Lock::Unavailable,
+        }
+    }
+
+    /// Lets go of a fill lock this proxy won and did not store under (the fetch failed or
+    /// was not cacheable), so the fleet's waiters go to the origin at once.
+    pub async fn unlock(&self, storage_key: &str, token: &str) {
+        let key = self.key("lock", storage_key);
+        let _: Option<u8> = self
+            .run(|mut connection| async move {
+                self.scripts
+                    .unlock
+                    .key(key)
+                    .arg(token)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await;
+    }
+
+    /// Whether the fill lock for `storage_key` is still held (by anyone).
+    pub async fn locked(&self, storage_key: &str) -> bool {
+        let key = self.key("lock", storage_key);
+        let exists: Option<bool> = self
+            .run(|mut connection| async move { connection.exists(key).await })
+            .await;
+        exists.unwrap_or(false)
+    }
+
+    /// Removes (or soft-purges) what `selector` picks in Redis and tells every proxy; returns
+    /// how many objects Redis held.
+    pub async fn invalidate(&self, selector: &Selector, soft: bool) -> u64 {
+        let keys = self.selected_keys(selector).await;
+        let mut purged = 0;
+        for chunk in keys.chunks(256) {
+            let objects: Vec<String> = chunk.iter().map(|key| self.key("obj", key)).collect();
+            let count: Option<u64> = self
+                .run(|mut connection| async move {
+                    let mut invocation = self.scripts.purge.prepare_invoke();
+                    for object in objects {
+                        invocation.key(object);
+                    }
+                    invocation
+                        .arg(if soft { "1" } else { "0" })
+                        .invoke_async(&mut connection)
+                        .await
+                })
+                .await;
+            purged += count.unwrap_or(0);
+        }
+        self.counters.purged.fetch_add(purged, Ordering::Relaxed);
+        let message = subscriber::Message::new(&self.instance, selector, soft).encode();
+        let channel = self.channel();
+        let _: Option<u64> = self
+            .run(|mut connection| async move { connection.publish(channel, message).await })
+            .await;
+        purged
+    }
+
+    /// The storage keys `selector` picks in Redis.
+    async fn selected_keys(&self, selector: &Selector) -> Vec<String> {
+        let members = |set: String| async move {
+            self.run(|mut connection| async move { connection.smembers(set).await })
+                .await
+                .unwrap_or_default()
+        };
+        match selector {
+            Selector::Key(key) => {
+                let mut keys: Vec<String> = members(self.key("var", key)).await;
+                keys.push(key.clone());
+                keys
+            }
+            Selector::Tag(tag) => members(self.key("tag", tag)).await,
+            Selector::Prefix(prefix) => self.scan_prefix(prefix).await,
+            // Route purges follow key template changes, which make old keys unreachable
+            // anyway; Redis lets them expire.
+            Selector::Route(_) => Vec::new(),
+        }
+    }
+
+    /// Every stored key starting with `prefix` (SCAN: purges by prefix are rare, and an index
+    /// would cost every store a write).
+    async fn scan_prefix(&self, prefix: &str) -> Vec<String> {
+        let object_prefix = self.key("obj", "");
+        let pattern = format!("{object_prefix}{}*", glob_escape(prefix));
+        let found: Option<Vec<String>> = self
+            .run(|mut connection| async move {
+                let mut keys = Vec::new();
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut connection)
+                        .await?;
+                    keys.extend(batch);
+                    if next == 0 {
+                        return Ok(keys);
+                    }
+                    cursor = next;
+                }
+            })
+            .await;
+        found
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|key| key.strip_prefix(&object_prefix).map(str::to_owned))
+            .collect()
+    }
+}
+
+impl Drop for RemoteTier {
+    fn drop(&mut self) {
+        // Dropping a runtime from async code panics; this may run on one of Pingora's.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `text` with Redis glob's special characters escaped, so a prefix matches literally.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        if matches!(character, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
+            escaped.push('\\');
+        }
+        escaped.push(character);
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_escape;
+
+    #[test]
+    fn a_prefix_matches_literally() {
+        for (prefix, pattern) in [
+            ("GET:/data/", "GET:/data/"),
+            ("GET:/a*b?", "GET:/a\\*b\\?"),
+            ("[x]\\", "\\[x\\]\\\\"),
+        ] {
+            assert_eq!(glob_escape(prefix), pattern);
+        }
+    }
+}
