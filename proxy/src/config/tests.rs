@@ -237,3 +237,63 @@ fn durations_are_bounded() {
         );
     }
 }
+
+#[test]
+fn a_redis_tier_needs_redis_and_the_last_place() {
+    let tiers = |first: &str, last: &str| {
+        format!(
+            "[cache]\n[[cache.tiers]]\nname = \"L1\"\nkind = \"{first}\"\n[[cache.tiers]]\nname = \"L2\"\nkind = \"{last}\"\n"
+        )
+    };
+    let redis = |url: &str| format!("[redis]\nurl = \"{url}\"\n");
+    let cases: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (
+            tiers("memory", "redis") + &redis("redis://127.0.0.1:6379/0"),
+            vec![],
+        ),
+        (
+            tiers("memory", "redis"),
+            vec![("cache.tiers[1].kind", "needs a [redis] table")],
+        ),
+        (
+            tiers("redis", "memory") + &redis("redis://127.0.0.1:6379/0"),
+            vec![("cache.tiers[0].kind", "only the last tier")],
+        ),
+        (
+            tiers("memory", "disk") + &redis("redis://127.0.0.1:6379/0"),
+            vec![("cache.tiers[1].kind", "unknown tier kind \"disk\"")],
+        ),
+        (
+            tiers("memory", "redis") + &redis("http://127.0.0.1:6379"),
+            vec![("redis.url", "invalid Redis URL")],
+        ),
+        (
+            tiers("memory", "redis") + &redis("rediss://cache.example:6380"),
+            vec![("redis.url", "rediss://")],
+        ),
+    ];
+    for (extra, expected) in cases {
+        let text = format!("{VALID}\n{extra}");
+        match parse_text(&text) {
+            Ok(config) => {
+                assert!(expected.is_empty(), "{extra}: accepted");
+                assert_eq!(config.cache.unwrap().tiers[1].kind, TierKind::Redis);
+                assert_eq!(
+                    config.redis.unwrap().command_timeout,
+                    Duration::from_millis(50)
+                );
+            }
+            Err(problems) => {
+                assert_eq!(problems.len(), expected.len(), "{extra}: {problems:?}");
+                for ((path, message), problem) in expected.iter().zip(&problems) {
+                    assert_eq!(problem.path, *path, "{extra}");
+                    assert!(
+                        problem.message.contains(message),
+                        "{extra}: {}",
+                        problem.message
+                    );
+                }
+            }
+        }
+    }
+}

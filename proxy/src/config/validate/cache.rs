@@ -113,12 +113,18 @@ pub(super) fn validate_cache(
 }
 
 pub(super) fn validate_redis(redis: &FileRedis, problems: &mut Problems) -> RedisSettings {
-    let scheme_ok = redis.url.starts_with("redis://") || redis.url.starts_with("rediss://");
-    if !scheme_ok || redis::Client::open(redis.url.as_str()).is_err() {
+    if redis.url.starts_with("rediss://") {
+        problems.push(
+            "redis.url",
+            "TLS to Redis (rediss://) is not built into this version: use redis:// on a private \
+             network, or a TLS tunnel (stunnel, spiped) to the server",
+        );
+    } else if !redis.url.starts_with("redis://") || redis::Client::open(redis.url.as_str()).is_err()
+    {
         problems.push(
             "redis.url",
             format!(
-                "invalid Redis URL {:?}: write it like \"redis://127.0.0.1:6379/0\" (rediss:// for TLS)",
+                "invalid Redis URL {:?}: write it like \"redis://127.0.0.1:6379/0\"",
                 redis.url
             ),
         );
