@@ -35,7 +35,7 @@ impl IntoResponse for Answer {
                 axum::http::HeaderValue::from_static("no-store"),
             );
         }
-        if let Some((name, value)) = self.header {
+        for (name, value) in self.headers {
             if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
                 headers.insert(name, value);
             }

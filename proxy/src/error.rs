@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 pub struct Answer {
     pub status: u16,
     pub body: Value,
-    /// A header besides `Content-Type` (RFC 6750's challenge on a 401).
-    pub header: Option<(&'static str, String)>,
+    /// Headers besides `Content-Type` (RFC 6750's challenge on a 401, `Retry-After`).
+    pub headers: Vec<(&'static str, String)>,
     /// Refusals and failures say `Cache-Control: no-store`, so no cache keeps them.
     pub no_store: bool,
 }
@@ -24,7 +24,7 @@ impl Answer {
         Answer {
             status,
             body,
-            header: None,
+            headers: Vec::new(),
             no_store: false,
         }
     }
@@ -51,8 +51,8 @@ impl From<&Reject> for Answer {
         Answer {
             status,
             body: reject.body(),
-            header: reject.extra_header(),
-            no_store: status >= 500 || status == 401,
+            headers: reject.extra_headers(),
+            no_store: status >= 500 || status == 401 || status == 429,
         }
     }
 }
@@ -82,6 +82,8 @@ pub enum Reject {
     BadRequest { detail: String },
     #[error("unauthorized: {0}")]
     Unauthorized(scalelab_auth::Rejection),
+    #[error("over rate limit {}", .0.limit)]
+    RateLimited(crate::ratelimit::Refusal),
     #[error("status {code}")]
     Status { code: u16 },
     #[error("internal error")]
@@ -98,6 +100,7 @@ impl Reject {
             Reject::UpstreamTimeout { .. } => 504,
             Reject::UpstreamFailed { .. } => 502,
             Reject::Unauthorized(_) => 401,
+            Reject::RateLimited(_) => 429,
             Reject::Status { code } => *code,
             Reject::Internal => 500,
         }
@@ -128,6 +131,11 @@ impl Reject {
             }
             Reject::BadRequest { detail } => json!({"error": "bad request", "detail": detail}),
             Reject::Unauthorized(rejection) => rejection.json_body(),
+            Reject::RateLimited(refusal) => json!({
+                "error": "rate limited",
+                "limit": refusal.limit,
+                "retry_after_s": refusal.retry_after_s,
+            }),
             Reject::Status { code } => json!({
                 "error": http::StatusCode::from_u16(*code)
                     .ok()
@@ -138,13 +146,19 @@ impl Reject {
         }
     }
 
-    /// A header the response must carry besides the JSON body (RFC 6750's challenge).
-    pub fn extra_header(&self) -> Option<(&'static str, String)> {
+    /// Headers the response must carry besides the JSON body (RFC 6750's challenge; when to
+    /// retry, with the IETF draft's `RateLimit-Policy` and `RateLimit` on a 429).
+    pub fn extra_headers(&self) -> Vec<(&'static str, String)> {
         match self {
             Reject::Unauthorized(rejection) => {
-                Some(("www-authenticate", rejection.www_authenticate()))
+                vec![("www-authenticate", rejection.www_authenticate())]
             }
-            _ => None,
+            Reject::RateLimited(refusal) => vec![
+                ("retry-after", refusal.retry_after_s.to_string()),
+                ("ratelimit-policy", refusal.policy.clone()),
+                ("ratelimit", refusal.state.clone()),
+            ],
+            _ => Vec::new(),
         }
     }
 

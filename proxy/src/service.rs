@@ -4,6 +4,7 @@
 mod admission;
 mod answer;
 mod caching;
+mod limits;
 mod observe;
 
 use answer::write_answer;
@@ -50,6 +51,8 @@ pub struct RequestCtx {
     strategy: Strategy,
     explain: bool,
     explanation: Option<String>,
+    /// The rate limits' verdicts, for the explain header.
+    limits_note: Option<String>,
     /// The in-flight slot on the server currently tried; replaced on retry, dropped at the end.
     lease: Option<Lease>,
     /// Bit per server index already tried by this request.
@@ -125,6 +128,7 @@ impl ProxyHttp for Proxy {
             strategy: Strategy::RoundRobin,
             explain: false,
             explanation: None,
+            limits_note: None,
             lease: None,
             tried: 0,
             attempts: 0,
@@ -379,7 +383,9 @@ impl ProxyHttp for Proxy {
         if let Some(lease) = &ctx.lease {
             response.insert_header(headers::UPSTREAM_SERVER, lease.server().addr_header.clone())?;
         }
-        if let Some(explanation) = ctx.explanation.take() {
+        if let Some(explanation) =
+            limits::explanation(ctx.limits_note.take(), ctx.explanation.take())
+        {
             response.insert_header(headers::EXPLAIN, explanation)?;
         }
         caching::decorate(ctx, response)?;

@@ -228,6 +228,8 @@ pub struct ServerReport {
 #[derive(Debug, Default)]
 pub struct Registry {
     servers: Mutex<HashMap<(String, SocketAddr), Arc<ServerState>>>,
+    /// Rate limit buckets, which survive reloads the same way.
+    pub limits: crate::ratelimit::LimitRegistry,
 }
 
 impl Registry {

@@ -122,6 +122,7 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
         }
     }
     telemetry::prune(&routes, &servers);
+    shared.registry().limits.retain(&snapshot.config);
     record.generation = generation;
     record.result = Outcome::Applied;
     record.duration_us = elapsed_us(started);

@@ -43,6 +43,7 @@ fn pool(weights: &[u32], active_check: bool) -> UpstreamPool {
             .map(|(i, &weight)| Server {
                 addr: SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16)),
                 weight,
+                max_connections: None,
             })
             .collect(),
         connect_timeout: Duration::from_secs(1),
@@ -50,6 +51,8 @@ fn pool(weights: &[u32], active_check: bool) -> UpstreamPool {
         retries: 1,
         fail_timeout: Duration::from_secs(10),
         health_check: active_check.then(|| check(2, 3)),
+        queue: crate::config::QueueSettings::default(),
+        slow_start: None,
     };
     UpstreamPool::new(config, &Registry::default())
 }

@@ -447,6 +447,14 @@ impl TestConfig {
         self
     }
 
+    /// A route whose table ends with `extra` (TOML lines such as `rate_limits = [...]`).
+    pub fn route_with(mut self, name: &str, path: &str, upstream: &str, extra: &str) -> Self {
+        self.routes.push(format!(
+            "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"{upstream}\"\n{extra}\n"
+        ));
+        self
+    }
+
     pub fn route(mut self, name: &str, path: &str, upstream: &str) -> Self {
         self.routes.push(format!(
             "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"{upstream}\"\n"
