@@ -45,11 +45,13 @@ pub struct Candidate {
     pub healthy: bool,
     /// Already tried by this request (a retry must go elsewhere).
     pub excluded: bool,
+    /// At its `max_connections`: skipped until a slot is given back.
+    pub full: bool,
 }
 
 impl Candidate {
     fn eligible(&self) -> bool {
-        self.healthy && !self.excluded
+        self.healthy && !self.excluded && !self.full
     }
 }
 

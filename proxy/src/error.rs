@@ -74,6 +74,11 @@ pub enum Reject {
     HeadersTooLarge { size: usize, limit: usize },
     #[error("no healthy server in upstream {upstream}")]
     NoHealthyUpstream { upstream: String },
+    #[error("every server of upstream {upstream} is at its max_connections ({reason})")]
+    UpstreamBusy {
+        upstream: String,
+        reason: &'static str,
+    },
     #[error("upstream {upstream} timed out")]
     UpstreamTimeout { upstream: String },
     #[error("upstream {upstream} failed: {detail}")]
@@ -96,7 +101,7 @@ impl Reject {
             Reject::NoRoute { .. } => 404,
             Reject::UnknownStrategy { .. } | Reject::BadRequest { .. } => 400,
             Reject::HeadersTooLarge { .. } => 431,
-            Reject::NoHealthyUpstream { .. } => 503,
+            Reject::NoHealthyUpstream { .. } | Reject::UpstreamBusy { .. } => 503,
             Reject::UpstreamTimeout { .. } => 504,
             Reject::UpstreamFailed { .. } => 502,
             Reject::Unauthorized(_) => 401,
@@ -123,6 +128,12 @@ impl Reject {
             Reject::NoHealthyUpstream { upstream } => {
                 json!({"error": "no healthy upstream server", "upstream": upstream})
             }
+            Reject::UpstreamBusy { upstream, reason } => json!({
+                "error": "upstream busy",
+                "upstream": upstream,
+                "reason": reason,
+                "retry_after_s": 1,
+            }),
             Reject::UpstreamTimeout { upstream } => {
                 json!({"error": "upstream timed out", "upstream": upstream})
             }
@@ -153,6 +164,8 @@ impl Reject {
             Reject::Unauthorized(rejection) => {
                 vec![("www-authenticate", rejection.www_authenticate())]
             }
+            // Queued requests wait at most seconds; one second is the soonest worth trying.
+            Reject::UpstreamBusy { .. } => vec![("retry-after", "1".to_string())],
             Reject::RateLimited(refusal) => vec![
                 ("retry-after", refusal.retry_after_s.to_string()),
                 ("ratelimit-policy", refusal.policy.clone()),

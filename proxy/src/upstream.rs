@@ -2,8 +2,11 @@
 //! in-flight count, counters), the pool a snapshot builds from it, and `select`, which turns
 //! that state into `balance` candidates and picks one without taking a lock.
 
+mod queue;
 #[cfg(test)]
 mod tests;
+
+pub use queue::{Refused, Ticket, WaitQueue};
 
 use crate::balance::{self, Candidate, Schedule, Strategy};
 use crate::config::{self, HealthCheck};
@@ -139,6 +142,17 @@ impl ServerState {
         self.selected.load(Ordering::Relaxed)
     }
 
+    /// Takes an in-flight slot unless `max` are taken; exact under concurrency (a compare and
+    /// swap), so a server never holds more than its `max_connections`.
+    fn try_acquire(&self, max: Option<u32>) -> bool {
+        let max = max.map_or(usize::MAX, |m| m as usize);
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
     /// Records an active check result and returns the transition it caused, if any.
     pub fn record_check(
         &self,
@@ -230,6 +244,8 @@ pub struct Registry {
     servers: Mutex<HashMap<(String, SocketAddr), Arc<ServerState>>>,
     /// Rate limit buckets, which survive reloads the same way.
     pub limits: crate::ratelimit::LimitRegistry,
+    /// Each group's wait queue, so requests waiting across a reload are woken by either side.
+    queues: Mutex<HashMap<String, Arc<WaitQueue>>>,
 }
 
 impl Registry {
@@ -245,6 +261,14 @@ impl Registry {
         servers
             .entry((group.to_string(), addr))
             .or_insert_with(|| Arc::new(ServerState::new(group, addr, !has_active_check)))
+            .clone()
+    }
+
+    /// The wait queue of `group`, created when the group first appears.
+    pub fn queue(&self, group: &str) -> Arc<WaitQueue> {
+        lock(&self.queues)
+            .entry(group.to_string())
+            .or_insert_with(|| Arc::new(WaitQueue::new(group)))
             .clone()
     }
 
@@ -266,6 +290,7 @@ impl Registry {
 pub struct PoolServer {
     pub state: Arc<ServerState>,
     pub weight: u32,
+    pub max_connections: Option<u32>,
 }
 
 /// One upstream group inside a snapshot.
@@ -273,6 +298,8 @@ pub struct PoolServer {
 pub struct UpstreamPool {
     pub config: config::Upstream,
     pub servers: Vec<PoolServer>,
+    /// Where requests wait when every candidate is at its `max_connections`.
+    pub queue: Arc<WaitQueue>,
     rotation: AtomicUsize,
     round_robin: ArcSwap<Schedule>,
     weighted: ArcSwap<Schedule>,
@@ -290,6 +317,7 @@ pub struct Selection {
 #[derive(Debug)]
 pub struct Lease {
     state: Arc<ServerState>,
+    queue: Arc<WaitQueue>,
 }
 
 impl Lease {
@@ -300,7 +328,8 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.state.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.queue.wake_head();
     }
 }
 
@@ -313,6 +342,7 @@ impl UpstreamPool {
             .map(|server| PoolServer {
                 state: registry.server(&config.name, server.addr, has_check),
                 weight: server.weight,
+                max_connections: server.max_connections,
             })
             .collect();
         let empty = Arc::new(Schedule {
@@ -320,6 +350,7 @@ impl UpstreamPool {
             order: Vec::new(),
         });
         UpstreamPool {
+            queue: registry.queue(&config.name),
             config,
             servers,
             rotation: AtomicUsize::new(0),
@@ -332,33 +363,68 @@ impl UpstreamPool {
         &self.config.name
     }
 
-    /// Picks a server for `strategy`, skipping unhealthy ones and those in `excluded` (a bit per
-    /// server index, set by earlier tries of this request). Takes the in-flight slot at once so
-    /// that concurrent least-connections picks see it.
+    /// Picks a server for `strategy`, skipping unhealthy ones, those at their
+    /// `max_connections` and those in `excluded` (a bit per server index, set by earlier tries
+    /// of this request). Takes the in-flight slot at once so that concurrent least-connections
+    /// picks see it. `Err(true)` means every eligible server is at its limit (the request may
+    /// queue), `Err(false)` that none is available at all.
     pub fn select(
         &self,
         strategy: Strategy,
         excluded: u64,
         explain: bool,
-    ) -> Option<(Selection, Lease)> {
+    ) -> Result<(Selection, Lease), bool> {
         let mut candidates = [Candidate {
             weight: 0,
             in_flight: 0,
             healthy: false,
             excluded: false,
+            full: false,
         }; config::MAX_SERVERS_PER_UPSTREAM];
         let count = self.servers.len().min(candidates.len());
         for (i, server) in self.servers.iter().take(count).enumerate() {
+            let in_flight = server.state.in_flight();
             candidates[i] = Candidate {
                 weight: server.weight,
-                in_flight: server.state.in_flight(),
+                in_flight,
                 healthy: server.state.is_available(),
                 excluded: excluded & (1 << i) != 0,
+                full: server
+                    .max_connections
+                    .is_some_and(|m| in_flight >= m as usize),
             };
         }
-        let candidates = &candidates[..count];
+        let candidates = &mut candidates[..count];
+        // A slot can be taken between the look and the pick; then that server counts as full
+        // and the pick runs again, at most once per server.
+        for _ in 0..=count {
+            let Some(index) = self.pick(strategy, candidates) else {
+                let limited = candidates
+                    .iter()
+                    .any(|c| c.healthy && !c.excluded && c.full);
+                return Err(limited);
+            };
+            let server = &self.servers[index];
+            if !server.state.try_acquire(server.max_connections) {
+                candidates[index].full = true;
+                continue;
+            }
+            let state = server.state.clone();
+            state.selected.fetch_add(1, Ordering::Relaxed);
+            let explanation =
+                explain.then(|| explain_pick(strategy, &self.servers, candidates, index));
+            let lease = Lease {
+                state,
+                queue: self.queue.clone(),
+            };
+            return Ok((Selection { index, explanation }, lease));
+        }
+        Err(true)
+    }
+
+    fn pick(&self, strategy: Strategy, candidates: &[Candidate]) -> Option<usize> {
         let step = self.rotation.fetch_add(1, Ordering::Relaxed);
-        let index = match strategy {
+        match strategy {
             Strategy::LeastConnections => balance::pick_least_connections(candidates, step),
             Strategy::RoundRobin => self
                 .schedule(&self.round_robin, strategy, candidates)
@@ -366,12 +432,7 @@ impl UpstreamPool {
             Strategy::Weighted => self
                 .schedule(&self.weighted, strategy, candidates)
                 .pick(step, candidates),
-        }?;
-        let state = self.servers[index].state.clone();
-        state.in_flight.fetch_add(1, Ordering::Relaxed);
-        state.selected.fetch_add(1, Ordering::Relaxed);
-        let explanation = explain.then(|| explain_pick(strategy, &self.servers, candidates, index));
-        Some((Selection { index, explanation }, Lease { state }))
+        }
     }
 
     /// The cached schedule for the current healthy set, rebuilt only when that set changed.
@@ -418,12 +479,17 @@ fn explain_pick(
             "down"
         } else if c.excluded {
             "tried"
+        } else if c.full {
+            "full"
         } else {
             "up"
         };
+        let limit = servers[i]
+            .max_connections
+            .map_or(String::new(), |m| format!("/{m}"));
         let _ = write!(
             text,
-            "{}{}(w={},inflight={},{})",
+            "{}{}(w={},inflight={}{limit},{})",
             if i == 0 { "" } else { "," },
             servers[i].state.addr,
             c.weight,

@@ -8,6 +8,7 @@ fn healthy(weights: &[u32]) -> Vec<Candidate> {
             in_flight: 0,
             healthy: true,
             excluded: false,
+            full: false,
         })
         .collect()
 }
@@ -126,6 +127,7 @@ fn least_connections_table() {
                 in_flight: in_flight[i],
                 healthy: health[i],
                 excluded: excluded[i],
+                full: false,
             })
             .collect();
         assert_eq!(

@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::{Server, Upstream};
+use std::sync::Arc;
 
 fn check(healthy: u32, unhealthy: u32) -> HealthCheck {
     HealthCheck {
@@ -34,6 +35,10 @@ fn health_threshold_table() {
 }
 
 fn pool(weights: &[u32], active_check: bool) -> UpstreamPool {
+    limited_pool(weights, active_check, None)
+}
+
+fn limited_pool(weights: &[u32], active_check: bool, max: Option<u32>) -> UpstreamPool {
     let config = Upstream {
         name: "g".into(),
         strategy: Strategy::RoundRobin,
@@ -43,7 +48,7 @@ fn pool(weights: &[u32], active_check: bool) -> UpstreamPool {
             .map(|(i, &weight)| Server {
                 addr: SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16)),
                 weight,
-                max_connections: None,
+                max_connections: max,
             })
             .collect(),
         connect_timeout: Duration::from_secs(1),
@@ -60,7 +65,7 @@ fn pool(weights: &[u32], active_check: bool) -> UpstreamPool {
 #[test]
 fn new_servers_with_active_check_take_no_traffic_until_they_pass() {
     let pool = pool(&[1, 1], true);
-    assert!(pool.select(Strategy::RoundRobin, 0, false).is_none());
+    assert!(pool.select(Strategy::RoundRobin, 0, false).is_err());
     pool.servers[1]
         .state
         .record_check(true, "200".into(), Duration::ZERO, &check(2, 3));
@@ -127,4 +132,80 @@ fn explanation_names_every_candidate_and_the_winner() {
         "{text}"
     );
     assert!(text.contains("winner=127.0.0.1:7000"), "{text}");
+}
+
+#[test]
+fn max_connections_is_never_exceeded_and_a_full_group_says_so() {
+    let pool = limited_pool(&[1, 1], false, Some(2));
+    for strategy in [
+        Strategy::RoundRobin,
+        Strategy::Weighted,
+        Strategy::LeastConnections,
+    ] {
+        let leases: Vec<_> = (0..4)
+            .map(|_| pool.select(strategy, 0, false).expect("a free slot").1)
+            .collect();
+        assert_eq!(
+            pool.servers
+                .iter()
+                .map(|s| s.state.in_flight())
+                .collect::<Vec<_>>(),
+            [2, 2]
+        );
+        // Every healthy server is at its limit: the request may queue.
+        assert_eq!(pool.select(strategy, 0, false).err(), Some(true));
+        // A tried server that is full leaves nothing to queue for either.
+        drop(leases);
+        assert!(pool.select(strategy, 0b11, false).err() == Some(false));
+    }
+    let (selection, _lease) = pool.select(Strategy::RoundRobin, 0, true).expect("pick");
+    let text = selection.explanation.expect("explanation");
+    assert!(text.contains("(w=1,inflight=0/2,up)"), "{text}");
+}
+
+#[test]
+fn a_concurrent_rush_takes_exactly_the_limit() {
+    let pool = Arc::new(limited_pool(&[1], false, Some(3)));
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (pool, barrier) = (pool.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let leases: Vec<_> = (0..20)
+                    .filter_map(|_| pool.select(Strategy::LeastConnections, 0, false).ok())
+                    .collect();
+                // Every thread holds what it got until all have tried.
+                barrier.wait();
+                leases.len()
+            })
+        })
+        .collect();
+    let held: usize = threads.into_iter().map(|t| t.join().expect("join")).sum();
+    assert_eq!(held, 3, "160 concurrent picks, max_connections = 3");
+    assert_eq!(
+        pool.servers[0].state.in_flight(),
+        0,
+        "every slot given back"
+    );
+}
+
+#[tokio::test]
+async fn the_queue_wakes_its_head_in_order_and_a_dropped_ticket_passes_the_wake_on() {
+    let queue = WaitQueue::new("test");
+    let first = queue.join(3).expect("room");
+    let second = queue.join(3).expect("room");
+    let third = queue.join(3).expect("room");
+    assert!(queue.join(3).is_none(), "the queue is full at max");
+    assert_eq!(queue.len(), 3);
+    assert!(first.is_head() && !second.is_head());
+    queue.wake_head();
+    first.woken().await;
+    // The head leaves without using its wake: the next one is woken and is now the head.
+    drop(first);
+    second.woken().await;
+    assert!(second.is_head());
+    drop(second);
+    assert!(third.is_head());
+    drop(third);
+    assert!(queue.is_empty());
 }

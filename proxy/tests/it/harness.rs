@@ -417,6 +417,12 @@ impl TestConfig {
         self
     }
 
+    /// Adds TOML tables written by the test (an upstream with settings the builder lacks).
+    pub fn tables(mut self, text: &str) -> Self {
+        self.upstreams.push(text.to_string());
+        self
+    }
+
     /// Adds an `[auth]` table; `body` is its content without the `[auth]` line.
     pub fn auth_table(mut self, body: &str) -> Self {
         self.upstreams.push(format!("[auth]\n{body}\n"));

@@ -1,0 +1,217 @@
+//! `max_connections` and the group's queue: a server never holds more than its limit, queued
+//! requests are served in arrival order, the ones beyond `queue.max` are refused at once, a
+//! wait past `queue.timeout` is refused, and a client that goes away while queued leaks
+//! nothing.
+
+use crate::harness::*;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// A server that takes 500 ms per request, records the order requests arrive in and the most
+/// it ever held at once, and holds every request at a gate until the test opens it.
+struct Slow {
+    arrivals: Mutex<Vec<usize>>,
+    current: AtomicUsize,
+    most: AtomicUsize,
+    gate: Semaphore,
+}
+
+async fn handle_slow(
+    State(slow): State<Arc<Slow>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> &'static str {
+    let id = query
+        .get("id")
+        .and_then(|id| id.parse().ok())
+        .unwrap_or(usize::MAX);
+    slow.arrivals.lock().unwrap().push(id);
+    let now = slow.current.fetch_add(1, Ordering::SeqCst) + 1;
+    slow.most.fetch_max(now, Ordering::SeqCst);
+    drop(slow.gate.acquire().await.unwrap());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    slow.current.fetch_sub(1, Ordering::SeqCst);
+    "done"
+}
+
+async fn start_slow() -> (Arc<Slow>, SocketAddr) {
+    let slow = Arc::new(Slow {
+        arrivals: Mutex::new(Vec::new()),
+        current: AtomicUsize::new(0),
+        most: AtomicUsize::new(0),
+        gate: Semaphore::new(0),
+    });
+    let router = axum::Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .fallback(get(handle_slow))
+        .with_state(slow.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (slow, addr)
+}
+
+/// A proxy in front of `addr` with `max_connections = 2` and the given queue.
+async fn limited_proxy(addr: SocketAddr, queue: &str) -> TestProxy {
+    let config = TestConfig::new()
+        .tables(&format!(
+            "[upstreams.g]\nservers = [{{ addr = \"{addr}\", max_connections = 2 }}]\nretries = 0\nqueue = {{ {queue} }}\n"
+        ))
+        .route("all", "/", "g");
+    TestProxy::start(&config).await
+}
+
+async fn queue_length(proxy: &TestProxy) -> f64 {
+    sample(
+        &scrape(proxy).await,
+        "scalelab_upstream_queue_length{upstream=\"g\"}",
+    )
+    .unwrap_or(0.0)
+}
+
+/// Sends request `id` in the background.
+fn send(
+    proxy: &TestProxy,
+    id: usize,
+) -> tokio::task::JoinHandle<(u16, serde_json::Value, Option<String>)> {
+    let url = proxy.url(&format!("/work?id={id}"));
+    tokio::spawn(async move {
+        let response = client_builder()
+            .timeout(patient(Duration::from_secs(60)))
+            .build()
+            .unwrap()
+            .get(url)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body, retry_after)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_clients_two_slots_ten_queued_in_order_the_rest_refused_at_once() {
+    let (slow, addr) = start_slow().await;
+    let proxy = limited_proxy(addr, "max = 10, timeout = \"60s\"").await;
+    let wait = patient(Duration::from_secs(10));
+    let mut tasks = Vec::new();
+    // Two go straight to the server, where the closed gate holds them.
+    for id in 0..2 {
+        tasks.push(send(&proxy, id));
+    }
+    eventually(wait, "two requests at the server", || async {
+        (slow.current.load(Ordering::SeqCst) == 2).then_some(())
+    })
+    .await;
+    // Ten queue, one at a time so their arrival order is known.
+    for id in 2..12 {
+        tasks.push(send(&proxy, id));
+        let expected = (id - 1) as f64;
+        eventually(wait, &format!("{expected} queued"), || async {
+            (queue_length(&proxy).await == expected).then_some(())
+        })
+        .await;
+    }
+    // The rest are refused while the gate is still closed: at once, not after any wait.
+    let overflow: Vec<_> = (12..20).map(|id| send(&proxy, id)).collect();
+    for task in overflow {
+        let (status, body, retry_after) = task.await.unwrap();
+        assert_eq!(status, 503);
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "upstream busy", "upstream": "g", "reason": "queue_full", "retry_after_s": 1})
+        );
+        assert_eq!(retry_after.as_deref(), Some("1"));
+    }
+    assert_eq!(
+        slow.arrivals.lock().unwrap().len(),
+        2,
+        "nothing else reached the server"
+    );
+    slow.gate.add_permits(1000);
+    for task in tasks {
+        let (status, _, _) = task.await.unwrap();
+        assert_eq!(status, 200);
+    }
+    assert_eq!(
+        slow.most.load(Ordering::SeqCst),
+        2,
+        "never more than max_connections"
+    );
+    let arrivals = slow.arrivals.lock().unwrap().clone();
+    let mut first_two = arrivals[..2].to_vec();
+    first_two.sort();
+    assert_eq!(first_two, [0, 1]);
+    assert_eq!(
+        arrivals[2..],
+        (2..12).collect::<Vec<_>>()[..],
+        "the queue drains in order"
+    );
+    let metrics = scrape(&proxy).await;
+    let refused = "scalelab_upstream_refused_requests_total{reason=\"queue_full\",upstream=\"g\"}";
+    assert_eq!(sample(&metrics, refused), Some(8.0));
+    assert_eq!(
+        sample(
+            &metrics,
+            "scalelab_upstream_queue_wait_seconds_count{upstream=\"g\"}"
+        ),
+        Some(10.0)
+    );
+    assert_eq!(queue_length(&proxy).await, 0.0);
+    proxy.wait_in_flight(0, wait).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_past_the_timeout_is_refused_and_a_client_gone_while_queued_leaks_nothing() {
+    let (slow, addr) = start_slow().await;
+    let proxy = limited_proxy(addr, "max = 5, timeout = \"300ms\"").await;
+    let wait = patient(Duration::from_secs(10));
+    let held: Vec<_> = (0..2).map(|id| send(&proxy, id)).collect();
+    eventually(wait, "two requests at the server", || async {
+        (slow.current.load(Ordering::SeqCst) == 2).then_some(())
+    })
+    .await;
+    let (status, body, retry_after) = send(&proxy, 2).await.unwrap();
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (503, Some("queue_timeout"))
+    );
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    // A client that gives up while queued: its request leaves the queue by its timeout at the
+    // latest, and its slot count never moves.
+    let gone = send(&proxy, 3);
+    eventually(wait, "one queued", || async {
+        (queue_length(&proxy).await == 1.0).then_some(())
+    })
+    .await;
+    gone.abort();
+    eventually(wait, "the queue to empty", || async {
+        (queue_length(&proxy).await == 0.0).then_some(())
+    })
+    .await;
+    slow.gate.add_permits(1000);
+    for task in held {
+        assert_eq!(task.await.unwrap().0, 200);
+    }
+    proxy.wait_in_flight(0, wait).await;
+    // Both slots are free again: two more requests are served at once.
+    let again: Vec<_> = (4..6).map(|id| send(&proxy, id)).collect();
+    for task in again {
+        assert_eq!(task.await.unwrap().0, 200);
+    }
+    assert_eq!(slow.most.load(Ordering::SeqCst), 2);
+    let metrics = scrape(&proxy).await;
+    let timeouts =
+        "scalelab_upstream_refused_requests_total{reason=\"queue_timeout\",upstream=\"g\"}";
+    assert!(sample(&metrics, timeouts) >= Some(1.0), "{metrics}");
+}
