@@ -72,6 +72,8 @@ impl Snapshot {
             .iter()
             .map(|route| RouteLimits::build(&route.name, &route.rate_limits, &registry.limits))
             .collect();
+        // Servers that appear from now on (added by a reload) slow-start.
+        registry.seal();
         Snapshot {
             limits,
             generation,

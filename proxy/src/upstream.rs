@@ -2,11 +2,16 @@
 //! in-flight count, counters), the pool a snapshot builds from it, and `select`, which turns
 //! that state into `balance` candidates and picks one without taking a lock.
 
+mod explain;
 mod queue;
+mod registry;
 #[cfg(test)]
 mod tests;
 
+use explain::explain_pick;
+
 pub use queue::{Refused, Ticket, WaitQueue};
+pub use registry::Registry;
 
 use crate::balance::{self, Candidate, Schedule, Strategy};
 use crate::config::{self, HealthCheck};
@@ -16,8 +21,6 @@ use http::HeaderValue;
 use scalelab_common::clock::unix_ms;
 use scalelab_common::sync::lock;
 use serde::Serialize;
-use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,6 +47,9 @@ pub struct ServerState {
     consecutive_successes: AtomicU32,
     consecutive_failures: AtomicU32,
     ever_passed: AtomicBool,
+    /// Slow start: 1 + the milliseconds (on the pool epoch) at which it recovered or was added
+    /// by a reload; 0 when it has not (start-up servers take their full weight at once).
+    ramp_from_ms: AtomicU64,
     last_check: Mutex<Option<CheckRecord>>,
 }
 
@@ -92,7 +98,7 @@ fn now_ms() -> u64 {
 }
 
 impl ServerState {
-    fn new(group: &str, addr: SocketAddr, initially_healthy: bool) -> ServerState {
+    fn new(group: &str, addr: SocketAddr, initially_healthy: bool, ramping: bool) -> ServerState {
         let addr_header = HeaderValue::from_str(&addr.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
         ServerState {
@@ -108,6 +114,7 @@ impl ServerState {
             consecutive_successes: AtomicU32::new(0),
             consecutive_failures: AtomicU32::new(0),
             ever_passed: AtomicBool::new(false),
+            ramp_from_ms: AtomicU64::new(if ramping { now_ms() + 1 } else { 0 }),
             last_check: Mutex::new(None),
         }
     }
@@ -140,6 +147,21 @@ impl ServerState {
 
     pub fn selected(&self) -> u64 {
         self.selected.load(Ordering::Relaxed)
+    }
+
+    /// Slow start: the share of its weight the server has now, in tenths, over a `window`
+    /// that starts when it recovered (by the active check, or at the end of a passive ejection)
+    /// or was added by a reload. 10 without a window or after it.
+    pub fn ramp_tenths(&self, window: Option<Duration>) -> u32 {
+        let Some(window) = window else { return 10 };
+        let recovered = self.ramp_from_ms.load(Ordering::Relaxed);
+        let ejected_until = self.down_until_ms.load(Ordering::Relaxed);
+        if recovered == 0 && ejected_until == 0 {
+            return 10;
+        }
+        let start = recovered.saturating_sub(1).max(ejected_until);
+        let elapsed = Duration::from_millis(now_ms().saturating_sub(start));
+        balance::ramp_tenths(elapsed, window)
     }
 
     /// Takes an in-flight slot unless `max` are taken; exact under concurrency (a compare and
@@ -184,6 +206,10 @@ impl ServerState {
             Some(Transition::Up) => {
                 self.down_until_ms.store(0, Ordering::Relaxed);
                 self.healthy.store(true, Ordering::Relaxed);
+                // A recovery ramps up; the first pass of a server (start-up) does not.
+                if ever_passed {
+                    self.ramp_from_ms.store(now_ms() + 1, Ordering::Relaxed);
+                }
             }
             Some(Transition::Down) => self.healthy.store(false, Ordering::Relaxed),
             None => {}
@@ -205,8 +231,9 @@ impl ServerState {
         }
     }
 
-    pub fn report(&self, weight: u32) -> ServerReport {
+    pub fn report(&self, weight: u32, window: Option<Duration>) -> ServerReport {
         ServerReport {
+            effective_weight: effective_weight(weight, self.ramp_tenths(window)),
             addr: self.addr.to_string(),
             healthy: self.is_healthy(),
             drained: self.is_drained(),
@@ -231,58 +258,13 @@ pub struct ServerReport {
     /// Whether new requests may go to it: healthy and not drained.
     pub available: bool,
     pub weight: u32,
+    /// The weight slow start gives it now (the configured weight once ramped up).
+    pub effective_weight: f64,
     pub in_flight: usize,
     pub selected: u64,
     pub consecutive_successes: u32,
     pub consecutive_failures: u32,
     pub last_check: Option<CheckRecord>,
-}
-
-/// Keeps `ServerState` by (group, address) across snapshots.
-#[derive(Debug, Default)]
-pub struct Registry {
-    servers: Mutex<HashMap<(String, SocketAddr), Arc<ServerState>>>,
-    /// Rate limit buckets, which survive reloads the same way.
-    pub limits: crate::ratelimit::LimitRegistry,
-    /// Each group's wait queue, so requests waiting across a reload are woken by either side.
-    queues: Mutex<HashMap<String, Arc<WaitQueue>>>,
-}
-
-impl Registry {
-    /// The state for a server, created when it first appears. A new server with an active
-    /// check starts unhealthy and takes traffic only after it passes one.
-    pub fn server(
-        &self,
-        group: &str,
-        addr: SocketAddr,
-        has_active_check: bool,
-    ) -> Arc<ServerState> {
-        let mut servers = lock(&self.servers);
-        servers
-            .entry((group.to_string(), addr))
-            .or_insert_with(|| Arc::new(ServerState::new(group, addr, !has_active_check)))
-            .clone()
-    }
-
-    /// The wait queue of `group`, created when the group first appears.
-    pub fn queue(&self, group: &str) -> Arc<WaitQueue> {
-        lock(&self.queues)
-            .entry(group.to_string())
-            .or_insert_with(|| Arc::new(WaitQueue::new(group)))
-            .clone()
-    }
-
-    /// Forgets servers that no snapshot lists any more.
-    pub fn retain(&self, keep: impl Fn(&str, SocketAddr) -> bool) {
-        lock(&self.servers).retain(|(group, addr), state| {
-            let kept = keep(group, *addr);
-            if !kept {
-                // Probes and requests still holding the state record nothing more for it.
-                state.metrics.retire();
-            }
-            kept
-        });
-    }
 }
 
 /// A server as one snapshot sees it: shared state plus this config's weight.
@@ -348,6 +330,7 @@ impl UpstreamPool {
         let empty = Arc::new(Schedule {
             mask: u64::MAX,
             order: Vec::new(),
+            weights: Vec::new(),
         });
         UpstreamPool {
             queue: registry.queue(&config.name),
@@ -380,6 +363,7 @@ impl UpstreamPool {
             healthy: false,
             excluded: false,
             full: false,
+            ramp_tenths: 10,
         }; config::MAX_SERVERS_PER_UPSTREAM];
         let count = self.servers.len().min(candidates.len());
         for (i, server) in self.servers.iter().take(count).enumerate() {
@@ -392,6 +376,7 @@ impl UpstreamPool {
                 full: server
                     .max_connections
                     .is_some_and(|m| in_flight >= m as usize),
+                ramp_tenths: server.state.ramp_tenths(self.config.slow_start),
             };
         }
         let candidates = &mut candidates[..count];
@@ -435,7 +420,9 @@ impl UpstreamPool {
         }
     }
 
-    /// The cached schedule for the current healthy set, rebuilt only when that set changed.
+    /// The cached schedule for the current healthy set and effective weights, rebuilt only
+    /// when one of them changed (a health change, or a slow start's next 10% step). Round robin
+    /// weighs every server alike, except a server in slow start.
     fn schedule(
         &self,
         slot: &ArcSwap<Schedule>,
@@ -443,16 +430,31 @@ impl UpstreamPool {
         candidates: &[Candidate],
     ) -> Arc<Schedule> {
         let mask = balance::healthy_mask(candidates);
+        let mut weights = [0u32; config::MAX_SERVERS_PER_UPSTREAM];
+        let weights = &mut weights[..candidates.len()];
+        for (weight, c) in weights.iter_mut().zip(candidates) {
+            let base = if strategy == Strategy::Weighted {
+                c.weight
+            } else {
+                1
+            };
+            *weight = base * c.ramp_tenths;
+        }
+        balance::normalized(weights);
+        let plain = strategy != Strategy::Weighted && weights.iter().all(|&w| w == 1);
         let current = slot.load_full();
-        if current.mask == mask {
+        let same_weights = if plain {
+            current.weights.is_empty()
+        } else {
+            current.weights == *weights
+        };
+        if current.mask == mask && same_weights {
             return current;
         }
-        let rebuilt = Arc::new(match strategy {
-            Strategy::Weighted => {
-                let weights: Vec<u32> = candidates.iter().map(|c| c.weight).collect();
-                Schedule::smooth_weighted(mask, &weights)
-            }
-            _ => Schedule::round_robin(mask, candidates.len()),
+        let rebuilt = Arc::new(if plain {
+            Schedule::round_robin(mask, candidates.len())
+        } else {
+            Schedule::smooth_weighted(mask, weights)
         });
         slot.store(rebuilt.clone());
         rebuilt
@@ -466,42 +468,7 @@ impl UpstreamPool {
     }
 }
 
-fn explain_pick(
-    strategy: Strategy,
-    servers: &[PoolServer],
-    candidates: &[Candidate],
-    winner: usize,
-) -> String {
-    let mut text = String::with_capacity(64 * candidates.len());
-    let _ = write!(text, "strategy={}; candidates=", strategy.name());
-    for (i, c) in candidates.iter().enumerate() {
-        let health = if !c.healthy {
-            "down"
-        } else if c.excluded {
-            "tried"
-        } else if c.full {
-            "full"
-        } else {
-            "up"
-        };
-        let limit = servers[i]
-            .max_connections
-            .map_or(String::new(), |m| format!("/{m}"));
-        let _ = write!(
-            text,
-            "{}{}(w={},inflight={}{limit},{})",
-            if i == 0 { "" } else { "," },
-            servers[i].state.addr,
-            c.weight,
-            c.in_flight,
-            health
-        );
-    }
-    let reason = match strategy {
-        Strategy::RoundRobin => "next in round-robin order among healthy servers",
-        Strategy::Weighted => "next in the smooth weighted round-robin schedule",
-        Strategy::LeastConnections => "fewest in flight; higher weight breaks ties, then rotation",
-    };
-    let _ = write!(text, "; winner={} ({reason})", servers[winner].state.addr);
-    text
+/// A weight scaled by a slow start's ramp, for reports and metrics.
+pub fn effective_weight(weight: u32, ramp_tenths: u32) -> f64 {
+    f64::from(weight) * f64::from(ramp_tenths) / 10.0
 }

@@ -209,3 +209,52 @@ async fn the_queue_wakes_its_head_in_order_and_a_dropped_ticket_passes_the_wake_
     drop(third);
     assert!(queue.is_empty());
 }
+
+#[test]
+fn a_recovered_server_slow_starts_and_a_first_pass_does_not() {
+    let mut pool = pool(&[1, 1, 1], true);
+    pool.config.slow_start = Some(Duration::from_secs(30));
+    let check = check(2, 3);
+    let window = pool.config.slow_start;
+    for server in &pool.servers {
+        server
+            .state
+            .record_check(true, "ok".into(), Duration::ZERO, &check);
+    }
+    assert!(pool
+        .servers
+        .iter()
+        .all(|s| s.state.ramp_tenths(window) == 10));
+    let recovering = &pool.servers[2].state;
+    for _ in 0..3 {
+        recovering.record_check(false, "down".into(), Duration::ZERO, &check);
+    }
+    for _ in 0..2 {
+        recovering.record_check(true, "ok".into(), Duration::ZERO, &check);
+    }
+    assert!(recovering.is_available());
+    assert_eq!(
+        recovering.ramp_tenths(window),
+        1,
+        "10% right after recovering"
+    );
+    assert_eq!(recovering.ramp_tenths(None), 10, "no window, no ramp");
+    // Every strategy gives it about a tenth of a fair share.
+    for strategy in [
+        Strategy::RoundRobin,
+        Strategy::Weighted,
+        Strategy::LeastConnections,
+    ] {
+        let picks = (0..2100)
+            .filter(|_| pool.select(strategy, 0, false).expect("pick").0.index == 2)
+            .count();
+        assert!((30..=110).contains(&picks), "{strategy:?}: {picks} of 2100");
+    }
+    let (selection, _lease) = pool.select(Strategy::Weighted, 0b011, true).expect("pick");
+    let text = selection.explanation.expect("explanation");
+    assert!(
+        text.contains("(w=1,slow_start=10%,inflight=0,up)"),
+        "{text}"
+    );
+    assert_eq!(recovering.report(1, window).effective_weight, 0.1);
+}
