@@ -3,3 +3,4 @@
 
 mod queue;
 mod rate;
+mod slow_start;
