@@ -8,6 +8,7 @@ use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterV
 use prometheus::{IntGauge, IntGaugeVec, Opts};
 use scalelab_common::sync::lock;
 use std::collections::VecDeque;
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::Notify;
 
@@ -33,6 +34,9 @@ impl Refused {
 #[derive(Debug)]
 pub struct WaitQueue {
     waiters: Mutex<VecDeque<Arc<Notify>>>,
+    /// `waiters.len()`, kept under the lock and read without it: every request's pick and
+    /// every lease's return look at it, and with no one waiting they take no lock.
+    waiting: AtomicUsize,
     metrics: Option<QueueMetrics>,
 }
 
@@ -47,18 +51,19 @@ impl WaitQueue {
     pub fn new(group: &str) -> WaitQueue {
         WaitQueue {
             waiters: Mutex::new(VecDeque::new()),
+            waiting: AtomicUsize::new(0),
             metrics: QueueMetrics::new(group),
         }
     }
 
     /// Requests waiting now.
     pub fn len(&self) -> usize {
-        lock(&self.waiters).len()
+        self.waiting.load(Ordering::SeqCst)
     }
 
     /// No one waits: a new request may pick at once without passing anyone.
     pub fn is_empty(&self) -> bool {
-        lock(&self.waiters).is_empty()
+        self.len() == 0
     }
 
     /// Joins the end of the queue, unless `max` requests already wait.
@@ -70,6 +75,10 @@ impl WaitQueue {
         let waiter = Arc::new(Notify::new());
         waiters.push_back(waiter.clone());
         self.set_length(waiters.len());
+        drop(waiters);
+        // Pairs with the fence in `wake_head`: either the lease given back meanwhile sees this
+        // waiter, or this waiter's next pick sees the slot it gave back.
+        fence(Ordering::SeqCst);
         Some(Ticket {
             queue: self,
             waiter,
@@ -79,6 +88,10 @@ impl WaitQueue {
     /// A slot was given back: the head of the queue may pick again. The wake is kept if the
     /// head is not waiting yet (`Notify` stores one permit), so none is lost.
     pub fn wake_head(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         if let Some(head) = lock(&self.waiters).front() {
             head.notify_one();
         }
@@ -98,7 +111,9 @@ impl WaitQueue {
         }
     }
 
+    /// Called with the lock held, after every change of `waiters`.
     fn set_length(&self, length: usize) {
+        self.waiting.store(length, Ordering::SeqCst);
         if let Some(metrics) = &self.metrics {
             metrics.length.set(length as i64);
         }
