@@ -33,7 +33,8 @@ async fn handle_slow(
     slow.arrivals.lock().unwrap().push(id);
     let now = slow.current.fetch_add(1, Ordering::SeqCst) + 1;
     slow.most.fetch_max(now, Ordering::SeqCst);
-    drop(slow.gate.acquire().await.unwrap());
+    // Each request uses up a permit, so the test can let them through one by one.
+    slow.gate.acquire().await.unwrap().forget();
     tokio::time::sleep(Duration::from_millis(500)).await;
     slow.current.fetch_sub(1, Ordering::SeqCst);
     "done"
@@ -138,6 +139,11 @@ async fn twenty_clients_two_slots_ten_queued_in_order_the_rest_refused_at_once()
         2,
         "nothing else reached the server"
     );
+    // The two held requests leave the gate 250 ms apart, so their slots (and every slot after)
+    // come free at different times, and the order the queue hands them out in is the order
+    // requests reach the server.
+    slow.gate.add_permits(1);
+    tokio::time::sleep(Duration::from_millis(250)).await;
     slow.gate.add_permits(1000);
     for task in tasks {
         let (status, _, _) = task.await.unwrap();
