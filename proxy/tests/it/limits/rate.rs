@@ -191,3 +191,53 @@ async fn a_reload_that_changes_the_rate_keeps_each_keys_state() {
     assert_eq!(status, 200);
     assert_eq!(get(&proxy, "/data", &[]).await.status(), 200);
 }
+
+/// The auth crate's shared table and token helpers.
+#[allow(dead_code)]
+#[path = "../../../../auth/tests/support/vectors.rs"]
+mod vectors;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_keyed_limit_counts_each_verified_subject_and_only_after_auth() {
+    let backend = TestBackend::start("a");
+    let table = vectors::hs256_table();
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .auth_table(&vectors::resolve_table(&table))
+        .route_with(
+            "data",
+            "/data",
+            "g",
+            "auth = \"jwt\"\nrate_limits = [{ name = \"per-user\", rate = \"1/min\", burst = 1, key = \"jwt.sub\" }]",
+        );
+    let proxy = start_healthy(&config, &backend).await;
+    let settings = vectors::settings(&table);
+    let bearer = |sub: &str| {
+        let token = scalelab_auth::mint(&settings, sub, Duration::from_secs(60)).unwrap();
+        format!("Bearer {token}")
+    };
+    let (alice, bob) = (bearer("alice"), bearer("bob"));
+    // Refused tokens are answered 401 and charge no bucket.
+    for _ in 0..3 {
+        assert_eq!(get(&proxy, "/data", &[]).await.status(), 401);
+    }
+    assert_eq!(
+        get(&proxy, "/data", &[("authorization", &alice)])
+            .await
+            .status(),
+        200
+    );
+    let refused = get(&proxy, "/data", &[("authorization", &alice)]).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(
+        refused.headers()["ratelimit-policy"],
+        "\"per-user\";q=1;w=60"
+    );
+    assert_eq!(
+        get(&proxy, "/data", &[("authorization", &bob)])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(backend.hits(), 2);
+}
