@@ -192,10 +192,8 @@ async fn a_reload_that_changes_the_rate_keeps_each_keys_state() {
     assert_eq!(get(&proxy, "/data", &[]).await.status(), 200);
 }
 
-/// The auth crate's shared table and token helpers.
-#[allow(dead_code)]
-#[path = "../../../../auth/tests/support/vectors.rs"]
-mod vectors;
+/// The auth crate's shared table and token helpers, loaded once by the auth tests.
+use crate::auth::vectors;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_keyed_limit_counts_each_verified_subject_and_only_after_auth() {
