@@ -57,6 +57,14 @@ async fn start_slow() -> (Arc<Slow>, SocketAddr) {
     (slow, addr)
 }
 
+/// The slow server behind a proxy with `max_connections = 2` and the given queue, and the
+/// patience of every wait.
+async fn slow_behind_proxy(queue: &str) -> (Arc<Slow>, TestProxy, Duration) {
+    let (slow, addr) = start_slow().await;
+    let proxy = limited_proxy(addr, queue).await;
+    (slow, proxy, patient(Duration::from_secs(10)))
+}
+
 /// A proxy in front of `addr` with `max_connections = 2` and the given queue.
 async fn limited_proxy(addr: SocketAddr, queue: &str) -> TestProxy {
     let config = TestConfig::new()
@@ -100,20 +108,39 @@ fn send(
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_clients_two_slots_ten_queued_in_order_the_rest_refused_at_once() {
-    let (slow, addr) = start_slow().await;
-    let proxy = limited_proxy(addr, "max = 10, timeout = \"60s\"").await;
-    let wait = patient(Duration::from_secs(10));
-    let mut tasks = Vec::new();
-    // Two go straight to the server, where the closed gate holds them.
-    for id in 0..2 {
-        tasks.push(send(&proxy, id));
-    }
+/// Sends requests 0 and 1, and returns once the server holds both (its two slots).
+async fn fill_slots(
+    proxy: &TestProxy,
+    slow: &Slow,
+    wait: Duration,
+) -> Vec<tokio::task::JoinHandle<(u16, serde_json::Value, Option<String>)>> {
+    let held = (0..2).map(|id| send(proxy, id)).collect();
     eventually(wait, "two requests at the server", || async {
         (slow.current.load(Ordering::SeqCst) == 2).then_some(())
     })
     .await;
+    held
+}
+
+/// Sends request `id` and returns once it waits in the queue as the only one.
+async fn queue_one(
+    proxy: &TestProxy,
+    id: usize,
+    wait: Duration,
+) -> tokio::task::JoinHandle<(u16, serde_json::Value, Option<String>)> {
+    let task = send(proxy, id);
+    eventually(wait, "one queued", || async {
+        (queue_length(proxy).await == 1.0).then_some(())
+    })
+    .await;
+    task
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_clients_two_slots_ten_queued_in_order_the_rest_refused_at_once() {
+    let (slow, proxy, wait) = slow_behind_proxy("max = 10, timeout = \"60s\"").await;
+    // Two go straight to the server, where the closed gate holds them.
+    let mut tasks = fill_slots(&proxy, &slow, wait).await;
     // Ten queue, one at a time so their arrival order is known.
     for id in 2..12 {
         tasks.push(send(&proxy, id));
@@ -178,46 +205,52 @@ async fn twenty_clients_two_slots_ten_queued_in_order_the_rest_refused_at_once()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wait_past_the_timeout_is_refused_and_a_client_gone_while_queued_leaks_nothing() {
-    let (slow, addr) = start_slow().await;
-    let proxy = limited_proxy(addr, "max = 5, timeout = \"300ms\"").await;
-    let wait = patient(Duration::from_secs(10));
-    let held: Vec<_> = (0..2).map(|id| send(&proxy, id)).collect();
-    eventually(wait, "two requests at the server", || async {
-        (slow.current.load(Ordering::SeqCst) == 2).then_some(())
-    })
-    .await;
+async fn a_wait_past_the_timeout_is_refused() {
+    let (slow, proxy, wait) = slow_behind_proxy("max = 5, timeout = \"300ms\"").await;
+    let held = fill_slots(&proxy, &slow, wait).await;
     let (status, body, retry_after) = send(&proxy, 2).await.unwrap();
     assert_eq!(
         (status, body["reason"].as_str()),
         (503, Some("queue_timeout"))
     );
     assert_eq!(retry_after.as_deref(), Some("1"));
-    // A client that gives up while queued: its request leaves the queue by its timeout at the
-    // latest, and its slot count never moves.
-    let gone = send(&proxy, 3);
-    eventually(wait, "one queued", || async {
-        (queue_length(&proxy).await == 1.0).then_some(())
-    })
-    .await;
-    gone.abort();
-    eventually(wait, "the queue to empty", || async {
-        (queue_length(&proxy).await == 0.0).then_some(())
-    })
-    .await;
+    let metrics = scrape(&proxy).await;
+    let timeouts =
+        "scalelab_upstream_refused_requests_total{reason=\"queue_timeout\",upstream=\"g\"}";
+    assert_eq!(sample(&metrics, timeouts), Some(1.0), "{metrics}");
+    assert_eq!(queue_length(&proxy).await, 0.0);
     slow.gate.add_permits(1000);
     for task in held {
         assert_eq!(task.await.unwrap().0, 200);
     }
+    assert_eq!(
+        slow.arrivals.lock().unwrap().len(),
+        2,
+        "the refused one never arrived"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gone_while_queued_leaks_no_slot_when_its_turn_comes() {
+    let (slow, proxy, wait) = slow_behind_proxy("max = 5, timeout = \"60s\"").await;
+    let held = fill_slots(&proxy, &slow, wait).await;
+    let gone = queue_one(&proxy, 2, wait).await;
+    gone.abort();
+    // Its turn comes after the client left: whatever the proxy does with it, every slot is
+    // given back and the queue is empty.
+    slow.gate.add_permits(1000);
+    for task in held {
+        assert_eq!(task.await.unwrap().0, 200);
+    }
+    eventually(wait, "the queue to empty", || async {
+        (queue_length(&proxy).await == 0.0).then_some(())
+    })
+    .await;
     proxy.wait_in_flight(0, wait).await;
-    // Both slots are free again: two more requests are served at once.
-    let again: Vec<_> = (4..6).map(|id| send(&proxy, id)).collect();
+    let again: Vec<_> = (3..5).map(|id| send(&proxy, id)).collect();
     for task in again {
         assert_eq!(task.await.unwrap().0, 200);
     }
     assert_eq!(slow.most.load(Ordering::SeqCst), 2);
-    let metrics = scrape(&proxy).await;
-    let timeouts =
-        "scalelab_upstream_refused_requests_total{reason=\"queue_timeout\",upstream=\"g\"}";
-    assert!(sample(&metrics, timeouts) >= Some(1.0), "{metrics}");
+    proxy.wait_in_flight(0, wait).await;
 }
