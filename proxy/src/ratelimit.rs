@@ -40,14 +40,26 @@ impl LimitRegistry {
             .clone()
     }
 
-    /// Forgets the buckets of limits `config` no longer has.
+    /// Forgets the buckets and the counter series of limits `config` no longer has.
     pub fn retain(&self, config: &Config) {
-        lock(&self.buckets).retain(|(route, limit), _| {
+        let kept = |route: &str, limit: &str| {
             config
                 .routes
                 .iter()
-                .any(|r| &r.name == route && r.rate_limits.iter().any(|l| &l.name == limit))
-        });
+                .any(|r| r.name == route && r.rate_limits.iter().any(|l| l.name == limit))
+        };
+        lock(&self.buckets).retain(|(route, limit), _| kept(route, limit));
+        if let Some(Some(vector)) = REFUSED.get() {
+            crate::telemetry::prune_vec(vector, &|labels: &crate::telemetry::Labels| {
+                let value = |name: &str| {
+                    labels
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map_or("", |(_, v)| *v)
+                };
+                kept(value("route"), value("limit"))
+            });
+        }
     }
 }
 
@@ -162,9 +174,10 @@ impl RouteLimits {
 
 /// `scalelab_rate_limited_requests_total{route,limit}`, in Prometheus' default registry (as the
 /// other request-path series are); `None` only if the vector could not be built.
+static REFUSED: OnceLock<Option<IntCounterVec>> = OnceLock::new();
+
 fn refused_counter(route: &str, limit: &str) -> Option<IntCounter> {
-    static VECTOR: OnceLock<Option<IntCounterVec>> = OnceLock::new();
-    VECTOR
+    REFUSED
         .get_or_init(|| {
             let vector = IntCounterVec::new(
                 Opts::new(

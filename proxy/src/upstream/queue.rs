@@ -166,9 +166,26 @@ const WAIT_BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
 ];
 
+static VECTORS: OnceLock<Option<Vectors>> = OnceLock::new();
+
+/// Removes the queue series of groups `keep` refuses (groups a reload removed).
+pub fn prune(keep: &dyn Fn(&str) -> bool) {
+    let Some(Some(vectors)) = VECTORS.get() else {
+        return;
+    };
+    let keep_labels = |labels: &crate::telemetry::Labels| {
+        labels
+            .iter()
+            .find(|(name, _)| *name == "upstream")
+            .is_none_or(|(_, group)| keep(group))
+    };
+    crate::telemetry::prune_vec(&vectors.length, &keep_labels);
+    crate::telemetry::prune_vec(&vectors.wait, &keep_labels);
+    crate::telemetry::prune_vec(&vectors.refused, &keep_labels);
+}
+
 impl QueueMetrics {
     fn new(group: &str) -> Option<QueueMetrics> {
-        static VECTORS: OnceLock<Option<Vectors>> = OnceLock::new();
         let vectors = VECTORS.get_or_init(|| vectors().ok()).as_ref()?;
         Some(QueueMetrics {
             length: vectors.length.with_label_values(&[group]),

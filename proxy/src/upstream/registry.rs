@@ -53,6 +53,12 @@ impl Registry {
             .clone()
     }
 
+    /// Forgets the queues (and their series) of groups `keep` refuses.
+    pub fn retain_queues(&self, keep: impl Fn(&str) -> bool) {
+        lock(&self.queues).retain(|group, _| keep(group));
+        super::queue::prune(&keep);
+    }
+
     /// Forgets servers that no snapshot lists any more.
     pub fn retain(&self, keep: impl Fn(&str, SocketAddr) -> bool) {
         lock(&self.servers).retain(|(group, addr), state| {

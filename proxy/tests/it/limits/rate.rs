@@ -190,6 +190,13 @@ async fn a_reload_that_changes_the_rate_keeps_each_keys_state() {
     let (status, _) = proxy.admin_post("/admin/reload").await;
     assert_eq!(status, 200);
     assert_eq!(get(&proxy, "/data", &[]).await.status(), 200);
+    // The removed limit's series leaves the exposition; the new one starts at zero.
+    let metrics = scrape(&proxy).await;
+    let series = |limit: &str| {
+        format!("scalelab_rate_limited_requests_total{{limit=\"{limit}\",route=\"data\"}}")
+    };
+    assert_eq!(sample(&metrics, &series("per-client")), None, "{metrics}");
+    assert_eq!(sample(&metrics, &series("per-client-v2")), Some(0.0));
 }
 
 /// The auth crate's shared table and token helpers, loaded once by the auth tests.
