@@ -258,3 +258,27 @@ fn a_recovered_server_slow_starts_and_a_first_pass_does_not() {
     );
     assert_eq!(recovering.report(1, window).effective_weight, 0.1);
 }
+
+#[test]
+fn servers_a_reload_adds_and_servers_back_from_passive_ejection_slow_start() {
+    let window = Some(Duration::from_secs(30));
+    let registry = Registry::default();
+    let at_start = registry.server("g", SocketAddr::from(([127, 0, 0, 1], 7100)), false);
+    registry.seal();
+    let added = registry.server("g", SocketAddr::from(([127, 0, 0, 1], 7101)), false);
+    assert_eq!(
+        at_start.ramp_tenths(window),
+        10,
+        "start-up servers take their weight"
+    );
+    assert_eq!(
+        added.ramp_tenths(window),
+        1,
+        "a server a reload adds starts at 10%"
+    );
+    // Ejected for a moment without an active check: back at 10% when the ejection ends.
+    assert!(at_start.record_connect_failure(false, Duration::from_millis(1)));
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(at_start.is_available());
+    assert_eq!(at_start.ramp_tenths(window), 1);
+}
