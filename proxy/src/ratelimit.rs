@@ -88,6 +88,14 @@ pub struct Refusal {
     pub state: String,
 }
 
+/// What an allowed request is told of its budget: the `RateLimit-Policy` and `RateLimit`
+/// values of the limit closest to refusing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quota {
+    pub policy: String,
+    pub state: String,
+}
+
 /// Each limit's key value for one request: `None` when the request has none (shared bucket).
 pub type KeyValues<'a> = Vec<Option<std::borrow::Cow<'a, [u8]>>>;
 
@@ -127,13 +135,15 @@ impl RouteLimits {
 
     /// Checks every limit in order; the first that refuses ends the check (the later ones are
     /// not charged for a refused request). `note`, when given, gets one entry per limit for the
-    /// explain header.
+    /// explain header. An allowed request learns the budget of the limit with the fewest
+    /// requests left.
     pub fn check(
         &self,
         keys: &KeyValues<'_>,
         now: u64,
         mut note: Option<&mut String>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Option<Quota>, Refusal> {
+        let mut tightest: Option<(&ActiveLimit, u32, u64)> = None;
         for (limit, key) in self.0.iter().zip(keys) {
             let decision = limit.buckets.check(key.as_deref(), limit.gcra, now);
             if let Some(text) = note.as_deref_mut() {
@@ -155,20 +165,38 @@ impl RouteLimits {
                     limit.config.burst
                 );
             }
-            if let Decision::Deny { retry_after_ns } = decision {
-                if let Some(counter) = &limit.refused {
-                    counter.inc();
+            match decision {
+                Decision::Deny { retry_after_ns } => {
+                    if let Some(counter) = &limit.refused {
+                        counter.inc();
+                    }
+                    let retry_after_s = ceil_secs(retry_after_ns).max(1);
+                    return Err(Refusal {
+                        limit: limit.config.name.clone(),
+                        retry_after_s,
+                        policy: limit.policy.clone(),
+                        state: format!("\"{}\";r=0;t={retry_after_s}", limit.config.name),
+                    });
                 }
-                let retry_after_s = ceil_secs(retry_after_ns).max(1);
-                return Err(Refusal {
-                    limit: limit.config.name.clone(),
-                    retry_after_s,
-                    policy: limit.policy.clone(),
-                    state: format!("\"{}\";r=0;t={retry_after_s}", limit.config.name),
-                });
+                Decision::Allow {
+                    remaining,
+                    reset_ns,
+                    ..
+                } => {
+                    if tightest.is_none_or(|(_, least, _)| remaining < least) {
+                        tightest = Some((limit, remaining, reset_ns));
+                    }
+                }
             }
         }
-        Ok(())
+        Ok(tightest.map(|(limit, remaining, reset_ns)| Quota {
+            policy: limit.policy.clone(),
+            state: format!(
+                "\"{}\";r={remaining};t={}",
+                limit.config.name,
+                ceil_secs(reset_ns)
+            ),
+        }))
     }
 }
 

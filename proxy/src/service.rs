@@ -54,6 +54,8 @@ pub struct RequestCtx {
     explanation: Option<String>,
     /// The rate limits' verdicts, for the explain header.
     limits_note: Option<String>,
+    /// The budget left under the route's rate limits, for the `RateLimit` headers.
+    quota: Option<crate::ratelimit::Quota>,
     /// The in-flight slot on the server currently tried; replaced on retry, dropped at the end.
     lease: Option<Lease>,
     /// Bit per server index already tried by this request.
@@ -130,6 +132,7 @@ impl ProxyHttp for Proxy {
             explain: false,
             explanation: None,
             limits_note: None,
+            quota: None,
             lease: None,
             tried: 0,
             attempts: 0,
@@ -355,6 +358,7 @@ impl ProxyHttp for Proxy {
         {
             response.insert_header(headers::EXPLAIN, explanation)?;
         }
+        limits::add_quota_headers(ctx, response)?;
         caching::decorate(ctx, response)?;
         Ok(())
     }

@@ -57,7 +57,21 @@ pub(super) fn check_rate_limits(
     let mut note = ctx.explain.then(String::new);
     let verdict = limits.check(&keys, ratelimit::now_ns(), note.as_mut());
     ctx.limits_note = note;
-    verdict.map_err(Reject::RateLimited)
+    ctx.quota = verdict.map_err(Reject::RateLimited)?;
+    Ok(())
+}
+
+/// The IETF draft's `RateLimit-Policy` and `RateLimit` on a response to an allowed request of
+/// a rate-limited route, whether proxied or served from the cache.
+pub(super) fn add_quota_headers(
+    ctx: &RequestCtx,
+    response: &mut pingora::http::ResponseHeader,
+) -> pingora::Result<()> {
+    if let Some(quota) = &ctx.quota {
+        response.insert_header("ratelimit-policy", quota.policy.as_str())?;
+        response.insert_header("ratelimit", quota.state.as_str())?;
+    }
+    Ok(())
 }
 
 /// The explain header's text: the rate limits' verdicts, then the balancer's reasoning.

@@ -45,8 +45,23 @@ async fn get(proxy: &TestProxy, path: &str, headers: &[(&str, &str)]) -> reqwest
 async fn over_the_burst_is_429_with_retry_after_and_ratelimit_headers() {
     let (backend, proxy, _) =
         limited(r#"[{ name = "per-client", rate = "1/min", burst = 3, key = "client_ip" }]"#).await;
-    for _ in 0..3 {
-        assert_eq!(get(&proxy, "/data", &[]).await.status(), StatusCode::OK);
+    // Allowed answers carry the budget left: one request less each time, and the time until
+    // the whole burst is back.
+    for (left, reset) in [(2, 60), (1, 120), (0, 180)] {
+        let allowed = get(&proxy, "/data", &[]).await;
+        assert_eq!(allowed.status(), StatusCode::OK);
+        assert_eq!(
+            allowed.headers()["ratelimit-policy"],
+            "\"per-client\";q=3;w=180"
+        );
+        let state = allowed.headers()["ratelimit"].to_str().unwrap().to_string();
+        let (r, t) = state
+            .strip_prefix("\"per-client\";r=")
+            .and_then(|rest| rest.split_once(";t="))
+            .unwrap();
+        assert_eq!(r, left.to_string(), "{state}");
+        let t: u64 = t.parse().unwrap();
+        assert!((reset - 1..=reset).contains(&t), "{state}");
     }
     let refused = get(&proxy, "/data", &[]).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
