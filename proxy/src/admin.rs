@@ -35,7 +35,7 @@ impl IntoResponse for Answer {
                 axum::http::HeaderValue::from_static("no-store"),
             );
         }
-        if let Some((name, value)) = self.header {
+        for (name, value) in self.headers {
             if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
                 headers.insert(name, value);
             }
@@ -132,7 +132,7 @@ async fn upstreams(State(shared): State<Shared>) -> Answer {
             let servers: Vec<_> = pool
                 .servers
                 .iter()
-                .map(|server| server.state.report(server.weight))
+                .map(|server| server.state.report(server.weight, pool.config.slow_start))
                 .collect();
             json!({
                 "name": pool.name(),
@@ -140,6 +140,8 @@ async fn upstreams(State(shared): State<Shared>) -> Answer {
                 "retries": pool.config.retries,
                 "health_check": pool.config.health_check,
                 "healthy": pool.healthy_count(),
+                "queue": pool.config.queue,
+                "queued": pool.queue.len(),
                 "servers": servers,
             })
         })
@@ -237,7 +239,7 @@ async fn set_drained(
     }
     Answer::ok(json!({
         "upstream": group,
-        "server": server.state.report(server.weight),
+        "server": server.state.report(server.weight, pool.config.slow_start),
     }))
 }
 

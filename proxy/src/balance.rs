@@ -45,11 +45,15 @@ pub struct Candidate {
     pub healthy: bool,
     /// Already tried by this request (a retry must go elsewhere).
     pub excluded: bool,
+    /// At its `max_connections`: skipped until a slot is given back.
+    pub full: bool,
+    /// Slow start: the share of its weight it has now, in tenths (10 is all of it).
+    pub ramp_tenths: u32,
 }
 
 impl Candidate {
     fn eligible(&self) -> bool {
-        self.healthy && !self.excluded
+        self.healthy && !self.excluded && !self.full
     }
 }
 
@@ -60,6 +64,9 @@ impl Candidate {
 pub struct Schedule {
     pub mask: u64,
     pub order: Vec<u8>,
+    /// The weights it was built for (empty for plain round robin), so a slow start's changing
+    /// weights rebuild it.
+    pub weights: Vec<u32>,
 }
 
 impl Schedule {
@@ -69,7 +76,11 @@ impl Schedule {
             .filter(|&i| mask & (1 << i) != 0)
             .map(|i| i as u8)
             .collect();
-        Schedule { mask, order }
+        Schedule {
+            mask,
+            order,
+            weights: Vec::new(),
+        }
     }
 
     /// nginx's smooth weighted round robin over the servers in `mask`: each step adds every
@@ -96,7 +107,11 @@ impl Schedule {
                 order.push(b as u8);
             }
         }
-        Schedule { mask, order }
+        Schedule {
+            mask,
+            order,
+            weights: weights.to_vec(),
+        }
     }
 
     /// The pick for rotation step `step`: the scheduled server, or when it is excluded by a
@@ -122,7 +137,59 @@ pub fn healthy_mask(candidates: &[Candidate]) -> u64 {
 
 /// Least connections: the eligible server with the fewest requests in flight; a higher weight
 /// wins a tie; remaining ties go to the first one found starting at `rotation`, so they rotate.
+///
+/// A server in slow start that wins is taken only `ramp_tenths` times in ten (decided by a hash
+/// of `rotation`, so it is spread evenly); otherwise the best of the others is, if there is one.
+/// That caps its share at its ramp fraction of a fair share.
 pub fn pick_least_connections(candidates: &[Candidate], rotation: usize) -> Option<usize> {
+    let best = least_connections_except(candidates, rotation, None)?;
+    let tenths = candidates[best].ramp_tenths;
+    if tenths >= 10 || ramp_admits(rotation, tenths) {
+        return Some(best);
+    }
+    least_connections_except(candidates, rotation, Some(best)).or(Some(best))
+}
+
+/// Whether pick number `rotation` may go to a server at `tenths` of its ramp: true for
+/// `tenths` of every ten consecutive values of a well-mixed hash of `rotation`.
+pub fn ramp_admits(rotation: usize, tenths: u32) -> bool {
+    let mixed = (rotation as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+    mixed % 10 < u64::from(tenths)
+}
+
+/// Slow start: the share of its weight a server has `elapsed` into a `window`, in tenths,
+/// from 1 (10%) at the start to 10 (100%) at the end: linear, in 10% steps, so that a
+/// schedule built for one step serves until the next.
+pub fn ramp_tenths(elapsed: std::time::Duration, window: std::time::Duration) -> u32 {
+    if window.is_zero() || elapsed >= window {
+        return 10;
+    }
+    let progress = (elapsed.as_nanos() * 9 / window.as_nanos()) as u32;
+    1 + progress.min(9)
+}
+
+/// Weights divided by their greatest common divisor, so that equal weights make the shortest
+/// schedule whatever their scale.
+pub fn normalized(weights: &mut [u32]) {
+    let divisor = weights.iter().fold(0, |g, &w| gcd(g, w)).max(1);
+    for weight in weights {
+        *weight /= divisor;
+    }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn least_connections_except(
+    candidates: &[Candidate],
+    rotation: usize,
+    skip: Option<usize>,
+) -> Option<usize> {
     let len = candidates.len();
     if len == 0 {
         return None;
@@ -131,7 +198,7 @@ pub fn pick_least_connections(candidates: &[Candidate], rotation: usize) -> Opti
     for offset in 0..len {
         let i = (rotation + offset) % len;
         let candidate = &candidates[i];
-        if !candidate.eligible() {
+        if !candidate.eligible() || skip == Some(i) {
             continue;
         }
         let better = match best {

@@ -4,6 +4,7 @@
 
 mod file;
 pub mod key_template;
+pub mod limits;
 pub mod units;
 mod validate;
 
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use file::FileConfig;
+pub use limits::{LimitKey, QueueSettings, Rate, RateLimit, TrustedProxies};
 pub use validate::MAX_SERVERS_PER_UPSTREAM;
 
 /// A whole, valid configuration. Built only by `parse`, so holding one means every
@@ -159,6 +161,8 @@ pub struct ProxySettings {
     /// Record per-request metrics (rate, errors, latency per route and server). On by default;
     /// off only to measure what recording costs.
     pub request_metrics: bool,
+    /// Peers whose `X-Forwarded-For` names the client for `key = "client_ip"` rate limits.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// One `[upstreams.NAME]` group.
@@ -177,12 +181,19 @@ pub struct Upstream {
     #[serde(with = "humantime_serde_compat")]
     pub fail_timeout: Duration,
     pub health_check: Option<HealthCheck>,
+    /// Where requests wait when every candidate is at its `max_connections`.
+    pub queue: QueueSettings,
+    /// How long a recovered or added server takes to ramp from 10% to 100% of its weight.
+    #[serde(serialize_with = "serialize_optional_duration")]
+    pub slow_start: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Server {
     pub addr: SocketAddr,
     pub weight: u32,
+    /// Requests in flight at most; `None` is no limit.
+    pub max_connections: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -210,6 +221,8 @@ pub struct Route {
     pub auth: RouteAuth,
     /// Remove `path` from the front of the request path before forwarding.
     pub strip_prefix: bool,
+    /// Checked in order after auth and before the cache; every one must allow the request.
+    pub rate_limits: Vec<RateLimit>,
 }
 
 /// Why a config file could not be used.
@@ -332,6 +345,16 @@ fn serialize_methods<S: serde::Serializer>(
         .as_ref()
         .map(|list| list.iter().map(Method::as_str).collect());
     serde::Serialize::serialize(&names, serializer)
+}
+
+fn serialize_optional_duration<S: serde::Serializer>(
+    duration: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match duration {
+        Some(duration) => humantime_serde_compat::serialize(duration, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// Durations are shown back to users in the same human form they write them in.

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 pub struct Answer {
     pub status: u16,
     pub body: Value,
-    /// A header besides `Content-Type` (RFC 6750's challenge on a 401).
-    pub header: Option<(&'static str, String)>,
+    /// Headers besides `Content-Type` (RFC 6750's challenge on a 401, `Retry-After`).
+    pub headers: Vec<(&'static str, String)>,
     /// Refusals and failures say `Cache-Control: no-store`, so no cache keeps them.
     pub no_store: bool,
 }
@@ -24,7 +24,7 @@ impl Answer {
         Answer {
             status,
             body,
-            header: None,
+            headers: Vec::new(),
             no_store: false,
         }
     }
@@ -51,8 +51,8 @@ impl From<&Reject> for Answer {
         Answer {
             status,
             body: reject.body(),
-            header: reject.extra_header(),
-            no_store: status >= 500 || status == 401,
+            headers: reject.extra_headers(),
+            no_store: status >= 500 || status == 401 || status == 429,
         }
     }
 }
@@ -74,6 +74,11 @@ pub enum Reject {
     HeadersTooLarge { size: usize, limit: usize },
     #[error("no healthy server in upstream {upstream}")]
     NoHealthyUpstream { upstream: String },
+    #[error("every server of upstream {upstream} is at its max_connections ({reason})")]
+    UpstreamBusy {
+        upstream: String,
+        reason: &'static str,
+    },
     #[error("upstream {upstream} timed out")]
     UpstreamTimeout { upstream: String },
     #[error("upstream {upstream} failed: {detail}")]
@@ -82,6 +87,8 @@ pub enum Reject {
     BadRequest { detail: String },
     #[error("unauthorized: {0}")]
     Unauthorized(scalelab_auth::Rejection),
+    #[error("over rate limit {}", .0.limit)]
+    RateLimited(crate::ratelimit::Refusal),
     #[error("status {code}")]
     Status { code: u16 },
     #[error("internal error")]
@@ -94,10 +101,11 @@ impl Reject {
             Reject::NoRoute { .. } => 404,
             Reject::UnknownStrategy { .. } | Reject::BadRequest { .. } => 400,
             Reject::HeadersTooLarge { .. } => 431,
-            Reject::NoHealthyUpstream { .. } => 503,
+            Reject::NoHealthyUpstream { .. } | Reject::UpstreamBusy { .. } => 503,
             Reject::UpstreamTimeout { .. } => 504,
             Reject::UpstreamFailed { .. } => 502,
             Reject::Unauthorized(_) => 401,
+            Reject::RateLimited(_) => 429,
             Reject::Status { code } => *code,
             Reject::Internal => 500,
         }
@@ -120,6 +128,12 @@ impl Reject {
             Reject::NoHealthyUpstream { upstream } => {
                 json!({"error": "no healthy upstream server", "upstream": upstream})
             }
+            Reject::UpstreamBusy { upstream, reason } => json!({
+                "error": "upstream busy",
+                "upstream": upstream,
+                "reason": reason,
+                "retry_after_s": 1,
+            }),
             Reject::UpstreamTimeout { upstream } => {
                 json!({"error": "upstream timed out", "upstream": upstream})
             }
@@ -128,6 +142,11 @@ impl Reject {
             }
             Reject::BadRequest { detail } => json!({"error": "bad request", "detail": detail}),
             Reject::Unauthorized(rejection) => rejection.json_body(),
+            Reject::RateLimited(refusal) => json!({
+                "error": "rate limited",
+                "limit": refusal.limit,
+                "retry_after_s": refusal.retry_after_s,
+            }),
             Reject::Status { code } => json!({
                 "error": http::StatusCode::from_u16(*code)
                     .ok()
@@ -138,13 +157,21 @@ impl Reject {
         }
     }
 
-    /// A header the response must carry besides the JSON body (RFC 6750's challenge).
-    pub fn extra_header(&self) -> Option<(&'static str, String)> {
+    /// Headers the response must carry besides the JSON body (RFC 6750's challenge; when to
+    /// retry, with the IETF draft's `RateLimit-Policy` and `RateLimit` on a 429).
+    pub fn extra_headers(&self) -> Vec<(&'static str, String)> {
         match self {
             Reject::Unauthorized(rejection) => {
-                Some(("www-authenticate", rejection.www_authenticate()))
+                vec![("www-authenticate", rejection.www_authenticate())]
             }
-            _ => None,
+            // Queued requests wait at most seconds; one second is the soonest worth trying.
+            Reject::UpstreamBusy { .. } => vec![("retry-after", "1".to_string())],
+            Reject::RateLimited(refusal) => vec![
+                ("retry-after", refusal.retry_after_s.to_string()),
+                ("ratelimit-policy", refusal.policy.clone()),
+                ("ratelimit", refusal.state.clone()),
+            ],
+            _ => Vec::new(),
         }
     }
 

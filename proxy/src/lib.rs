@@ -15,6 +15,7 @@ pub mod health;
 pub mod http1;
 pub mod journal;
 pub mod metrics;
+pub mod ratelimit;
 pub mod reload;
 pub mod routing;
 pub mod server;

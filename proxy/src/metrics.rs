@@ -110,12 +110,15 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
         "1 when the server was drained by hand.",
         &["upstream", "server"],
     )?;
-    let weight = gauge(
-        &registry,
-        "scalelab_upstream_server_weight",
-        "Configured weight.",
+    // A float: a server in slow start has a fraction of its weight (0.1 of a weight of 1).
+    let weight = prometheus::GaugeVec::new(
+        Opts::new(
+            "scalelab_upstream_server_weight",
+            "Effective weight: the configured one, scaled down while the server slow-starts.",
+        ),
         &["upstream", "server"],
     )?;
+    registry.register(Box::new(weight.clone()))?;
     let active = gauge(
         &registry,
         "scalelab_upstream_active_requests",
@@ -141,7 +144,10 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
                 .set(i64::from(server.state.is_drained()));
             weight
                 .with_label_values(&labels)
-                .set(i64::from(server.weight));
+                .set(crate::upstream::effective_weight(
+                    server.weight,
+                    server.state.ramp_tenths(pool.config.slow_start),
+                ));
             active
                 .with_label_values(&labels)
                 .set(server.state.in_flight() as i64);

@@ -4,7 +4,9 @@
 mod admission;
 mod answer;
 mod caching;
+mod limits;
 mod observe;
+mod pick;
 
 use answer::write_answer;
 
@@ -50,6 +52,10 @@ pub struct RequestCtx {
     strategy: Strategy,
     explain: bool,
     explanation: Option<String>,
+    /// The rate limits' verdicts, for the explain header.
+    limits_note: Option<String>,
+    /// The budget left under the route's rate limits, for the `RateLimit` headers.
+    quota: Option<crate::ratelimit::Quota>,
     /// The in-flight slot on the server currently tried; replaced on retry, dropped at the end.
     lease: Option<Lease>,
     /// Bit per server index already tried by this request.
@@ -125,6 +131,8 @@ impl ProxyHttp for Proxy {
             strategy: Strategy::RoundRobin,
             explain: false,
             explanation: None,
+            limits_note: None,
+            quota: None,
             lease: None,
             tried: 0,
             attempts: 0,
@@ -154,48 +162,14 @@ impl ProxyHttp for Proxy {
         }
     }
 
-    /// Picks a server (never one this request already tried) and takes its in-flight slot.
+    /// Picks a server (never one this request already tried) and takes its in-flight slot,
+    /// queueing while every candidate is at its `max_connections`.
     async fn upstream_peer(
         &self,
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let Some(pool) = ctx.pool.clone() else {
-            ctx.reject = Some(Reject::Internal);
-            return Err(Error::explain(
-                ErrorType::HTTPStatus(500),
-                "no pool for request",
-            ));
-        };
-        // Release the previous try's slot before picking, so it does not weigh on the choice.
-        ctx.lease = None;
-        let Some((selection, lease)) = pool.select(ctx.strategy, ctx.tried, ctx.explain) else {
-            // After failed tries the client learns why they failed, not just that nothing is left.
-            ctx.reject = Some(
-                ctx.last_failure
-                    .take()
-                    .unwrap_or(Reject::NoHealthyUpstream {
-                        upstream: pool.name().to_string(),
-                    }),
-            );
-            return Err(Error::explain(
-                ErrorType::HTTPStatus(503),
-                "no healthy upstream",
-            ));
-        };
-        ctx.tried |= 1 << selection.index;
-        ctx.attempts += 1;
-        if selection.explanation.is_some() {
-            ctx.explanation = selection.explanation;
-        }
-        let addr = lease.server().addr;
-        ctx.lease = Some(lease);
-        ctx.upstream_started = Some(Instant::now());
-        let mut peer = HttpPeer::new(addr, false, String::new());
-        peer.options.connection_timeout = Some(pool.config.connect_timeout);
-        peer.options.read_timeout = Some(pool.config.read_timeout);
-        peer.options.write_timeout = Some(pool.config.read_timeout);
-        Ok(Box::new(peer))
+        pick::upstream_peer(ctx).await
     }
 
     /// Nothing reached the server, so any method may go to another one; the failure also takes
@@ -379,9 +353,12 @@ impl ProxyHttp for Proxy {
         if let Some(lease) = &ctx.lease {
             response.insert_header(headers::UPSTREAM_SERVER, lease.server().addr_header.clone())?;
         }
-        if let Some(explanation) = ctx.explanation.take() {
+        if let Some(explanation) =
+            limits::explanation(ctx.limits_note.take(), ctx.explanation.take())
+        {
             response.insert_header(headers::EXPLAIN, explanation)?;
         }
+        limits::add_quota_headers(ctx, response)?;
         caching::decorate(ctx, response)?;
         Ok(())
     }

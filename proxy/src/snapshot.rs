@@ -4,6 +4,7 @@
 
 use crate::cache::CacheConfig;
 use crate::config::Config;
+use crate::ratelimit::RouteLimits;
 use crate::routing::RouteTable;
 use crate::telemetry::RouteMetrics;
 use crate::upstream::{Registry, UpstreamPool};
@@ -24,6 +25,8 @@ pub struct Snapshot {
     pub cache: CacheConfig,
     /// Each route's metric series (config order), then the series of requests no route matched.
     route_metrics: Vec<RouteMetrics>,
+    /// Each route's rate limits (config order).
+    pub limits: Vec<RouteLimits>,
 }
 
 impl Snapshot {
@@ -64,7 +67,15 @@ impl Snapshot {
             .map(|route| RouteMetrics::new(&route.name))
             .chain(std::iter::once(RouteMetrics::new("none")))
             .collect();
+        let limits = config
+            .routes
+            .iter()
+            .map(|route| RouteLimits::build(&route.name, &route.rate_limits, &registry.limits))
+            .collect();
+        // Servers that appear from now on (added by a reload) slow-start.
+        registry.seal();
         Snapshot {
+            limits,
             generation,
             generation_header: http::HeaderValue::from(generation),
             routes: RouteTable::new(&config.routes),

@@ -465,4 +465,4 @@ mod prune;
 #[cfg(test)]
 mod tests;
 
-pub use prune::prune;
+pub use prune::{prune, prune_vec, Labels};

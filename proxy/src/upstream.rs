@@ -2,8 +2,16 @@
 //! in-flight count, counters), the pool a snapshot builds from it, and `select`, which turns
 //! that state into `balance` candidates and picks one without taking a lock.
 
+mod explain;
+mod queue;
+mod registry;
 #[cfg(test)]
 mod tests;
+
+use explain::explain_pick;
+
+pub use queue::{Refused, Ticket, WaitQueue};
+pub use registry::Registry;
 
 use crate::balance::{self, Candidate, Schedule, Strategy};
 use crate::config::{self, HealthCheck};
@@ -13,8 +21,6 @@ use http::HeaderValue;
 use scalelab_common::clock::unix_ms;
 use scalelab_common::sync::lock;
 use serde::Serialize;
-use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,6 +47,9 @@ pub struct ServerState {
     consecutive_successes: AtomicU32,
     consecutive_failures: AtomicU32,
     ever_passed: AtomicBool,
+    /// Slow start: 1 + the milliseconds (on the pool epoch) at which it recovered or was added
+    /// by a reload; 0 when it has not (start-up servers take their full weight at once).
+    ramp_from_ms: AtomicU64,
     last_check: Mutex<Option<CheckRecord>>,
 }
 
@@ -89,7 +98,7 @@ fn now_ms() -> u64 {
 }
 
 impl ServerState {
-    fn new(group: &str, addr: SocketAddr, initially_healthy: bool) -> ServerState {
+    fn new(group: &str, addr: SocketAddr, initially_healthy: bool, ramping: bool) -> ServerState {
         let addr_header = HeaderValue::from_str(&addr.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
         ServerState {
@@ -105,6 +114,7 @@ impl ServerState {
             consecutive_successes: AtomicU32::new(0),
             consecutive_failures: AtomicU32::new(0),
             ever_passed: AtomicBool::new(false),
+            ramp_from_ms: AtomicU64::new(if ramping { now_ms() + 1 } else { 0 }),
             last_check: Mutex::new(None),
         }
     }
@@ -139,6 +149,32 @@ impl ServerState {
         self.selected.load(Ordering::Relaxed)
     }
 
+    /// Slow start: the share of its weight the server has now, in tenths, over a `window`
+    /// that starts when it recovered (by the active check, or at the end of a passive ejection)
+    /// or was added by a reload. 10 without a window or after it.
+    pub fn ramp_tenths(&self, window: Option<Duration>) -> u32 {
+        let Some(window) = window else { return 10 };
+        let recovered = self.ramp_from_ms.load(Ordering::Relaxed);
+        let ejected_until = self.down_until_ms.load(Ordering::Relaxed);
+        if recovered == 0 && ejected_until == 0 {
+            return 10;
+        }
+        let start = recovered.saturating_sub(1).max(ejected_until);
+        let elapsed = Duration::from_millis(now_ms().saturating_sub(start));
+        balance::ramp_tenths(elapsed, window)
+    }
+
+    /// Takes an in-flight slot unless `max` are taken; exact under concurrency (a compare and
+    /// swap), so a server never holds more than its `max_connections`.
+    fn try_acquire(&self, max: Option<u32>) -> bool {
+        let max = max.map_or(usize::MAX, |m| m as usize);
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
     /// Records an active check result and returns the transition it caused, if any.
     pub fn record_check(
         &self,
@@ -170,6 +206,10 @@ impl ServerState {
             Some(Transition::Up) => {
                 self.down_until_ms.store(0, Ordering::Relaxed);
                 self.healthy.store(true, Ordering::Relaxed);
+                // A recovery ramps up; the first pass of a server (start-up) does not.
+                if ever_passed {
+                    self.ramp_from_ms.store(now_ms() + 1, Ordering::Relaxed);
+                }
             }
             Some(Transition::Down) => self.healthy.store(false, Ordering::Relaxed),
             None => {}
@@ -191,8 +231,9 @@ impl ServerState {
         }
     }
 
-    pub fn report(&self, weight: u32) -> ServerReport {
+    pub fn report(&self, weight: u32, window: Option<Duration>) -> ServerReport {
         ServerReport {
+            effective_weight: effective_weight(weight, self.ramp_tenths(window)),
             addr: self.addr.to_string(),
             healthy: self.is_healthy(),
             drained: self.is_drained(),
@@ -217,6 +258,8 @@ pub struct ServerReport {
     /// Whether new requests may go to it: healthy and not drained.
     pub available: bool,
     pub weight: u32,
+    /// The weight slow start gives it now (the configured weight once ramped up).
+    pub effective_weight: f64,
     pub in_flight: usize,
     pub selected: u64,
     pub consecutive_successes: u32,
@@ -224,46 +267,12 @@ pub struct ServerReport {
     pub last_check: Option<CheckRecord>,
 }
 
-/// Keeps `ServerState` by (group, address) across snapshots.
-#[derive(Debug, Default)]
-pub struct Registry {
-    servers: Mutex<HashMap<(String, SocketAddr), Arc<ServerState>>>,
-}
-
-impl Registry {
-    /// The state for a server, created when it first appears. A new server with an active
-    /// check starts unhealthy and takes traffic only after it passes one.
-    pub fn server(
-        &self,
-        group: &str,
-        addr: SocketAddr,
-        has_active_check: bool,
-    ) -> Arc<ServerState> {
-        let mut servers = lock(&self.servers);
-        servers
-            .entry((group.to_string(), addr))
-            .or_insert_with(|| Arc::new(ServerState::new(group, addr, !has_active_check)))
-            .clone()
-    }
-
-    /// Forgets servers that no snapshot lists any more.
-    pub fn retain(&self, keep: impl Fn(&str, SocketAddr) -> bool) {
-        lock(&self.servers).retain(|(group, addr), state| {
-            let kept = keep(group, *addr);
-            if !kept {
-                // Probes and requests still holding the state record nothing more for it.
-                state.metrics.retire();
-            }
-            kept
-        });
-    }
-}
-
 /// A server as one snapshot sees it: shared state plus this config's weight.
 #[derive(Debug)]
 pub struct PoolServer {
     pub state: Arc<ServerState>,
     pub weight: u32,
+    pub max_connections: Option<u32>,
 }
 
 /// One upstream group inside a snapshot.
@@ -271,6 +280,8 @@ pub struct PoolServer {
 pub struct UpstreamPool {
     pub config: config::Upstream,
     pub servers: Vec<PoolServer>,
+    /// Where requests wait when every candidate is at its `max_connections`.
+    pub queue: Arc<WaitQueue>,
     rotation: AtomicUsize,
     round_robin: ArcSwap<Schedule>,
     weighted: ArcSwap<Schedule>,
@@ -288,6 +299,7 @@ pub struct Selection {
 #[derive(Debug)]
 pub struct Lease {
     state: Arc<ServerState>,
+    queue: Arc<WaitQueue>,
 }
 
 impl Lease {
@@ -298,7 +310,8 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.state.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.queue.wake_head();
     }
 }
 
@@ -311,13 +324,16 @@ impl UpstreamPool {
             .map(|server| PoolServer {
                 state: registry.server(&config.name, server.addr, has_check),
                 weight: server.weight,
+                max_connections: server.max_connections,
             })
             .collect();
         let empty = Arc::new(Schedule {
             mask: u64::MAX,
             order: Vec::new(),
+            weights: Vec::new(),
         });
         UpstreamPool {
+            queue: registry.queue(&config.name),
             config,
             servers,
             rotation: AtomicUsize::new(0),
@@ -330,33 +346,70 @@ impl UpstreamPool {
         &self.config.name
     }
 
-    /// Picks a server for `strategy`, skipping unhealthy ones and those in `excluded` (a bit per
-    /// server index, set by earlier tries of this request). Takes the in-flight slot at once so
-    /// that concurrent least-connections picks see it.
+    /// Picks a server for `strategy`, skipping unhealthy ones, those at their
+    /// `max_connections` and those in `excluded` (a bit per server index, set by earlier tries
+    /// of this request). Takes the in-flight slot at once so that concurrent least-connections
+    /// picks see it. `Err(true)` means every eligible server is at its limit (the request may
+    /// queue), `Err(false)` that none is available at all.
     pub fn select(
         &self,
         strategy: Strategy,
         excluded: u64,
         explain: bool,
-    ) -> Option<(Selection, Lease)> {
+    ) -> Result<(Selection, Lease), bool> {
         let mut candidates = [Candidate {
             weight: 0,
             in_flight: 0,
             healthy: false,
             excluded: false,
+            full: false,
+            ramp_tenths: 10,
         }; config::MAX_SERVERS_PER_UPSTREAM];
         let count = self.servers.len().min(candidates.len());
         for (i, server) in self.servers.iter().take(count).enumerate() {
+            let in_flight = server.state.in_flight();
             candidates[i] = Candidate {
                 weight: server.weight,
-                in_flight: server.state.in_flight(),
+                in_flight,
                 healthy: server.state.is_available(),
                 excluded: excluded & (1 << i) != 0,
+                full: server
+                    .max_connections
+                    .is_some_and(|m| in_flight >= m as usize),
+                ramp_tenths: server.state.ramp_tenths(self.config.slow_start),
             };
         }
-        let candidates = &candidates[..count];
+        let candidates = &mut candidates[..count];
+        // A slot can be taken between the look and the pick; then that server counts as full
+        // and the pick runs again, at most once per server.
+        for _ in 0..=count {
+            let Some(index) = self.pick(strategy, candidates) else {
+                let limited = candidates
+                    .iter()
+                    .any(|c| c.healthy && !c.excluded && c.full);
+                return Err(limited);
+            };
+            let server = &self.servers[index];
+            if !server.state.try_acquire(server.max_connections) {
+                candidates[index].full = true;
+                continue;
+            }
+            let state = server.state.clone();
+            state.selected.fetch_add(1, Ordering::Relaxed);
+            let explanation =
+                explain.then(|| explain_pick(strategy, &self.servers, candidates, index));
+            let lease = Lease {
+                state,
+                queue: self.queue.clone(),
+            };
+            return Ok((Selection { index, explanation }, lease));
+        }
+        Err(true)
+    }
+
+    fn pick(&self, strategy: Strategy, candidates: &[Candidate]) -> Option<usize> {
         let step = self.rotation.fetch_add(1, Ordering::Relaxed);
-        let index = match strategy {
+        match strategy {
             Strategy::LeastConnections => balance::pick_least_connections(candidates, step),
             Strategy::RoundRobin => self
                 .schedule(&self.round_robin, strategy, candidates)
@@ -364,15 +417,12 @@ impl UpstreamPool {
             Strategy::Weighted => self
                 .schedule(&self.weighted, strategy, candidates)
                 .pick(step, candidates),
-        }?;
-        let state = self.servers[index].state.clone();
-        state.in_flight.fetch_add(1, Ordering::Relaxed);
-        state.selected.fetch_add(1, Ordering::Relaxed);
-        let explanation = explain.then(|| explain_pick(strategy, &self.servers, candidates, index));
-        Some((Selection { index, explanation }, Lease { state }))
+        }
     }
 
-    /// The cached schedule for the current healthy set, rebuilt only when that set changed.
+    /// The cached schedule for the current healthy set and effective weights, rebuilt only
+    /// when one of them changed (a health change, or a slow start's next 10% step). Round robin
+    /// weighs every server alike, except a server in slow start.
     fn schedule(
         &self,
         slot: &ArcSwap<Schedule>,
@@ -380,16 +430,31 @@ impl UpstreamPool {
         candidates: &[Candidate],
     ) -> Arc<Schedule> {
         let mask = balance::healthy_mask(candidates);
+        let mut weights = [0u32; config::MAX_SERVERS_PER_UPSTREAM];
+        let weights = &mut weights[..candidates.len()];
+        for (weight, c) in weights.iter_mut().zip(candidates) {
+            let base = if strategy == Strategy::Weighted {
+                c.weight
+            } else {
+                1
+            };
+            *weight = base * c.ramp_tenths;
+        }
+        balance::normalized(weights);
+        let plain = strategy != Strategy::Weighted && weights.iter().all(|&w| w == 1);
         let current = slot.load_full();
-        if current.mask == mask {
+        let same_weights = if plain {
+            current.weights.is_empty()
+        } else {
+            current.weights == *weights
+        };
+        if current.mask == mask && same_weights {
             return current;
         }
-        let rebuilt = Arc::new(match strategy {
-            Strategy::Weighted => {
-                let weights: Vec<u32> = candidates.iter().map(|c| c.weight).collect();
-                Schedule::smooth_weighted(mask, &weights)
-            }
-            _ => Schedule::round_robin(mask, candidates.len()),
+        let rebuilt = Arc::new(if plain {
+            Schedule::round_robin(mask, candidates.len())
+        } else {
+            Schedule::smooth_weighted(mask, weights)
         });
         slot.store(rebuilt.clone());
         rebuilt
@@ -403,37 +468,7 @@ impl UpstreamPool {
     }
 }
 
-fn explain_pick(
-    strategy: Strategy,
-    servers: &[PoolServer],
-    candidates: &[Candidate],
-    winner: usize,
-) -> String {
-    let mut text = String::with_capacity(64 * candidates.len());
-    let _ = write!(text, "strategy={}; candidates=", strategy.name());
-    for (i, c) in candidates.iter().enumerate() {
-        let health = if !c.healthy {
-            "down"
-        } else if c.excluded {
-            "tried"
-        } else {
-            "up"
-        };
-        let _ = write!(
-            text,
-            "{}{}(w={},inflight={},{})",
-            if i == 0 { "" } else { "," },
-            servers[i].state.addr,
-            c.weight,
-            c.in_flight,
-            health
-        );
-    }
-    let reason = match strategy {
-        Strategy::RoundRobin => "next in round-robin order among healthy servers",
-        Strategy::Weighted => "next in the smooth weighted round-robin schedule",
-        Strategy::LeastConnections => "fewest in flight; higher weight breaks ties, then rotation",
-    };
-    let _ = write!(text, "; winner={} ({reason})", servers[winner].state.addr);
-    text
+/// A weight scaled by a slow start's ramp, for reports and metrics.
+pub fn effective_weight(weight: u32, ramp_tenths: u32) -> f64 {
+    f64::from(weight) * f64::from(ramp_tenths) / 10.0
 }

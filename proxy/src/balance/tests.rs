@@ -8,6 +8,8 @@ fn healthy(weights: &[u32]) -> Vec<Candidate> {
             in_flight: 0,
             healthy: true,
             excluded: false,
+            full: false,
+            ramp_tenths: 10,
         })
         .collect()
 }
@@ -126,6 +128,8 @@ fn least_connections_table() {
                 in_flight: in_flight[i],
                 healthy: health[i],
                 excluded: excluded[i],
+                full: false,
+                ramp_tenths: 10,
             })
             .collect();
         assert_eq!(
@@ -142,4 +146,72 @@ fn strategy_names_round_trip() {
         assert_eq!(Strategy::parse(name).map(Strategy::name), Some(name));
     }
     assert_eq!(Strategy::parse("random"), None);
+}
+
+#[test]
+fn slow_start_ramps_linearly_in_tenths_from_ten_percent() {
+    let window = std::time::Duration::from_secs(30);
+    let cases = [
+        (0, 1),
+        (3, 1),
+        (4, 2),
+        (10, 4),
+        (15, 5),
+        (20, 7),
+        (29, 9),
+        (30, 10),
+        (300, 10),
+    ];
+    for (seconds, tenths) in cases {
+        assert_eq!(
+            ramp_tenths(std::time::Duration::from_secs(seconds), window),
+            tenths,
+            "{seconds}s into 30s"
+        );
+    }
+    assert_eq!(
+        ramp_tenths(std::time::Duration::ZERO, std::time::Duration::ZERO),
+        10
+    );
+}
+
+#[test]
+fn ramp_admits_its_share_of_any_run_of_picks() {
+    for tenths in 1..=10 {
+        let admitted = (0..10_000).filter(|&r| ramp_admits(r, tenths)).count();
+        let expected = tenths as usize * 1000;
+        assert!(
+            admitted.abs_diff(expected) < 300,
+            "{tenths} tenths admitted {admitted} of 10000"
+        );
+    }
+}
+
+#[test]
+fn least_connections_caps_a_ramping_servers_share() {
+    let mut candidates = healthy(&[1, 1, 1]);
+    candidates[2].ramp_tenths = 2;
+    let mut counts = [0usize; 3];
+    for rotation in 0..3000 {
+        let pick = pick_least_connections(&candidates, rotation).expect("pick");
+        counts[pick] += 1;
+    }
+    // A fair share is 1000; at 20% of its weight the ramping server gets about 200.
+    assert!((120..=280).contains(&counts[2]), "{counts:?}");
+    // Alone, it is still used: slow start never refuses a request.
+    let alone = [candidates[2]];
+    assert_eq!(pick_least_connections(&alone, 7), Some(0));
+}
+
+#[test]
+fn normalized_weights_have_no_common_factor() {
+    for (mut weights, expected) in [
+        (vec![30, 20, 10], vec![3, 2, 1]),
+        (vec![10, 10, 10], vec![1, 1, 1]),
+        (vec![10, 10, 1], vec![10, 10, 1]),
+        (vec![0, 0], vec![0, 0]),
+    ] {
+        normalized(&mut weights);
+        assert_eq!(weights, expected);
+    }
 }

@@ -3,6 +3,10 @@
 //! Nothing here is validated beyond TOML types; durations and addresses stay strings so that
 //! `validate` can report every bad value at once, each with its TOML path.
 
+mod traffic;
+
+pub use traffic::{FileQueue, FileRateLimit};
+
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -36,6 +40,7 @@ pub struct FileProxy {
     pub shutdown_timeout: Option<String>,
     pub max_header_bytes: Option<i64>,
     pub request_metrics: Option<bool>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,6 +54,8 @@ pub struct FileUpstream {
     pub retries: Option<i64>,
     pub fail_timeout: Option<String>,
     pub health_check: Option<FileHealthCheck>,
+    pub queue: Option<FileQueue>,
+    pub slow_start: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,6 +63,7 @@ pub struct FileUpstream {
 pub struct FileServer {
     pub addr: String,
     pub weight: Option<i64>,
+    pub max_connections: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +87,7 @@ pub struct FileRoute {
     pub cache: Option<FileRouteCache>,
     pub auth: Option<String>,
     pub strip_prefix: Option<bool>,
+    pub rate_limits: Option<Vec<FileRateLimit>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,7 @@
 
 mod cache;
 mod check;
+mod limits;
 mod lines;
 mod routes;
 mod upstream;
@@ -103,5 +104,6 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
             64 * 1024,
         ) as usize,
         request_metrics: proxy.request_metrics.unwrap_or(true),
+        trusted_proxies: limits::validate_trusted_proxies(proxy.trusted_proxies.as_ref(), problems),
     }
 }

@@ -122,6 +122,10 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
         }
     }
     telemetry::prune(&routes, &servers);
+    shared.registry().limits.retain(&snapshot.config);
+    shared
+        .registry()
+        .retain_queues(|group| snapshot.config.upstreams.contains_key(group));
     record.generation = generation;
     record.result = Outcome::Applied;
     record.duration_us = elapsed_us(started);

@@ -58,7 +58,7 @@ impl Proxy {
         // The token is checked before anything else touches the request: no upstream and no
         // cache lookup for a request that fails auth.
         ctx.route = Some(route);
-        self.check_token(session, ctx, route)?;
+        let claims = self.check_token(session, ctx, route)?;
         let pool = ctx
             .snapshot
             .pool_for_route(route)
@@ -71,18 +71,22 @@ impl Proxy {
             .get(headers::EXPLAIN)
             .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"));
         ctx.pool = Some(pool);
+        // Limits count only requests that passed auth, and refuse before the cache or an
+        // upstream does any work.
+        super::limits::check_rate_limits(session, ctx, route, claims.as_ref())?;
         self.consult_cache(session, ctx, route).await
     }
 
-    /// On `auth = "jwt"` routes, verifies the bearer token and counts the outcome.
+    /// On `auth = "jwt"` routes, verifies the bearer token and counts the outcome; returns
+    /// the token's claims (for rate limits keyed by a claim).
     fn check_token(
         &self,
         session: &Session,
         ctx: &mut RequestCtx,
         route: usize,
-    ) -> Result<(), Reject> {
+    ) -> Result<Option<serde_json::Value>, Reject> {
         if ctx.snapshot.routes.get(route).map(|r| r.auth) != Some(RouteAuth::Jwt) {
-            return Ok(());
+            return Ok(None);
         }
         let verified = match ctx.snapshot.config.auth.as_ref() {
             Some(auth) => auth.verifier.verify_header(
@@ -100,7 +104,7 @@ impl Proxy {
         let claims = verified.map_err(Reject::Unauthorized)?;
         ctx.token_verified = true;
         ctx.auth_subject = claims.sub;
-        Ok(())
+        Ok(Some(claims.raw))
     }
 
     /// The cache's step, on routes of a config with `[cache]`: the invalidation endpoint, or a

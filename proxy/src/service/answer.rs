@@ -28,7 +28,11 @@ pub(super) async fn write_answer(
     if answer.no_store {
         header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
     }
-    if let Some((name, value)) = &answer.header {
+    // A refusal by a rate limit explains itself when asked, as a proxied response does.
+    if let Some(note) = &ctx.limits_note {
+        header.insert_header(headers::EXPLAIN, note.as_str())?;
+    }
+    for (name, value) in &answer.headers {
         header.insert_header(*name, value.as_str())?;
     }
     session

@@ -42,9 +42,10 @@ pub fn prune(routes: &HashSet<&str>, servers: &HashSet<(String, String)>) {
 }
 
 /// A series' labels as (name, value) pairs.
-type Labels<'a> = [(&'a str, &'a str)];
+pub type Labels<'a> = [(&'a str, &'a str)];
 
-fn prune_vec<T: prometheus::core::MetricVecBuilder>(
+/// Removes every series of `vec` whose labels `keep` refuses.
+pub fn prune_vec<T: prometheus::core::MetricVecBuilder>(
     vec: &prometheus::core::MetricVec<T>,
     keep: &dyn Fn(&Labels) -> bool,
 ) {

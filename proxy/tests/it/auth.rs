@@ -5,7 +5,7 @@
 //! `X-Auth-Subject`. Then identity-header stripping, public routes, and a cached protected route.
 
 #[path = "../../../auth/tests/support/vectors.rs"]
-mod vectors;
+pub mod vectors;
 
 use crate::harness::*;
 use serde_json::{json, Value};

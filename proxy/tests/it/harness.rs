@@ -438,6 +438,12 @@ impl TestConfig {
         self
     }
 
+    /// Adds TOML tables written by the test (an upstream with settings the builder lacks).
+    pub fn tables(mut self, text: &str) -> Self {
+        self.upstreams.push(text.to_string());
+        self
+    }
+
     /// Adds an `[auth]` table; `body` is its content without the `[auth]` line.
     pub fn auth_table(mut self, body: &str) -> Self {
         self.upstreams.push(format!("[auth]\n{body}\n"));
@@ -464,6 +470,14 @@ impl TestConfig {
     pub fn stripping_route(mut self, name: &str, path: &str, upstream: &str) -> Self {
         self.routes.push(format!(
             "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"{upstream}\"\nstrip_prefix = true\n"
+        ));
+        self
+    }
+
+    /// A route whose table ends with `extra` (TOML lines such as `rate_limits = [...]`).
+    pub fn route_with(mut self, name: &str, path: &str, upstream: &str, extra: &str) -> Self {
+        self.routes.push(format!(
+            "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"{upstream}\"\n{extra}\n"
         ));
         self
     }

@@ -8,6 +8,7 @@ mod failover;
 mod forwarding;
 mod harness;
 mod lifecycle;
+mod limits;
 mod metrics;
 mod reload;
 mod request_metrics;

@@ -2,6 +2,7 @@
 //! route's cache and auth settings, which must agree with the `[cache]` and `[auth]` tables.
 
 use super::cache::validate_route_cache;
+use super::limits::validate_rate_limits;
 use crate::config::file::FileConfig;
 use crate::config::{Route, RouteAuth};
 use http::Method;
@@ -91,7 +92,14 @@ pub(super) fn validate_routes(
                 RouteAuth::None
             }
         };
+        let rate_limits = validate_rate_limits(
+            &base,
+            route.rate_limits.as_deref().unwrap_or_default(),
+            auth == RouteAuth::Jwt,
+            problems,
+        );
         routes.push(Route {
+            rate_limits,
             name,
             auth,
             strip_prefix: route.strip_prefix.unwrap_or(false),

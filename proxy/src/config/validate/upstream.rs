@@ -2,6 +2,7 @@
 //! active health check.
 
 use super::check::Check;
+use super::limits::{validate_max_connections, validate_queue, validate_slow_start};
 use crate::balance::Strategy;
 use crate::config::file::{FileHealthCheck, FileUpstream};
 use crate::config::units::DurationKind;
@@ -53,6 +54,11 @@ pub(super) fn validate_upstream(
             servers.push(Server {
                 addr,
                 weight: weight as u32,
+                max_connections: validate_max_connections(
+                    &format!("{path}.max_connections"),
+                    server.max_connections,
+                    problems,
+                ),
             });
         }
     }
@@ -84,6 +90,8 @@ pub(super) fn validate_upstream(
             Duration::from_secs(10),
         ),
         health_check,
+        queue: validate_queue(&base, upstream.queue.as_ref(), problems),
+        slow_start: validate_slow_start(&base, upstream.slow_start.as_ref(), problems),
     };
     (problems.len() == before).then_some(result)
 }

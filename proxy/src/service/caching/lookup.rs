@@ -222,6 +222,7 @@ pub async fn serve(
         ),
     };
     header.insert_header(headers::CACHE, x_cache)?;
+    super::super::limits::add_quota_headers(ctx, &mut header)?;
     header.insert_header(headers::CACHE_TIER, tier.to_string())?;
     header.insert_header(headers::CACHE_STATUS, cache_status)?;
     header.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
@@ -231,10 +232,15 @@ pub async fn serve(
     )?;
     if ctx.explain {
         let key = ctx.cache.as_ref().map_or("", |c| c.key.as_str());
+        // The rate limits' verdicts first, as on a proxied response.
+        let limits = ctx
+            .limits_note
+            .as_deref()
+            .map_or(String::new(), |note| format!("{note}; "));
         header.insert_header(
             headers::EXPLAIN,
             format!(
-                "cache: key={key:?}; tier={tier}; ttl={}s from {}; age={}s; ttl_left={}s; hits={}; promotion={}",
+                "{limits}cache: key={key:?}; tier={tier}; ttl={}s from {}; age={}s; ttl_left={}s; hits={}; promotion={}",
                 entry.ttl.as_secs(),
                 entry.ttl_source.as_str(),
                 entry.age().as_secs(),

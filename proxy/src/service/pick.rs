@@ -1,0 +1,111 @@
+//! `upstream_peer`'s work: pick a server and take its in-flight slot, waiting in the group's
+//! queue (in arrival order, up to `queue.timeout`) while every candidate is at its
+//! `max_connections`.
+
+use super::RequestCtx;
+use crate::error::Reject;
+use crate::upstream::{Lease, Refused, Selection, UpstreamPool};
+use pingora::prelude::HttpPeer;
+use pingora::{Error, ErrorType, Result};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Picks a server (never one this request already tried), takes its slot and builds the peer.
+pub(super) async fn upstream_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    let Some(pool) = ctx.pool.clone() else {
+        ctx.reject = Some(Reject::Internal);
+        return Err(Error::explain(
+            ErrorType::HTTPStatus(500),
+            "no pool for request",
+        ));
+    };
+    // Release the previous try's slot before picking, so it does not weigh on the choice.
+    ctx.lease = None;
+    let (selection, lease) = match acquire(&pool, ctx).await {
+        Ok(picked) => picked,
+        Err(reject) => {
+            let status = reject.status();
+            ctx.reject = Some(reject);
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(status),
+                "no upstream server",
+            ));
+        }
+    };
+    ctx.tried |= 1 << selection.index;
+    ctx.attempts += 1;
+    if selection.explanation.is_some() {
+        ctx.explanation = selection.explanation;
+    }
+    let addr = lease.server().addr;
+    ctx.lease = Some(lease);
+    ctx.upstream_started = Some(Instant::now());
+    let mut peer = HttpPeer::new(addr, false, String::new());
+    peer.options.connection_timeout = Some(pool.config.connect_timeout);
+    peer.options.read_timeout = Some(pool.config.read_timeout);
+    peer.options.write_timeout = Some(pool.config.read_timeout);
+    Ok(Box::new(peer))
+}
+
+/// A server and its slot: at once when one is free and no one is waiting (a newcomer never
+/// passes a queued request), else after waiting in the queue.
+async fn acquire(
+    pool: &Arc<UpstreamPool>,
+    ctx: &mut RequestCtx,
+) -> Result<(Selection, Lease), Reject> {
+    let queue = &pool.queue;
+    if queue.is_empty() {
+        match pool.select(ctx.strategy, ctx.tried, ctx.explain) {
+            Ok(picked) => return Ok(picked),
+            Err(limited) if !limited => return Err(nothing_left(pool, ctx)),
+            Err(_) => {}
+        }
+    }
+    let settings = pool.config.queue;
+    let Some(ticket) = queue.join(settings.max) else {
+        queue.record(Err(Refused::QueueFull), None);
+        return Err(busy(pool, Refused::QueueFull));
+    };
+    let joined = Instant::now();
+    let deadline = tokio::time::Instant::now() + settings.timeout;
+    loop {
+        if ticket.is_head() {
+            match pool.select(ctx.strategy, ctx.tried, ctx.explain) {
+                Ok((mut selection, lease)) => {
+                    let waited = joined.elapsed();
+                    queue.record(Ok(()), Some(waited));
+                    if let Some(text) = selection.explanation.as_mut() {
+                        text.push_str(&format!("; queued {} ms", waited.as_millis()));
+                    }
+                    return Ok((selection, lease));
+                }
+                Err(limited) if !limited => return Err(nothing_left(pool, ctx)),
+                Err(_) => {}
+            }
+        }
+        if tokio::time::timeout_at(deadline, ticket.woken())
+            .await
+            .is_err()
+        {
+            queue.record(Err(Refused::QueueTimeout), Some(joined.elapsed()));
+            return Err(busy(pool, Refused::QueueTimeout));
+        }
+    }
+}
+
+/// No server is available: after failed tries the client learns why they failed, not just
+/// that nothing is left.
+fn nothing_left(pool: &UpstreamPool, ctx: &mut RequestCtx) -> Reject {
+    ctx.last_failure
+        .take()
+        .unwrap_or(Reject::NoHealthyUpstream {
+            upstream: pool.name().to_string(),
+        })
+}
+
+fn busy(pool: &UpstreamPool, reason: Refused) -> Reject {
+    Reject::UpstreamBusy {
+        upstream: pool.name().to_string(),
+        reason: reason.label(),
+    }
+}

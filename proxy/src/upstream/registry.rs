@@ -1,0 +1,73 @@
+//! `Registry`: what outlives snapshots, by name: each server's state by (group, address), each
+//! group's wait queue, and the rate limits' buckets.
+
+use super::{ServerState, WaitQueue};
+use scalelab_common::sync::lock;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Keeps `ServerState` by (group, address) across snapshots.
+#[derive(Debug, Default)]
+pub struct Registry {
+    servers: Mutex<HashMap<(String, SocketAddr), Arc<ServerState>>>,
+    /// Rate limit buckets, which survive reloads the same way.
+    pub limits: crate::ratelimit::LimitRegistry,
+    /// Each group's wait queue, so requests waiting across a reload are woken by either side.
+    queues: Mutex<HashMap<String, Arc<WaitQueue>>>,
+    /// Set once the first snapshot is built: servers that appear after it (added by a reload)
+    /// slow-start.
+    sealed: AtomicBool,
+}
+
+impl Registry {
+    /// The state for a server, created when it first appears. A new server with an active
+    /// check starts unhealthy and takes traffic only after it passes one.
+    pub fn server(
+        &self,
+        group: &str,
+        addr: SocketAddr,
+        has_active_check: bool,
+    ) -> Arc<ServerState> {
+        let mut servers = lock(&self.servers);
+        servers
+            .entry((group.to_string(), addr))
+            .or_insert_with(|| {
+                let ramping = self.sealed.load(Ordering::Relaxed);
+                Arc::new(ServerState::new(group, addr, !has_active_check, ramping))
+            })
+            .clone()
+    }
+
+    /// Marks the start-up servers as known: any server created later slow-starts.
+    pub fn seal(&self) {
+        self.sealed.store(true, Ordering::Relaxed);
+    }
+
+    /// The wait queue of `group`, created when the group first appears.
+    pub fn queue(&self, group: &str) -> Arc<WaitQueue> {
+        lock(&self.queues)
+            .entry(group.to_string())
+            .or_insert_with(|| Arc::new(WaitQueue::new(group)))
+            .clone()
+    }
+
+    /// Forgets the queues (and their series) of groups `keep` refuses.
+    pub fn retain_queues(&self, keep: impl Fn(&str) -> bool) {
+        lock(&self.queues).retain(|group, _| keep(group));
+        super::queue::prune(&keep);
+    }
+
+    /// Forgets servers that no snapshot lists any more.
+    pub fn retain(&self, keep: impl Fn(&str, SocketAddr) -> bool) {
+        lock(&self.servers).retain(|(group, addr), state| {
+            let kept = keep(group, *addr);
+            if !kept {
+                // Probes and requests still holding the state record nothing more for it.
+                state.metrics.retire();
+            }
+            kept
+        });
+    }
+}

@@ -1,0 +1,6 @@
+//! Traffic control end to end: rate limits (429 and their headers, keys, reloads), connection
+//! limits with a queue, and slow start.
+
+mod queue;
+mod rate;
+mod slow_start;
