@@ -9,6 +9,7 @@ mod forwarding;
 mod harness;
 mod lifecycle;
 mod metrics;
+mod overrides;
 mod reload;
 mod request_metrics;
 mod shared_cache;

@@ -112,7 +112,10 @@ pub(super) fn validate_cache(
     }
 }
 
-pub(super) fn validate_redis(redis: &FileRedis, problems: &mut Problems) -> RedisSettings {
+pub(in crate::config) fn validate_redis(
+    redis: &FileRedis,
+    problems: &mut Problems,
+) -> RedisSettings {
     let scheme_ok = redis.url.starts_with("redis://") || redis.url.starts_with("rediss://");
     if !scheme_ok || redis::Client::open(redis.url.as_str()).is_err() {
         problems.push(
