@@ -56,6 +56,10 @@ pub struct UpArgs {
     /// The port Prometheus listens on with --observe (default: 9090 when free, else any free port).
     #[arg(long, requires = "observe")]
     pub prometheus_port: Option<u16>,
+    /// Run a fleet: two proxies (ports +1) sharing a Redis cache tier and two workers (port +10) sharing a Redis
+    /// task queue, with a redis-server started on [lab] redis_port unless [lab] redis_url names one.
+    #[arg(long)]
+    pub fleet: bool,
 }
 
 #[derive(Debug, Args)]

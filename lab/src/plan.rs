@@ -10,6 +10,8 @@ use crate::labfile::LabFile;
 /// its first scrapes find every target listening.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// A fleet's redis-server (`fleet`): the workers and proxies connect to it when they start.
+    Store,
     Backend,
     Proxy,
     Observe,
@@ -22,7 +24,7 @@ pub struct ChildSpec {
     pub name: String,
     pub binary: PathBuf,
     pub args: Vec<OsString>,
-    /// The URL that answers 200 once the child is ready.
+    /// The URL that answers 200 once the child is ready; a `redis://host:port` one answers PING instead.
     pub health_url: String,
     pub stage: Stage,
 }
@@ -106,6 +108,19 @@ pub fn plan(file: &LabFile, bin_dir: &Path) -> Vec<ChildSpec> {
         stage: Stage::Proxy,
     });
     children
+}
+
+/// The executable `name` found first in `path` (the value of `PATH`), resolved to the file itself so that the pid
+/// file's leftover check, which compares `/proc/<pid>/exe`, recognises it (Debian's redis-server is a symlink).
+pub fn find_in_path(path: Option<&std::ffi::OsStr>, name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path?)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+        .map(|found| std::fs::canonicalize(&found).unwrap_or(found))
 }
 
 #[cfg(test)]
