@@ -131,7 +131,9 @@ pub fn scrape_config(jobs: &[Job]) -> String {
 /// The `prometheus` executable: the first in `path` (the value of `PATH`), resolved to the file itself so that
 /// the pid file's leftover check, which compares `/proc/<pid>/exe`, recognises it.
 pub fn find_binary(path: Option<&OsStr>) -> Result<PathBuf, ObserveError> {
-    crate::plan::find_in_path(path, "prometheus").ok_or(ObserveError::Missing)
+    crate::plan::find_in_path(path, "prometheus")
+        .map(|found| std::fs::canonicalize(&found).unwrap_or(found))
+        .ok_or(ObserveError::Missing)
 }
 
 /// The port Prometheus listens on: `requested`, else 9090 when nothing listens there, else any free port.

@@ -110,8 +110,8 @@ pub fn plan(file: &LabFile, bin_dir: &Path) -> Vec<ChildSpec> {
     children
 }
 
-/// The executable `name` found first in `path` (the value of `PATH`), resolved to the file itself so that the pid
-/// file's leftover check, which compares `/proc/<pid>/exe`, recognises it (Debian's redis-server is a symlink).
+/// The executable `name` found first in `path` (the value of `PATH`), as found: not resolved, because a symlink's
+/// name can matter (Debian's redis-server links to redis-check-rdb, which acts by the name it is run as).
 pub fn find_in_path(path: Option<&std::ffi::OsStr>, name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     std::env::split_paths(path?)
@@ -120,7 +120,6 @@ pub fn find_in_path(path: Option<&std::ffi::OsStr>, name: &str) -> Option<PathBu
             std::fs::metadata(candidate)
                 .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
         })
-        .map(|found| std::fs::canonicalize(&found).unwrap_or(found))
 }
 
 #[cfg(test)]
