@@ -204,6 +204,19 @@ mod tests {
     }
 
     #[test]
+    fn fleet_argument() {
+        for (line, fleet) in [
+            ("scalelab up", false),
+            ("scalelab up --fleet --observe", true),
+        ] {
+            let Command::Up(args) = parse(line).unwrap().command else {
+                panic!("{line}: not up");
+            };
+            assert_eq!(args.fleet, fleet, "{line}");
+        }
+    }
+
+    #[test]
     fn token_arguments() {
         let cases = [
             ("scalelab token", "config.toml", 86_400, "dev"),

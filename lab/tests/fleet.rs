@@ -1,5 +1,6 @@
-//! `scalelab up --fleet` end to end: a real redis-server started by `up` under the temporary data dir, two real
-//! proxies sharing the cache tier in it and two real workers sharing its task queue.
+//! `scalelab up --fleet --observe` end to end: a real redis-server started by `up` under the temporary data dir,
+//! two real proxies sharing the cache tier in it, two real workers sharing its task queue, and a real Prometheus
+//! scraping each proxy and worker as its own instance.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -89,8 +90,19 @@ fn up_fleet_shares_the_cache_tier_and_the_task_queue() {
     let config = dir.path().join("config.toml");
     std::fs::write(&config, config_text(&ports)).unwrap();
 
-    let mut up = Up::start(&config, &bin_dir, &["--fleet"]);
-    up.wait_for("scalelab is up", Duration::from_secs(120));
+    let prometheus_port = free_port();
+    let mut up = Up::start(
+        &config,
+        &bin_dir,
+        &[
+            "--fleet",
+            "--observe",
+            "--prometheus-port",
+            &prometheus_port.to_string(),
+        ],
+    );
+    up.wait_for("Prometheus sees every target up", Duration::from_secs(120));
+    up.wait_for("scalelab is up", Duration::from_secs(10));
     let (first, second) = (
         format!("http://127.0.0.1:{}", ports.proxy),
         format!("http://127.0.0.1:{}", ports.proxy + 1),
@@ -102,14 +114,40 @@ fn up_fleet_shares_the_cache_tier_and_the_task_queue() {
     );
     let ups_pid = up.child.id();
     let children = children_of(ups_pid);
-    // redis, database, microservice, 2 workers, 3 gateways, 2 proxies.
-    assert_eq!(children.len(), 10, "/proc shows {children:?}");
+    // redis, database, microservice, 2 workers, 3 gateways, 2 proxies, prometheus.
+    assert_eq!(children.len(), 11, "/proc shows {children:?}");
     assert!(
         dir.path().join("data/redis/appendonlydir").is_dir(),
         "redis keeps its append-only file under the lab's data dir"
     );
 
     let http = blocking_client(Duration::from_secs(10));
+    // Prometheus scrapes each proxy and each worker as its own instance.
+    for (job, want) in [
+        ("scalelab-proxy", [ports.admin, ports.admin + 1]),
+        ("scalelab-worker", [ports.worker, ports.worker + 10]),
+    ] {
+        let answer: Value = http
+            .get(format!("http://127.0.0.1:{prometheus_port}/api/v1/query"))
+            .query(&[("query", format!("up{{job=\"{job}\"}} == 1"))])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let mut instances: Vec<String> = answer["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|series| series["metric"]["instance"].as_str().unwrap().to_owned())
+            .collect();
+        instances.sort();
+        let mut want: Vec<String> = want
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        want.sort();
+        assert_eq!(instances, want, "{job}: {answer}");
+    }
     for proxy in [&first, &second] {
         let health = http.get(format!("{proxy}/health")).send().unwrap();
         assert_eq!(health.status(), 200, "{proxy}");
@@ -183,7 +221,7 @@ fn up_fleet_shares_the_cache_tier_and_the_task_queue() {
         })
     };
     let redis = stopped("redis").expect("redis stopped");
-    for other in ["proxy", "worker-", "gateway-"] {
+    for other in ["prometheus", "proxy", "worker-", "gateway-"] {
         let at =
             stopped(other).unwrap_or_else(|| panic!("{other} stopped:\n{}", up.log.join("\n")));
         assert!(
