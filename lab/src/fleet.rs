@@ -125,12 +125,18 @@ pub fn proxies(file: &LabFile) -> Vec<ProxyAt> {
         .collect()
 }
 
-/// The Redis the fleet shares: `[lab] redis_url`, else the redis-server `up` starts; `None` without a fleet.
+/// An existing Redis the fleet uses: `[lab] redis_url`, else the proxy's `[redis] url`.
+fn existing_redis(file: &LabFile) -> Option<&String> {
+    file.lab.redis_url.as_ref().or(file.redis_url.as_ref())
+}
+
+/// The Redis the fleet shares: an existing one ([`existing_redis`]), else the redis-server `up` starts; `None`
+/// without a fleet (a file's `[redis]` table alone does not make one: the proxy uses it as it is, the worker not).
 pub fn redis_url(file: &LabFile) -> Option<String> {
     if !is_shared(&file.lab) {
         return None;
     }
-    Some(file.lab.redis_url.clone().unwrap_or_else(|| {
+    Some(existing_redis(file).cloned().unwrap_or_else(|| {
         let address = client_url(SocketAddr::new(file.lab.host, file.lab.redis_port));
         format!("redis://{}/0", address.trim_start_matches("http://"))
     }))
@@ -138,7 +144,7 @@ pub fn redis_url(file: &LabFile) -> Option<String> {
 
 /// Whether `up` must start a redis-server itself.
 pub fn starts_redis(file: &LabFile) -> bool {
-    is_shared(&file.lab) && file.lab.redis_url.is_none()
+    is_shared(&file.lab) && existing_redis(file).is_none()
 }
 
 /// Where the redis-server `up` starts keeps its append-only file.
@@ -232,7 +238,7 @@ pub fn banner(file: &LabFile) -> Vec<String> {
     let started = if starts_redis(file) {
         format!("started by up, data in {}", redis_dir(file).display())
     } else {
-        "[lab] redis_url".to_owned()
+        "an existing Redis: [lab] redis_url, else [redis] url".to_owned()
     };
     let mut lines = vec![
         String::new(),

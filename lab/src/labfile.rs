@@ -93,6 +93,8 @@ pub struct LabFile {
     pub admin_listen: Option<SocketAddr>,
     /// True when the file has an `[auth]` table.
     pub has_auth: bool,
+    /// The proxy's `[redis] url`: an existing Redis that a fleet uses instead of starting one.
+    pub redis_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +104,13 @@ struct Outer {
     #[serde(default)]
     proxy: ProxyKeys,
     auth: Option<toml::Value>,
+    redis: Option<RedisKeys>,
+}
+
+// Only the url: the proxy validates the rest of `[redis]`.
+#[derive(Deserialize)]
+struct RedisKeys {
+    url: Option<String>,
 }
 
 // Only the keys the launcher needs; the proxy rejects unknown ones, so none are refused here.
@@ -227,6 +236,7 @@ impl LabFile {
             proxy_listen,
             admin_listen,
             has_auth: outer.auth.is_some(),
+            redis_url: outer.redis.and_then(|redis| redis.url),
         })
     }
 

@@ -129,7 +129,26 @@ fn an_existing_redis_is_used_and_none_is_started() {
     assert!(args(&children[2])
         .windows(2)
         .any(|w| w == ["--redis-url", "redis://10.0.0.9:6379/2"]));
-    assert!(banner(&file)[1].contains("redis://10.0.0.9:6379/2 ([lab] redis_url)"));
+    assert!(banner(&file)[1].contains("redis://10.0.0.9:6379/2 (an existing Redis"));
+}
+
+#[test]
+fn the_proxys_redis_table_is_an_existing_redis_for_a_fleet_only() {
+    let redis = "[redis]\nurl = \"redis://10.0.0.8:6379/0\"\n";
+    let alone = file(redis);
+    assert_eq!(redis_url(&alone), None);
+    assert_eq!(children(&alone), plan(&alone, Path::new("/bin")));
+    let fleet = file(&format!("{redis}[lab]\nproxies = 2"));
+    assert!(!starts_redis(&fleet));
+    assert_eq!(
+        redis_url(&fleet).as_deref(),
+        Some("redis://10.0.0.8:6379/0")
+    );
+    // [lab] redis_url wins over the proxy's table.
+    let both = file(&format!(
+        "{redis}[lab]\nproxies = 2\nredis_url = \"redis://10.0.0.9:6379/1\""
+    ));
+    assert_eq!(redis_url(&both).as_deref(), Some("redis://10.0.0.9:6379/1"));
 }
 
 #[test]
