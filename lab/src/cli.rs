@@ -56,6 +56,10 @@ pub struct UpArgs {
     /// The port Prometheus listens on with --observe (default: 9090 when free, else any free port).
     #[arg(long, requires = "observe")]
     pub prometheus_port: Option<u16>,
+    /// Run a fleet: two proxies (ports +1) sharing a Redis cache tier and two workers (port +10) sharing a Redis
+    /// task queue, with a redis-server started on [lab] redis_port unless [lab] redis_url names one.
+    #[arg(long)]
+    pub fleet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -197,6 +201,19 @@ mod tests {
         assert_eq!(args.prometheus_port, Some(19090));
         // A port without Prometheus would be silently ignored.
         assert!(parse("scalelab up --prometheus-port 19090").is_err());
+    }
+
+    #[test]
+    fn fleet_argument() {
+        for (line, fleet) in [
+            ("scalelab up", false),
+            ("scalelab up --fleet --observe", true),
+        ] {
+            let Command::Up(args) = parse(line).unwrap().command else {
+                panic!("{line}: not up");
+            };
+            assert_eq!(args.fleet, fleet, "{line}");
+        }
     }
 
     #[test]

@@ -41,6 +41,15 @@ pub struct LabConfig {
     pub worker_aging: String,
     /// How long `up` waits for every `/health` before giving up.
     pub ready_timeout: String,
+    /// Proxy processes sharing the config file and a Redis cache tier (`up --fleet`: 2); see `fleet`.
+    pub proxies: usize,
+    /// Worker processes sharing one Redis task queue (`up --fleet`: 2). Not `workers`, which is each worker's
+    /// pool size.
+    pub worker_processes: usize,
+    /// The port of the redis-server `up` starts for a fleet.
+    pub redis_port: u16,
+    /// An existing Redis for a fleet (`redis://host:port/db`); then `up` starts none.
+    pub redis_url: Option<String>,
 }
 
 impl Default for LabConfig {
@@ -56,6 +65,10 @@ impl Default for LabConfig {
             database_latency_ms: [100, 300],
             worker_aging: "30s".to_owned(),
             ready_timeout: "30s".to_owned(),
+            proxies: 1,
+            worker_processes: 1,
+            redis_port: 6390,
+            redis_url: None,
         }
     }
 }
@@ -74,8 +87,14 @@ pub struct LabFile {
     pub proxy_url: String,
     /// The proxy's admin address, as a client reaches it.
     pub admin_url: String,
+    /// The proxy's first listen address and its admin address as written (a fleet's next proxies take the ports
+    /// after them).
+    pub proxy_listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
     /// True when the file has an `[auth]` table.
     pub has_auth: bool,
+    /// The proxy's `[redis] url`: an existing Redis that a fleet uses instead of starting one.
+    pub redis_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +104,13 @@ struct Outer {
     #[serde(default)]
     proxy: ProxyKeys,
     auth: Option<toml::Value>,
+    redis: Option<RedisKeys>,
+}
+
+// Only the url: the proxy validates the rest of `[redis]`.
+#[derive(Deserialize)]
+struct RedisKeys {
+    url: Option<String>,
 }
 
 // Only the keys the launcher needs; the proxy rejects unknown ones, so none are refused here.
@@ -177,15 +203,18 @@ impl LabFile {
             .proxy
             .admin_listen
             .unwrap_or_else(|| DEFAULT_ADMIN.to_owned());
-        let mut url = |key: &str, text: &str| match text.parse::<SocketAddr>() {
-            Ok(addr) => client_url(addr),
+        let mut addr = |key: &str, text: &str| match text.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
             Err(error) => {
                 problems.push(format!("{key}: {text:?} is not an address ({error})"));
-                String::new()
+                None
             }
         };
-        let proxy_url = url("proxy.listen", &listen);
-        let admin_url = url("proxy.admin_listen", &admin);
+        let proxy_listen = addr("proxy.listen", &listen);
+        let admin_listen = addr("proxy.admin_listen", &admin);
+        let proxy_url = proxy_listen.map(client_url).unwrap_or_default();
+        let admin_url = admin_listen.map(client_url).unwrap_or_default();
+        problems.extend(crate::fleet::problems(&lab));
 
         if !problems.is_empty() {
             return Err(invalid(problems.join("; ")));
@@ -204,7 +233,10 @@ impl LabFile {
             ready_timeout,
             proxy_url,
             admin_url,
+            proxy_listen,
+            admin_listen,
             has_auth: outer.auth.is_some(),
+            redis_url: outer.redis.and_then(|redis| redis.url),
         })
     }
 
@@ -215,7 +247,7 @@ impl LabFile {
 }
 
 /// A wildcard listen address is reached on loopback.
-fn client_url(addr: SocketAddr) -> String {
+pub fn client_url(addr: SocketAddr) -> String {
     let host = if addr.ip().is_unspecified() {
         match addr.ip() {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),

@@ -5,6 +5,8 @@
 //! - `cli`: the clap command line.
 //! - `labfile`: the `[lab]` table (which processes to start, on which ports) plus the few `[proxy]` keys the
 //!   launcher needs to find the proxy; everything else in the file belongs to the proxy.
+//! - `fleet`: `up --fleet`: a redis-server, extra proxies and workers sharing it, and the banner lines saying
+//!   which URL hits which proxy.
 //! - `plan`: the child processes `up` starts, with their flags and health URLs.
 //! - `observe`: `up --observe`'s Prometheus: the scrape config generated from the lab's ports, its child spec, the
 //!   check that it sees every target, and the query links it prints.
@@ -16,6 +18,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod fleet;
 pub mod labfile;
 pub mod observe;
 pub mod plan;

@@ -10,7 +10,7 @@ use scalelab_lab::cli::{BenchArgs, CheckArgs, Cli, Command, TokenArgs, UpArgs};
 use scalelab_lab::labfile::LabFile;
 use scalelab_lab::plan::{self, Stage, BINARIES};
 use scalelab_lab::supervise::{self, Supervisor, UpError, STOP_GRACE};
-use scalelab_lab::{bench, observe, plot, scenario, token};
+use scalelab_lab::{bench, fleet, observe, plot, scenario, token};
 
 /// The lifetime of the token `up` prints: a working day and then some.
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -53,7 +53,10 @@ fn bin_dir(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
-    let file = LabFile::load(&args.config)?;
+    let mut file = LabFile::load(&args.config)?;
+    if args.fleet {
+        fleet::widen(&mut file.lab);
+    }
     let bin_dir = bin_dir(args.bin_dir.as_deref())?;
     let missing: Vec<&str> = BINARIES
         .iter()
@@ -77,6 +80,17 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("creating the data dir {}", file.data_dir.display()))?;
     let timeout = args.ready_timeout.unwrap_or(file.ready_timeout);
     let mut specs = plan::plan(&file, &bin_dir);
+    let redis = if fleet::starts_redis(&file) {
+        let binary = plan::find_in_path(std::env::var_os("PATH").as_deref(), "redis-server")
+            .context("a fleet runs redis-server, which is not in PATH; install it with `make deps` (scripts/install-deps.sh) or set [lab] redis_url")?;
+        let dir = fleet::redis_dir(&file);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating Redis's data dir {}", dir.display()))?;
+        Some(fleet::redis_child(&file, &binary))
+    } else {
+        None
+    };
+    fleet::extend(&mut specs, &file, redis);
     // Prepared before anything starts, so a missing `prometheus` is one clear error rather than a half-started lab.
     let prometheus = if args.observe {
         let binary = observe::find_binary(std::env::var_os("PATH").as_deref())?;
@@ -93,6 +107,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         let mut supervisor = Supervisor::new(specs, args.restart, colour, &file.data_dir)?;
         supervisor.stop_leftovers();
         let started = async {
+            supervisor.start_stage(Stage::Store, timeout).await?;
             supervisor.start_stage(Stage::Backend, timeout).await?;
             supervisor.start_stage(Stage::Proxy, timeout).await?;
             if let Some(base) = &prometheus {
@@ -118,6 +133,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         }
         // Unprefixed, so the export line, the curl commands and the links can be copied as they are.
         let mut lines = banner(&file, dev_token.as_deref(), &supervisor.pids());
+        lines.extend(fleet::banner(&file));
         if let Some(base) = &prometheus {
             lines.extend(observe::banner(base));
         }

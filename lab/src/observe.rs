@@ -84,7 +84,11 @@ pub fn jobs(file: &LabFile) -> Vec<Job> {
     vec![
         Job {
             name: PROXY_JOB,
-            targets: vec![target(&file.admin_url)],
+            // Every proxy of a fleet (`fleet`), each its own `instance` on the dashboard.
+            targets: crate::fleet::proxies(file)
+                .iter()
+                .map(|proxy| target(&proxy.admin_url))
+                .collect(),
         },
         Job {
             name: BACKENDS_JOB,
@@ -92,7 +96,10 @@ pub fn jobs(file: &LabFile) -> Vec<Job> {
         },
         Job {
             name: WORKER_JOB,
-            targets: vec![target(&file.backend_url(lab.worker))],
+            targets: crate::fleet::worker_urls(file)
+                .iter()
+                .map(|url| target(url))
+                .collect(),
         },
     ]
 }
@@ -124,14 +131,7 @@ pub fn scrape_config(jobs: &[Job]) -> String {
 /// The `prometheus` executable: the first in `path` (the value of `PATH`), resolved to the file itself so that
 /// the pid file's leftover check, which compares `/proc/<pid>/exe`, recognises it.
 pub fn find_binary(path: Option<&OsStr>) -> Result<PathBuf, ObserveError> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = path.ok_or(ObserveError::Missing)?;
-    std::env::split_paths(path)
-        .map(|dir| dir.join("prometheus"))
-        .find(|candidate| {
-            std::fs::metadata(candidate)
-                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-        })
+    crate::plan::find_in_path(path, "prometheus")
         .map(|found| std::fs::canonicalize(&found).unwrap_or(found))
         .ok_or(ObserveError::Missing)
 }

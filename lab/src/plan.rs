@@ -10,6 +10,8 @@ use crate::labfile::LabFile;
 /// its first scrapes find every target listening.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// A fleet's redis-server (`fleet`): the workers and proxies connect to it when they start.
+    Store,
     Backend,
     Proxy,
     Observe,
@@ -22,7 +24,7 @@ pub struct ChildSpec {
     pub name: String,
     pub binary: PathBuf,
     pub args: Vec<OsString>,
-    /// The URL that answers 200 once the child is ready.
+    /// The URL that answers 200 once the child is ready; a `redis://host:port` one answers PING instead.
     pub health_url: String,
     pub stage: Stage,
 }
@@ -106,6 +108,18 @@ pub fn plan(file: &LabFile, bin_dir: &Path) -> Vec<ChildSpec> {
         stage: Stage::Proxy,
     });
     children
+}
+
+/// The executable `name` found first in `path` (the value of `PATH`), as found: not resolved, because a symlink's
+/// name can matter (Debian's redis-server links to redis-check-rdb, which acts by the name it is run as).
+pub fn find_in_path(path: Option<&std::ffi::OsStr>, name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path?)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 
 mod child;
 mod pid_file;
+mod ping;
 mod ready;
 mod restart;
 mod stop;

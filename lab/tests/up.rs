@@ -11,33 +11,17 @@ use std::time::{Duration, Instant};
 use scalelab_test_support::{blocking_client, free_ports, patient, Signal};
 use serde_json::{json, Value};
 use support::{
-    alive, assert_proxy_accepts_auth, build_siblings, children_of, lab_tail, mint_token, scalelab,
-    Up,
+    alive, assert_proxy_accepts_auth, build_siblings, children_of, lab_tail, mint_token,
+    proxy_head, scalelab, Up,
 };
 
 fn config_text(ports: &[u16]) -> String {
     let [g1, g2, g3, ms, db, worker, proxy, admin] = ports else {
         panic!("need 8 ports");
     };
-    let mut text = format!(
+    let mut text = proxy_head(*proxy, *admin, [*g1, *g2, *g3]);
+    text.push_str(
         r#"
-[proxy]
-listen = ["127.0.0.1:{proxy}"]
-admin_listen = "127.0.0.1:{admin}"
-threads = 1
-shutdown_timeout = "2s"
-
-[upstreams.gateways]
-strategy = "round_robin"
-servers = [ {{ addr = "127.0.0.1:{g1}" }}, {{ addr = "127.0.0.1:{g2}" }}, {{ addr = "127.0.0.1:{g3}" }} ]
-connect_timeout = "1s"
-read_timeout = "10s"
-
-[upstreams.gateways.health_check]
-path = "/health"
-interval = "1s"
-timeout = "1s"
-
 [[routes]]
 name = "data"
 path = "/data"
@@ -47,7 +31,7 @@ upstream = "gateways"
 name = "longtask"
 path = "/longtask"
 upstream = "gateways"
-"#
+"#,
     );
     text.push_str(&lab_tail([*g1, *g2, *g3], *ms, *db, *worker));
     text

@@ -5,6 +5,7 @@
 mod file;
 pub mod key_template;
 pub mod limits;
+mod overrides;
 pub mod units;
 mod validate;
 
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 pub use file::FileConfig;
 pub use limits::{LimitKey, QueueSettings, Rate, RateLimit, TrustedProxies};
+pub use overrides::{set_overrides, OverrideError, Overrides};
 pub use validate::MAX_SERVERS_PER_UPSTREAM;
 
 /// A whole, valid configuration. Built only by `parse`, so holding one means every
@@ -273,16 +275,18 @@ pub fn read(path: &Path) -> Result<String, ConfigError> {
 
 /// Validates `text`, read from the config file at `path`; relative paths in it (key files) start
 /// at that file's directory. This is the one way to build a `Config`: start-up, `--check` and
-/// every reload go through it.
+/// every reload go through it, and it applies the command line's `Overrides` to each.
 ///
 /// # Errors
 /// `ConfigError::Invalid` with every problem found, each with its TOML path and line.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let base = path.parent().unwrap_or(Path::new("."));
-    parse_in(text, base).map_err(|problems| ConfigError::Invalid {
+    let mut config = parse_in(text, base).map_err(|problems| ConfigError::Invalid {
         path: path.to_path_buf(),
         problems,
-    })
+    })?;
+    overrides::apply_set(&mut config);
+    Ok(config)
 }
 
 /// Parses and validates TOML text whose relative paths start at `base`.

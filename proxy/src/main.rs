@@ -6,6 +6,7 @@ use clap::{Parser, ValueEnum};
 use scalelab_proxy::config;
 use scalelab_proxy::server::{self, RunOptions};
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -37,6 +38,31 @@ struct Cli {
     /// The Unix socket used to hand listeners over during an upgrade.
     #[arg(long)]
     upgrade_sock: Option<String>,
+    /// Listen here instead of `[proxy] listen` (repeatable), also after reloads: several
+    /// proxies can share one config file.
+    #[arg(long, value_name = "ADDR")]
+    listen: Vec<SocketAddr>,
+    /// The admin API's address instead of `[proxy] admin_listen`.
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+    /// Share the last cache tier in this Redis (`redis://host:port/db`): sets `[redis] url`
+    /// (adding the table if the file has none) and makes the last `[[cache.tiers]]` a redis tier.
+    #[arg(long, value_name = "URL")]
+    shared_cache_url: Option<String>,
+}
+
+impl Cli {
+    fn overrides(&self) -> Result<config::Overrides, config::OverrideError> {
+        let overrides = config::Overrides {
+            listen: self.listen.clone(),
+            admin_listen: self.admin_listen,
+            shared_cache: None,
+        };
+        match &self.shared_cache_url {
+            Some(url) => overrides.with_shared_cache_url(url),
+            None => Ok(overrides),
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {
@@ -53,6 +79,13 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.overrides() {
+        Ok(overrides) => config::set_overrides(overrides),
+        Err(error) => {
+            eprintln!("scalelab-proxy: --shared-cache-url: {error}");
+            return ExitCode::from(2);
+        }
+    }
     if cli.check {
         return match config::load(&cli.config) {
             Ok((config, _)) => {

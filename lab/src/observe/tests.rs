@@ -28,15 +28,36 @@ fn yaml_jobs(text: &str) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
+/// The default lab as `up --fleet` runs it.
+fn default_fleet() -> LabFile {
+    let mut file = default_lab();
+    crate::fleet::widen(&mut file.lab);
+    file
+}
+
 #[test]
-fn the_default_lab_gets_the_jobs_and_targets_of_the_shipped_file() {
+fn the_default_fleet_gets_the_jobs_and_targets_of_the_shipped_file() {
     let shipped = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../grafana/prometheus.yml"
     ))
     .unwrap();
-    let generated = scrape_config(&jobs(&default_lab()));
+    // The shipped file scrapes `up --fleet`'s second proxy and worker too (down without a fleet), so each proxy
+    // is an `instance` of the dashboard; a lab of one scrapes the same jobs without them.
+    let generated = scrape_config(&jobs(&default_fleet()));
     assert_eq!(yaml_jobs(&generated), yaml_jobs(&shipped), "{generated}");
+    let single = yaml_jobs(&scrape_config(&jobs(&default_lab())));
+    let expected: Vec<(String, Vec<String>)> = yaml_jobs(&shipped)
+        .into_iter()
+        .map(|(name, targets)| {
+            let targets = targets
+                .into_iter()
+                .filter(|t| t != "127.0.0.1:9902" && t != "127.0.0.1:5015")
+                .collect();
+            (name, targets)
+        })
+        .collect();
+    assert_eq!(single, expected);
     let config: serde_yaml::Value = serde_yaml::from_str(&generated).unwrap();
     assert_eq!(config["global"]["scrape_interval"], "1s");
 }

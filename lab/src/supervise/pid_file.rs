@@ -1,8 +1,6 @@
 //! The pid file: `<data_dir>/scalelab-up.pids` lists the running children, because a SIGKILLed `scalelab`
 //! cannot stop them itself; the next `up` reads it and stops any that still run.
 
-use std::path::Path;
-
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -27,9 +25,11 @@ impl Supervisor {
             let Ok(pid) = pid.parse::<i32>() else {
                 continue;
             };
-            // Only a process still running that very binary: the pid may have been reused by something else.
+            // Only a process still running that very binary: the pid may have been reused by something else. The
+            // binary may be a symlink (Debian's redis-server), while /proc shows the file it points to.
             let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-            if exe.as_deref() == Some(Path::new(binary)) {
+            let binary = std::fs::canonicalize(binary).unwrap_or_else(|_| binary.into());
+            if exe.as_deref() == Some(binary.as_path()) {
                 self.say(&format!(
                     "stopping {name} (pid {pid}) left over from a previous `scalelab up`"
                 ));

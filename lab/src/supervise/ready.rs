@@ -116,7 +116,11 @@ impl Supervisor {
             let url = self.slots[index].spec.health_url.clone();
             let client = self.client.clone();
             checks.spawn(async move {
-                let ok = matches!(client.get(&url).send().await, Ok(r) if r.status().is_success());
+                let ok = if url.starts_with("redis://") {
+                    super::ping::answers(&url).await
+                } else {
+                    matches!(client.get(&url).send().await, Ok(r) if r.status().is_success())
+                };
                 (index, ok)
             });
         }

@@ -1,5 +1,6 @@
 //! Stopping the lab: Prometheus first, so it does not record the lab going down as failed scrapes; then the proxy,
-//! so it stops taking requests and drains before its upstreams go; then the backends. Each group gets SIGTERM, a
+//! so it stops taking requests and drains before its upstreams go; then the backends; a fleet's Redis last, as
+//! the proxies and workers use it to the end. Each group gets SIGTERM, a
 //! bounded wait and then SIGKILL.
 
 use std::time::Duration;
@@ -24,7 +25,7 @@ impl Supervisor {
         if running > 0 {
             self.say(&format!("stopping {running} children"));
         }
-        for stage in [Stage::Observe, Stage::Proxy, Stage::Backend] {
+        for stage in [Stage::Observe, Stage::Proxy, Stage::Backend, Stage::Store] {
             let group: Vec<usize> = (0..self.slots.len())
                 .filter(|&i| self.slots[i].spec.stage == stage && self.slots[i].pid.is_some())
                 .collect();

@@ -184,6 +184,32 @@ impl Up {
     }
 }
 
+/// The start every test config shares: the proxy on the given ports (one thread, a short drain) and the
+/// `gateways` upstream, checked every second.
+pub fn proxy_head(proxy: u16, admin: u16, gateways: [u16; 3]) -> String {
+    let [g1, g2, g3] = gateways;
+    format!(
+        r#"
+[proxy]
+listen = ["127.0.0.1:{proxy}"]
+admin_listen = "127.0.0.1:{admin}"
+threads = 1
+shutdown_timeout = "2s"
+
+[upstreams.gateways]
+strategy = "round_robin"
+servers = [ {{ addr = "127.0.0.1:{g1}" }}, {{ addr = "127.0.0.1:{g2}" }}, {{ addr = "127.0.0.1:{g3}" }} ]
+connect_timeout = "1s"
+read_timeout = "10s"
+
+[upstreams.gateways.health_check]
+path = "/health"
+interval = "1s"
+timeout = "1s"
+"#
+    )
+}
+
 /// The end every test config shares: the public `/health` route, the `[lab]` table on the
 /// given ports, and `[auth]`. `ready_timeout` (how long `up` waits for its children and for
 /// Prometheus's targets) is scaled like every other bound.

@@ -13,6 +13,7 @@ mod lines;
 mod routes;
 mod upstream;
 
+pub(super) use cache::validate_redis as redis_settings;
 pub use lines::{locate, parse_problem};
 pub use upstream::MAX_SERVERS_PER_UPSTREAM;
 

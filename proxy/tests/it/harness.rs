@@ -537,6 +537,16 @@ impl TestProxy {
 
     /// As `start`, with extra command-line arguments (such as `--upgrade-sock`).
     pub async fn start_with_args(config: &TestConfig, args: &[std::ffi::OsString]) -> TestProxy {
+        TestProxy::start_on(config, (config.proxy_port, config.admin_port), args).await
+    }
+
+    /// As `start_with_args`, for a proxy whose arguments (`--listen`, `--admin-listen`) move it
+    /// from the config's ports to `(proxy, admin)`.
+    pub async fn start_on(
+        config: &TestConfig,
+        (proxy_port, admin_port): (u16, u16),
+        args: &[std::ffi::OsString],
+    ) -> TestProxy {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config.render()).expect("write config");
@@ -551,13 +561,13 @@ impl TestProxy {
         let proxy = TestProxy {
             child,
             dir,
-            base: format!("http://127.0.0.1:{}", config.proxy_port),
-            admin: format!("http://127.0.0.1:{}", config.admin_port),
+            base: format!("http://127.0.0.1:{proxy_port}"),
+            admin: format!("http://127.0.0.1:{admin_port}"),
             config_path,
         };
         let http = client();
         let admin = proxy.admin.clone();
-        let port = config.proxy_port;
+        let port = proxy_port;
         eventually(Duration::from_secs(20), "the proxy to listen", || {
             let http = http.clone();
             let admin = admin.clone();

@@ -10,6 +10,7 @@ mod harness;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod overrides;
 mod reload;
 mod request_metrics;
 mod shared_cache;

@@ -112,7 +112,10 @@ pub(super) fn validate_cache(
     }
 }
 
-pub(super) fn validate_redis(redis: &FileRedis, problems: &mut Problems) -> RedisSettings {
+pub(in crate::config) fn validate_redis(
+    redis: &FileRedis,
+    problems: &mut Problems,
+) -> RedisSettings {
     if redis.url.starts_with("rediss://") {
         problems.push(
             "redis.url",

@@ -1,0 +1,91 @@
+//! Command-line overrides of the config file, so several proxies can share one file: each gets
+//! its own listeners and all of them the same shared cache. `main` sets them once with
+//! [`set_overrides`]; [`super::parse`] applies them to every `Config` it builds (start-up,
+//! `--check` and every reload), so a reload never sees them as a restart-required change.
+
+use super::file::FileRedis;
+use super::{Config, RedisSettings, TierKind};
+use scalelab_common::problem::{Problem, Problems};
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+/// What the command line says instead of the file. Empty fields leave the file's values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// Replaces `[proxy] listen` when not empty.
+    pub listen: Vec<SocketAddr>,
+    /// Replaces `[proxy] admin_listen`.
+    pub admin_listen: Option<SocketAddr>,
+    /// `--shared-cache-url`: the `[redis]` table to use when the file has none (the file's own
+    /// table only takes its url).
+    pub shared_cache: Option<RedisSettings>,
+}
+
+/// Why an override value cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct OverrideError(Vec<Problem>);
+
+impl Overrides {
+    /// Overrides with the shared cache at `url`, checked like `[redis] url` and with the
+    /// `[redis]` table's defaults for everything else.
+    ///
+    /// # Errors
+    /// `OverrideError` when `url` is not a Redis URL.
+    pub fn with_shared_cache_url(mut self, url: &str) -> Result<Overrides, OverrideError> {
+        let mut problems = Problems::new();
+        let file = FileRedis {
+            url: url.to_owned(),
+            key_prefix: None,
+            connect_timeout: None,
+            command_timeout: None,
+        };
+        let settings = super::validate::redis_settings(&file, &mut problems);
+        self.shared_cache = Some(problems.into_result(settings).map_err(OverrideError)?);
+        Ok(self)
+    }
+
+    /// Writes the overrides into `config`. With a shared cache URL, a file's `[redis]` table
+    /// keeps its prefix and timeouts, and the last `[[cache.tiers]]` becomes the shared tier
+    /// (the only one that may be `kind = "redis"`); a file without `[cache]` caches nothing still.
+    pub fn apply(&self, config: &mut Config) {
+        if !self.listen.is_empty() {
+            config.proxy.listen.clone_from(&self.listen);
+        }
+        if let Some(admin) = self.admin_listen {
+            config.proxy.admin_listen = admin;
+        }
+        if let Some(shared) = &self.shared_cache {
+            match &mut config.redis {
+                Some(redis) => redis.url.clone_from(&shared.url),
+                None => config.redis = Some(shared.clone()),
+            }
+            if let Some(last) = config
+                .cache
+                .as_mut()
+                .and_then(|cache| cache.tiers.last_mut())
+            {
+                last.kind = TierKind::Redis;
+            }
+        }
+    }
+}
+
+static OVERRIDES: OnceLock<Overrides> = OnceLock::new();
+
+/// Sets the overrides every later [`super::parse`] applies. Only the first call counts: the
+/// command line is read once per process.
+pub fn set_overrides(overrides: Overrides) {
+    let _ = OVERRIDES.set(overrides);
+}
+
+/// Applies the overrides set by `main`, if any.
+pub(super) fn apply_set(config: &mut Config) {
+    if let Some(overrides) = OVERRIDES.get() {
+        overrides.apply(config);
+    }
+}
+
+#[cfg(test)]
+#[path = "overrides/tests.rs"]
+mod tests;
