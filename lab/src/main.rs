@@ -303,6 +303,8 @@ fn run_bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             token: token.clone(),
             timeout: args.timeout,
             progress: !args.quiet,
+            duration: None,
+            keys: None,
         };
         let result = runtime.block_on(bench::run(&plan))?;
         if several {

@@ -4,6 +4,8 @@
 //! enough here because the SVG backend writes every label as a `<text>` element and leaves the font to the
 //! viewer; plotters only estimates text widths for the layout, from the character count.
 
+pub mod lines;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
@@ -272,8 +274,8 @@ fn format_ms(ms: f64) -> String {
     }
 }
 
-/// The charts of one scenario, as (file name, SVG): the latency CDF of every run, requests per upstream server
-/// and requests per cache result.
+/// The charts of one scenario, as (file name, SVG): the latency CDF of every run, requests per upstream server,
+/// requests per cache result and failed requests over time (429 and 503 apart).
 ///
 /// # Errors
 /// plotters fails to draw.
@@ -323,6 +325,15 @@ pub fn scenario_charts(report: &ScenarioReport) -> Result<Vec<(String, String)>,
                 &format!("{scenario}: requests per cache result"),
                 "X-Cache",
                 &cache,
+            )?,
+        ),
+        (
+            format!("{scenario}-errors.svg"),
+            lines::line_chart(
+                &format!("{scenario}: failed requests over time"),
+                "seconds into the run",
+                "failed requests per second",
+                &lines::errors_over_time(&report.runs),
             )?,
         ),
     ])
