@@ -127,6 +127,17 @@ impl<T> Queue<T> {
     ///
     /// Entries normally arrive in seq order; one that does not (recovery) is inserted at its seq position so each
     /// lane stays sorted.
+    /// Changes the aging bound; tasks already queued are judged by the new bound from the next pop on.
+    pub fn set_aging(&mut self, aging: Duration) {
+        self.aging_bound = aging.as_secs_f64();
+    }
+
+    /// The aging bound.
+    #[must_use]
+    pub fn aging(&self) -> Duration {
+        Duration::from_secs_f64(self.aging_bound)
+    }
+
     pub fn push(&mut self, entry: Entry<T>) -> usize {
         let lane = &mut self.lanes[entry.priority.lane()];
         let at = lane.partition_point(|waiting| waiting.seq < entry.seq);
