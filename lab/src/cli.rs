@@ -83,13 +83,27 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The URL to load.
-    #[arg(long, default_value = "http://127.0.0.1:8000/data")]
-    pub url: String,
-    /// What to run: `single` (one run), `strategies` (one run per balancing strategy, cache bypassed) or `cache`
-    /// (one run bypassing the cache, then one with it).
-    #[arg(long, short, value_enum, default_value = "single")]
+    /// The URL `single`, `strategies` and `cache` load (default: /data on the proxy of the config's [proxy]).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// What to run: `single` (one run), `strategies` (one run per balancing strategy, cache bypassed), `cache`
+    /// (bypassing the cache, then with it), or a lesson that sets up a condition on the running lab first and puts
+    /// it back afterwards: `slow-server`, `uneven-capacity`, `failing-server`, `hot-key`, `priority-flood`,
+    /// `reload-under-load`.
+    #[arg(
+        long,
+        short,
+        value_enum,
+        default_value = "single",
+        conflicts_with = "all"
+    )]
     pub scenario: Scenario,
+    /// Run every scenario but `single` into one report with a table of contents.
+    #[arg(long)]
+    pub all: bool,
+    /// Print the report's path (report.html in --out) as the last line, to open it.
+    #[arg(long)]
+    pub open: bool,
     /// Number of requests of each run.
     #[arg(long, short = 'n', default_value_t = 1000)]
     pub requests: u64,
@@ -114,8 +128,8 @@ pub struct BenchArgs {
     /// Timeout of each request.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// Directory for the results: `<scenario>.json` with every run, and the SVG charts
-    /// `<scenario>-latency.svg`, `<scenario>-upstreams.svg` and `<scenario>-cache.svg`.
+    /// Directory for the results: `<scenario>.json` with every run, the SVG charts `<scenario>-*.svg`, and
+    /// `report.html`, one self-contained page with the condition, the figures, the charts and the verdict.
     #[arg(long, short, default_value = "bench-out")]
     pub out: PathBuf,
     /// No progress bar (for CI logs).
@@ -241,9 +255,12 @@ mod tests {
         assert_eq!(args.strategy.as_deref(), Some("weighted"));
         assert!(args.bypass_cache);
         assert_eq!(args.out, PathBuf::from("results"));
-        assert_eq!(args.url, "http://127.0.0.1:8000/data");
+        assert_eq!(args.url, None);
         assert_eq!(args.scenario, Scenario::Single);
+        assert!(!args.all && !args.open);
 
+        let args = bench("scalelab bench --all --open");
+        assert!(args.all && args.open);
         let args = bench("scalelab bench");
         assert_eq!(args.out, PathBuf::from("bench-out"));
         assert_eq!(args.scenario, Scenario::Single);
@@ -251,6 +268,18 @@ mod tests {
             ("scalelab bench --scenario strategies", Scenario::Strategies),
             ("scalelab bench -s cache -n 300", Scenario::Cache),
             ("scalelab bench --scenario single", Scenario::Single),
+            ("scalelab bench -s slow-server", Scenario::SlowServer),
+            (
+                "scalelab bench -s uneven-capacity",
+                Scenario::UnevenCapacity,
+            ),
+            ("scalelab bench -s failing-server", Scenario::FailingServer),
+            ("scalelab bench -s hot-key", Scenario::HotKey),
+            ("scalelab bench -s priority-flood", Scenario::PriorityFlood),
+            (
+                "scalelab bench -s reload-under-load",
+                Scenario::ReloadUnderLoad,
+            ),
         ] {
             assert_eq!(bench(line).scenario, scenario, "{line}");
         }
@@ -266,6 +295,7 @@ mod tests {
             "scalelab bench -c 0",
             "scalelab bench --token abc --no-token",
             "scalelab bench --scenario priority",
+            "scalelab bench --all --scenario cache",
             "scalelab launch",
         ];
         for line in cases {

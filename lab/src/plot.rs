@@ -206,6 +206,21 @@ pub fn latency_cdf(title: &str, lines: &[Line]) -> Result<String, PlotError> {
 /// # Errors
 /// plotters fails to draw.
 pub fn grouped_bars(title: &str, x_desc: &str, bars: &Bars) -> Result<String, PlotError> {
+    grouped_bars_of(title, x_desc, "requests", bars, true)
+}
+
+/// A grouped bar chart of any values: each bar is labelled with its run's share of its own total when `shares`,
+/// else with its value (waits, where a share means nothing).
+///
+/// # Errors
+/// plotters fails to draw.
+pub fn grouped_bars_of(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    bars: &Bars,
+    shares: bool,
+) -> Result<String, PlotError> {
     let groups = bars.categories.len().max(1);
     let highest = bars
         .runs
@@ -224,7 +239,7 @@ pub fn grouped_bars(title: &str, x_desc: &str, bars: &Bars) -> Result<String, Pl
             .configure_mesh()
             .disable_x_mesh()
             .x_desc(x_desc)
-            .y_desc("requests")
+            .y_desc(y_desc)
             .x_label_formatter(&|x: &f64| {
                 bars.categories
                     .get(x.floor() as usize)
@@ -250,7 +265,11 @@ pub fn grouped_bars(title: &str, x_desc: &str, bars: &Bars) -> Result<String, Pl
                 });
             chart.draw_series(counts.iter().enumerate().map(|(group, &count)| {
                 Text::new(
-                    format!("{:.0}%", count as f64 / total * 100.0),
+                    if shares {
+                        format!("{:.0}%", count as f64 / total * 100.0)
+                    } else {
+                        count.to_string()
+                    },
                     (left(group) + bar_width / 2.0, count as f64),
                     ("sans-serif", 12)
                         .into_font()
