@@ -115,10 +115,11 @@ impl Section {
         })
     }
 
-    /// Adds a chart named `<scenario>-<suffix>.svg`.
+    /// Adds a chart named `<scenario>-<suffix>.svg`, the suffix made safe for a file name (run names such as
+    /// "weights 3/2/1" go into it).
     pub fn figure(&mut self, suffix: &str, title: &str, svg: String) {
         self.figures.push(Figure {
-            file: format!("{}-{suffix}.svg", self.report.scenario),
+            file: format!("{}-{}.svg", self.report.scenario, file_safe(suffix)),
             title: title.to_owned(),
             svg,
         });
@@ -149,6 +150,19 @@ impl Section {
         }
         Ok(())
     }
+}
+
+/// `name` with every character but ASCII letters, digits, `-` and `_` replaced by `-`.
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// The caption of a standard chart, from its file name.
@@ -244,4 +258,23 @@ pub async fn run(scenario: Scenario, lab: &Lab) -> Result<Section, LessonError> 
     restored?;
     println!("verdict: {}\n", section.verdict);
     Ok(section)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_files_have_safe_names_and_titles() {
+        assert_eq!(file_safe("shares-weights 3/2/1"), "shares-weights-3-2-1");
+        assert_eq!(file_safe("retries=2"), "retries-2");
+        assert_eq!(
+            chart_title("slow-server-latency.svg"),
+            "Latency CDF of every run"
+        );
+        assert_eq!(
+            chart_title("hot-key-errors.svg"),
+            "Failed requests over time (429 and 503 apart)"
+        );
+    }
 }
