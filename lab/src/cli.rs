@@ -101,6 +101,10 @@ pub struct BenchArgs {
     /// Run every scenario but `single` into one report with a table of contents.
     #[arg(long)]
     pub all: bool,
+    /// slow-server: the extra latency of the slow gateway, in milliseconds. The longer it is, the fewer requests
+    /// least connections gives it and the clearer the lesson in the tail (p99).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub slow_ms: u64,
     /// Print the report's path (report.html in --out) as the last line, to open it.
     #[arg(long)]
     pub open: bool,
@@ -258,6 +262,7 @@ mod tests {
         assert_eq!(args.url, None);
         assert_eq!(args.scenario, Scenario::Single);
         assert!(!args.all && !args.open);
+        assert_eq!(args.slow_ms, 200);
 
         let args = bench("scalelab bench --all --open");
         assert!(args.all && args.open);

@@ -52,6 +52,8 @@ pub struct Lab {
     pub url: String,
     pub strategy: Option<String>,
     pub bypass_cache: bool,
+    /// The slow gateway's extra latency in `slow-server`.
+    pub slow_ms: u64,
 }
 
 /// A small table of figures that are not bench runs (tier hits, waits per priority, reloads).
@@ -84,7 +86,7 @@ pub struct Section {
 
 impl Section {
     /// A section with the standard charts of its runs (latency CDF, requests per server and per cache result,
-    /// failures over time); lessons add their own.
+    /// failures over time), none when it has no runs; lessons add their own.
     ///
     /// # Errors
     /// plotters fails to draw.
@@ -98,7 +100,13 @@ impl Section {
             scenario: scenario.name().to_owned(),
             runs,
         };
-        let figures = plot::scenario_charts(&report)?
+        // A lesson without bench runs (the worker's) has nothing for the standard charts to show.
+        let standard = if report.runs.is_empty() {
+            Vec::new()
+        } else {
+            plot::scenario_charts(&report)?
+        };
+        let figures = standard
             .into_iter()
             .map(|(file, svg)| Figure {
                 title: chart_title(&file),

@@ -312,6 +312,7 @@ fn run_bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         url,
         strategy: args.strategy.clone(),
         bypass_cache: args.bypass_cache,
+        slow_ms: args.slow_ms,
     };
     let runtime = runtime()?;
     // Ctrl-C drops the running scenario; its `Restore` guard puts the lab back as it is dropped.

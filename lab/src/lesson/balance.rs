@@ -10,9 +10,6 @@ use super::{Lab, LessonError, Restore, Section};
 use crate::bench::{build_url, RunReport};
 use crate::scenario::{Scenario, STRATEGIES};
 
-/// The latency the slow gateway gets in `slow-server`.
-const SLOW_MS: u64 = 200;
-
 /// `single` and `strategies`: the runs `scenario::expand` gives, with no condition set.
 pub async fn plain(scenario: Scenario, lab: &Lab) -> Result<Section, LessonError> {
     let reports = lab.plain_runs(scenario).await?;
@@ -96,12 +93,13 @@ fn balance(run: &RunReport, server: &str) -> Balance {
     }
 }
 
-/// `slow-server`: one gateway answers 200 ms late; the same load once per strategy.
+/// `slow-server`: one gateway answers `slow_ms` late (200 ms unless asked otherwise); the same load once per
+/// strategy.
 pub async fn slow_server(lab: &Lab, restore: &mut Restore) -> Result<Section, LessonError> {
     let port = watched(lab)?;
     let slow = lab.knobs.gateway_addr(port);
     lab.knobs
-        .chaos(restore, port, json!({"latency_ms": SLOW_MS}))
+        .chaos(restore, port, json!({"latency_ms": lab.slow_ms}))
         .await?;
     let mut runs = Vec::new();
     for strategy in STRATEGIES {
@@ -113,8 +111,9 @@ pub async fn slow_server(lab: &Lab, restore: &mut Restore) -> Result<Section, Le
     let balances: Vec<Balance> = runs.iter().map(|run| balance(run, &slow)).collect();
     let verdict = verdict::slow_server(&slow, &balances);
     let condition = format!(
-        "Gateway {slow} answers {SLOW_MS} ms late (its chaos latency_ms); the others are unchanged. Every request \
-         bypasses the cache so that it reaches a gateway; the same load runs once per strategy."
+        "Gateway {slow} answers {} ms late (its chaos latency_ms); the others are unchanged. Every request \
+         bypasses the cache so that it reaches a gateway; the same load runs once per strategy.",
+        lab.slow_ms
     );
     let mut section = Section::new(Scenario::SlowServer, condition, runs, verdict)?;
     section.share_figures()?;

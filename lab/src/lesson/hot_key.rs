@@ -22,8 +22,20 @@ const EXPONENT: f64 = 1.1;
 /// hot keys must push colder ones out. (The seed's 10/50/200 hold every key a short run touches.)
 const SMALL_TIERS: [i64; 3] = [5, 15, 40];
 
-/// The route's cache key prefix; invalidated between runs so each starts cold.
-const KEY_PREFIX: &str = "complex_data_";
+/// The path of the hot-key workload.
+const PATH: &str = "/data/complex";
+
+/// The fixed start of the cache key of the route serving `path`, from `/admin/config` (`complex_data_` for the
+/// shipped `complex_data_{query.id}`): the keys invalidated between runs so that each starts cold.
+fn key_prefix(config: &Value, path: &str) -> Option<String> {
+    let route = config["config"]["routes"]
+        .as_array()?
+        .iter()
+        .find(|route| route["path"] == path)?;
+    let key = route["cache"]["key"].as_str()?;
+    let prefix = key.split('{').next().unwrap_or_default();
+    (!prefix.is_empty()).then(|| prefix.to_owned())
+}
 
 fn cache_run(run: &RunReport) -> CacheRun {
     let report = &run.report;
@@ -96,13 +108,18 @@ fn shrink_tiers(table: &mut toml::Table) -> Result<(), String> {
 
 /// `hot-key`: Zipf keys with the cache off, on, and with small tiers.
 pub async fn hot_key(lab: &Lab, restore: &mut Restore) -> Result<Section, LessonError> {
-    let base = lab.knobs.proxy("/data/complex");
+    let base = lab.knobs.proxy(PATH);
+    let prefix = key_prefix(&lab.knobs.admin("/admin/config").await?, PATH).ok_or_else(|| {
+        LessonError::Knob(format!(
+            "the route of {PATH} has no cache key with a fixed prefix to invalidate between runs"
+        ))
+    })?;
     let keys = Keys {
         param: "id".to_owned(),
         count: KEYS,
         exponent: EXPONENT,
     };
-    let flush = format!("/admin/cache?prefix={KEY_PREFIX}");
+    let flush = format!("/admin/cache?prefix={prefix}");
     let mut runs = Vec::new();
     let mut tiers: Vec<(String, BTreeMap<String, u64>)> = Vec::new();
     for (name, bypass) in [
@@ -205,6 +222,22 @@ mod tests {
         assert_eq!(change["L1 promotions"], 3);
         assert_eq!(change["L1 evictions"], 2);
         assert_eq!(change["misses"], 2);
+    }
+
+    #[test]
+    fn the_key_prefix_comes_from_the_route() {
+        let config = json!({"config": {"routes": [
+            {"path": "/data", "cache": {"key": "my_data"}},
+            {"path": "/data/complex", "cache": {"key": "complex_data_{query.id}"}},
+            {"path": "/other", "cache": {"key": "{query.id}"}}
+        ]}});
+        assert_eq!(
+            key_prefix(&config, "/data/complex").as_deref(),
+            Some("complex_data_")
+        );
+        assert_eq!(key_prefix(&config, "/data").as_deref(), Some("my_data"));
+        assert_eq!(key_prefix(&config, "/other"), None);
+        assert_eq!(key_prefix(&config, "/missing"), None);
     }
 
     #[test]
