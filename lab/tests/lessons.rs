@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use scalelab_test_support::{blocking_client, free_ports};
 use serde_json::Value;
-use support::{assert_proxy_accepts_auth, build_siblings, lab_tail, scalelab, Up};
+use support::{
+    assert_proxy_accepts_auth, build_siblings, cached_data_routes, lab_tail, scalelab, Up,
+};
 
 /// The shipped config's shape on free ports: weights 3/2/1 (the slow gateway is the last, with weight 1, so
 /// least connections' tie-break does not favour it), fast health checks, the three cache tiers.
@@ -60,23 +62,8 @@ name = "L3"
 max_entries = 2000
 ttl = "3600s"
 
-[cache.promotion]
-hits = 2
-
-[[routes]]
-name = "data"
-auth = "jwt"
-path = "/data"
-upstream = "gateways"
-cache = {{ enabled = true, key = "my_data", default_ttl = "300s" }}
-
-[[routes]]
-name = "complex"
-auth = "jwt"
-path = "/data/complex"
-upstream = "gateways"
-cache = {{ enabled = true, key = "complex_data_{{query.id}}", default_ttl = "60s" }}
-"#
+{routes}"#,
+        routes = cached_data_routes("complex_data_")
     ) + &lab_tail([*g1, *g2, *g3], *ms, *db, *worker)
 }
 
