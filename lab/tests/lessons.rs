@@ -227,6 +227,13 @@ fn lessons_set_up_their_condition_show_the_tactic_and_restore_the_lab() {
     let dead = |row| cell(row, 2).parse::<u64>().unwrap();
     assert!(dead(1) > 0, "no failures without retries: {rows:?}");
     assert!(dead(0) < dead(1), "retries saved nothing: {rows:?}");
+    let number = |row, column| cell(row, column).parse::<u64>().unwrap();
+    assert!(number(0, 7) > 0, "no retry recovered: {rows:?}");
+    assert_eq!(
+        number(1, 7) + number(1, 8),
+        0,
+        "retries while off: {rows:?}"
+    );
     for row in 0..2 {
         assert_ne!(cell(row, 5), "never", "never ejected: {rows:?}");
         assert_ne!(cell(row, 6), "never", "never taken back: {rows:?}");

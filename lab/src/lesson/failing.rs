@@ -74,6 +74,30 @@ impl Phases {
     }
 }
 
+/// The proxy's retries of `group` so far, `(recovered, exhausted)`, from its Prometheus exposition.
+fn retries_so_far(metrics: &str, group: &str) -> (u64, u64) {
+    let upstream = format!("upstream=\"{group}\"");
+    let mut counts = (0, 0);
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("scalelab_upstream_retries_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once('}') else {
+            continue;
+        };
+        if !labels.split(',').any(|label| label == upstream) {
+            continue;
+        }
+        let value = value.trim().parse::<f64>().unwrap_or(0.0) as u64;
+        if labels.contains("outcome=\"recovered\"") {
+            counts.0 += value;
+        } else {
+            counts.1 += value;
+        }
+    }
+    counts
+}
+
 /// Failed requests of `run` in the buckets that start within `from..to`.
 fn failed_between(run: &RunReport, from: Duration, to: Duration) -> u64 {
     run.report
@@ -164,6 +188,7 @@ pub async fn failing_server(lab: &Lab, restore: &mut Restore) -> Result<Section,
     let url = build_url(&lab.knobs.proxy("/data"), Some("round_robin"), true)?.to_string();
     let mut runs = Vec::new();
     let mut results = Vec::new();
+    let mut retried = Vec::new();
     for (name, retries) in [
         (format!("retries={retries}"), retries),
         ("no retries".to_owned(), 0),
@@ -171,6 +196,7 @@ pub async fn failing_server(lab: &Lab, restore: &mut Restore) -> Result<Section,
         lab.knobs
             .rewrite_config(restore, |table| set_retries(table, &health.group, retries))
             .await?;
+        let before = retries_so_far(&lab.knobs.admin_text("/metrics").await?, &health.group);
         let (run, watched) = tokio::join!(
             lab.load(&name, &url, |plan| {
                 plan.requests = u64::MAX;
@@ -179,6 +205,11 @@ pub async fn failing_server(lab: &Lab, restore: &mut Restore) -> Result<Section,
             script(lab, restore, port, phases)
         );
         let (run, (ejected_after, back_after)) = (run?, watched?);
+        let after = retries_so_far(&lab.knobs.admin_text("/metrics").await?, &health.group);
+        retried.push((
+            after.0.saturating_sub(before.0),
+            after.1.saturating_sub(before.1),
+        ));
         results.push(FailingRun {
             name: name.clone(),
             failed_half: failed_between(&run, phases.half, phases.dead),
@@ -217,12 +248,15 @@ pub async fn failing_server(lab: &Lab, restore: &mut Restore) -> Result<Section,
             "requests",
             "ejected after",
             "back after",
+            "retries recovered",
+            "retries exhausted",
         ]
         .map(str::to_owned)
         .to_vec(),
         rows: results
             .iter()
-            .map(|run| {
+            .zip(&retried)
+            .map(|(run, (recovered, exhausted))| {
                 vec![
                     run.name.clone(),
                     run.failed_half.to_string(),
@@ -231,6 +265,8 @@ pub async fn failing_server(lab: &Lab, restore: &mut Restore) -> Result<Section,
                     run.requests.to_string(),
                     seconds(run.ejected_after),
                     seconds(run.back_after),
+                    recovered.to_string(),
+                    exhausted.to_string(),
                 ]
             })
             .collect(),
@@ -273,6 +309,18 @@ mod tests {
         assert!(health(&unchecked, "g:1")
             .unwrap_err()
             .contains("no active health check"));
+    }
+
+    #[test]
+    fn retries_are_read_from_the_exposition() {
+        let metrics = "# HELP scalelab_upstream_retries_total Retries.\n\
+            scalelab_upstream_retries_total{outcome=\"recovered\",upstream=\"gateways\"} 50\n\
+            scalelab_upstream_retries_total{outcome=\"exhausted\",upstream=\"gateways\"} 3\n\
+            scalelab_upstream_retries_total{outcome=\"recovered\",upstream=\"worker\"} 7\n\
+            scalelab_upstream_retries_total_other{upstream=\"gateways\"} 9\n";
+        assert_eq!(retries_so_far(metrics, "gateways"), (50, 3));
+        assert_eq!(retries_so_far(metrics, "worker"), (7, 0));
+        assert_eq!(retries_so_far(metrics, "none"), (0, 0));
     }
 
     #[test]

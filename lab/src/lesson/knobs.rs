@@ -197,6 +197,25 @@ impl Knobs {
         send(&self.http, reqwest::Method::GET, &url, None).await
     }
 
+    /// The text of a `GET` on the proxy's admin listener (`/metrics`).
+    ///
+    /// # Errors
+    /// The admin API does not answer.
+    pub async fn admin_text(&self, path: &str) -> Result<String, LessonError> {
+        let url = format!("{}{path}", self.file.admin_url);
+        let fail = |error: reqwest::Error| LessonError::Knob(format!("GET {url}: {error}"));
+        self.http
+            .get(&url)
+            .timeout(KNOB_TIMEOUT)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(fail)?
+            .text()
+            .await
+            .map_err(fail)
+    }
+
     /// `DELETE` on the proxy's admin listener (cache invalidation).
     ///
     /// # Errors
