@@ -101,8 +101,8 @@ pub struct BenchArgs {
     /// Run every scenario but `single` into one report with a table of contents.
     #[arg(long)]
     pub all: bool,
-    /// slow-server: the extra latency of the slow gateway, in milliseconds. The longer it is, the fewer requests
-    /// least connections gives it and the clearer the lesson in the tail (p99).
+    /// slow-server: the slow gateway answers this many milliseconds late, plus up to as many again at random. The
+    /// longer it is, the fewer requests least connections gives it and the clearer the lesson in the tail (p99).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub slow_ms: u64,
     /// Print the report's path (report.html in --out) as the last line, to open it.
