@@ -27,8 +27,9 @@ pub enum Command {
     Token(TokenArgs),
     /// Validate the config file: the proxy's check, then the [lab] and [auth] tables.
     Check(CheckArgs),
-    /// Run a load scenario (N requests with concurrency C per run) and report and plot upstreams, cache results
-    /// and latency.
+    /// Run a load scenario (N requests with concurrency C per run), or a lesson that sets up a condition on the
+    /// running lab first; report and plot upstreams, cache results, failures and latency, with a verdict, in
+    /// report.html.
     Bench(BenchArgs),
 }
 
@@ -126,7 +127,8 @@ pub struct BenchArgs {
     /// Send no Authorization header at all.
     #[arg(long)]
     pub no_token: bool,
-    /// The config file used to mint the token.
+    /// The lab's config file: where the proxy, its admin API and the backends listen, the [auth] table that mints
+    /// the token, and the file the lessons rewrite (it must be the one the running proxy loaded).
     #[arg(long, short = 'C', default_value = "config.toml")]
     pub config: PathBuf,
     /// Timeout of each request.

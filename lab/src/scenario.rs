@@ -16,7 +16,7 @@ pub enum Scenario {
     Strategies,
     /// The same load with `bypass_cache=true`, then with the cache on.
     Cache,
-    /// One gateway answers 200 ms late; the same load once per strategy.
+    /// One gateway answers 200-400 ms late (`--slow-ms`); the same load once per strategy.
     SlowServer,
     /// Gateways of speeds about 3:2:1; weighted with equal weights, then 3/2/1.
     UnevenCapacity,
