@@ -77,8 +77,10 @@ impl Restore {
     /// # Errors
     /// Something could not be put back; every undo is still tried.
     pub async fn finish(mut self) -> Result<(), LessonError> {
-        let undo = std::mem::take(&mut self.undo);
-        let problems = undo_all(&self.http, undo).await;
+        // The list is cleared only once every undo ran: a Ctrl-C during the restore drops this future, and the
+        // guard's drop then runs them all again (each one sets an original value, so twice is harmless).
+        let problems = undo_all(&self.http, self.undo.clone()).await;
+        self.undo.clear();
         if problems.is_empty() {
             Ok(())
         } else {
