@@ -277,13 +277,21 @@ fn percentiles(sorted: &[f64]) -> Value {
 #[serde(deny_unknown_fields)]
 struct ResizeRequest {
     workers: usize,
+    /// A new aging bound in milliseconds; absent keeps the current one. Live, so a lab can show a flood with and
+    /// without aging on one running worker.
+    aging_ms: Option<u64>,
 }
 
+/// The longest aging bound `PUT /admin/workers` accepts: a day, which is "never" for any lab run.
+const MAX_AGING_MS: u64 = 86_400_000;
+
 async fn workers(State(state): State<WorkerState>) -> axum::Json<Value> {
+    let aging_ms = u64::try_from(state.pool.aging().as_millis()).unwrap_or(u64::MAX);
     axum::Json(json!({
         "workers": state.pool.workers(),
         "busy": state.pool.busy(),
         "running": state.pool.running(),
+        "aging_ms": aging_ms,
     }))
 }
 
@@ -295,6 +303,15 @@ async fn resize(
         return Err(AppError::BadRequest(format!(
             "workers must be at most {MAX_WORKERS}"
         )));
+    }
+    if let Some(aging_ms) = request.aging_ms {
+        if aging_ms > MAX_AGING_MS {
+            return Err(AppError::BadRequest(format!(
+                "aging_ms must be at most {MAX_AGING_MS}"
+            )));
+        }
+        state.pool.set_aging(Duration::from_millis(aging_ms));
+        tracing::info!(aging_ms, "aging bound changed");
     }
     state.pool.resize(request.workers);
     tracing::info!(workers = request.workers, "pool resized");

@@ -1,5 +1,9 @@
 //! `scalelab bench`: a closed-loop load generator. C tasks each send requests back to back until N have been sent,
-//! recording latency (HDR histogram, microseconds), status, `X-Upstream-Server` and `X-Cache` of every response.
+//! recording latency (HDR histogram, microseconds), status, `X-Upstream-Server` and `X-Cache` of every response,
+//! and when each one finished (`timeline`). A run can also stop at a deadline, and can spread its requests over
+//! Zipf-distributed keys (`Keys`).
+
+pub mod timeline;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,7 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use rand::SeedableRng;
+use rand_distr::Distribution;
 use serde::Serialize;
+
+use self::timeline::{Outcome, Sample, Timeline};
 
 /// What to send.
 #[derive(Debug, Clone)]
@@ -20,6 +28,27 @@ pub struct BenchPlan {
     pub token: Option<String>,
     pub timeout: Duration,
     pub progress: bool,
+    /// Stop sending after this long even if fewer than `requests` were sent (for runs whose condition changes on
+    /// a schedule).
+    pub duration: Option<Duration>,
+    /// Spread the requests over keys instead of loading one URL.
+    pub keys: Option<Keys>,
+}
+
+/// A key workload: each request sets the query parameter `param` to a key drawn from a Zipf distribution over
+/// `1..=count`, so a few keys are hot and most are cold, as real traffic is.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub param: String,
+    pub count: u64,
+    pub exponent: f64,
+}
+
+impl Keys {
+    fn distribution(&self) -> Result<rand_distr::Zipf<f64>, BenchError> {
+        rand_distr::Zipf::new(self.count, self.exponent)
+            .map_err(|error| BenchError::Keys(format!("{error:?}")))
+    }
 }
 
 /// Why the benchmark could not run.
@@ -33,6 +62,8 @@ pub enum BenchError {
     Histogram(String),
     #[error("{0}")]
     Scenario(&'static str),
+    #[error("invalid key distribution: {0}")]
+    Keys(String),
 }
 
 use reqwest::Url;
@@ -75,12 +106,40 @@ pub struct BenchReport {
     pub cache: BTreeMap<String, u64>,
     /// Transport errors (connect, timeout), which have no status.
     pub errors: u64,
+    /// 429 answers: refused to protect the server (rate limits); counted apart from other errors because they are
+    /// a policy working, not a failure.
+    pub too_many_requests: u64,
+    /// 503 answers: nothing could serve the request then (no healthy server, a full queue).
+    pub unavailable: u64,
     /// Share of answered requests the proxy's cache served (`X-Cache` `HIT` or `STALE`), from 0 to 1.
     pub cache_hit_ratio: f64,
     /// Latency of every completed request, errors included.
     pub latency_ms: Latency,
     /// The latency CDF, for the plots.
     pub latency_cdf: Vec<CdfPoint>,
+    /// Outcomes and servers over the run's time, for the plots.
+    pub timeline: Timeline,
+}
+
+impl BenchReport {
+    /// The share of answered requests `server` served, from 0 to 1.
+    pub fn share(&self, server: &str) -> f64 {
+        let answered: u64 = self.upstreams.values().sum();
+        if answered == 0 {
+            0.0
+        } else {
+            self.upstreams.get(server).copied().unwrap_or(0) as f64 / answered as f64
+        }
+    }
+
+    /// Requests that did not succeed: transport errors and every status of 400 or more.
+    pub fn failed(&self) -> u64 {
+        self.timeline
+            .buckets
+            .iter()
+            .map(timeline::Bucket::failed)
+            .sum()
+    }
 }
 
 /// One run of a scenario in the scenario's JSON file.
@@ -153,6 +212,7 @@ struct Tally {
     upstreams: BTreeMap<String, u64>,
     cache: BTreeMap<String, u64>,
     errors: u64,
+    samples: Vec<Sample>,
 }
 
 impl Tally {
@@ -166,6 +226,7 @@ impl Tally {
             upstreams: BTreeMap::new(),
             cache: BTreeMap::new(),
             errors: 0,
+            samples: Vec::new(),
         })
     }
 
@@ -182,6 +243,7 @@ impl Tally {
             }
         }
         self.errors += other.errors;
+        self.samples.extend(other.samples);
     }
 }
 
@@ -218,7 +280,12 @@ pub async fn run(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
     );
     bar.set_prefix(plan.label.clone());
     let next = Arc::new(AtomicU64::new(0));
+    let keys = match &plan.keys {
+        Some(keys) => Some((keys.param.clone(), keys.distribution()?)),
+        None => None,
+    };
     let started = Instant::now();
+    let deadline = plan.duration.map(|duration| started + duration);
     let mut tasks = Vec::new();
     for _ in 0..plan.concurrency {
         let client = client.clone();
@@ -228,9 +295,18 @@ pub async fn run(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
         let token = plan.token.clone();
         let total = plan.requests;
         let mut tally = Tally::new()?;
+        let keys = keys.clone();
         tasks.push(tokio::spawn(async move {
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                let mut request = client.get(url.clone());
+            let mut rng = rand::rngs::StdRng::from_entropy();
+            while next.fetch_add(1, Ordering::Relaxed) < total
+                && deadline.is_none_or(|deadline| Instant::now() < deadline)
+            {
+                let mut url = url.clone();
+                if let Some((param, zipf)) = &keys {
+                    let key = zipf.sample(&mut rng) as u64;
+                    url.query_pairs_mut().append_pair(param, &key.to_string());
+                }
+                let mut request = client.get(url);
                 if let Some(token) = &token {
                     request = request.bearer_auth(token);
                 }
@@ -239,7 +315,7 @@ pub async fn run(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
                 let outcome = match outcome {
                     // The latency includes reading the body, as a client experiences it.
                     Ok(response) => {
-                        let status = response.status().as_u16().to_string();
+                        let status = response.status().as_u16();
                         let upstream = header(&response, "x-upstream-server");
                         let cache = header(&response, "x-cache");
                         response.bytes().await.map(|_| (status, upstream, cache))
@@ -248,13 +324,24 @@ pub async fn run(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
                 };
                 let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
                 tally.histogram.saturating_record(micros.max(1));
+                let at_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 match outcome {
                     Ok((status, upstream, cache)) => {
-                        *tally.statuses.entry(status).or_default() += 1;
+                        tally.samples.push(Sample {
+                            at_ms,
+                            outcome: Outcome::of_status(status),
+                            upstream: upstream.clone(),
+                        });
+                        *tally.statuses.entry(status.to_string()).or_default() += 1;
                         *tally.upstreams.entry(upstream).or_default() += 1;
                         *tally.cache.entry(cache).or_default() += 1;
                     }
                     Err(_) => {
+                        tally.samples.push(Sample {
+                            at_ms,
+                            outcome: Outcome::Transport,
+                            upstream: "none".to_owned(),
+                        });
                         tally.errors += 1;
                         *tally.statuses.entry("error".to_owned()).or_default() += 1;
                     }
@@ -272,6 +359,10 @@ pub async fn run(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
     }
     bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let timeline = timeline::build(&total.samples, elapsed_ms);
+    let count_of = |status: &str| total.statuses.get(status).copied().unwrap_or(0);
+    let (too_many_requests, unavailable) = (count_of("429"), count_of("503"));
     let h = &total.histogram;
     let ms = |micros: u64| micros as f64 / 1000.0;
     let done = h.len();
@@ -290,6 +381,8 @@ pub async fn run(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
         cache_hit_ratio: hit_ratio(&total.cache),
         cache: total.cache,
         errors: total.errors,
+        too_many_requests,
+        unavailable,
         latency_ms: Latency {
             min: ms(h.min()),
             mean: h.mean() / 1000.0,
@@ -300,6 +393,7 @@ pub async fn run(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
             max: ms(h.max()),
         },
         latency_cdf: cdf(h),
+        timeline,
     })
 }
 
@@ -317,6 +411,7 @@ pub fn summary(report: &BenchReport) -> String {
          status:    {}\n\
          upstream:  {}\n\
          cache:     {}  (hit ratio {:.1}%)\n\
+         refused:   429={} (too many requests)  503={} (unavailable)  transport errors={}\n\
          latency ms: min {:.2}  p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}  mean {:.2}",
         report.requests,
         report.url,
@@ -327,6 +422,9 @@ pub fn summary(report: &BenchReport) -> String {
         counts(&report.upstreams),
         counts(&report.cache),
         report.cache_hit_ratio * 100.0,
+        report.too_many_requests,
+        report.unavailable,
+        report.errors,
         l.min,
         l.p50,
         l.p90,
@@ -338,117 +436,4 @@ pub fn summary(report: &BenchReport) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn urls_get_the_control_parameters() {
-        let cases = [
-            ("http://h:8000/data", None, false, "http://h:8000/data"),
-            (
-                "http://h:8000/data",
-                Some("weighted"),
-                false,
-                "http://h:8000/data?strategy=weighted",
-            ),
-            (
-                "http://h:8000/data/complex?id=1",
-                Some("least_connections"),
-                true,
-                "http://h:8000/data/complex?id=1&strategy=least_connections&bypass_cache=true",
-            ),
-        ];
-        for (base, strategy, bypass, expected) in cases {
-            assert_eq!(
-                build_url(base, strategy, bypass).unwrap().as_str(),
-                expected
-            );
-        }
-        assert!(build_url("not a url", None, false).is_err());
-    }
-
-    #[test]
-    fn hit_ratio_counts_hits_and_stale_answers() {
-        let cache = |pairs: &[(&str, u64)]| {
-            pairs
-                .iter()
-                .map(|&(key, count)| (key.to_owned(), count))
-                .collect::<BTreeMap<String, u64>>()
-        };
-        assert_eq!(hit_ratio(&cache(&[])), 0.0);
-        assert_eq!(hit_ratio(&cache(&[("BYPASS", 10)])), 0.0);
-        assert_eq!(
-            hit_ratio(&cache(&[("HIT", 6), ("STALE", 1), ("MISS", 3)])),
-            0.7
-        );
-    }
-
-    #[tokio::test]
-    async fn counts_upstreams_and_cache_results() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        // A minimal HTTP/1.1 server alternating two upstream names, so no backend is needed.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let served = Arc::new(AtomicU64::new(0));
-            loop {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let served = Arc::clone(&served);
-                tokio::spawn(async move {
-                    let mut buffer = vec![0u8; 4096];
-                    loop {
-                        let mut read = 0;
-                        while !buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                            match socket.read(&mut buffer[read..]).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => read += n,
-                            }
-                        }
-                        let n = served.fetch_add(1, Ordering::Relaxed);
-                        let upstream = if n.is_multiple_of(2) { "a:1" } else { "b:2" };
-                        let reply = format!(
-                            "HTTP/1.1 200 OK\r\nX-Upstream-Server: {upstream}\r\nX-Cache: MISS\r\nContent-Length: 2\r\n\r\nok"
-                        );
-                        if socket.write_all(reply.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        let plan = BenchPlan {
-            label: String::new(),
-            url: build_url(&format!("http://{addr}/data"), None, false).unwrap(),
-            requests: 40,
-            concurrency: 4,
-            token: Some("t".to_owned()),
-            timeout: Duration::from_secs(5),
-            progress: false,
-        };
-        let report = run(&plan).await.unwrap();
-        assert_eq!(report.requests, 40);
-        assert_eq!(report.statuses.get("200"), Some(&40));
-        assert_eq!(report.upstreams.values().sum::<u64>(), 40);
-        assert_eq!(report.upstreams.len(), 2);
-        assert_eq!(report.cache.get("MISS"), Some(&40));
-        assert!(report.latency_ms.p50 <= report.latency_ms.max);
-        let json = serde_json::to_value(&report).unwrap();
-        assert_eq!(
-            json["latency_ms"]["p99"],
-            serde_json::json!(report.latency_ms.p99)
-        );
-        assert!(summary(&report).contains("upstream:  a:1=20  b:2=20"));
-        assert!(summary(&report).contains("cache:     MISS=40  (hit ratio 0.0%)"));
-        assert_eq!(report.cache_hit_ratio, 0.0);
-        let cdf = &report.latency_cdf;
-        assert_eq!(cdf.len(), 104);
-        assert_eq!((cdf[0].percentile, cdf[103].percentile), (0.0, 100.0));
-        assert!(cdf
-            .windows(2)
-            .all(|w| w[0].ms <= w[1].ms && w[0].percentile < w[1].percentile));
-        assert_eq!(cdf[103].ms, report.latency_ms.max);
-        assert_eq!(cdf[50].ms, report.latency_ms.p50);
-    }
-}
+mod tests;

@@ -27,8 +27,9 @@ pub enum Command {
     Token(TokenArgs),
     /// Validate the config file: the proxy's check, then the [lab] and [auth] tables.
     Check(CheckArgs),
-    /// Run a load scenario (N requests with concurrency C per run) and report and plot upstreams, cache results
-    /// and latency.
+    /// Run a load scenario (N requests with concurrency C per run), or a lesson that sets up a condition on the
+    /// running lab first; report and plot upstreams, cache results, failures and latency, with a verdict, in
+    /// report.html.
     Bench(BenchArgs),
 }
 
@@ -87,13 +88,31 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The URL to load.
-    #[arg(long, default_value = "http://127.0.0.1:8000/data")]
-    pub url: String,
-    /// What to run: `single` (one run), `strategies` (one run per balancing strategy, cache bypassed) or `cache`
-    /// (one run bypassing the cache, then one with it).
-    #[arg(long, short, value_enum, default_value = "single")]
+    /// The URL `single`, `strategies` and `cache` load (default: /data on the proxy of the config's [proxy]).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// What to run: `single` (one run), `strategies` (one run per balancing strategy, cache bypassed), `cache`
+    /// (bypassing the cache, then with it), or a lesson that sets up a condition on the running lab first and puts
+    /// it back afterwards: `slow-server`, `uneven-capacity`, `failing-server`, `hot-key`, `priority-flood`,
+    /// `reload-under-load`.
+    #[arg(
+        long,
+        short,
+        value_enum,
+        default_value = "single",
+        conflicts_with = "all"
+    )]
     pub scenario: Scenario,
+    /// Run every scenario but `single` into one report with a table of contents.
+    #[arg(long)]
+    pub all: bool,
+    /// slow-server: the slow gateway answers this many milliseconds late, plus up to as many again at random. The
+    /// longer it is, the fewer requests least connections gives it and the clearer the lesson in the tail (p99).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub slow_ms: u64,
+    /// Print the report's path (report.html in --out) as the last line, to open it.
+    #[arg(long)]
+    pub open: bool,
     /// Number of requests of each run.
     #[arg(long, short = 'n', default_value_t = 1000)]
     pub requests: u64,
@@ -112,14 +131,15 @@ pub struct BenchArgs {
     /// Send no Authorization header at all.
     #[arg(long)]
     pub no_token: bool,
-    /// The config file used to mint the token.
+    /// The lab's config file: where the proxy, its admin API and the backends listen, the [auth] table that mints
+    /// the token, and the file the lessons rewrite (it must be the one the running proxy loaded).
     #[arg(long, short = 'C', default_value = "config.toml")]
     pub config: PathBuf,
     /// Timeout of each request.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// Directory for the results: `<scenario>.json` with every run, and the SVG charts
-    /// `<scenario>-latency.svg`, `<scenario>-upstreams.svg` and `<scenario>-cache.svg`.
+    /// Directory for the results: `<scenario>.json` with every run, the SVG charts `<scenario>-*.svg`, and
+    /// `report.html`, one self-contained page with the condition, the figures, the charts and the verdict.
     #[arg(long, short, default_value = "bench-out")]
     pub out: PathBuf,
     /// No progress bar (for CI logs).
@@ -258,9 +278,13 @@ mod tests {
         assert_eq!(args.strategy.as_deref(), Some("weighted"));
         assert!(args.bypass_cache);
         assert_eq!(args.out, PathBuf::from("results"));
-        assert_eq!(args.url, "http://127.0.0.1:8000/data");
+        assert_eq!(args.url, None);
         assert_eq!(args.scenario, Scenario::Single);
+        assert!(!args.all && !args.open);
+        assert_eq!(args.slow_ms, 200);
 
+        let args = bench("scalelab bench --all --open");
+        assert!(args.all && args.open);
         let args = bench("scalelab bench");
         assert_eq!(args.out, PathBuf::from("bench-out"));
         assert_eq!(args.scenario, Scenario::Single);
@@ -268,6 +292,18 @@ mod tests {
             ("scalelab bench --scenario strategies", Scenario::Strategies),
             ("scalelab bench -s cache -n 300", Scenario::Cache),
             ("scalelab bench --scenario single", Scenario::Single),
+            ("scalelab bench -s slow-server", Scenario::SlowServer),
+            (
+                "scalelab bench -s uneven-capacity",
+                Scenario::UnevenCapacity,
+            ),
+            ("scalelab bench -s failing-server", Scenario::FailingServer),
+            ("scalelab bench -s hot-key", Scenario::HotKey),
+            ("scalelab bench -s priority-flood", Scenario::PriorityFlood),
+            (
+                "scalelab bench -s reload-under-load",
+                Scenario::ReloadUnderLoad,
+            ),
         ] {
             assert_eq!(bench(line).scenario, scenario, "{line}");
         }
@@ -283,6 +319,7 @@ mod tests {
             "scalelab bench -c 0",
             "scalelab bench --token abc --no-token",
             "scalelab bench --scenario priority",
+            "scalelab bench --all --scenario cache",
             "scalelab launch",
         ];
         for line in cases {

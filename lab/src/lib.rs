@@ -14,15 +14,21 @@
 //! - `token`: minting through `scalelab-auth` from the config's `[auth]` table.
 //! - `bench`: the load generator.
 //! - `scenario`: the named bench scenarios and the runs each one expands into.
-//! - `plot`: SVG charts of a scenario's runs (latency CDF, requests per upstream and per cache result).
+//! - `plot`: SVG charts of a scenario's runs (latency CDF, requests per upstream and per cache result, lines over
+//!   time).
+//! - `lesson`: the scenarios that set up a condition on the running lab, compare tactics under it, restore the lab
+//!   and compute a verdict.
+//! - `report`: the self-contained `report.html`.
 
 pub mod bench;
 pub mod cli;
 pub mod fleet;
 pub mod labfile;
+pub mod lesson;
 pub mod observe;
 pub mod plan;
 pub mod plot;
+pub mod report;
 pub mod scenario;
 pub mod supervise;
 pub mod token;

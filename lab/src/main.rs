@@ -9,8 +9,9 @@ use clap::Parser;
 use scalelab_lab::cli::{BenchArgs, CheckArgs, Cli, Command, TokenArgs, UpArgs};
 use scalelab_lab::labfile::LabFile;
 use scalelab_lab::plan::{self, Stage, BINARIES};
+use scalelab_lab::scenario::{self, Scenario};
 use scalelab_lab::supervise::{self, Supervisor, UpError, STOP_GRACE};
-use scalelab_lab::{bench, fleet, observe, plot, scenario, token};
+use scalelab_lab::{fleet, lesson, observe, report, token};
 
 /// The lifetime of the token `up` prints: a working day and then some.
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -279,13 +280,28 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
-    // Expanded before anything is sent, so a contradicting option fails at once.
-    let runs = scenario::expand(
-        args.scenario,
-        &args.url,
-        args.strategy.as_deref(),
-        args.bypass_cache,
-    )?;
+    let file = LabFile::load(&args.config)?;
+    let url = args
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("{}/data", file.proxy_url));
+    let scenarios: Vec<Scenario> = if args.all {
+        scenario::ALL.to_vec()
+    } else {
+        vec![args.scenario]
+    };
+    // Checked before anything is sent, so a contradicting option fails at once.
+    for &scenario in &scenarios {
+        scenario::check_options(
+            scenario,
+            args.url.is_some(),
+            args.strategy.as_deref(),
+            args.bypass_cache,
+        )?;
+        if !scenario.sets_a_condition() {
+            scenario::expand(scenario, &url, args.strategy.as_deref(), args.bypass_cache)?;
+        }
+    }
     let token = match (&args.token, args.no_token) {
         (Some(token), _) => Some(token.clone()),
         (None, true) => None,
@@ -298,47 +314,71 @@ fn run_bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             None => None,
         },
     };
-    let name = args.scenario.name();
-    let runtime = runtime()?;
-    let mut report = bench::ScenarioReport {
-        scenario: name.to_owned(),
-        runs: Vec::new(),
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .context("building the HTTP client")?;
+    let lab = lesson::Lab {
+        knobs: lesson::Knobs { http, file },
+        token,
+        requests: args.requests,
+        concurrency: args.concurrency,
+        timeout: args.timeout,
+        progress: !args.quiet,
+        url,
+        strategy: args.strategy.clone(),
+        bypass_cache: args.bypass_cache,
+        slow_ms: args.slow_ms,
     };
-    let several = runs.len() > 1;
-    for run in runs {
-        let plan = bench::BenchPlan {
-            // A lone run needs no name before its bar; in a scenario the name says which run is going.
-            label: if several {
-                run.name.clone()
-            } else {
-                String::new()
-            },
-            url: run.url,
-            requests: args.requests,
-            concurrency: args.concurrency,
-            token: token.clone(),
-            timeout: args.timeout,
-            progress: !args.quiet,
-        };
-        let result = runtime.block_on(bench::run(&plan))?;
-        if several {
-            println!("== {name}: {} ==", run.name);
+    let runtime = runtime()?;
+    // Ctrl-C drops the running scenario; its `Restore` guard puts the lab back as it is dropped.
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            sections = run_scenarios(&scenarios, &lab) => Some(sections),
+            _ = tokio::signal::ctrl_c() => None,
         }
-        println!("{}\n", bench::summary(&result));
-        report.runs.push(bench::RunReport {
-            name: run.name,
-            report: result,
-        });
-    }
+    });
+    let Some(sections) = outcome else {
+        eprintln!("scalelab: interrupted");
+        return Ok(ExitCode::from(130));
+    };
+    let sections = sections?;
     let out = &args.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let json = serde_json::to_string_pretty(&report).context("encoding the result")?;
-    let mut files = vec![(format!("{name}.json"), json + "\n")];
-    files.extend(plot::scenario_charts(&report)?);
+    let mut files = Vec::new();
+    for section in &sections {
+        let json = serde_json::to_string_pretty(section).context("encoding the result")?;
+        files.push((format!("{}.json", section.report.scenario), json + "\n"));
+        for figure in &section.figures {
+            files.push((figure.file.clone(), figure.svg.clone()));
+        }
+    }
+    let title = match &sections[..] {
+        [one] => format!("scalelab bench: {}", one.report.scenario),
+        _ => "scalelab bench: every scenario".to_owned(),
+    };
+    files.push(("report.html".to_owned(), report::render(&title, &sections)));
     for (file, contents) in files {
         let path = out.join(file);
         std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
         println!("written: {}", path.display());
     }
+    if args.open {
+        let report =
+            std::path::absolute(out.join("report.html")).context("resolving the report's path")?;
+        println!("{}", report.display());
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the scenarios one after the other; each restores the lab before the next starts.
+async fn run_scenarios(
+    scenarios: &[Scenario],
+    lab: &lesson::Lab,
+) -> Result<Vec<lesson::Section>, lesson::LessonError> {
+    let mut sections = Vec::new();
+    for &scenario in scenarios {
+        sections.push(lesson::run(scenario, lab).await?);
+    }
+    Ok(sections)
 }

@@ -4,6 +4,8 @@
 //! enough here because the SVG backend writes every label as a `<text>` element and leaves the font to the
 //! viewer; plotters only estimates text widths for the layout, from the character count.
 
+pub mod lines;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
@@ -204,6 +206,21 @@ pub fn latency_cdf(title: &str, lines: &[Line]) -> Result<String, PlotError> {
 /// # Errors
 /// plotters fails to draw.
 pub fn grouped_bars(title: &str, x_desc: &str, bars: &Bars) -> Result<String, PlotError> {
+    grouped_bars_of(title, x_desc, "requests", bars, true)
+}
+
+/// A grouped bar chart of any values: each bar is labelled with its run's share of its own total when `shares`,
+/// else with its value (waits, where a share means nothing).
+///
+/// # Errors
+/// plotters fails to draw.
+pub fn grouped_bars_of(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    bars: &Bars,
+    shares: bool,
+) -> Result<String, PlotError> {
     let groups = bars.categories.len().max(1);
     let highest = bars
         .runs
@@ -222,7 +239,7 @@ pub fn grouped_bars(title: &str, x_desc: &str, bars: &Bars) -> Result<String, Pl
             .configure_mesh()
             .disable_x_mesh()
             .x_desc(x_desc)
-            .y_desc("requests")
+            .y_desc(y_desc)
             .x_label_formatter(&|x: &f64| {
                 bars.categories
                     .get(x.floor() as usize)
@@ -248,7 +265,11 @@ pub fn grouped_bars(title: &str, x_desc: &str, bars: &Bars) -> Result<String, Pl
                 });
             chart.draw_series(counts.iter().enumerate().map(|(group, &count)| {
                 Text::new(
-                    format!("{:.0}%", count as f64 / total * 100.0),
+                    if shares {
+                        format!("{:.0}%", count as f64 / total * 100.0)
+                    } else {
+                        count.to_string()
+                    },
                     (left(group) + bar_width / 2.0, count as f64),
                     ("sans-serif", 12)
                         .into_font()
@@ -272,8 +293,8 @@ fn format_ms(ms: f64) -> String {
     }
 }
 
-/// The charts of one scenario, as (file name, SVG): the latency CDF of every run, requests per upstream server
-/// and requests per cache result.
+/// The charts of one scenario, as (file name, SVG): the latency CDF of every run, requests per upstream server,
+/// requests per cache result and failed requests over time (429 and 503 apart).
 ///
 /// # Errors
 /// plotters fails to draw.
@@ -325,163 +346,17 @@ pub fn scenario_charts(report: &ScenarioReport) -> Result<Vec<(String, String)>,
                 &cache,
             )?,
         ),
+        (
+            format!("{scenario}-errors.svg"),
+            lines::line_chart(
+                &format!("{scenario}: failed requests over time"),
+                "seconds into the run",
+                "failed requests per second",
+                &lines::errors_over_time(&report.runs),
+            )?,
+        ),
     ])
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
-        pairs
-            .iter()
-            .map(|&(key, count)| (key.to_owned(), count))
-            .collect()
-    }
-
-    /// The contents of every `<text>` element, trimmed (the SVG backend puts each on a line of its own).
-    fn texts(svg: &str) -> Vec<&str> {
-        svg.split("<text")
-            .skip(1)
-            .filter_map(|element| element.split_once('>'))
-            .filter_map(|(_, rest)| rest.split_once("</text>"))
-            .map(|(text, _)| text.trim())
-            .collect()
-    }
-
-    fn assert_texts(svg: &str, expected: &[&str]) {
-        let texts = texts(svg);
-        for text in expected {
-            assert!(texts.contains(text), "no text {text:?} in {texts:?}");
-        }
-    }
-
-    /// `<rect` elements filled with `colour`, as the SVG backend writes them.
-    fn rects_filled_with(svg: &str, colour: RGBColor) -> usize {
-        let fill = format!(
-            r##"fill="#{:02X}{:02X}{:02X}""##,
-            colour.0, colour.1, colour.2
-        );
-        svg.split("<rect")
-            .skip(1)
-            .filter(|element| {
-                element
-                    .split('>')
-                    .next()
-                    .is_some_and(|attributes| attributes.contains(&fill))
-            })
-            .count()
-    }
-
-    #[test]
-    fn bars_line_up_runs_on_every_category() {
-        let a = counts(&[("s1", 5), ("s2", 3)]);
-        let b = counts(&[("s2", 4), ("s3", 1)]);
-        let bars = Bars::from_counts([("a", &a), ("b", &b)]);
-        assert_eq!(bars.categories, ["s1", "s2", "s3"]);
-        assert_eq!(
-            bars.runs,
-            [
-                ("a".to_owned(), vec![5, 3, 0]),
-                ("b".to_owned(), vec![0, 4, 1])
-            ]
-        );
-    }
-
-    #[test]
-    fn bar_chart_has_one_bar_per_server_and_run() {
-        let round_robin = counts(&[
-            ("127.0.0.1:5000", 34),
-            ("127.0.0.1:5003", 33),
-            ("127.0.0.1:5006", 33),
-        ]);
-        let weighted = counts(&[
-            ("127.0.0.1:5000", 50),
-            ("127.0.0.1:5003", 33),
-            ("127.0.0.1:5006", 17),
-        ]);
-        let bars = Bars::from_counts([("round_robin", &round_robin), ("weighted", &weighted)]);
-        let svg = grouped_bars(
-            "strategies: requests per upstream server",
-            "X-Upstream-Server",
-            &bars,
-        )
-        .unwrap();
-        assert!(svg.starts_with("<svg"), "{svg}");
-        assert_texts(
-            &svg,
-            &[
-                "strategies: requests per upstream server",
-                "X-Upstream-Server",
-                "requests",
-                "127.0.0.1:5000",
-                "127.0.0.1:5003",
-                "127.0.0.1:5006",
-                "round_robin",
-                "weighted",
-                "50%",
-                "17%",
-            ],
-        );
-        // One bar per server for each run, plus that run's swatch in the legend.
-        for index in 0..2 {
-            assert_eq!(
-                rects_filled_with(&svg, run_colour(index)),
-                3 + 1,
-                "run {index}"
-            );
-        }
-        assert_eq!(rects_filled_with(&svg, run_colour(2)), 0);
-    }
-
-    #[test]
-    fn latency_chart_has_a_labelled_line_per_run() {
-        let lines = [
-            Line {
-                name: "bypass".to_owned(),
-                points: vec![(0.0, 2.0), (50.0, 4.0), (99.0, 9.0), (100.0, 20.0)],
-            },
-            Line {
-                name: "cached".to_owned(),
-                points: vec![(0.0, 0.1), (50.0, 0.2), (99.0, 0.5), (100.0, 1.0)],
-            },
-        ];
-        let svg = latency_cdf("cache: latency CDF", &lines).unwrap();
-        assert_texts(
-            &svg,
-            &[
-                "cache: latency CDF",
-                "latency (ms, log scale)",
-                "requests at or below (%)",
-                "bypass",
-                "cached",
-            ],
-        );
-        // Each run is one polyline in its own colour (the legend's sample is a second one).
-        for index in 0..2 {
-            let colour = run_colour(index);
-            let stroke = format!(
-                r##"stroke="#{:02X}{:02X}{:02X}""##,
-                colour.0, colour.1, colour.2
-            );
-            let polylines = svg
-                .split("<polyline")
-                .skip(1)
-                .filter(|element| element.contains(&stroke))
-                .count();
-            assert_eq!(polylines, 2, "run {index}");
-        }
-    }
-
-    #[test]
-    fn empty_data_still_renders() {
-        assert_texts(&latency_cdf("empty", &[]).unwrap(), &["empty"]);
-        let bars = Bars::from_counts(std::iter::empty());
-        assert_texts(
-            &grouped_bars("nothing", "X-Cache", &bars).unwrap(),
-            &["nothing", "X-Cache"],
-        );
-    }
-}
+mod tests;

@@ -1,5 +1,6 @@
-//! Named load scenarios for `scalelab bench`: which runs a scenario expands into and with which control
-//! parameters. Pure: no IO, so the expansion is table-tested.
+//! Named load scenarios for `scalelab bench`. `single`, `strategies` and `cache` only vary the control parameters
+//! of one URL: which runs they expand into is here, pure and table-tested. The others set up a condition on the
+//! lab first; `lesson` runs them.
 
 use crate::bench::{build_url, BenchError};
 
@@ -15,7 +16,31 @@ pub enum Scenario {
     Strategies,
     /// The same load with `bypass_cache=true`, then with the cache on.
     Cache,
+    /// One gateway answers 200-400 ms late (`--slow-ms`); the same load once per strategy.
+    SlowServer,
+    /// Gateways of speeds about 3:2:1; weighted with equal weights, then 3/2/1.
+    UnevenCapacity,
+    /// One gateway fails half its requests, dies, comes back; with and without retries.
+    FailingServer,
+    /// Zipf-distributed keys on /data/complex; cache off, on, and with small tiers.
+    HotKey,
+    /// A burst of low-priority tasks, then a stream of high ones; aging off, then on.
+    PriorityFlood,
+    /// The config rewritten every second during a load.
+    ReloadUnderLoad,
 }
+
+/// What `--all` runs, in order: the plain comparisons first, then each condition.
+pub const ALL: [Scenario; 8] = [
+    Scenario::Strategies,
+    Scenario::Cache,
+    Scenario::SlowServer,
+    Scenario::UnevenCapacity,
+    Scenario::FailingServer,
+    Scenario::HotKey,
+    Scenario::PriorityFlood,
+    Scenario::ReloadUnderLoad,
+];
 
 impl Scenario {
     /// The name used on the command line and in the output file names.
@@ -24,8 +49,44 @@ impl Scenario {
             Scenario::Single => "single",
             Scenario::Strategies => "strategies",
             Scenario::Cache => "cache",
+            Scenario::SlowServer => "slow-server",
+            Scenario::UnevenCapacity => "uneven-capacity",
+            Scenario::FailingServer => "failing-server",
+            Scenario::HotKey => "hot-key",
+            Scenario::PriorityFlood => "priority-flood",
+            Scenario::ReloadUnderLoad => "reload-under-load",
         }
     }
+}
+
+impl Scenario {
+    /// True for the lessons, which set up a condition on the lab and choose their own URLs and strategies.
+    pub fn sets_a_condition(self) -> bool {
+        !matches!(
+            self,
+            Scenario::Single | Scenario::Strategies | Scenario::Cache
+        )
+    }
+}
+
+/// Refuses `--url`, `--strategy` and `--bypass-cache` for a lesson, which picks its own, instead of silently
+/// ignoring them.
+///
+/// # Errors
+/// A lesson got one of those options.
+pub fn check_options(
+    scenario: Scenario,
+    url: bool,
+    strategy: Option<&str>,
+    bypass_cache: bool,
+) -> Result<(), BenchError> {
+    if scenario.sets_a_condition() && (url || strategy.is_some() || bypass_cache) {
+        return Err(BenchError::Scenario(
+            "--url, --strategy and --bypass-cache only apply to single, strategies and cache; the other scenarios \
+             choose their own URLs and tactics",
+        ));
+    }
+    Ok(())
 }
 
 /// One run of a scenario: its name in the report and plots, and the URL it loads.
@@ -41,7 +102,7 @@ pub struct Run {
 /// them refuses it instead of silently ignoring it.
 ///
 /// # Errors
-/// `base` is not a URL, or an option contradicts the scenario.
+/// `base` is not a URL, an option contradicts the scenario, or the scenario is not one of these three.
 pub fn expand(
     scenario: Scenario,
     base: &str,
@@ -81,6 +142,9 @@ pub fn expand(
                 run("cached", strategy, false)?,
             ])
         }
+        _ => Err(BenchError::Scenario(
+            "this scenario sets up a condition on the lab; it does not expand into plain runs",
+        )),
     }
 }
 
@@ -174,6 +238,7 @@ mod tests {
         assert!(expand(Scenario::Strategies, base, Some("weighted"), false).is_err());
         assert!(expand(Scenario::Cache, base, None, true).is_err());
         assert!(expand(Scenario::Strategies, "not a url", None, false).is_err());
+        assert!(expand(Scenario::SlowServer, base, None, false).is_err());
         // The strategies scenario always bypasses the cache, so asking for it too is no contradiction.
         assert_eq!(
             expand(Scenario::Strategies, base, None, true)
@@ -181,6 +246,26 @@ mod tests {
                 .len(),
             3
         );
+    }
+
+    #[test]
+    fn lessons_refuse_the_plain_options() {
+        let cases = [
+            (Scenario::SlowServer, false, None, false, true),
+            (Scenario::SlowServer, true, None, false, false),
+            (Scenario::HotKey, false, Some("weighted"), false, false),
+            (Scenario::PriorityFlood, false, None, true, false),
+            (Scenario::Cache, true, Some("weighted"), false, true),
+            (Scenario::Single, true, None, true, true),
+        ];
+        for (scenario, url, strategy, bypass, ok) in cases {
+            assert_eq!(
+                check_options(scenario, url, strategy, bypass).is_ok(),
+                ok,
+                "{scenario:?} {url} {strategy:?} {bypass}"
+            );
+        }
+        assert!(ALL.iter().all(|scenario| *scenario != Scenario::Single));
     }
 
     #[test]

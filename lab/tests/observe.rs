@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use reqwest::blocking::Client;
 use scalelab_test_support::{blocking_client, free_ports, patient, percent_decode, Signal};
 use serde_json::Value;
-use support::{alive, assert_proxy_accepts_auth, build_siblings, children_of, lab_tail, Up};
+use support::{
+    alive, assert_proxy_accepts_auth, build_siblings, cached_data_routes, children_of, lab_tail, Up,
+};
 
 /// The lab's ports, by role.
 pub struct Ports {
@@ -96,29 +98,14 @@ name = "L2"
 max_entries = 3
 ttl = "300s"
 
-[cache.promotion]
-hits = 2
-
-[[routes]]
-name = "data"
-auth = "jwt"
-path = "/data"
-upstream = "gateways"
-cache = {{ enabled = true, key = "my_data", default_ttl = "300s" }}
-
-[[routes]]
-name = "complex"
-auth = "jwt"
-path = "/data/complex"
-upstream = "gateways"
-cache = {{ enabled = true, key = "complex_{{query.id}}", default_ttl = "300s" }}
-
+{routes}
 [[routes]]
 name = "longtask"
 auth = "jwt"
 path = "/longtask"
 upstream = "gateways"
-"#
+"#,
+        routes = cached_data_routes("complex_")
     ) + &lab_tail([g1, g2, g3], ms, db, worker)
 }
 

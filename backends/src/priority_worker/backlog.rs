@@ -53,6 +53,10 @@ pub trait Backlog: Send + Sync + 'static {
     fn poll_interval(&self) -> Option<Duration>;
     /// How often a running task renews its claim, or `None` when claims do not expire.
     fn renew_interval(&self) -> Option<Duration>;
+    /// Changes the aging bound; waiting tasks are judged by the new bound from the next claim on.
+    fn set_aging(&self, aging: Duration);
+    /// The aging bound.
+    fn aging(&self) -> Duration;
 }
 
 /// What a local queue entry carries.
@@ -146,5 +150,13 @@ impl Backlog for LocalBacklog {
 
     fn renew_interval(&self) -> Option<Duration> {
         None
+    }
+
+    fn set_aging(&self, aging: Duration) {
+        lock(&self.queue).set_aging(aging);
+    }
+
+    fn aging(&self) -> Duration {
+        lock(&self.queue).aging()
     }
 }

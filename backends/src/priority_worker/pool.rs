@@ -190,6 +190,17 @@ impl Pool {
         lock(&self.inner.size).desired
     }
 
+    /// Changes the aging bound of the queue (see [`Queue::set_aging`]).
+    pub fn set_aging(&self, aging: Duration) {
+        self.inner.backlog.set_aging(aging);
+    }
+
+    /// The queue's aging bound.
+    #[must_use]
+    pub fn aging(&self) -> Duration {
+        self.inner.backlog.aging()
+    }
+
     /// How many workers are running a task right now.
     #[must_use]
     pub fn busy(&self) -> usize {

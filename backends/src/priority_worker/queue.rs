@@ -123,6 +123,17 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Changes the aging bound; tasks already queued are judged by the new bound from the next pop on.
+    pub fn set_aging(&mut self, aging: Duration) {
+        self.aging_bound = aging.as_secs_f64();
+    }
+
+    /// The aging bound.
+    #[must_use]
+    pub fn aging(&self) -> Duration {
+        Duration::from_secs_f64(self.aging_bound)
+    }
+
     /// Adds an entry and returns how many tasks now wait at its level (the seed's `position`).
     ///
     /// Entries normally arrive in seq order; one that does not (recovery) is inserted at its seq position so each

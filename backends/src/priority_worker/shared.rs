@@ -13,6 +13,8 @@
 //! Redis Cluster needs all these keys in one slot: give the prefix a hash tag, e.g. `scalelab:{tasks}:`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -53,6 +55,8 @@ pub struct SharedSettings {
 pub struct RedisTasks {
     connection: ConnectionManager,
     settings: SharedSettings,
+    /// The aging bound in ms; `PUT /admin/workers` changes it live (for this worker's claims).
+    aging_ms: Arc<AtomicU64>,
     scripts: Scripts,
 }
 
@@ -127,6 +131,9 @@ impl RedisTasks {
         let _: String = redis::cmd("PING").query_async(&mut connection).await?;
         Ok(Self {
             connection,
+            aging_ms: Arc::new(AtomicU64::new(
+                u64::try_from(settings.aging.as_millis()).unwrap_or(u64::MAX),
+            )),
             settings,
             scripts: Scripts::load(),
         })
@@ -338,7 +345,7 @@ impl Backlog for RedisTasks {
             .claim
             .arg(&self.settings.key_prefix)
             .arg(now.to_string())
-            .arg(self.settings.aging.as_secs_f64().to_string())
+            .arg(self.aging().as_secs_f64().to_string())
             .arg(unix_ms(now))
             .arg(u64::try_from(self.settings.visibility_timeout.as_millis()).unwrap_or(u64::MAX))
             .invoke_async(&mut connection)
@@ -412,5 +419,14 @@ impl Backlog for RedisTasks {
     fn renew_interval(&self) -> Option<Duration> {
         // Three renewals per timeout: one lost or late renewal does not cost the claim.
         Some(self.settings.visibility_timeout / 3)
+    }
+
+    fn set_aging(&self, aging: Duration) {
+        let millis = u64::try_from(aging.as_millis()).unwrap_or(u64::MAX);
+        self.aging_ms.store(millis, Ordering::Relaxed);
+    }
+
+    fn aging(&self) -> Duration {
+        Duration::from_millis(self.aging_ms.load(Ordering::Relaxed))
     }
 }

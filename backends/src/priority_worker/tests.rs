@@ -188,6 +188,13 @@ async fn bad_inputs_are_4xx_json() {
                 .unwrap(),
             StatusCode::BAD_REQUEST,
         ),
+        (
+            Request::put("/admin/workers")
+                .header("content-type", "application/json")
+                .body(Body::from(r#"{"workers":1,"aging_ms":86400001}"#))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
     ];
     for (request, expected) in cases {
         let label = format!("{} {}", request.method(), request.uri());
@@ -262,6 +269,38 @@ async fn an_aged_low_task_overtakes_fresh_highs() {
             .unwrap(),
     )
     .await;
+    let low_start = finished(&app, &low).await["started_at"].as_f64().unwrap();
+    for high in highs {
+        let high_start = finished(&app, &high).await["started_at"].as_f64().unwrap();
+        assert!(
+            low_start < high_start,
+            "aged low {low_start} should start before high {high_start}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_aging_bound_changes_live() {
+    let dir = tempfile::tempdir().unwrap();
+    // Aging as good as off at the start: a low task would wait behind every high one.
+    let app = start(dir.path(), settings(0, 30_000)).await;
+    let low = submit(&app, "low", r#"{"duration":0.01}"#).await;
+    // Waiting is the point here: the low task must be older than the 200 ms bound set below.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let highs = [
+        submit(&app, "high", r#"{"duration":0.01}"#).await,
+        submit(&app, "high", r#"{"duration":0.01}"#).await,
+    ];
+    let (status, body) = call(
+        &app,
+        Request::put("/admin/workers")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"workers":1,"aging_ms":200}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["aging_ms"], 200);
     let low_start = finished(&app, &low).await["started_at"].as_f64().unwrap();
     for high in highs {
         let high_start = finished(&app, &high).await["started_at"].as_f64().unwrap();

@@ -210,6 +210,31 @@ timeout = "1s"
     )
 }
 
+/// Promotion after two hits, and the seed's two data routes behind the token with the cache on: `/data` under
+/// the key `my_data`, `/data/complex` under `<complex_prefix>{query.id}`.
+pub fn cached_data_routes(complex_prefix: &str) -> String {
+    format!(
+        r#"
+[cache.promotion]
+hits = 2
+
+[[routes]]
+name = "data"
+auth = "jwt"
+path = "/data"
+upstream = "gateways"
+cache = {{ enabled = true, key = "my_data", default_ttl = "300s" }}
+
+[[routes]]
+name = "complex"
+auth = "jwt"
+path = "/data/complex"
+upstream = "gateways"
+cache = {{ enabled = true, key = "{complex_prefix}{{query.id}}", default_ttl = "300s" }}
+"#
+    )
+}
+
 /// The end every test config shares: the public `/health` route, the `[lab]` table on the
 /// given ports, and `[auth]`. `ready_timeout` (how long `up` waits for its children and for
 /// Prometheus's targets) is scaled like every other bound.

@@ -1,0 +1,229 @@
+//! Line charts over a run's time (errors per second, each server's share, the config generation) and over any
+//! other linear axis. Pure, like the rest of `plot`.
+
+use plotters::prelude::*;
+
+use super::{builder, legend, render, run_colour, Line, PlotError};
+use crate::bench::timeline::{Bucket, Timeline};
+use crate::bench::RunReport;
+
+/// A line chart with linear axes from 0; `lines` are drawn in the run colours, in order.
+///
+/// # Errors
+/// plotters fails to draw.
+pub fn line_chart(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    lines: &[Line],
+) -> Result<String, PlotError> {
+    let points = lines.iter().flat_map(|line| line.points.iter());
+    let x_high = points.clone().map(|&(x, _)| x).fold(0.0, f64::max);
+    let y_high = points.map(|&(_, y)| y).fold(0.0, f64::max);
+    // An axis from 0 to 0 cannot be drawn; 1 keeps an all-zero chart (no errors at all) readable.
+    let x_high = if x_high > 0.0 { x_high } else { 1.0 };
+    let y_high = if y_high > 0.0 { y_high * 1.1 } else { 1.0 };
+    render(title, |root| {
+        let mut chart = builder(root, title).build_cartesian_2d(0.0..x_high, 0.0..y_high)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|x: &f64| format!("{x:.1}"))
+            .y_label_formatter(&|y: &f64| format!("{y:.1}"))
+            .draw()?;
+        for (index, line) in lines.iter().enumerate() {
+            let colour = run_colour(index);
+            chart
+                .draw_series(LineSeries::new(
+                    line.points.iter().copied(),
+                    colour.stroke_width(2),
+                ))?
+                .label(line.name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
+    })
+}
+
+/// A per-second rate of `count` in each bucket of `timeline`, plotted at the bucket's middle.
+fn rate(timeline: &Timeline, count: impl Fn(&Bucket) -> u64) -> Vec<(f64, f64)> {
+    let width = timeline.bucket_s.max(f64::EPSILON);
+    timeline
+        .buckets
+        .iter()
+        .map(|bucket| (bucket.t_s + width / 2.0, count(bucket) as f64 / width))
+        .collect()
+}
+
+/// Failed requests per second of every run: 429s and 503s apart from other failures (they are protections at
+/// work, not breakage), each only when the run had some, and the total when a run had none at all.
+pub fn errors_over_time(runs: &[RunReport]) -> Vec<Line> {
+    type Count = fn(&Bucket) -> u64;
+    let kinds: [(&str, Count); 3] = [
+        ("429", |bucket| bucket.too_many_requests),
+        ("503", |bucket| bucket.unavailable),
+        ("other", |bucket| {
+            bucket.other_errors + bucket.transport_errors
+        }),
+    ];
+    let mut lines = Vec::new();
+    for run in runs {
+        let timeline = &run.report.timeline;
+        let mut any = false;
+        for (kind, count) in kinds {
+            if timeline.buckets.iter().map(count).sum::<u64>() > 0 {
+                any = true;
+                lines.push(Line {
+                    name: format!("{}: {kind}", run.name),
+                    points: rate(timeline, count),
+                });
+            }
+        }
+        if !any {
+            lines.push(Line {
+                name: format!("{}: none failed", run.name),
+                points: rate(timeline, Bucket::failed),
+            });
+        }
+    }
+    lines
+}
+
+/// Each server's share (in %) of the requests answered in each bucket of one run; a bucket nothing answered in
+/// is left out rather than drawn as 0 %.
+pub fn shares_over_time(run: &RunReport) -> Vec<Line> {
+    let timeline = &run.report.timeline;
+    let width = timeline.bucket_s;
+    let mut servers: Vec<&String> = run
+        .report
+        .upstreams
+        .keys()
+        .filter(|server| server.as_str() != "none")
+        .collect();
+    servers.dedup();
+    servers
+        .into_iter()
+        .map(|server| Line {
+            name: server.clone(),
+            points: timeline
+                .buckets
+                .iter()
+                .filter_map(|bucket| {
+                    let answered: u64 = bucket.upstreams.values().sum();
+                    (answered > 0).then(|| {
+                        let count = bucket.upstreams.get(server).copied().unwrap_or(0);
+                        (
+                            bucket.t_s + width / 2.0,
+                            count as f64 / answered as f64 * 100.0,
+                        )
+                    })
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::bench::timeline::{build, Outcome, Sample};
+    use crate::bench::{BenchReport, Latency};
+
+    fn run(name: &str, samples: &[(u64, Outcome, &str)]) -> RunReport {
+        let samples: Vec<Sample> = samples
+            .iter()
+            .map(|&(at_ms, outcome, upstream)| Sample {
+                at_ms,
+                outcome,
+                upstream: upstream.to_owned(),
+            })
+            .collect();
+        let mut upstreams = BTreeMap::new();
+        for sample in &samples {
+            *upstreams.entry(sample.upstream.clone()).or_insert(0) += 1;
+        }
+        let latency = Latency {
+            min: 0.0,
+            mean: 0.0,
+            p50: 0.0,
+            p90: 0.0,
+            p99: 0.0,
+            p999: 0.0,
+            max: 0.0,
+        };
+        RunReport {
+            name: name.to_owned(),
+            report: BenchReport {
+                url: String::new(),
+                requests: samples.len() as u64,
+                concurrency: 1,
+                elapsed_s: 0.4,
+                requests_per_s: 0.0,
+                statuses: BTreeMap::new(),
+                upstreams,
+                cache: BTreeMap::new(),
+                errors: 0,
+                too_many_requests: 0,
+                unavailable: 0,
+                cache_hit_ratio: 0.0,
+                latency_ms: latency,
+                latency_cdf: Vec::new(),
+                timeline: build(&samples, 400),
+            },
+        }
+    }
+
+    #[test]
+    fn errors_are_split_by_kind_and_a_clean_run_still_has_a_line() {
+        let limited = run(
+            "limited",
+            &[
+                (10, Outcome::TooManyRequests, "none"),
+                (20, Outcome::Ok, "a"),
+                (250, Outcome::Transport, "none"),
+            ],
+        );
+        let clean = run("clean", &[(10, Outcome::Ok, "a")]);
+        let lines = errors_over_time(&[limited, clean]);
+        let names: Vec<&str> = lines.iter().map(|line| line.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["limited: 429", "limited: other", "clean: none failed"]
+        );
+        // One 429 in the first 100 ms bucket is 10 per second, plotted at the bucket's middle.
+        assert_eq!(lines[0].points[0], (0.05, 10.0));
+        assert_eq!(lines[1].points[2], (0.25, 10.0));
+        assert!(lines[2].points.iter().all(|&(_, y)| y == 0.0));
+    }
+
+    #[test]
+    fn shares_are_per_bucket_percentages() {
+        let report = run(
+            "rr",
+            &[
+                (10, Outcome::Ok, "a"),
+                (20, Outcome::Ok, "b"),
+                (30, Outcome::Ok, "b"),
+                (40, Outcome::Ok, "b"),
+                (350, Outcome::Ok, "a"),
+            ],
+        );
+        let lines = shares_over_time(&report);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].name, "a");
+        assert_eq!(lines[0].points, vec![(0.05, 25.0), (0.35, 100.0)]);
+        assert_eq!(lines[1].points, vec![(0.05, 75.0), (0.35, 0.0)]);
+        let svg = line_chart("rr: share per server", "seconds", "%", &lines).unwrap();
+        assert!(svg.contains("rr: share per server"));
+        assert!(line_chart("empty", "s", "n", &[])
+            .unwrap()
+            .contains("empty"));
+    }
+}

@@ -1,0 +1,311 @@
+//! The teaching scenarios end to end: one real lab (`scalelab up` on free ports, temp data dir) shared by every
+//! scenario, each run briefly through `scalelab bench -s NAME`. Where the lesson is robust its direction is
+//! asserted (least connections spares the slow gateway, retries save requests to a hung one, aging shortens the
+//! longest low-priority wait, a reload drops nothing), the lab is checked to be put back after each, and one
+//! report is checked for its structure.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use scalelab_test_support::{blocking_client, free_ports};
+use serde_json::Value;
+use support::{
+    assert_proxy_accepts_auth, build_siblings, cached_data_routes, lab_tail, scalelab, Up,
+};
+
+/// The shipped config's shape on free ports: weights 3/2/1 (the slow gateway is the last, with weight 1, so
+/// least connections' tie-break does not favour it), fast health checks, the three cache tiers.
+fn config_text(ports: &[u16]) -> String {
+    let [g1, g2, g3, ms, db, worker, proxy, admin] = ports else {
+        panic!("need 8 ports");
+    };
+    format!(
+        r#"
+[proxy]
+listen = ["127.0.0.1:{proxy}"]
+admin_listen = "127.0.0.1:{admin}"
+threads = 2
+shutdown_timeout = "2s"
+
+[upstreams.gateways]
+strategy = "round_robin"
+servers = [ {{ addr = "127.0.0.1:{g1}", weight = 3 }}, {{ addr = "127.0.0.1:{g2}", weight = 2 }},
+            {{ addr = "127.0.0.1:{g3}", weight = 1 }} ]
+connect_timeout = "1s"
+read_timeout = "10s"
+retries = 2
+
+[upstreams.gateways.health_check]
+path = "/health"
+interval = "1s"
+timeout = "1s"
+healthy_threshold = 2
+unhealthy_threshold = 2
+
+[cache]
+[[cache.tiers]]
+name = "L1"
+max_entries = 100
+ttl = "60s"
+
+[[cache.tiers]]
+name = "L2"
+max_entries = 500
+ttl = "300s"
+
+[[cache.tiers]]
+name = "L3"
+max_entries = 2000
+ttl = "3600s"
+
+{routes}"#,
+        routes = cached_data_routes("complex_data_")
+    ) + &lab_tail([*g1, *g2, *g3], *ms, *db, *worker)
+}
+
+/// Runs `scalelab bench` with `args` into `out` and returns the scenario's JSON.
+fn bench(config: &Path, out: &Path, scenario: &str, args: &[&str]) -> Value {
+    let started = std::time::Instant::now();
+    let output = Command::new(scalelab())
+        .args(["bench", "--quiet", "--open", "-s", scenario, "-C"])
+        .arg(config)
+        .arg("-o")
+        .arg(out)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{scenario} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!("{scenario} took {:.1?}", started.elapsed());
+    // --open prints the report's path last.
+    let report = out.join("report.html");
+    assert_eq!(
+        stdout.lines().last().map(Path::new),
+        Some(std::path::absolute(&report).unwrap().as_path()),
+        "{stdout}"
+    );
+    let json = std::fs::read_to_string(out.join(format!("{scenario}.json"))).unwrap();
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        !json["verdict"].as_str().unwrap().is_empty(),
+        "{scenario}: no verdict"
+    );
+    json
+}
+
+fn run<'a>(json: &'a Value, name: &str) -> &'a Value {
+    json["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|run| run["name"] == name)
+        .unwrap_or_else(|| panic!("no run {name} in {json}"))
+}
+
+/// The share of `run`'s answered requests that `server` got.
+fn share(run: &Value, server: &str) -> f64 {
+    let upstreams = run["upstreams"].as_object().unwrap();
+    let total: u64 = upstreams
+        .values()
+        .map(|count| count.as_u64().unwrap())
+        .sum();
+    upstreams.get(server).and_then(Value::as_u64).unwrap_or(0) as f64 / total as f64
+}
+
+/// The report is one page: a section per run, every chart the section lists, nothing fetched from elsewhere.
+fn assert_report(out: &Path, runs: usize, charts: &[&str]) {
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(
+        html.matches("<section class=\"run\"").count(),
+        runs,
+        "run sections"
+    );
+    for chart in charts {
+        let figure = format!("<figure class=\"plot\" data-file=\"{chart}\"><svg");
+        assert!(html.contains(&figure), "no inline chart {chart}");
+        assert!(out.join(chart).is_file(), "{chart} not written");
+    }
+    assert_eq!(html.matches("<figure").count(), charts.len());
+    for external in [
+        "http://", "https://", "src=", "<link", "<script", "url(", "@import",
+    ] {
+        assert!(
+            !html.contains(external),
+            "the report refers outside: {external}"
+        );
+    }
+}
+
+#[test]
+fn lessons_set_up_their_condition_show_the_tactic_and_restore_the_lab() {
+    let bin_dir = build_siblings();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(8);
+    let config = dir.path().join("config.toml");
+    let text = config_text(&ports);
+    std::fs::write(&config, &text).unwrap();
+    assert_proxy_accepts_auth(&bin_dir, &config);
+    let mut up = Up::start(&config, &bin_dir, &[]);
+    up.wait_for("scalelab is up", Duration::from_secs(120));
+    let http = blocking_client(Duration::from_secs(10));
+    let get = |url: String| -> Value { http.get(&url).send().unwrap().json().unwrap() };
+    let gateway = |port: u16| format!("http://127.0.0.1:{port}");
+    let slow = format!("127.0.0.1:{}", ports[2]);
+    let out = |name: &str| dir.path().join(name);
+
+    // slow-server: least connections sends the slow gateway much less than round robin's third, and its p99 is
+    // lower. c=7 keeps at most two requests on the slow gateway under least connections (it loses ties on
+    // weight). Its answers take 1 to 2 s: round robin's p99 is near the top of that range, least connections'
+    // (a few slow answers in 240) near the bottom, or fast. The default 200-400 ms would send the slow gateway
+    // over 1 % of the requests at this machine's few hundred requests a second.
+    let json = bench(
+        &config,
+        &out("slow"),
+        "slow-server",
+        &["-n", "240", "-c", "7", "--slow-ms", "1000"],
+    );
+    let (rr, lc) = (run(&json, "round_robin"), run(&json, "least_connections"));
+    assert!((share(rr, &slow) - 1.0 / 3.0).abs() < 0.02, "{rr}");
+    assert!(share(lc, &slow) < 0.1, "least connections: {lc}");
+    let p99 = |run: &Value| run["latency_ms"]["p99"].as_f64().unwrap();
+    assert!(p99(lc) < p99(rr), "p99 {} vs {}", p99(lc), p99(rr));
+    assert!(json["verdict"]
+        .as_str()
+        .unwrap()
+        .contains("least_connections sent it"));
+    assert_eq!(
+        get(format!("{}/admin/chaos", gateway(ports[2])))["latency_ms"],
+        0
+    );
+    assert_report(
+        &out("slow"),
+        3,
+        &[
+            "slow-server-latency.svg",
+            "slow-server-upstreams.svg",
+            "slow-server-cache.svg",
+            "slow-server-errors.svg",
+            "slow-server-shares-round_robin.svg",
+            "slow-server-shares-weighted.svg",
+            "slow-server-shares-least_connections.svg",
+        ],
+    );
+
+    // uneven-capacity: weights 3/2/1 give the weakest gateway about a sixth instead of a third.
+    let json = bench(
+        &config,
+        &out("uneven"),
+        "uneven-capacity",
+        &["-n", "300", "-c", "8"],
+    );
+    assert!((share(run(&json, "equal weights"), &slow) - 1.0 / 3.0).abs() < 0.02);
+    assert!((share(run(&json, "weights 3/2/1"), &slow) - 1.0 / 6.0).abs() < 0.02);
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        text,
+        "config not restored"
+    );
+    for port in &ports[..3] {
+        assert_eq!(
+            get(format!("{}/admin/chaos", gateway(*port)))["latency_ms"],
+            0
+        );
+    }
+
+    // failing-server: while the gateway hangs, retries turn its timeouts into answers; health checks eject it and
+    // take it back.
+    let json = bench(&config, &out("failing"), "failing-server", &["-c", "8"]);
+    let rows = json["tables"][0]["rows"].as_array().unwrap();
+    let cell = |row: usize, column: usize| rows[row][column].as_str().unwrap().to_owned();
+    let dead = |row| cell(row, 2).parse::<u64>().unwrap();
+    assert!(dead(1) > 0, "no failures without retries: {rows:?}");
+    assert!(dead(0) < dead(1), "retries saved nothing: {rows:?}");
+    let number = |row, column| cell(row, column).parse::<u64>().unwrap();
+    assert!(number(0, 7) > 0, "no retry recovered: {rows:?}");
+    assert_eq!(
+        number(1, 7) + number(1, 8),
+        0,
+        "retries while off: {rows:?}"
+    );
+    for row in 0..2 {
+        assert_ne!(cell(row, 5), "never", "never ejected: {rows:?}");
+        assert_ne!(cell(row, 6), "never", "never taken back: {rows:?}");
+    }
+    let chaos = get(format!("{}/admin/chaos", gateway(ports[2])));
+    assert_eq!(
+        (
+            &chaos["error_rate"],
+            &chaos["fail_health"],
+            &chaos["latency_ms"]
+        ),
+        (&Value::from(0.0), &Value::from(false), &Value::from(0))
+    );
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        text,
+        "config not restored"
+    );
+
+    // hot-key: the cache answers most of a Zipf workload and keeps it from the gateways.
+    let json = bench(&config, &out("hot"), "hot-key", &["-n", "300", "-c", "8"]);
+    let (off, on) = (run(&json, "cache off"), run(&json, "cache on"));
+    assert_eq!(off["cache_hit_ratio"], 0.0);
+    assert!(on["cache_hit_ratio"].as_f64().unwrap() > 0.3, "{on}");
+    let p50 = |run: &Value| run["latency_ms"]["p50"].as_f64().unwrap();
+    assert!(p50(on) < p50(off));
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        text,
+        "config not restored"
+    );
+    assert_report(
+        &out("hot"),
+        3,
+        &[
+            "hot-key-latency.svg",
+            "hot-key-upstreams.svg",
+            "hot-key-cache.svg",
+            "hot-key-errors.svg",
+            "hot-key-tiers.svg",
+        ],
+    );
+
+    // priority-flood: aging shortens the longest low-priority wait and makes high-priority tasks wait longer.
+    let json = bench(&config, &out("flood"), "priority-flood", &[]);
+    let rows = json["tables"][0]["rows"].as_array().unwrap();
+    let wait =
+        |row: usize, column: usize| rows[row][column].as_str().unwrap().parse::<f64>().unwrap();
+    assert!(wait(1, 4) < wait(0, 4), "low max wait: {rows:?}");
+    assert!(wait(1, 1) > wait(0, 1), "high p50 wait: {rows:?}");
+    let workers = get(format!("{}/admin/workers", gateway(ports[5])));
+    assert_eq!(
+        (&workers["workers"], &workers["aging_ms"]),
+        (&Value::from(2), &Value::from(30_000))
+    );
+    assert_report(&out("flood"), 0, &["priority-flood-waits.svg"]);
+
+    // reload-under-load: a config rewrite every second, not one failed request.
+    let json = bench(&config, &out("reload"), "reload-under-load", &["-c", "8"]);
+    let row = &json["tables"][0]["rows"][0];
+    let number = |column: usize| row[column].as_str().unwrap().parse::<u64>().unwrap();
+    assert!(number(0) >= 5, "rewrites: {row}");
+    assert_eq!(
+        number(2) - number(1),
+        number(0),
+        "one generation per rewrite: {row}"
+    );
+    assert_eq!(number(4), 0, "failed requests: {row}");
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        text,
+        "config not restored"
+    );
+}
