@@ -265,6 +265,9 @@ impl BackgroundService for AdminService {
         keep_running(shared, &shutdown, Task::SignalHandler, |shared, _| {
             reload_on_sighup(shared)
         });
+        keep_running(shared, &shutdown, Task::SignalHandler, |_, _| {
+            crate::access_log::reopen_on_sigusr1()
+        });
         keep_running(shared, &shutdown, Task::CacheSweeper, cache::sweep);
         keep_running(shared, &shutdown, Task::ConfigWatcher, crate::watch::run);
         let bound = scalelab_common::sync::lock(&self.listener).take();

@@ -2,6 +2,7 @@
 //! returning either a `Config` that cannot be invalid or every problem at once, each with its
 //! TOML path and line.
 
+mod access_log;
 mod file;
 pub mod key_template;
 pub mod units;
@@ -19,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use access_log::{AccessLogFormat, AccessLogSettings};
 pub use file::FileConfig;
 pub use validate::MAX_SERVERS_PER_UPSTREAM;
 
@@ -132,6 +134,8 @@ pub struct ProxySettings {
     /// Record per-request metrics (rate, errors, latency per route and server). On by default;
     /// off only to measure what recording costs.
     pub request_metrics: bool,
+    /// Where and how the one line per request is written.
+    pub access_log: AccessLogSettings,
 }
 
 /// One `[upstreams.NAME]` group.

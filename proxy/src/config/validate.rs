@@ -6,6 +6,7 @@
 //! `routes` (the `[[routes]]` tables) and `lines` (finding the line of a problem). The `[proxy]`
 //! table is small enough to stay here, next to `validate`, which ties the sections together.
 
+mod access_log;
 mod cache;
 mod check;
 mod lines;
@@ -98,5 +99,6 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
             64 * 1024,
         ) as usize,
         request_metrics: proxy.request_metrics.unwrap_or(true),
+        access_log: access_log::validate_access_log(proxy.access_log.as_ref(), problems),
     }
 }
