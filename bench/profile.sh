@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Counts per request that hold on a busy machine (unlike req/s): instructions (callgrind) and
 # system calls (strace -c) of one proxy serving exactly N keep-alive requests to an nginx
-# upstream, after a warm-up that is not counted. See bench/README.md ("Profiles").
+# upstream, after a warm-up that is not counted; and TOOL=perf: a cpu-clock profile and the
+# proxy's CPU µs per request under wrk (proxy on core 0, wrk and upstream on core 1).
+# See bench/README.md ("Profiles").
 #
 # Usage: bench/profile.sh scalelab|nolog|pingora|nginx
-# Environment: REQUESTS=2000 WARMUP_REQUESTS=200 CONNECTIONS=4 TOOL=callgrind|strace|both
+# Environment: REQUESTS=2000 WARMUP_REQUESTS=200 CONNECTIONS=4 TOOL=callgrind|strace|both|perf
+#   PERF_SECONDS=10 (TOOL=perf: wrk -t1 -c50 for this long)
 #   SCALELAB_PROXY_BIN= (default target/release/scalelab-proxy, built if missing)
 #   MINIMAL_PINGORA_BIN= (default target/release/minimal-pingora, built if missing)
 #   BENCH_PORT_BASE=18280
@@ -25,7 +28,7 @@ BENCH_NAME=profile
 # shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC2034  # BENCH_NAME is read by lib.sh
 source "$BENCH_DIR/lib.sh"
 require_uint REQUESTS WARMUP_REQUESTS CONNECTIONS PORT_BASE
-ensure_tools nginx:nginx valgrind:valgrind strace:strace curl:curl
+ensure_tools nginx:nginx valgrind:valgrind strace:strace curl:curl wrk:wrk perf:linux-perf
 NGINX=$(find_bin nginx)
 
 UP1=$((PORT_BASE + 1)) UP2=$((PORT_BASE + 2)) PROXY=$((PORT_BASE + 3)) ADMIN=$((PORT_BASE + 4))
@@ -46,7 +49,7 @@ $(nginx_temp_paths upstreams)
 }
 NGX
 } >"$WORK/upstreams.conf"
-start_bg upstreams "$NGINX" -p "$WORK/upstreams" -e "$WORK/upstreams/error.log" -c "$WORK/upstreams.conf"
+start_bg upstreams taskset -c 1 "$NGINX" -p "$WORK/upstreams" -e "$WORK/upstreams/error.log" -c "$WORK/upstreams.conf"
 wait_ready upstreams "$LAST_PID" "http://127.0.0.1:$UP1/"
 
 case $PEER in
@@ -70,7 +73,8 @@ name = "all"
 path = "/"
 upstream = "bench"
 TOML
-    CMD=(env RUST_LOG=warn "$BIN" --config "$WORK/proxy.toml")
+    export RUST_LOG=warn # set here, not with env(1): valgrind must start the proxy itself
+    CMD=("$BIN" --config "$WORK/proxy.toml")
     ;;
 pingora)
     BIN=${MINIMAL_PINGORA_BIN:-$ROOT/target/release/minimal-pingora}
@@ -136,4 +140,28 @@ if [[ $TOOL == strace || $TOOL == both ]]; then
     echo "strace $PEER: system calls per request over $REQUESTS requests"
     # Columns: % time, seconds, usecs/call, calls, [errors], syscall; the last line is the total.
     awk -v n="$REQUESTS" '$1 ~ /^[0-9.]+$/ && NF >= 5 { printf "  %-20s %6.2f\n", $NF, $4 / n }' "$WORK/strace.txt"
+fi
+
+if [[ $TOOL == perf ]]; then
+    PERF_SECONDS=${PERF_SECONDS:-10}
+    log "perf: $PEER under wrk -c50 for ${PERF_SECONDS}s (proxy on core 0)"
+    start_bg proxy taskset -c 0 "${CMD[@]}"
+    P=$LAST_PID
+    wait_ready proxy "$P" "http://127.0.0.1:$PROXY/"
+    taskset -c 1 wrk -t1 -c50 -d2s -H "$EXPLAIN_HEADER" "http://127.0.0.1:$PROXY/" >/dev/null
+    t0=$(proc_cpu_ticks "$P")
+    perf record -e cpu-clock -g -o "$WORK/perf.data" -p "$P" -- sleep "$PERF_SECONDS" 2>"$WORK/perf-record.log" &
+    PERF_PID=$!
+    taskset -c 1 wrk -t1 -c50 -d"${PERF_SECONDS}s" --latency -H "$EXPLAIN_HEADER" "http://127.0.0.1:$PROXY/" >"$WORK/wrk.txt"
+    t1=$(proc_cpu_ticks "$P")
+    wait "$PERF_PID" || true
+    parsed=$(python3 "$BENCH_DIR/wrk_report.py" parse "$WORK/wrk.txt")
+    IFS=$'\t' read -r rps p99 reqs errs <<<"$parsed"
+    echo "perf $PEER: $rps req/s, p99 $p99 ms, $errs errors, CPU $(python3 -c "print(f'{$(ticks_to_us $((t1 - t0))) / $reqs:.1f}')") µs/req (process, while perf sampled)"
+    perf report -i "$WORK/perf.data" --no-children --sort symbol --stdio 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | head -n 40 >"$WORK/perf-self.txt" || true
+    perf report -i "$WORK/perf.data" --no-children --sort dso --stdio 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | head -n 10 >"$WORK/perf-dso.txt" || true
+    echo "  by binary:"; sed 's/^/    /' "$WORK/perf-dso.txt"
+    echo "  top symbols (self): $WORK/perf-self.txt"
 fi
