@@ -182,6 +182,10 @@ fn text_or_dash(out: &mut Vec<u8>, text: Option<&[u8]>) {
 /// nginx's escaping of logged variables: `"`, `\`, control bytes, DEL and bytes above ASCII
 /// become `\xHH`, so a header cannot end a quoted field or forge a line.
 pub(super) fn escape_text(out: &mut Vec<u8>, text: &[u8]) {
+    if plain(text) {
+        out.extend_from_slice(text);
+        return;
+    }
     let mut start = 0;
     for (i, &byte) in text.iter().enumerate() {
         if byte == b'"' || byte == b'\\' || !(0x20..0x7f).contains(&byte) {
@@ -206,6 +210,11 @@ pub(super) fn json_string(out: &mut Vec<u8>, text: Option<&[u8]>) {
         return;
     };
     out.push(b'"');
+    if plain(text) {
+        out.extend_from_slice(text);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &byte) in text.iter().enumerate() {
         let short = match byte {
@@ -235,6 +244,15 @@ pub(super) fn json_string(out: &mut Vec<u8>, text: Option<&[u8]>) {
     }
     out.extend_from_slice(&text[start..]);
     out.push(b'"');
+}
+
+/// Whether `text` needs no escaping in either format: printable ASCII without `"` or `\`.
+/// Most fields are, so they are checked in one branch-free pass (which the compiler
+/// vectorises) and copied whole.
+fn plain(text: &[u8]) -> bool {
+    text.iter().fold(true, |plain, &byte| {
+        plain & (byte != b'"') & (byte != b'\\') & (0x20..0x7f).contains(&byte)
+    })
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
