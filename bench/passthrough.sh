@@ -499,7 +499,7 @@ log "report written to $REPORT"
 if [[ ${WRITE_RESULTS:-1} == 1 ]]; then
     if [[ -n $SCALELAB_BIN && -n $MINIMAL_BIN && -n $TRAEFIK ]]; then
         nginx_version=$("$NGINX" -v 2>&1 | sed 's/^nginx version: nginx\///')
-        haproxy_version=$("$HAPROXY" -v 2>/dev/null | head -n1 | cut -d' ' -f3)
+        haproxy_version=$("$HAPROXY" -v 2>/dev/null | awk 'NR == 1 { print $3 }') # awk reads it all: no SIGPIPE
         {
             printf 'nginx\tnginx %s (1 worker, access log off)\n' "$nginx_version"
             printf 'haproxy\tHAProxy %s\n' "$haproxy_version"
