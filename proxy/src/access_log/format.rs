@@ -5,7 +5,6 @@
 
 use crate::config::AccessLogFormat;
 use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 /// What one finished request leaves in the log; borrowed from the request, so building one
@@ -26,7 +25,8 @@ pub struct Line<'a> {
     pub user_agent: Option<&'a [u8]>,
     pub route: &'a str,
     pub upstream: Option<&'a str>,
-    pub server: Option<SocketAddr>,
+    /// The server's address as text (preformatted per server, so no line formats it).
+    pub server: Option<&'a [u8]>,
     pub strategy: &'a str,
     pub attempts: u32,
     /// `HIT`, `STALE`, `MISS`, ... or `-` when the route does not cache.
@@ -71,10 +71,7 @@ fn write_text(line: &Line<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\" upstream=\"");
     text_or_dash(out, line.upstream.map(str::as_bytes));
     out.extend_from_slice(b"\" server=");
-    match line.server {
-        Some(addr) => socket_addr(out, addr),
-        None => out.push(b'-'),
-    }
+    text_or_dash(out, line.server);
     out.extend_from_slice(b" strategy=");
     escape_text(out, line.strategy.as_bytes());
     out.extend_from_slice(b" attempts=");
@@ -118,14 +115,7 @@ fn write_json(line: &Line<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"upstream\":");
     json_string(out, line.upstream.map(str::as_bytes));
     out.extend_from_slice(b",\"server\":");
-    match line.server {
-        Some(addr) => {
-            out.push(b'"');
-            socket_addr(out, addr);
-            out.push(b'"');
-        }
-        None => out.extend_from_slice(b"null"),
-    }
+    json_string(out, line.server);
     out.extend_from_slice(b",\"strategy\":");
     json_string(out, Some(line.strategy.as_bytes()));
     out.extend_from_slice(b",\"attempts\":");
@@ -163,13 +153,6 @@ fn milliseconds(out: &mut Vec<u8>, duration: Duration) {
     out.push(b'.');
     // The remainder is below 1000, so it fits a u32.
     padded(out, (micros % 1000) as u32, 3);
-}
-
-/// An address written with `Display` into the buffer itself (`io::Write` for `Vec<u8>`
-/// cannot fail and builds no intermediate string).
-fn socket_addr(out: &mut Vec<u8>, addr: SocketAddr) {
-    use std::io::Write as _;
-    let _ = write!(out, "{addr}");
 }
 
 fn text_or_dash(out: &mut Vec<u8>, text: Option<&[u8]>) {

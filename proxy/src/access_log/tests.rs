@@ -16,7 +16,7 @@ fn line() -> Line<'static> {
         user_agent: Some(b"curl/8.5"),
         route: "api",
         upstream: Some("g"),
-        server: Some("10.0.0.1:5000".parse().expect("addr")),
+        server: Some(b"10.0.0.1:5000"),
         strategy: "round_robin",
         attempts: 1,
         cache: "-",

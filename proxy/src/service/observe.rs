@@ -36,7 +36,10 @@ pub(super) fn access_log(session: &Session, error: Option<&Error>, ctx: &Request
         user_agent: header(http::header::USER_AGENT),
         route: ctx.route_name(),
         upstream: ctx.upstream_name(),
-        server: ctx.lease.as_ref().map(|lease| lease.server().addr),
+        server: ctx
+            .lease
+            .as_ref()
+            .map(|lease| lease.server().addr_header.as_bytes()),
         strategy: ctx.strategy.name(),
         attempts: ctx.attempts,
         cache: ctx
