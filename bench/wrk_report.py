@@ -6,6 +6,12 @@
       (errors = non-2xx/3xx responses + socket errors). Exit 1 if the output
       has no "Requests/sec" line (wrk failed).
 
+  wrk_report.py results RESULTS_TSV LABELS_TSV HEADING RESULTS_MD
+      Replace the block between "<!-- passthrough-table:begin -->" and
+      "<!-- passthrough-table:end -->" in RESULTS_MD with the issue-style table
+      (row, req/s vs nginx, p99 vs nginx, CPU µs/req) of this run, under HEADING.
+      LABELS_TSV: peer<TAB>row label, in table order.
+
   wrk_report.py report RESULTS_TSV META_FILE [OPTIONS]
       Read the per-round results written by a benchmark script and print the
       Markdown report (summary table with medians, then every round).
@@ -29,7 +35,7 @@ import re
 import statistics
 import sys
 
-PEER_ORDER = ["direct", "nginx", "haproxy", "pingora", "scalelab"]
+PEER_ORDER = ["direct", "nginx", "haproxy", "pingora", "scalelab", "nolog", "nometrics", "traefik", "caddy"]
 BASELINE = "nginx"
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
@@ -286,7 +292,85 @@ def report(
     return "\n".join(out) + "\n"
 
 
+BEGIN = "<!-- passthrough-table:begin -->"
+END = "<!-- passthrough-table:end -->"
+
+
+def _span(values, spec):
+    """The median, with the range over rounds when they differ: "0.64 (0.60-0.68)"."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    mid = format(_median(values), spec)
+    low, high = format(min(values), spec), format(max(values), spec)
+    return mid if low == high else "{} ({}–{})".format(mid, low, high)
+
+
+def results_table(rows, labels, heading, baseline=BASELINE):
+    """The issue's table: one row per peer, ratios paired per round against the baseline."""
+    by = {(r["round"], r["peer"]): r for r in rows}
+    rounds = sorted({r["round"] for r in rows})
+    out = [heading, ""]
+    out.append(
+        "| row | req/s | req/s vs {b} | p99 vs {b} | CPU µs/req (core busy) | CPU µs/req (process) | errors |".format(
+            b=baseline
+        )
+    )
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    for peer, label in labels:
+        mine = [by[(n, peer)] for n in rounds if (n, peer) in by]
+        if not mine:
+            continue
+        out.append(
+            "| {} | {} | {} | {} | {} | {} | {} |".format(
+                label,
+                _fmt(_median([r["rps"] for r in mine]), ",.0f"),
+                _span(_paired_ratios(by, rounds, peer, baseline, "rps"), ".2f"),
+                _span(_paired_ratios(by, rounds, peer, baseline, "p99_ms"), ".2f"),
+                _span([_per_req(r["core_busy_us"], r["requests"]) for r in mine], ".0f"),
+                _span([_per_req(r["cpu_us"], r["requests"]) for r in mine], ".0f"),
+                sum(int(r["errors"] or 0) for r in mine),
+            )
+        )
+    other = [r["other_cpu_pct"] for r in rows if r["other_cpu_pct"] is not None]
+    out.append("")
+    out.append(
+        "Medians over {} interleaved round(s), range in brackets; ratios paired per round. "
+        "CPU µs/req (core busy) = non-idle time of the proxy's core per request (the issue's "
+        "measure: includes loopback softirq work, and anything else on that core); "
+        "(process) = the proxy's own utime+stime per request. Other processes used a median "
+        "{:.1f}% (max {:.1f}%) of the machine during the runs{}.".format(
+            len(rounds),
+            _median(other) if other else 0.0,
+            max(other) if other else 0.0,
+            "; **the machine was not idle, so req/s and p99 are noisy: compare ratios**"
+            if other and _median(other) > 5
+            else "",
+        )
+    )
+    return out
+
+
+def rewrite_results(path, block):
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    new = BEGIN + "\n" + "\n".join(block) + "\n" + END
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + new + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + new + "\n"
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
 def main(argv):
+    if len(argv) == 6 and argv[1] == "results":
+        rows = load_rows(argv[2])
+        with open(argv[3], encoding="utf-8") as fh:
+            labels = [tuple(line.rstrip("\n").split("\t", 1)) for line in fh if "\t" in line]
+        rewrite_results(argv[5], results_table(rows, labels, argv[4]))
+        return 0
     if len(argv) >= 3 and argv[1] == "parse":
         with open(argv[2], encoding="utf-8", errors="replace") as fh:
             text = fh.read()

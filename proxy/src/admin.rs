@@ -267,6 +267,9 @@ impl BackgroundService for AdminService {
         keep_running(shared, &shutdown, Task::SignalHandler, |shared, _| {
             reload_on_sighup(shared)
         });
+        keep_running(shared, &shutdown, Task::SignalHandler, |_, _| {
+            crate::access_log::reopen_on_sigusr1()
+        });
         keep_running(shared, &shutdown, Task::CacheSweeper, cache::sweep);
         keep_running(shared, &shutdown, Task::ConfigWatcher, crate::watch::run);
         if let Some(remote) = shared.cache().remote().cloned() {

@@ -2,6 +2,7 @@
 //! returning either a `Config` that cannot be invalid or every problem at once, each with its
 //! TOML path and line.
 
+mod access_log;
 mod file;
 pub mod key_template;
 pub mod limits;
@@ -21,6 +22,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use access_log::{AccessLogFormat, AccessLogSettings};
 pub use file::FileConfig;
 pub use limits::{LimitKey, QueueSettings, Rate, RateLimit, TrustedProxies};
 pub use overrides::{set_overrides, OverrideError, Overrides};
@@ -165,6 +167,8 @@ pub struct ProxySettings {
     pub request_metrics: bool,
     /// Peers whose `X-Forwarded-For` names the client for `key = "client_ip"` rate limits.
     pub trusted_proxies: TrustedProxies,
+    /// Where and how the one line per request is written.
+    pub access_log: AccessLogSettings,
 }
 
 /// One `[upstreams.NAME]` group.

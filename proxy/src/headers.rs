@@ -117,8 +117,38 @@ pub fn strip_path_prefix<'p>(path: &'p str, prefix: &str) -> std::borrow::Cow<'p
 
 /// Header names listed in a `Connection` field, lowercased; they are hop-by-hop too.
 pub fn connection_nominated(value: &str) -> impl Iterator<Item = String> + '_ {
+    // Filtered before lowercasing, so the usual `keep-alive` and `close` allocate nothing.
     value
         .split(',')
-        .map(|token| token.trim().to_ascii_lowercase())
-        .filter(|token| !token.is_empty() && token != "close" && token != "keep-alive")
+        .map(str::trim)
+        .filter(|token| {
+            !token.is_empty()
+                && !token.eq_ignore_ascii_case("close")
+                && !token.eq_ignore_ascii_case("keep-alive")
+        })
+        .map(str::to_ascii_lowercase)
+}
+
+/// The request headers a client may send to steer the proxy or pose as it: the proxy's to
+/// read, never passed upstream.
+pub const CLIENT_CONTROL: [&str; 4] = [STRATEGY_OVERRIDE, EXPLAIN, AUTH_SUBJECT, AUTH_CLAIMS];
+
+/// Which of `names` (at most 64) `map` holds, found in one pass over the map's (few) names: most messages
+/// carry none of them, and `remove_header` hashes its name (and updates pingora's case map)
+/// even when there is nothing to remove.
+pub fn present(
+    map: &http::HeaderMap,
+    names: &'static [&'static str],
+) -> impl Iterator<Item = &'static str> {
+    let mut found = 0u64;
+    for key in map.keys() {
+        if let Some(i) = names.iter().position(|name| *name == key.as_str()) {
+            found |= 1 << i;
+        }
+    }
+    names
+        .iter()
+        .enumerate()
+        .filter(move |(i, _)| found & (1 << i) != 0)
+        .map(|(_, name)| *name)
 }

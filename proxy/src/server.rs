@@ -26,6 +26,8 @@ pub enum StartError {
     Runtime(std::io::Error),
     #[error("cannot build the request metrics: {0}")]
     Metrics(prometheus::Error),
+    #[error(transparent)]
+    AccessLog(#[from] crate::access_log::AccessLogError),
 }
 
 /// Options that come from the command line rather than the file.
@@ -48,6 +50,7 @@ pub fn run(
 ) -> Result<(), StartError> {
     let settings = config.proxy.clone();
     crate::telemetry::init().map_err(StartError::Metrics)?;
+    crate::access_log::init(&settings.access_log)?;
     let shared = Shared::with_source(config_path, config, source);
 
     // One round of checks before any listener opens, so no request goes to a server whose
@@ -119,8 +122,13 @@ pub fn run(
             drain_timeout: settings.shutdown_timeout,
         }),
     });
+    crate::access_log::flush(LOG_FLUSH_BOUND);
     Ok(())
 }
+
+/// How long an exit waits for the access log's last lines (a stuck standard error must not
+/// hold the process).
+const LOG_FLUSH_BOUND: Duration = Duration::from_secs(1);
 
 /// SIGTERM drains, SIGINT stops at once, SIGQUIT hands the sockets to an upgrading process.
 struct Signals {
@@ -170,6 +178,7 @@ fn spawn_exit_watchdog(bound: Duration) {
     std::thread::spawn(move || {
         std::thread::sleep(bound);
         tracing::warn!(?bound, "fast shutdown did not finish in time; exiting");
+        crate::access_log::flush(LOG_FLUSH_BOUND);
         std::process::exit(0);
     });
 }
@@ -190,6 +199,7 @@ fn spawn_drain_monitor(shared: Shared, bound: Duration) {
         } else {
             tracing::info!("drained; exiting");
         }
+        crate::access_log::flush(LOG_FLUSH_BOUND);
         std::process::exit(0);
     });
 }

@@ -262,11 +262,11 @@ impl ProxyHttp for Proxy {
                 .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "bad rewritten uri"))?;
             upstream_request.set_uri(uri);
         }
-        upstream_request.remove_header(headers::STRATEGY_OVERRIDE);
-        upstream_request.remove_header(headers::EXPLAIN);
-        // Identity headers are the proxy's to set; a client's own are never passed on.
-        upstream_request.remove_header(headers::AUTH_SUBJECT);
-        upstream_request.remove_header(headers::AUTH_CLAIMS);
+        // Control headers are the proxy's to read and identity headers the proxy's to set; a
+        // client's own are never passed on.
+        for name in headers::present(&upstream_request.headers, &headers::CLIENT_CONTROL) {
+            upstream_request.remove_header(name);
+        }
         // A `sub` that cannot be a header value is not forwarded rather than failing the request.
         if let Some(subject) = ctx
             .auth_subject
@@ -330,7 +330,8 @@ impl ProxyHttp for Proxy {
             upstream_response.remove_header(name.as_str());
         }
         if upstream_response.status != http::StatusCode::SWITCHING_PROTOCOLS {
-            for name in headers::HOP_BY_HOP_RESPONSE {
+            for name in headers::present(&upstream_response.headers, &headers::HOP_BY_HOP_RESPONSE)
+            {
                 upstream_response.remove_header(name);
             }
         }

@@ -41,6 +41,16 @@ pub struct FileProxy {
     pub max_header_bytes: Option<i64>,
     pub request_metrics: Option<bool>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub access_log: Option<FileAccessLog>,
+}
+
+/// `[proxy] access_log = { path, format, enabled }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAccessLog {
+    pub path: Option<String>,
+    pub format: Option<String>,
+    pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -97,6 +97,14 @@ fn invalid_values_table() {
         ("[proxy]\nthreads = 0\n", "proxy.threads"),
         ("[proxy]\nlisten = [\"nope\"]\n", "proxy.listen[0]"),
         (
+            "[proxy]\naccess_log = { format = \"xml\" }\n",
+            "proxy.access_log.format",
+        ),
+        (
+            "[proxy]\naccess_log = { path = \"\" }\n",
+            "proxy.access_log.path",
+        ),
+        (
             "[proxy]\nshutdown_timeout = \"0s\"\n",
             "proxy.shutdown_timeout",
         ),
@@ -296,4 +304,30 @@ fn a_redis_tier_needs_redis_and_the_last_place() {
             }
         }
     }
+}
+
+#[test]
+fn the_access_log_is_on_by_default_text_to_stderr() {
+    let config = parse_text(VALID).expect("valid");
+    assert_eq!(config.proxy.access_log, AccessLogSettings::default());
+    assert_eq!(
+        AccessLogSettings::default(),
+        AccessLogSettings {
+            enabled: true,
+            path: None,
+            format: AccessLogFormat::Text
+        }
+    );
+    let set = VALID.replace(
+        "threads = 2",
+        "threads = 2\naccess_log = { path = \"/var/log/a.log\", format = \"json\", enabled = false }",
+    );
+    assert_eq!(
+        parse_text(&set).expect("valid").proxy.access_log,
+        AccessLogSettings {
+            enabled: false,
+            path: Some(PathBuf::from("/var/log/a.log")),
+            format: AccessLogFormat::Json
+        }
+    );
 }

@@ -6,6 +6,7 @@
 //! `routes` (the `[[routes]]` tables) and `lines` (finding the line of a problem). The `[proxy]`
 //! table is small enough to stay here, next to `validate`, which ties the sections together.
 
+mod access_log;
 mod cache;
 mod check;
 mod limits;
@@ -106,5 +107,6 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
         ) as usize,
         request_metrics: proxy.request_metrics.unwrap_or(true),
         trusted_proxies: limits::validate_trusted_proxies(proxy.trusted_proxies.as_ref(), problems),
+        access_log: access_log::validate_access_log(proxy.access_log.as_ref(), problems),
     }
 }

@@ -104,3 +104,18 @@ fn strip_path_prefix_table() {
         );
     }
 }
+
+#[test]
+fn present_lists_the_names_a_map_holds_in_their_order() {
+    const NAMES: [&str; 3] = ["x-a", "x-b", "keep-alive"];
+    let mut map = http::HeaderMap::new();
+    assert_eq!(present(&map, &NAMES).count(), 0);
+    map.insert("keep-alive", http::HeaderValue::from_static("timeout=5"));
+    map.insert("X-A", http::HeaderValue::from_static("1"));
+    map.append("x-a", http::HeaderValue::from_static("2"));
+    map.insert("x-other", http::HeaderValue::from_static("3"));
+    assert_eq!(
+        present(&map, &NAMES).collect::<Vec<_>>(),
+        vec!["x-a", "keep-alive"]
+    );
+}

@@ -2,29 +2,71 @@
 //! request_metrics = false`, its count in the route's and the upstream's metric series.
 
 use super::RequestCtx;
+use crate::access_log;
 use crate::telemetry::{self, CacheUse};
 use pingora::prelude::Session;
 use pingora::Error;
+use std::time::SystemTime;
 
-/// One access-log line per request.
+/// One access-log line per request (`access_log` formats and batches it).
 pub(super) fn access_log(session: &Session, error: Option<&Error>, ctx: &RequestCtx, status: u16) {
     let req = session.req_header();
-    let server = ctx.lease.as_ref().map(|lease| lease.server().addr);
-    tracing::info!(
-        target: "access",
-        method = %req.method,
-        path = %req.uri.path(),
+    // The client's IP is usually known from the upstream request; a request answered before
+    // one (a cache hit, a refusal) formats it here, on the stack.
+    let mut ip = [0u8; 64];
+    let client: &[u8] = match &ctx.client_ip {
+        Some(value) => value.as_bytes(),
+        None => session
+            .client_addr()
+            .and_then(|addr| addr.as_inet())
+            .map_or(&[], |addr| ip_text(addr.ip(), &mut ip)),
+    };
+    let header = |name: http::header::HeaderName| req.headers.get(name).map(|v| v.as_bytes());
+    access_log::record(&access_log::Line {
+        time: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default(),
+        client,
+        method: req.method.as_str(),
+        path: req.uri.path().as_bytes(),
+        protocol: protocol(req.version),
         status,
-        route = ctx.route_name(),
-        upstream = ctx.upstream_name().unwrap_or("-"),
-        server = %server.map_or_else(|| "-".to_string(), |addr| addr.to_string()),
-        strategy = ctx.strategy.name(),
-        attempts = ctx.attempts,
-        cache = ctx.cache_served.unwrap_or(if ctx.cache.is_some() { "MISS" } else { "-" }),
-        duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-        request_id = ctx.request_id.to_str().unwrap_or("-"),
-        error = error.map(|e| e.etype().as_str()),
-    );
+        body_bytes: session.body_bytes_sent(),
+        referer: header(http::header::REFERER),
+        user_agent: header(http::header::USER_AGENT),
+        route: ctx.route_name(),
+        upstream: ctx.upstream_name(),
+        server: ctx
+            .lease
+            .as_ref()
+            .map(|lease| lease.server().addr_header.as_bytes()),
+        strategy: ctx.strategy.name(),
+        attempts: ctx.attempts,
+        cache: ctx
+            .cache_served
+            .unwrap_or(if ctx.cache.is_some() { "MISS" } else { "-" }),
+        duration: ctx.started.elapsed(),
+        request_id: ctx.request_id.as_bytes(),
+        error: error.map(|e| e.etype().as_str()),
+    });
+}
+
+/// `ip` written into `buffer` (an IPv6 address takes at most 45 bytes).
+fn ip_text(ip: std::net::IpAddr, buffer: &mut [u8; 64]) -> &[u8] {
+    use std::io::Write as _;
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    let written = write!(cursor, "{ip}").map_or(0, |()| cursor.position() as usize);
+    &buffer[..written]
+}
+
+fn protocol(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
 }
 
 /// Counts one finished request in its route's series, and the retries it needed.

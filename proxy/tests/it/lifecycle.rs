@@ -177,7 +177,8 @@ async fn json_logs_have_one_access_line_per_request() {
     let backend = TestBackend::start("a");
     let config = TestConfig::new()
         .upstream(UpstreamSpec::new("g", "weighted", &[&backend], &[1]))
-        .route("api", "/api", "g");
+        .route("api", "/api", "g")
+        .proxy_setting("access_log = { format = \"json\" }");
     let proxy = TestProxy::start_with_args(&config, &["--log-format".into(), "json".into()]).await;
     let response = client()
         .get(proxy.url("/api/x?strategy=least_connections"))
@@ -195,7 +196,8 @@ async fn json_logs_have_one_access_line_per_request() {
         }
     })
     .await;
-    assert_eq!(line["target"], "access");
+    assert_eq!(line["protocol"], "HTTP/1.1");
+    assert_eq!(line["client"], "127.0.0.1");
     assert_eq!(line["method"], "GET");
     assert_eq!(line["path"], "/api/x");
     assert_eq!(line["status"], 200);

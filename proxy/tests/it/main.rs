@@ -1,6 +1,7 @@
 //! Integration tests: real backends, the real `scalelab-proxy` binary, real HTTP clients.
 #![allow(clippy::unwrap_used)]
 
+mod access_log;
 mod auth;
 mod balancing;
 mod cache;
