@@ -24,7 +24,7 @@ use std::time::Duration;
 
 pub use access_log::{AccessLogFormat, AccessLogSettings};
 pub use file::FileConfig;
-pub use limits::{LimitKey, QueueSettings, Rate, RateLimit, TrustedProxies};
+pub use limits::{LimitKey, LimitStore, QueueSettings, Rate, RateLimit, TrustedProxies};
 pub use overrides::{set_overrides, OverrideError, Overrides};
 pub use validate::MAX_SERVERS_PER_UPSTREAM;
 

@@ -10,7 +10,8 @@ pub mod key;
 #[cfg(test)]
 mod tests;
 
-use crate::config::{Config, RateLimit};
+use crate::cache::RemoteTier;
+use crate::config::{Config, LimitStore, RateLimit};
 use buckets::Buckets;
 use gcra::{ceil_secs, Decision, Gcra};
 use prometheus::{IntCounter, IntCounterVec, Opts};
@@ -49,7 +50,10 @@ impl LimitRegistry {
                 .any(|r| r.name == route && r.rate_limits.iter().any(|l| l.name == limit))
         };
         lock(&self.buckets).retain(|(route, limit), _| kept(route, limit));
-        if let Some(Some(vector)) = REFUSED.get() {
+        for vector in [&REFUSED, &STORE_ERRORS]
+            .into_iter()
+            .filter_map(|cell| cell.get()?.as_ref())
+        {
             crate::telemetry::prune_vec(vector, &|labels: &crate::telemetry::Labels| {
                 let value = |name: &str| {
                     labels
@@ -72,6 +76,57 @@ pub struct ActiveLimit {
     refused: Option<IntCounter>,
     /// `RateLimit-Policy`'s value, formatted once: `"NAME";q=BURST;w=SECONDS`.
     policy: String,
+    /// With `store = "redis"`: the bucket names' start in Redis, `ratelimit:ROUTE:LIMIT:`.
+    shared_prefix: Vec<u8>,
+    /// With `store = "redis"`: decisions Redis could not make.
+    store_errors: Option<IntCounter>,
+}
+
+impl ActiveLimit {
+    /// The verdict of this limit's store on one request.
+    async fn decide(&self, key: Option<&[u8]>, now: u64, remote: Option<&RemoteTier>) -> Decision {
+        let LimitStore::Redis { deny_on_error } = self.config.store else {
+            return self.buckets.check(key, self.gcra, now);
+        };
+        let mut bucket = self.shared_prefix.clone();
+        // A request without the key's value shares one bucket, as in memory.
+        bucket.extend_from_slice(key.unwrap_or(b"\0shared"));
+        let interval_us = self.gcra.interval_ns / 1_000;
+        let shared = match remote {
+            Some(remote) => {
+                remote
+                    .rate_limit(&bucket, interval_us, self.gcra.burst)
+                    .await
+            }
+            None => None,
+        };
+        match shared {
+            Some((true, remaining, reset_us)) => Decision::Allow {
+                tat: 0,
+                remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+                reset_ns: reset_us.saturating_mul(1_000),
+            },
+            Some((false, retry_after_us, _)) => Decision::Deny {
+                retry_after_ns: retry_after_us.saturating_mul(1_000),
+            },
+            None => {
+                if let Some(counter) = &self.store_errors {
+                    counter.inc();
+                }
+                if deny_on_error {
+                    Decision::Deny {
+                        retry_after_ns: 1_000_000_000,
+                    }
+                } else {
+                    Decision::Allow {
+                        tat: 0,
+                        remaining: self.gcra.burst,
+                        reset_ns: 0,
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A route's limits, in config order.
@@ -122,6 +177,11 @@ impl RouteLimits {
                         gcra,
                         buckets: registry.buckets(route, &limit.name),
                         refused: refused_counter(route, &limit.name),
+                        shared_prefix: format!("ratelimit:{route}:{}:", limit.name).into_bytes(),
+                        store_errors: match limit.store {
+                            LimitStore::Redis { .. } => store_error_counter(route, &limit.name),
+                            LimitStore::Memory => None,
+                        },
                         config: limit.clone(),
                     }
                 })
@@ -137,15 +197,19 @@ impl RouteLimits {
     /// not charged for a refused request). `note`, when given, gets one entry per limit for the
     /// explain header. An allowed request learns the budget of the limit with the fewest
     /// requests left.
-    pub fn check(
+    ///
+    /// A `store = "redis"` limit asks `remote` (the shared tier's connection); without one, or
+    /// when Redis cannot answer, its `on_store_error` decides.
+    pub async fn check(
         &self,
         keys: &KeyValues<'_>,
         now: u64,
         mut note: Option<&mut String>,
+        remote: Option<&RemoteTier>,
     ) -> Result<Option<Quota>, Refusal> {
         let mut tightest: Option<(&ActiveLimit, u32, u64)> = None;
         for (limit, key) in self.0.iter().zip(keys) {
-            let decision = limit.buckets.check(key.as_deref(), limit.gcra, now);
+            let decision = limit.decide(key.as_deref(), now, remote).await;
             if let Some(text) = note.as_deref_mut() {
                 let shown = match key {
                     Some(value) => String::from_utf8_lossy(value).into_owned(),
@@ -200,26 +264,51 @@ impl RouteLimits {
     }
 }
 
+/// `scalelab_rate_limit_store_errors_total{route,limit}`: decisions of `store = "redis"` limits
+/// that Redis could not make (`on_store_error` made them).
+static STORE_ERRORS: OnceLock<Option<IntCounterVec>> = OnceLock::new();
+
+fn store_error_counter(route: &str, limit: &str) -> Option<IntCounter> {
+    limit_counter(
+        &STORE_ERRORS,
+        "scalelab_rate_limit_store_errors_total",
+        "Decisions of store = \"redis\" rate limits that Redis could not make, so on_store_error \
+         made them.",
+        route,
+        limit,
+    )
+}
+
 /// `scalelab_rate_limited_requests_total{route,limit}`, in Prometheus' default registry (as the
 /// other request-path series are); `None` only if the vector could not be built.
 static REFUSED: OnceLock<Option<IntCounterVec>> = OnceLock::new();
 
 fn refused_counter(route: &str, limit: &str) -> Option<IntCounter> {
-    REFUSED
-        .get_or_init(|| {
-            let vector = IntCounterVec::new(
-                Opts::new(
-                    "scalelab_rate_limited_requests_total",
-                    "Requests refused with 429 by a route's rate limit.",
-                ),
-                &["route", "limit"],
-            )
-            .ok()?;
-            if let Err(error) = prometheus::register(Box::new(vector.clone())) {
-                tracing::warn!(%error, "rate limit counter not registered");
-            }
-            Some(vector)
-        })
-        .as_ref()
-        .map(|vector| vector.with_label_values(&[route, limit]))
+    limit_counter(
+        &REFUSED,
+        "scalelab_rate_limited_requests_total",
+        "Requests refused with 429 by a route's rate limit.",
+        route,
+        limit,
+    )
+}
+
+/// The `{route, limit}` series of the counter vector in `cell`, built and registered in the
+/// default registry on first use.
+fn limit_counter(
+    cell: &'static OnceLock<Option<IntCounterVec>>,
+    name: &str,
+    help: &str,
+    route: &str,
+    limit: &str,
+) -> Option<IntCounter> {
+    cell.get_or_init(|| {
+        let vector = IntCounterVec::new(Opts::new(name, help), &["route", "limit"]).ok()?;
+        if let Err(error) = prometheus::register(Box::new(vector.clone())) {
+            tracing::warn!(%error, metric = name, "rate limit counter not registered");
+        }
+        Some(vector)
+    })
+    .as_ref()
+    .map(|vector| vector.with_label_values(&[route, limit]))
 }

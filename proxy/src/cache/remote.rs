@@ -55,6 +55,7 @@ pub enum Lock {
 }
 
 struct Scripts {
+    gcra: Script,
     lookup: Script,
     store: Script,
     purge: Script,
@@ -126,6 +127,7 @@ impl RemoteTier {
             instance: format!("{}-{}", std::process::id(), unix_ms()),
             settings,
             scripts: Scripts {
+                gcra: Script::new(include_str!("remote/gcra.lua")),
                 lookup: Script::new(include_str!("remote/lookup.lua")),
                 store: Script::new(include_str!("remote/store.lua")),
                 purge: Script::new(include_str!("remote/purge.lua")),
@@ -299,6 +301,35 @@ impl RemoteTier {
                     .await
             })
             .await;
+    }
+
+    /// Decides one request of a rate limit shared by the fleet (the bucket `bucket`, under the
+    /// key prefix): `Some((allowed, remaining or retry-after, reset))` in microseconds, or
+    /// `None` when Redis did not answer.
+    pub async fn rate_limit(
+        &self,
+        bucket: &[u8],
+        interval_us: u64,
+        burst: u32,
+    ) -> Option<(bool, u64, u64)> {
+        let mut key = self.settings.key_prefix.as_bytes().to_vec();
+        key.extend_from_slice(bucket);
+        let reply: Option<Vec<u64>> = self
+            .run(|mut connection| async move {
+                self.scripts
+                    .gcra
+                    .key(key)
+                    .arg(interval_us.max(1))
+                    .arg(burst)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await;
+        match reply?.as_slice() {
+            [1, remaining, reset] => Some((true, *remaining, *reset)),
+            [0, retry_after] => Some((false, *retry_after, 0)),
+            _ => None,
+        }
     }
 
     /// Whether the fill lock for `storage_key` is still held (by anyone).

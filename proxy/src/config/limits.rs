@@ -14,6 +14,19 @@ pub struct RateLimit {
     /// How many requests a key may send back to back after being idle (GCRA's bucket size).
     pub burst: u32,
     pub key: LimitKey,
+    /// Where the buckets live.
+    pub store: LimitStore,
+}
+
+/// Where a limit keeps its buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitStore {
+    /// In this proxy: each proxy has its own budget.
+    Memory,
+    /// In the `[redis]` server: one budget for every proxy using it. `deny_on_error` decides
+    /// a request while Redis cannot answer (`on_store_error = "deny"`; default allow).
+    Redis { deny_on_error: bool },
 }
 
 /// `count` requests per `period`, written like "20/s" or "600/min".

@@ -73,7 +73,9 @@ impl Proxy {
         ctx.pool = Some(pool);
         // Limits count only requests that passed auth, and refuse before the cache or an
         // upstream does any work.
-        super::limits::check_rate_limits(session, ctx, route, claims.as_ref())?;
+        let remote = self.shared.cache().remote().cloned();
+        super::limits::check_rate_limits(session, ctx, route, claims.as_ref(), remote.as_deref())
+            .await?;
         self.consult_cache(session, ctx, route).await
     }
 

@@ -2,6 +2,7 @@
 //! address, a header, a query parameter, a verified claim) and asks the route's limits.
 
 use super::RequestCtx;
+use crate::cache::RemoteTier;
 use crate::config::LimitKey;
 use crate::error::Reject;
 use crate::headers;
@@ -11,11 +12,12 @@ use std::borrow::Cow;
 
 /// Refuses a request over one of its route's rate limits (429); notes each limit's verdict for
 /// the explain header when asked.
-pub(super) fn check_rate_limits(
+pub(super) async fn check_rate_limits(
     session: &Session,
     ctx: &mut RequestCtx,
     route: usize,
     claims: Option<&serde_json::Value>,
+    remote: Option<&RemoteTier>,
 ) -> Result<(), Reject> {
     let snapshot = ctx.snapshot.clone();
     let Some(limits) = snapshot.limits.get(route).filter(|l| !l.is_empty()) else {
@@ -55,7 +57,9 @@ pub(super) fn check_rate_limits(
         })
         .collect();
     let mut note = ctx.explain.then(String::new);
-    let verdict = limits.check(&keys, ratelimit::now_ns(), note.as_mut());
+    let verdict = limits
+        .check(&keys, ratelimit::now_ns(), note.as_mut(), remote)
+        .await;
     ctx.limits_note = note;
     ctx.quota = verdict.map_err(Reject::RateLimited)?;
     Ok(())

@@ -3,4 +3,5 @@
 
 mod queue;
 mod rate;
+mod shared;
 mod slow_start;

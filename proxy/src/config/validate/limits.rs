@@ -6,7 +6,7 @@ mod tests;
 
 use super::check::Check;
 use crate::config::file::{FileQueue, FileRateLimit};
-use crate::config::limits::{LimitKey, QueueSettings, Rate, RateLimit, TrustedProxies};
+use crate::config::limits::{LimitKey, LimitStore, QueueSettings, Rate, RateLimit, TrustedProxies};
 use crate::config::units::DurationKind;
 use scalelab_common::problem::Problems;
 use std::time::Duration;
@@ -89,6 +89,7 @@ pub(super) fn validate_rate_limits(
     base: &str,
     limits: &[FileRateLimit],
     route_verifies_tokens: bool,
+    has_redis: bool,
     problems: &mut Problems,
 ) -> Vec<RateLimit> {
     let mut valid: Vec<RateLimit> = Vec::new();
@@ -129,30 +130,51 @@ pub(super) fn validate_rate_limits(
             problems.push(format!("{path}.key"), message);
             LimitKey::Route
         });
-        match limit.store.as_deref() {
-            None | Some("memory") => {}
-            Some("redis") => problems.push(
-                format!("{path}.store"),
-                "\"redis\" needs the [redis] table of the scale-out work (issue 12), which this \
-                 proxy does not have yet; use \"memory\" (each proxy keeps its own budget)",
-            ),
-            Some(other) => problems.push(
-                format!("{path}.store"),
-                format!("unknown store {other:?}; valid: \"memory\""),
-            ),
-        }
-        if limit.on_store_error.is_some() {
-            problems.push(
-                format!("{path}.on_store_error"),
-                "only applies to store = \"redis\", which is not supported yet",
-            );
-        }
+        let deny_on_error = match limit.on_store_error.as_deref() {
+            None | Some("allow") => false,
+            Some("deny") => true,
+            Some(other) => {
+                problems.push(
+                    format!("{path}.on_store_error"),
+                    format!("unknown value {other:?}; valid: \"allow\" (default), \"deny\""),
+                );
+                false
+            }
+        };
+        let store = match limit.store.as_deref() {
+            None | Some("memory") => {
+                if limit.on_store_error.is_some() {
+                    problems.push(
+                        format!("{path}.on_store_error"),
+                        "only applies to store = \"redis\"",
+                    );
+                }
+                LimitStore::Memory
+            }
+            Some("redis") => {
+                if !has_redis {
+                    problems.push(
+                        format!("{path}.store"),
+                        "\"redis\" needs a [redis] table with the server's url (one budget shared by every proxy using it)",
+                    );
+                }
+                LimitStore::Redis { deny_on_error }
+            }
+            Some(other) => {
+                problems.push(
+                    format!("{path}.store"),
+                    format!("unknown store {other:?}; valid: \"memory\", \"redis\""),
+                );
+                LimitStore::Memory
+            }
+        };
         if problems.len() == before {
             valid.push(RateLimit {
                 name: limit.name.clone(),
                 rate,
                 burst,
                 key,
+                store,
             });
         }
     }

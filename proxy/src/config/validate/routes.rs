@@ -96,6 +96,7 @@ pub(super) fn validate_routes(
             &base,
             route.rate_limits.as_deref().unwrap_or_default(),
             auth == RouteAuth::Jwt,
+            file.redis.is_some(),
             problems,
         );
         routes.push(Route {

@@ -102,7 +102,7 @@ fn every_traffic_problem_is_reported_with_its_path() {
     let text = config_with(
         "trusted_proxies = [\"10.0.0.0/33\"]",
         "queue = { max = -1, timeout = \"0s\" }\nslow_start = \"forever\"",
-        "rate_limits = [{ name = \"a\", rate = \"20/s\", key = \"jwt.sub\" }, { name = \"a\", rate = \"fast\", burst = 0, store = \"redis\", on_store_error = \"allow\" }]",
+        "rate_limits = [{ name = \"a\", rate = \"20/s\", key = \"jwt.sub\" }, { name = \"a\", rate = \"fast\", burst = 0, store = \"redis\", on_store_error = \"maybe\" }]",
     );
     let problems = problems_of(&text);
     let paths: Vec<&str> = problems.iter().map(|(path, _)| path.as_str()).collect();
@@ -117,8 +117,8 @@ fn every_traffic_problem_is_reported_with_its_path() {
             "routes[0].rate_limits[1].name",
             "routes[0].rate_limits[1].rate",
             "routes[0].rate_limits[1].burst",
-            "routes[0].rate_limits[1].store",
             "routes[0].rate_limits[1].on_store_error",
+            "routes[0].rate_limits[1].store",
         ],
         "{problems:#?}"
     );
@@ -130,5 +130,6 @@ fn every_traffic_problem_is_reported_with_its_path() {
             .unwrap_or_default()
     };
     assert!(message("routes[0].rate_limits[0].key").contains("needs auth = \"jwt\""));
-    assert!(message("routes[0].rate_limits[1].store").contains("issue 12"));
+    assert!(message("routes[0].rate_limits[1].store").contains("needs a [redis] table"));
+    assert!(message("routes[0].rate_limits[1].on_store_error").contains("\"deny\""));
 }
