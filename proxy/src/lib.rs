@@ -10,6 +10,7 @@ pub mod balance;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod framing;
 pub mod headers;
 pub mod health;
 pub mod http1;

@@ -4,6 +4,7 @@
 mod admission;
 mod answer;
 mod caching;
+mod edge;
 mod observe;
 
 use answer::write_answer;

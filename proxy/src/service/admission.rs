@@ -53,6 +53,7 @@ impl Proxy {
             Some(value) if headers::valid_request_id(value.as_bytes()) => value.clone(),
             _ => headers::new_request_id(),
         };
+        super::edge::admit_framing(session)?;
         check_header_size(session, ctx)?;
         let route = resolve_route(session, ctx)?;
         // The token is checked before anything else touches the request: no upstream and no
