@@ -1767,6 +1767,14 @@ fn escape_illegal_request_line(buf: &BytesMut) -> Option<BytesMut> {
         // return if nothing matches: not a request line at all
         let uri = captures.name("uri")?;
 
+        // Whitespace inside the request target is invalid (RFC 9112 section 3.2), and a
+        // server should answer 400 rather than guess which of the possible targets the client
+        // meant: percent-encoding it would forward a target no client sent, and a peer that
+        // splits the line at the first space would route the same bytes elsewhere.
+        if uri.as_bytes().iter().any(|b| matches!(b, b' ' | b'\t')) {
+            return None;
+        }
+
         let escaped_uri = percent_encode(uri.as_bytes(), URI_ESC_CHARSET);
 
         // rebuild the entire request buf in a new buffer
@@ -2887,7 +2895,7 @@ mod tests_stream {
     #[tokio::test]
     async fn read_with_illegal() {
         init_log();
-        let input1 = b"GET /a?q=b c HTTP/1.1\r\n";
+        let input1 = b"GET /a?q=b\"c HTTP/1.1\r\n";
         let input2 = b"Host: pingora.org\r\nContent-Length: 3\r\n\r\n";
         let input3 = b"abc";
         let mock_io = Builder::new()
@@ -2897,7 +2905,7 @@ mod tests_stream {
             .build();
         let mut http_stream = HttpSession::new(Box::new(mock_io));
         http_stream.read_request().await.unwrap();
-        assert_eq!(http_stream.get_path(), &b"/a?q=b%20c"[..]);
+        assert_eq!(http_stream.get_path(), &b"/a?q=b%22c"[..]);
         let res = http_stream.read_body().await.unwrap().unwrap();
         assert_eq!(res, BufRef::new(0, 3));
         assert_eq!(http_stream.body_reader.body_state, ParseState::Complete(3));
@@ -2965,12 +2973,12 @@ mod tests_stream {
         init_log();
         // in query string
         let input = BytesMut::from(
-            &b"GET /a?q=<\"b c\"> HTTP/1.1\r\nHost: pingora.org\r\nContent-Length: 3\r\n\r\n"[..],
+            &b"GET /a?q=<\"bc\"> HTTP/1.1\r\nHost: pingora.org\r\nContent-Length: 3\r\n\r\n"[..],
         );
         let output = escape_illegal_request_line(&input).unwrap();
         assert_eq!(
             &output,
-            &b"GET /a?q=%3C%22b%20c%22%3E HTTP/1.1\r\nHost: pingora.org\r\nContent-Length: 3\r\n\r\n"[..]
+            &b"GET /a?q=%3C%22bc%22%3E HTTP/1.1\r\nHost: pingora.org\r\nContent-Length: 3\r\n\r\n"[..]
         );
 
         // in path
@@ -2987,6 +2995,11 @@ mod tests_stream {
         let input =
             BytesMut::from(&b"GET  HTTP/1.1\r\nHost: pingora.org\r\nContent-Length: 3\r\n\r\n"[..]);
         assert!(escape_illegal_request_line(&input).is_none());
+
+        // whitespace inside the target is refused, not encoded (RFC 9112 section 3.2)
+        for input in [&b"GET /a b HTTP/1.1\r\n\r\n"[..], &b"GET /a?q=<\tb HTTP/1.1\r\n\r\n"[..]] {
+            assert!(escape_illegal_request_line(&BytesMut::from(input)).is_none());
+        }
     }
 
     #[tokio::test]
@@ -4456,7 +4469,7 @@ mod test_pipelining {
     #[tokio::test]
     async fn escaped_uri_pipeline_does_not_copy_following_requests() {
         init_log();
-        let req1 = b"GET /one?q=a b HTTP/1.1\r\nHost: pingora.org\r\n\r\n";
+        let req1 = b"GET /one?q=a\"b HTTP/1.1\r\nHost: pingora.org\r\n\r\n";
         let req2 = b"GET /two HTTP/1.1\r\nHost: pingora.org\r\n\r\n";
         let mut prefix = BytesMut::with_capacity(req1.len() + req2.len());
         prefix.extend_from_slice(req1);
@@ -4468,7 +4481,7 @@ mod test_pipelining {
         session.set_pipelining_enabled(true);
         session.set_pipelined_prefix(prefix);
         session.read_request().await.unwrap();
-        assert_eq!(session.get_path(), b"/one?q=a%20b");
+        assert_eq!(session.get_path(), b"/one?q=a%22b");
 
         let reused = session.reuse().await.unwrap().expect("connection reusable");
         let (_, prefix) = reused.into_parts();
@@ -4532,7 +4545,7 @@ mod test_pipelining {
     #[tokio::test]
     async fn escaped_uri_with_bare_lf_keeps_all_pipelined_bytes() {
         init_log();
-        let req1 = b"GET /one?q=a b HTTP/1.1\nHost: pingora.org\n\n";
+        let req1 = b"GET /one?q=a\"b HTTP/1.1\nHost: pingora.org\n\n";
         let req2 = b"GET /two HTTP/1.1\r\nHost: pingora.org\r\n\r\n";
         let mut prefix = BytesMut::with_capacity(req1.len() + req2.len());
         prefix.extend_from_slice(req1);
@@ -4543,7 +4556,7 @@ mod test_pipelining {
         session.set_pipelining_enabled(true);
         session.set_pipelined_prefix(prefix);
         session.read_request().await.unwrap();
-        assert_eq!(session.get_path(), b"/one?q=a%20b");
+        assert_eq!(session.get_path(), b"/one?q=a%22b");
 
         let reused = session.reuse().await.unwrap().expect("connection reusable");
         let (stream, prefix) = reused.into_parts();
