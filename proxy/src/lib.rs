@@ -9,6 +9,7 @@ pub mod admin;
 pub mod balance;
 pub mod cache;
 pub mod config;
+pub mod edge;
 pub mod error;
 pub mod framing;
 pub mod headers;

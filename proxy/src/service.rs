@@ -428,6 +428,7 @@ impl ProxyHttp for Proxy {
                 can_reuse_downstream: false,
             };
         };
+        crate::edge::count_refusal(&reject);
         let code = reject.status();
         if session.response_written().is_none() && caching::serve_stale_on_error(session, ctx).await
         {
@@ -470,6 +471,15 @@ impl ProxyHttp for Proxy {
         if let Ok(ip) = previous.downcast::<HeaderValue>() {
             ctx.client_ip = Some(*ip);
         }
+    }
+
+    /// Heads Pingora's parser refuses are answered, counted and logged like other refusals.
+    fn request_head_error(
+        &self,
+        session: &pingora::protocols::http::ServerSession,
+        error: &Error,
+    ) -> Option<(ResponseHeader, Bytes)> {
+        edge::answer_head_error(&self.shared, session, error)
     }
 
     /// A client that closes its connection is not an error worth a log line of its own; the

@@ -31,7 +31,9 @@ pub(super) enum Stop {
 }
 
 impl From<Reject> for Stop {
+    /// Every refusal of admission passes here, so it is counted here, once.
     fn from(reject: Reject) -> Stop {
+        crate::edge::count_refusal(&reject);
         Stop::Answer(reject.into())
     }
 }

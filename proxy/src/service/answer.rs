@@ -5,6 +5,7 @@ use super::RequestCtx;
 use crate::error::Answer;
 use crate::headers;
 use bytes::Bytes;
+use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::prelude::Session;
 use pingora::Result;
@@ -16,24 +17,32 @@ pub(super) async fn write_answer(
     ctx: &RequestCtx,
     answer: &Answer,
 ) -> Result<()> {
+    let (header, body) = response(answer, &ctx.request_id, &ctx.snapshot.generation_header)?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}
+
+/// The response head and body of an answer; also used for the request heads Pingora refuses
+/// before a request context exists.
+pub(super) fn response(
+    answer: &Answer,
+    request_id: &HeaderValue,
+    generation: &HeaderValue,
+) -> Result<(ResponseHeader, Bytes)> {
     let body = Bytes::from(answer.body_bytes());
     let mut header = ResponseHeader::build(answer.status, Some(6))?;
     header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
-    header.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
-    header.insert_header(
-        headers::CONFIG_GENERATION,
-        ctx.snapshot.generation_header.clone(),
-    )?;
+    header.insert_header(headers::REQUEST_ID, request_id.clone())?;
+    header.insert_header(headers::CONFIG_GENERATION, generation.clone())?;
     if answer.no_store {
         header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
     }
     if let Some((name, value)) = &answer.header {
         header.insert_header(*name, value.as_str())?;
     }
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
-    session.write_response_body(Some(body), true).await?;
-    Ok(())
+    Ok((header, body))
 }

@@ -3,7 +3,13 @@
 
 use crate::error::Reject;
 use crate::framing::{self, Framing};
+use crate::headers;
+use crate::state::Shared;
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
 use pingora::prelude::Session;
+use pingora::protocols::http::ServerSession;
+use pingora::Error;
 
 /// Prepares the session and normalises or refuses the request's framing.
 pub(super) fn admit_framing(session: &mut Session) -> Result<(), Reject> {
@@ -23,4 +29,30 @@ pub(super) fn admit_framing(session: &mut Session) -> Result<(), Reject> {
             detail: error.to_string(),
         }),
     }
+}
+
+/// A request head Pingora could not read: counted by reason, logged once in the access log, and
+/// answered in the proxy's JSON format when the client can still be told.
+pub(super) fn answer_head_error(
+    shared: &Shared,
+    session: &ServerSession,
+    error: &Error,
+) -> Option<(ResponseHeader, Bytes)> {
+    let (reason, answer) = crate::edge::head_error(error);
+    crate::edge::count(reason);
+    let request_id = headers::new_request_id();
+    tracing::info!(
+        target: "access",
+        method = "-",
+        path = "-",
+        status = answer.as_ref().map_or(0, |answer| answer.status),
+        route = "unmatched",
+        client = %session.client_addr().map_or_else(|| "-".to_string(), ToString::to_string),
+        request_id = request_id.to_str().unwrap_or("-"),
+        error = reason,
+    );
+    let answer = answer?;
+    super::answer::response(&answer, &request_id, &shared.snapshot().generation_header)
+        .map_err(|error| tracing::warn!(%error, "cannot build the answer to a malformed head"))
+        .ok()
 }
