@@ -101,6 +101,11 @@ pub struct HttpSession {
     update_resp_headers: bool,
     /// timeouts:
     keepalive_timeout: KeepaliveStatus,
+    /// The whole request head must arrive within this time; see [`Self::set_header_read_timeout`].
+    header_read_timeout: Option<Duration>,
+    /// Whether the header read timeout starts at the head's first byte rather than at the start
+    /// of [`Self::read_request`] (on a reused connection the wait before it is idle time).
+    header_clock_at_first_byte: bool,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     /// How long to wait to make downstream session reusable, if body needs to be drained.
@@ -183,6 +188,8 @@ impl HttpSession {
             proxy_task_state: ProxyTaskState::default(),
             body_write_buf: BytesMut::new(),
             keepalive_timeout: KeepaliveStatus::Off,
+            header_read_timeout: None,
+            header_clock_at_first_byte: false,
             update_resp_headers: true,
             response_written: None,
             request_header: None,
@@ -304,6 +311,12 @@ impl HttpSession {
         let mut already_read = buf.len();
         let mut skip_next_read = already_read != 0;
         let mut detached_suffix = None;
+        // A per-read timeout does not bound a client that sends one byte just before each
+        // read times out; this deadline bounds the whole head.
+        let header_timeout = self.header_read_timeout;
+        let mut header_deadline = header_timeout
+            .filter(|_| !self.header_clock_at_first_byte || already_read != 0)
+            .map(|t| std::time::Instant::now() + t);
         loop {
             if already_read > MAX_HEADER_SIZE {
                 /* NOTE: this check only blocks second read. The first large read is allowed
@@ -323,10 +336,33 @@ impl HttpSession {
             // this request and is waiting for our response).
             if skip_next_read {
                 skip_next_read = false;
-            } else if let Some(n) = self.read_request_buf(&mut buf, already_read).await? {
-                already_read += n;
             } else {
-                return Ok(None);
+                let read = self.read_request_buf(&mut buf, already_read);
+                let read = match (header_deadline, header_timeout) {
+                    (Some(deadline), Some(limit)) => {
+                        let left = deadline.saturating_duration_since(std::time::Instant::now());
+                        match timeout(left, read).await {
+                            Ok(read) => read,
+                            Err(_) => {
+                                return Error::e_explain(
+                                    ReadTimedout,
+                                    format!("request header not complete within {limit:?}"),
+                                );
+                            }
+                        }
+                    }
+                    _ => read.await,
+                };
+                match read? {
+                    Some(n) => {
+                        already_read += n;
+                        if header_deadline.is_none() {
+                            header_deadline =
+                                header_timeout.map(|t| std::time::Instant::now() + t);
+                        }
+                    }
+                    None => return Ok(None),
+                }
             }
 
             // Use loop as GOTO to retry escaped request buffer, not a real loop
@@ -1326,6 +1362,17 @@ impl HttpSession {
         } else {
             self.set_keepalive(keepalive);
         }
+    }
+
+    /// Sets a deadline for the whole request head: [`Self::read_request`] fails with
+    /// `ReadTimedout` when the head is not complete `timeout` after the clock starts. The clock
+    /// starts when `read_request` is called, or, with `at_first_byte`, when the first byte of the
+    /// head arrives (for a reused connection, whose wait before that byte is keep-alive idle
+    /// time bounded by the keep-alive timeout). Unlike the per-read timeout, this bounds a
+    /// client that trickles the head one byte at a time. `None` (the default) sets no deadline.
+    pub fn set_header_read_timeout(&mut self, timeout: Option<Duration>, at_first_byte: bool) {
+        self.header_read_timeout = timeout;
+        self.header_clock_at_first_byte = at_first_byte;
     }
 
     /// Sets the downstream read timeout. This will trigger if we're unable
