@@ -2,6 +2,7 @@
 //! returning either a `Config` that cannot be invalid or every problem at once, each with its
 //! TOML path and line.
 
+mod client_limits;
 mod file;
 pub mod key_template;
 pub mod units;
@@ -19,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use client_limits::ClientLimits;
 pub use file::FileConfig;
 pub use validate::MAX_SERVERS_PER_UPSTREAM;
 
@@ -132,6 +134,9 @@ pub struct ProxySettings {
     /// Record per-request metrics (rate, errors, latency per route and server). On by default;
     /// off only to measure what recording costs.
     pub request_metrics: bool,
+    /// Timeouts, connection and body limits for clients (`[proxy]` keys of the same names).
+    #[serde(flatten)]
+    pub client: ClientLimits,
 }
 
 /// One `[upstreams.NAME]` group.
@@ -183,6 +188,8 @@ pub struct Route {
     pub auth: RouteAuth,
     /// Remove `path` from the front of the request path before forwarding.
     pub strip_prefix: bool,
+    /// This route's request body limit, instead of `[proxy] max_body_bytes`.
+    pub max_body_bytes: Option<u64>,
 }
 
 /// Why a config file could not be used.

@@ -4,6 +4,7 @@
 //! answered here in the proxy's JSON format and logged once in the access log.
 
 pub mod limits;
+pub mod listener;
 #[cfg(test)]
 mod tests;
 

@@ -74,6 +74,9 @@ pub struct RequestCtx {
     /// The client's IP as a header value, carried across keep-alive requests of one
     /// connection so it is looked up and formatted once per connection, not per request.
     client_ip: Option<HeaderValue>,
+    /// The request body limit of the request's route, and the body bytes read so far.
+    body_limit: u64,
+    body_seen: u64,
     _active: ActiveRequest,
 }
 
@@ -138,6 +141,8 @@ impl ProxyHttp for Proxy {
             token_verified: false,
             auth_subject: None,
             client_ip: None,
+            body_limit: u64::MAX,
+            body_seen: 0,
             _active: self.shared.start_request(),
         }
     }
@@ -153,6 +158,20 @@ impl ProxyHttp for Proxy {
             }
             Err(Stop::Error(error)) => Err(error),
         }
+    }
+
+    /// Enforces the body limit on bodies without a Content-Length (chunked).
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        edge::count_body(ctx, body.as_ref()).map_err(|reject| {
+            ctx.reject = Some(reject);
+            Error::explain(ErrorType::HTTPStatus(413), "request body too large")
+        })
     }
 
     /// Picks a server (never one this request already tried) and takes its in-flight slot.

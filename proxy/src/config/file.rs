@@ -34,6 +34,11 @@ pub struct FileProxy {
     pub shutdown_timeout: Option<String>,
     pub max_header_bytes: Option<i64>,
     pub request_metrics: Option<bool>,
+    pub client_header_timeout: Option<String>,
+    pub client_body_timeout: Option<String>,
+    pub keepalive_timeout: Option<String>,
+    pub max_connections: Option<i64>,
+    pub max_body_bytes: Option<ByteSize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +82,7 @@ pub struct FileRoute {
     pub cache: Option<FileRouteCache>,
     pub auth: Option<String>,
     pub strip_prefix: Option<bool>,
+    pub max_body_bytes: Option<ByteSize>,
 }
 
 #[derive(Debug, Deserialize)]

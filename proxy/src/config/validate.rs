@@ -8,6 +8,7 @@
 
 mod cache;
 mod check;
+mod client;
 mod lines;
 mod routes;
 mod upstream;
@@ -98,5 +99,6 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
             64 * 1024,
         ) as usize,
         request_metrics: proxy.request_metrics.unwrap_or(true),
+        client: client::validate_client_limits(proxy, problems),
     }
 }

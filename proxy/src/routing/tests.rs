@@ -14,6 +14,7 @@ fn route(name: &str, path: &str, host: Option<&str>, methods: Option<&[&str]>) -
         cache: None,
         auth: crate::config::RouteAuth::None,
         strip_prefix: false,
+        max_body_bytes: None,
     }
 }
 

@@ -55,12 +55,13 @@ impl Proxy {
             Some(value) if headers::valid_request_id(value.as_bytes()) => value.clone(),
             _ => headers::new_request_id(),
         };
-        super::edge::admit_framing(session)?;
+        super::edge::admit_framing(session, ctx)?;
         check_header_size(session, ctx)?;
         let route = resolve_route(session, ctx)?;
         // The token is checked before anything else touches the request: no upstream and no
         // cache lookup for a request that fails auth.
         ctx.route = Some(route);
+        super::edge::limit_body(session, ctx)?;
         self.check_token(session, ctx, route)?;
         let pool = ctx
             .snapshot
