@@ -30,6 +30,20 @@ pub enum FramingError {
     /// Pingora reconciles equal duplicates; anything else left here is ambiguous.
     #[error("Content-Length is not one decimal length")]
     AmbiguousContentLength,
+    /// RFC 9112 section 3.2: a server must answer 400 to an HTTP/1.1 request without `Host`.
+    #[error("HTTP/1.1 request without Host")]
+    MissingHost,
+}
+
+/// Checks that an HTTP/1.1 request names its host (Pingora refuses two `Host` fields).
+///
+/// # Errors
+/// `MissingHost` for an HTTP/1.1 request without one.
+pub fn check_host(version: http::Version, headers: &HeaderMap) -> Result<(), FramingError> {
+    if version == http::Version::HTTP_11 && !headers.contains_key(http::header::HOST) {
+        return Err(FramingError::MissingHost);
+    }
+    Ok(())
 }
 
 /// Checks the framing fields of a request head Pingora has already accepted.

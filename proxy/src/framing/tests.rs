@@ -66,3 +66,15 @@ fn framing_table() {
         assert_eq!(&check(&headers(fields)), expected, "{fields:?}");
     }
 }
+
+#[test]
+fn http_1_1_needs_a_host() {
+    let none = HeaderMap::new();
+    let host = headers(&[("host", "a")]);
+    assert_eq!(
+        check_host(http::Version::HTTP_11, &none),
+        Err(FramingError::MissingHost)
+    );
+    assert_eq!(check_host(http::Version::HTTP_11, &host), Ok(()));
+    assert_eq!(check_host(http::Version::HTTP_10, &none), Ok(()));
+}

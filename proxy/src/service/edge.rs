@@ -25,7 +25,10 @@ pub(super) fn admit_framing(session: &mut Session, ctx: &RequestCtx) -> Result<(
         session.set_keepalive(Some(limits.keepalive_seconds()));
     }
     session.set_read_timeout(Some(limits.client_body_timeout));
-    match framing::check(&session.req_header().headers) {
+    let head = session.req_header();
+    let checked = framing::check_host(head.version, &head.headers)
+        .and_then(|()| framing::check(&head.headers));
+    match checked {
         Ok(Framing::Unchanged) => {}
         Ok(Framing::SingleContentLength(length)) => {
             let head = session.req_header_mut();

@@ -1,6 +1,7 @@
 //! Integration tests: real backends, the real `scalelab-proxy` binary, real HTTP clients.
 #![allow(clippy::unwrap_used)]
 
+mod attack;
 mod auth;
 mod balancing;
 mod cache;
@@ -11,3 +12,4 @@ mod lifecycle;
 mod metrics;
 mod reload;
 mod request_metrics;
+mod smuggling;
