@@ -12,4 +12,5 @@ mod lifecycle;
 mod metrics;
 mod reload;
 mod request_metrics;
+mod slow_clients;
 mod smuggling;

@@ -7,10 +7,10 @@ use crate::attack::{self, masked, Recorder};
 use crate::harness::{TestConfig, TestProxy};
 use std::net::SocketAddr;
 
-/// A proxy with one route to the recording upstream (no health checks, so the recorder sees
-/// only what clients sent through the proxy).
-async fn proxy_in_front_of(recorder: &Recorder, extra: &str) -> (TestProxy, SocketAddr) {
-    let config = TestConfig::new()
+/// A config with one route to the recording upstream (no health checks, so the recorder sees
+/// only what clients sent through the proxy) and `extra` lines in `[proxy]`.
+pub(crate) fn recording_config(recorder: &Recorder, extra: &str) -> TestConfig {
+    TestConfig::new()
         .threads(1)
         .proxy_setting(extra)
         .upstream(crate::harness::UpstreamSpec {
@@ -21,13 +21,22 @@ async fn proxy_in_front_of(recorder: &Recorder, extra: &str) -> (TestProxy, Sock
             read_timeout: "5s",
             health: None,
         })
-        .route("all", "/", "rec");
-    let proxy = TestProxy::start(&config).await;
-    let addr = proxy
+        .route("all", "/", "rec")
+}
+
+/// The proxy listener's address.
+pub(crate) fn listener(proxy: &TestProxy) -> SocketAddr {
+    proxy
         .base
         .trim_start_matches("http://")
         .parse()
-        .expect("proxy addr");
+        .expect("proxy addr")
+}
+
+/// The proxy, started with `recording_config`.
+pub(crate) async fn proxy_in_front_of(recorder: &Recorder, extra: &str) -> (TestProxy, SocketAddr) {
+    let proxy = TestProxy::start(&recording_config(recorder, extra)).await;
+    let addr = listener(&proxy);
     (proxy, addr)
 }
 
