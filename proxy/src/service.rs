@@ -5,6 +5,7 @@ mod admission;
 mod answer;
 mod caching;
 mod edge;
+mod forward;
 mod observe;
 
 use answer::write_answer;
@@ -215,6 +216,10 @@ impl ProxyHttp for Proxy {
         peer.options.connection_timeout = Some(pool.config.connect_timeout);
         peer.options.read_timeout = Some(pool.config.read_timeout);
         peer.options.write_timeout = Some(pool.config.read_timeout);
+        // A response framed both ways is refused (502), not read as chunked: a client or cache
+        // behind us could frame it the other way.
+        peer.options
+            .reject_h1_response_with_content_length_and_transfer_encoding = true;
         Ok(Box::new(peer))
     }
 
@@ -285,67 +290,7 @@ impl ProxyHttp for Proxy {
         upstream_request: &mut pingora::http::RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let strip = ctx
-            .route
-            .and_then(|r| ctx.snapshot.routes.get(r))
-            .filter(|route| route.strip_prefix)
-            .map(|route| route.path.as_str());
-        let path = match strip {
-            Some(prefix) => headers::strip_path_prefix(upstream_request.uri.path(), prefix),
-            None => std::borrow::Cow::Borrowed(upstream_request.uri.path()),
-        };
-        let query = upstream_request.uri.query();
-        let rewritten =
-            headers::strip_query_param(&path, query, headers::STRATEGY_PARAM).or_else(|| {
-                (path != upstream_request.uri.path()).then(|| match query {
-                    Some(q) => format!("{path}?{q}"),
-                    None => path.to_string(),
-                })
-            });
-        if let Some(rewritten) = rewritten {
-            let uri = rewritten
-                .parse::<http::Uri>()
-                .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "bad rewritten uri"))?;
-            upstream_request.set_uri(uri);
-        }
-        upstream_request.remove_header(headers::STRATEGY_OVERRIDE);
-        upstream_request.remove_header(headers::EXPLAIN);
-        // Identity headers are the proxy's to set; a client's own are never passed on.
-        upstream_request.remove_header(headers::AUTH_SUBJECT);
-        upstream_request.remove_header(headers::AUTH_CLAIMS);
-        // A `sub` that cannot be a header value is not forwarded rather than failing the request.
-        if let Some(subject) = ctx
-            .auth_subject
-            .as_deref()
-            .and_then(|s| HeaderValue::from_str(s).ok())
-        {
-            upstream_request.insert_header(headers::AUTH_SUBJECT, subject)?;
-        }
-        if ctx.client_ip.is_none() {
-            ctx.client_ip = session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .and_then(|addr| HeaderValue::from_str(&addr.ip().to_string()).ok());
-        }
-        if let Some(client_ip) = &ctx.client_ip {
-            match upstream_request
-                .headers
-                .get(headers::FORWARDED_FOR)
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(existing) => {
-                    let chain =
-                        headers::forwarded_for(Some(existing), client_ip.to_str().unwrap_or(""));
-                    upstream_request.insert_header(headers::FORWARDED_FOR, chain)?;
-                }
-                None => {
-                    upstream_request.insert_header(headers::FORWARDED_FOR, client_ip.clone())?
-                }
-            }
-        }
-        upstream_request.insert_header(headers::FORWARDED_PROTO, "http")?;
-        upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
-        Ok(())
+        forward::rewrite_upstream_request(session, upstream_request, ctx)
     }
 
     /// Marks the response as started and drops hop-by-hop fields.

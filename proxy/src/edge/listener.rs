@@ -4,21 +4,25 @@
 
 use super::limits::ConnectionLimit;
 use crate::config::ClientLimits;
-use crate::service::Proxy;
 use pingora::apps::HttpServerOptions;
-use pingora::proxy::HttpProxy;
+use pingora::proxy::{HttpProxy, ProxyHttp};
 use pingora::server::configuration::ServerConf;
 use pingora::services::listening::Service;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// The service answering on `addr`.
-pub fn service(
+/// The service answering on `addr` (generic over the proxy so `edge` does not depend on
+/// `service`, which depends on `edge`).
+pub fn service<P>(
     conf: &Arc<ServerConf>,
-    proxy: Proxy,
+    proxy: P,
     addr: SocketAddr,
     limits: &ClientLimits,
-) -> Service<ConnectionLimit<HttpProxy<Proxy>>> {
+) -> Service<ConnectionLimit<HttpProxy<P>>>
+where
+    P: ProxyHttp + Send + Sync + 'static,
+    P::CTX: Send + Sync,
+{
     let mut app = pingora::proxy::http_proxy(conf, proxy);
     let mut options = HttpServerOptions::default();
     options.h1_header_read_timeout = Some(limits.client_header_timeout);

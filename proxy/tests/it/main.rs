@@ -14,3 +14,4 @@ mod reload;
 mod request_metrics;
 mod slow_clients;
 mod smuggling;
+mod upstream_faults;
