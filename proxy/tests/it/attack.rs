@@ -81,9 +81,18 @@ pub struct Recorder {
 impl Recorder {
     /// Listens on a free port of 127.0.0.1; runs on the current tokio runtime.
     pub async fn start() -> Recorder {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Recorder::start_on(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("bind the recorder")
+    }
+
+    /// Listens on `addr` (a fixed port, for proxies configured ahead of time).
+    pub async fn start_on(addr: SocketAddr) -> Result<Recorder, String> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|error| format!("bind {addr}: {error}"))?;
         let recorder = Recorder {
-            addr: listener.local_addr().expect("addr"),
+            addr: listener.local_addr().map_err(|error| error.to_string())?,
             received: Arc::default(),
             requests: Arc::default(),
         };
@@ -93,7 +102,7 @@ impl Recorder {
                 tokio::spawn(serving.clone().serve(stream));
             }
         });
-        recorder
+        Ok(recorder)
     }
 
     /// Forgets what was received so far.
@@ -137,6 +146,16 @@ impl Recorder {
             }
         }
     }
+}
+
+/// How many complete requests `bytes` holds, read as the recorder reads them.
+pub fn count_requests(mut bytes: &[u8]) -> usize {
+    let mut count = 0;
+    while let Some(length) = request_length(bytes) {
+        bytes = &bytes[length..];
+        count += 1;
+    }
+    count
 }
 
 /// The length of the first complete request in `buf`, if it is complete.
