@@ -56,8 +56,8 @@ for target in "${targets[@]}"; do
         result="**crash** (see fuzz/artifacts/$target)"
         status=1
     fi
-    runs=$(awk -F: '/stat::number_of_executed_units/ { gsub(/ /, "", $2); print $2 }' "$WORK/$target.log")
-    speed=$(awk -F: '/stat::average_exec_per_sec/ { gsub(/ /, "", $2); print $2 }' "$WORK/$target.log")
+    runs=$(awk '/stat::number_of_executed_units/ { print $NF }' "$WORK/$target.log")
+    speed=$(awk '/stat::average_exec_per_sec/ { print $NF }' "$WORK/$target.log")
     corpus=$(find "corpus/$target" -type f | wc -l)
     echo "| $target | ${runs:-?} | ${speed:-?} | $corpus | $result |" >>"$REPORT"
 done
