@@ -3,6 +3,7 @@
 //! TOML path and line.
 
 mod access_log;
+mod client_limits;
 mod file;
 pub mod key_template;
 pub mod limits;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use access_log::{AccessLogFormat, AccessLogSettings};
+pub use client_limits::ClientLimits;
 pub use file::FileConfig;
 pub use limits::{LimitKey, LimitStore, QueueSettings, Rate, RateLimit, TrustedProxies};
 pub use overrides::{set_overrides, OverrideError, Overrides};
@@ -169,6 +171,9 @@ pub struct ProxySettings {
     pub trusted_proxies: TrustedProxies,
     /// Where and how the one line per request is written.
     pub access_log: AccessLogSettings,
+    /// Timeouts, connection and body limits for clients (`[proxy]` keys of the same names).
+    #[serde(flatten)]
+    pub client: ClientLimits,
 }
 
 /// One `[upstreams.NAME]` group.
@@ -229,6 +234,8 @@ pub struct Route {
     pub strip_prefix: bool,
     /// Checked in order after auth and before the cache; every one must allow the request.
     pub rate_limits: Vec<RateLimit>,
+    /// This route's request body limit, instead of `[proxy] max_body_bytes`.
+    pub max_body_bytes: Option<u64>,
 }
 
 /// Why a config file could not be used.

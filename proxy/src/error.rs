@@ -72,6 +72,8 @@ pub enum Reject {
     UnknownStrategy { given: String },
     #[error("request header section is {size} bytes, over the {limit}-byte limit")]
     HeadersTooLarge { size: usize, limit: usize },
+    #[error("request body over the {limit}-byte limit")]
+    BodyTooLarge { limit: u64 },
     #[error("no healthy server in upstream {upstream}")]
     NoHealthyUpstream { upstream: String },
     #[error("every server of upstream {upstream} is at its max_connections ({reason})")]
@@ -101,6 +103,7 @@ impl Reject {
             Reject::NoRoute { .. } => 404,
             Reject::UnknownStrategy { .. } | Reject::BadRequest { .. } => 400,
             Reject::HeadersTooLarge { .. } => 431,
+            Reject::BodyTooLarge { .. } => 413,
             Reject::NoHealthyUpstream { .. } | Reject::UpstreamBusy { .. } => 503,
             Reject::UpstreamTimeout { .. } => 504,
             Reject::UpstreamFailed { .. } => 502,
@@ -125,6 +128,9 @@ impl Reject {
                 "size": size,
                 "limit": limit,
             }),
+            Reject::BodyTooLarge { limit } => {
+                json!({"error": "request body too large", "limit": limit})
+            }
             Reject::NoHealthyUpstream { upstream } => {
                 json!({"error": "no healthy upstream server", "upstream": upstream})
             }

@@ -23,6 +23,9 @@ pub const RESTART_ONLY: &[&str] = &[
     "proxy.admin_listen",
     "proxy.threads",
     "proxy.shutdown_timeout",
+    // Built into the listeners' server options and connection limits at start.
+    "proxy.client_header_timeout",
+    "proxy.max_connections",
 ];
 
 /// The journal's view of a `ConfigError`: one entry per issue, with path and line kept apart.

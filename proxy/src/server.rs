@@ -98,15 +98,14 @@ pub fn run(
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Proxy::new(shared.clone()),
-        "scalelab-proxy",
-    );
     for addr in &settings.listen {
-        proxy.add_tcp(&addr.to_string());
+        server.add_service(crate::edge::listener::service(
+            &server.configuration,
+            Proxy::new(shared.clone()),
+            *addr,
+            &settings.client,
+        ));
     }
-    server.add_service(proxy);
     server.add_service(background_service(
         "admin",
         AdminService {

@@ -4,6 +4,8 @@
 mod admission;
 mod answer;
 mod caching;
+mod edge;
+mod forward;
 mod limits;
 mod observe;
 mod pick;
@@ -79,6 +81,9 @@ pub struct RequestCtx {
     /// The client's IP as a header value, carried across keep-alive requests of one
     /// connection so it is looked up and formatted once per connection, not per request.
     client_ip: Option<HeaderValue>,
+    /// The request body limit of the request's route, and the body bytes read so far.
+    body_limit: u64,
+    body_seen: u64,
     _active: ActiveRequest,
 }
 
@@ -145,6 +150,8 @@ impl ProxyHttp for Proxy {
             token_verified: false,
             auth_subject: None,
             client_ip: None,
+            body_limit: u64::MAX,
+            body_seen: 0,
             _active: self.shared.start_request(),
         }
     }
@@ -160,6 +167,20 @@ impl ProxyHttp for Proxy {
             }
             Err(Stop::Error(error)) => Err(error),
         }
+    }
+
+    /// Enforces the body limit on bodies without a Content-Length (chunked).
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        edge::count_body(ctx, body.as_ref()).map_err(|reject| {
+            ctx.reject = Some(reject);
+            Error::explain(ErrorType::HTTPStatus(413), "request body too large")
+        })
     }
 
     /// Picks a server (never one this request already tried) and takes its in-flight slot,
@@ -239,67 +260,7 @@ impl ProxyHttp for Proxy {
         upstream_request: &mut pingora::http::RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let strip = ctx
-            .route
-            .and_then(|r| ctx.snapshot.routes.get(r))
-            .filter(|route| route.strip_prefix)
-            .map(|route| route.path.as_str());
-        let path = match strip {
-            Some(prefix) => headers::strip_path_prefix(upstream_request.uri.path(), prefix),
-            None => std::borrow::Cow::Borrowed(upstream_request.uri.path()),
-        };
-        let query = upstream_request.uri.query();
-        let rewritten =
-            headers::strip_query_param(&path, query, headers::STRATEGY_PARAM).or_else(|| {
-                (path != upstream_request.uri.path()).then(|| match query {
-                    Some(q) => format!("{path}?{q}"),
-                    None => path.to_string(),
-                })
-            });
-        if let Some(rewritten) = rewritten {
-            let uri = rewritten
-                .parse::<http::Uri>()
-                .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "bad rewritten uri"))?;
-            upstream_request.set_uri(uri);
-        }
-        // Control headers are the proxy's to read and identity headers the proxy's to set; a
-        // client's own are never passed on.
-        for name in headers::present(&upstream_request.headers, &headers::CLIENT_CONTROL) {
-            upstream_request.remove_header(name);
-        }
-        // A `sub` that cannot be a header value is not forwarded rather than failing the request.
-        if let Some(subject) = ctx
-            .auth_subject
-            .as_deref()
-            .and_then(|s| HeaderValue::from_str(s).ok())
-        {
-            upstream_request.insert_header(headers::AUTH_SUBJECT, subject)?;
-        }
-        if ctx.client_ip.is_none() {
-            ctx.client_ip = session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .and_then(|addr| HeaderValue::from_str(&addr.ip().to_string()).ok());
-        }
-        if let Some(client_ip) = &ctx.client_ip {
-            match upstream_request
-                .headers
-                .get(headers::FORWARDED_FOR)
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(existing) => {
-                    let chain =
-                        headers::forwarded_for(Some(existing), client_ip.to_str().unwrap_or(""));
-                    upstream_request.insert_header(headers::FORWARDED_FOR, chain)?;
-                }
-                None => {
-                    upstream_request.insert_header(headers::FORWARDED_FOR, client_ip.clone())?
-                }
-            }
-        }
-        upstream_request.insert_header(headers::FORWARDED_PROTO, "http")?;
-        upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
-        Ok(())
+        forward::rewrite_upstream_request(session, upstream_request, ctx)
     }
 
     /// Marks the response as started and drops hop-by-hop fields.
@@ -405,6 +366,7 @@ impl ProxyHttp for Proxy {
                 can_reuse_downstream: false,
             };
         };
+        crate::edge::count_refusal(&reject);
         let code = reject.status();
         if session.response_written().is_none() && caching::serve_stale_on_error(session, ctx).await
         {
@@ -447,6 +409,15 @@ impl ProxyHttp for Proxy {
         if let Ok(ip) = previous.downcast::<HeaderValue>() {
             ctx.client_ip = Some(*ip);
         }
+    }
+
+    /// Heads Pingora's parser refuses are answered, counted and logged like other refusals.
+    fn request_head_error(
+        &self,
+        session: &pingora::protocols::http::ServerSession,
+        error: &Error,
+    ) -> Option<(ResponseHeader, Bytes)> {
+        edge::answer_head_error(&self.shared, session, error)
     }
 
     /// A client that closes its connection is not an error worth a log line of its own; the

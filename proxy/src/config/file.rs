@@ -42,6 +42,11 @@ pub struct FileProxy {
     pub request_metrics: Option<bool>,
     pub trusted_proxies: Option<Vec<String>>,
     pub access_log: Option<FileAccessLog>,
+    pub client_header_timeout: Option<String>,
+    pub client_body_timeout: Option<String>,
+    pub keepalive_timeout: Option<String>,
+    pub max_connections: Option<i64>,
+    pub max_body_bytes: Option<ByteSize>,
 }
 
 /// `[proxy] access_log = { path, format, enabled }`.
@@ -98,6 +103,7 @@ pub struct FileRoute {
     pub auth: Option<String>,
     pub strip_prefix: Option<bool>,
     pub rate_limits: Option<Vec<FileRateLimit>>,
+    pub max_body_bytes: Option<ByteSize>,
 }
 
 #[derive(Debug, Deserialize)]

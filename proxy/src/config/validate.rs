@@ -9,6 +9,7 @@
 mod access_log;
 mod cache;
 mod check;
+mod client;
 mod limits;
 mod lines;
 mod routes;
@@ -108,5 +109,6 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
         request_metrics: proxy.request_metrics.unwrap_or(true),
         trusted_proxies: limits::validate_trusted_proxies(proxy.trusted_proxies.as_ref(), problems),
         access_log: access_log::validate_access_log(proxy.access_log.as_ref(), problems),
+        client: client::validate_client_limits(proxy, problems),
     }
 }

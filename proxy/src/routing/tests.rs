@@ -15,6 +15,7 @@ fn route(name: &str, path: &str, host: Option<&str>, methods: Option<&[&str]>) -
         auth: crate::config::RouteAuth::None,
         strip_prefix: false,
         rate_limits: Vec::new(),
+        max_body_bytes: None,
     }
 }
 

@@ -31,7 +31,9 @@ pub(super) enum Stop {
 }
 
 impl From<Reject> for Stop {
+    /// Every refusal of admission passes here, so it is counted here, once.
     fn from(reject: Reject) -> Stop {
+        crate::edge::count_refusal(&reject);
         Stop::Answer(reject.into())
     }
 }
@@ -53,11 +55,13 @@ impl Proxy {
             Some(value) if headers::valid_request_id(value.as_bytes()) => value.clone(),
             _ => headers::new_request_id(),
         };
+        super::edge::admit_framing(session, ctx)?;
         check_header_size(session, ctx)?;
         let route = resolve_route(session, ctx)?;
         // The token is checked before anything else touches the request: no upstream and no
         // cache lookup for a request that fails auth.
         ctx.route = Some(route);
+        super::edge::limit_body(session, ctx)?;
         let claims = self.check_token(session, ctx, route)?;
         let pool = ctx
             .snapshot

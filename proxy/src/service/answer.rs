@@ -5,6 +5,7 @@ use super::RequestCtx;
 use crate::error::Answer;
 use crate::headers;
 use bytes::Bytes;
+use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::prelude::Session;
 use pingora::Result;
@@ -16,28 +17,36 @@ pub(super) async fn write_answer(
     ctx: &RequestCtx,
     answer: &Answer,
 ) -> Result<()> {
-    let body = Bytes::from(answer.body_bytes());
-    let mut header = ResponseHeader::build(answer.status, Some(6))?;
-    header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-    header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
-    header.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
-    header.insert_header(
-        headers::CONFIG_GENERATION,
-        ctx.snapshot.generation_header.clone(),
-    )?;
-    if answer.no_store {
-        header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-    }
+    let (mut header, body) = response(answer, &ctx.request_id, &ctx.snapshot.generation_header)?;
     // A refusal by a rate limit explains itself when asked, as a proxied response does.
     if let Some(note) = &ctx.limits_note {
         header.insert_header(headers::EXPLAIN, note.as_str())?;
-    }
-    for (name, value) in &answer.headers {
-        header.insert_header(*name, value.as_str())?;
     }
     session
         .write_response_header(Box::new(header), false)
         .await?;
     session.write_response_body(Some(body), true).await?;
     Ok(())
+}
+
+/// The response head and body of an answer; also used for the request heads Pingora refuses
+/// before a request context exists.
+pub(super) fn response(
+    answer: &Answer,
+    request_id: &HeaderValue,
+    generation: &HeaderValue,
+) -> Result<(ResponseHeader, Bytes)> {
+    let body = Bytes::from(answer.body_bytes());
+    let mut header = ResponseHeader::build(answer.status, Some(6))?;
+    header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    header.insert_header(headers::REQUEST_ID, request_id.clone())?;
+    header.insert_header(headers::CONFIG_GENERATION, generation.clone())?;
+    if answer.no_store {
+        header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    }
+    for (name, value) in &answer.headers {
+        header.insert_header(*name, value.as_str())?;
+    }
+    Ok((header, body))
 }

@@ -44,6 +44,10 @@ pub(super) async fn upstream_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>>
     peer.options.connection_timeout = Some(pool.config.connect_timeout);
     peer.options.read_timeout = Some(pool.config.read_timeout);
     peer.options.write_timeout = Some(pool.config.read_timeout);
+    // A response framed both ways is refused (502), not read as chunked: a client or cache
+    // behind us could frame it the other way.
+    peer.options
+        .reject_h1_response_with_content_length_and_transfer_encoding = true;
     Ok(Box::new(peer))
 }
 

@@ -482,6 +482,12 @@ impl TestConfig {
         self
     }
 
+    /// A `[[routes]]` table written out in full, for keys no other builder sets.
+    pub fn raw_route(mut self, text: &str) -> Self {
+        self.routes.push(text.to_string());
+        self
+    }
+
     pub fn route(mut self, name: &str, path: &str, upstream: &str) -> Self {
         self.routes.push(format!(
             "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"{upstream}\"\n"

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod access_log;
+mod attack;
 mod auth;
 mod balancing;
 mod cache;
@@ -15,3 +16,6 @@ mod overrides;
 mod reload;
 mod request_metrics;
 mod shared_cache;
+mod slow_clients;
+mod smuggling;
+mod upstream_faults;

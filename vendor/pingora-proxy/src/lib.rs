@@ -347,7 +347,16 @@ where
             }
             Err(mut e) => {
                 e.as_down();
-                if matches!(e.etype, InvalidHTTPHeader) {
+                if let Some((header, body)) = self.inner.request_head_error(&downstream_session, &e)
+                {
+                    debug!("Fail to read request head: {e}, answered by the service");
+                    downstream_session
+                        .write_error_response(header, body)
+                        .await
+                        .unwrap_or_else(|e| {
+                            error!("failed to send error response to downstream: {e}");
+                        });
+                } else if matches!(e.etype, InvalidHTTPHeader) {
                     debug!(
                         "Fail to proxy: {e}, downstream session type: {}",
                         downstream_session.session_type()

@@ -543,6 +543,23 @@ pub trait ProxyHttp {
     ) {
     }
 
+    /// Called when reading a request head fails, before any request context exists: a head
+    /// that does not parse (`InvalidHTTPHeader`, answered 400 by default), a read timeout or
+    /// a closed connection (nothing is sent by default).
+    ///
+    /// Return a response (header and body) to send instead of the default, for example an
+    /// error body in the service's own format; the connection is closed after it either way.
+    /// This is also the only place such requests can be counted or logged, since no
+    /// [`Self::logging`] call follows them. The default returns `None` and keeps the default
+    /// behaviour.
+    fn request_head_error(
+        &self,
+        _session: &HttpSession,
+        _error: &Error,
+    ) -> Option<(ResponseHeader, Bytes)> {
+        None
+    }
+
     /// A value of true means that the log message will be suppressed. The default value is false.
     ///
     /// See also: [`Self::suppress_proxy_warn_log`].

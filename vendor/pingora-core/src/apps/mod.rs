@@ -89,6 +89,15 @@ pub struct HttpServerOptions {
     ///
     /// Default: `None`
     pub h2_idle_timeout: Option<Duration>,
+
+    /// If set, the whole head of each HTTP/1 request must arrive within this time (counted
+    /// from the connection's start for its first request, and from the first byte of the head
+    /// on a reused connection), or reading it fails with `ReadTimedout`. Bounds clients that
+    /// trickle a head byte by byte, which the per-read timeout does not (nginx's
+    /// `client_header_timeout`, HAProxy's `timeout http-request`).
+    ///
+    /// Default: `None`
+    pub h1_header_read_timeout: Option<Duration>,
 }
 
 /// Settings persisted across HTTP/1.x keepalive requests on the same downstream connection.
@@ -356,6 +365,10 @@ where
                 self.server_options()
                     .and_then(|opts| opts.keepalive_request_limit),
             );
+            let header_read_timeout = self
+                .server_options()
+                .and_then(|opts| opts.h1_header_read_timeout);
+            session.set_header_read_timeout(header_read_timeout, false);
 
             let mut result = self.process_new_http(session, shutdown).await;
             while let Some((stream, persistent_settings)) = result.map(|r| r.consume()) {
@@ -363,6 +376,7 @@ where
                 if let Some(persistent_settings) = persistent_settings {
                     persistent_settings.apply_to_session(&mut session);
                 }
+                session.set_header_read_timeout(header_read_timeout, true);
 
                 result = self.process_new_http(session, shutdown).await;
             }

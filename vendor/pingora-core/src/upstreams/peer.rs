@@ -541,6 +541,12 @@ pub struct PeerOptions {
     /// **Note:** This field is unstable and may be removed or changed in future versions.
     /// It exists primarily for compatibility with legacy servers that send malformed headers.
     pub allow_h1_response_invalid_content_length: bool,
+    /// Reject an HTTP/1 response carrying both `Content-Length` and `Transfer-Encoding`
+    /// (an `InvalidHTTPHeader` error) instead of dropping `Content-Length` and reading it
+    /// chunked. RFC 9112 section 6.3 lets a recipient process such a message as chunked, but a
+    /// proxy that does so hands its client a response whose framing the origin and some other
+    /// hop may read differently; HAProxy answers 502 instead. Off by default.
+    pub reject_h1_response_with_content_length_and_transfer_encoding: bool,
     /// Controls automatically forwarded request headers sent to HTTP upstreams.
     pub http_upstream_request_policy: HttpUpstreamRequestPolicy,
     pub extra_proxy_headers: BTreeMap<String, Vec<u8>>,
@@ -600,6 +606,7 @@ impl PeerOptions {
             h2_stream_window_size: None,
             h2_connection_window_size: None,
             allow_h1_response_invalid_content_length: false,
+            reject_h1_response_with_content_length_and_transfer_encoding: false,
             http_upstream_request_policy: HttpUpstreamRequestPolicy::default(),
             extra_proxy_headers: BTreeMap::new(),
             curves: None,

@@ -376,6 +376,15 @@ impl Session {
     /// to read from the stream after `timeout`.
     ///
     /// This is a noop for h2.
+    /// Sets a deadline for the whole HTTP/1 request head; see
+    /// [`HttpSession::set_header_read_timeout`](crate::protocols::http::v1::server::HttpSession::set_header_read_timeout).
+    /// No-op for other session types.
+    pub fn set_header_read_timeout(&mut self, timeout: Option<Duration>, at_first_byte: bool) {
+        if let Self::H1(s) = self {
+            s.set_header_read_timeout(timeout, at_first_byte);
+        }
+    }
+
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
         match self {
             Self::H1(s) => s.set_read_timeout(timeout),

@@ -151,6 +151,23 @@ pub struct BodyReader {
     rewind_buf_len: usize,
     upstream: bool,
     body_buf_overread: Option<BytesMut>,
+    /// The trailer section of a chunked request read so far (at most `TRAILER_SIZE_LIMIT`),
+    /// kept to refuse framing fields in it.
+    trailer_section: Vec<u8>,
+}
+
+/// Whether a chunked message's trailer section carries `Content-Length` or `Transfer-Encoding`.
+/// RFC 9110 section 6.5.1 forbids framing fields in trailers; a peer that merged them into the
+/// header section would frame the message differently, so a request carrying them is refused
+/// (as HAProxy does) rather than having them silently dropped.
+fn has_framing_field(section: &[u8]) -> bool {
+    section.split(|byte| *byte == LF).any(|line| {
+        line.iter().position(|byte| *byte == b':').is_some_and(|colon| {
+            let name = line[..colon].trim_ascii();
+            name.eq_ignore_ascii_case(b"content-length")
+                || name.eq_ignore_ascii_case(b"transfer-encoding")
+        })
+    })
 }
 
 impl BodyReader {
@@ -162,6 +179,7 @@ impl BodyReader {
             rewind_buf_len: 0,
             upstream,
             body_buf_overread: None,
+            trailer_section: Vec::new(),
         }
     }
 
@@ -171,6 +189,7 @@ impl BodyReader {
 
     pub fn reinit(&mut self) {
         self.body_state = PS::ToStart;
+        self.trailer_section.clear();
     }
 
     fn prepare_buf(&mut self, buf_to_rewind: &[u8]) {
@@ -852,6 +871,7 @@ impl BodyReader {
                     .body_buf
                     .as_deref()
                     .expect("body buf is initialized before reading trailers")[..n];
+                let all = buf;
 
                 let mut start = 0;
                 // try to find end within the current IO buffer
@@ -913,10 +933,26 @@ impl BodyReader {
                                 String::from_utf8_lossy(buf).escape_default(),
                             );
 
-                            self.finish_body_buf(start + end_idx, n);
+                            let section_end = start + end_idx;
+                            if !self.upstream {
+                                self.trailer_section.extend_from_slice(&all[..section_end]);
+                            }
+                            self.finish_body_buf(section_end, n);
+                            if !self.upstream && has_framing_field(&self.trailer_section) {
+                                self.trailer_section.clear();
+                                return Error::e_explain(
+                                    INVALID_TRAILER_END,
+                                    "Content-Length or Transfer-Encoding in the trailer section",
+                                );
+                            }
+                            self.trailer_section.clear();
                             return Ok(None);
                         }
                     }
+                }
+                if !self.upstream {
+                    // Bounded: the loop above fails once the trailers pass TRAILER_SIZE_LIMIT.
+                    self.trailer_section.extend_from_slice(all);
                 }
             }
             _ => panic!("wrong body state: {:?}", self.body_state),

@@ -67,6 +67,8 @@ pub struct HttpSession {
     // If allowed, does not fail with error on invalid content-length
     // (treats as close-delimited response).
     allow_h1_response_invalid_content_length: bool,
+    // If set, a response with both Content-Length and Transfer-Encoding is an error.
+    reject_response_with_content_length_and_transfer_encoding: bool,
 }
 
 /// HTTP 1.x client session
@@ -100,6 +102,7 @@ impl HttpSession {
             received_upgrade_req_body: false,
             close_delimited_resp: false,
             allow_h1_response_invalid_content_length: false,
+            reject_response_with_content_length_and_transfer_encoding: false,
         }
     }
 
@@ -110,6 +113,8 @@ impl HttpSession {
             session.set_allow_h1_response_invalid_content_length(
                 options.allow_h1_response_invalid_content_length,
             );
+            session.reject_response_with_content_length_and_transfer_encoding =
+                options.reject_h1_response_with_content_length_and_transfer_encoding;
         }
         session
     }
@@ -330,6 +335,12 @@ impl HttpSession {
                         // both are present, we MUST remove content length. This is
                         // https://datatracker.ietf.org/doc/html/rfc9112#section-6.3-2.3
                         if contains_content_length && contains_transfer_encoding {
+                            if self.reject_response_with_content_length_and_transfer_encoding {
+                                return self.fail_response_header_read(Error::explain(
+                                    InvalidHTTPHeader,
+                                    "response has both Content-Length and Transfer-Encoding",
+                                ));
+                            }
                             response_header.remove_header(&header::CONTENT_LENGTH);
                         }
 

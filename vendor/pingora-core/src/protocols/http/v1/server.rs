@@ -101,6 +101,11 @@ pub struct HttpSession {
     update_resp_headers: bool,
     /// timeouts:
     keepalive_timeout: KeepaliveStatus,
+    /// The whole request head must arrive within this time; see [`Self::set_header_read_timeout`].
+    header_read_timeout: Option<Duration>,
+    /// Whether the header read timeout starts at the head's first byte rather than at the start
+    /// of [`Self::read_request`] (on a reused connection the wait before it is idle time).
+    header_clock_at_first_byte: bool,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     /// How long to wait to make downstream session reusable, if body needs to be drained.
@@ -183,6 +188,8 @@ impl HttpSession {
             proxy_task_state: ProxyTaskState::default(),
             body_write_buf: BytesMut::new(),
             keepalive_timeout: KeepaliveStatus::Off,
+            header_read_timeout: None,
+            header_clock_at_first_byte: false,
             update_resp_headers: true,
             response_written: None,
             request_header: None,
@@ -304,6 +311,12 @@ impl HttpSession {
         let mut already_read = buf.len();
         let mut skip_next_read = already_read != 0;
         let mut detached_suffix = None;
+        // A per-read timeout does not bound a client that sends one byte just before each
+        // read times out; this deadline bounds the whole head.
+        let header_timeout = self.header_read_timeout;
+        let mut header_deadline = header_timeout
+            .filter(|_| !self.header_clock_at_first_byte || already_read != 0)
+            .map(|t| std::time::Instant::now() + t);
         loop {
             if already_read > MAX_HEADER_SIZE {
                 /* NOTE: this check only blocks second read. The first large read is allowed
@@ -323,10 +336,33 @@ impl HttpSession {
             // this request and is waiting for our response).
             if skip_next_read {
                 skip_next_read = false;
-            } else if let Some(n) = self.read_request_buf(&mut buf, already_read).await? {
-                already_read += n;
             } else {
-                return Ok(None);
+                let read = self.read_request_buf(&mut buf, already_read);
+                let read = match (header_deadline, header_timeout) {
+                    (Some(deadline), Some(limit)) => {
+                        let left = deadline.saturating_duration_since(std::time::Instant::now());
+                        match timeout(left, read).await {
+                            Ok(read) => read,
+                            Err(_) => {
+                                return Error::e_explain(
+                                    ReadTimedout,
+                                    format!("request header not complete within {limit:?}"),
+                                );
+                            }
+                        }
+                    }
+                    _ => read.await,
+                };
+                match read? {
+                    Some(n) => {
+                        already_read += n;
+                        if header_deadline.is_none() {
+                            header_deadline =
+                                header_timeout.map(|t| std::time::Instant::now() + t);
+                        }
+                    }
+                    None => return Ok(None),
+                }
             }
 
             // Use loop as GOTO to retry escaped request buffer, not a real loop
@@ -1328,6 +1364,17 @@ impl HttpSession {
         }
     }
 
+    /// Sets a deadline for the whole request head: [`Self::read_request`] fails with
+    /// `ReadTimedout` when the head is not complete `timeout` after the clock starts. The clock
+    /// starts when `read_request` is called, or, with `at_first_byte`, when the first byte of the
+    /// head arrives (for a reused connection, whose wait before that byte is keep-alive idle
+    /// time bounded by the keep-alive timeout). Unlike the per-read timeout, this bounds a
+    /// client that trickles the head one byte at a time. `None` (the default) sets no deadline.
+    pub fn set_header_read_timeout(&mut self, timeout: Option<Duration>, at_first_byte: bool) {
+        self.header_read_timeout = timeout;
+        self.header_clock_at_first_byte = at_first_byte;
+    }
+
     /// Sets the downstream read timeout. This will trigger if we're unable
     /// to read from the stream after `timeout`.
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
@@ -1766,6 +1813,14 @@ fn escape_illegal_request_line(buf: &BytesMut) -> Option<BytesMut> {
     if let Some(captures) = REQUEST_LINE_REGEX.captures(buf) {
         // return if nothing matches: not a request line at all
         let uri = captures.name("uri")?;
+
+        // Whitespace inside the request target is invalid (RFC 9112 section 3.2), and a
+        // server should answer 400 rather than guess which of the possible targets the client
+        // meant: percent-encoding it would forward a target no client sent, and a peer that
+        // splits the line at the first space would route the same bytes elsewhere.
+        if uri.as_bytes().iter().any(|b| matches!(b, b' ' | b'\t')) {
+            return None;
+        }
 
         let escaped_uri = percent_encode(uri.as_bytes(), URI_ESC_CHARSET);
 
@@ -2887,7 +2942,7 @@ mod tests_stream {
     #[tokio::test]
     async fn read_with_illegal() {
         init_log();
-        let input1 = b"GET /a?q=b c HTTP/1.1\r\n";
+        let input1 = b"GET /a?q=b\"c HTTP/1.1\r\n";
         let input2 = b"Host: pingora.org\r\nContent-Length: 3\r\n\r\n";
         let input3 = b"abc";
         let mock_io = Builder::new()
@@ -2897,7 +2952,7 @@ mod tests_stream {
             .build();
         let mut http_stream = HttpSession::new(Box::new(mock_io));
         http_stream.read_request().await.unwrap();
-        assert_eq!(http_stream.get_path(), &b"/a?q=b%20c"[..]);
+        assert_eq!(http_stream.get_path(), &b"/a?q=b%22c"[..]);
         let res = http_stream.read_body().await.unwrap().unwrap();
         assert_eq!(res, BufRef::new(0, 3));
         assert_eq!(http_stream.body_reader.body_state, ParseState::Complete(3));
@@ -2965,12 +3020,12 @@ mod tests_stream {
         init_log();
         // in query string
         let input = BytesMut::from(
-            &b"GET /a?q=<\"b c\"> HTTP/1.1\r\nHost: pingora.org\r\nContent-Length: 3\r\n\r\n"[..],
+            &b"GET /a?q=<\"bc\"> HTTP/1.1\r\nHost: pingora.org\r\nContent-Length: 3\r\n\r\n"[..],
         );
         let output = escape_illegal_request_line(&input).unwrap();
         assert_eq!(
             &output,
-            &b"GET /a?q=%3C%22b%20c%22%3E HTTP/1.1\r\nHost: pingora.org\r\nContent-Length: 3\r\n\r\n"[..]
+            &b"GET /a?q=%3C%22bc%22%3E HTTP/1.1\r\nHost: pingora.org\r\nContent-Length: 3\r\n\r\n"[..]
         );
 
         // in path
@@ -2987,6 +3042,11 @@ mod tests_stream {
         let input =
             BytesMut::from(&b"GET  HTTP/1.1\r\nHost: pingora.org\r\nContent-Length: 3\r\n\r\n"[..]);
         assert!(escape_illegal_request_line(&input).is_none());
+
+        // whitespace inside the target is refused, not encoded (RFC 9112 section 3.2)
+        for input in [&b"GET /a b HTTP/1.1\r\n\r\n"[..], &b"GET /a?q=<\tb HTTP/1.1\r\n\r\n"[..]] {
+            assert!(escape_illegal_request_line(&BytesMut::from(input)).is_none());
+        }
     }
 
     #[tokio::test]
@@ -4456,7 +4516,7 @@ mod test_pipelining {
     #[tokio::test]
     async fn escaped_uri_pipeline_does_not_copy_following_requests() {
         init_log();
-        let req1 = b"GET /one?q=a b HTTP/1.1\r\nHost: pingora.org\r\n\r\n";
+        let req1 = b"GET /one?q=a\"b HTTP/1.1\r\nHost: pingora.org\r\n\r\n";
         let req2 = b"GET /two HTTP/1.1\r\nHost: pingora.org\r\n\r\n";
         let mut prefix = BytesMut::with_capacity(req1.len() + req2.len());
         prefix.extend_from_slice(req1);
@@ -4468,7 +4528,7 @@ mod test_pipelining {
         session.set_pipelining_enabled(true);
         session.set_pipelined_prefix(prefix);
         session.read_request().await.unwrap();
-        assert_eq!(session.get_path(), b"/one?q=a%20b");
+        assert_eq!(session.get_path(), b"/one?q=a%22b");
 
         let reused = session.reuse().await.unwrap().expect("connection reusable");
         let (_, prefix) = reused.into_parts();
@@ -4532,7 +4592,7 @@ mod test_pipelining {
     #[tokio::test]
     async fn escaped_uri_with_bare_lf_keeps_all_pipelined_bytes() {
         init_log();
-        let req1 = b"GET /one?q=a b HTTP/1.1\nHost: pingora.org\n\n";
+        let req1 = b"GET /one?q=a\"b HTTP/1.1\nHost: pingora.org\n\n";
         let req2 = b"GET /two HTTP/1.1\r\nHost: pingora.org\r\n\r\n";
         let mut prefix = BytesMut::with_capacity(req1.len() + req2.len());
         prefix.extend_from_slice(req1);
@@ -4543,7 +4603,7 @@ mod test_pipelining {
         session.set_pipelining_enabled(true);
         session.set_pipelined_prefix(prefix);
         session.read_request().await.unwrap();
-        assert_eq!(session.get_path(), b"/one?q=a%20b");
+        assert_eq!(session.get_path(), b"/one?q=a%22b");
 
         let reused = session.reuse().await.unwrap().expect("connection reusable");
         let (stream, prefix) = reused.into_parts();

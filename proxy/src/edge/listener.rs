@@ -1,0 +1,35 @@
+//! One Pingora service per listen address, so `max_connections` bounds each listener on its
+//! own: the proxy application with the whole-head deadline in its server options, wrapped in
+//! the connection limit.
+
+use super::limits::ConnectionLimit;
+use crate::config::ClientLimits;
+use pingora::apps::HttpServerOptions;
+use pingora::proxy::{HttpProxy, ProxyHttp};
+use pingora::server::configuration::ServerConf;
+use pingora::services::listening::Service;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The service answering on `addr` (generic over the proxy so `edge` does not depend on
+/// `service`, which depends on `edge`).
+pub fn service<P>(
+    conf: &Arc<ServerConf>,
+    proxy: P,
+    addr: SocketAddr,
+    limits: &ClientLimits,
+) -> Service<ConnectionLimit<HttpProxy<P>>>
+where
+    P: ProxyHttp + Send + Sync + 'static,
+    P::CTX: Send + Sync,
+{
+    let mut app = pingora::proxy::http_proxy(conf, proxy);
+    let mut options = HttpServerOptions::default();
+    options.h1_header_read_timeout = Some(limits.client_header_timeout);
+    app.server_options = Some(options);
+    let listener = addr.to_string();
+    let limited = ConnectionLimit::new(app, limits.max_connections, listener.clone());
+    let mut service = Service::new(format!("scalelab-proxy {listener}"), limited);
+    service.add_tcp(&listener);
+    service
+}

@@ -1,0 +1,76 @@
+//! What the upstream receives: the request rewritten for the route (prefix and control
+//! parameter removed), the proxy's control and identity headers replaced by its own, and the
+//! forwarding headers added.
+
+use super::RequestCtx;
+use crate::headers;
+use http::header::HeaderValue;
+use pingora::prelude::Session;
+use pingora::{Error, ErrorType, Result};
+
+/// Rewrites `upstream_request` (a copy of the client's request) for the upstream.
+pub(super) fn rewrite_upstream_request(
+    session: &mut Session,
+    upstream_request: &mut pingora::http::RequestHeader,
+    ctx: &mut RequestCtx,
+) -> Result<()> {
+    let strip = ctx
+        .route
+        .and_then(|r| ctx.snapshot.routes.get(r))
+        .filter(|route| route.strip_prefix)
+        .map(|route| route.path.as_str());
+    let path = match strip {
+        Some(prefix) => headers::strip_path_prefix(upstream_request.uri.path(), prefix),
+        None => std::borrow::Cow::Borrowed(upstream_request.uri.path()),
+    };
+    let query = upstream_request.uri.query();
+    let rewritten =
+        headers::strip_query_param(&path, query, headers::STRATEGY_PARAM).or_else(|| {
+            (path != upstream_request.uri.path()).then(|| match query {
+                Some(q) => format!("{path}?{q}"),
+                None => path.to_string(),
+            })
+        });
+    if let Some(rewritten) = rewritten {
+        let uri = rewritten
+            .parse::<http::Uri>()
+            .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "bad rewritten uri"))?;
+        upstream_request.set_uri(uri);
+    }
+    // Control headers are the proxy's to read and identity headers the proxy's to set; a
+    // client's own are never passed on.
+    for name in headers::present(&upstream_request.headers, &headers::CLIENT_CONTROL) {
+        upstream_request.remove_header(name);
+    }
+    // A `sub` that cannot be a header value is not forwarded rather than failing the request.
+    if let Some(subject) = ctx
+        .auth_subject
+        .as_deref()
+        .and_then(|s| HeaderValue::from_str(s).ok())
+    {
+        upstream_request.insert_header(headers::AUTH_SUBJECT, subject)?;
+    }
+    if ctx.client_ip.is_none() {
+        ctx.client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .and_then(|addr| HeaderValue::from_str(&addr.ip().to_string()).ok());
+    }
+    if let Some(client_ip) = &ctx.client_ip {
+        match upstream_request
+            .headers
+            .get(headers::FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(existing) => {
+                let chain =
+                    headers::forwarded_for(Some(existing), client_ip.to_str().unwrap_or(""));
+                upstream_request.insert_header(headers::FORWARDED_FOR, chain)?;
+            }
+            None => upstream_request.insert_header(headers::FORWARDED_FOR, client_ip.clone())?,
+        }
+    }
+    upstream_request.insert_header(headers::FORWARDED_PROTO, "http")?;
+    upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
+    Ok(())
+}
