@@ -1,8 +1,10 @@
-//! Chaos knobs: injected latency, injected 500s and a failing `/health`, set by flags at start or live via
+//! Chaos knobs: injected latency, a capacity limit, injected 500s and a failing `/health`, set by flags at start or live via
 //! `GET/POST /admin/chaos`. They exist so failover and retries can be demonstrated and tested on demand.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -25,6 +27,10 @@ pub struct ChaosSettings {
     pub error_rate: f64,
     /// When true, `/health` answers 503.
     pub fail_health: bool,
+    /// At most this many ordinary requests are served at once (0: no limit); the others wait
+    /// their turn, so latency grows with load as on a server of limited capacity.
+    #[serde(default)]
+    pub max_concurrency: u64,
 }
 
 /// A partial update posted to `/admin/chaos`: absent fields keep their current value.
@@ -39,6 +45,8 @@ pub struct ChaosPatch {
     pub error_rate: Option<f64>,
     /// See [`ChaosSettings::fail_health`].
     pub fail_health: Option<bool>,
+    /// See [`ChaosSettings::max_concurrency`].
+    pub max_concurrency: Option<u64>,
 }
 
 /// The chaos flags every backend binary accepts.
@@ -56,10 +64,16 @@ pub struct ChaosArgs {
     /// Make `/health` answer 503 from the start.
     #[arg(long)]
     pub chaos_fail_health: bool,
+    /// Serve at most N ordinary requests at once (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    pub chaos_max_concurrency: u64,
 }
 
 /// The longest latency the knobs accept; anything longer would only make a request look hung.
 const MAX_LATENCY_MS: u64 = 60_000;
+
+/// The largest capacity limit the knobs accept (tokio's semaphore holds far more).
+const MAX_CONCURRENCY: u64 = 100_000;
 
 impl ChaosSettings {
     /// Checks the ranges.
@@ -76,6 +90,11 @@ impl ChaosSettings {
         if self.latency_ms > MAX_LATENCY_MS || self.latency_jitter_ms > MAX_LATENCY_MS {
             return Err(format!("latencies must be at most {MAX_LATENCY_MS} ms"));
         }
+        if self.max_concurrency > MAX_CONCURRENCY {
+            return Err(format!(
+                "max_concurrency must be at most {MAX_CONCURRENCY} (0 for no limit)"
+            ));
+        }
         Ok(())
     }
 
@@ -87,6 +106,7 @@ impl ChaosSettings {
             latency_jitter_ms: patch.latency_jitter_ms.unwrap_or(self.latency_jitter_ms),
             error_rate: patch.error_rate.unwrap_or(self.error_rate),
             fail_health: patch.fail_health.unwrap_or(self.fail_health),
+            max_concurrency: patch.max_concurrency.unwrap_or(self.max_concurrency),
         }
     }
 }
@@ -98,13 +118,22 @@ impl From<&ChaosArgs> for ChaosSettings {
             latency_jitter_ms: args.chaos_latency_jitter_ms,
             error_rate: args.chaos_error_rate,
             fail_health: args.chaos_fail_health,
+            max_concurrency: args.chaos_max_concurrency,
         }
     }
 }
 
-/// Shared, live-adjustable chaos settings.
+/// Shared, live-adjustable chaos settings, with the gate that enforces `max_concurrency`.
 #[derive(Debug, Clone, Default)]
-pub struct Chaos(Arc<RwLock<ChaosSettings>>);
+pub struct Chaos(Arc<RwLock<Knobs>>);
+
+#[derive(Debug, Default)]
+struct Knobs {
+    settings: ChaosSettings,
+    /// `max_concurrency` permits; replaced when the limit changes (requests holding the old
+    /// gate's permits finish on it).
+    gate: Option<Arc<Semaphore>>,
+}
 
 impl Chaos {
     /// Starts with the given settings.
@@ -113,14 +142,21 @@ impl Chaos {
     /// The validation message if a setting is out of range.
     pub fn new(settings: ChaosSettings) -> Result<Self, String> {
         settings.validate()?;
-        Ok(Self(Arc::new(RwLock::new(settings))))
+        let chaos = Self::default();
+        chaos.set(settings);
+        Ok(chaos)
     }
 
     /// A copy of the current settings.
     #[must_use]
     pub fn get(&self) -> ChaosSettings {
         // The settings are plain data, so a writer that panicked cannot have left them half-updated.
-        *scalelab_common::sync::read(&self.0)
+        scalelab_common::sync::read(&self.0).settings
+    }
+
+    /// The gate of the current capacity limit, if there is one.
+    fn gate(&self) -> Option<Arc<Semaphore>> {
+        scalelab_common::sync::read(&self.0).gate.clone()
     }
 
     /// Replaces the settings without validation; for tests and code that built them from validated parts.
@@ -129,7 +165,14 @@ impl Chaos {
     }
 
     fn set(&self, settings: ChaosSettings) {
-        *scalelab_common::sync::write(&self.0) = settings;
+        let mut knobs = scalelab_common::sync::write(&self.0);
+        if knobs.settings.max_concurrency != settings.max_concurrency || knobs.gate.is_none() {
+            knobs.gate = usize::try_from(settings.max_concurrency)
+                .ok()
+                .filter(|&permits| permits > 0)
+                .map(|permits| Arc::new(Semaphore::new(permits)));
+        }
+        knobs.settings = settings;
     }
 }
 
@@ -163,6 +206,12 @@ pub async fn inject(State(chaos): State<Chaos>, request: Request, next: Next) ->
         return next.run(request).await;
     }
     let settings = chaos.get();
+    // A request over the capacity limit waits for a slot and keeps it through its delay and its
+    // work, as on a server with that many workers.
+    let _slot = match chaos.gate() {
+        Some(gate) => gate.acquire_owned().await.ok(),
+        None => None,
+    };
     let jitter = if settings.latency_jitter_ms > 0 {
         fastrand::u64(0..=settings.latency_jitter_ms)
     } else {
@@ -176,4 +225,62 @@ pub async fn inject(State(chaos): State<Chaos>, request: Request, next: Next) ->
         return AppError::Injected.into_response();
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_capacity_limit_serves_that_many_requests_at_once_and_follows_changes() {
+        let chaos = Chaos::new(ChaosSettings {
+            max_concurrency: 2,
+            ..ChaosSettings::default()
+        })
+        .unwrap();
+        let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let work = {
+            let (now, peak) = (now.clone(), peak.clone());
+            move || async move {
+                let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(running, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                "done"
+            }
+        };
+        let app = Router::new()
+            .route("/work", get(work))
+            .layer(axum::middleware::from_fn_with_state(chaos.clone(), inject));
+        let burst = |app: Router| async move {
+            let calls: Vec<_> = (0..6)
+                .map(|_| {
+                    let app = app.clone();
+                    tokio::spawn(async move {
+                        let request = Request::builder()
+                            .uri("/work")
+                            .body(axum::body::Body::empty());
+                        app.oneshot(request.unwrap()).await.unwrap().status()
+                    })
+                })
+                .collect();
+            for call in calls {
+                assert_eq!(call.await.unwrap(), 200);
+            }
+        };
+        burst(app.clone()).await;
+        assert_eq!(peak.load(Ordering::SeqCst), 2, "two slots");
+        chaos.replace(ChaosSettings::default());
+        peak.store(0, Ordering::SeqCst);
+        burst(app).await;
+        assert_eq!(peak.load(Ordering::SeqCst), 6, "no limit once it is 0");
+        assert!(ChaosSettings {
+            max_concurrency: MAX_CONCURRENCY + 1,
+            ..ChaosSettings::default()
+        }
+        .validate()
+        .is_err());
+    }
 }

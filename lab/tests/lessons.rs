@@ -214,10 +214,9 @@ fn lessons_set_up_their_condition_show_the_tactic_and_restore_the_lab() {
         "config not restored"
     );
     for port in &ports[..3] {
-        assert_eq!(
-            get(format!("{}/admin/chaos", gateway(*port)))["latency_ms"],
-            0
-        );
+        let chaos = get(format!("{}/admin/chaos", gateway(*port)));
+        assert_eq!(chaos["latency_ms"], 0);
+        assert_eq!(chaos["max_concurrency"], 0, "capacity limit restored");
     }
 
     // failing-server: while the gateway hangs, retries turn its timeouts into answers; health checks eject it and

@@ -104,7 +104,7 @@ async fn chaos_knobs_fail_health_and_inject_errors() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({"latency_ms": 0, "latency_jitter_ms": 0, "error_rate": 1.0, "fail_health": true})
+        json!({"latency_ms": 0, "latency_jitter_ms": 0, "error_rate": 1.0, "fail_health": true, "max_concurrency": 0})
     );
     let (status, _, _) = call(app.clone(), get("/health")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

@@ -128,16 +128,14 @@ pub async fn slow_server(lab: &Lab, restore: &mut Restore) -> Result<Section, Le
     Ok(section)
 }
 
-/// The extra latency of each gateway in `uneven-capacity`: none, half the database's mean latency, and twice it
-/// (at least 50 ms), so that their speeds are roughly 3:2:1 like the shipped weights.
-fn handicaps(database_latency_ms: [u64; 2], gateways: usize) -> Vec<u64> {
-    let [low, high] = database_latency_ms;
-    let base = ((low + high) / 2).max(50);
-    [0, base / 2, base * 2]
-        .into_iter()
-        .cycle()
-        .take(gateways)
-        .collect()
+/// How long each request holds one of a gateway's slots in `uneven-capacity`, on top of its own work.
+const SLOT_MS: u64 = 50;
+
+/// Each gateway's capacity in `uneven-capacity`: requests it serves at once (chaos `max_concurrency`), 3:2:1 like
+/// the shipped weights. A request beyond them waits for a slot, so a gateway given more than its share slows down
+/// with load, as a smaller server does.
+fn capacities(gateways: usize) -> Vec<u64> {
+    [6, 4, 2].into_iter().cycle().take(gateways).collect()
 }
 
 /// Sets the weights of the gateways group to `weights` (in `[lab]` order).
@@ -157,10 +155,14 @@ fn set_weights(table: &mut toml::Table, weights: &[i64]) -> Result<(), String> {
 pub async fn uneven_capacity(lab: &Lab, restore: &mut Restore) -> Result<Section, LessonError> {
     let file = &lab.knobs.file;
     let gateways = &file.lab.gateways;
-    let extra = handicaps(file.lab.database_latency_ms, gateways.len());
-    for (port, latency) in gateways.iter().zip(&extra) {
+    let slots = capacities(gateways.len());
+    for (port, slots) in gateways.iter().zip(&slots) {
         lab.knobs
-            .chaos(restore, *port, json!({"latency_ms": latency}))
+            .chaos(
+                restore,
+                *port,
+                json!({"max_concurrency": slots, "latency_ms": SLOT_MS}),
+            )
             .await?;
     }
     let weakest = lab.knobs.gateway_addr(watched(lab)?);
@@ -183,16 +185,16 @@ pub async fn uneven_capacity(lab: &Lab, restore: &mut Restore) -> Result<Section
         ),
         _ => String::new(),
     };
-    let latencies: Vec<String> = gateways
+    let limits: Vec<String> = gateways
         .iter()
-        .zip(&extra)
-        .map(|(port, ms)| format!("{} +{ms} ms", lab.knobs.gateway_addr(*port)))
+        .zip(&slots)
+        .map(|(port, slots)| format!("{} {slots} at once", lab.knobs.gateway_addr(*port)))
         .collect();
     let condition = format!(
-        "The gateways get different speeds, about 3:2:1, through their chaos latency ({}), standing in for servers \
-         of different capacity. The weighted strategy runs with equal weights, then with weights 3/2/1 (a config \
-         rewrite, restored afterwards); every request bypasses the cache.",
-        latencies.join(", ")
+        "The gateways get capacities 3:2:1 ({}): chaos max_concurrency, each request holding a slot for {SLOT_MS} ms \
+         on top of its work, so a gateway sent more than it can serve queues. The weighted strategy runs with equal \
+         weights, then with weights 3/2/1 (a config rewrite, restored afterwards); every request bypasses the cache.",
+        limits.join(", ")
     );
     let mut section = Section::new(Scenario::UnevenCapacity, condition, runs, verdict)?;
     section.share_figures()?;
@@ -206,11 +208,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn handicaps_make_speeds_about_three_two_one() {
-        assert_eq!(handicaps([100, 300], 3), [0, 100, 400]);
-        // A fast database still gets handicaps large enough to see.
-        assert_eq!(handicaps([0, 5], 3), [0, 25, 100]);
-        assert_eq!(handicaps([100, 300], 4), [0, 100, 400, 0]);
+    fn capacities_are_three_two_one() {
+        assert_eq!(capacities(3), [6, 4, 2]);
+        assert_eq!(capacities(4), [6, 4, 2, 6]);
     }
 
     #[test]
