@@ -77,9 +77,9 @@ impl Proxy {
         ctx.pool = Some(pool);
         // Limits count only requests that passed auth, and refuse before the cache or an
         // upstream does any work.
-        let remote = self.shared.cache().remote().cloned();
-        super::limits::check_rate_limits(session, ctx, route, claims.as_ref(), remote.as_deref())
-            .await?;
+        // Borrowed, not cloned: most routes have no limits, and this runs on every request.
+        let remote = self.shared.cache().remote().map(|remote| &**remote);
+        super::limits::check_rate_limits(session, ctx, route, claims.as_ref(), remote).await?;
         self.consult_cache(session, ctx, route).await
     }
 
