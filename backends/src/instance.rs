@@ -123,6 +123,7 @@ pub fn wrap(instance: &Arc<Instance>, service: Router) -> Router {
     let common = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/ws", get(crate::websocket::echo))
         .with_state(Arc::clone(instance));
     service
         .merge(common)

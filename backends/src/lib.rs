@@ -1,7 +1,8 @@
 //! The lab's backend services: gateway, microservice, database and priority worker.
 //!
 //! Each service module exposes `router(state) -> axum::Router`; the binaries in `src/bin/` only parse flags and call
-//! [`serve::run`]. Everything a backend shares (health, metrics, chaos knobs, JSON errors) lives in [`instance`].
+//! [`serve::run`]. Everything a backend shares (health, metrics, chaos knobs, JSON errors, the `GET /ws`
+//! WebSocket echo of [`websocket`]) lives in [`instance`].
 
 pub mod chaos;
 pub mod database;
@@ -12,3 +13,4 @@ pub mod instance;
 pub mod microservice;
 pub mod priority_worker;
 pub mod serve;
+pub mod websocket;

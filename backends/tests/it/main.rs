@@ -4,5 +4,6 @@
 mod database;
 mod harness;
 mod metrics;
+mod websocket;
 mod worker;
 mod worker_fleet;
