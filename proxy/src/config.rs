@@ -174,6 +174,9 @@ pub struct ProxySettings {
     /// Timeouts, connection and body limits for clients (`[proxy]` keys of the same names).
     #[serde(flatten)]
     pub client: ClientLimits,
+    /// Pass a client's `Upgrade: h2c` to the upstream; by default it is removed and the request
+    /// is served as HTTP/1.1 (the proxy itself never switches protocols).
+    pub forward_h2c_upgrade: bool,
 }
 
 /// One `[upstreams.NAME]` group.
@@ -236,6 +239,8 @@ pub struct Route {
     pub rate_limits: Vec<RateLimit>,
     /// This route's request body limit, instead of `[proxy] max_body_bytes`.
     pub max_body_bytes: Option<u64>,
+    /// Pass protocol upgrades (WebSocket and others) to the upstream; `false` refuses them (400).
+    pub upgrades: bool,
 }
 
 /// Why a config file could not be used.

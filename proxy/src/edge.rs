@@ -22,6 +22,7 @@ pub fn refusal_reason(reject: &Reject) -> Option<&'static str> {
         Reject::HeadersTooLarge { .. } => "headers_too_large",
         Reject::BodyTooLarge { .. } => "body_too_large",
         Reject::BadRequest { .. } => "bad_request",
+        Reject::UpgradeRefused { .. } => "upgrade_refused",
         Reject::Unauthorized(_) => "unauthorized",
         Reject::RateLimited(_) => "rate_limited",
         // A full queue or a wait past its timeout: refused to protect the servers.

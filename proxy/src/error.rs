@@ -87,6 +87,8 @@ pub enum Reject {
     UpstreamFailed { upstream: String, detail: String },
     #[error("bad request: {detail}")]
     BadRequest { detail: String },
+    #[error("route {route} does not pass protocol upgrades")]
+    UpgradeRefused { route: String },
     #[error("unauthorized: {0}")]
     Unauthorized(scalelab_auth::Rejection),
     #[error("over rate limit {}", .0.limit)]
@@ -101,7 +103,9 @@ impl Reject {
     pub fn status(&self) -> u16 {
         match self {
             Reject::NoRoute { .. } => 404,
-            Reject::UnknownStrategy { .. } | Reject::BadRequest { .. } => 400,
+            Reject::UnknownStrategy { .. }
+            | Reject::BadRequest { .. }
+            | Reject::UpgradeRefused { .. } => 400,
             Reject::HeadersTooLarge { .. } => 431,
             Reject::BodyTooLarge { .. } => 413,
             Reject::NoHealthyUpstream { .. } | Reject::UpstreamBusy { .. } => 503,
@@ -147,6 +151,10 @@ impl Reject {
                 json!({"error": "upstream connection failed", "upstream": upstream, "detail": detail})
             }
             Reject::BadRequest { detail } => json!({"error": "bad request", "detail": detail}),
+            Reject::UpgradeRefused { route } => json!({
+                "error": "protocol upgrade not allowed on this route",
+                "route": route,
+            }),
             Reject::Unauthorized(rejection) => rejection.json_body(),
             Reject::RateLimited(refusal) => json!({
                 "error": "rate limited",

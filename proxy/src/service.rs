@@ -9,6 +9,7 @@ mod forward;
 mod limits;
 mod observe;
 mod pick;
+mod upgrade;
 
 use answer::write_answer;
 
@@ -84,6 +85,8 @@ pub struct RequestCtx {
     /// The request body limit of the request's route, and the body bytes read so far.
     body_limit: u64,
     body_seen: u64,
+    /// Set for an upgrade request the proxy forwards, and while its tunnel is open.
+    upgrade: Option<upgrade::Upgrading>,
     _active: ActiveRequest,
 }
 
@@ -152,6 +155,7 @@ impl ProxyHttp for Proxy {
             client_ip: None,
             body_limit: u64::MAX,
             body_seen: 0,
+            upgrade: None,
             _active: self.shared.start_request(),
         }
     }
@@ -190,7 +194,9 @@ impl ProxyHttp for Proxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        pick::upstream_peer(ctx).await
+        let mut peer = pick::upstream_peer(ctx).await?;
+        upgrade::prepare_peer(&mut peer, ctx);
+        Ok(peer)
     }
 
     /// Nothing reached the server, so any method may go to another one; the failure also takes
@@ -280,6 +286,12 @@ impl ProxyHttp for Proxy {
             }
         }
         caching::on_upstream_response(session, ctx, upstream_response)?;
+        upgrade::on_response(ctx, upstream_response.status);
+        // A 101's `Connection: upgrade` and `Upgrade` are the switch itself: they must reach
+        // the client.
+        if upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(());
+        }
         let nominated: Vec<String> = upstream_response
             .headers
             .get_all(http::header::CONNECTION)
@@ -290,11 +302,8 @@ impl ProxyHttp for Proxy {
         for name in nominated {
             upstream_response.remove_header(name.as_str());
         }
-        if upstream_response.status != http::StatusCode::SWITCHING_PROTOCOLS {
-            for name in headers::present(&upstream_response.headers, &headers::HOP_BY_HOP_RESPONSE)
-            {
-                upstream_response.remove_header(name);
-            }
+        for name in headers::present(&upstream_response.headers, &headers::HOP_BY_HOP_RESPONSE) {
+            upstream_response.remove_header(name);
         }
         Ok(())
     }

@@ -43,6 +43,8 @@ pub struct ServerState {
     /// Passive ejection: until this many milliseconds since the pool epoch the server is out.
     down_until_ms: AtomicU64,
     in_flight: AtomicUsize,
+    /// Of `in_flight`, the upgraded connections (WebSockets) open now: see `Lease::upgraded`.
+    upgraded: AtomicUsize,
     selected: AtomicU64,
     consecutive_successes: AtomicU32,
     consecutive_failures: AtomicU32,
@@ -110,6 +112,7 @@ impl ServerState {
             drained: AtomicBool::new(false),
             down_until_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            upgraded: AtomicUsize::new(0),
             selected: AtomicU64::new(0),
             consecutive_successes: AtomicU32::new(0),
             consecutive_failures: AtomicU32::new(0),
@@ -143,6 +146,10 @@ impl ServerState {
 
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub fn upgraded_open(&self) -> usize {
+        self.upgraded.load(Ordering::Relaxed)
     }
 
     pub fn selected(&self) -> u64 {
@@ -240,6 +247,7 @@ impl ServerState {
             available: self.is_available(),
             weight,
             in_flight: self.in_flight(),
+            upgraded_open: self.upgraded_open(),
             selected: self.selected(),
             consecutive_successes: self.consecutive_successes.load(Ordering::Relaxed),
             consecutive_failures: self.consecutive_failures.load(Ordering::Relaxed),
@@ -261,6 +269,8 @@ pub struct ServerReport {
     /// The weight slow start gives it now (the configured weight once ramped up).
     pub effective_weight: f64,
     pub in_flight: usize,
+    /// Upgraded connections (WebSockets) open on it, part of `in_flight`.
+    pub upgraded_open: usize,
     pub selected: u64,
     pub consecutive_successes: u32,
     pub consecutive_failures: u32,
@@ -300,16 +310,29 @@ pub struct Selection {
 pub struct Lease {
     state: Arc<ServerState>,
     queue: Arc<WaitQueue>,
+    upgraded: bool,
 }
 
 impl Lease {
     pub fn server(&self) -> &ServerState {
         &self.state
     }
+
+    /// The server agreed to switch protocols: the slot stays taken while the tunnel is open
+    /// (it ends with the request), and counts as an upgraded connection until then.
+    pub fn upgraded(&mut self) {
+        if !self.upgraded {
+            self.upgraded = true;
+            self.state.upgraded.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        if self.upgraded {
+            self.state.upgraded.fetch_sub(1, Ordering::Relaxed);
+        }
         self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.queue.wake_head();
     }
@@ -401,6 +424,7 @@ impl UpstreamPool {
             let lease = Lease {
                 state,
                 queue: self.queue.clone(),
+                upgraded: false,
             };
             return Ok((Selection { index, explanation }, lease));
         }

@@ -47,6 +47,7 @@ pub struct FileProxy {
     pub keepalive_timeout: Option<String>,
     pub max_connections: Option<i64>,
     pub max_body_bytes: Option<ByteSize>,
+    pub forward_h2c_upgrade: Option<bool>,
 }
 
 /// `[proxy] access_log = { path, format, enabled }`.
@@ -104,6 +105,7 @@ pub struct FileRoute {
     pub strip_prefix: Option<bool>,
     pub rate_limits: Option<Vec<FileRateLimit>>,
     pub max_body_bytes: Option<ByteSize>,
+    pub upgrades: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -110,5 +110,6 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
         trusted_proxies: limits::validate_trusted_proxies(proxy.trusted_proxies.as_ref(), problems),
         access_log: access_log::validate_access_log(proxy.access_log.as_ref(), problems),
         client: client::validate_client_limits(proxy, problems),
+        forward_h2c_upgrade: proxy.forward_h2c_upgrade.unwrap_or(false),
     }
 }

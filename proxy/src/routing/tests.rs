@@ -16,6 +16,7 @@ fn route(name: &str, path: &str, host: Option<&str>, methods: Option<&[&str]>) -
         strip_prefix: false,
         rate_limits: Vec::new(),
         max_body_bytes: None,
+        upgrades: true,
     }
 }
 

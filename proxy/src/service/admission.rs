@@ -63,6 +63,7 @@ impl Proxy {
         ctx.route = Some(route);
         super::edge::limit_body(session, ctx)?;
         let claims = self.check_token(session, ctx, route)?;
+        super::upgrade::admit(session, ctx, route)?;
         let pool = ctx
             .snapshot
             .pool_for_route(route)
@@ -121,6 +122,11 @@ impl Proxy {
         ctx: &mut RequestCtx,
         route: usize,
     ) -> Result<Admitted, Stop> {
+        // An upgrade is never answered from the cache, stored or coalesced: each one is its
+        // own connection to a server.
+        if ctx.upgrade.is_some() {
+            return Ok(Admitted::Forward);
+        }
         let snapshot = ctx.snapshot.clone();
         let Some(store) = self.cache.for_config(&snapshot.cache) else {
             return Ok(Admitted::Forward);

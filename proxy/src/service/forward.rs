@@ -14,6 +14,7 @@ pub(super) fn rewrite_upstream_request(
     upstream_request: &mut pingora::http::RequestHeader,
     ctx: &mut RequestCtx,
 ) -> Result<()> {
+    super::upgrade::prepare_upstream(upstream_request, ctx)?;
     let strip = ctx
         .route
         .and_then(|r| ctx.snapshot.routes.get(r))

@@ -59,9 +59,14 @@ impl Registry {
         super::queue::prune(&keep);
     }
 
-    /// Forgets servers that no snapshot lists any more.
+    /// Forgets servers that no snapshot lists any more, except while upgraded connections are
+    /// open on them: those drain on their own time, and a server re-added meanwhile must find
+    /// its slots still taken (for `max_connections` and least connections).
     pub fn retain(&self, keep: impl Fn(&str, SocketAddr) -> bool) {
         lock(&self.servers).retain(|(group, addr), state| {
+            if state.upgraded_open() > 0 {
+                return true;
+            }
             let kept = keep(group, *addr);
             if !kept {
                 // Probes and requests still holding the state record nothing more for it.

@@ -188,7 +188,12 @@ impl TestBackend {
             .enable_all()
             .build()
             .expect("runtime");
+        // `/ws` is the backends' own WebSocket echo; every other path is `handle`.
         let router = Router::new()
+            .route(
+                "/ws",
+                axum::routing::get(scalelab_backends::websocket::echo),
+            )
             .fallback(handle)
             .with_state(self.state.clone());
         let addr = self.addr;

@@ -104,6 +104,7 @@ pub(super) fn validate_routes(
             name,
             auth,
             strip_prefix: route.strip_prefix.unwrap_or(false),
+            upgrades: route.upgrades.unwrap_or(true),
             max_body_bytes: super::client::route_body_limit(&base, route, problems),
             path: route.path.clone(),
             host,
