@@ -19,4 +19,5 @@ mod shared_cache;
 mod slow_clients;
 mod smuggling;
 mod upgrades;
+mod upgrades_reload;
 mod upstream_faults;
