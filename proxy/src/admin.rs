@@ -146,7 +146,23 @@ async fn upstreams(State(shared): State<Shared>) -> Answer {
             })
         })
         .collect();
-    Answer::ok(json!({"generation": snapshot.generation, "upstreams": groups}))
+    // Servers a reload removed whose WebSockets (and other tunnels) are still open.
+    let departed: Vec<Value> = shared
+        .registry()
+        .departed(|group, addr| snapshot.lists(group, addr))
+        .iter()
+        .map(|state| {
+            json!({
+                "group": state.group,
+                "addr": state.addr.to_string(),
+                "upgraded_open": state.upgraded_open(),
+                "in_flight": state.in_flight(),
+            })
+        })
+        .collect();
+    Answer::ok(
+        json!({"generation": snapshot.generation, "upstreams": groups, "departed": departed}),
+    )
 }
 
 async fn reload(State(shared): State<Shared>) -> Answer {

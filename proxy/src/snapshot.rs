@@ -102,4 +102,10 @@ impl Snapshot {
     pub fn pool(&self, name: &str) -> Option<&Arc<UpstreamPool>> {
         self.pools.iter().find(|pool| pool.name() == name)
     }
+
+    /// Whether group `group` of this config lists the server `addr`.
+    pub fn lists(&self, group: &str, addr: std::net::SocketAddr) -> bool {
+        self.pool(group)
+            .is_some_and(|pool| pool.servers.iter().any(|s| s.state.addr == addr))
+    }
 }

@@ -226,11 +226,9 @@ impl Shared {
     pub(crate) fn publish(&self, loaded: Loaded) {
         self.inner.snapshot.store(loaded.snapshot.clone());
         let snapshot = &loaded.snapshot;
-        self.inner.registry.retain(|group, addr| {
-            snapshot
-                .pool(group)
-                .is_some_and(|pool| pool.servers.iter().any(|s| s.state.addr == addr))
-        });
+        self.inner
+            .registry
+            .retain(|group, addr| snapshot.lists(group, addr));
         *lock(&self.inner.loaded) = loaded;
     }
 

@@ -59,6 +59,16 @@ impl Registry {
         super::queue::prune(&keep);
     }
 
+    /// Servers `listed` refuses that the registry still keeps for their open upgraded
+    /// connections (see `retain`), for the admin API.
+    pub fn departed(&self, listed: impl Fn(&str, SocketAddr) -> bool) -> Vec<Arc<ServerState>> {
+        lock(&self.servers)
+            .iter()
+            .filter(|((group, addr), state)| state.upgraded_open() > 0 && !listed(group, *addr))
+            .map(|(_, state)| state.clone())
+            .collect()
+    }
+
     /// Forgets servers that no snapshot lists any more, except while upgraded connections are
     /// open on them: those drain on their own time, and a server re-added meanwhile must find
     /// its slots still taken (for `max_connections` and least connections).

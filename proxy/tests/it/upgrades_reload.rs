@@ -44,6 +44,17 @@ fn on(tunnels: &[Tunnel], server: &TestBackend) -> u64 {
         .count() as u64
 }
 
+/// The open tunnels `GET /admin/upstreams` lists for `server` among removed servers.
+async fn departed(proxy: &TestProxy, server: &TestBackend) -> u64 {
+    let upstreams = proxy.upstreams().await;
+    upstreams["departed"]
+        .as_array()
+        .expect("departed list")
+        .iter()
+        .find(|entry| entry["addr"] == server.addr.to_string())
+        .map_or(0, |entry| entry["upgraded_open"].as_u64().unwrap())
+}
+
 /// Writes `config` as the proxy's file and waits until it is the running one.
 async fn reload_to(proxy: &TestProxy, config: &TestConfig) {
     let text = config.render();
@@ -84,6 +95,17 @@ async fn twenty_websockets_keep_echoing_through_ten_reloads() {
         let servers = plans[(round - 1) % 3];
         reload_to(&proxy, &with(servers)).await;
         all_echo(&mut tunnels, round).await;
+        // A removed server's open tunnels are listed apart until they end.
+        for server in [&a, &b] {
+            if !servers.iter().any(|s| s.addr == server.addr) {
+                assert_eq!(
+                    departed(&proxy, server).await,
+                    on(&tunnels, server),
+                    "round {round}: {} removed",
+                    server.state.name
+                );
+            }
+        }
         // A new connection follows the new config.
         let tunnel = open(&proxy).await;
         let allowed: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
