@@ -177,6 +177,11 @@ pub struct ProxySettings {
     /// Pass a client's `Upgrade: h2c` to the upstream; by default it is removed and the request
     /// is served as HTTP/1.1 (the proxy itself never switches protocols).
     pub forward_h2c_upgrade: bool,
+    /// How long an upgraded connection may carry nothing either way before it is closed
+    /// (HAProxy's `timeout tunnel`); it replaces the client and upstream read timeouts once a
+    /// server switched protocols.
+    #[serde(with = "humantime_serde_compat")]
+    pub tunnel_timeout: Duration,
 }
 
 /// One `[upstreams.NAME]` group.

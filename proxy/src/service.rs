@@ -286,7 +286,7 @@ impl ProxyHttp for Proxy {
             }
         }
         caching::on_upstream_response(session, ctx, upstream_response)?;
-        upgrade::on_response(ctx, upstream_response.status);
+        upgrade::on_response(session, ctx, upstream_response.status);
         // A 101's `Connection: upgrade` and `Upgrade` are the switch itself: they must reach
         // the client.
         if upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS {

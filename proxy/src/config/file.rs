@@ -48,6 +48,7 @@ pub struct FileProxy {
     pub max_connections: Option<i64>,
     pub max_body_bytes: Option<ByteSize>,
     pub forward_h2c_upgrade: Option<bool>,
+    pub tunnel_timeout: Option<String>,
 }
 
 /// `[proxy] access_log = { path, format, enabled }`.

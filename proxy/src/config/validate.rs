@@ -111,5 +111,11 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
         access_log: access_log::validate_access_log(proxy.access_log.as_ref(), problems),
         client: client::validate_client_limits(proxy, problems),
         forward_h2c_upgrade: proxy.forward_h2c_upgrade.unwrap_or(false),
+        tunnel_timeout: problems.duration(
+            "proxy.tunnel_timeout",
+            proxy.tunnel_timeout.as_ref(),
+            DurationKind::Timeout,
+            Duration::from_secs(3600),
+        ),
     }
 }

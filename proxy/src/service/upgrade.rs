@@ -83,11 +83,13 @@ fn strip(head: &mut RequestHeader) -> pingora::Result<()> {
 /// The server's answer to an upgrade request: a 101 opens the tunnel (counted on the route's
 /// gauge and on the server, whose slot the lease keeps until the tunnel ends); anything else
 /// is an ordinary response.
-pub(super) fn on_response(ctx: &mut RequestCtx, status: StatusCode) {
+pub(super) fn on_response(session: &mut Session, ctx: &mut RequestCtx, status: StatusCode) {
     if !matches!(ctx.upgrade, Some(Upgrading::Requested)) {
         return;
     }
     if status == StatusCode::SWITCHING_PROTOCOLS {
+        // The client side of the tunnel may be as quiet as the server side.
+        session.set_read_timeout(Some(ctx.snapshot.config.proxy.tunnel_timeout));
         if let Some(lease) = ctx.lease.as_mut() {
             lease.upgraded();
         }
@@ -102,9 +104,17 @@ pub(super) fn on_response(ctx: &mut RequestCtx, status: StatusCode) {
 /// An upgrade's peer keeps the request's upgrade fields: Pingora's standard policy would pass
 /// only `Upgrade: websocket` and drop every other protocol. `prepare_upstream` then does the
 /// hop-by-hop normalisation Pingora leaves to the application under this policy.
+///
+/// Its read and write timeouts become `tunnel_timeout`: Pingora sets them on the upstream
+/// connection once, before the request is sent, and no later phase can change them, so the
+/// group's `read_timeout` would cut a quiet WebSocket. The price is that a server that never
+/// answers an upgrade request is waited on for `tunnel_timeout` too.
 pub(super) fn prepare_peer(peer: &mut HttpPeer, ctx: &RequestCtx) {
     if ctx.upgrade.is_some() {
         peer.options.http_upstream_request_policy.h1_upgrade = H1UpgradePolicy::Preserve;
+        let tunnel_timeout = Some(ctx.snapshot.config.proxy.tunnel_timeout);
+        peer.options.read_timeout = tunnel_timeout;
+        peer.options.write_timeout = tunnel_timeout;
     }
 }
 

@@ -218,3 +218,32 @@ async fn the_cache_never_answers_an_upgrade() {
         .unwrap();
     assert_eq!(socket.echo("cached route").await.unwrap(), "cached route");
 }
+
+#[tokio::test]
+async fn a_quiet_tunnel_outlives_the_read_timeouts_but_not_the_tunnel_timeout() {
+    let a = TestBackend::start("a");
+    let mut spec = UpstreamSpec::new("g", "round_robin", &[&a], &[1]);
+    spec.read_timeout = "1s";
+    let config = TestConfig::new()
+        .proxy_setting("client_body_timeout = \"1s\"")
+        .proxy_setting("tunnel_timeout = \"4s\"")
+        .upstream(spec)
+        .route("all", "/", "g");
+    let proxy = TestProxy::start(&config).await;
+    let mut socket = WsClient::connect(&ws_url(&proxy, "/ws"), &[])
+        .await
+        .unwrap();
+    assert_eq!(socket.echo("before").await.unwrap(), "before");
+    // Quiet for twice the client and upstream read timeouts: the tunnel stays.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(socket.echo("after").await.unwrap(), "after");
+    // Quiet for longer than the tunnel timeout: the proxy closes it.
+    let quiet = std::time::Instant::now();
+    assert!(socket.ended_within(Duration::from_secs(10)).await);
+    assert!(
+        quiet.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        quiet.elapsed()
+    );
+    proxy.wait_in_flight(0, Duration::from_secs(5)).await;
+}
