@@ -88,7 +88,7 @@ pub(super) fn record_request(session: &Session, ctx: &RequestCtx, status: u16) {
         &session.req_header().method,
         status,
         cache,
-        ctx.started.elapsed(),
+        super::upgrade::duration(ctx),
         session.body_bytes_sent(),
     );
     // A route a reload removed records nothing more, its retries included.

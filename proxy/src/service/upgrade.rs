@@ -13,15 +13,20 @@ use http::StatusCode;
 use pingora::http::RequestHeader;
 use pingora::prelude::{HttpPeer, Session};
 use pingora::upstreams::peer::H1UpgradePolicy;
+use std::time::Duration;
 
 /// An upgrade request on its way through the proxy.
 #[derive(Debug)]
 pub(super) enum Upgrading {
     /// Forwarded; the server has not switched (yet).
     Requested,
-    /// The server answered 101: the tunnel is open until the request ends.
-    /// (Held for its drop, which takes the tunnel off the route's gauge.)
-    Open { _tunnel: OpenTunnel },
+    /// The server answered 101: the tunnel is open until the request ends. `_tunnel` is held
+    /// for its drop, which takes the tunnel off the route's gauge.
+    Open {
+        _tunnel: OpenTunnel,
+        /// From the request's start to the 101.
+        switched_after: Duration,
+    },
 }
 
 /// Applies the route's and the proxy's upgrade rules to the request head. Requests without an
@@ -95,6 +100,7 @@ pub(super) fn on_response(session: &mut Session, ctx: &mut RequestCtx, status: S
         }
         ctx.upgrade = Some(Upgrading::Open {
             _tunnel: OpenTunnel::open(ctx.route_name()),
+            switched_after: ctx.started.elapsed(),
         });
     } else {
         series::count(ctx.route_name(), Outcome::Declined);
@@ -146,4 +152,13 @@ fn connection(head: &RequestHeader) -> String {
         .filter_map(|value| value.to_str().ok())
         .collect();
     values.join(",")
+}
+
+/// The request's duration for the latency series: until the 101 for a tunnel (its whole life
+/// would swamp the route's latency with minutes or hours), else until now.
+pub(super) fn duration(ctx: &RequestCtx) -> Duration {
+    match &ctx.upgrade {
+        Some(Upgrading::Open { switched_after, .. }) => *switched_after,
+        _ => ctx.started.elapsed(),
+    }
 }

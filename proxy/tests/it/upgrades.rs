@@ -246,4 +246,20 @@ async fn a_quiet_tunnel_outlives_the_read_timeouts_but_not_the_tunnel_timeout() 
         quiet.elapsed()
     );
     proxy.wait_in_flight(0, Duration::from_secs(5)).await;
+    // The route's latency counts the tunnel until the 101, not its six seconds of life.
+    let metrics = eventually(Duration::from_secs(5), "the request recorded", || async {
+        let metrics = scrape(&proxy).await;
+        metrics
+            .lines()
+            .any(|line| line.starts_with("scalelab_http_request_duration_seconds_sum{"))
+            .then_some(metrics)
+    })
+    .await;
+    let latency: f64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("scalelab_http_request_duration_seconds_sum{"))
+        .filter(|line| line.contains(r#"route="all""#))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(latency > 0.0 && latency < 1.0, "{latency} s in\n{metrics}");
 }
