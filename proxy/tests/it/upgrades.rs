@@ -263,3 +263,33 @@ async fn a_quiet_tunnel_outlives_the_read_timeouts_but_not_the_tunnel_timeout() 
         .sum();
     assert!(latency > 0.0 && latency < 1.0, "{latency} s in\n{metrics}");
 }
+
+#[tokio::test]
+async fn an_open_tunnel_holds_its_servers_max_connections_slot() {
+    let a = TestBackend::start("a");
+    let config = TestConfig::new()
+        .tables(&format!(
+            "[upstreams.g]\nservers = [{{ addr = \"{}\", max_connections = 1 }}]\nqueue = {{ max = 10, timeout = \"300ms\" }}\n",
+            a.addr
+        ))
+        .route("all", "/", "g");
+    let proxy = TestProxy::start(&config).await;
+    let mut first = WsClient::connect(&ws_url(&proxy, "/ws"), &[])
+        .await
+        .unwrap();
+    assert_eq!(first.echo("holding").await.unwrap(), "holding");
+    // The only slot is the tunnel's: a second one waits in the queue and is refused.
+    let refused = match WsClient::connect(&ws_url(&proxy, "/ws"), &[]).await {
+        Ok(_) => panic!("a second tunnel got the server's only slot"),
+        Err(refused) => refused,
+    };
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(first.echo("still holding").await.unwrap(), "still holding");
+    // Closing the tunnel gives the slot back.
+    first.close().await;
+    let mut next = eventually(Duration::from_secs(5), "the slot to come back", || async {
+        WsClient::connect(&ws_url(&proxy, "/ws"), &[]).await.ok()
+    })
+    .await;
+    assert_eq!(next.echo("mine now").await.unwrap(), "mine now");
+}
