@@ -4,8 +4,10 @@
 //! `validate` can report every bad value at once, each with its TOML path.
 
 mod traffic;
+mod transport;
 
 pub use traffic::{FileQueue, FileRateLimit};
+pub use transport::FileUpstreamTls;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -47,6 +49,7 @@ pub struct FileProxy {
     pub keepalive_timeout: Option<String>,
     pub max_connections: Option<i64>,
     pub max_body_bytes: Option<ByteSize>,
+    pub h2c: Option<bool>,
 }
 
 /// `[proxy] access_log = { path, format, enabled }`.
@@ -71,6 +74,8 @@ pub struct FileUpstream {
     pub health_check: Option<FileHealthCheck>,
     pub queue: Option<FileQueue>,
     pub slow_start: Option<String>,
+    pub protocol: Option<String>,
+    pub tls: Option<FileUpstreamTls>,
 }
 
 #[derive(Debug, Deserialize)]
