@@ -29,6 +29,9 @@ where
     let mut options = HttpServerOptions::default();
     options.h1_header_read_timeout = Some(limits.client_header_timeout);
     options.h2c = h2c;
+    // An HTTP/2 connection has no per-request keep-alive timer (Pingora's bounded defaults cap
+    // its streams at 100 and its header list at 64 KiB); it closes after the same idle time.
+    options.h2_idle_timeout = Some(limits.keepalive_timeout);
     app.server_options = Some(options);
     let listener = addr.to_string();
     let limited = ConnectionLimit::new(app, limits.max_connections, listener.clone());

@@ -117,3 +117,36 @@ async fn without_h2c_an_http2_client_is_refused_and_http1_still_served() {
     assert_eq!(response.status(), 200);
     assert_eq!(backend.hits(), 1);
 }
+
+/// An idle HTTP/2 connection is closed after `keepalive_timeout`, as an idle HTTP/1.1 one is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_h2c_connection_is_closed_after_the_keepalive_timeout() {
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .proxy_setting("keepalive_timeout = \"1s\"")
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .route("api", "/api", "g")
+        .client(Client::H2c);
+    let _proxy = TestProxy::start(&config).await;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", config.proxy_port))
+        .await
+        .unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::builder()
+        .uri(format!("http://127.0.0.1:{}/api", config.proxy_port))
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    assert_eq!(response.await.unwrap().status(), 200);
+    let started = std::time::Instant::now();
+    // The server ends the connection (GOAWAY, then close); the client's driver then returns.
+    tokio::time::timeout(patient(Duration::from_secs(10)), connection)
+        .await
+        .expect("the idle connection was not closed")
+        .unwrap()
+        .ok();
+    // Not before the timeout: a lower bound a slow machine cannot break.
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
