@@ -150,3 +150,52 @@ async fn an_idle_h2c_connection_is_closed_after_the_keepalive_timeout() {
     // Not before the timeout: a lower bound a slow machine cannot break.
     assert!(started.elapsed() >= Duration::from_millis(900));
 }
+
+/// The body limit holds over HTTP/2: a declared length over it gets 413 before anything goes
+/// upstream, and a body streamed in DATA frames without a length gets 413 once it passes the
+/// limit (as a chunked HTTP/1.1 body does: its head may already be upstream by then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_bodies_over_the_limit_get_413() {
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .proxy_setting("max_body_bytes = 100")
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .route("api", "/api", "g")
+        .client(Client::H2c);
+    let proxy = TestProxy::start(&config).await;
+    let http = proxy.http();
+    let declared = http
+        .post(proxy.url("/api"))
+        .body(vec![b'a'; 101])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (declared.status().as_u16(), declared.version()),
+        (413, reqwest::Version::HTTP_2)
+    );
+    assert_eq!(
+        declared.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({"error": "request body too large", "limit": 100})
+    );
+    assert_eq!(backend.hits(), 0);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..4).map(|_| Ok(vec![b'b'; 40])).collect();
+    let streamed = http
+        .post(proxy.url("/api"))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), 413);
+    let within = http
+        .post(proxy.url("/api"))
+        .body(vec![b'c'; 100])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(within.status(), 200);
+    assert_eq!(
+        backend.last_header("content-length").as_deref(),
+        Some("100")
+    );
+}

@@ -247,6 +247,7 @@ async fn tls_upstreams_are_verified_against_the_configured_ca() {
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["error"], "upstream connection failed", "{body}");
     assert_eq!(body["upstream"], "wrong", "{body}");
+    assert_eq!(body["detail"], "TLSHandshakeFailure", "{body}");
     assert_eq!(
         backend.hits(),
         2,
