@@ -1,7 +1,8 @@
 //! How the proxy reaches a group's servers: `protocol = "h2c"` (HTTP/2 in clear text with prior
 //! knowledge) and `tls = { sni, ca, verify }` to a server whose certificate a test CA issued,
 //! with health probes over the same transport; a certificate the configured CA did not issue
-//! is a 502 in JSON and a counted `tls` error.
+//! is a 502 in JSON and a counted `tls` error, fails the probe, and a reload that names the
+//! right CA takes effect for the next request.
 
 use crate::harness::*;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -212,12 +213,16 @@ async fn tls_upstreams_are_verified_against_the_configured_ca() {
              [upstreams.h2]\nprotocol = \"h2\"\nservers = [ {{ addr = \"{addr}\" }} ]\n\
              tls = {{ sni = \"localhost\", ca = {right:?} }}\n\
              [upstreams.h2.health_check]\ninterval = \"200ms\"\nhealthy_threshold = 1\n\
-             [upstreams.wrong]\nretries = 0\nservers = [ {{ addr = \"{addr}\" }} ]\n\
-             tls = {{ sni = \"localhost\", ca = {wrong:?} }}\n"
+             [upstreams.wrong]\nretries = 0\nfail_timeout = \"500ms\"\nservers = [ {{ addr = \"{addr}\" }} ]\n\
+             tls = {{ sni = \"localhost\", ca = {wrong:?} }}\n\
+             [upstreams.probed]\nservers = [ {{ addr = \"{addr}\" }} ]\n\
+             tls = {{ sni = \"localhost\", ca = {wrong:?} }}\n\
+             [upstreams.probed.health_check]\ninterval = \"200ms\"\nunhealthy_threshold = 1\n"
         ))
         .route("good", "/good", "good")
         .route("h2", "/h2", "h2")
-        .route("wrong", "/wrong", "wrong");
+        .route("wrong", "/wrong", "wrong")
+        .route("probed", "/probed", "probed");
     let proxy = TestProxy::start(&config).await;
     wait_healthy(&proxy, "good", addr).await;
     wait_healthy(&proxy, "h2", addr).await;
@@ -269,4 +274,37 @@ async fn tls_upstreams_are_verified_against_the_configured_ca() {
         None,
         "{text}"
     );
+
+    // The probe verifies as requests do: against the wrong CA the server fails its check, with
+    // the handshake's failure as the reason, and the group answers 503.
+    let report = eventually(Duration::from_secs(10), "a failed TLS probe", || async {
+        let report = server_in(&proxy, "probed", addr).await?;
+        (report["last_check"]["ok"] == false).then_some(report)
+    })
+    .await;
+    assert_eq!(report["healthy"], false, "{report}");
+    let detail = report["last_check"]["detail"].as_str().unwrap();
+    assert!(detail.contains("TLSHandshakeFailure"), "{report}");
+    assert_eq!(
+        http.get(proxy.url("/probed/x"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    assert_eq!(backend.hits(), 2);
+
+    // A reload that names the right CA applies to the next request: TLS settings are live.
+    proxy.write_config(&config.render().replace(&wrong, &right));
+    eventually(
+        Duration::from_secs(10),
+        "the reloaded CA to verify",
+        || async {
+            let response = http.get(proxy.url("/wrong/x")).send().await.ok()?;
+            (response.status() == 200).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(backend.hits(), 3);
 }
