@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// An h2c server echoing each request's body back as a gRPC response ending in trailers
-/// (`grpc-status: 0`), which also says `cache-control: public` to tempt the cache.
+/// (`grpc-status: 0`), which also says `cache-control: public` to tempt the cache, and
+/// `x-seen-te` with the request's `te`.
 struct EchoServer {
     server: ServerRuntime,
     calls: Arc<AtomicUsize>,
@@ -40,6 +41,8 @@ async fn echo(
     mut respond: h2::server::SendResponse<Bytes>,
 ) -> Result<(), h2::Error> {
     let content_type = request.headers().get("content-type").cloned();
+    // gRPC servers may insist on `te: trailers`; say whether it arrived.
+    let te = request.headers().get("te").cloned();
     let message = read_all(request.into_body()).await?;
     let mut response = http::Response::builder()
         .status(200)
@@ -48,6 +51,9 @@ async fn echo(
         .unwrap();
     if let Some(content_type) = content_type {
         response.headers_mut().insert("content-type", content_type);
+    }
+    if let Some(te) = te {
+        response.headers_mut().insert("x-seen-te", te);
     }
     let mut stream = respond.send_response(response, false)?;
     stream.send_data(message, false)?;
@@ -127,6 +133,7 @@ async fn a_grpc_call_passes_through_with_its_trailers_and_is_never_cached() {
         assert_eq!(head.status, 200);
         assert_eq!(head.version, http::Version::HTTP_2);
         assert_eq!(head.headers["content-type"], "application/grpc");
+        assert_eq!(head.headers["x-seen-te"], "trailers");
         assert!(
             head.headers.get("x-cache").is_none_or(|v| v != "HIT"),
             "call {n} answered from the cache: {:?}",
