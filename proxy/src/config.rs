@@ -8,6 +8,7 @@ mod file;
 pub mod key_template;
 pub mod limits;
 mod overrides;
+pub mod transport;
 pub mod units;
 mod validate;
 
@@ -171,6 +172,8 @@ pub struct ProxySettings {
     pub trusted_proxies: TrustedProxies,
     /// Where and how the one line per request is written.
     pub access_log: AccessLogSettings,
+    /// The plain listeners also accept HTTP/2 with prior knowledge (h2c), beside HTTP/1.1.
+    pub h2c: bool,
     /// Timeouts, connection and body limits for clients (`[proxy]` keys of the same names).
     #[serde(flatten)]
     pub client: ClientLimits,
@@ -205,6 +208,10 @@ pub struct Upstream {
     /// How long a recovered or added server takes to ramp from 10% to 100% of its weight.
     #[serde(serialize_with = "serialize_optional_duration")]
     pub slow_start: Option<Duration>,
+    /// The HTTP version spoken to the servers.
+    pub protocol: transport::UpstreamProtocol,
+    /// TLS to the servers; `None` is clear text.
+    pub tls: Option<transport::UpstreamTls>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -1,34 +1,62 @@
 //! Active health checks: a background loop that probes every server of every group in the
 //! current snapshot at the group's interval, with a plain HTTP/1.1 GET (the same minimal probe
-//! HAProxy sends), and applies the thresholds in `upstream`.
+//! HAProxy sends), and applies the thresholds in `upstream`. A group reached over TLS or HTTP/2
+//! is probed with the same GET over its own transport (`over_peer`).
 
-use crate::config::HealthCheck;
+mod over_peer;
+
+use crate::config::transport::UpstreamProtocol;
+use crate::config::{HealthCheck, Upstream};
 use crate::snapshot::Snapshot;
 use crate::upstream::{ServerState, Transition, UpstreamPool};
+use pingora::prelude::HttpPeer;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Probes one server once: `GET path` and pass on a 2xx status (with the body read to its
-/// end), all within the check's timeout.
-pub async fn probe(addr: SocketAddr, check: &HealthCheck) -> Result<String, String> {
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        http::header::USER_AGENT,
-        http::HeaderValue::from_static("scalelab-health"),
-    );
-    match crate::http1::get(addr, &check.path, headers, check.timeout).await {
-        Ok(status) if status.is_success() => Ok(format!("HTTP {}", status.as_u16())),
-        Ok(status) => Err(format!("HTTP {}", status.as_u16())),
-        Err(error) => Err(error.to_string()),
+/// end), all within the check's timeout; over `peer` when the group needs TLS or HTTP/2.
+pub async fn probe(
+    addr: SocketAddr,
+    check: &HealthCheck,
+    peer: Option<HttpPeer>,
+) -> Result<String, String> {
+    let status = match peer {
+        Some(peer) => over_peer::get(addr, peer, &check.path, check.timeout).await?,
+        None => {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                http::header::USER_AGENT,
+                http::HeaderValue::from_static("scalelab-health"),
+            );
+            crate::http1::get(addr, &check.path, headers, check.timeout)
+                .await
+                .map_err(|error| error.to_string())?
+                .as_u16()
+        }
+    };
+    if (200..300).contains(&status) {
+        Ok(format!("HTTP {status}"))
+    } else {
+        Err(format!("HTTP {status}"))
     }
 }
 
+/// The peer a probe of `addr` goes through: `None` for a clear-text HTTP/1.1 group (the plain
+/// probe, one hyper connection), the request path's peer otherwise.
+fn probe_peer(addr: SocketAddr, config: &Upstream) -> Option<HttpPeer> {
+    (config.tls.is_some() || config.protocol != UpstreamProtocol::Http1)
+        .then(|| crate::upstream::peer::build(addr, config))
+}
+
+/// One server to probe: its state, its group's check and the peer to probe it through.
+pub type Target = (Arc<ServerState>, HealthCheck, Option<HttpPeer>);
+
 /// Probes one server and records the result, logging any transition.
-pub async fn check_server(state: Arc<ServerState>, check: HealthCheck) {
+pub async fn check_server((state, check, peer): Target) {
     let started = Instant::now();
-    let result = probe(state.addr, &check).await;
+    let result = probe(state.addr, &check, peer).await;
     let took = started.elapsed();
     let (passed, detail) = match result {
         Ok(detail) => (true, detail),
@@ -58,7 +86,8 @@ pub async fn run_round(pools: &[Arc<UpstreamPool>]) {
     for pool in pools {
         if let Some(check) = &pool.config.health_check {
             for server in &pool.servers {
-                tasks.spawn(check_server(server.state.clone(), check.clone()));
+                let peer = probe_peer(server.state.addr, &pool.config);
+                tasks.spawn(check_server((server.state.clone(), check.clone(), peer)));
             }
         }
     }
@@ -86,7 +115,8 @@ pub async fn run(
                 let next = due.entry(key.clone()).or_insert(now + check.interval);
                 if *next <= now {
                     *next = now + check.interval;
-                    tokio::spawn(check_server(server.state.clone(), check.clone()));
+                    let peer = probe_peer(server.state.addr, &pool.config);
+                    tokio::spawn(check_server((server.state.clone(), check.clone(), peer)));
                 }
                 seen.push(key);
             }
@@ -101,7 +131,7 @@ pub async fn run(
 
 /// The servers of `next` that `running` does not have, with their group's check: a reload
 /// checks them once before it swaps `next` in.
-pub fn added_servers(running: &Snapshot, next: &Snapshot) -> Vec<(Arc<ServerState>, HealthCheck)> {
+pub fn added_servers(running: &Snapshot, next: &Snapshot) -> Vec<Target> {
     next.pools
         .iter()
         .filter_map(|pool| Some((pool, pool.config.health_check.as_ref()?)))
@@ -116,7 +146,10 @@ pub fn added_servers(running: &Snapshot, next: &Snapshot) -> Vec<(Arc<ServerStat
                             .any(|s| s.state.addr == server.state.addr)
                     })
                 })
-                .map(move |server| (server.state.clone(), check.clone()))
+                .map(move |server| {
+                    let peer = probe_peer(server.state.addr, &pool.config);
+                    (server.state.clone(), check.clone(), peer)
+                })
         })
         .collect()
 }
@@ -128,7 +161,7 @@ pub fn added_servers(running: &Snapshot, next: &Snapshot) -> Vec<(Arc<ServerStat
 ///
 /// It runs on a thread of its own with a small runtime, so it can be called from any thread,
 /// inside or outside a tokio runtime.
-pub fn first_checks_blocking(servers: Vec<(Arc<ServerState>, HealthCheck)>) {
+pub fn first_checks_blocking(servers: Vec<Target>) {
     if servers.is_empty() {
         return;
     }
@@ -141,8 +174,8 @@ pub fn first_checks_blocking(servers: Vec<(Arc<ServerState>, HealthCheck)>) {
                     .map_err(|error| error.to_string())?;
                 runtime.block_on(async {
                     let mut tasks = tokio::task::JoinSet::new();
-                    for (state, check) in servers {
-                        tasks.spawn(check_server(state, check));
+                    for target in servers {
+                        tasks.spawn(check_server(target));
                     }
                     while tasks.join_next().await.is_some() {}
                 });

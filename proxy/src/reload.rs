@@ -26,6 +26,8 @@ pub const RESTART_ONLY: &[&str] = &[
     // Built into the listeners' server options and connection limits at start.
     "proxy.client_header_timeout",
     "proxy.max_connections",
+    // Pingora reads it from the listener's server options, fixed when the listener is built.
+    "proxy.h2c",
 ];
 
 /// The journal's view of a `ConfigError`: one entry per issue, with path and line kept apart.

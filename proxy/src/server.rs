@@ -104,6 +104,7 @@ pub fn run(
             Proxy::new(shared.clone()),
             *addr,
             &settings.client,
+            settings.h2c,
         ));
     }
     server.add_service(background_service(

@@ -82,15 +82,19 @@ pub enum UpstreamError {
     ReadTimeout,
     Reset,
     Protocol,
+    /// The TLS handshake with the server failed (its certificate did not verify, or no common
+    /// version or cipher).
+    Tls,
 }
 
 impl UpstreamError {
-    const ALL: [UpstreamError; 5] = [
+    const ALL: [UpstreamError; 6] = [
         UpstreamError::ConnectRefused,
         UpstreamError::ConnectTimeout,
         UpstreamError::ReadTimeout,
         UpstreamError::Reset,
         UpstreamError::Protocol,
+        UpstreamError::Tls,
     ];
 
     fn label(self) -> &'static str {
@@ -100,6 +104,7 @@ impl UpstreamError {
             UpstreamError::ReadTimeout => "read_timeout",
             UpstreamError::Reset => "reset",
             UpstreamError::Protocol => "protocol",
+            UpstreamError::Tls => "tls",
         }
     }
 
@@ -114,6 +119,9 @@ impl UpstreamError {
             E::ReadTimedout | E::WriteTimedout => UpstreamError::ReadTimeout,
             E::ConnectionClosed | E::ReadError | E::WriteError | E::ConnectProxyFailure => {
                 UpstreamError::Reset
+            }
+            E::TLSHandshakeFailure | E::InvalidCert | E::HandshakeError | E::TLSWantX509Lookup => {
+                UpstreamError::Tls
             }
             _ => UpstreamError::Protocol,
         }
@@ -164,9 +172,10 @@ fn vectors() -> Result<Vectors, prometheus::Error> {
     Ok(Vectors {
         requests: counter(
             "scalelab_http_requests_total",
-            "Requests answered, by route (`none`: no route matched), method and status code, \
-             including the ones the proxy answers itself and cache hits.",
-            &["route", "method", "code"],
+            "Requests answered, by route (`none`: no route matched), method, status code and \
+             protocol (http/1.0, http/1.1, h2), including the ones the proxy answers itself and \
+             cache hits.",
+            &["route", "method", "code", "protocol"],
         )?,
         duration: histogram(
             "scalelab_http_request_duration_seconds",
@@ -195,7 +204,7 @@ fn vectors() -> Result<Vectors, prometheus::Error> {
         upstream_errors: counter(
             "scalelab_upstream_errors_total",
             "Failed upstream exchanges by kind (connect_refused, connect_timeout, read_timeout, \
-             reset, protocol).",
+             reset, protocol, tls).",
             &["upstream", "server", "kind"],
         )?,
         retries: counter(
@@ -277,7 +286,7 @@ impl RouteMetrics {
         RouteMetrics {
             route: route.to_string(),
             retired: AtomicBool::new(false),
-            requests: (0..METHODS.len() * CODES.len())
+            requests: (0..Protocol::ALL.len() * METHODS.len() * CODES.len())
                 .map(|_| OnceLock::new())
                 .collect(),
             duration: Default::default(),
@@ -289,6 +298,7 @@ impl RouteMetrics {
     pub fn record(
         &self,
         method: &http::Method,
+        protocol: Protocol,
         status: u16,
         cache: CacheUse,
         duration: Duration,
@@ -301,19 +311,26 @@ impl RouteMetrics {
             return;
         };
         let method = method_index(method);
+        let slots = &self.requests[protocol.index() * METHODS.len() * CODES.len()..];
         match CODES.iter().position(|&code| code == status) {
-            Some(code) => self.requests[method * CODES.len() + code]
+            Some(code) => slots[method * CODES.len() + code]
                 .get_or_init(|| {
                     vectors.requests.with_label_values(&[
                         self.route.as_str(),
                         METHODS[method],
                         &CODES[code].to_string(),
+                        protocol.label(),
                     ])
                 })
                 .inc(),
             None => vectors
                 .requests
-                .with_label_values(&[self.route.as_str(), METHODS[method], &status.to_string()])
+                .with_label_values(&[
+                    self.route.as_str(),
+                    METHODS[method],
+                    &status.to_string(),
+                    protocol.label(),
+                ])
                 .inc(),
         }
         let slot = CacheUse::ALL.iter().position(|c| *c == cache).unwrap_or(4);
@@ -346,7 +363,7 @@ pub struct ServerMetrics {
     server: String,
     responses: Vec<OnceLock<IntCounter>>,
     duration: OnceLock<Histogram>,
-    errors: [OnceLock<IntCounter>; 5],
+    errors: [OnceLock<IntCounter>; 6],
 }
 
 impl ServerMetrics {
@@ -461,8 +478,10 @@ pub fn retries(upstream: &str, retries: u64, recovered: bool) {
         .inc_by(retries);
 }
 
+mod protocol;
 mod prune;
 #[cfg(test)]
 mod tests;
 
+pub use protocol::Protocol;
 pub use prune::{prune, prune_vec, Labels};

@@ -3,6 +3,7 @@
 //! that state into `balance` candidates and picks one without taking a lock.
 
 mod explain;
+pub mod peer;
 mod queue;
 mod registry;
 #[cfg(test)]

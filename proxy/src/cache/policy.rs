@@ -74,6 +74,7 @@ pub enum NotStored {
     UnverifiedAuthorization,
     TooLarge,
     ZeroTtl,
+    Trailers,
 }
 
 impl NotStored {
@@ -89,6 +90,7 @@ impl NotStored {
             NotStored::UnverifiedAuthorization => "authorization-not-verified-by-proxy",
             NotStored::TooLarge => "too-large",
             NotStored::ZeroTtl => "zero-ttl",
+            NotStored::Trailers => "trailers",
         }
     }
 }
@@ -106,6 +108,18 @@ pub struct StoreInput<'a> {
     pub proxy_verified_token: bool,
     pub content_length: Option<usize>,
     pub max_object_bytes: usize,
+    /// The response ends in trailer fields (`ends_in_trailers`), which a stored object would
+    /// lose.
+    pub has_trailers: bool,
+}
+
+/// Whether a response announces trailer fields (`Trailer`) or is gRPC's, whose status always
+/// comes in trailers: the store keeps a head and a body, so a hit would drop them.
+pub fn ends_in_trailers(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::TRAILER)
+        || headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// Whether a response may be stored (RFC 9111 section 3 for a shared cache, plus our limits).
@@ -130,6 +144,9 @@ pub fn storable(input: &StoreInput<'_>) -> Result<(), NotStored> {
     }
     if input.vary_star {
         return Err(NotStored::VaryStar);
+    }
+    if input.has_trailers {
+        return Err(NotStored::Trailers);
     }
     if input.request_has_authorization {
         // RFC 9111 section 3.5: only with public or s-maxage; we additionally require that this

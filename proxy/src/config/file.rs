@@ -4,8 +4,10 @@
 //! `validate` can report every bad value at once, each with its TOML path.
 
 mod traffic;
+mod transport;
 
 pub use traffic::{FileQueue, FileRateLimit};
+pub use transport::FileUpstreamTls;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -49,6 +51,7 @@ pub struct FileProxy {
     pub max_body_bytes: Option<ByteSize>,
     pub forward_h2c_upgrade: Option<bool>,
     pub tunnel_timeout: Option<String>,
+    pub h2c: Option<bool>,
 }
 
 /// `[proxy] access_log = { path, format, enabled }`.
@@ -73,6 +76,8 @@ pub struct FileUpstream {
     pub health_check: Option<FileHealthCheck>,
     pub queue: Option<FileQueue>,
     pub slow_start: Option<String>,
+    pub protocol: Option<String>,
+    pub tls: Option<FileUpstreamTls>,
 }
 
 #[derive(Debug, Deserialize)]

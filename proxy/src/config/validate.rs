@@ -13,6 +13,7 @@ mod client;
 mod limits;
 mod lines;
 mod routes;
+mod transport;
 mod upstream;
 
 pub(super) use cache::validate_redis as redis_settings;
@@ -36,7 +37,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
     let proxy = validate_proxy(&file, &mut problems);
     let mut upstreams = BTreeMap::new();
     for (name, upstream) in &file.upstreams {
-        if let Some(valid) = validate_upstream(name, upstream, &mut problems) {
+        if let Some(valid) = validate_upstream(name, upstream, base, &mut problems) {
             upstreams.insert(name.clone(), valid);
         }
     }
@@ -109,6 +110,7 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
         request_metrics: proxy.request_metrics.unwrap_or(true),
         trusted_proxies: limits::validate_trusted_proxies(proxy.trusted_proxies.as_ref(), problems),
         access_log: access_log::validate_access_log(proxy.access_log.as_ref(), problems),
+        h2c: proxy.h2c.unwrap_or(false),
         client: client::validate_client_limits(proxy, problems),
         forward_h2c_upgrade: proxy.forward_h2c_upgrade.unwrap_or(false),
         tunnel_timeout: problems.duration(

@@ -12,12 +12,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The service answering on `addr` (generic over the proxy so `edge` does not depend on
-/// `service`, which depends on `edge`).
+/// `service`, which depends on `edge`). With `h2c`, a connection that opens with the HTTP/2
+/// preface is served as HTTP/2 (Pingora peeks at its first bytes), any other as HTTP/1.
 pub fn service<P>(
     conf: &Arc<ServerConf>,
     proxy: P,
     addr: SocketAddr,
     limits: &ClientLimits,
+    h2c: bool,
 ) -> Service<ConnectionLimit<HttpProxy<P>>>
 where
     P: ProxyHttp + Send + Sync + 'static,
@@ -26,6 +28,10 @@ where
     let mut app = pingora::proxy::http_proxy(conf, proxy);
     let mut options = HttpServerOptions::default();
     options.h1_header_read_timeout = Some(limits.client_header_timeout);
+    options.h2c = h2c;
+    // An HTTP/2 connection has no per-request keep-alive timer (Pingora's bounded defaults cap
+    // its streams at 100 and its header list at 64 KiB); it closes after the same idle time.
+    options.h2_idle_timeout = Some(limits.keepalive_timeout);
     app.server_options = Some(options);
     let listener = addr.to_string();
     let limited = ConnectionLimit::new(app, limits.max_connections, listener.clone());

@@ -154,6 +154,7 @@ fn keep_restart_only(mut config: Config, running: &Config) -> Config {
     config.proxy.admin_listen = current.admin_listen;
     config.proxy.threads = current.threads;
     config.proxy.shutdown_timeout = current.shutdown_timeout;
+    config.proxy.h2c = current.h2c;
     config
 }
 

@@ -84,8 +84,10 @@ pub(super) fn record_request(session: &Session, ctx: &RequestCtx, status: u16) {
     let Some(metrics) = ctx.snapshot.route_metrics(ctx.route) else {
         return;
     };
+    let req = session.req_header();
     metrics.record(
-        &session.req_header().method,
+        &req.method,
+        telemetry::Protocol::of(req.version),
         status,
         cache,
         super::upgrade::duration(ctx),

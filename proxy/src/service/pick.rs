@@ -40,15 +40,7 @@ pub(super) async fn upstream_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>>
     let addr = lease.server().addr;
     ctx.lease = Some(lease);
     ctx.upstream_started = Some(Instant::now());
-    let mut peer = HttpPeer::new(addr, false, String::new());
-    peer.options.connection_timeout = Some(pool.config.connect_timeout);
-    peer.options.read_timeout = Some(pool.config.read_timeout);
-    peer.options.write_timeout = Some(pool.config.read_timeout);
-    // A response framed both ways is refused (502), not read as chunked: a client or cache
-    // behind us could frame it the other way.
-    peer.options
-        .reject_h1_response_with_content_length_and_transfer_encoding = true;
-    Ok(Box::new(peer))
+    Ok(Box::new(crate::upstream::peer::build(addr, &pool.config)))
 }
 
 /// A server and its slot: at once when one is free and no one is waiting (a newcomer never

@@ -25,8 +25,31 @@ fn error_kinds_follow_pingora_errors() {
         (E::ReadTimedout, "read_timeout"),
         (E::ConnectionClosed, "reset"),
         (E::InvalidHTTPHeader, "protocol"),
+        (E::TLSHandshakeFailure, "tls"),
+        (E::InvalidCert, "tls"),
     ];
     for (error, kind) in cases {
         assert_eq!(UpstreamError::of(&error).label(), kind, "{error:?}");
     }
+}
+
+#[test]
+fn protocols_are_labelled_by_their_alpn_names_and_own_their_slots() {
+    let cases = [
+        (http::Version::HTTP_09, "http/1.0"),
+        (http::Version::HTTP_10, "http/1.0"),
+        (http::Version::HTTP_11, "http/1.1"),
+        (http::Version::HTTP_2, "h2"),
+    ];
+    for (version, label) in cases {
+        assert_eq!(Protocol::of(version).label(), label, "{version:?}");
+    }
+    // Each protocol's block of slots starts where the previous one ends.
+    let indexes: Vec<usize> = Protocol::ALL.iter().map(|p| p.index()).collect();
+    assert_eq!(indexes, [0, 1, 2]);
+    let metrics = RouteMetrics::new("r");
+    assert_eq!(
+        metrics.requests.len(),
+        Protocol::ALL.len() * METHODS.len() * CODES.len()
+    );
 }

@@ -58,6 +58,8 @@ fn limited_pool(weights: &[u32], active_check: bool, max: Option<u32>) -> Upstre
         health_check: active_check.then(|| check(2, 3)),
         queue: crate::config::QueueSettings::default(),
         slow_start: None,
+        protocol: Default::default(),
+        tls: None,
     };
     UpstreamPool::new(config, &Registry::default())
 }

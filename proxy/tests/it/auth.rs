@@ -18,14 +18,15 @@ use vectors::*;
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// One backend behind `/api` (`auth = "jwt"`) and `/public` (no auth), with the given `[auth]`
-/// table body.
-async fn protected(auth_table: &str) -> (TestBackend, TestProxy) {
+/// table body, spoken to over `client`.
+async fn protected(auth_table: &str, client: Client) -> (TestBackend, TestProxy) {
     let backend = TestBackend::start("origin");
     let config = TestConfig::new()
         .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
         .auth_table(&resolve_table(auth_table))
         .jwt_route("api", "/api", "g")
-        .route("public", "/public", "g");
+        .route("public", "/public", "g")
+        .client(client);
     let proxy = TestProxy::start(&config).await;
     (backend, proxy)
 }
@@ -45,7 +46,7 @@ async fn send(
     authorization: Option<&[u8]>,
     headers: &[(&str, &str)],
 ) -> Result<Answer, reqwest::Error> {
-    let mut request = client().get(proxy.url(path));
+    let mut request = proxy.http().get(proxy.url(path));
     if let Some(value) = authorization {
         let value = reqwest::header::HeaderValue::from_bytes(value).expect("a header value");
         request = request.header(reqwest::header::AUTHORIZATION, value);
@@ -54,6 +55,7 @@ async fn send(
         request = request.header(*name, *value);
     }
     let response = request.send().await?;
+    assert_eq!(response.version(), proxy.client.version());
     let header = |name: &str| {
         response
             .headers()
@@ -138,7 +140,7 @@ async fn every_vector_is_refused_at_the_proxy_and_never_reaches_the_upstream() {
     let mut failures = Vec::new();
     let (mut refused_by_auth, mut refused_by_size, mut accepted) = (0, 0, 0);
     for table in &tables {
-        let (backend, proxy) = protected(table).await;
+        let (backend, proxy) = protected(table, Client::Http1).await;
         let mut counted: BTreeMap<&str, u64> = BTreeMap::new();
         for vector in vectors.iter().filter(|v| v.auth_table == *table) {
             let authorization = vector.authorization.as_deref();
@@ -223,12 +225,16 @@ async fn every_vector_is_refused_at_the_proxy_and_never_reaches_the_upstream() {
     );
 }
 
+over_each_client!(
+    minted_tokens_pass_and_identity_headers_are_the_proxys,
+    a_cached_object_is_never_served_to_a_request_that_fails_auth,
+);
+
 /// A minted HS256 token passes with `Bearer`, `bearer` and bare; whatever identity headers the
 /// client sends, the backend only ever sees the proxy's `X-Auth-Subject` (from `sub`) and no
 /// `X-Auth-Claims`; a public route needs no token and passes no client identity either.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn minted_tokens_pass_and_identity_headers_are_the_proxys() {
-    let (backend, proxy) = protected(&hs256_table()).await;
+async fn minted_tokens_pass_and_identity_headers_are_the_proxys(client: Client) {
+    let (backend, proxy) = protected(&hs256_table(), client).await;
     let settings = settings(&hs256_table());
     let token = scalelab_auth::mint(&settings, "alice", Duration::from_secs(60)).unwrap();
     let forged = [
@@ -282,8 +288,7 @@ async fn minted_tokens_pass_and_identity_headers_are_the_proxys() {
 /// A protected cached route: an authenticated request stores a `public` response, a second one is a
 /// HIT, and then a request without a token, or with a bad one, still gets 401 and nothing of the
 /// cached body.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cached_object_is_never_served_to_a_request_that_fails_auth() {
+async fn a_cached_object_is_never_served_to_a_request_that_fails_auth(client: Client) {
     let backend = TestBackend::start("origin");
     let config = TestConfig::new()
         .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
@@ -294,7 +299,8 @@ async fn a_cached_object_is_never_served_to_a_request_that_fails_auth() {
             "/c",
             "g",
             "key = \"{path}?{query}\", default_ttl = \"300s\"",
-        );
+        )
+        .client(client);
     let proxy = TestProxy::start(&config).await;
     let good = bearer(&hs256(&good_claims()));
     let path = "/c/item?cc=public%2C%20max-age=60";

@@ -8,12 +8,22 @@ use std::time::{Duration, Instant};
 const TIERS: &[(&str, usize)] = &[("L1", 100), ("L2", 100), ("L3", 100)];
 
 async fn setup(route_cache: &str, tiers: &[(&str, usize)]) -> (TestBackend, TestProxy) {
+    setup_over(route_cache, tiers, Client::Http1).await
+}
+
+/// As `setup`, with the tests speaking `client` to the proxy.
+async fn setup_over(
+    route_cache: &str,
+    tiers: &[(&str, usize)],
+    client: Client,
+) -> (TestBackend, TestProxy) {
     let backend = TestBackend::start("origin");
     let config = TestConfig::new()
         .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
         .cache(tiers, 2)
         .cached_route("c", "/c", "g", route_cache)
-        .route("plain", "/", "g");
+        .route("plain", "/", "g")
+        .client(client);
     let proxy = TestProxy::start(&config).await;
     (backend, proxy)
 }
@@ -32,11 +42,12 @@ async fn get(proxy: &TestProxy, path: &str) -> Seen {
 }
 
 async fn get_with(proxy: &TestProxy, path: &str, headers: &[(&str, &str)]) -> Seen {
-    let mut request = client().get(proxy.url(path));
+    let mut request = proxy.http().get(proxy.url(path));
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
     let response = request.send().await.unwrap();
+    assert_eq!(response.version(), proxy.client.version());
     let header = |name: &str| {
         response
             .headers()
@@ -58,9 +69,18 @@ async fn get_with(proxy: &TestProxy, path: &str, headers: &[(&str, &str)]) -> Se
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn miss_then_hit_with_age_then_expiry_after_max_age() {
-    let (backend, proxy) = setup("key = \"{path}?{query}\", default_ttl = \"300s\"", TIERS).await;
+over_each_client!(
+    miss_then_hit_with_age_then_expiry_after_max_age,
+    two_hundred_concurrent_cold_requests_reach_the_origin_once,
+);
+
+async fn miss_then_hit_with_age_then_expiry_after_max_age(client: Client) {
+    let (backend, proxy) = setup_over(
+        "key = \"{path}?{query}\", default_ttl = \"300s\"",
+        TIERS,
+        client,
+    )
+    .await;
     let first = get(&proxy, "/c/x?cc=max-age=2").await;
     assert_eq!((first.status, first.x_cache.as_str()), (200, "MISS"));
     assert_eq!(first.cache_status, "scalelab; fwd=miss; stored; ttl=2");
@@ -229,20 +249,22 @@ async fn invalidate_by_key_prefix_tag_and_soft_purge() {
     assert_eq!(response.status(), 400);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_hundred_concurrent_cold_requests_reach_the_origin_once() {
-    let (backend, proxy) = setup("key = \"{path}\"", TIERS).await;
+async fn two_hundred_concurrent_cold_requests_reach_the_origin_once(client: Client) {
+    let (backend, proxy) = setup_over("key = \"{path}\"", TIERS, client).await;
     backend.set_latency(300);
-    let http = client();
+    let http = proxy.http();
     let url = proxy.url("/c/cold");
     let tasks: Vec<_> = (0..200)
         .map(|_| {
             let (http, url) = (http.clone(), url.clone());
-            tokio::spawn(async move { http.get(url).send().await.unwrap().status().as_u16() })
+            tokio::spawn(async move {
+                let response = http.get(url).send().await.unwrap();
+                (response.status().as_u16(), response.version())
+            })
         })
         .collect();
     for task in tasks {
-        assert_eq!(task.await.unwrap(), 200);
+        assert_eq!(task.await.unwrap(), (200, client.version()));
     }
     assert_eq!(backend.hits(), 1);
 }

@@ -9,18 +9,24 @@ fn single(backend: &TestBackend) -> TestConfig {
         .route("api", "/api", "g")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_mib_post_body_arrives_intact_and_response_streams_back() {
+over_each_client!(
+    one_mib_post_body_arrives_intact_and_response_streams_back,
+    forwarding_headers_request_ids_and_hop_by_hop,
+);
+
+async fn one_mib_post_body_arrives_intact_and_response_streams_back(client: Client) {
     let backend = TestBackend::start("a");
-    let proxy = TestProxy::start(&single(&backend)).await;
+    let proxy = TestProxy::start(&single(&backend).client(client)).await;
     let body: Vec<u8> = (0..1024 * 1024).map(|i| (i * 31 % 251) as u8).collect();
-    let response = client()
+    let response = proxy
+        .http()
         .post(proxy.url("/api/upload?x=1"))
         .body(body.clone())
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), client.version());
     let echoed: serde_json::Value = response.json().await.unwrap();
     assert_eq!(echoed["method"], "POST");
     assert_eq!(echoed["path"], "/api/upload");
@@ -29,11 +35,10 @@ async fn one_mib_post_body_arrives_intact_and_response_streams_back() {
     assert_eq!(echoed["body_fnv"], fnv(&body));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forwarding_headers_request_ids_and_hop_by_hop() {
+async fn forwarding_headers_request_ids_and_hop_by_hop(client: Client) {
     let backend = TestBackend::start("a");
-    let proxy = TestProxy::start(&single(&backend)).await;
-    let http = client();
+    let proxy = TestProxy::start(&single(&backend).client(client)).await;
+    let http = proxy.http();
 
     let response = http
         .get(proxy.url("/api"))
@@ -43,6 +48,7 @@ async fn forwarding_headers_request_ids_and_hop_by_hop() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), client.version());
     assert_eq!(response.headers()["x-request-id"], "client-id-42");
     assert_eq!(response.headers()["x-strategy"], "round_robin");
     assert_eq!(

@@ -28,6 +28,8 @@ pub struct BackendState {
     pub failing_health: AtomicBool,
     pub last_headers: Mutex<Option<HeaderMap>>,
     pub last_query: Mutex<Option<String>>,
+    /// The HTTP version of the last non-health request (h2c upstreams get HTTP/2).
+    pub last_version: Mutex<Option<axum::http::Version>>,
     /// Client ports of the connections that carried non-health requests (the proxy's pool).
     pub connections: Mutex<HashSet<u16>>,
 }
@@ -59,6 +61,7 @@ async fn handle(
     state.hits.fetch_add(1, Ordering::Relaxed);
     *state.last_headers.lock().expect("lock") = Some(parts.headers.clone());
     *state.last_query.lock().expect("lock") = parts.uri.query().map(str::to_string);
+    *state.last_version.lock().expect("lock") = Some(parts.version);
     let body: Bytes = axum::body::to_bytes(body, 64 * 1024 * 1024)
         .await
         .unwrap_or_default();
@@ -251,6 +254,10 @@ impl TestBackend {
     }
 
     /// How many distinct connections carried requests to this backend.
+    pub fn last_version(&self) -> Option<axum::http::Version> {
+        *self.state.last_version.lock().expect("lock")
+    }
+
     pub fn connections(&self) -> usize {
         self.state.connections.lock().expect("lock").len()
     }
@@ -306,6 +313,8 @@ pub struct TestConfig {
     routes: Vec<String>,
     extra_proxy: String,
     threads: u32,
+    /// The protocol the test speaks to the proxy's listener (`TestProxy::http`).
+    client: Client,
 }
 
 pub struct UpstreamSpec<'a> {
@@ -349,6 +358,7 @@ impl TestConfig {
             routes: Vec::new(),
             extra_proxy: String::new(),
             threads: 2,
+            client: Client::Http1,
         }
     }
 
@@ -359,6 +369,16 @@ impl TestConfig {
             admin_port: other.admin_port,
             ..TestConfig::new()
         }
+    }
+
+    /// Tests speak `client` to the proxy (`TestProxy::http`); h2c also turns on the listener's
+    /// `h2c` (HTTP/1.1 keeps working beside it).
+    pub fn client(mut self, client: Client) -> Self {
+        self.client = client;
+        if client == Client::H2c {
+            self = self.proxy_setting("h2c = true");
+        }
+        self
     }
 
     /// The proxy's worker threads (2 unless a test needs another number).
@@ -521,6 +541,8 @@ pub struct TestProxy {
     pub base: String,
     pub admin: String,
     pub config_path: PathBuf,
+    /// What `http` speaks to the listener.
+    pub client: Client,
 }
 
 impl TestProxy {
@@ -539,6 +561,36 @@ pub fn binary() -> &'static str {
 /// A client for the proxy and its admin API; requests time out after 10 s (scaled).
 pub fn client() -> reqwest::Client {
     scalelab_test_support::client(Duration::from_secs(10))
+}
+
+/// The protocol a test speaks to the proxy's listener: the main cases of the forwarding, auth
+/// and cache suites run over both (`over_each_client!`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Http1,
+    /// HTTP/2 with prior knowledge on the plain listener (`[proxy] h2c = true`).
+    H2c,
+}
+
+impl Client {
+    /// A client speaking this protocol only, so a test cannot pass by falling back to HTTP/1.1;
+    /// requests time out after 10 s (scaled).
+    pub fn build(self) -> reqwest::Client {
+        let builder = client_builder().timeout(patient(Duration::from_secs(10)));
+        let builder = match self {
+            Client::Http1 => builder.http1_only(),
+            Client::H2c => builder.http2_prior_knowledge(),
+        };
+        builder.build().expect("HTTP client")
+    }
+
+    /// The version every response to this client must carry.
+    pub fn version(self) -> reqwest::Version {
+        match self {
+            Client::Http1 => reqwest::Version::HTTP_11,
+            Client::H2c => reqwest::Version::HTTP_2,
+        }
+    }
 }
 
 impl TestProxy {
@@ -575,6 +627,7 @@ impl TestProxy {
             base: format!("http://127.0.0.1:{proxy_port}"),
             admin: format!("http://127.0.0.1:{admin_port}"),
             config_path,
+            client: config.client,
         };
         let http = client();
         let admin = proxy.admin.clone();
@@ -596,6 +649,12 @@ impl TestProxy {
         })
         .await;
         proxy
+    }
+
+    /// A client for the proxy listener speaking the config's `Client` (the admin API stays on
+    /// `client()`: it is HTTP/1.1 only).
+    pub fn http(&self) -> reqwest::Client {
+        self.client.build()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -716,4 +775,48 @@ pub async fn scrape(proxy: &TestProxy) -> String {
         .expect("content type")
         .starts_with("text/plain"));
     response.text().await.expect("exposition")
+}
+
+/// A test server on a runtime of its own, bound to a free port: `accept` runs for each
+/// connection. Dropping it stops the runtime in the background (a test drops it inside its
+/// own runtime, where a blocking shutdown would panic), cutting every connection as a crash
+/// would.
+pub struct ServerRuntime {
+    pub addr: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl ServerRuntime {
+    pub fn serve<F, Fut>(accept: F) -> ServerRuntime
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("address");
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            while let Ok((tcp, _)) = listener.accept().await {
+                tokio::spawn(accept(tcp));
+            }
+        });
+        ServerRuntime {
+            addr,
+            runtime: Some(runtime),
+        }
+    }
+}
+
+impl Drop for ServerRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }

@@ -1,6 +1,24 @@
 //! Integration tests: real backends, the real `scalelab-proxy` binary, real HTTP clients.
 #![allow(clippy::unwrap_used)]
 
+/// Runs `async fn $name(client: Client)` as two tests, `$name::http1` and `$name::h2c`: the
+/// same assertions over HTTP/1.1 and over HTTP/2 (prior knowledge) to the proxy.
+macro_rules! over_each_client {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http1() {
+                super::$name(crate::harness::Client::Http1).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn h2c() {
+                super::$name(crate::harness::Client::H2c).await;
+            }
+        }
+    )+};
+}
+
 mod access_log;
 mod attack;
 mod auth;
@@ -8,7 +26,9 @@ mod balancing;
 mod cache;
 mod failover;
 mod forwarding;
+mod grpc;
 mod harness;
+mod http2;
 mod lifecycle;
 mod limits;
 mod metrics;
@@ -21,3 +41,4 @@ mod smuggling;
 mod upgrades;
 mod upgrades_reload;
 mod upstream_faults;
+mod upstream_protocols;

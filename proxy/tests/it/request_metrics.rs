@@ -74,19 +74,19 @@ async fn request_path_metrics_count_routes_servers_errors_and_retries() {
         assert_eq!(sample(&text, &series), Some(value), "{series}\n{text}");
     };
     expect(
-        "scalelab_http_requests_total{code=\"200\",method=\"GET\",route=\"api\"}".into(),
+        "scalelab_http_requests_total{code=\"200\",method=\"GET\",protocol=\"http/1.1\",route=\"api\"}".into(),
         4.0,
     );
     expect(
-        "scalelab_http_requests_total{code=\"404\",method=\"GET\",route=\"none\"}".into(),
+        "scalelab_http_requests_total{code=\"404\",method=\"GET\",protocol=\"http/1.1\",route=\"none\"}".into(),
         1.0,
     );
     expect(
-        "scalelab_http_requests_total{code=\"401\",method=\"GET\",route=\"secure\"}".into(),
+        "scalelab_http_requests_total{code=\"401\",method=\"GET\",protocol=\"http/1.1\",route=\"secure\"}".into(),
         1.0,
     );
     expect(
-        "scalelab_http_requests_total{code=\"200\",method=\"GET\",route=\"c\"}".into(),
+        "scalelab_http_requests_total{code=\"200\",method=\"GET\",protocol=\"http/1.1\",route=\"c\"}".into(),
         2.0,
     );
     expect(
@@ -168,7 +168,7 @@ async fn request_path_metrics_count_routes_servers_errors_and_retries() {
     assert_eq!(
         sample(
             &text,
-            "scalelab_http_requests_total{code=\"200\",method=\"GET\",route=\"c\"}"
+            "scalelab_http_requests_total{code=\"200\",method=\"GET\",protocol=\"http/1.1\",route=\"c\"}"
         ),
         Some(3.0)
     );

@@ -20,6 +20,7 @@ fn storable_table() {
         proxy_verified_token: false,
         content_length: Some(10),
         max_object_bytes: 100,
+        has_trailers: false,
     };
     let cases: Vec<(StoreInput, Result<(), NotStored>)> = vec![
         (base, Ok(())),
@@ -102,6 +103,14 @@ fn storable_table() {
                 ..base
             },
             Err(NotStored::TooLarge),
+        ),
+        (
+            StoreInput {
+                has_trailers: true,
+                response_cc: &public,
+                ..base
+            },
+            Err(NotStored::Trailers),
         ),
     ];
     for (input, expected) in cases {
@@ -273,5 +282,32 @@ fn usability_saturates_instead_of_overflowing() {
     ];
     for (age, ttl, swr, sie, expected) in cases {
         assert_eq!(usability(age, ttl, swr, sie), expected, "{age:?} {ttl:?}");
+    }
+}
+
+#[test]
+fn responses_ending_in_trailers_are_recognised() {
+    let headers = |pairs: &[(&str, &str)]| {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                http::HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        map
+    };
+    let cases: &[(&[(&str, &str)], bool)] = &[
+        (&[("content-type", "application/json")], false),
+        (&[], false),
+        (&[("content-type", "application/grpc")], true),
+        (&[("content-type", "application/grpc+proto")], true),
+        (
+            &[("content-type", "text/plain"), ("trailer", "x-checksum")],
+            true,
+        ),
+    ];
+    for (pairs, expected) in cases {
+        assert_eq!(ends_in_trailers(&headers(pairs)), *expected, "{pairs:?}");
     }
 }

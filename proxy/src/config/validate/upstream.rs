@@ -14,9 +14,12 @@ use std::time::Duration;
 pub const MAX_SERVERS_PER_UPSTREAM: usize = 64;
 const MAX_WEIGHT: i64 = 1000;
 
+/// One group; `dir` is the config file's directory, which relative paths (the CA file) start
+/// from.
 pub(super) fn validate_upstream(
     name: &str,
     upstream: &FileUpstream,
+    dir: &std::path::Path,
     problems: &mut Problems,
 ) -> Option<Upstream> {
     let base = format!("upstreams.{name}");
@@ -66,6 +69,13 @@ pub(super) fn validate_upstream(
         .health_check
         .as_ref()
         .map(|check| validate_health_check(&format!("{base}.health_check"), check, problems));
+    let (protocol, tls) = super::transport::validate_transport(
+        &base,
+        upstream.protocol.as_deref(),
+        upstream.tls.as_ref(),
+        dir,
+        problems,
+    );
     let result = Upstream {
         name: name.to_string(),
         strategy,
@@ -92,6 +102,8 @@ pub(super) fn validate_upstream(
         health_check,
         queue: validate_queue(&base, upstream.queue.as_ref(), problems),
         slow_start: validate_slow_start(&base, upstream.slow_start.as_ref(), problems),
+        protocol,
+        tls,
     };
     (problems.len() == before).then_some(result)
 }

@@ -122,6 +122,7 @@ pub fn on_upstream_response(
         proxy_verified_token: verified,
         content_length,
         max_object_bytes: settings.max_object_bytes,
+        has_trailers: policy::ends_in_trailers(&response.headers),
     });
     let (ttl, ttl_source) = policy::freshness(
         req.uri

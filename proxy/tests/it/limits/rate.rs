@@ -102,7 +102,7 @@ async fn over_the_burst_is_429_with_retry_after_and_ratelimit_headers() {
     assert_eq!(
         sample(
             &metrics,
-            "scalelab_http_requests_total{code=\"429\",method=\"GET\",route=\"data\"}"
+            "scalelab_http_requests_total{code=\"429\",method=\"GET\",protocol=\"http/1.1\",route=\"data\"}"
         ),
         Some(1.0)
     );
