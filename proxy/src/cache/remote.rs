@@ -7,14 +7,16 @@
 //! few failures in a row the `Breaker` skips the tier for a back-off. Keys, under
 //! `key_prefix` + `cache:`: `obj:<storage key>` (the `codec` bytes, expiring with the object's
 //! TTL plus its longer stale window), `hits:<storage key>` (fleet-wide hit count), `var:<key>`
-//! and `tag:<tag>` (sets of storage keys, for purges), `lock:<storage key>` (the fill lock).
+//! and `tag:<tag>` (sets of storage keys, for purges), `lock:<storage key>` (the fill lock),
+//! `varies:<key>` (the `variants` marker of a key whose responses vary).
 
 mod breaker;
+mod purge;
 pub mod subscriber;
+mod variants;
 
 use super::codec::{self, Decoded};
 use super::entry::Entry;
-use super::invalidation::Selector;
 use crate::config::RedisSettings;
 use breaker::Breaker;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -41,6 +43,16 @@ pub struct RemoteCounters {
     /// Sum and count of command latencies, in microseconds.
     pub latency_micros: AtomicU64,
     pub commands: AtomicU64,
+}
+
+/// What a lookup in the shared tier found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The object, with its hit count across the fleet.
+    Found(Box<Decoded>, u64),
+    /// No object under the primary key, but the key varies on these request headers.
+    Varies(Vec<String>),
+    Miss,
 }
 
 /// Whether this proxy may fetch a cold key from the origin.
@@ -196,34 +208,47 @@ impl RemoteTier {
         }
     }
 
-    /// The object stored under `storage_key`, with the fleet's hit count for it.
-    pub async fn get(&self, storage_key: &str) -> Option<(Decoded, u64)> {
+    /// The object stored under `storage_key`, with the fleet's hit count for it. A proxy that
+    /// does not know whether the key varies (`storage_key` is the primary key) passes
+    /// `ask_variants`, and learns from the same round trip which headers the key varies on.
+    pub async fn get(&self, storage_key: &str, ask_variants: bool) -> Lookup {
         let object = self.key("obj", storage_key);
         let hits = self.key("hits", storage_key);
-        let reply: Option<Option<(Vec<u8>, u64)>> = self
+        let marker = ask_variants.then(|| self.key("varies", storage_key));
+        let reply: Option<(Vec<u8>, u64, Vec<u8>)> = self
             .run(|mut connection| async move {
-                self.scripts
-                    .lookup
-                    .key(object)
-                    .key(hits)
-                    .invoke_async(&mut connection)
-                    .await
+                let mut invocation = self.scripts.lookup.key(object);
+                invocation.key(hits);
+                if let Some(marker) = marker {
+                    invocation.key(marker);
+                }
+                invocation.invoke_async(&mut connection).await
             })
             .await;
-        let Some(Some((bytes, hits))) = reply else {
+        let Some((bytes, hits, marker)) = reply else {
             self.counters.misses.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return Lookup::Miss;
         };
+        if bytes.is_empty() {
+            // A key that varies is not a miss yet: the caller asks again for its variant.
+            return match variants::decode(&marker) {
+                Some(names) => Lookup::Varies(names),
+                None => {
+                    self.counters.misses.fetch_add(1, Ordering::Relaxed);
+                    Lookup::Miss
+                }
+            };
+        }
         match codec::decode(&bytes, unix_ms()) {
             Ok(decoded) => {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                Some((decoded, hits))
+                Lookup::Found(Box::new(decoded), hits)
             }
             Err(error) => {
                 // Written by a newer format or damaged: a miss, and the next store replaces it.
                 tracing::warn!(key = storage_key, %error, "unreadable object in the redis tier");
                 self.counters.misses.fetch_add(1, Ordering::Relaxed);
-                None
+                Lookup::Miss
             }
         }
     }
@@ -238,7 +263,8 @@ impl RemoteTier {
             .key(self.key("obj", &entry.key))
             .key(self.key("hits", &entry.key))
             .key(self.key("var", entry.primary_key()))
-            .key(self.key("lock", &entry.key));
+            .key(self.key("lock", &entry.key))
+            .key(self.key("varies", entry.primary_key()));
         for tag in &entry.tags {
             invocation.key(self.key("tag", tag));
         }
@@ -246,7 +272,13 @@ impl RemoteTier {
             .arg(bytes)
             .arg(lifetime_ms)
             .arg(&*entry.key)
-            .arg(token.unwrap_or(""));
+            .arg(token.unwrap_or(""))
+            .arg(if entry.vary.is_empty() {
+                Vec::new()
+            } else {
+                let names: Vec<String> = entry.vary.iter().map(|(name, _)| name.clone()).collect();
+                variants::encode(&names)
+            });
         let stored: Option<u8> = self
             .run(|mut connection| async move { invocation.invoke_async(&mut connection).await })
             .await;
@@ -340,90 +372,6 @@ impl RemoteTier {
             .await;
         exists.unwrap_or(false)
     }
-
-    /// Removes (or soft-purges) what `selector` picks in Redis and tells every proxy; returns
-    /// how many objects Redis held.
-    pub async fn invalidate(&self, selector: &Selector, soft: bool) -> u64 {
-        let keys = self.selected_keys(selector).await;
-        let mut purged = 0;
-        for chunk in keys.chunks(256) {
-            let objects: Vec<String> = chunk.iter().map(|key| self.key("obj", key)).collect();
-            let count: Option<u64> = self
-                .run(|mut connection| async move {
-                    let mut invocation = self.scripts.purge.prepare_invoke();
-                    for object in objects {
-                        invocation.key(object);
-                    }
-                    invocation
-                        .arg(if soft { "1" } else { "0" })
-                        .invoke_async(&mut connection)
-                        .await
-                })
-                .await;
-            purged += count.unwrap_or(0);
-        }
-        self.counters.purged.fetch_add(purged, Ordering::Relaxed);
-        let message = subscriber::Message::new(&self.instance, selector, soft).encode();
-        let channel = self.channel();
-        let _: Option<u64> = self
-            .run(|mut connection| async move { connection.publish(channel, message).await })
-            .await;
-        purged
-    }
-
-    /// The storage keys `selector` picks in Redis.
-    async fn selected_keys(&self, selector: &Selector) -> Vec<String> {
-        let members = |set: String| async move {
-            self.run(|mut connection| async move { connection.smembers(set).await })
-                .await
-                .unwrap_or_default()
-        };
-        match selector {
-            Selector::Key(key) => {
-                let mut keys: Vec<String> = members(self.key("var", key)).await;
-                keys.push(key.clone());
-                keys
-            }
-            Selector::Tag(tag) => members(self.key("tag", tag)).await,
-            Selector::Prefix(prefix) => self.scan_prefix(prefix).await,
-            // Route purges follow key template changes, which make old keys unreachable
-            // anyway; Redis lets them expire.
-            Selector::Route(_) => Vec::new(),
-        }
-    }
-
-    /// Every stored key starting with `prefix` (SCAN: purges by prefix are rare, and an index
-    /// would cost every store a write).
-    async fn scan_prefix(&self, prefix: &str) -> Vec<String> {
-        let object_prefix = self.key("obj", "");
-        let pattern = format!("{object_prefix}{}*", glob_escape(prefix));
-        let found: Option<Vec<String>> = self
-            .run(|mut connection| async move {
-                let mut keys = Vec::new();
-                let mut cursor: u64 = 0;
-                loop {
-                    let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut connection)
-                        .await?;
-                    keys.extend(batch);
-                    if next == 0 {
-                        return Ok(keys);
-                    }
-                    cursor = next;
-                }
-            })
-            .await;
-        found
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|key| key.strip_prefix(&object_prefix).map(str::to_owned))
-            .collect()
-    }
 }
 
 impl Drop for RemoteTier {
@@ -437,32 +385,4 @@ impl Drop for RemoteTier {
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// `text` with Redis glob's special characters escaped, so a prefix matches literally.
-fn glob_escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for character in text.chars() {
-        if matches!(character, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
-            escaped.push('\\');
-        }
-        escaped.push(character);
-    }
-    escaped
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob_escape;
-
-    #[test]
-    fn a_prefix_matches_literally() {
-        for (prefix, pattern) in [
-            ("GET:/data/", "GET:/data/"),
-            ("GET:/a*b?", "GET:/a\\*b\\?"),
-            ("[x]\\", "\\[x\\]\\\\"),
-        ] {
-            assert_eq!(glob_escape(prefix), pattern);
-        }
-    }
 }
