@@ -46,8 +46,9 @@ pub struct LabConfig {
     /// Worker processes sharing one Redis task queue (`up --fleet`: 2). Not `workers`, which is each worker's
     /// pool size.
     pub worker_processes: usize,
-    /// The port of the redis-server `up` starts for a fleet.
-    pub redis_port: u16,
+    /// The port of the redis-server `up` starts for a fleet; unset, `up` picks a free one
+    /// (`fleet::pick_redis_port`) and prints it, so a fleet never collides with another Redis.
+    pub redis_port: Option<u16>,
     /// An existing Redis for a fleet (`redis://host:port/db`); then `up` starts none.
     pub redis_url: Option<String>,
 }
@@ -67,7 +68,7 @@ impl Default for LabConfig {
             ready_timeout: "30s".to_owned(),
             proxies: 1,
             worker_processes: 1,
-            redis_port: 6390,
+            redis_port: None,
             redis_url: None,
         }
     }
