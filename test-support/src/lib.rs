@@ -14,6 +14,7 @@ mod ports;
 mod process;
 mod promtool;
 mod redis;
+mod redis_cluster;
 
 pub use http::percent_decode;
 #[cfg(feature = "blocking")]
@@ -26,3 +27,4 @@ pub use ports::{free_port, free_ports};
 pub use process::ChildGuard;
 pub use promtool::assert_promtool_clean;
 pub use redis::RedisServer;
+pub use redis_cluster::RedisCluster;

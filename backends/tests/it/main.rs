@@ -6,3 +6,4 @@ mod harness;
 mod metrics;
 mod worker;
 mod worker_fleet;
+mod worker_redis;

@@ -11,6 +11,7 @@
 //! `varies:<key>` (the `variants` marker of a key whose responses vary).
 
 mod breaker;
+mod connection;
 mod purge;
 pub mod subscriber;
 mod variants;
@@ -19,7 +20,7 @@ use super::codec::{self, Decoded};
 use super::entry::Entry;
 use crate::config::RedisSettings;
 use breaker::Breaker;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use connection::Connection;
 use redis::{AsyncCommands, Script};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,6 +71,7 @@ struct Scripts {
     gcra: Script,
     lookup: Script,
     store: Script,
+    tag: Script,
     purge: Script,
     unlock: Script,
 }
@@ -79,7 +81,7 @@ pub struct RemoteTier {
     /// Drives the connection. Pingora runs each service on its own runtime; the connection's
     /// driver task lives here, so it outlives none of them and serves all of them.
     runtime: Option<tokio::runtime::Runtime>,
-    connection: ConnectionManager,
+    connection: Connection,
     client: redis::Client,
     settings: RedisSettings,
     /// Tells this proxy's own purges apart from other proxies' on the channel.
@@ -110,12 +112,6 @@ impl RemoteTier {
     /// # Errors
     /// A malformed URL (validation already refuses those).
     pub fn new(settings: RedisSettings) -> Result<RemoteTier, redis::RedisError> {
-        let client = redis::Client::open(settings.url.as_str())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(Some(settings.command_timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("redis")
@@ -128,9 +124,9 @@ impl RemoteTier {
                     error.to_string(),
                 ))
             })?;
-        let connection = {
+        let (connection, client) = {
             let _entered = runtime.enter();
-            client.get_connection_manager_lazy(config)?
+            connection::connect(&settings)?
         };
         Ok(RemoteTier {
             runtime: Some(runtime),
@@ -142,6 +138,7 @@ impl RemoteTier {
                 gcra: Script::new(include_str!("remote/gcra.lua")),
                 lookup: Script::new(include_str!("remote/lookup.lua")),
                 store: Script::new(include_str!("remote/store.lua")),
+                tag: Script::new(include_str!("remote/tag.lua")),
                 purge: Script::new(include_str!("remote/purge.lua")),
                 unlock: Script::new(include_str!("remote/unlock.lua")),
             },
@@ -150,8 +147,24 @@ impl RemoteTier {
         })
     }
 
+    /// The key of one of a cache key's records. Every record of one primary key (its object,
+    /// variants, hit counts, fill locks and variants marker) carries the same hash tag, a hash
+    /// of the primary key, so a Redis Cluster keeps them in one slot and a script may touch them
+    /// together; the brace also tells this layout from the one before it, which had none.
     fn key(&self, kind: &str, name: &str) -> String {
-        format!("{}cache:{kind}:{name}", self.settings.key_prefix)
+        let primary = name.split(super::VARIANT_SEPARATOR).next().unwrap_or(name);
+        let mut hasher = fnv::FnvHasher::default();
+        std::hash::Hasher::write(&mut hasher, primary.as_bytes());
+        let slot = std::hash::Hasher::finish(&hasher);
+        format!(
+            "{}cache:{{{slot:016x}}}:{kind}:{name}",
+            self.settings.key_prefix
+        )
+    }
+
+    /// The set of storage keys carrying `tag` (one per tag, in whatever slot it falls).
+    fn tag_key(&self, tag: &str) -> String {
+        format!("{}cache:tag:{tag}", self.settings.key_prefix)
     }
 
     /// The channel purges are published on.
@@ -172,7 +185,7 @@ impl RemoteTier {
     /// failed or timed out (counted, and fed to the breaker).
     async fn run<T, F, Fut>(&self, command: F) -> Option<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         if !self.breaker.allows() {
@@ -265,9 +278,6 @@ impl RemoteTier {
             .key(self.key("var", entry.primary_key()))
             .key(self.key("lock", &entry.key))
             .key(self.key("varies", entry.primary_key()));
-        for tag in &entry.tags {
-            invocation.key(self.key("tag", tag));
-        }
         invocation
             .arg(bytes)
             .arg(lifetime_ms)
@@ -282,9 +292,21 @@ impl RemoteTier {
         let stored: Option<u8> = self
             .run(|mut connection| async move { invocation.invoke_async(&mut connection).await })
             .await;
-        if stored.is_some() {
-            self.counters.sets.fetch_add(1, Ordering::Relaxed);
+        if stored.is_none() {
+            return;
         }
+        self.counters.sets.fetch_add(1, Ordering::Relaxed);
+        // Each tag's set is its own key (in a cluster, in its own slot), so each is one more
+        // command, sent together.
+        let tags = entry.tags.iter().map(|tag| {
+            let key = self.tag_key(tag);
+            self.run(move |mut connection| async move {
+                let mut invocation = self.scripts.tag.key(key);
+                invocation.arg(&*entry.key).arg(lifetime_ms);
+                invocation.invoke_async::<u8>(&mut connection).await
+            })
+        });
+        futures::future::join_all(tags).await;
     }
 
     /// Tries to win the fleet's fill lock for `storage_key` for at most `hold`.

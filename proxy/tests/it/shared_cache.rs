@@ -112,19 +112,7 @@ async fn what_one_proxy_stores_the_other_hits_and_a_purge_reaches_both() {
         .unwrap();
     assert_eq!(purged["removed"], 1, "{purged}");
     assert_eq!(purged["shared_removed"], 1, "{purged}");
-    eventually(
-        patient(Duration::from_secs(1)),
-        "the purge to reach the second proxy",
-        || async {
-            let report = client()
-                .get(format!("{}/admin/cache?key=/c/a", second.admin))
-                .send()
-                .await
-                .ok()?;
-            (report.status() == 404).then_some(())
-        },
-    )
-    .await;
+    forgotten(&second, "/c/a").await;
     assert_eq!(get(&second, "/c/a").await, (200, "MISS".into(), None));
     assert_eq!(origin.hits(), 2);
 }
@@ -261,4 +249,34 @@ async fn redis_going_away_fails_no_request_and_its_return_is_noticed() {
         },
     )
     .await;
+}
+
+/// Waits (a second at most) until `proxy`'s memory no longer holds `key`.
+pub async fn forgotten(proxy: &TestProxy, key: &str) {
+    eventually(
+        patient(Duration::from_secs(1)),
+        "the purge to reach the proxy's memory",
+        || async {
+            let report = client()
+                .get(format!("{}/admin/cache?key={key}", proxy.admin))
+                .send()
+                .await
+                .ok()?;
+            (report.status() == 404).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_on_a_redis_cluster_is_one_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = RedisCluster::start(dir.path());
+    let backend = TestBackend::start("a");
+    let urls = cluster.toml_urls();
+    let proxies = [
+        fleet_proxy_in(&backend, &urls).await,
+        fleet_proxy_in(&backend, &urls).await,
+    ];
+    share_one_budget(&proxies).await;
 }

@@ -6,6 +6,7 @@ use super::subscriber;
 use super::RemoteTier;
 use crate::cache::invalidation::Selector;
 use redis::AsyncCommands;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 impl RemoteTier {
@@ -14,12 +15,11 @@ impl RemoteTier {
     pub async fn invalidate(&self, selector: &Selector, soft: bool) -> u64 {
         let keys = self.selected_keys(selector).await;
         let mut purged = 0;
-        for chunk in keys.chunks(256) {
-            let objects: Vec<String> = chunk.iter().map(|key| self.key("obj", key)).collect();
+        for batch in self.batches(keys) {
             let count: Option<u64> = self
                 .run(|mut connection| async move {
                     let mut invocation = self.scripts.purge.prepare_invoke();
-                    for object in objects {
+                    for object in batch {
                         invocation.key(object);
                     }
                     invocation
@@ -39,6 +39,24 @@ impl RemoteTier {
         purged
     }
 
+    /// The object keys of `storage_keys` in batches one script may touch: up to 256 on one
+    /// server; on a cluster, the keys of one primary key (one slot) at a time.
+    fn batches(&self, storage_keys: Vec<String>) -> Vec<Vec<String>> {
+        if !self.connection.is_cluster() {
+            return storage_keys
+                .chunks(256)
+                .map(|chunk| chunk.iter().map(|key| self.key("obj", key)).collect())
+                .collect();
+        }
+        let mut by_slot: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for key in storage_keys {
+            let object = self.key("obj", &key);
+            let slot = object.split('}').next().unwrap_or_default().to_owned();
+            by_slot.entry(slot).or_default().push(object);
+        }
+        by_slot.into_values().collect()
+    }
+
     /// The storage keys `selector` picks in Redis.
     async fn selected_keys(&self, selector: &Selector) -> Vec<String> {
         let members = |set: String| async move {
@@ -52,7 +70,7 @@ impl RemoteTier {
                 keys.push(key.clone());
                 keys
             }
-            Selector::Tag(tag) => members(self.key("tag", tag)).await,
+            Selector::Tag(tag) => members(self.tag_key(tag)).await,
             Selector::Prefix(prefix) => self.scan_prefix(prefix).await,
             // Route purges follow key template changes, which make old keys unreachable
             // anyway; Redis lets them expire.
@@ -61,12 +79,25 @@ impl RemoteTier {
     }
 
     /// Every stored key starting with `prefix` (SCAN: purges by prefix are rare, and an index
-    /// would cost every store a write).
+    /// would cost every store a write). A cluster has no SCAN across its nodes, so there it is
+    /// KEYS, which the crate sends to every primary.
     async fn scan_prefix(&self, prefix: &str) -> Vec<String> {
-        let object_prefix = self.key("obj", "");
-        let pattern = format!("{object_prefix}{}*", glob_escape(prefix));
+        let layout = format!("{}cache:", self.settings.key_prefix);
+        // The hash tag is 16 hex digits in braces (see `key`).
+        let pattern = format!(
+            "{layout}{{{}}}:obj:{}*",
+            "?".repeat(16),
+            glob_escape(prefix)
+        );
+        let cluster = self.connection.is_cluster();
         let found: Option<Vec<String>> = self
             .run(|mut connection| async move {
+                if cluster {
+                    return redis::cmd("KEYS")
+                        .arg(&pattern)
+                        .query_async(&mut connection)
+                        .await;
+                }
                 let mut keys = Vec::new();
                 let mut cursor: u64 = 0;
                 loop {
@@ -89,7 +120,10 @@ impl RemoteTier {
         found
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|key| key.strip_prefix(&object_prefix).map(str::to_owned))
+            .filter_map(|key| {
+                let tagged = key.strip_prefix(&layout)?.get(18..)?;
+                tagged.strip_prefix(":obj:").map(str::to_owned)
+            })
             .collect()
     }
 }

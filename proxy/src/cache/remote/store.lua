@@ -1,7 +1,7 @@
--- Stores an object and indexes it by its primary key (for its variants) and its tags, then lets
--- go of the fleet fill lock if this proxy held it. KEYS: object key, hits key, variants set,
--- lock key, variants marker, tag sets... ARGV: bytes, lifetime (ms), storage key, lock token,
--- variants marker ('' when the response does not vary: the marker goes).
+-- Stores an object and indexes it by its primary key (for its variants), then lets go of the
+-- fleet fill lock if this proxy held it; every key is in the primary key's slot (tags are added
+-- by tag.lua). KEYS: object key, hits key, variants set, lock key, variants marker. ARGV: bytes,
+-- lifetime (ms), storage key, lock token, variants marker ('' when the response does not vary: the marker goes).
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('DEL', KEYS[2])
 redis.call('SADD', KEYS[3], ARGV[3])
@@ -17,10 +17,6 @@ else
   local ttl = redis.call('PTTL', KEYS[5])
   redis.call('SET', KEYS[5], ARGV[5])
   redis.call('PEXPIRE', KEYS[5], math.max(ttl, tonumber(ARGV[2])))
-end
-for i = 6, #KEYS do
-  redis.call('SADD', KEYS[i], ARGV[3])
-  keep(KEYS[i])
 end
 if ARGV[4] ~= '' and redis.call('GET', KEYS[4]) == ARGV[4] then redis.call('DEL', KEYS[4]) end
 return 1
