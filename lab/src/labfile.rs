@@ -108,10 +108,11 @@ struct Outer {
     redis: Option<RedisKeys>,
 }
 
-// Only the url: the proxy validates the rest of `[redis]`.
+// Only the url: the proxy validates the rest of `[redis]`. A list (a Redis Cluster's seed nodes)
+// is not a Redis a fleet can share (the workers' queue needs one server), so only a string counts.
 #[derive(Deserialize)]
 struct RedisKeys {
-    url: Option<String>,
+    url: Option<toml::Value>,
 }
 
 // Only the keys the launcher needs; the proxy rejects unknown ones, so none are refused here.
@@ -237,7 +238,10 @@ impl LabFile {
             proxy_listen,
             admin_listen,
             has_auth: outer.auth.is_some(),
-            redis_url: outer.redis.and_then(|redis| redis.url),
+            redis_url: outer
+                .redis
+                .and_then(|redis| redis.url)
+                .and_then(|url| url.as_str().map(str::to_owned)),
         })
     }
 

@@ -149,6 +149,9 @@ fn the_proxys_redis_table_is_an_existing_redis_for_a_fleet_only() {
         "{redis}[lab]\nproxies = 2\nredis_url = \"redis://10.0.0.9:6379/1\""
     ));
     assert_eq!(redis_url(&both).as_deref(), Some("redis://10.0.0.9:6379/1"));
+    // A cluster's seed nodes are the proxy's business: the fleet starts its own Redis.
+    let cluster = file("[redis]\nurl = [\"redis://10.0.0.8:7000\"]\n[lab]\nproxies = 2");
+    assert!(starts_redis(&cluster));
 }
 
 #[test]
