@@ -70,6 +70,31 @@ impl RedisServer {
         format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
+    /// The server's `used_memory` (`INFO memory`), through redis-cli; a plain server only.
+    ///
+    /// # Panics
+    /// redis-cli cannot run or the answer has no `used_memory`.
+    pub fn used_memory(&self) -> u64 {
+        let info = self.cli(&["INFO", "memory"]);
+        info.lines()
+            .find_map(|line| line.strip_prefix("used_memory:"))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no used_memory in {info:?}"))
+    }
+
+    /// Runs one command through redis-cli and returns its output; a plain server only.
+    ///
+    /// # Panics
+    /// redis-cli cannot run.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     /// The PEM file of the CA that signed a TLS server's certificate.
     ///
     /// # Panics

@@ -34,10 +34,13 @@ impl SharedTier {
     ) -> Option<SharedTier> {
         let last = tiers.last().filter(|tier| tier.kind == TierKind::Redis)?;
         match remote {
-            Some(remote) => Some(SharedTier {
-                remote,
-                settings: last.clone(),
-            }),
+            Some(remote) => {
+                remote.limit_usage(last.max_bytes);
+                Some(SharedTier {
+                    remote,
+                    settings: last.clone(),
+                })
+            }
             None => {
                 // [redis] is read at start only: a reload that adds it cannot connect.
                 tracing::warn!(
@@ -60,9 +63,11 @@ impl SharedTier {
             expirations: 0,
             promotions: counters.promotions.load(Ordering::Relaxed),
             demotions: 0,
-            // Redis holds the objects; counting them would cost a scan per scrape.
+            // Redis holds the objects; counting them would cost a scan per scrape. The bytes
+            // are the server's used memory, which `max_bytes` bounds (see `remote::usage`).
             items: 0,
-            bytes: 0,
+            bytes: usize::try_from(counters.used_bytes.load(Ordering::Relaxed))
+                .unwrap_or(usize::MAX),
             max_entries: self.settings.max_entries,
             max_bytes: self.settings.max_bytes,
         }
@@ -85,9 +90,16 @@ impl CacheStore {
         let shared = self.shared.as_ref()?;
         let lifetime = entry.keep_for().min(shared.settings.ttl);
         let (remote, entry) = (shared.remote.clone(), entry.clone());
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { remote.put(&entry, lifetime, token.as_deref()).await });
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        if remote.is_full() || entry.size > shared.settings.max_bytes {
+            remote.counters.refused.fetch_add(1, Ordering::Relaxed);
+            // The fleet's waiters need not wait for a store that will not come.
+            if let Some(token) = token {
+                runtime.spawn(async move { remote.unlock(&entry.key, &token).await });
+            }
+            return None;
         }
+        runtime.spawn(async move { remote.put(&entry, lifetime, token.as_deref()).await });
         Some(shared.settings.name.clone())
     }
 

@@ -14,6 +14,7 @@ mod breaker;
 mod connection;
 mod purge;
 pub mod subscriber;
+mod usage;
 mod variants;
 
 use super::codec::{self, Decoded};
@@ -23,7 +24,7 @@ use breaker::Breaker;
 use connection::Connection;
 use redis::{AsyncCommands, Script};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// What each kind of command did, for `/cache/stats` and the metrics.
@@ -44,6 +45,12 @@ pub struct RemoteCounters {
     /// Sum and count of command latencies, in microseconds.
     pub latency_micros: AtomicU64,
     pub commands: AtomicU64,
+    /// The Redis server's used memory at the last sample (see `usage`).
+    pub used_bytes: AtomicU64,
+    /// Whether that is over the tier's `max_bytes`, so nothing new is stored.
+    pub full: AtomicBool,
+    /// Objects not stored because the tier was full or they were larger than `max_bytes`.
+    pub refused: AtomicU64,
 }
 
 /// What a lookup in the shared tier found.
@@ -88,6 +95,9 @@ pub struct RemoteTier {
     pub(super) instance: String,
     scripts: Scripts,
     breaker: Breaker,
+    /// The tier's `max_bytes` (see `usage`), and whether its sampler runs.
+    usage_limit: AtomicU64,
+    sampling: AtomicBool,
     pub counters: RemoteCounters,
 }
 
@@ -143,6 +153,8 @@ impl RemoteTier {
                 unlock: Script::new(include_str!("remote/unlock.lua")),
             },
             breaker: Breaker::default(),
+            usage_limit: AtomicU64::new(u64::MAX),
+            sampling: AtomicBool::new(false),
             counters: RemoteCounters::default(),
         })
     }

@@ -17,6 +17,7 @@ mod redis_deployments;
 mod reload;
 mod request_metrics;
 pub mod shared_cache;
+mod shared_tier_size;
 mod slow_clients;
 mod smuggling;
 mod upstream_faults;

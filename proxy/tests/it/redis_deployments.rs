@@ -15,7 +15,7 @@ use std::time::Duration;
 async fn fleet_proxy(origin: &TestBackend, redis: &str) -> TestProxy {
     let config = TestConfig::new()
         .upstream(UpstreamSpec::new("g", "round_robin", &[origin], &[1]))
-        .shared_cache_in(&[("L1", 100), ("L2", 100)], "L3", redis, 2)
+        .shared_cache_in(&[("L1", 100), ("L2", 100)], "L3", redis, "", 2)
         .cached_route("c", "/c", "g", "key = \"{path}\", default_ttl = \"60s\"")
         .route("inv", "/cache/invalidate", "g");
     TestProxy::start(&config).await
@@ -142,4 +142,17 @@ async fn a_redis_cluster_holds_the_shared_tier_across_its_primaries() {
     assert_eq!(purged["shared_removed"], 10, "{purged}");
     forgotten(&first, "/c/k5").await;
     assert_eq!(get(&first, "/c/k5").await, miss());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_on_a_redis_cluster_is_one_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = RedisCluster::start(dir.path());
+    let backend = TestBackend::start("a");
+    let urls = cluster.toml_urls();
+    let proxies = [
+        fleet_proxy_in(&backend, &urls).await,
+        fleet_proxy_in(&backend, &urls).await,
+    ];
+    share_one_budget(&proxies).await;
 }

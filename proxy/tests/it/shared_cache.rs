@@ -267,16 +267,3 @@ pub async fn forgotten(proxy: &TestProxy, key: &str) {
     )
     .await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rate_limit_on_a_redis_cluster_is_one_budget() {
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = RedisCluster::start(dir.path());
-    let backend = TestBackend::start("a");
-    let urls = cluster.toml_urls();
-    let proxies = [
-        fleet_proxy_in(&backend, &urls).await,
-        fleet_proxy_in(&backend, &urls).await,
-    ];
-    share_one_budget(&proxies).await;
-}
