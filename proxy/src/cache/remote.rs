@@ -5,10 +5,12 @@
 //! Redis is never on the critical path of an answer: every command has the `[redis]`
 //! `command_timeout`, a failure counts as a miss (or "no lock": fetch it yourself), and after a
 //! few failures in a row the `Breaker` skips the tier for a back-off. Keys, under
-//! `key_prefix` + `cache:`: `obj:<storage key>` (the `codec` bytes, expiring with the object's
-//! TTL plus its longer stale window), `hits:<storage key>` (fleet-wide hit count), `var:<key>`
-//! and `tag:<tag>` (sets of storage keys, for purges), `lock:<storage key>` (the fill lock),
-//! `varies:<key>` (the `variants` marker of a key whose responses vary).
+//! `key_prefix` + `cache:{<hash of the primary key>}:` (one Cluster slot per cache key, see
+//! `key`): `obj:<storage key>` (the `codec` bytes, expiring with the object's TTL plus its longer
+//! stale window), `hits:<storage key>` (fleet-wide hit count), `var:<key>` (its variants' storage
+//! keys, for purges), `lock:<storage key>` (the fill lock), `varies:<key>` (the `variants`
+//! marker of a key whose responses vary); and under `key_prefix` + `cache:`, `tag:<tag>` (the
+//! storage keys carrying a tag).
 
 mod breaker;
 mod connection;
