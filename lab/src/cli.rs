@@ -58,7 +58,8 @@ pub struct UpArgs {
     #[arg(long, requires = "observe")]
     pub prometheus_port: Option<u16>,
     /// Run a fleet: two proxies (ports +1) sharing a Redis cache tier and two workers (port +10) sharing a Redis
-    /// task queue, with a redis-server started on [lab] redis_port unless [lab] redis_url names one.
+    /// task queue, with a redis-server started on a free port (or [lab] redis_port) unless [lab] redis_url
+    /// names one.
     #[arg(long)]
     pub fleet: bool,
 }

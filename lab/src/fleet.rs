@@ -44,7 +44,7 @@ pub fn problems(lab: &LabConfig) -> Vec<String> {
             ));
         }
     }
-    if lab.redis_port == 0 {
+    if lab.redis_port == Some(0) {
         problems.push(
             "lab.redis_port: port 0 would be a random port the proxies cannot know".to_owned(),
         );
@@ -60,7 +60,8 @@ pub fn problems(lab: &LabConfig) -> Vec<String> {
         .gateways
         .iter()
         .copied()
-        .chain([lab.microservice, lab.database, lab.redis_port])
+        .chain([lab.microservice, lab.database])
+        .chain(lab.redis_port)
         .collect();
     for port in worker_ports(lab).iter().skip(1) {
         match port {
@@ -125,6 +126,51 @@ pub fn proxies(file: &LabFile) -> Vec<ProxyAt> {
         .collect()
 }
 
+/// Gives the redis-server `up` starts a free port when `[lab] redis_port` does not name one (a
+/// fixed default would collide with any other lab, test or Redis on the machine). The port is
+/// found by binding port 0 on the lab's host; one that a worker or backend of the lab uses is
+/// skipped.
+///
+/// # Errors
+/// No port could be bound on the lab's host.
+pub fn pick_redis_port(file: &mut LabFile) -> std::io::Result<()> {
+    if file.lab.redis_port.is_some() || !starts_redis(file) {
+        return Ok(());
+    }
+    let lab = &file.lab;
+    let taken: Vec<u16> = lab
+        .gateways
+        .iter()
+        .copied()
+        .chain([lab.microservice, lab.database])
+        .chain(worker_ports(lab).into_iter().flatten())
+        .chain(
+            proxies(file)
+                .iter()
+                .flat_map(|at| [at.listen.port(), at.admin_listen.port()]),
+        )
+        .collect();
+    for _ in 0..16 {
+        let port = std::net::TcpListener::bind(SocketAddr::new(lab.host, 0))?
+            .local_addr()?
+            .port();
+        if !taken.contains(&port) {
+            file.lab.redis_port = Some(port);
+            return Ok(());
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no free port for redis-server outside the lab's own ports",
+    ))
+}
+
+/// The address of the redis-server `up` starts. Before [`pick_redis_port`] (only pure callers,
+/// such as `check`, ask that early) an unset port reads as 0.
+fn started_redis_address(file: &LabFile) -> SocketAddr {
+    SocketAddr::new(file.lab.host, file.lab.redis_port.unwrap_or(0))
+}
+
 /// An existing Redis the fleet uses: `[lab] redis_url`, else the proxy's `[redis] url`.
 fn existing_redis(file: &LabFile) -> Option<&String> {
     file.lab.redis_url.as_ref().or(file.redis_url.as_ref())
@@ -137,7 +183,7 @@ pub fn redis_url(file: &LabFile) -> Option<String> {
         return None;
     }
     Some(existing_redis(file).cloned().unwrap_or_else(|| {
-        let address = client_url(SocketAddr::new(file.lab.host, file.lab.redis_port));
+        let address = client_url(started_redis_address(file));
         format!("redis://{}/0", address.trim_start_matches("http://"))
     }))
 }
@@ -155,13 +201,15 @@ pub fn redis_dir(file: &LabFile) -> PathBuf {
 /// The redis-server child: its data under [`redis_dir`], ready when it answers PING.
 pub fn redis_child(file: &LabFile, binary: &Path) -> ChildSpec {
     let dir = redis_dir(file);
-    let address = client_url(SocketAddr::new(file.lab.host, file.lab.redis_port));
+    let address = started_redis_address(file);
+    let port = address.port();
+    let address = client_url(address);
     ChildSpec {
         name: REDIS_CHILD.to_owned(),
         binary: binary.to_owned(),
         args: vec![
             "--port".into(),
-            file.lab.redis_port.to_string().into(),
+            port.to_string().into(),
             "--bind".into(),
             file.lab.host.to_string().into(),
             "--dir".into(),

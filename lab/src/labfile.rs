@@ -46,8 +46,9 @@ pub struct LabConfig {
     /// Worker processes sharing one Redis task queue (`up --fleet`: 2). Not `workers`, which is each worker's
     /// pool size.
     pub worker_processes: usize,
-    /// The port of the redis-server `up` starts for a fleet.
-    pub redis_port: u16,
+    /// The port of the redis-server `up` starts for a fleet; unset, `up` picks a free one
+    /// (`fleet::pick_redis_port`) and prints it, so a fleet never collides with another Redis.
+    pub redis_port: Option<u16>,
     /// An existing Redis for a fleet (`redis://host:port/db`); then `up` starts none.
     pub redis_url: Option<String>,
 }
@@ -67,7 +68,7 @@ impl Default for LabConfig {
             ready_timeout: "30s".to_owned(),
             proxies: 1,
             worker_processes: 1,
-            redis_port: 6390,
+            redis_port: None,
             redis_url: None,
         }
     }
@@ -107,10 +108,11 @@ struct Outer {
     redis: Option<RedisKeys>,
 }
 
-// Only the url: the proxy validates the rest of `[redis]`.
+// Only the url: the proxy validates the rest of `[redis]`. A list (a Redis Cluster's seed nodes)
+// is not a Redis a fleet can share (the workers' queue needs one server), so only a string counts.
 #[derive(Deserialize)]
 struct RedisKeys {
-    url: Option<String>,
+    url: Option<toml::Value>,
 }
 
 // Only the keys the launcher needs; the proxy rejects unknown ones, so none are refused here.
@@ -236,7 +238,10 @@ impl LabFile {
             proxy_listen,
             admin_listen,
             has_auth: outer.auth.is_some(),
-            redis_url: outer.redis.and_then(|redis| redis.url),
+            redis_url: outer
+                .redis
+                .and_then(|redis| redis.url)
+                .and_then(|url| url.as_str().map(str::to_owned)),
         })
     }
 

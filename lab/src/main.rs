@@ -58,6 +58,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     if args.fleet {
         fleet::widen(&mut file.lab);
     }
+    fleet::pick_redis_port(&mut file).context("choosing a port for the fleet's redis-server")?;
     let bin_dir = bin_dir(args.bin_dir.as_deref())?;
     let missing: Vec<&str> = BINARIES
         .iter()

@@ -33,11 +33,10 @@ struct Ports {
     worker: u16,
     proxy: u16,
     admin: u16,
-    redis: u16,
 }
 
 fn config_text(ports: &Ports) -> String {
-    let (proxy, admin, redis) = (ports.proxy, ports.admin, ports.redis);
+    let (proxy, admin) = (ports.proxy, ports.admin);
     let head = proxy_head(proxy, admin, ports.gateways);
     let text = format!(
         r#"{head}
@@ -62,9 +61,27 @@ max_entries = 100
         ports.microservice,
         ports.database,
         ports.worker,
-    )
-    .replacen("[lab]\n", &format!("[lab]\nredis_port = {redis}\n"), 1);
+    );
     format!("{text}{tail}")
+}
+
+/// The port of the `redis://127.0.0.1:PORT/0` URL in the banner's fleet line.
+fn redis_port_in(line: &str) -> u16 {
+    let rest = line
+        .split("redis://127.0.0.1:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no redis URL in {line:?}"));
+    rest.split('/').next().unwrap().parse().unwrap()
+}
+
+/// Redis's answer to an inline PING on `port`.
+fn ping(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(b"PING\r\n").unwrap();
+    let mut answer = [0; 7];
+    stream.read_exact(&mut answer).unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 fn header(response: &reqwest::blocking::Response, name: &str) -> Option<String> {
@@ -85,7 +102,6 @@ fn up_fleet_shares_the_cache_tier_and_the_task_queue() {
         worker: free_run(&[0, 10]),
         proxy: free_run(&[0, 1]),
         admin: free_run(&[0, 1]),
-        redis: free_port(),
     };
     let config = dir.path().join("config.toml");
     std::fs::write(&config, config_text(&ports)).unwrap();
@@ -103,6 +119,11 @@ fn up_fleet_shares_the_cache_tier_and_the_task_queue() {
     );
     up.wait_for("Prometheus sees every target up", Duration::from_secs(120));
     up.wait_for("scalelab is up", Duration::from_secs(10));
+    // No [lab] redis_port: up picked a free port for redis-server and says which.
+    let shared = up.wait_for("fleet: shared cache tier", Duration::from_secs(5));
+    let redis_port = redis_port_in(&shared);
+    assert_ne!(redis_port, 6390, "{shared}");
+    assert_eq!(ping(redis_port), "+PONG\r\n", "{shared}");
     let (first, second) = (
         format!("http://127.0.0.1:{}", ports.proxy),
         format!("http://127.0.0.1:{}", ports.proxy + 1),

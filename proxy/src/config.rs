@@ -49,8 +49,12 @@ pub struct Config {
 /// The `[redis]` table: where a fleet of proxies keeps its shared cache tier.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RedisSettings {
-    /// `redis://host:port/db`, or `rediss://` for TLS.
+    /// `redis://host:port/db`, or `rediss://` for TLS; a cluster's first seed node.
     pub url: String,
+    /// A Redis Cluster's seed nodes (`url` as a list); empty for one server.
+    pub cluster: Vec<String>,
+    /// The CA file a `rediss://` server's certificate is checked against (else the system's).
+    pub ca: Option<std::path::PathBuf>,
     /// Prepended to every key, so several labs can share one Redis.
     pub key_prefix: String,
     #[serde(with = "humantime_serde_compat")]

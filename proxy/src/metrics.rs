@@ -335,5 +335,24 @@ fn redis_series(
     )?
     .with_label_values(NO_LABELS)
     .set(i64::from(failing));
+    gauge(
+        registry,
+        "scalelab_cache_redis_full",
+        "1 while the Redis server's used memory is over the Redis tier's max_bytes (new objects \
+         are not stored in it), else 0.",
+        &[],
+    )?
+    .with_label_values(NO_LABELS)
+    .set(i64::from(
+        counters.full.load(std::sync::atomic::Ordering::Relaxed),
+    ));
+    counter(
+        registry,
+        "scalelab_cache_redis_refused_total",
+        "Objects not stored in the Redis tier: it was over max_bytes, or the object is larger.",
+        &[],
+    )?
+    .with_label_values(NO_LABELS)
+    .inc_by(load(&counters.refused));
     Ok(())
 }

@@ -15,6 +15,7 @@ mod process;
 mod promtool;
 mod redis;
 mod websocket;
+mod redis_cluster;
 
 pub use http::percent_decode;
 #[cfg(feature = "blocking")]
@@ -28,3 +29,4 @@ pub use process::ChildGuard;
 pub use promtool::assert_promtool_clean;
 pub use redis::RedisServer;
 pub use websocket::{Refused, WsClient};
+pub use redis_cluster::RedisCluster;

@@ -34,6 +34,9 @@ struct Args {
     /// Without it the queue is the SQLite file in --data-dir.
     #[arg(long, env = "SCALELAB_REDIS_URL")]
     redis_url: Option<String>,
+    /// With a rediss:// URL: a PEM file of the CA that signed the server's certificate (default: the system's roots).
+    #[arg(long, requires = "redis_url")]
+    redis_ca: Option<PathBuf>,
     /// Prefix of every Redis key (the queue's keys are under `<prefix>tasks:`).
     #[arg(long, default_value = "scalelab:")]
     redis_key_prefix: String,
@@ -64,6 +67,7 @@ async fn tasks(args: &Args) -> anyhow::Result<(Arc<dyn TaskStore>, Arc<dyn Backl
     let shared = Arc::new(
         RedisTasks::connect(SharedSettings {
             url: url.clone(),
+            ca: args.redis_ca.clone(),
             key_prefix: format!("{}tasks:", args.redis_key_prefix),
             connect_timeout: args.redis_connect_timeout,
             command_timeout: args.redis_command_timeout,

@@ -36,6 +36,8 @@ impl From<redis::RedisError> for StoreError {
 pub struct SharedSettings {
     /// `redis://host:port/db` (or `rediss://` for TLS).
     pub url: String,
+    /// A PEM file of the CA that signed a `rediss://` server's certificate (else the system's).
+    pub ca: Option<std::path::PathBuf>,
     /// Prepended to every key, so several labs can share one Redis.
     pub key_prefix: String,
     /// Connecting gives up after this long.
@@ -106,13 +108,32 @@ type StatsReply = (
     Vec<String>,
 );
 
+/// The client for `settings`' URL: over TLS checked against `ca` when one is given.
+fn client(settings: &SharedSettings) -> Result<redis::Client, StoreError> {
+    // The ring provider, as in the proxy; an error only says one is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Some(ca) = &settings.ca else {
+        return Ok(redis::Client::open(settings.url.as_str())?);
+    };
+    let root_cert = std::fs::read(ca)
+        .map_err(|error| StoreError(format!("redis: cannot read {}: {error}", ca.display())))?;
+    let certificates = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(root_cert),
+    };
+    Ok(redis::Client::build_with_tls(
+        settings.url.as_str(),
+        certificates,
+    )?)
+}
+
 impl RedisTasks {
     /// Connects (within `connect_timeout`) and checks the server answers.
     ///
     /// # Errors
     /// A malformed URL, or Redis cannot be reached.
     pub async fn connect(settings: SharedSettings) -> Result<Self, StoreError> {
-        let client = redis::Client::open(settings.url.as_str())?;
+        let client = client(&settings)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.command_timeout))
@@ -129,6 +150,19 @@ impl RedisTasks {
             ))
         })??;
         let _: String = redis::cmd("PING").query_async(&mut connection).await?;
+        let cluster: String = redis::cmd("INFO")
+            .arg("cluster")
+            .query_async(&mut connection)
+            .await?;
+        if cluster.contains("cluster_enabled:1") {
+            // Every step of the queue is one script over several keys (lanes, claims, task
+            // hashes), which a cluster would need in one slot, that is on one node anyway.
+            return Err(StoreError(format!(
+                "redis: {} is a Redis Cluster node; the shared task queue needs one Redis \
+                 server (a primary, or Sentinel's), not a cluster",
+                settings.url
+            )));
+        }
         Ok(Self {
             connection,
             aging_ms: Arc::new(AtomicU64::new(

@@ -7,3 +7,4 @@ mod metrics;
 mod websocket;
 mod worker;
 mod worker_fleet;
+mod worker_redis;

@@ -149,11 +149,14 @@ fn the_proxys_redis_table_is_an_existing_redis_for_a_fleet_only() {
         "{redis}[lab]\nproxies = 2\nredis_url = \"redis://10.0.0.9:6379/1\""
     ));
     assert_eq!(redis_url(&both).as_deref(), Some("redis://10.0.0.9:6379/1"));
+    // A cluster's seed nodes are the proxy's business: the fleet starts its own Redis.
+    let cluster = file("[redis]\nurl = [\"redis://10.0.0.8:7000\"]\n[lab]\nproxies = 2");
+    assert!(starts_redis(&cluster));
 }
 
 #[test]
 fn the_banner_says_which_url_hits_which_proxy() {
-    let file = file("[lab]\nproxies = 2\nworker_processes = 2");
+    let file = file("[lab]\nproxies = 2\nworker_processes = 2\nredis_port = 6390");
     let banner = banner(&file);
     assert_eq!(
         banner[1..],
@@ -165,6 +168,38 @@ fn the_banner_says_which_url_hits_which_proxy() {
             "  http://127.0.0.1:5015 is worker 2 (consumes the shared queue)",
         ]
     );
+}
+
+#[test]
+fn a_started_redis_gets_a_free_port_unless_the_file_names_one() {
+    let mut picked = file("[lab]\nproxies = 2");
+    assert_eq!(picked.lab.redis_port, None);
+    pick_redis_port(&mut picked).unwrap();
+    let port = picked.lab.redis_port.unwrap();
+    assert_ne!(port, 0);
+    // The port is free: redis-server can bind it.
+    drop(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
+    assert_eq!(
+        redis_url(&picked).unwrap(),
+        format!("redis://127.0.0.1:{port}/0")
+    );
+    let spec = redis_child(&picked, Path::new("/usr/bin/redis-server"));
+    assert!(args(&spec)
+        .windows(2)
+        .any(|w| w == ["--port", port.to_string().as_str()]));
+
+    let mut named = file("[lab]\nproxies = 2\nredis_port = 7000");
+    pick_redis_port(&mut named).unwrap();
+    assert_eq!(named.lab.redis_port, Some(7000));
+    // No fleet, or an existing Redis: nothing is started, so no port is taken.
+    for text in [
+        "",
+        "[lab]\nproxies = 2\nredis_url = \"redis://10.0.0.9:6379/0\"",
+    ] {
+        let mut other = file(text);
+        pick_redis_port(&mut other).unwrap();
+        assert_eq!(other.lab.redis_port, None, "{text}");
+    }
 }
 
 #[test]

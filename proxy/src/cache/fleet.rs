@@ -7,7 +7,7 @@
 use super::entry::{variant_key, Entry};
 use super::invalidation::Invalidation;
 use super::policy::Usability;
-use super::remote::RemoteTier;
+use super::remote::{Lookup, RemoteTier};
 use super::store::{CacheStore, Found};
 use super::tier::TierStats;
 use crate::config::{TierKind, TierSettings};
@@ -34,10 +34,13 @@ impl SharedTier {
     ) -> Option<SharedTier> {
         let last = tiers.last().filter(|tier| tier.kind == TierKind::Redis)?;
         match remote {
-            Some(remote) => Some(SharedTier {
-                remote,
-                settings: last.clone(),
-            }),
+            Some(remote) => {
+                remote.limit_usage(last.max_bytes);
+                Some(SharedTier {
+                    remote,
+                    settings: last.clone(),
+                })
+            }
             None => {
                 // [redis] is read at start only: a reload that adds it cannot connect.
                 tracing::warn!(
@@ -60,9 +63,11 @@ impl SharedTier {
             expirations: 0,
             promotions: counters.promotions.load(Ordering::Relaxed),
             demotions: 0,
-            // Redis holds the objects; counting them would cost a scan per scrape.
+            // Redis holds the objects; counting them would cost a scan per scrape. The bytes
+            // are the server's used memory, which `max_bytes` bounds (see `remote::usage`).
             items: 0,
-            bytes: 0,
+            bytes: usize::try_from(counters.used_bytes.load(Ordering::Relaxed))
+                .unwrap_or(usize::MAX),
             max_entries: self.settings.max_entries,
             max_bytes: self.settings.max_bytes,
         }
@@ -85,16 +90,50 @@ impl CacheStore {
         let shared = self.shared.as_ref()?;
         let lifetime = entry.keep_for().min(shared.settings.ttl);
         let (remote, entry) = (shared.remote.clone(), entry.clone());
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { remote.put(&entry, lifetime, token.as_deref()).await });
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        if remote.is_full() || entry.size > shared.settings.max_bytes {
+            remote.counters.refused.fetch_add(1, Ordering::Relaxed);
+            // The fleet's waiters need not wait for a store that will not come.
+            if let Some(token) = token {
+                runtime.spawn(async move { remote.unlock(&entry.key, &token).await });
+            }
+            return None;
         }
+        runtime.spawn(async move { remote.put(&entry, lifetime, token.as_deref()).await });
         Some(shared.settings.name.clone())
     }
 
-    /// Looks `storage_key` up in the shared tier after the memory tiers missed.
-    pub async fn lookup_shared(&self, storage_key: &str) -> Option<Found> {
+    /// Looks `storage_key` up in the shared tier after the memory tiers missed. When this proxy
+    /// does not know that the key varies and another proxy stored variants of it, the lookup
+    /// learns the varying headers (as this proxy's own fetch would have taught it) and asks for
+    /// the variant `header` selects: a second round trip, once per key and proxy.
+    pub async fn lookup_shared(
+        &self,
+        storage_key: &str,
+        header: &(dyn Fn(&str) -> Option<String> + Sync),
+    ) -> Option<Found> {
         let shared = self.shared.as_ref()?;
-        let (decoded, hits) = shared.remote.get(storage_key).await?;
+        let knows_variants = self.vary_names(storage_key).is_some()
+            || storage_key.contains(super::VARIANT_SEPARATOR);
+        let (decoded, hits) = match shared.remote.get(storage_key, !knows_variants).await {
+            Lookup::Found(decoded, hits) => (*decoded, hits),
+            Lookup::Varies(names) => {
+                let values: Vec<(String, Option<String>)> = names
+                    .into_iter()
+                    .map(|name| (name.clone(), header(&name)))
+                    .collect();
+                self.record_vary(storage_key, &values);
+                match shared
+                    .remote
+                    .get(&variant_key(storage_key, &values), false)
+                    .await
+                {
+                    Lookup::Found(decoded, hits) => (*decoded, hits),
+                    Lookup::Varies(_) | Lookup::Miss => return None,
+                }
+            }
+            Lookup::Miss => return None,
+        };
         let key = variant_key(&decoded.new.key, &decoded.new.vary);
         if key != decoded.key {
             // Stored under another key than its contents say: not an object to trust.
@@ -132,17 +171,22 @@ impl CacheStore {
 
     /// Waits (at most `bound`) for the proxy holding the fleet fill lock of `storage_key` to
     /// store it; `None` when it gave up (its lock is gone and nothing was stored) or took too long.
-    pub async fn wait_for_fleet_fill(&self, storage_key: &str, bound: Duration) -> Option<Found> {
+    pub async fn wait_for_fleet_fill(
+        &self,
+        storage_key: &str,
+        header: &(dyn Fn(&str) -> Option<String> + Sync),
+        bound: Duration,
+    ) -> Option<Found> {
         let remote = self.remote()?;
         let deadline = tokio::time::Instant::now() + bound;
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(FLEET_POLL).await;
-            if let Some(found) = self.lookup_shared(storage_key).await {
+            if let Some(found) = self.lookup_shared(storage_key, header).await {
                 return Some(found);
             }
             if !remote.locked(storage_key).await {
                 // Stored just before the lock went, or not stored at all: one last look.
-                return self.lookup_shared(storage_key).await;
+                return self.lookup_shared(storage_key, header).await;
             }
         }
         None

@@ -5,22 +5,28 @@
 //! Redis is never on the critical path of an answer: every command has the `[redis]`
 //! `command_timeout`, a failure counts as a miss (or "no lock": fetch it yourself), and after a
 //! few failures in a row the `Breaker` skips the tier for a back-off. Keys, under
-//! `key_prefix` + `cache:`: `obj:<storage key>` (the `codec` bytes, expiring with the object's
-//! TTL plus its longer stale window), `hits:<storage key>` (fleet-wide hit count), `var:<key>`
-//! and `tag:<tag>` (sets of storage keys, for purges), `lock:<storage key>` (the fill lock).
+//! `key_prefix` + `cache:{<hash of the primary key>}:` (one Cluster slot per cache key, see
+//! `key`): `obj:<storage key>` (the `codec` bytes, expiring with the object's TTL plus its longer
+//! stale window), `hits:<storage key>` (fleet-wide hit count), `var:<key>` (its variants' storage
+//! keys, for purges), `lock:<storage key>` (the fill lock), `varies:<key>` (the `variants`
+//! marker of a key whose responses vary); and under `key_prefix` + `cache:`, `tag:<tag>` (the
+//! storage keys carrying a tag).
 
 mod breaker;
+mod connection;
+mod purge;
 pub mod subscriber;
+mod usage;
+mod variants;
 
 use super::codec::{self, Decoded};
 use super::entry::Entry;
-use super::invalidation::Selector;
 use crate::config::RedisSettings;
 use breaker::Breaker;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use connection::Connection;
 use redis::{AsyncCommands, Script};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// What each kind of command did, for `/cache/stats` and the metrics.
@@ -41,6 +47,22 @@ pub struct RemoteCounters {
     /// Sum and count of command latencies, in microseconds.
     pub latency_micros: AtomicU64,
     pub commands: AtomicU64,
+    /// The Redis server's used memory at the last sample (see `usage`).
+    pub used_bytes: AtomicU64,
+    /// Whether that is over the tier's `max_bytes`, so nothing new is stored.
+    pub full: AtomicBool,
+    /// Objects not stored because the tier was full or they were larger than `max_bytes`.
+    pub refused: AtomicU64,
+}
+
+/// What a lookup in the shared tier found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The object, with its hit count across the fleet.
+    Found(Box<Decoded>, u64),
+    /// No object under the primary key, but the key varies on these request headers.
+    Varies(Vec<String>),
+    Miss,
 }
 
 /// Whether this proxy may fetch a cold key from the origin.
@@ -58,6 +80,7 @@ struct Scripts {
     gcra: Script,
     lookup: Script,
     store: Script,
+    tag: Script,
     purge: Script,
     unlock: Script,
 }
@@ -67,13 +90,16 @@ pub struct RemoteTier {
     /// Drives the connection. Pingora runs each service on its own runtime; the connection's
     /// driver task lives here, so it outlives none of them and serves all of them.
     runtime: Option<tokio::runtime::Runtime>,
-    connection: ConnectionManager,
+    connection: Connection,
     client: redis::Client,
     settings: RedisSettings,
     /// Tells this proxy's own purges apart from other proxies' on the channel.
     pub(super) instance: String,
     scripts: Scripts,
     breaker: Breaker,
+    /// The tier's `max_bytes` (see `usage`), and whether its sampler runs.
+    usage_limit: AtomicU64,
+    sampling: AtomicBool,
     pub counters: RemoteCounters,
 }
 
@@ -98,12 +124,6 @@ impl RemoteTier {
     /// # Errors
     /// A malformed URL (validation already refuses those).
     pub fn new(settings: RedisSettings) -> Result<RemoteTier, redis::RedisError> {
-        let client = redis::Client::open(settings.url.as_str())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(Some(settings.command_timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("redis")
@@ -116,9 +136,9 @@ impl RemoteTier {
                     error.to_string(),
                 ))
             })?;
-        let connection = {
+        let (connection, client) = {
             let _entered = runtime.enter();
-            client.get_connection_manager_lazy(config)?
+            connection::connect(&settings)?
         };
         Ok(RemoteTier {
             runtime: Some(runtime),
@@ -130,16 +150,35 @@ impl RemoteTier {
                 gcra: Script::new(include_str!("remote/gcra.lua")),
                 lookup: Script::new(include_str!("remote/lookup.lua")),
                 store: Script::new(include_str!("remote/store.lua")),
+                tag: Script::new(include_str!("remote/tag.lua")),
                 purge: Script::new(include_str!("remote/purge.lua")),
                 unlock: Script::new(include_str!("remote/unlock.lua")),
             },
             breaker: Breaker::default(),
+            usage_limit: AtomicU64::new(u64::MAX),
+            sampling: AtomicBool::new(false),
             counters: RemoteCounters::default(),
         })
     }
 
+    /// The key of one of a cache key's records. Every record of one primary key (its object,
+    /// variants, hit counts, fill locks and variants marker) carries the same hash tag, a hash
+    /// of the primary key, so a Redis Cluster keeps them in one slot and a script may touch them
+    /// together; the brace also tells this layout from the one before it, which had none.
     fn key(&self, kind: &str, name: &str) -> String {
-        format!("{}cache:{kind}:{name}", self.settings.key_prefix)
+        let primary = name.split(super::VARIANT_SEPARATOR).next().unwrap_or(name);
+        let mut hasher = fnv::FnvHasher::default();
+        std::hash::Hasher::write(&mut hasher, primary.as_bytes());
+        let slot = std::hash::Hasher::finish(&hasher);
+        format!(
+            "{}cache:{{{slot:016x}}}:{kind}:{name}",
+            self.settings.key_prefix
+        )
+    }
+
+    /// The set of storage keys carrying `tag` (one per tag, in whatever slot it falls).
+    fn tag_key(&self, tag: &str) -> String {
+        format!("{}cache:tag:{tag}", self.settings.key_prefix)
     }
 
     /// The channel purges are published on.
@@ -160,7 +199,7 @@ impl RemoteTier {
     /// failed or timed out (counted, and fed to the breaker).
     async fn run<T, F, Fut>(&self, command: F) -> Option<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         if !self.breaker.allows() {
@@ -196,34 +235,47 @@ impl RemoteTier {
         }
     }
 
-    /// The object stored under `storage_key`, with the fleet's hit count for it.
-    pub async fn get(&self, storage_key: &str) -> Option<(Decoded, u64)> {
+    /// The object stored under `storage_key`, with the fleet's hit count for it. A proxy that
+    /// does not know whether the key varies (`storage_key` is the primary key) passes
+    /// `ask_variants`, and learns from the same round trip which headers the key varies on.
+    pub async fn get(&self, storage_key: &str, ask_variants: bool) -> Lookup {
         let object = self.key("obj", storage_key);
         let hits = self.key("hits", storage_key);
-        let reply: Option<Option<(Vec<u8>, u64)>> = self
+        let marker = ask_variants.then(|| self.key("varies", storage_key));
+        let reply: Option<(Vec<u8>, u64, Vec<u8>)> = self
             .run(|mut connection| async move {
-                self.scripts
-                    .lookup
-                    .key(object)
-                    .key(hits)
-                    .invoke_async(&mut connection)
-                    .await
+                let mut invocation = self.scripts.lookup.key(object);
+                invocation.key(hits);
+                if let Some(marker) = marker {
+                    invocation.key(marker);
+                }
+                invocation.invoke_async(&mut connection).await
             })
             .await;
-        let Some(Some((bytes, hits))) = reply else {
+        let Some((bytes, hits, marker)) = reply else {
             self.counters.misses.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return Lookup::Miss;
         };
+        if bytes.is_empty() {
+            // A key that varies is not a miss yet: the caller asks again for its variant.
+            return match variants::decode(&marker) {
+                Some(names) => Lookup::Varies(names),
+                None => {
+                    self.counters.misses.fetch_add(1, Ordering::Relaxed);
+                    Lookup::Miss
+                }
+            };
+        }
         match codec::decode(&bytes, unix_ms()) {
             Ok(decoded) => {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                Some((decoded, hits))
+                Lookup::Found(Box::new(decoded), hits)
             }
             Err(error) => {
                 // Written by a newer format or damaged: a miss, and the next store replaces it.
                 tracing::warn!(key = storage_key, %error, "unreadable object in the redis tier");
                 self.counters.misses.fetch_add(1, Ordering::Relaxed);
-                None
+                Lookup::Miss
             }
         }
     }
@@ -238,21 +290,37 @@ impl RemoteTier {
             .key(self.key("obj", &entry.key))
             .key(self.key("hits", &entry.key))
             .key(self.key("var", entry.primary_key()))
-            .key(self.key("lock", &entry.key));
-        for tag in &entry.tags {
-            invocation.key(self.key("tag", tag));
-        }
+            .key(self.key("lock", &entry.key))
+            .key(self.key("varies", entry.primary_key()));
         invocation
             .arg(bytes)
             .arg(lifetime_ms)
             .arg(&*entry.key)
-            .arg(token.unwrap_or(""));
+            .arg(token.unwrap_or(""))
+            .arg(if entry.vary.is_empty() {
+                Vec::new()
+            } else {
+                let names: Vec<String> = entry.vary.iter().map(|(name, _)| name.clone()).collect();
+                variants::encode(&names)
+            });
         let stored: Option<u8> = self
             .run(|mut connection| async move { invocation.invoke_async(&mut connection).await })
             .await;
-        if stored.is_some() {
-            self.counters.sets.fetch_add(1, Ordering::Relaxed);
+        if stored.is_none() {
+            return;
         }
+        self.counters.sets.fetch_add(1, Ordering::Relaxed);
+        // Each tag's set is its own key (in a cluster, in its own slot), so each is one more
+        // command, sent together.
+        let tags = entry.tags.iter().map(|tag| {
+            let key = self.tag_key(tag);
+            self.run(move |mut connection| async move {
+                let mut invocation = self.scripts.tag.key(key);
+                invocation.arg(&*entry.key).arg(lifetime_ms);
+                invocation.invoke_async::<u8>(&mut connection).await
+            })
+        });
+        futures::future::join_all(tags).await;
     }
 
     /// Tries to win the fleet's fill lock for `storage_key` for at most `hold`.
@@ -340,90 +408,6 @@ impl RemoteTier {
             .await;
         exists.unwrap_or(false)
     }
-
-    /// Removes (or soft-purges) what `selector` picks in Redis and tells every proxy; returns
-    /// how many objects Redis held.
-    pub async fn invalidate(&self, selector: &Selector, soft: bool) -> u64 {
-        let keys = self.selected_keys(selector).await;
-        let mut purged = 0;
-        for chunk in keys.chunks(256) {
-            let objects: Vec<String> = chunk.iter().map(|key| self.key("obj", key)).collect();
-            let count: Option<u64> = self
-                .run(|mut connection| async move {
-                    let mut invocation = self.scripts.purge.prepare_invoke();
-                    for object in objects {
-                        invocation.key(object);
-                    }
-                    invocation
-                        .arg(if soft { "1" } else { "0" })
-                        .invoke_async(&mut connection)
-                        .await
-                })
-                .await;
-            purged += count.unwrap_or(0);
-        }
-        self.counters.purged.fetch_add(purged, Ordering::Relaxed);
-        let message = subscriber::Message::new(&self.instance, selector, soft).encode();
-        let channel = self.channel();
-        let _: Option<u64> = self
-            .run(|mut connection| async move { connection.publish(channel, message).await })
-            .await;
-        purged
-    }
-
-    /// The storage keys `selector` picks in Redis.
-    async fn selected_keys(&self, selector: &Selector) -> Vec<String> {
-        let members = |set: String| async move {
-            self.run(|mut connection| async move { connection.smembers(set).await })
-                .await
-                .unwrap_or_default()
-        };
-        match selector {
-            Selector::Key(key) => {
-                let mut keys: Vec<String> = members(self.key("var", key)).await;
-                keys.push(key.clone());
-                keys
-            }
-            Selector::Tag(tag) => members(self.key("tag", tag)).await,
-            Selector::Prefix(prefix) => self.scan_prefix(prefix).await,
-            // Route purges follow key template changes, which make old keys unreachable
-            // anyway; Redis lets them expire.
-            Selector::Route(_) => Vec::new(),
-        }
-    }
-
-    /// Every stored key starting with `prefix` (SCAN: purges by prefix are rare, and an index
-    /// would cost every store a write).
-    async fn scan_prefix(&self, prefix: &str) -> Vec<String> {
-        let object_prefix = self.key("obj", "");
-        let pattern = format!("{object_prefix}{}*", glob_escape(prefix));
-        let found: Option<Vec<String>> = self
-            .run(|mut connection| async move {
-                let mut keys = Vec::new();
-                let mut cursor: u64 = 0;
-                loop {
-                    let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut connection)
-                        .await?;
-                    keys.extend(batch);
-                    if next == 0 {
-                        return Ok(keys);
-                    }
-                    cursor = next;
-                }
-            })
-            .await;
-        found
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|key| key.strip_prefix(&object_prefix).map(str::to_owned))
-            .collect()
-    }
 }
 
 impl Drop for RemoteTier {
@@ -437,32 +421,4 @@ impl Drop for RemoteTier {
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// `text` with Redis glob's special characters escaped, so a prefix matches literally.
-fn glob_escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for character in text.chars() {
-        if matches!(character, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
-            escaped.push('\\');
-        }
-        escaped.push(character);
-    }
-    escaped
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob_escape;
-
-    #[test]
-    fn a_prefix_matches_literally() {
-        for (prefix, pattern) in [
-            ("GET:/data/", "GET:/data/"),
-            ("GET:/a*b?", "GET:/a\\*b\\?"),
-            ("[x]\\", "\\[x\\]\\\\"),
-        ] {
-            assert_eq!(glob_escape(prefix), pattern);
-        }
-    }
 }

@@ -313,7 +313,7 @@ impl CacheStore {
     /// Remembers which headers `primary` varies on. A response that starts varying makes the
     /// plain object unreachable, so it goes; one that stops varying ends the index entry, and
     /// its old variants age out like any object nobody asks for.
-    fn record_vary(&self, primary: &str, vary: &[(String, Option<String>)]) {
+    pub(super) fn record_vary(&self, primary: &str, vary: &[(String, Option<String>)]) {
         let mut index = write(&self.vary[shard_of(primary)]);
         if vary.is_empty() {
             index.remove(primary);

@@ -162,8 +162,18 @@ pub enum ByteSize {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileRedis {
-    pub url: String,
+    pub url: RedisUrls,
     pub key_prefix: Option<String>,
     pub connect_timeout: Option<String>,
     pub command_timeout: Option<String>,
+    /// A PEM file of the CA that signed a `rediss://` server's certificate.
+    pub ca: Option<String>,
+}
+
+/// `[redis] url`: one server, or a list of a Redis Cluster's seed nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RedisUrls {
+    One(String),
+    Seeds(Vec<String>),
 }

@@ -3,7 +3,7 @@
 //! [`set_overrides`]; [`super::parse`] applies them to every `Config` it builds (start-up,
 //! `--check` and every reload), so a reload never sees them as a restart-required change.
 
-use super::file::FileRedis;
+use super::file::{FileRedis, RedisUrls};
 use super::{Config, RedisSettings, TierKind};
 use scalelab_common::problem::{Problem, Problems};
 use std::net::SocketAddr;
@@ -35,12 +35,14 @@ impl Overrides {
     pub fn with_shared_cache_url(mut self, url: &str) -> Result<Overrides, OverrideError> {
         let mut problems = Problems::new();
         let file = FileRedis {
-            url: url.to_owned(),
+            url: RedisUrls::One(url.to_owned()),
             key_prefix: None,
             connect_timeout: None,
             command_timeout: None,
+            ca: None,
         };
-        let settings = super::validate::redis_settings(&file, &mut problems);
+        let settings =
+            super::validate::redis_settings(&file, std::path::Path::new("."), &mut problems);
         self.shared_cache = Some(problems.into_result(settings).map_err(OverrideError)?);
         Ok(self)
     }
@@ -57,7 +59,11 @@ impl Overrides {
         }
         if let Some(shared) = &self.shared_cache {
             match &mut config.redis {
-                Some(redis) => redis.url.clone_from(&shared.url),
+                Some(redis) => {
+                    // The command line's one server replaces the file's server or cluster.
+                    redis.url.clone_from(&shared.url);
+                    redis.cluster.clone_from(&shared.cluster);
+                }
                 None => config.redis = Some(shared.clone()),
             }
             if let Some(last) = config

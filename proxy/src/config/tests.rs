@@ -277,7 +277,29 @@ fn a_redis_tier_needs_redis_and_the_last_place() {
         ),
         (
             tiers("memory", "redis") + &redis("rediss://cache.example:6380"),
-            vec![("redis.url", "rediss://")],
+            vec![],
+        ),
+        (
+            tiers("memory", "redis")
+                + "[redis]\nurl = [\"redis://10.0.0.1:7000\", \"redis://10.0.0.2:7001\"]\n",
+            vec![],
+        ),
+        (
+            tiers("memory", "redis") + "[redis]\nurl = []\n",
+            vec![("redis.url", "at least one seed node")],
+        ),
+        (
+            tiers("memory", "redis")
+                + "[redis]\nurl = [\"redis://10.0.0.1:7000\", \"rediss://10.0.0.2:7001\"]\n",
+            vec![("redis.url", "mix redis:// and rediss://")],
+        ),
+        (
+            tiers("memory", "redis")
+                + "[redis]\nurl = \"redis://10.0.0.1:6379\"\nca = \"/nonexistent/ca.pem\"\n",
+            vec![
+                ("redis.ca", "only applies to rediss://"),
+                ("redis.ca", "cannot read /nonexistent/ca.pem"),
+            ],
         ),
     ];
     for (extra, expected) in cases {

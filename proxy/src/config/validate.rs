@@ -12,19 +12,21 @@ mod check;
 mod client;
 mod limits;
 mod lines;
+mod redis;
 mod routes;
 mod transport;
 mod upstream;
 
-pub(super) use cache::validate_redis as redis_settings;
 pub use lines::{locate, parse_problem};
+pub(super) use redis::validate_redis as redis_settings;
 pub use upstream::MAX_SERVERS_PER_UPSTREAM;
 
 use super::file::FileConfig;
 use super::units::DurationKind;
 use super::{Config, ProxySettings};
-use cache::{validate_cache, validate_redis};
+use cache::validate_cache;
 use check::Check;
+use redis::validate_redis;
 use routes::validate_routes;
 use scalelab_common::problem::{Problem, Problems};
 use std::collections::BTreeMap;
@@ -44,7 +46,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
     let redis = file
         .redis
         .as_ref()
-        .map(|redis| validate_redis(redis, &mut problems));
+        .map(|redis| validate_redis(redis, base, &mut problems));
     let cache = file
         .cache
         .as_ref()

@@ -80,9 +80,13 @@ fn conditionals(session: &Session) -> Conditionals<'_> {
 }
 
 fn request_header(session: &Session, name: &str) -> Option<String> {
-    session
-        .req_header()
-        .headers
+    header_value(&session.req_header().headers, name)
+}
+
+/// `request_header` on the headers alone, which (unlike the session) may be held across an
+/// await of a `Send` future.
+fn header_value(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)

@@ -437,10 +437,24 @@ impl TestConfig {
     /// A `[cache]` table whose memory tiers `(name, max_entries)` come before a shared last tier
     /// `shared` in the Redis at `redis_url` (a `[redis]` table); lock timeout as in [`TestConfig::cache`].
     pub fn shared_cache(
-        mut self,
+        self,
         memory: &[(&str, usize)],
         shared: &str,
         redis_url: &str,
+        promotion_hits: u32,
+    ) -> Self {
+        let redis = format!("url = \"{redis_url}\"\n");
+        self.shared_cache_in(memory, shared, &redis, "", promotion_hits)
+    }
+
+    /// [`TestConfig::shared_cache`] with the `[redis]` table's lines as given (`url` and more:
+    /// a cluster's list of seed nodes, a TLS server's `ca`) and more lines for the shared tier.
+    pub fn shared_cache_in(
+        mut self,
+        memory: &[(&str, usize)],
+        shared: &str,
+        redis: &str,
+        shared_tier: &str,
         promotion_hits: u32,
     ) -> Self {
         self = self.cache(memory, promotion_hits);
@@ -449,7 +463,7 @@ impl TestConfig {
             .split_once("[cache.promotion]")
             .unwrap_or((cache.as_str(), ""));
         self.upstreams.push(format!(
-            "[redis]\nurl = \"{redis_url}\"\ncommand_timeout = \"{}ms\"\n{tiers}[[cache.tiers]]\nname = \"{shared}\"\nkind = \"redis\"\nttl = \"600s\"\n[cache.promotion]{promotion}",
+            "[redis]\n{redis}command_timeout = \"{}ms\"\n{tiers}[[cache.tiers]]\nname = \"{shared}\"\nkind = \"redis\"\nttl = \"600s\"\n{shared_tier}[cache.promotion]{promotion}",
             patient(Duration::from_millis(200)).as_millis()
         ));
         self

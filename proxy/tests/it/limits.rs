@@ -3,5 +3,5 @@
 
 mod queue;
 mod rate;
-mod shared;
+pub mod shared;
 mod slow_start;

@@ -23,7 +23,20 @@ async fn fleet_proxy(origin: &TestBackend, redis: &RedisServer, promotion_hits: 
 }
 
 async fn get(proxy: &TestProxy, path: &str) -> (u16, String, Option<String>) {
-    let response = client().get(proxy.url(path)).send().await.unwrap();
+    get_with(proxy, path, &[]).await
+}
+
+/// `get` with these request headers.
+async fn get_with(
+    proxy: &TestProxy,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, Option<String>) {
+    let mut request = client().get(proxy.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
     let header = |name: &str| {
         response
             .headers()
@@ -99,20 +112,43 @@ async fn what_one_proxy_stores_the_other_hits_and_a_purge_reaches_both() {
         .unwrap();
     assert_eq!(purged["removed"], 1, "{purged}");
     assert_eq!(purged["shared_removed"], 1, "{purged}");
+    forgotten(&second, "/c/a").await;
+    assert_eq!(get(&second, "/c/a").await, (200, "MISS".into(), None));
+    assert_eq!(origin.hits(), 2);
+}
+
+#[tokio::test]
+async fn a_varying_response_in_redis_is_found_by_a_proxy_that_never_saw_it_vary() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path());
+    let origin = TestBackend::start("origin");
+    let first = fleet_proxy(&origin, &redis, 2).await;
+    let second = fleet_proxy(&origin, &redis, 2).await;
+    let path = "/c/v?vary=Accept-Language";
+    let french = [("accept-language", "fr")];
+
+    assert_eq!(
+        get_with(&first, path, &french).await,
+        (200, "MISS".into(), None)
+    );
     eventually(
-        patient(Duration::from_secs(1)),
-        "the purge to reach the second proxy",
-        || async {
-            let report = client()
-                .get(format!("{}/admin/cache?key=/c/a", second.admin))
-                .send()
-                .await
-                .ok()?;
-            (report.status() == 404).then_some(())
-        },
+        patient(Duration::from_secs(5)),
+        "the variant to reach redis",
+        || async { (stats(&first).await["levels"]["L3"]["sets"] == 1).then_some(()) },
     )
     .await;
-    assert_eq!(get(&second, "/c/a").await, (200, "MISS".into(), None));
+    // The second proxy has never fetched the key, so it does not know the key varies: its
+    // lookup under the plain key finds the variants marker and then the French variant.
+    assert_eq!(
+        get_with(&second, path, &french).await,
+        (200, "HIT".into(), Some("L3".into()))
+    );
+    assert_eq!(origin.hits(), 1);
+    // Another language is another variant, which nobody stored yet.
+    assert_eq!(
+        get_with(&second, path, &[("accept-language", "de")]).await,
+        (200, "MISS".into(), None)
+    );
     assert_eq!(origin.hits(), 2);
 }
 
@@ -210,6 +246,23 @@ async fn redis_going_away_fails_no_request_and_its_return_is_noticed() {
             get(&proxy, &format!("/c/after{key}")).await;
             let sets = stats(&proxy).await["levels"]["L3"]["sets"].as_u64()?;
             (sets > sets_before).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Waits (a second at most) until `proxy`'s memory no longer holds `key`.
+pub async fn forgotten(proxy: &TestProxy, key: &str) {
+    eventually(
+        patient(Duration::from_secs(1)),
+        "the purge to reach the proxy's memory",
+        || async {
+            let report = client()
+                .get(format!("{}/admin/cache?key={key}", proxy.admin))
+                .send()
+                .await
+                .ok()?;
+            (report.status() == 404).then_some(())
         },
     )
     .await;

@@ -2,11 +2,10 @@
 //! a route's `cache` table (key template, default TTL and stale windows).
 
 use super::check::Check;
-use crate::config::file::FileRedis;
 use crate::config::file::{FileCache, FileRouteCache};
 use crate::config::key_template::KeyTemplate;
 use crate::config::units::DurationKind;
-use crate::config::{CacheSettings, RedisSettings, RouteCache, TierKind, TierSettings};
+use crate::config::{CacheSettings, RouteCache, TierKind, TierSettings};
 use scalelab_common::problem::Problems;
 use std::time::Duration;
 
@@ -109,47 +108,6 @@ pub(super) fn validate_cache(
             (1, 1_000_000),
             2,
         ) as u32,
-    }
-}
-
-pub(in crate::config) fn validate_redis(
-    redis: &FileRedis,
-    problems: &mut Problems,
-) -> RedisSettings {
-    if redis.url.starts_with("rediss://") {
-        problems.push(
-            "redis.url",
-            "TLS to Redis (rediss://) is not built into this version: use redis:// on a private \
-             network, or a TLS tunnel (stunnel, spiped) to the server",
-        );
-    } else if !redis.url.starts_with("redis://") || redis::Client::open(redis.url.as_str()).is_err()
-    {
-        problems.push(
-            "redis.url",
-            format!(
-                "invalid Redis URL {:?}: write it like \"redis://127.0.0.1:6379/0\"",
-                redis.url
-            ),
-        );
-    }
-    RedisSettings {
-        url: redis.url.clone(),
-        key_prefix: redis
-            .key_prefix
-            .clone()
-            .unwrap_or_else(|| "scalelab:".to_owned()),
-        connect_timeout: problems.duration(
-            "redis.connect_timeout",
-            redis.connect_timeout.as_ref(),
-            DurationKind::Timeout,
-            Duration::from_millis(200),
-        ),
-        command_timeout: problems.duration(
-            "redis.command_timeout",
-            redis.command_timeout.as_ref(),
-            DurationKind::Timeout,
-            Duration::from_millis(50),
-        ),
     }
 }
 

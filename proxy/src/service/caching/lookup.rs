@@ -3,7 +3,7 @@
 //! conditional requests from the store.
 
 use super::refresh::spawn_refresh;
-use super::{conditionals, request_header, CacheCtx, Mode};
+use super::{conditionals, header_value, request_header, CacheCtx, Mode};
 use crate::cache::policy::{self, CacheControl, Usability};
 use crate::cache::remote::Lock;
 use crate::cache::{CacheStore, Entry, Fill, Found};
@@ -102,7 +102,12 @@ pub async fn lookup(
         let found = match store.lookup(&storage_key) {
             Some(found) => Some(found),
             // The memory tiers missed: the shared tier (when there is one) may have it.
-            None => store.lookup_shared(&storage_key).await,
+            None => {
+                let headers = &session.req_header().headers;
+                store
+                    .lookup_shared(&storage_key, &|name| header_value(headers, name))
+                    .await
+            }
         };
         if let Some(found) = found {
             if fits(&found.entry) {
@@ -140,8 +145,14 @@ pub async fn lookup(
                         Lock::Won(token) => guard.hold_fleet_lock(token),
                         Lock::Held => {
                             let bound = store.settings.lock_timeout;
-                            if let Some(found) =
-                                store.wait_for_fleet_fill(&storage_key, bound).await
+                            let headers = &session.req_header().headers;
+                            if let Some(found) = store
+                                .wait_for_fleet_fill(
+                                    &storage_key,
+                                    &|name| header_value(headers, name),
+                                    bound,
+                                )
+                                .await
                             {
                                 if answers(&found.entry) {
                                     // The waiters here wake when `guard` drops and find the

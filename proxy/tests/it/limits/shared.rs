@@ -11,10 +11,14 @@ const LIMITS: &str = r#"rate_limits = [{ name = "fleet", rate = "10/s", burst = 
 const STRICT: &str = r#"rate_limits = [{ name = "strict", rate = "1000/s", burst = 1000, key = "route", store = "redis", on_store_error = "deny" }]"#;
 
 async fn fleet_proxy(backend: &TestBackend, redis: &RedisServer) -> TestProxy {
+    fleet_proxy_in(backend, &format!("\"{}\"", redis.url())).await
+}
+
+/// A proxy with the two limits on the Redis at `url` (a TOML value: one URL or a cluster's list).
+pub async fn fleet_proxy_in(backend: &TestBackend, url: &str) -> TestProxy {
     let config = TestConfig::new()
         .tables(&format!(
-            "[redis]\nurl = \"{}\"\ncommand_timeout = \"{}ms\"\n",
-            redis.url(),
+            "[redis]\nurl = {url}\ncommand_timeout = \"{}ms\"\n",
             patient(Duration::from_millis(200)).as_millis()
         ))
         .upstream(UpstreamSpec::new("g", "round_robin", &[backend], &[1]))
@@ -40,7 +44,37 @@ async fn two_proxies_share_one_budget_and_on_store_error_decides_without_redis()
         fleet_proxy(&backend, &redis).await,
     ];
 
-    // Two clients per proxy send as fast as they can for 3 s against 10/s with a burst of 5.
+    share_one_budget(&proxies).await;
+
+    // Without Redis, "allow" (the default) lets requests through and "deny" refuses them.
+    redis.kill();
+    for _ in 0..10 {
+        let data = client().get(proxies[0].url("/data")).send().await.unwrap();
+        assert_eq!(data.status(), 200);
+        let strict = client()
+            .get(proxies[0].url("/strict"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(strict.status(), 429);
+    }
+    let metrics = scrape(&proxies[0]).await;
+    let errors = |limit: &str| {
+        sample(
+            &metrics,
+            &format!(
+                "scalelab_rate_limit_store_errors_total{{limit=\"{limit}\",route=\"{limit_route}\"}}",
+                limit_route = if limit == "fleet" { "data" } else { "strict" }
+            ),
+        )
+    };
+    assert_eq!(errors("fleet"), Some(10.0));
+    assert_eq!(errors("strict"), Some(10.0));
+}
+
+/// Two clients per proxy send to `/data` as fast as they can for 3 s against 10/s with a burst
+/// of 5: the proxies together allow 5 + 10 per second (within 10%), each some of it.
+pub async fn share_one_budget(proxies: &[TestProxy; 2]) {
     let stop = Arc::new(AtomicBool::new(false));
     let allowed: [Arc<AtomicU32>; 2] = Default::default();
     let refused = Arc::new(AtomicU32::new(0));
@@ -77,29 +111,4 @@ async fn two_proxies_share_one_budget_and_on_store_error_decides_without_redis()
     );
     assert!(first > 0 && second > 0, "both proxies draw on the budget");
     assert!(refused.load(Ordering::Relaxed) > 0);
-
-    // Without Redis, "allow" (the default) lets requests through and "deny" refuses them.
-    redis.kill();
-    for _ in 0..10 {
-        let data = client().get(proxies[0].url("/data")).send().await.unwrap();
-        assert_eq!(data.status(), 200);
-        let strict = client()
-            .get(proxies[0].url("/strict"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(strict.status(), 429);
-    }
-    let metrics = scrape(&proxies[0]).await;
-    let errors = |limit: &str| {
-        sample(
-            &metrics,
-            &format!(
-                "scalelab_rate_limit_store_errors_total{{limit=\"{limit}\",route=\"{limit_route}\"}}",
-                limit_route = if limit == "fleet" { "data" } else { "strict" }
-            ),
-        )
-    };
-    assert_eq!(errors("fleet"), Some(10.0));
-    assert_eq!(errors("strict"), Some(10.0));
 }
