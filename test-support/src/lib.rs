@@ -14,8 +14,8 @@ mod ports;
 mod process;
 mod promtool;
 mod redis;
-mod websocket;
 mod redis_cluster;
+mod websocket;
 
 pub use http::percent_decode;
 #[cfg(feature = "blocking")]
@@ -28,5 +28,5 @@ pub use ports::{free_port, free_ports};
 pub use process::ChildGuard;
 pub use promtool::assert_promtool_clean;
 pub use redis::RedisServer;
-pub use websocket::{Refused, WsClient};
 pub use redis_cluster::RedisCluster;
+pub use websocket::{Refused, WsClient};
