@@ -27,5 +27,6 @@ pub mod snapshot;
 pub mod state;
 pub mod tasks;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;
 pub mod watch;

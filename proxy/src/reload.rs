@@ -20,12 +20,15 @@ use serde_json::Value;
 /// changes to them as "restart required" and keeps the running values.
 pub const RESTART_ONLY: &[&str] = &[
     "proxy.listen",
+    "proxy.tls_listen",
     "proxy.admin_listen",
     "proxy.threads",
     "proxy.shutdown_timeout",
     // Built into the listeners' server options and connection limits at start.
     "proxy.client_header_timeout",
     "proxy.max_connections",
+    // Built into the TLS listeners' rustls config at start; certificates are live.
+    "tls.min_version",
 ];
 
 /// The journal's view of a `ConfigError`: one entry per issue, with path and line kept apart.

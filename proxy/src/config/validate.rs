@@ -13,6 +13,7 @@ mod client;
 mod limits;
 mod lines;
 mod routes;
+mod tls;
 mod upstream;
 
 pub(super) use cache::validate_redis as redis_settings;
@@ -62,6 +63,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
             }
         });
     let routes = validate_routes(&file, cache.is_some(), file.auth.is_some(), &mut problems);
+    let tls = tls::validate_tls(&file, base, &mut problems);
     problems.into_result(Config {
         proxy,
         upstreams,
@@ -69,6 +71,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
         cache,
         auth,
         redis,
+        tls,
     })
 }
 
@@ -92,6 +95,7 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9901)));
     ProxySettings {
         listen,
+        tls_listen: tls::validate_tls_listen(file, problems),
         admin_listen,
         threads: problems.integer("proxy.threads", proxy.threads, (1, 256), 2) as usize,
         shutdown_timeout: problems.duration(

@@ -5,6 +5,7 @@
 use super::limits::ConnectionLimit;
 use crate::config::ClientLimits;
 use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
 use pingora::proxy::{HttpProxy, ProxyHttp};
 use pingora::server::configuration::ServerConf;
 use pingora::services::listening::Service;
@@ -12,12 +13,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The service answering on `addr` (generic over the proxy so `edge` does not depend on
-/// `service`, which depends on `edge`).
+/// `service`, which depends on `edge`), over TLS with `tls` when given (HTTP/2 then comes by
+/// ALPN, which Pingora's HTTP application handles by itself).
 pub fn service<P>(
     conf: &Arc<ServerConf>,
     proxy: P,
     addr: SocketAddr,
     limits: &ClientLimits,
+    tls: Option<TlsSettings>,
 ) -> Service<ConnectionLimit<HttpProxy<P>>>
 where
     P: ProxyHttp + Send + Sync + 'static,
@@ -29,7 +32,16 @@ where
     app.server_options = Some(options);
     let listener = addr.to_string();
     let limited = ConnectionLimit::new(app, limits.max_connections, listener.clone());
-    let mut service = Service::new(format!("scalelab-proxy {listener}"), limited);
-    service.add_tcp(&listener);
-    service
+    match tls {
+        Some(settings) => {
+            let mut service = Service::new(format!("scalelab-proxy https {listener}"), limited);
+            service.add_tls_with_settings(&listener, None, settings);
+            service
+        }
+        None => {
+            let mut service = Service::new(format!("scalelab-proxy {listener}"), limited);
+            service.add_tcp(&listener);
+            service
+        }
+    }
 }

@@ -18,4 +18,5 @@ mod request_metrics;
 mod shared_cache;
 mod slow_clients;
 mod smuggling;
+mod tls;
 mod upstream_faults;
