@@ -50,6 +50,9 @@ pub struct LabConfig {
     pub redis_port: u16,
     /// An existing Redis for a fleet (`redis://host:port/db`); then `up` starts none.
     pub redis_url: Option<String>,
+    /// The proxy's HTTPS port, served with the development CA's localhost certificate; 0 for
+    /// no HTTPS listener.
+    pub tls_port: u16,
 }
 
 impl Default for LabConfig {
@@ -69,6 +72,7 @@ impl Default for LabConfig {
             worker_processes: 1,
             redis_port: 6390,
             redis_url: None,
+            tls_port: 8443,
         }
     }
 }
@@ -95,6 +99,9 @@ pub struct LabFile {
     pub has_auth: bool,
     /// The proxy's `[redis] url`: an existing Redis that a fleet uses instead of starting one.
     pub redis_url: Option<String>,
+    /// Where the proxy serves HTTPS (`[lab] tls_port` on the first listen address's IP); `None`
+    /// when `tls_port` is 0.
+    pub tls_listen: Option<SocketAddr>,
 }
 
 #[derive(Deserialize)]
@@ -227,7 +234,6 @@ impl LabFile {
         };
         Ok(LabFile {
             path: path.to_owned(),
-            lab,
             data_dir,
             worker_aging,
             ready_timeout,
@@ -237,6 +243,10 @@ impl LabFile {
             admin_listen,
             has_auth: outer.auth.is_some(),
             redis_url: outer.redis.and_then(|redis| redis.url),
+            tls_listen: (lab.tls_port != 0)
+                .then(|| proxy_listen.map(|addr| SocketAddr::new(addr.ip(), lab.tls_port)))
+                .flatten(),
+            lab,
         })
     }
 
