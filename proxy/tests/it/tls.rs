@@ -26,6 +26,8 @@ struct TlsLab {
     ca: Ca,
     certs: tempfile::TempDir,
     tls_port: u16,
+    /// The config file's text, to reload it with changes.
+    config_text: String,
 }
 
 impl TlsLab {
@@ -54,6 +56,7 @@ impl TlsLab {
             .route("all", "/", "g")
             .tables(&tables);
         let proxy = TestProxy::start(&config).await;
+        let config_text = config.render();
         eventually(
             Duration::from_secs(5),
             "the server to be healthy",
@@ -66,6 +69,7 @@ impl TlsLab {
             ca,
             certs,
             tls_port,
+            config_text,
         }
     }
 
@@ -386,4 +390,102 @@ async fn a_broken_certificate_file_is_rejected_and_the_old_one_kept() {
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_reload_that_adds_a_certificate_swaps_the_table() {
+    let lab = TlsLab::start("1.2", &[("lab", &["localhost"], &["localhost"])]).await;
+    let (cert, key) = lab
+        .ca
+        .leaf(&["*.lab.test"])
+        .install(lab.certs.path(), "wild");
+    let sni_client = client(
+        &lab.ca.der(),
+        Offer::Only13,
+        H1,
+        true,
+        Some(("www.lab.test", lab.addr())),
+    );
+    // Before: the default (localhost) certificate answers, which the client refuses for the name.
+    assert!(sni_client
+        .get(lab.url("www.lab.test", "/"))
+        .send()
+        .await
+        .is_err());
+    lab.proxy.write_config(&format!(
+        "{}\n[[tls.certificates]]\ncert = {:?}\nkey = {:?}\nserver_names = [\"*.lab.test\"]\n",
+        lab.config_text,
+        cert.display().to_string(),
+        key.display().to_string()
+    ));
+    let response = eventually(
+        Duration::from_secs(10),
+        "the new certificate served",
+        || async {
+            sni_client
+                .get(lab.url("www.lab.test", "/"))
+                .send()
+                .await
+                .ok()
+        },
+    )
+    .await;
+    assert_eq!(dns_names(&served_certificate(&response)), ["*.lab.test"]);
+    let record = newest(&lab.proxy, "file", "applied")
+        .await
+        .expect("the reload");
+    assert!(record["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|change| change["path"] == "tls.certificates[1]"));
+}
+
+#[test]
+fn check_reads_every_pair_and_warns_before_expiry() {
+    let ca = Ca::new();
+    let dir = tempfile::tempdir().unwrap();
+    let soon = ca.leaf_until(&["localhost"], Some(Duration::from_secs(5 * 86_400)));
+    let other = ca.leaf(&["localhost"]);
+    let (cert, key) = soon.install(dir.path(), "soon");
+    let config = dir.path().join("config.toml");
+    let text = |key: &std::path::Path| {
+        format!(
+            "[proxy]\nlisten = [\"127.0.0.1:{}\"]\ntls_listen = [\"127.0.0.1:{}\"]\n\
+             [[tls.certificates]]\ncert = {:?}\nkey = {:?}\nserver_names = [\"localhost\"]\n",
+            free_port(),
+            free_port(),
+            cert.display().to_string(),
+            key.display().to_string()
+        )
+    };
+    let check = || {
+        std::process::Command::new(crate::harness::binary())
+            .arg("--check")
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    std::fs::write(&config, text(&key)).unwrap();
+    let output = check();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        (stdout.contains("tls.certificates[0]: localhost | expires in 4 days")
+            || stdout.contains("tls.certificates[0]: localhost | expires in 5 days"))
+            && stdout.contains("warning: tls.certificates[0]")
+            && stdout.contains("expires in under 14 days"),
+        "{stdout}"
+    );
+    // Another certificate's key: refused, naming the key file.
+    std::fs::write(dir.path().join("other-key.pem"), &other.key_pem).unwrap();
+    std::fs::write(&config, text(&dir.path().join("other-key.pem"))).unwrap();
+    let output = check();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("tls.certificates[0].key") && stderr.contains("does not match"),
+        "{stderr}"
+    );
 }
