@@ -288,6 +288,15 @@ mod tests {
         assert_eq!(file.admin_url, "http://127.0.0.1:9901");
         assert_eq!(file.ready_timeout, Duration::from_secs(30));
         assert!(!file.has_auth);
+        assert_eq!(file.tls_listen, Some("0.0.0.0:8443".parse().unwrap()));
+    }
+
+    #[test]
+    fn https_follows_the_listen_address_and_tls_port_0_turns_it_off() {
+        let file =
+            parse("[proxy]\nlisten = [\"127.0.0.1:18000\"]\n[lab]\ntls_port = 18443").unwrap();
+        assert_eq!(file.tls_listen, Some("127.0.0.1:18443".parse().unwrap()));
+        assert_eq!(parse("[lab]\ntls_port = 0").unwrap().tls_listen, None);
     }
 
     #[test]
