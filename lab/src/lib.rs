@@ -7,6 +7,7 @@
 //!   launcher needs to find the proxy; everything else in the file belongs to the proxy.
 //! - `fleet`: `up --fleet`: a redis-server, extra proxies and workers sharing it, and the banner lines saying
 //!   which URL hits which proxy.
+//! - `devca`: the development CA and localhost certificate of the HTTPS listener, made on the first `up`.
 //! - `plan`: the child processes `up` starts, with their flags and health URLs.
 //! - `observe`: `up --observe`'s Prometheus: the scrape config generated from the lab's ports, its child spec, the
 //!   check that it sees every target, and the query links it prints.
@@ -22,6 +23,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod devca;
 pub mod fleet;
 pub mod labfile;
 pub mod lesson;

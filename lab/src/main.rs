@@ -80,6 +80,12 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     std::fs::create_dir_all(&file.data_dir)
         .with_context(|| format!("creating the data dir {}", file.data_dir.display()))?;
+    if file.tls_listen.is_some() {
+        let certs = scalelab_lab::devca::DevCertificates::under(&file.data_dir);
+        if certs.ensure()? {
+            println!("created a development CA: {}", certs.ca.display());
+        }
+    }
     let timeout = args.ready_timeout.unwrap_or(file.ready_timeout);
     let mut specs = plan::plan(&file, &bin_dir);
     let redis = if fleet::starts_redis(&file) {
@@ -179,6 +185,14 @@ fn banner(file: &LabFile, token: Option<&str>, pids: &[(String, u32)]) -> Vec<St
         .map(|(name, pid)| format!("{name}={pid}"))
         .collect();
     lines.push(format!("  pids         {}", pids.join(" ")));
+    if let Some(tls) = file.tls_listen {
+        let ca = scalelab_lab::devca::DevCertificates::under(&file.data_dir).ca;
+        lines.push(format!(
+            "  https        curl --cacert {} https://localhost:{}/health",
+            ca.display(),
+            tls.port()
+        ));
+    }
     let auth = match token {
         Some(token) => {
             lines.push(String::new());

@@ -100,10 +100,23 @@ pub fn plan(file: &LabFile, bin_dir: &Path) -> Vec<ChildSpec> {
         ]);
         children.push(backend("gateway", port, args));
     }
+    let mut proxy_args = vec!["--config".into(), config];
+    if let Some(tls_listen) = file.tls_listen {
+        // The development pair (`devca`), made by `up` before the proxy starts.
+        let certs = crate::devca::DevCertificates::under(&file.data_dir);
+        proxy_args.extend([
+            "--tls-listen".into(),
+            tls_listen.to_string().into(),
+            "--tls-cert".into(),
+            certs.cert.into(),
+            "--tls-key".into(),
+            certs.key.into(),
+        ]);
+    }
     children.push(ChildSpec {
         name: "proxy".to_owned(),
         binary: bin_dir.join("scalelab-proxy"),
-        args: vec!["--config".into(), config],
+        args: proxy_args,
         health_url: format!("{}/health", file.admin_url),
         stage: Stage::Proxy,
     });

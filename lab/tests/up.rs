@@ -12,7 +12,7 @@ use scalelab_test_support::{blocking_client, free_ports, patient, Signal};
 use serde_json::{json, Value};
 use support::{
     alive, assert_proxy_accepts_auth, build_siblings, children_of, lab_tail, mint_token,
-    proxy_head, scalelab, Up,
+    proxy_head, scalelab, tls_port, Up,
 };
 
 fn config_text(ports: &[u16]) -> String {
@@ -43,7 +43,8 @@ fn up_runs_the_lab_behind_the_proxy_and_stops_every_child() {
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports(8);
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, config_text(&ports)).unwrap();
+    let text = config_text(&ports);
+    std::fs::write(&config, &text).unwrap();
     assert_proxy_accepts_auth(&bin_dir, &config);
     let proxy = format!("http://127.0.0.1:{}", ports[6]);
 
@@ -68,6 +69,7 @@ fn up_runs_the_lab_behind_the_proxy_and_stops_every_child() {
     let health = http.get(format!("{proxy}/health")).send().unwrap();
     assert_eq!(health.status(), 200);
     assert!(health.headers().contains_key("x-upstream-server"));
+    https_answers_with_the_development_ca(&mut up, dir.path(), tls_port(&text));
 
     seed_flow(&http, &proxy, &config, ports[5]);
     bench_strategies(&config, &proxy, &dir.path().join("bench-out"));
@@ -103,6 +105,32 @@ fn up_runs_the_lab_behind_the_proxy_and_stops_every_child() {
             "no {name} lines"
         );
     }
+}
+
+/// `up` made a development CA under the data directory on its first start, printed the curl
+/// line, and the proxy's HTTPS listener answers with a certificate that CA signed.
+fn https_answers_with_the_development_ca(up: &mut Up, dir: &Path, port: u16) {
+    let ca = dir.join("data/tls/ca.pem");
+    assert!(ca.is_file(), "no development CA at {}", ca.display());
+    let printed = format!(
+        "curl --cacert {} https://localhost:{port}/health",
+        ca.display()
+    );
+    up.wait_for(&printed, Duration::from_secs(10));
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "20"])
+        .args(["--write-out", "\n%{http_code}"])
+        .arg("--cacert")
+        .arg(&ca)
+        .arg(format!("https://localhost:{port}/health"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.ends_with("\n200"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// `scalelab bench --scenario strategies` against the running lab: a short run per strategy, then the JSON with

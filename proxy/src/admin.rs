@@ -288,6 +288,12 @@ impl BackgroundService for AdminService {
         });
         keep_running(shared, &shutdown, Task::CacheSweeper, cache::sweep);
         keep_running(shared, &shutdown, Task::ConfigWatcher, crate::watch::run);
+        keep_running(
+            shared,
+            &shutdown,
+            Task::ConfigWatcher,
+            crate::watch::certificates::run,
+        );
         if let Some(remote) = shared.cache().remote().cloned() {
             keep_running(shared, &shutdown, Task::CachePurges, move |shared, _| {
                 crate::cache::remote::subscriber::run(remote.clone(), shared.cache().clone())

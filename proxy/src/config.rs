@@ -8,6 +8,7 @@ mod file;
 pub mod key_template;
 pub mod limits;
 mod overrides;
+pub mod tls;
 pub mod transport;
 pub mod units;
 mod validate;
@@ -44,6 +45,8 @@ pub struct Config {
     pub auth: Option<AuthConfig>,
     /// `None` when the file has no `[redis]` table: nothing is shared with other proxies.
     pub redis: Option<RedisSettings>,
+    /// `None` when the file has no `[tls]` table (and the command line adds none).
+    pub tls: Option<tls::TlsConfig>,
 }
 
 /// The `[redis]` table: where a fleet of proxies keeps its shared cache tier.
@@ -164,6 +167,8 @@ pub struct RouteCache {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ProxySettings {
     pub listen: Vec<SocketAddr>,
+    /// HTTPS listeners, served with `[[tls.certificates]]`; empty for none.
+    pub tls_listen: Vec<SocketAddr>,
     pub admin_listen: SocketAddr,
     pub threads: usize,
     #[serde(with = "humantime_serde_compat")]
@@ -323,10 +328,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
 
 /// Parses and validates TOML text whose relative paths start at `base`.
 fn parse_in(source: &str, base: &Path) -> Result<Config, Vec<Problem>> {
-    let file: FileConfig = match toml::from_str(source) {
+    let mut file: FileConfig = match toml::from_str(source) {
         Ok(file) => file,
         Err(error) => return Err(vec![validate::parse_problem(source, &error)]),
     };
+    // TLS overrides name files, so they are validated and loaded like the file's own.
+    overrides::apply_set_to_file(&mut file);
     validate::validate(file, base).map_err(|mut problems| {
         for problem in &mut problems {
             problem.line = validate::locate(source, &problem.path);
@@ -368,6 +375,10 @@ impl Config {
                 route.path,
                 route.upstream
             ));
+        }
+        if let Some(tls) = &self.tls {
+            let now = i64::try_from(scalelab_common::clock::since_epoch().as_secs()).unwrap_or(0);
+            out.push_str(&tls.summary(now));
         }
         out
     }

@@ -26,6 +26,8 @@ pub enum Trigger {
     Signal,
     /// `POST /admin/reload`.
     Api,
+    /// A certificate or key file of `[[tls.certificates]]` changed on disk.
+    Certificate,
 }
 
 impl Trigger {
@@ -35,6 +37,7 @@ impl Trigger {
             Trigger::File => "file",
             Trigger::Signal => "signal",
             Trigger::Api => "api",
+            Trigger::Certificate => "certificate",
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod snapshot;
 pub mod state;
 pub mod tasks;
 pub mod telemetry;
+pub mod tls;
 pub mod upgrade;
 pub mod upstream;
 pub mod watch;

@@ -49,6 +49,16 @@ struct Cli {
     /// (adding the table if the file has none) and makes the last `[[cache.tiers]]` a redis tier.
     #[arg(long, value_name = "URL")]
     shared_cache_url: Option<String>,
+    /// Serve HTTPS here instead of `[proxy] tls_listen` (repeatable), also after reloads.
+    #[arg(long, value_name = "ADDR")]
+    tls_listen: Vec<SocketAddr>,
+    /// Serve this PEM certificate chain (for `localhost`) instead of `[[tls.certificates]]`;
+    /// watched for changes like the file's own. Needs `--tls-key`.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl Cli {
@@ -57,12 +67,23 @@ impl Cli {
             listen: self.listen.clone(),
             admin_listen: self.admin_listen,
             shared_cache: None,
+            tls_listen: self.tls_listen.clone(),
+            // Absolute, because the config's own paths start at the config file's directory.
+            tls_certificate: self
+                .tls_cert
+                .as_deref()
+                .map(absolute)
+                .zip(self.tls_key.as_deref().map(absolute)),
         };
         match &self.shared_cache_url {
             Some(url) => overrides.with_shared_cache_url(url),
             None => Ok(overrides),
         }
     }
+}
+
+fn absolute(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn init_logging(format: LogFormat) {

@@ -258,6 +258,8 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
         }
     }
 
+    crate::tls::exposition::register(&registry, &shared.certificates().table())?;
+
     let mut families = registry.gather();
     families.extend(prometheus::gather());
     let mut out = Vec::new();

@@ -20,6 +20,7 @@ use serde_json::Value;
 /// changes to them as "restart required" and keeps the running values.
 pub const RESTART_ONLY: &[&str] = &[
     "proxy.listen",
+    "proxy.tls_listen",
     "proxy.admin_listen",
     "proxy.threads",
     "proxy.shutdown_timeout",
@@ -28,6 +29,8 @@ pub const RESTART_ONLY: &[&str] = &[
     "proxy.max_connections",
     // Pingora reads it from the listener's server options, fixed when the listener is built.
     "proxy.h2c",
+    // Built into the TLS listeners' rustls config at start; certificates are live.
+    "tls.min_version",
 ];
 
 /// The journal's view of a `ConfigError`: one entry per issue, with path and line kept apart.

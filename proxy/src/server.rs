@@ -28,6 +28,8 @@ pub enum StartError {
     Metrics(prometheus::Error),
     #[error(transparent)]
     AccessLog(#[from] crate::access_log::AccessLogError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::listener::TlsSetupError),
 }
 
 /// Options that come from the command line rather than the file.
@@ -105,6 +107,26 @@ pub fn run(
             *addr,
             &settings.client,
             settings.h2c,
+            None,
+        ));
+    }
+    // Validation guarantees a `[tls]` table with a certificate when there is a TLS listener.
+    let min_version = shared
+        .snapshot()
+        .config
+        .tls
+        .as_ref()
+        .map(|tls| tls.min_version)
+        .unwrap_or_default();
+    for addr in &settings.tls_listen {
+        let tls = crate::tls::listener::settings(shared.certificates().clone(), min_version)?;
+        server.add_service(crate::edge::listener::service(
+            &server.configuration,
+            Proxy::new(shared.clone()),
+            *addr,
+            &settings.client,
+            false,
+            Some(tls),
         ));
     }
     server.add_service(background_service(
@@ -115,7 +137,7 @@ pub fn run(
             listener: Mutex::new(admin_listener),
         },
     ));
-    tracing::info!(listen = ?settings.listen, admin = %settings.admin_listen, "scalelab-proxy serving");
+    tracing::info!(listen = ?settings.listen, tls_listen = ?settings.tls_listen, admin = %settings.admin_listen, "scalelab-proxy serving");
     server.run(RunArgs {
         shutdown_signal: Box::new(Signals {
             shared,

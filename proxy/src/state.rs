@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::journal::{self, Journal, Outcome, Record, Trigger};
 use crate::snapshot::Snapshot;
 use crate::tasks::TaskCounters;
+use crate::tls::CertificateStore;
 use crate::upstream::Registry;
 use arc_swap::ArcSwap;
 use scalelab_common::sync::lock;
@@ -34,6 +35,8 @@ struct Inner {
     cache: Arc<crate::cache::CacheHandle>,
     auth_outcomes: AuthOutcomes,
     tasks: TaskCounters,
+    /// The HTTPS listeners' certificates; `publish` swaps them with the config.
+    certificates: Arc<CertificateStore>,
 }
 
 /// Token checks since the process started, one counter per outcome: every
@@ -124,6 +127,7 @@ impl Shared {
                 )
                 .ok()
         });
+        let certificates = Arc::new(CertificateStore::new(config.tls.as_ref()));
         let snapshot = Arc::new(Snapshot::build(config, 1, &registry));
         let sha256 = journal::sha256_hex(text);
         let (loaded_at, loaded_unix_ms) = journal::now();
@@ -157,6 +161,7 @@ impl Shared {
                 cache: Arc::new(crate::cache::CacheHandle::new(remote)),
                 auth_outcomes: AuthOutcomes::default(),
                 tasks: TaskCounters::default(),
+                certificates,
             }),
         }
     }
@@ -227,9 +232,17 @@ impl Shared {
         self.inner.snapshot.store(loaded.snapshot.clone());
         let snapshot = &loaded.snapshot;
         self.inner
+            .certificates
+            .publish(snapshot.config.tls.as_ref());
+        self.inner
             .registry
             .retain(|group, addr| snapshot.lists(group, addr));
         *lock(&self.inner.loaded) = loaded;
+    }
+
+    /// The certificates the HTTPS listeners serve.
+    pub fn certificates(&self) -> &Arc<CertificateStore> {
+        &self.inner.certificates
     }
 
     /// Token checks counted by outcome since start.

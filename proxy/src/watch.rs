@@ -10,6 +10,8 @@
 //! writer before the failure is recorded. A deleted file leaves the running config serving
 //! and is picked up again when it returns.
 
+pub mod certificates;
+
 use crate::reload::{self, Outcome, Trigger};
 use crate::state::Shared;
 use notify::event::{AccessKind, AccessMode, EventKind};
@@ -171,12 +173,16 @@ fn is_relevant(event: &notify::Event, file_name: &OsString) -> bool {
         .paths
         .iter()
         .any(|path| path.file_name() == Some(file_name.as_os_str()));
-    let changes_content = match event.kind {
+    touches_file && changes_content(event)
+}
+
+/// Whether an event may have changed a file's content (reads, our own included, do not).
+fn changes_content(event: &notify::Event) -> bool {
+    match event.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
         EventKind::Access(_) => false,
         _ => true,
-    };
-    touches_file && changes_content
+    }
 }
 
 /// The config path made absolute, so that a relative `--config config.toml` still has a

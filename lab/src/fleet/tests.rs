@@ -99,15 +99,32 @@ fn a_fleet_starts_redis_first_and_shares_it() {
     assert!(args(&children[4])
         .windows(2)
         .any(|w| w == ["--worker", "http://127.0.0.1:5005"]));
-    assert_eq!(
-        args(&children[7]),
-        ["--config", "/lab/config.toml", "--shared-cache-url", url]
-    );
+    let tls = |port: &'static str| {
+        [
+            "--tls-listen",
+            port,
+            "--tls-cert",
+            "/lab/data/tls/localhost.pem",
+            "--tls-key",
+            "/lab/data/tls/localhost-key.pem",
+        ]
+    };
+    let mut first = vec!["--config", "/lab/config.toml"];
+    first.extend(tls("0.0.0.0:8443"));
+    first.extend(["--shared-cache-url", url]);
+    assert_eq!(args(&children[7]), first);
+    // The second proxy's HTTPS listener is on the next port, like its other listeners.
     assert_eq!(
         args(&children[9]),
         [
             "--config",
             "/lab/config.toml",
+            "--tls-listen",
+            "0.0.0.0:8444",
+            "--tls-cert",
+            "/lab/data/tls/localhost.pem",
+            "--tls-key",
+            "/lab/data/tls/localhost-key.pem",
             "--shared-cache-url",
             url,
             "--listen",

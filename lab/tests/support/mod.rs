@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use scalelab_test_support::{patient, ChildGuard, Signal};
+use scalelab_test_support::{free_port, patient, ChildGuard, Signal};
 
 /// The dev settings the shipped config.toml uses, in a temp config.
 pub const AUTH: &str = r#"
@@ -236,10 +236,12 @@ cache = {{ enabled = true, key = "{complex_prefix}{{query.id}}", default_ttl = "
 }
 
 /// The end every test config shares: the public `/health` route, the `[lab]` table on the
-/// given ports, and `[auth]`. `ready_timeout` (how long `up` waits for its children and for
-/// Prometheus's targets) is scaled like every other bound.
+/// given ports (the HTTPS listener on a free one, read back with [`tls_port`]), and `[auth]`.
+/// `ready_timeout` (how long `up` waits for its children and for Prometheus's targets) is
+/// scaled like every other bound.
 pub fn lab_tail(gateways: [u16; 3], microservice: u16, database: u16, worker: u16) -> String {
     let [g1, g2, g3] = gateways;
+    let tls_port = free_port();
     let ready_timeout = patient(Duration::from_secs(60)).as_millis();
     format!(
         r#"
@@ -257,6 +259,13 @@ worker = {worker}
 workers = 2
 database_latency_ms = [0, 5]
 ready_timeout = "{ready_timeout}ms"
+tls_port = {tls_port}
 {AUTH}"#
     )
+}
+
+/// The `[lab] tls_port` of a config made with [`lab_tail`].
+pub fn tls_port(config_text: &str) -> u16 {
+    let table: toml::Table = toml::from_str(config_text).unwrap();
+    u16::try_from(table["lab"]["tls_port"].as_integer().unwrap()).unwrap()
 }

@@ -3,9 +3,11 @@
 //! Nothing here is validated beyond TOML types; durations and addresses stay strings so that
 //! `validate` can report every bad value at once, each with its TOML path.
 
+mod tls;
 mod traffic;
 mod transport;
 
+pub use tls::{FileCertificate, FileTls};
 pub use traffic::{FileQueue, FileRateLimit};
 pub use transport::FileUpstreamTls;
 
@@ -27,6 +29,8 @@ pub struct FileConfig {
     /// The `[auth]` table, validated by the shared `scalelab-auth` crate (the gateway reads the
     /// same table with the same code).
     pub auth: Option<scalelab_auth::AuthFileConfig>,
+    /// The `[tls]` table: certificates for `[proxy] tls_listen`.
+    pub tls: Option<FileTls>,
     /// The `[lab]` table belongs to `scalelab up` (which processes to start); the proxy keeps it
     /// opaque so one file can describe the whole lab.
     #[serde(default)]
@@ -37,6 +41,7 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub struct FileProxy {
     pub listen: Option<Vec<String>>,
+    pub tls_listen: Option<Vec<String>>,
     pub admin_listen: Option<String>,
     pub threads: Option<i64>,
     pub shutdown_timeout: Option<String>,

@@ -3,10 +3,11 @@
 //! [`set_overrides`]; [`super::parse`] applies them to every `Config` it builds (start-up,
 //! `--check` and every reload), so a reload never sees them as a restart-required change.
 
-use super::file::{FileRedis, RedisUrls};
+use super::file::{FileCertificate, FileConfig, FileRedis, FileTls, RedisUrls};
 use super::{Config, RedisSettings, TierKind};
 use scalelab_common::problem::{Problem, Problems};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// What the command line says instead of the file. Empty fields leave the file's values.
@@ -19,6 +20,11 @@ pub struct Overrides {
     /// `--shared-cache-url`: the `[redis]` table to use when the file has none (the file's own
     /// table only takes its url).
     pub shared_cache: Option<RedisSettings>,
+    /// Replaces `[proxy] tls_listen` when not empty.
+    pub tls_listen: Vec<SocketAddr>,
+    /// `--tls-cert` and `--tls-key`: replaces `[[tls.certificates]]` with this one pair, for
+    /// `localhost`, checked and watched like the file's own.
+    pub tls_certificate: Option<(PathBuf, PathBuf)>,
 }
 
 /// Why an override value cannot be used.
@@ -75,6 +81,22 @@ impl Overrides {
             }
         }
     }
+
+    /// Writes the TLS overrides into the file's tables before validation, so their files are
+    /// read and checked like the file's own (and named by the same TOML paths).
+    pub fn apply_to_file(&self, file: &mut FileConfig) {
+        if !self.tls_listen.is_empty() {
+            file.proxy.tls_listen = Some(self.tls_listen.iter().map(ToString::to_string).collect());
+        }
+        if let Some((cert, key)) = &self.tls_certificate {
+            let tls = file.tls.get_or_insert_with(FileTls::default);
+            tls.certificates = vec![FileCertificate {
+                cert: cert.display().to_string(),
+                key: key.display().to_string(),
+                server_names: vec!["localhost".to_string()],
+            }];
+        }
+    }
 }
 
 static OVERRIDES: OnceLock<Overrides> = OnceLock::new();
@@ -89,6 +111,13 @@ pub fn set_overrides(overrides: Overrides) {
 pub(super) fn apply_set(config: &mut Config) {
     if let Some(overrides) = OVERRIDES.get() {
         overrides.apply(config);
+    }
+}
+
+/// Applies the TLS part of the overrides set by `main`, if any, to the file's tables.
+pub(super) fn apply_set_to_file(file: &mut FileConfig) {
+    if let Some(overrides) = OVERRIDES.get() {
+        overrides.apply_to_file(file);
     }
 }
 

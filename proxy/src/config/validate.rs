@@ -14,6 +14,7 @@ mod limits;
 mod lines;
 mod redis;
 mod routes;
+mod tls;
 mod transport;
 mod upstream;
 
@@ -65,6 +66,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
             }
         });
     let routes = validate_routes(&file, cache.is_some(), file.auth.is_some(), &mut problems);
+    let tls = tls::validate_tls(&file, base, &mut problems);
     problems.into_result(Config {
         proxy,
         upstreams,
@@ -72,6 +74,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
         cache,
         auth,
         redis,
+        tls,
     })
 }
 
@@ -95,6 +98,7 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9901)));
     ProxySettings {
         listen,
+        tls_listen: tls::validate_tls_listen(file, problems),
         admin_listen,
         threads: problems.integer("proxy.threads", proxy.threads, (1, 256), 2) as usize,
         shutdown_timeout: problems.duration(

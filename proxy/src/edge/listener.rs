@@ -5,6 +5,7 @@
 use super::limits::ConnectionLimit;
 use crate::config::ClientLimits;
 use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
 use pingora::proxy::{HttpProxy, ProxyHttp};
 use pingora::server::configuration::ServerConf;
 use pingora::services::listening::Service;
@@ -13,13 +14,16 @@ use std::sync::Arc;
 
 /// The service answering on `addr` (generic over the proxy so `edge` does not depend on
 /// `service`, which depends on `edge`). With `h2c`, a connection that opens with the HTTP/2
-/// preface is served as HTTP/2 (Pingora peeks at its first bytes), any other as HTTP/1.
+/// preface is served as HTTP/2 (Pingora peeks at its first bytes), any other as HTTP/1; over
+/// TLS with `tls` when given (HTTP/2 then comes by ALPN, which Pingora's HTTP application
+/// handles by itself).
 pub fn service<P>(
     conf: &Arc<ServerConf>,
     proxy: P,
     addr: SocketAddr,
     limits: &ClientLimits,
     h2c: bool,
+    tls: Option<TlsSettings>,
 ) -> Service<ConnectionLimit<HttpProxy<P>>>
 where
     P: ProxyHttp + Send + Sync + 'static,
@@ -35,7 +39,16 @@ where
     app.server_options = Some(options);
     let listener = addr.to_string();
     let limited = ConnectionLimit::new(app, limits.max_connections, listener.clone());
-    let mut service = Service::new(format!("scalelab-proxy {listener}"), limited);
-    service.add_tcp(&listener);
-    service
+    match tls {
+        Some(settings) => {
+            let mut service = Service::new(format!("scalelab-proxy https {listener}"), limited);
+            service.add_tls_with_settings(&listener, None, settings);
+            service
+        }
+        None => {
+            let mut service = Service::new(format!("scalelab-proxy {listener}"), limited);
+            service.add_tcp(&listener);
+            service
+        }
+    }
 }

@@ -44,7 +44,8 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
     };
     let parsed = read.and_then(|text| {
         record.sha256 = sha256_hex(&text);
-        if record.sha256 == running.sha256 {
+        // A certificate change leaves the config text as it was; its files are read again.
+        if record.sha256 == running.sha256 && trigger != Trigger::Certificate {
             return Ok(None);
         }
         config::parse(shared.config_path(), &text).map(Some)
@@ -85,6 +86,12 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
     };
 
     record.changes = diff(&running.snapshot.config, &config);
+    if trigger == Trigger::Certificate && record.changes.is_empty() {
+        // The files were touched but hold the certificates already served.
+        record.result = Outcome::Unchanged;
+        record.duration_us = elapsed_us(started);
+        return record;
+    }
     let config = keep_restart_only(config, &running.snapshot.config);
     let generation = shared.next_generation();
     let snapshot = Arc::new(Snapshot::build(config, generation, shared.registry()));
@@ -151,6 +158,10 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
 fn keep_restart_only(mut config: Config, running: &Config) -> Config {
     let current = &running.proxy;
     config.proxy.listen = current.listen.clone();
+    config.proxy.tls_listen = current.tls_listen.clone();
+    if let (Some(tls), Some(running)) = (config.tls.as_mut(), running.tls.as_ref()) {
+        tls.min_version = running.min_version;
+    }
     config.proxy.admin_listen = current.admin_listen;
     config.proxy.threads = current.threads;
     config.proxy.shutdown_timeout = current.shutdown_timeout;

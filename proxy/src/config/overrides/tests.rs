@@ -90,7 +90,7 @@ fn listeners_replace_the_files() {
         let overrides = Overrides {
             listen: listen.iter().map(|a| addr(a)).collect(),
             admin_listen: admin.map(addr),
-            shared_cache: None,
+            ..Overrides::default()
         };
         let mut config = config("");
         overrides.apply(&mut config);

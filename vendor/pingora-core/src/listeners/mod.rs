@@ -117,6 +117,14 @@ pub trait TlsAccept {
     ) -> Option<Arc<dyn Any + Send + Sync>> {
         None
     }
+
+    /// This function is called when a TLS handshake fails (the client left, sent something
+    /// that is not TLS, or offered nothing the server accepts), so that failures can be
+    /// counted; the connection is closed after it returns. Only called with the rustls
+    /// backend.
+    fn handshake_failed(&self, _error: &pingora_error::Error) {
+        // does nothing by default
+    }
 }
 
 pub type TlsAcceptCallbacks = Box<dyn TlsAccept + Send + Sync>;

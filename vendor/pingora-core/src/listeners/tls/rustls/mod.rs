@@ -38,6 +38,7 @@ pub struct TlsSettings {
     client_cert_verifier: Option<Arc<dyn ClientCertVerifier>>,
     callbacks: Option<TlsAcceptCallbacks>,
     offload_threadpool: Option<(usize, usize)>,
+    server_config: Option<Arc<ServerConfig>>,
 }
 
 pub struct Acceptor {
@@ -57,6 +58,16 @@ impl TlsSettings {
     pub fn build(self) -> Acceptor {
         // rustls 0.23+ requires an explicit CryptoProvider.
         pingora_rustls::install_default_crypto_provider();
+
+        if let Some(config) = self.server_config {
+            return Acceptor {
+                acceptor: RusTlsAcceptor::from(config),
+                callbacks: self.callbacks.map(SharedTlsAcceptCallbacks::from),
+                offload: self.offload_threadpool.map(|(shards, threads_per_shard)| {
+                    OffloadRuntime::new("downstream TLS offload", shards, threads_per_shard)
+                }),
+            };
+        }
 
         let builder =
             ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13]);
@@ -200,6 +211,7 @@ impl TlsSettings {
             client_cert_verifier: None,
             callbacks: None,
             offload_threadpool: None,
+            server_config: None,
         })
     }
 
@@ -220,7 +232,27 @@ impl TlsSettings {
             client_cert_verifier: None,
             callbacks: Some(callbacks),
             offload_threadpool: None,
+            server_config: None,
         })
+    }
+
+    /// Create [`TlsSettings`] from a complete rustls [`ServerConfig`]: protocol versions,
+    /// certificate resolver and ALPN all come from `config` (the ALPN, resolver and
+    /// certificate setters are then ignored), with optional post-handshake callbacks.
+    pub fn from_server_config(
+        config: Arc<ServerConfig>,
+        callbacks: Option<TlsAcceptCallbacks>,
+    ) -> Self {
+        TlsSettings {
+            alpn_protocols: None,
+            cert_path: String::new(),
+            key_path: String::new(),
+            cert_resolver: None,
+            client_cert_verifier: None,
+            callbacks,
+            offload_threadpool: None,
+            server_config: Some(config),
+        }
     }
 }
 

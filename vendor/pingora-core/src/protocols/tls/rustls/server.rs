@@ -69,6 +69,18 @@ pub async fn handshake_with_callback<S: IO>(
     io: S,
     callbacks: &(dyn TlsAccept + Send + Sync),
 ) -> Result<TlsStream<S>> {
+    let result = handshake_with_callback_inner(acceptor, io, callbacks).await;
+    if let Err(error) = &result {
+        callbacks.handshake_failed(error);
+    }
+    result
+}
+
+async fn handshake_with_callback_inner<S: IO>(
+    acceptor: &Acceptor,
+    io: S,
+    callbacks: &(dyn TlsAccept + Send + Sync),
+) -> Result<TlsStream<S>> {
     let mut tls_stream = prepare_tls_stream(acceptor, io).await?;
     let done = Pin::new(&mut tls_stream).start_accept().await?;
     if !done {

@@ -1,0 +1,126 @@
+//! The certificate watcher: reloads when a certificate or key file of `[[tls.certificates]]`
+//! changes on disk, so a rotated pair serves the next handshake without a restart.
+//!
+//! Like the config watcher it watches directories, not files (a rotation writes a new file
+//! and renames it over the old one), waits for `DEBOUNCE` of quiet, and then takes the one
+//! reload path with `Trigger::Certificate`: the config is parsed again, which reads and checks
+//! every pair, so a bad or mismatched pair is rejected whole, reported in the journal with its
+//! file and reason, and the running certificates keep serving. A pair replaced file by file is
+//! mismatched between its two renames, so a failing read gets one more quiet period first.
+//! The set of watched files follows the running config: it is compared every second.
+
+use super::{settle, DEBOUNCE};
+use crate::reload::{self, Trigger};
+use crate::state::Shared;
+use notify::{RecursiveMode, Watcher};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How often the watcher looks whether a reload changed which files it should watch.
+const FOLLOW_CONFIG: Duration = Duration::from_secs(1);
+
+/// Watches the running config's certificate and key files until `shutdown` fires.
+pub async fn run(shared: Shared, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let files = watched_files(&shared);
+        if files.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(FOLLOW_CONFIG) => continue,
+                _ = shutdown.changed() => return,
+            }
+        }
+        let (sender, mut events) = mpsc::unbounded_channel::<()>();
+        let wanted = files.clone();
+        let handler = move |result: notify::Result<notify::Event>| match result {
+            Ok(event) if super::changes_content(&event) && touches(&event, &wanted) => {
+                // The receiver is gone only when the file set changed or during shutdown.
+                let _ = sender.send(());
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "certificate watcher error"),
+        };
+        let mut watcher = match notify::recommended_watcher(handler) {
+            Ok(watcher) => watcher,
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch certificate files; reload with SIGHUP or the admin API");
+                return;
+            }
+        };
+        let directories: BTreeSet<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+        for directory in directories {
+            if let Err(error) = watcher.watch(directory, RecursiveMode::NonRecursive) {
+                tracing::warn!(%error, directory = %directory.display(), "cannot watch a certificate directory");
+            }
+        }
+        tracing::info!(
+            files = files.len(),
+            "watching certificate files for changes"
+        );
+        loop {
+            tokio::select! {
+                event = events.recv() => if event.is_none() { return },
+                _ = tokio::time::sleep(FOLLOW_CONFIG) => {
+                    if watched_files(&shared) != files { break }
+                    continue;
+                }
+                _ = shutdown.changed() => return,
+            }
+            if !settle(&mut events, &mut shutdown).await {
+                return;
+            }
+            if crate::config::load(shared.config_path()).is_err() {
+                tokio::select! {
+                    _ = tokio::time::sleep(DEBOUNCE) => {}
+                    _ = shutdown.changed() => return,
+                }
+                if !settle(&mut events, &mut shutdown).await {
+                    return;
+                }
+            }
+            let target = shared.clone();
+            let applied =
+                tokio::task::spawn_blocking(move || reload::reload(&target, Trigger::Certificate))
+                    .await;
+            if let Err(error) = applied {
+                tracing::error!(%error, "certificate reload task failed");
+            }
+            if watched_files(&shared) != files {
+                break;
+            }
+        }
+    }
+}
+
+/// The running config's certificate and key files, absolute with canonical directories so
+/// they compare equal to the paths notify reports.
+fn watched_files(shared: &Shared) -> BTreeSet<PathBuf> {
+    let snapshot = shared.snapshot();
+    snapshot
+        .config
+        .tls
+        .iter()
+        .flat_map(|tls| &tls.certificates)
+        .flat_map(|certificate| [&certificate.cert, &certificate.key])
+        .map(|path| canonical(path))
+        .collect()
+}
+
+fn touches(event: &notify::Event, files: &BTreeSet<PathBuf>) -> bool {
+    event
+        .paths
+        .iter()
+        .any(|path| files.contains(&canonical(path)))
+}
+
+/// `path` with its directory resolved (the file itself may be mid-rename or gone).
+fn canonical(path: &Path) -> PathBuf {
+    let path = super::absolute(path);
+    match (path.parent(), path.file_name()) {
+        (Some(directory), Some(name)) => std::fs::canonicalize(directory)
+            .map(|directory| directory.join(name))
+            .unwrap_or(path),
+        _ => path,
+    }
+}
