@@ -1,6 +1,7 @@
 //! Request and response rewrites as pure functions on strings and header maps: request ids,
 //! `X-Forwarded-*`, removal of the control query parameter, and hop-by-hop response fields.
 
+pub mod names;
 #[cfg(test)]
 mod tests;
 
@@ -47,12 +48,15 @@ pub fn new_request_id() -> http::HeaderValue {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(random_seed);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    // Hex digits written into a stack buffer: the header value is the only allocation.
+    // Hex digits written into a stack buffer, which the value then owns: its one allocation.
+    // (`from_bytes` would copy it into a buffer whose first clone, for the upstream request,
+    // allocates again to become shareable; an owner's clones only count references.)
     let mut buffer = [0u8; 33];
     write_hex(&mut buffer[..16], prefix);
     buffer[16] = b'-';
     write_hex(&mut buffer[17..], n);
-    http::HeaderValue::from_bytes(&buffer).unwrap_or_else(|_| http::HeaderValue::from_static("-"))
+    http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buffer))
+        .unwrap_or_else(|_| http::HeaderValue::from_static("-"))
 }
 
 fn write_hex(out: &mut [u8], mut value: u64) {

@@ -17,6 +17,7 @@ pub mod headers;
 pub mod health;
 pub mod http1;
 pub mod journal;
+pub mod logging;
 pub mod metrics;
 pub mod ratelimit;
 pub mod reload;

@@ -91,7 +91,10 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        // A line that cannot be written is dropped: the subscriber's default reports it with
+        // `eprintln!`, which panics the logging thread when standard error is a closed pipe.
+        .log_internal_errors(false)
+        .with_writer(scalelab_proxy::logging::stderr_writer());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -126,14 +129,16 @@ fn main() -> ExitCode {
         };
     }
     init_logging(cli.log_format);
-    match run(cli) {
+    let code = match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
             eprintln!("scalelab-proxy: {error:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    scalelab_proxy::logging::flush();
+    code
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

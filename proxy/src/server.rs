@@ -144,8 +144,14 @@ pub fn run(
             drain_timeout: settings.shutdown_timeout,
         }),
     });
-    crate::access_log::flush(LOG_FLUSH_BOUND);
+    flush_logs();
     Ok(())
+}
+
+/// Writes the access log's and the log's last lines, before the process exits.
+fn flush_logs() {
+    crate::access_log::flush(LOG_FLUSH_BOUND);
+    crate::logging::flush();
 }
 
 /// How long an exit waits for the access log's last lines (a stuck standard error must not
@@ -200,7 +206,7 @@ fn spawn_exit_watchdog(bound: Duration) {
     std::thread::spawn(move || {
         std::thread::sleep(bound);
         tracing::warn!(?bound, "fast shutdown did not finish in time; exiting");
-        crate::access_log::flush(LOG_FLUSH_BOUND);
+        flush_logs();
         std::process::exit(0);
     });
 }
@@ -221,7 +227,7 @@ fn spawn_drain_monitor(shared: Shared, bound: Duration) {
         } else {
             tracing::info!("drained; exiting");
         }
-        crate::access_log::flush(LOG_FLUSH_BOUND);
+        flush_logs();
         std::process::exit(0);
     });
 }

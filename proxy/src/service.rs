@@ -166,7 +166,9 @@ impl ProxyHttp for Proxy {
             Ok(Admitted::Forward) => Ok(false),
             Ok(Admitted::Served) => Ok(true),
             Err(Stop::Answer(answer)) => {
-                write_answer(session, ctx, &answer).await?;
+                // Boxed: writing a refusal is rare, and its state would otherwise enlarge the
+                // future of every request.
+                Box::pin(write_answer(session, ctx, &answer)).await?;
                 Ok(true)
             }
             Err(Stop::Error(error)) => Err(error),
@@ -320,7 +322,10 @@ impl ProxyHttp for Proxy {
             headers::CONFIG_GENERATION,
             ctx.snapshot.generation_header.clone(),
         )?;
-        response.insert_header(headers::STRATEGY, ctx.strategy.name())?;
+        response.insert_header(
+            headers::STRATEGY,
+            HeaderValue::from_static(ctx.strategy.name()),
+        )?;
         if let Some(lease) = &ctx.lease {
             response.insert_header(headers::UPSTREAM_SERVER, lease.server().addr_header.clone())?;
         }

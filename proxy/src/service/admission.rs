@@ -51,7 +51,7 @@ impl Proxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Admitted, Stop> {
-        ctx.request_id = match session.req_header().headers.get(headers::REQUEST_ID) {
+        ctx.request_id = match session.req_header().headers.get(headers::names::REQUEST_ID) {
             Some(value) if headers::valid_request_id(value.as_bytes()) => value.clone(),
             _ => headers::new_request_id(),
         };
@@ -73,7 +73,7 @@ impl Proxy {
         ctx.explain = session
             .req_header()
             .headers
-            .get(headers::EXPLAIN)
+            .get(headers::names::EXPLAIN)
             .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"));
         ctx.pool = Some(pool);
         // Limits count only requests that passed auth, and refuse before the cache or an
@@ -133,12 +133,16 @@ impl Proxy {
         };
         let req = session.req_header();
         if req.method == http::Method::POST && req.uri.path() == "/cache/invalidate" {
-            return Err(Stop::Answer(caching::invalidate(session, &store).await?));
+            return Err(Stop::Answer(
+                Box::pin(caching::invalidate(session, &store)).await?,
+            ));
         }
         let cacheable_method = matches!(req.method, http::Method::GET | http::Method::HEAD);
         match snapshot.routes.get(route).and_then(|r| r.cache.as_ref()) {
             Some(route_cache) if cacheable_method => {
-                if caching::lookup(session, ctx, store, route_cache).await? {
+                // Boxed like the rate limits' check: a lookup's state (the memory tiers, the
+                // Redis tier, waiting for a fill) stays out of the routes that do not cache.
+                if Box::pin(caching::lookup(session, ctx, store, route_cache)).await? {
                     Ok(Admitted::Served)
                 } else {
                     Ok(Admitted::Forward)
@@ -192,7 +196,7 @@ fn strategy(session: &Session, pool: &Arc<UpstreamPool>) -> Result<Strategy, Rej
         .and_then(|q| headers::query_param(q, headers::STRATEGY_PARAM))
         .or_else(|| {
             req.headers
-                .get(headers::STRATEGY_OVERRIDE)
+                .get(headers::names::STRATEGY_OVERRIDE)
                 .and_then(|v| v.to_str().ok())
         });
     match requested {

@@ -60,7 +60,7 @@ pub(super) fn rewrite_upstream_request(
     if let Some(client_ip) = &ctx.client_ip {
         match upstream_request
             .headers
-            .get(headers::FORWARDED_FOR)
+            .get(headers::names::FORWARDED_FOR)
             .and_then(|v| v.to_str().ok())
         {
             Some(existing) => {
@@ -71,7 +71,8 @@ pub(super) fn rewrite_upstream_request(
             None => upstream_request.insert_header(headers::FORWARDED_FOR, client_ip.clone())?,
         }
     }
-    upstream_request.insert_header(headers::FORWARDED_PROTO, "http")?;
+    // A static value: `"http"` as `&str` would be copied into a new buffer on every request.
+    upstream_request.insert_header(headers::FORWARDED_PROTO, HeaderValue::from_static("http"))?;
     upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
     Ok(())
 }

@@ -32,7 +32,7 @@ pub(super) async fn check_rate_limits(
             LimitKey::ClientIp => session.client_addr().and_then(|a| a.as_inet()).map(|peer| {
                 let forwarded = req
                     .headers
-                    .get(headers::FORWARDED_FOR)
+                    .get(headers::names::FORWARDED_FOR)
                     .and_then(|v| v.to_str().ok());
                 let trusted = &snapshot.config.proxy.trusted_proxies;
                 let ip = ratelimit::key::client_ip(peer.ip(), forwarded, trusted);
@@ -57,9 +57,9 @@ pub(super) async fn check_rate_limits(
         })
         .collect();
     let mut note = ctx.explain.then(String::new);
-    let verdict = limits
-        .check(&keys, ratelimit::now_ns(), note.as_mut(), remote)
-        .await;
+    // Boxed, so the state of a limit check (a Redis round trip, for a shared limit) is not part
+    // of every request's `request_filter` future, which Pingora moves into a box per request.
+    let verdict = Box::pin(limits.check(&keys, ratelimit::now_ns(), note.as_mut(), remote)).await;
     ctx.limits_note = note;
     ctx.quota = verdict.map_err(Reject::RateLimited)?;
     Ok(())

@@ -55,6 +55,10 @@ async fn every_line_survives_sigterm() {
     let path = dir.path().join("access.log");
     let (_backend, mut proxy) = logging_proxy(&path).await;
     send(&proxy, "term", 300).await;
+    // The last of those answers can reach the client before the proxy's logging phase counts
+    // its request out; wait until none is in flight, so the count of one below is the slow
+    // request's and SIGTERM never races its arrival.
+    proxy.wait_in_flight(0, Duration::from_secs(5)).await;
     // A request still running when SIGTERM arrives: the drain exits within about 20 ms of its
     // end, sooner than the writer's 100 ms sweep, so its line is there only because the exit
     // flushes the log.
@@ -147,5 +151,76 @@ async fn a_full_disk_drops_and_counts_lines_but_never_fails_a_request() {
         sample(&dropped, "scalelab_access_log_lines_total"),
         Some(0.0)
     );
-    assert!(proxy.log().contains("cannot write the access log"));
+    // The warning goes through the log's own writer thread, so it may land a moment later.
+    eventually(Duration::from_secs(5), "the warning logged", || {
+        let logged = proxy.log().contains("cannot write the access log");
+        async move { logged.then_some(()) }
+    })
+    .await;
+}
+
+/// A proxy in front of one backend, logging to its standard error (the default), which is a
+/// pipe: the returned read end is the test's to drop or to leave unread.
+async fn stderr_logging_proxy() -> (TestBackend, TestProxy, std::process::ChildStderr) {
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .route("api", "/api", "g");
+    let (proxy, stderr) = TestProxy::start_piped(&config).await;
+    (backend, proxy, stderr)
+}
+
+/// The access-log counters once `lines` lines are accounted for (written or dropped).
+async fn counted(proxy: &TestProxy, lines: f64) -> (f64, f64) {
+    eventually(
+        Duration::from_secs(5),
+        "every line written or dropped",
+        || async move {
+            let text = scrape(proxy).await;
+            let written = sample(&text, "scalelab_access_log_lines_total")?;
+            let dropped = sample(&text, "scalelab_access_log_dropped_lines_total")?;
+            (written + dropped >= lines).then_some((written, dropped))
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standard_error_whose_reader_is_gone_drops_and_counts_lines() {
+    let (_backend, proxy, stderr) = stderr_logging_proxy().await;
+    // The read end closes: every write to the proxy's standard error now fails with EPIPE.
+    drop(stderr);
+    send(&proxy, "gone", 50).await;
+    assert_eq!(counted(&proxy, 50.0).await, (0.0, 50.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standard_error_nobody_reads_never_blocks_a_request() {
+    let (_backend, proxy, _unread) = stderr_logging_proxy().await;
+    // Lines of about 3 KB (the user agent is logged): 1,000 of them are 3 MB, more than the
+    // pipe (64 KiB), the batch the writer is stuck writing, its queue (16 batches of 64 KiB)
+    // and the threads' buffers hold together (about 1.4 MB, some 450 lines). The writer
+    // blocks in `write` for good once the pipe is full; requests must not notice.
+    let agent = "a".repeat(3000);
+    let http = client();
+    for chunk in (0..1000).collect::<Vec<_>>().chunks(8) {
+        let requests = chunk.iter().map(|i| {
+            http.get(proxy.url(&format!("/api/{i}")))
+                .header("User-Agent", &agent)
+                .send()
+        });
+        for response in futures::future::join_all(requests).await {
+            assert_eq!(response.unwrap().status(), 200);
+        }
+    }
+    let dropped = eventually(Duration::from_secs(5), "lines dropped", || {
+        let proxy = &proxy;
+        async move {
+            let text = scrape(proxy).await;
+            let dropped = sample(&text, "scalelab_access_log_dropped_lines_total")?;
+            (dropped >= 500.0).then_some(dropped)
+        }
+    })
+    .await;
+    assert!(dropped <= 1000.0, "{dropped}");
 }

@@ -635,17 +635,49 @@ impl TestProxy {
             .env("RUST_LOG", "info");
         let child =
             ChildGuard::spawn_logged(&mut command, &dir.path().join("proxy.log"), "proxy").tail(60);
-        let proxy = TestProxy {
+        TestProxy {
             child,
             dir,
             base: format!("http://127.0.0.1:{proxy_port}"),
             admin: format!("http://127.0.0.1:{admin_port}"),
             config_path,
             client: config.client,
+        }
+        .ready(proxy_port)
+        .await
+    }
+
+    /// As `start`, with the proxy's standard error a pipe whose read end is returned: the test
+    /// decides whether anyone reads it (its tracing output is not in a log file then).
+    pub async fn start_piped(config: &TestConfig) -> (TestProxy, std::process::ChildStderr) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config.render()).expect("write config");
+        let mut child = Command::new(binary())
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn the proxy");
+        let stderr = child.stderr.take().expect("the piped standard error");
+        let proxy = TestProxy {
+            child: ChildGuard::new(child, "proxy"),
+            dir,
+            base: format!("http://127.0.0.1:{}", config.proxy_port),
+            admin: format!("http://127.0.0.1:{}", config.admin_port),
+            config_path,
+            client: config.client,
         };
+        (proxy.ready(config.proxy_port).await, stderr)
+    }
+
+    /// Waits until the admin API answers and the proxy port accepts connections.
+    async fn ready(self, port: u16) -> TestProxy {
+        let proxy = self;
         let http = client();
         let admin = proxy.admin.clone();
-        let port = proxy_port;
         eventually(Duration::from_secs(20), "the proxy to listen", || {
             let http = http.clone();
             let admin = admin.clone();
