@@ -50,7 +50,8 @@ pub enum Outcome {
     Applied,
     /// The file was unreadable or invalid; the running config keeps serving.
     Rejected,
-    /// The file's text is the one already running, so nothing was rebuilt.
+    /// The file's text, and the certificate files it names, are what is already running, so
+    /// nothing was rebuilt.
     Unchanged,
 }
 

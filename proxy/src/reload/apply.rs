@@ -2,7 +2,7 @@
 //! from file text to a serving snapshot. It lives here, next to the journal and the diff,
 //! rather than in the state holder, so that `state` only holds and `health` only checks.
 
-use super::{diff, now, problems, sha256_hex, Outcome, Record, Trigger};
+use super::{diff, now, problems, sha256_hex, Effect, Outcome, Record, Trigger};
 use crate::config::{self, Config, ConfigError};
 
 use crate::health;
@@ -44,26 +44,19 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
     };
     let parsed = read.and_then(|text| {
         record.sha256 = sha256_hex(&text);
-        // A certificate change leaves the config text as it was; its files are read again.
-        if record.sha256 == running.sha256 && trigger != Trigger::Certificate {
+        // A file event whose text is the running one changes nothing. A certificate event, and
+        // a reload someone asked for (SIGHUP, the admin API), parse even then: the parse reads
+        // the certificate and key files again, as nginx's reload does, which is the way to
+        // apply a certificate the watcher could not see change (a file changed through a link
+        // elsewhere, a network file system).
+        if record.sha256 == running.sha256 && trigger == Trigger::File {
             return Ok(None);
         }
         config::parse(shared.config_path(), &text).map(Some)
     });
     let config = match parsed {
         Ok(Some(config)) => config,
-        Ok(None) => {
-            record.result = Outcome::Unchanged;
-            record.duration_us = elapsed_us(started);
-            if trigger != Trigger::File {
-                tracing::info!(
-                    trigger = trigger.name(),
-                    "config file unchanged; nothing to reload"
-                );
-                shared.journal().push(record.clone());
-            }
-            return record;
-        }
+        Ok(None) => return unchanged(shared, record, started),
         Err(error) => {
             record.errors = problems(&error);
             record.duration_us = elapsed_us(started);
@@ -86,11 +79,18 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
     };
 
     record.changes = diff(&running.snapshot.config, &config);
-    if trigger == Trigger::Certificate && record.changes.is_empty() {
-        // The files were touched but hold the certificates already served.
-        record.result = Outcome::Unchanged;
-        record.duration_us = elapsed_us(started);
-        return record;
+    // With the running text read again, only what it names (certificates) can differ; the
+    // restart-only fields it changed were reported by the reload that read it first.
+    let same_text = record.sha256 == running.sha256;
+    let nothing_to_apply = !record
+        .changes
+        .iter()
+        .any(|change| change.effect == Effect::Applied);
+    if (trigger == Trigger::Certificate && record.changes.is_empty())
+        || (same_text && nothing_to_apply)
+    {
+        // The files were touched, or read again, but hold what is already served.
+        return unchanged(shared, record, started);
     }
     let config = keep_restart_only(config, &running.snapshot.config);
     let generation = shared.next_generation();
@@ -171,4 +171,20 @@ fn keep_restart_only(mut config: Config, running: &Config) -> Config {
 
 fn elapsed_us(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Ends a reload that changes nothing. Only one someone asked for (SIGHUP, the admin API) is
+/// logged and journaled: file and certificate events come from editors and our own reads all
+/// the time.
+fn unchanged(shared: &Shared, mut record: Record, started: Instant) -> Record {
+    record.result = Outcome::Unchanged;
+    record.duration_us = elapsed_us(started);
+    if !matches!(record.trigger, Trigger::File | Trigger::Certificate) {
+        tracing::info!(
+            trigger = record.trigger.name(),
+            "config file unchanged; nothing to reload"
+        );
+        shared.journal().push(record.clone());
+    }
+    record
 }

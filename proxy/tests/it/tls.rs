@@ -441,6 +441,71 @@ async fn a_config_reload_that_adds_a_certificate_swaps_the_table() {
         .any(|change| change["path"] == "tls.certificates[1]"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_and_the_admin_reload_read_certificates_the_watcher_missed() {
+    let lab = TlsLab::start("1.2", &[("lab", &["localhost"], &["localhost"])]).await;
+    let probe = client(&lab.ca.der(), Offer::Only13, H1, true, None);
+    let served = || async {
+        served_certificate(&probe.get(lab.url("localhost", "/")).send().await.unwrap())
+    };
+    let original = served().await;
+    // The pair's paths become hard links to files in a directory the watcher does not watch;
+    // a file rewritten in place there is reported to watches on that directory only, so the
+    // proxy sees no change: what a certificate on a network file system or changed through
+    // another path looks like.
+    let outside = tempfile::tempdir().unwrap();
+    let pair = ["lab.pem", "lab-key.pem"].map(|name| {
+        let (inside, out) = (lab.certs.path().join(name), outside.path().join(name));
+        std::fs::copy(&inside, &out).unwrap();
+        std::fs::remove_file(&inside).unwrap();
+        std::fs::hard_link(&out, &inside).unwrap();
+        out
+    });
+    let rewrite = |leaf: &Leaf| {
+        std::fs::write(&pair[1], &leaf.key_pem).unwrap();
+        std::fs::write(&pair[0], &leaf.cert_pem).unwrap();
+    };
+    // Let the watcher's events for the links settle (the same pair: nothing to apply).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let by_signal = lab.ca.leaf(&["localhost"]);
+    rewrite(&by_signal);
+    tokio::time::sleep(patient(Duration::from_millis(1500))).await;
+    assert_eq!(
+        served().await,
+        original,
+        "the watcher must not have seen it"
+    );
+    lab.proxy.signal(crate::harness::Signal::SIGHUP);
+    eventually(
+        Duration::from_secs(10),
+        "SIGHUP to serve the new pair",
+        || async { (served().await == by_signal.der).then_some(()) },
+    )
+    .await;
+    let record = newest(&lab.proxy, "signal", "applied")
+        .await
+        .expect("journaled");
+    assert!(
+        record["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|change| change["path"] == "tls.certificates[0].sha256"),
+        "{record}"
+    );
+
+    let by_api = lab.ca.leaf(&["localhost"]);
+    rewrite(&by_api);
+    let (status, _) = lab.proxy.admin_post("/admin/reload").await;
+    assert_eq!(status, 200);
+    assert_eq!(served().await, by_api.der);
+    // Asked again with nothing new on disk: journaled as unchanged, no new generation.
+    let (status, body) = lab.proxy.admin_post("/admin/reload").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["result"], "unchanged", "{body}");
+}
+
 #[test]
 fn check_reads_every_pair_and_warns_before_expiry() {
     let ca = Ca::new();
