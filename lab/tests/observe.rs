@@ -104,6 +104,11 @@ name = "longtask"
 auth = "jwt"
 path = "/longtask"
 upstream = "gateways"
+
+[[routes]]
+name = "ws"
+path = "/ws"
+upstream = "gateways"
 "#,
         routes = cached_data_routes("complex_")
     ) + &lab_tail([g1, g2, g3], ms, db, worker)

@@ -2,7 +2,10 @@
 //! client sees, the proxy's own view) and then in Prometheus, so that "the query returns data" cannot pass on
 //! series that only ever held zeros.
 
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
@@ -83,13 +86,68 @@ impl Lab<'_> {
             .unwrap()
     }
 
+    /// One HTTPS request through the listener `up` serves with its development CA (a handshake
+    /// for the TLS panel). Read before the reload below, which picks another `tls_port` for the
+    /// file (the running listener keeps the one it started with).
+    fn https(&self) {
+        let text = std::fs::read_to_string(self.config).unwrap();
+        let port = crate::support::tls_port(&text);
+        let ca = self.config.parent().unwrap().join("data/tls/ca.pem");
+        let output = Command::new("curl")
+            .args(["--silent", "--show-error", "--max-time", "20"])
+            .args(["--output", "/dev/null", "--write-out", "%{http_code}"])
+            .arg("--cacert")
+            .arg(&ca)
+            .arg(format!("https://localhost:{port}/health"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "200",
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// A WebSocket handshake through the proxy to a gateway's echo; the connection stays open
+    /// (an upgraded connection on the route) until the returned stream is dropped.
+    fn websocket(&self) -> TcpStream {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.ports.proxy)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .write_all(
+                b"GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+                  Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            )
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0_u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(
+                stream.read(&mut byte).unwrap(),
+                1,
+                "the proxy closed the handshake"
+            );
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        stream
+    }
+
     /// Everything, in order; `doomed` is the pid of the third gateway, killed at the end.
     pub fn run(&self, doomed: u32) {
         let mut tasks = Vec::new();
         let io = |duration: f64| json!({"task_type": "io_intensive", "duration": duration});
         // Ordinary traffic over several scrapes: cache misses, hits and promotions, bypassed requests that reach
         // every gateway and through them the database and the microservice, refused tokens, a route miss, and a
-        // task of each priority.
+        // task of each priority. An HTTPS request, and a WebSocket held open across the rounds'
+        // scrapes.
+        self.https();
+        let websocket = self.websocket();
         for round in 0..4u32 {
             assert_eq!(self.get("/data", true), 200);
             assert_eq!(self.get("/data", true), 200);
@@ -110,6 +168,7 @@ impl Lab<'_> {
             }
             std::thread::sleep(SCRAPE);
         }
+        drop(websocket);
         // A task that fails on purpose and one the worker refuses (passed on by the gateway as a 400).
         let (status, id) = self.task(
             "low",
@@ -212,6 +271,9 @@ impl Lab<'_> {
             r#"scalelab_worker_tasks_total{priority="low", outcome="completed"}"#,
             r#"scalelab_worker_tasks_total{outcome="failed"}"#,
             r#"scalelab_worker_tasks_total{outcome="rejected"}"#,
+            r#"scalelab_tls_handshakes_total{result="ok"}"#,
+            r#"scalelab_upgrades_total{outcome="switched"}"#,
+            r#"scalelab_upgraded_connections_open{route="ws"}"#,
         ];
         let deadline = Instant::now() + patient(Duration::from_secs(20));
         loop {
