@@ -266,7 +266,19 @@ async fn grafana_dashboard_is_well_formed_and_uses_exported_metrics() {
     flaky.servers.push((dead, 1));
     flaky.health = None;
     flaky.retries = 1;
+    // An HTTPS listener with a certificate (its expiry series) and a WebSocket (the upgrade
+    // series) for the edge row.
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = crate::tls::pki::Ca::new()
+        .leaf(&["localhost"])
+        .install(certs.path(), "lab");
     let config = TestConfig::new()
+        .proxy_setting(&format!("tls_listen = [\"127.0.0.1:{}\"]", free_port()))
+        .tables(&format!(
+            "[[tls.certificates]]\ncert = {:?}\nkey = {:?}\nserver_names = [\"localhost\"]\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        ))
         .upstream(checked)
         .upstream(flaky)
         .cache(&[("L1", 10), ("L2", 10)], 2)
@@ -276,6 +288,11 @@ async fn grafana_dashboard_is_well_formed_and_uses_exported_metrics() {
         .route("api", "/api", "flaky")
         .route("all", "/", "g");
     let proxy = TestProxy::start(&config).await;
+    let websocket =
+        scalelab_test_support::WsClient::connect(&crate::upgrades::ws_url(&proxy, "/ws"), &[])
+            .await
+            .unwrap();
+    websocket.close().await;
     client().get(proxy.url("/c/x")).send().await.unwrap();
     client().get(proxy.url("/secure")).send().await.unwrap();
     for _ in 0..2 {

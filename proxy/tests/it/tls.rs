@@ -3,7 +3,7 @@
 //! load, and broken certificate files rejected with the old ones kept.
 
 mod clients;
-mod pki;
+pub(crate) mod pki;
 
 use crate::harness::{sample, TestBackend, TestConfig, TestProxy, UpstreamSpec};
 use clients::{client, curl, dns_names, served_certificate, Offer};
