@@ -20,6 +20,9 @@ fi
 # The scale-out tests start their own redis-server (a shared task queue behind several workers); no service is
 # enabled or started here.
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# redis-cli joins the test cluster's nodes and pings a TLS-only server (redis-server depends on it
+# today; named so a packaging change cannot drop it).
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 
 if ((${#need_apt[@]})); then
   sudo=""

@@ -9,6 +9,7 @@
 
 mod http;
 mod patience;
+mod pki;
 mod poll;
 mod ports;
 mod process;
@@ -23,6 +24,7 @@ pub use http::{blocking_client, blocking_client_builder};
 pub use http::{client, client_builder};
 pub use nix::sys::signal::Signal;
 pub use patience::{patience, patient, PATIENCE_VARIABLE};
+pub use pki::{replace_file, Ca, Leaf};
 pub use poll::{eventually, eventually_blocking, POLL_INTERVAL};
 pub use ports::{free_port, free_ports};
 pub use process::ChildGuard;

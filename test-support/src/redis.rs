@@ -157,29 +157,16 @@ impl RedisServer {
 impl TlsFiles {
     /// Makes a CA and a server certificate for `127.0.0.1` and `localhost`, written to `dir`.
     fn write(dir: &Path) -> TlsFiles {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-        let ca_key = KeyPair::generate().expect("a CA key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "scalelab test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).expect("the CA certificate");
-        let server_key = KeyPair::generate().expect("a server key");
-        let server_params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-                .expect("server parameters");
-        let server_cert = server_params
-            .signed_by(&server_key, &ca_cert, &ca_key)
-            .expect("the server certificate");
+        let ca = crate::pki::Ca::new();
+        let server = ca.leaf(&["127.0.0.1", "localhost"]);
         let files = TlsFiles {
             ca: dir.join("redis-ca.pem"),
             cert: dir.join("redis-server.pem"),
             key: dir.join("redis-server.key"),
         };
-        std::fs::write(&files.ca, ca_cert.pem()).expect("write the CA");
-        std::fs::write(&files.cert, server_cert.pem()).expect("write the certificate");
-        std::fs::write(&files.key, server_key.serialize_pem()).expect("write the key");
+        std::fs::write(&files.ca, ca.pem()).expect("write the CA");
+        std::fs::write(&files.cert, &server.cert_pem).expect("write the certificate");
+        std::fs::write(&files.key, &server.key_pem).expect("write the key");
         files
     }
 }

@@ -40,7 +40,7 @@ pub mod shared_cache;
 mod shared_tier_size;
 mod slow_clients;
 mod smuggling;
-pub mod tls;
+mod tls;
 pub mod upgrades;
 mod upgrades_reload;
 mod upstream_faults;

@@ -269,7 +269,7 @@ async fn grafana_dashboard_is_well_formed_and_uses_exported_metrics() {
     // An HTTPS listener with a certificate (its expiry series) and a WebSocket (the upgrade
     // series) for the edge row.
     let certs = tempfile::tempdir().unwrap();
-    let (cert, key) = crate::tls::pki::Ca::new()
+    let (cert, key) = scalelab_test_support::Ca::new()
         .leaf(&["localhost"])
         .install(certs.path(), "lab");
     let config = TestConfig::new()

@@ -3,12 +3,10 @@
 //! load, and broken certificate files rejected with the old ones kept.
 
 mod clients;
-pub(crate) mod pki;
 
 use crate::harness::{sample, TestBackend, TestConfig, TestProxy, UpstreamSpec};
 use clients::{client, curl, dns_names, served_certificate, Offer};
-use pki::{Ca, Leaf};
-use scalelab_test_support::{eventually, free_port, patient};
+use scalelab_test_support::{eventually, free_port, patient, replace_file, Ca, Leaf};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -341,7 +339,7 @@ async fn a_broken_certificate_file_is_rejected_and_the_old_one_kept() {
     let key_file = lab.certs.path().join("lab-key.pem");
 
     // Not PEM at all.
-    pki::replace(&cert_file, "this is not a certificate\n");
+    replace_file(&cert_file, "this is not a certificate\n");
     let rejected = eventually(Duration::from_secs(10), "the broken file rejected", || {
         newest(&lab.proxy, "certificate", "rejected")
     })
@@ -359,7 +357,7 @@ async fn a_broken_certificate_file_is_rejected_and_the_old_one_kept() {
 
     // A valid certificate whose key is another one's: the pair is refused whole.
     let other = lab.ca.leaf(&["localhost"]);
-    pki::replace(&cert_file, &other.cert_pem);
+    replace_file(&cert_file, &other.cert_pem);
     eventually(
         Duration::from_secs(10),
         "the mismatched pair rejected",
@@ -380,7 +378,7 @@ async fn a_broken_certificate_file_is_rejected_and_the_old_one_kept() {
     assert!(newest(&lab.proxy, "certificate", "applied").await.is_none());
 
     // Its key arrives: now the pair is whole and serves.
-    pki::replace(&key_file, &other.key_pem);
+    replace_file(&key_file, &other.key_pem);
     eventually(
         Duration::from_secs(10),
         "the completed pair served",

@@ -21,23 +21,12 @@ pub struct TestPki {
 
 impl TestPki {
     pub fn new() -> TestPki {
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "scalelab test CA");
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params
-            .subject_alt_names
-            .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
-        let key = rcgen::KeyPair::generate().unwrap();
-        let leaf = params.signed_by(&key, &ca, &ca_key).unwrap();
+        let ca = scalelab_test_support::Ca::new();
+        let leaf = ca.leaf(&["localhost", "127.0.0.1"]);
         TestPki {
             ca_pem: ca.pem(),
-            chain: vec![leaf.der().clone()],
-            key: key.serialize_der(),
+            chain: vec![leaf.der.into()],
+            key: leaf.key_der,
         }
     }
 
