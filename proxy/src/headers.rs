@@ -27,8 +27,13 @@ pub const CACHE_STATUS: &str = "cache-status";
 /// Response fields that describe one connection and must not be relayed (RFC 9110 section 7.6.1).
 /// `Connection` and `Transfer-Encoding` are left to pingora, which frames the downstream
 /// response itself.
-pub const HOP_BY_HOP_RESPONSE: [&str; 5] =
-    ["keep-alive", "proxy-connection", "te", "trailer", "upgrade"];
+pub static HOP_BY_HOP_RESPONSE: [http::HeaderName; 5] = [
+    http::HeaderName::from_static("keep-alive"),
+    http::HeaderName::from_static("proxy-connection"),
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::UPGRADE,
+];
 
 /// A client's request id is kept when it is 1..=128 characters of `[A-Za-z0-9._:-]`; anything
 /// else (empty, too long, spaces, control bytes) is replaced, so ids are safe to log.
@@ -135,18 +140,24 @@ pub fn connection_nominated(value: &str) -> impl Iterator<Item = String> + '_ {
 
 /// The request headers a client may send to steer the proxy or pose as it: the proxy's to
 /// read, never passed upstream.
-pub const CLIENT_CONTROL: [&str; 4] = [STRATEGY_OVERRIDE, EXPLAIN, AUTH_SUBJECT, AUTH_CLAIMS];
+pub static CLIENT_CONTROL: [http::HeaderName; 4] = [
+    names::STRATEGY_OVERRIDE,
+    names::EXPLAIN,
+    http::HeaderName::from_static(AUTH_SUBJECT),
+    http::HeaderName::from_static(AUTH_CLAIMS),
+];
 
 /// Which of `names` (at most 64) `map` holds, found in one pass over the map's (few) names: most messages
 /// carry none of them, and `remove_header` hashes its name (and updates pingora's case map)
-/// even when there is nothing to remove.
+/// even when there is nothing to remove. The names are `HeaderName`s so that removing one
+/// hashes it at once; a `&str` would be parsed again first.
 pub fn present(
     map: &http::HeaderMap,
-    names: &'static [&'static str],
-) -> impl Iterator<Item = &'static str> {
+    names: &'static [http::HeaderName],
+) -> impl Iterator<Item = &'static http::HeaderName> {
     let mut found = 0u64;
     for key in map.keys() {
-        if let Some(i) = names.iter().position(|name| *name == key.as_str()) {
+        if let Some(i) = names.iter().position(|name| name == key) {
             found |= 1 << i;
         }
     }
@@ -154,5 +165,5 @@ pub fn present(
         .iter()
         .enumerate()
         .filter(move |(i, _)| found & (1 << i) != 0)
-        .map(|(_, name)| *name)
+        .map(|(_, name)| name)
 }

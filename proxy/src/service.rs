@@ -122,15 +122,19 @@ fn is_idempotent(method: &http::Method) -> bool {
 
 #[async_trait]
 impl ProxyHttp for Proxy {
-    type CTX = RequestCtx;
+    /// Boxed: Pingora moves the context by value into the request's future, which its
+    /// future layout then holds more than once, and the whole future is copied each time a
+    /// request starts. Inline, the context's 928 bytes cost several kilobytes of copying per
+    /// request (bench/RESULTS.md); boxed it is one pointer.
+    type CTX = Box<RequestCtx>;
 
     /// No downstream modules: pingora's default adds a (disabled) compression module whose
     /// filters would still run on every request and every body chunk.
     fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
 
     /// Takes the current snapshot and counts the request as active (for draining).
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx {
+    fn new_ctx(&self) -> Box<RequestCtx> {
+        Box::new(RequestCtx {
             snapshot: self.shared.snapshot(),
             started: Instant::now(),
             request_id: HeaderValue::from_static("-"),
@@ -157,11 +161,15 @@ impl ProxyHttp for Proxy {
             body_seen: 0,
             upgrade: None,
             _active: self.shared.start_request(),
-        }
+        })
     }
 
     /// Runs the admission steps (`admit`); a step that stops the request is answered here.
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut Box<RequestCtx>,
+    ) -> Result<bool> {
         match self.admit(session, ctx).await {
             Ok(Admitted::Forward) => Ok(false),
             Ok(Admitted::Served) => Ok(true),
@@ -181,7 +189,7 @@ impl ProxyHttp for Proxy {
         _session: &mut Session,
         body: &mut Option<Bytes>,
         _end_of_stream: bool,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         edge::count_body(ctx, body.as_ref()).map_err(|reject| {
             ctx.reject = Some(reject);
@@ -194,7 +202,7 @@ impl ProxyHttp for Proxy {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<Box<HttpPeer>> {
         let mut peer = pick::upstream_peer(ctx).await?;
         upgrade::prepare_peer(&mut peer, ctx);
@@ -207,7 +215,7 @@ impl ProxyHttp for Proxy {
         &self,
         _session: &mut Session,
         _peer: &HttpPeer,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
         mut e: Box<Error>,
     ) -> Box<Error> {
         if let (Some(lease), Some(pool)) = (&ctx.lease, &ctx.pool) {
@@ -238,7 +246,7 @@ impl ProxyHttp for Proxy {
         peer: &HttpPeer,
         session: &mut Session,
         e: Box<Error>,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
         _client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
@@ -266,7 +274,7 @@ impl ProxyHttp for Proxy {
         &self,
         session: &mut Session,
         upstream_request: &mut pingora::http::RequestHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         forward::rewrite_upstream_request(session, upstream_request, ctx)
     }
@@ -276,7 +284,7 @@ impl ProxyHttp for Proxy {
         &self,
         session: &mut Session,
         upstream_response: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         ctx.responded = true;
         if ctx.snapshot.config.proxy.request_metrics {
@@ -315,7 +323,7 @@ impl ProxyHttp for Proxy {
         &self,
         _session: &mut Session,
         response: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         response.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
         response.insert_header(
@@ -345,7 +353,7 @@ impl ProxyHttp for Proxy {
         _session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<Option<std::time::Duration>> {
         caching::on_upstream_body(ctx, body, end_of_stream);
         Ok(None)
@@ -357,7 +365,7 @@ impl ProxyHttp for Proxy {
         _session: &mut Session,
         body: &mut Option<Bytes>,
         _end_of_stream: bool,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> Result<Option<std::time::Duration>> {
         caching::replace_body_if_stale(ctx, body);
         Ok(None)
@@ -368,7 +376,7 @@ impl ProxyHttp for Proxy {
         &self,
         session: &mut Session,
         e: &Error,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
     ) -> FailToProxy {
         let reject = ctx
             .reject
@@ -407,7 +415,7 @@ impl ProxyHttp for Proxy {
     fn persist_connection_context(
         &self,
         _session: &Session,
-        ctx: &RequestCtx,
+        ctx: &Box<RequestCtx>,
     ) -> Option<Box<dyn std::any::Any + Send + Sync>> {
         ctx.client_ip
             .clone()
@@ -417,7 +425,7 @@ impl ProxyHttp for Proxy {
     fn on_connection_reuse(
         &self,
         _session: &mut Session,
-        ctx: &mut RequestCtx,
+        ctx: &mut Box<RequestCtx>,
         previous: Box<dyn std::any::Any + Send + Sync>,
     ) {
         if let Ok(ip) = previous.downcast::<HeaderValue>() {
@@ -436,7 +444,12 @@ impl ProxyHttp for Proxy {
 
     /// A client that closes its connection is not an error worth a log line of its own; the
     /// access log still records the request.
-    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
+    fn suppress_error_log(
+        &self,
+        _session: &Session,
+        _ctx: &Box<RequestCtx>,
+        error: &Error,
+    ) -> bool {
         error.esource() == &pingora::ErrorSource::Downstream
             && matches!(
                 error.etype(),
@@ -445,13 +458,20 @@ impl ProxyHttp for Proxy {
     }
 
     /// One access-log line per request; releases the in-flight slot.
-    async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
+    async fn logging(
+        &self,
+        session: &mut Session,
+        error: Option<&Error>,
+        ctx: &mut Box<RequestCtx>,
+    ) {
         let status = session
             .response_written()
             .map_or(0, |response| response.status.as_u16());
-        observe::access_log(session, error, ctx, status);
+        // One clock read for both the log line and the latency series.
+        let elapsed = ctx.started.elapsed();
+        observe::access_log(session, error, ctx, status, elapsed);
         if ctx.snapshot.config.proxy.request_metrics {
-            observe::record_request(session, ctx, status);
+            observe::record_request(session, ctx, status, elapsed);
         }
         ctx.lease = None;
     }

@@ -131,8 +131,9 @@ impl ServerState {
 
     /// Healthy by the active check and not passively ejected, whether drained or not.
     pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
-            && self.down_until_ms.load(Ordering::Relaxed) <= now_ms()
+        let until = self.down_until_ms.load(Ordering::Relaxed);
+        // Never ejected (0), the common case on every pick, needs no clock read.
+        self.healthy.load(Ordering::Relaxed) && (until == 0 || until <= now_ms())
     }
 
     pub fn is_drained(&self) -> bool {

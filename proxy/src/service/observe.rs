@@ -6,10 +6,16 @@ use crate::access_log;
 use crate::telemetry::{self, CacheUse};
 use pingora::prelude::Session;
 use pingora::Error;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// One access-log line per request (`access_log` formats and batches it).
-pub(super) fn access_log(session: &Session, error: Option<&Error>, ctx: &RequestCtx, status: u16) {
+pub(super) fn access_log(
+    session: &Session,
+    error: Option<&Error>,
+    ctx: &RequestCtx,
+    status: u16,
+    elapsed: Duration,
+) {
     let req = session.req_header();
     // The client's IP is usually known from the upstream request; a request answered before
     // one (a cache hit, a refusal) formats it here, on the stack.
@@ -45,7 +51,7 @@ pub(super) fn access_log(session: &Session, error: Option<&Error>, ctx: &Request
         cache: ctx
             .cache_served
             .unwrap_or(if ctx.cache.is_some() { "MISS" } else { "-" }),
-        duration: ctx.started.elapsed(),
+        duration: elapsed,
         request_id: ctx.request_id.as_bytes(),
         error: error.map(|e| e.etype().as_str()),
     });
@@ -70,7 +76,7 @@ fn protocol(version: http::Version) -> &'static str {
 }
 
 /// Counts one finished request in its route's series, and the retries it needed.
-pub(super) fn record_request(session: &Session, ctx: &RequestCtx, status: u16) {
+pub(super) fn record_request(session: &Session, ctx: &RequestCtx, status: u16, elapsed: Duration) {
     if status == 0 {
         // The client left before any answer: nothing was answered to count.
         return;
@@ -90,7 +96,7 @@ pub(super) fn record_request(session: &Session, ctx: &RequestCtx, status: u16) {
         telemetry::Protocol::of(req.version),
         status,
         cache,
-        super::upgrade::duration(ctx),
+        super::upgrade::duration(ctx, elapsed),
         session.body_bytes_sent(),
     );
     // A route a reload removed records nothing more, its retries included.

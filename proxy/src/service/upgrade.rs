@@ -155,10 +155,10 @@ fn connection(head: &RequestHeader) -> String {
 }
 
 /// The request's duration for the latency series: until the 101 for a tunnel (its whole life
-/// would swamp the route's latency with minutes or hours), else until now.
-pub(super) fn duration(ctx: &RequestCtx) -> Duration {
+/// would swamp the route's latency with minutes or hours), else `elapsed` (until now).
+pub(super) fn duration(ctx: &RequestCtx, elapsed: Duration) -> Duration {
     match &ctx.upgrade {
         Some(Upgrading::Open { switched_after, .. }) => *switched_after,
-        _ => ctx.started.elapsed(),
+        _ => elapsed,
     }
 }
