@@ -24,6 +24,32 @@ use tokio::sync::mpsc;
 /// How long the directory must stay quiet before the file is read.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
 
+/// A `notify` watcher (nothing watched yet) whose events that pass `relevant` arrive as `()`
+/// on the returned channel. `None`, logged, when the platform gives no watcher: SIGHUP and the
+/// admin API still reload then. `what` names the watcher in its log lines.
+fn event_channel(
+    what: &'static str,
+    relevant: impl Fn(&notify::Event) -> bool + Send + 'static,
+) -> Option<(notify::RecommendedWatcher, mpsc::UnboundedReceiver<()>)> {
+    let (sender, events) = mpsc::unbounded_channel::<()>();
+    let handler = move |result: notify::Result<notify::Event>| match result {
+        Ok(event) if relevant(&event) => {
+            // The receiver is gone only when the watcher is replaced or during shutdown, when
+            // nothing needs the event.
+            let _ = sender.send(());
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, watcher = what, "file watcher error"),
+    };
+    match notify::recommended_watcher(handler) {
+        Ok(watcher) => Some((watcher, events)),
+        Err(error) => {
+            tracing::warn!(%error, watcher = what, "cannot create a file watcher; reload with SIGHUP or the admin API");
+            None
+        }
+    }
+}
+
 /// Watches the config file until `shutdown` fires. Logs and returns if the watch cannot be
 /// set up: SIGHUP and the admin API still reload in that case.
 pub async fn run(shared: Shared, mut shutdown: tokio::sync::watch::Receiver<bool>) {
@@ -32,22 +58,11 @@ pub async fn run(shared: Shared, mut shutdown: tokio::sync::watch::Receiver<bool
         tracing::warn!(path = %path.display(), "config path has no directory; not watching it");
         return;
     };
-    let (sender, mut events) = mpsc::unbounded_channel::<()>();
     let wanted: OsString = file_name.to_os_string();
-    let handler = move |result: notify::Result<notify::Event>| match result {
-        Ok(event) if is_relevant(&event, &wanted) => {
-            // The receiver is gone only during shutdown, when nothing needs the event.
-            let _ = sender.send(());
-        }
-        Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "config watcher error"),
-    };
-    let mut watcher = match notify::recommended_watcher(handler) {
-        Ok(watcher) => watcher,
-        Err(error) => {
-            tracing::warn!(%error, "cannot create the config watcher; reload with SIGHUP or the admin API");
-            return;
-        }
+    let Some((mut watcher, mut events)) =
+        event_channel("config", move |event| is_relevant(event, &wanted))
+    else {
+        return;
     };
     if let Err(error) = watcher.watch(directory, RecursiveMode::NonRecursive) {
         tracing::warn!(%error, directory = %directory.display(), "cannot watch the config directory; reload with SIGHUP or the admin API");

@@ -16,7 +16,6 @@ use notify::{RecursiveMode, Watcher};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// How often the watcher looks whether a reload changed which files it should watch.
 const FOLLOW_CONFIG: Duration = Duration::from_secs(1);
@@ -31,22 +30,11 @@ pub async fn run(shared: Shared, mut shutdown: tokio::sync::watch::Receiver<bool
                 _ = shutdown.changed() => return,
             }
         }
-        let (sender, mut events) = mpsc::unbounded_channel::<()>();
         let wanted = files.clone();
-        let handler = move |result: notify::Result<notify::Event>| match result {
-            Ok(event) if super::changes_content(&event) && touches(&event, &wanted) => {
-                // The receiver is gone only when the file set changed or during shutdown.
-                let _ = sender.send(());
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "certificate watcher error"),
-        };
-        let mut watcher = match notify::recommended_watcher(handler) {
-            Ok(watcher) => watcher,
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch certificate files; reload with SIGHUP or the admin API");
-                return;
-            }
+        let Some((mut watcher, mut events)) = super::event_channel("certificates", move |event| {
+            super::changes_content(event) && touches(event, &wanted)
+        }) else {
+            return;
         };
         let directories: BTreeSet<&Path> = files.iter().filter_map(|f| f.parent()).collect();
         for directory in directories {
