@@ -667,14 +667,7 @@ async fn admin_stats_inspect_and_delete() {
     assert_eq!(stats["levels"]["L3"]["hits"], 1);
     assert_eq!(stats["hits"], 1);
     assert_eq!(stats["misses"], 2);
-    let report: serde_json::Value = http
-        .get(format!("{}/admin/cache?key=/c/a", proxy.admin))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = proxy.admin_get("/admin/cache?key=/c/a").await;
     assert_eq!(report["tier"], "L3");
     assert_eq!(report["hits"], 1);
     assert_eq!(report["ttl_source"], "default_ttl");

@@ -174,14 +174,7 @@ async fn strip_prefix_rewrites_the_path_and_keeps_the_query() {
         ("/worker", "/", None),
         ("/worker/tasks/7", "/tasks/7", None),
     ] {
-        let echoed: serde_json::Value = http
-            .get(proxy.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let echoed = get_json(&http, proxy.url(path)).await;
         assert_eq!(echoed["path"], expected_path, "{path}");
         assert_eq!(echoed["query"].as_str(), expected_query, "{path}");
     }

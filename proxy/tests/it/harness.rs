@@ -577,6 +577,17 @@ pub fn client() -> reqwest::Client {
     scalelab_test_support::client(Duration::from_secs(10))
 }
 
+/// GETs `url` with `http` and returns the JSON body (panics on a transport or JSON error).
+pub async fn get_json(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+    http.get(url)
+        .send()
+        .await
+        .expect("response")
+        .json()
+        .await
+        .expect("json body")
+}
+
 /// The protocol a test speaks to the proxy's listener: the main cases of the forwarding, auth
 /// and cache suites run over both (`over_each_client!`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

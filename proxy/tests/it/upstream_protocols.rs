@@ -225,14 +225,7 @@ async fn tls_upstreams_are_verified_against_the_configured_ca() {
         (Some("secure"), Some("HTTP/1.1"))
     );
     // protocol = "h2" negotiates HTTP/2 by ALPN.
-    let body: serde_json::Value = http
-        .get(proxy.url("/h2/x"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = get_json(&http, proxy.url("/h2/x")).await;
     assert_eq!(body["version"], "HTTP/2.0");
     assert_eq!(backend.hits(), 2);
 
