@@ -326,20 +326,26 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-/// Parses and validates TOML text whose relative paths start at `base`.
+/// Parses and validates TOML text whose relative paths start at `base`: every unknown key and
+/// wrong type first, then the semantic checks on whatever decoded.
 fn parse_in(source: &str, base: &Path) -> Result<Config, Vec<Problem>> {
-    let mut file: FileConfig = match toml::from_str(source) {
-        Ok(file) => file,
-        Err(error) => return Err(vec![validate::parse_problem(source, &error)]),
+    let (file, mut problems) = validate::decode(source);
+    let Some(mut file) = file else {
+        return Err(problems);
     };
     // TLS overrides name files, so they are validated and loaded like the file's own.
     overrides::apply_set_to_file(&mut file);
-    validate::validate(file, base).map_err(|mut problems| {
-        for problem in &mut problems {
-            problem.line = validate::locate(source, &problem.path);
+    match validate::validate(file, base) {
+        Ok(config) if problems.is_empty() => Ok(config),
+        Ok(_) => Err(problems),
+        Err(semantic) => {
+            problems.extend(semantic.into_iter().map(|mut problem| {
+                problem.line = validate::locate(source, &problem.path);
+                problem
+            }));
+            Err(problems)
         }
-        problems
-    })
+    }
 }
 
 impl Config {

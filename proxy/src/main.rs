@@ -1,7 +1,6 @@
 //! The `scalelab-proxy` binary: command line, logging, config loading; everything else is in
 //! the library.
 
-use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use scalelab_proxy::config;
 use scalelab_proxy::server::{self, RunOptions};
@@ -94,11 +93,20 @@ fn init_logging(format: LogFormat) {
         // A line that cannot be written is dropped: the subscriber's default reports it with
         // `eprintln!`, which panics the logging thread when standard error is a closed pipe.
         .log_internal_errors(false)
+        .with_ansi(colour_wanted())
         .with_writer(scalelab_proxy::logging::stderr_writer());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+}
+
+/// Colours only for a person at a terminal: a pipe or a file gets plain text, and `NO_COLOR`
+/// (any non-empty value, <https://no-color.org>) turns them off everywhere.
+fn colour_wanted() -> bool {
+    use std::io::IsTerminal as _;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    !no_color && std::io::stderr().is_terminal()
 }
 
 fn main() -> ExitCode {
@@ -132,7 +140,7 @@ fn main() -> ExitCode {
     let code = match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
+            // Once, without a timestamp or level: the one line an operator must read.
             eprintln!("scalelab-proxy: {error:#}");
             ExitCode::FAILURE
         }
@@ -152,6 +160,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             upgrade: cli.upgrade,
             upgrade_sock: cli.upgrade_sock,
         },
-    )
-    .context("running the proxy")
+    )?;
+    Ok(())
 }

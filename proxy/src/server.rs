@@ -30,6 +30,8 @@ pub enum StartError {
     AccessLog(#[from] crate::access_log::AccessLogError),
     #[error(transparent)]
     Tls(#[from] crate::tls::listener::TlsSetupError),
+    #[error(transparent)]
+    Listen(#[from] crate::edge::listener::BindError),
 }
 
 /// Options that come from the command line rather than the file.
@@ -51,6 +53,17 @@ pub fn run(
     options: RunOptions,
 ) -> Result<(), StartError> {
     let settings = config.proxy.clone();
+    // An upgrading process takes the listening sockets over from the running one, which
+    // still holds them: only a fresh start must find its addresses free.
+    if !options.upgrade {
+        let addrs: Vec<_> = settings
+            .listen
+            .iter()
+            .chain(&settings.tls_listen)
+            .copied()
+            .collect();
+        crate::edge::listener::check_bindable(&addrs)?;
+    }
     crate::telemetry::init().map_err(StartError::Metrics)?;
     crate::access_log::init(&settings.access_log)?;
     let shared = Shared::with_source(config_path, config, source);

@@ -168,7 +168,6 @@ fn vectors() -> Result<Vectors, prometheus::Error> {
         register(name, Box::new(vec.clone()));
         Ok(vec)
     }
-    register_process_metrics();
     Ok(Vectors {
         requests: counter(
             "scalelab_http_requests_total",
@@ -230,16 +229,6 @@ fn register(name: &str, collector: Box<dyn Collector>) {
     if let Err(error) = prometheus::register(collector) {
         tracing::error!(metric = name, %error, "cannot register metric");
     }
-}
-
-/// `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`,
-/// `process_start_time_seconds` (and the rest of the process collector's series).
-fn register_process_metrics() {
-    #[cfg(target_os = "linux")]
-    register(
-        "process",
-        Box::new(prometheus::process_collector::ProcessCollector::for_self()),
-    );
 }
 
 static VECTORS: OnceLock<Vectors> = OnceLock::new();

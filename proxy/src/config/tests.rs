@@ -132,6 +132,49 @@ fn syntax_and_unknown_keys_are_errors_with_lines() {
     assert_eq!(found[0].line, Some(1));
 }
 
+/// Every unknown key and every wrong type is reported at once with its full path and line,
+/// then the semantic checks run on what decoded (issue 31: `--check` used to stop at the
+/// first, with the path `(file)`).
+#[test]
+fn every_unknown_key_and_type_error_is_reported_then_the_semantic_checks() {
+    let source = VALID
+        .replace("threads = 2", "threads = 0\nthreadz = 2")
+        .replace("retries = 2", "retriez = 2\nconnect_timeoutt = \"1s\"")
+        .replace("healthy_threshold = 2", "healthy_threshold = \"two\"")
+        .replace(
+            "methods = [\"get\", \"HEAD\"]",
+            "methods = [\"get\"]\nstrip_prefixx = true",
+        );
+    let found: Vec<(Option<usize>, String)> = issues(&source)
+        .into_iter()
+        .map(|problem| (problem.line, problem.path))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (Some(6), "proxy.threadz".to_string()),
+            (Some(13), "upstreams.gateways.retriez".to_string()),
+            (Some(14), "upstreams.gateways.connect_timeoutt".to_string()),
+            (
+                Some(20),
+                "upstreams.gateways.health_check.healthy_threshold".to_string()
+            ),
+            (Some(28), "routes[0].strip_prefixx".to_string()),
+            // The semantic check after the decoding ones: the file's other values still count.
+            (Some(5), "proxy.threads".to_string()),
+        ]
+    );
+    // A required key with a wrong type ends the repair there (nothing to validate without it),
+    // and is reported once, not also as missing.
+    let found = issues(&VALID.replace("upstream = \"gateways\"", "upstream = 3\nupstreamz = 1"));
+    let paths: Vec<&str> = found.iter().map(|problem| problem.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["routes[0].upstream", "routes[0].upstreamz"],
+        "{found:?}"
+    );
+}
+
 #[test]
 fn shipped_config_is_valid() {
     let source = include_str!("../../../config.toml");

@@ -3,13 +3,15 @@
 //!
 //! One concept per module: `check` (reading one value with a fallback), `upstream` (the
 //! `[upstreams]` tables and health checks), `cache` (the `[cache]` table and a route's cache),
-//! `routes` (the `[[routes]]` tables) and `lines` (finding the line of a problem). The `[proxy]`
+//! `routes` (the `[[routes]]` tables), `decode` (text to `FileConfig`, every unknown key and
+//! wrong type at once) and `lines` (finding the line of a problem). The `[proxy]`
 //! table is small enough to stay here, next to `validate`, which ties the sections together.
 
 mod access_log;
 mod cache;
 mod check;
 mod client;
+mod decode;
 mod limits;
 mod lines;
 mod redis;
@@ -18,7 +20,8 @@ mod tls;
 mod transport;
 mod upstream;
 
-pub use lines::{locate, parse_problem};
+pub use decode::decode;
+pub use lines::locate;
 pub(super) use redis::validate_redis as redis_settings;
 pub use upstream::MAX_SERVERS_PER_UPSTREAM;
 

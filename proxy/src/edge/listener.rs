@@ -52,3 +52,40 @@ where
         }
     }
 }
+
+/// Why a listen address cannot be served.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {}", describe(cause))]
+pub struct BindError {
+    pub addr: SocketAddr,
+    /// Described in the message, not chained as a source: the OS's wording adds nothing.
+    pub cause: std::io::Error,
+}
+
+fn describe(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => "address in use (another program listens there)".into(),
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)".into()
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "no interface of this machine has that address".into()
+        }
+        _ => error.to_string(),
+    }
+}
+
+/// Checks that every address can be bound now, before Pingora binds them: Pingora retries an
+/// address in use for about 30 s and then panics in its service thread, leaving a process
+/// without that listener, while an operator needs a clear error and a non-zero exit at once.
+/// The probe binds as Pingora does (std sets `SO_REUSEADDR`, so a port held only by
+/// connections in TIME_WAIT passes) and closes the socket again at once.
+///
+/// # Errors
+/// The first address that cannot be bound, with the reason.
+pub fn check_bindable(addrs: &[SocketAddr]) -> Result<(), BindError> {
+    for &addr in addrs {
+        std::net::TcpListener::bind(addr).map_err(|cause| BindError { addr, cause })?;
+    }
+    Ok(())
+}

@@ -64,7 +64,7 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
                 tracing::error!(
                     trigger = trigger.name(),
                     path = %problem.path,
-                    line = ?problem.line,
+                    line = problem.line,
                     "config reload rejected: {}",
                     problem.message
                 );

@@ -207,3 +207,71 @@ async fn json_logs_have_one_access_line_per_request() {
     assert_eq!(line["strategy"], "least_connections");
     assert!(line["duration_ms"].as_f64().is_some());
 }
+
+/// Issue 31: a listen port held by another program gave a false start, about 30 s of "is in
+/// use, will try again", then a panic with a backtrace in a process that stayed alive without
+/// its listener. Now: one clear line and a non-zero exit at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listen_address_in_use_is_one_clear_error_and_a_failed_exit() {
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .route("api", "/api", "g");
+    let holder = std::net::TcpListener::bind(("127.0.0.1", config.proxy_port)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config.render()).unwrap();
+    let mut child = std::process::Command::new(binary())
+        .arg("--config")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stderr.take().expect("piped stderr");
+    let mut child = scalelab_test_support::ChildGuard::new(child, "proxy");
+    // Read only once it exited: before the fix it stayed alive, and the read would block.
+    let status = child.wait_exit(patient(Duration::from_secs(5))).await;
+    assert_eq!(status.code(), Some(1));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "scalelab-proxy: cannot listen on 127.0.0.1:{}: address in use (another program listens there)",
+            config.proxy_port
+        ),
+        "the whole standard error"
+    );
+    drop(holder);
+}
+
+/// Issue 31: every start logged an ERROR (the process collector registered twice), and the
+/// log written to a file carried terminal colour codes. A clean start, a request and a
+/// shutdown log neither an ERROR nor a WARN, and no escape code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_start_logs_no_error_no_warning_and_no_colour() {
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .route("api", "/api", "g");
+    let proxy = TestProxy::start(&config).await;
+    let response = client().get(proxy.url("/api/x")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    // The process series still come from the default registry's own collector.
+    assert!(scrape(&proxy)
+        .await
+        .contains("process_resident_memory_bytes "));
+    let log = eventually(Duration::from_secs(3), "the access-log line", || {
+        let log = proxy.log();
+        async move { log.contains("GET /api/x").then_some(log) }
+    })
+    .await;
+    assert!(
+        log.contains(" INFO "),
+        "the log has its start lines:\n{log}"
+    );
+    for bad in [" ERROR ", " WARN ", "\u{1b}["] {
+        assert!(!log.contains(bad), "{bad:?} in a clean start's log:\n{log}");
+    }
+}
