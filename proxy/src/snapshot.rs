@@ -6,7 +6,7 @@ use crate::cache::CacheConfig;
 use crate::config::Config;
 use crate::ratelimit::RouteLimits;
 use crate::routing::RouteTable;
-use crate::telemetry::RouteMetrics;
+use crate::telemetry::{Expected, RouteMetrics};
 use crate::upstream::{Registry, UpstreamPool};
 use std::sync::Arc;
 
@@ -61,11 +61,19 @@ impl Snapshot {
                 })
                 .collect(),
         };
+        // Each route's common series exist from the start (at 0), so a dashboard sees its
+        // first requests; a reload that removes the route prunes them as before.
+        let h2 = config.proxy.h2c || !config.proxy.tls_listen.is_empty();
         let route_metrics = config
             .routes
             .iter()
-            .map(|route| RouteMetrics::new(&route.name))
-            .chain(std::iter::once(RouteMetrics::new("none")))
+            .map(|route| (route.name.as_str(), Some(route)))
+            .chain(std::iter::once(("none", None)))
+            .map(|(name, route)| {
+                let metrics = RouteMetrics::new(name);
+                metrics.warm(&Expected::of(route, h2));
+                metrics
+            })
             .collect();
         let limits = config
             .routes

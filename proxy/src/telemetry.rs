@@ -44,6 +44,9 @@ const CODES: [u16; 22] = [
     502, 503, 504,
 ];
 
+/// The upstream answers whose series every server has from its start.
+const SERVER_CODES: [u16; 5] = [200, 500, 502, 503, 504];
+
 /// How a request used the cache, for the duration histogram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheUse {
@@ -300,18 +303,8 @@ impl RouteMetrics {
             return;
         };
         let method = method_index(method);
-        let slots = &self.requests[protocol.index() * METHODS.len() * CODES.len()..];
         match CODES.iter().position(|&code| code == status) {
-            Some(code) => slots[method * CODES.len() + code]
-                .get_or_init(|| {
-                    vectors.requests.with_label_values(&[
-                        self.route.as_str(),
-                        METHODS[method],
-                        &CODES[code].to_string(),
-                        protocol.label(),
-                    ])
-                })
-                .inc(),
+            Some(code) => self.request_counter(vectors, method, protocol, code).inc(),
             None => vectors
                 .requests
                 .with_label_values(&[
@@ -322,17 +315,70 @@ impl RouteMetrics {
                 ])
                 .inc(),
         }
-        let slot = CacheUse::ALL.iter().position(|c| *c == cache).unwrap_or(4);
-        self.duration[slot]
-            .get_or_init(|| {
-                vectors
-                    .duration
-                    .with_label_values(&[self.route.as_str(), cache.label()])
-            })
+        self.duration_histogram(vectors, cache)
             .observe(duration.as_secs_f64());
         self.size
             .get_or_init(|| vectors.size.with_label_values(&[self.route.as_str()]))
             .observe(body_bytes as f64);
+    }
+
+    /// The pre-resolved `scalelab_http_requests_total` series of (method, protocol, code),
+    /// indexes into `METHODS` and `CODES`.
+    fn request_counter(
+        &self,
+        vectors: &Vectors,
+        method: usize,
+        protocol: Protocol,
+        code: usize,
+    ) -> &IntCounter {
+        self.requests[(protocol.index() * METHODS.len() + method) * CODES.len() + code].get_or_init(
+            || {
+                vectors.requests.with_label_values(&[
+                    self.route.as_str(),
+                    METHODS[method],
+                    &CODES[code].to_string(),
+                    protocol.label(),
+                ])
+            },
+        )
+    }
+
+    fn duration_histogram(&self, vectors: &Vectors, cache: CacheUse) -> &Histogram {
+        let slot = CacheUse::ALL.iter().position(|c| *c == cache).unwrap_or(4);
+        self.duration[slot].get_or_init(|| {
+            vectors
+                .duration
+                .with_label_values(&[self.route.as_str(), cache.label()])
+        })
+    }
+
+    /// Creates the series of `expected` at 0 before any request. Prometheus' `rate()` and
+    /// `increase()` need two samples of a series, so a series born at its first request hides
+    /// that request, or a whole first burst between two scrapes (issue 31: 1,278 requests read
+    /// as ~260, and every 429 and 401 as 0). Nothing else changes: a request finds its series
+    /// already made.
+    pub fn warm(&self, expected: &Expected) {
+        let Some(vectors) = VECTORS
+            .get()
+            .filter(|_| !self.retired.load(Ordering::Relaxed))
+        else {
+            return;
+        };
+        for method in &expected.methods {
+            let method = method_index(method);
+            for &protocol in &expected.protocols {
+                for status in &expected.codes {
+                    if let Some(code) = CODES.iter().position(|code| code == status) {
+                        self.request_counter(vectors, method, protocol, code);
+                    }
+                }
+            }
+        }
+        for &cache in &expected.caches {
+            self.duration_histogram(vectors, cache);
+        }
+        self.size
+            .get_or_init(|| vectors.size.with_label_values(&[self.route.as_str()]));
     }
 }
 
@@ -367,15 +413,62 @@ impl ServerMetrics {
             .filter(|_| !self.retired.load(Ordering::Relaxed))
     }
 
+    /// A server's series, made at 0 for the answers every server gives (200 and the 5xx
+    /// codes), its response time and every kind of error, so the first of each is seen by
+    /// `rate()` (see `RouteMetrics::warm`). Before `init` (unit tests) nothing is made.
     pub fn new(upstream: &str, server: &str) -> ServerMetrics {
-        ServerMetrics {
+        let metrics = ServerMetrics {
             upstream: upstream.to_string(),
             retired: AtomicBool::new(false),
             server: server.to_string(),
             responses: (0..CODES.len()).map(|_| OnceLock::new()).collect(),
             duration: OnceLock::new(),
             errors: Default::default(),
+        };
+        if let Some(vectors) = metrics.vectors() {
+            for status in SERVER_CODES {
+                if let Some(code) = CODES.iter().position(|code| *code == status) {
+                    metrics.response_counter(vectors, code);
+                }
+            }
+            metrics.duration_histogram(vectors);
+            for kind in UpstreamError::ALL {
+                metrics.error_counter(vectors, kind);
+            }
         }
+        metrics
+    }
+
+    fn response_counter(&self, vectors: &Vectors, code: usize) -> &IntCounter {
+        self.responses[code].get_or_init(|| {
+            vectors.upstream_requests.with_label_values(&[
+                self.upstream.as_str(),
+                self.server.as_str(),
+                &CODES[code].to_string(),
+            ])
+        })
+    }
+
+    fn duration_histogram(&self, vectors: &Vectors) -> &Histogram {
+        self.duration.get_or_init(|| {
+            vectors
+                .upstream_duration
+                .with_label_values(&[self.upstream.as_str(), self.server.as_str()])
+        })
+    }
+
+    fn error_counter(&self, vectors: &Vectors, kind: UpstreamError) -> &IntCounter {
+        let slot = UpstreamError::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(0);
+        self.errors[slot].get_or_init(|| {
+            vectors.upstream_errors.with_label_values(&[
+                self.upstream.as_str(),
+                self.server.as_str(),
+                kind.label(),
+            ])
+        })
     }
 
     /// The server's response header arrived `after` the server was chosen.
@@ -383,44 +476,25 @@ impl ServerMetrics {
         let Some(vectors) = self.vectors() else {
             return;
         };
-        let labels = [self.upstream.as_str(), self.server.as_str()];
         match CODES.iter().position(|&code| code == status) {
-            Some(code) => self.responses[code]
-                .get_or_init(|| {
-                    vectors.upstream_requests.with_label_values(&[
-                        labels[0],
-                        labels[1],
-                        &CODES[code].to_string(),
-                    ])
-                })
-                .inc(),
+            Some(code) => self.response_counter(vectors, code).inc(),
             None => vectors
                 .upstream_requests
-                .with_label_values(&[labels[0], labels[1], &status.to_string()])
+                .with_label_values(&[
+                    self.upstream.as_str(),
+                    self.server.as_str(),
+                    &status.to_string(),
+                ])
                 .inc(),
         }
-        self.duration
-            .get_or_init(|| vectors.upstream_duration.with_label_values(&labels))
+        self.duration_histogram(vectors)
             .observe(after.as_secs_f64());
     }
 
     pub fn error(&self, kind: UpstreamError) {
-        let slot = UpstreamError::ALL
-            .iter()
-            .position(|k| *k == kind)
-            .unwrap_or(0);
-        let Some(vectors) = self.vectors() else {
-            return;
-        };
-        self.errors[slot]
-            .get_or_init(|| {
-                vectors.upstream_errors.with_label_values(&[
-                    self.upstream.as_str(),
-                    self.server.as_str(),
-                    kind.label(),
-                ])
-            })
-            .inc();
+        if let Some(vectors) = self.vectors() {
+            self.error_counter(vectors, kind).inc();
+        }
     }
 
     /// One active health check's result, and the transition it caused, if any.
@@ -471,6 +545,8 @@ mod protocol;
 mod prune;
 #[cfg(test)]
 mod tests;
+mod warm;
 
 pub use protocol::Protocol;
 pub use prune::{prune, prune_vec, Labels};
+pub use warm::Expected;

@@ -53,3 +53,64 @@ fn protocols_are_labelled_by_their_alpn_names_and_own_their_slots() {
         Protocol::ALL.len() * METHODS.len() * CODES.len()
     );
 }
+
+/// Which series a route starts with at 0 follows from its configuration (issue 31).
+#[test]
+fn a_routes_expected_series_follow_its_config() {
+    let text = r#"
+[proxy]
+listen = ["127.0.0.1:1"]
+admin_listen = "127.0.0.1:2"
+[auth]
+algorithms = ["HS256"]
+secret = "expected-series-test-secret-0123456789"
+[upstreams.g]
+servers = [{ addr = "127.0.0.1:3" }]
+[cache]
+tiers = [{ name = "l1", max_bytes = "1MiB" }]
+[[routes]]
+name = "plain"
+path = "/plain"
+upstream = "g"
+[[routes]]
+name = "everything"
+path = "/all"
+upstream = "g"
+methods = ["GET", "POST"]
+auth = "jwt"
+cache = { default_ttl = "10s" }
+rate_limits = [{ name = "r", rate = "1/s", burst = 1, key = "route" }]
+"#;
+    let config =
+        crate::config::parse(std::path::Path::new("./config.toml"), text).expect("a valid config");
+    let expected = |index: usize, h2: bool| Expected::of(config.routes.get(index), h2);
+    assert_eq!(
+        expected(0, false),
+        Expected {
+            methods: vec![http::Method::GET],
+            protocols: vec![Protocol::Http11],
+            codes: vec![200, 500, 502, 503, 504],
+            caches: vec![CacheUse::None],
+        }
+    );
+    assert_eq!(
+        expected(1, true),
+        Expected {
+            methods: vec![http::Method::GET, http::Method::POST],
+            protocols: vec![Protocol::Http11, Protocol::H2],
+            codes: vec![200, 304, 401, 429, 500, 502, 503, 504],
+            caches: vec![
+                CacheUse::Hit,
+                CacheUse::Miss,
+                CacheUse::Stale,
+                CacheUse::Bypass
+            ],
+        }
+    );
+    // Requests no route matched start with their 404.
+    assert_eq!(expected(7, false).codes, vec![404]);
+    // Every expected code has a pre-resolved slot (a code without one would not be made).
+    for code in expected(1, true).codes {
+        assert!(CODES.contains(&code), "{code}");
+    }
+}

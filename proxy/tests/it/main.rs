@@ -25,6 +25,7 @@ mod auth;
 mod balancing;
 mod cache;
 mod failover;
+mod first_burst;
 mod forwarding;
 mod grpc;
 mod harness;
