@@ -59,6 +59,17 @@ pub struct CacheCtx {
 }
 
 impl CacheCtx {
+    /// The `X-Cache` word of a response that came from the origin: the header and the access
+    /// log's `cache=` both write this one, so they never disagree (issue 31: the log said
+    /// `MISS` where the header said `BYPASS`).
+    pub fn origin_word(&self) -> &'static str {
+        match self.use_kind() {
+            CacheUse::Stale => "STALE",
+            CacheUse::Bypass => "BYPASS",
+            _ => "MISS",
+        }
+    }
+
     /// How this request used the cache, for the latency histogram (a hit served from the
     /// store is counted by the caller, which knows it answered one).
     pub fn use_kind(&self) -> CacheUse {

@@ -50,7 +50,8 @@ pub(super) fn access_log(
         attempts: ctx.attempts,
         cache: ctx
             .cache_served
-            .unwrap_or(if ctx.cache.is_some() { "MISS" } else { "-" }),
+            .or_else(|| ctx.cache.as_ref().map(|cache| cache.origin_word()))
+            .unwrap_or("-"),
         duration: elapsed,
         request_id: ctx.request_id.as_bytes(),
         error: error.map(|e| e.etype().as_str()),

@@ -224,3 +224,46 @@ async fn a_standard_error_nobody_reads_never_blocks_a_request() {
     .await;
     assert!(dropped <= 1000.0, "{dropped}");
 }
+
+/// Issue 31: the access log wrote `cache=MISS` where the response said `X-Cache: BYPASS`. The
+/// log's `cache=` is now the header's word, for a miss, a hit and a bypass alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_logs_cache_word_is_the_x_cache_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .proxy_setting(&format!(
+            "access_log = {{ path = {:?} }}",
+            path.display().to_string()
+        ))
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .cache(&[("l1", 1 << 20)], 2)
+        .cached_route("data", "/data", "g", "default_ttl = \"60s\"");
+    let proxy = TestProxy::start(&config).await;
+    let http = client();
+    for (id, target) in [
+        ("word-miss", "/data/a"),
+        ("word-hit", "/data/a"),
+        ("word-bypass", "/data/a?bypass_cache=1"),
+    ] {
+        let response = http
+            .get(proxy.url(target))
+            .header("X-Request-Id", id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let word = response.headers()["x-cache"].to_str().unwrap().to_string();
+        let needle = format!("request_id=\"{id}\"");
+        let line = eventually(Duration::from_secs(3), "the access-log line", || {
+            let found = lines(&path).into_iter().find(|l| l.contains(&needle));
+            async move { found }
+        })
+        .await;
+        assert!(
+            line.contains(&format!(" cache={word} ")),
+            "{id}: X-Cache {word}, log line {line}"
+        );
+    }
+}

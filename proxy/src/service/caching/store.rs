@@ -2,7 +2,7 @@
 //! freshening of a stored object on a 304, the stale-if-error swap on a 5xx, and the cache
 //! headers of a response that came from the origin.
 
-use super::{conditionals, request_header, CacheCtx, Mode};
+use super::{conditionals, request_header, CacheCtx};
 use crate::cache::policy::{self, CacheControl, Conditionals, StoreInput};
 use crate::cache::{Entry, FillGuard, NewEntry};
 use crate::config::RouteCache;
@@ -269,15 +269,7 @@ pub fn decorate(ctx: &RequestCtx, response: &mut ResponseHeader) -> Result<()> {
     let Some(cache) = ctx.cache.as_ref() else {
         return Ok(());
     };
-    let x_cache = if cache.serving_stale.is_some() {
-        "STALE"
-    } else {
-        match cache.mode {
-            Mode::Bypass => "BYPASS",
-            Mode::Miss | Mode::Revalidate => "MISS",
-        }
-    };
-    response.insert_header(headers::CACHE, x_cache)?;
+    response.insert_header(headers::CACHE, cache.origin_word())?;
     if !cache.cache_status.is_empty() {
         response.insert_header(headers::CACHE_STATUS, cache.cache_status.clone())?;
     }
