@@ -4,6 +4,7 @@
 
 mod access_log;
 mod client_limits;
+pub mod edge;
 mod file;
 pub mod key_template;
 pub mod limits;
@@ -194,6 +195,9 @@ pub struct ProxySettings {
     /// server switched protocols.
     #[serde(with = "humantime_serde_compat")]
     pub tunnel_timeout: Duration,
+    /// `https_redirect`, the proxy-wide header rules and `forwarded` (live).
+    #[serde(flatten)]
+    pub edge: edge::ProxyEdge,
 }
 
 /// One `[upstreams.NAME]` group.
@@ -242,15 +246,28 @@ pub struct HealthCheck {
     pub unhealthy_threshold: u32,
 }
 
-/// One `[[routes]]` entry. Matching is by longest `path` prefix, then `host`, then `methods`.
+/// One `[[routes]]` entry. Matching is by host (exact, then wildcard, then none), then the
+/// longest `path` prefix, then `methods` (see `routing`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Route {
     pub name: String,
     pub path: String,
-    pub host: Option<String>,
+    /// Lowercase names, exact or `*.domain`; empty: any host.
+    pub hosts: Vec<String>,
     #[serde(serialize_with = "serialize_methods")]
     pub methods: Option<Vec<Method>>,
-    pub upstream: String,
+    /// `None` when the route answers by itself (`redirect` or `respond`).
+    pub upstream: Option<String>,
+    pub redirect: Option<edge::Redirect>,
+    pub respond: Option<edge::Respond>,
+    /// Put in front of the path the upstream sees, after `strip_prefix` and `rewrite`.
+    pub add_prefix: Option<String>,
+    pub rewrite: Option<edge::PathRewrite>,
+    /// Applied after `[proxy]`'s rules.
+    pub request_headers: edge::HeaderRules,
+    pub response_headers: edge::HeaderRules,
+    /// Overrides `[proxy] https_redirect` for this route.
+    pub https_redirect: Option<bool>,
     /// `None` when the route does not cache.
     pub cache: Option<RouteCache>,
     pub auth: RouteAuth,
@@ -339,10 +356,17 @@ fn parse_in(source: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         Ok(config) if problems.is_empty() => Ok(config),
         Ok(_) => Err(problems),
         Err(semantic) => {
-            problems.extend(semantic.into_iter().map(|mut problem| {
-                problem.line = validate::locate(source, &problem.path);
-                problem
-            }));
+            // A key the decoding set aside is already reported; the checks would only add
+            // that it is missing.
+            let semantic: Vec<Problem> = semantic
+                .into_iter()
+                .filter(|problem| !problems.iter().any(|p| p.path == problem.path))
+                .map(|mut problem| {
+                    problem.line = validate::locate(source, &problem.path);
+                    problem
+                })
+                .collect();
+            problems.extend(semantic);
             Err(problems)
         }
     }
@@ -374,12 +398,20 @@ impl Config {
             ));
         }
         for route in &self.routes {
+            let hosts = if route.hosts.is_empty() {
+                "*".to_string()
+            } else {
+                route.hosts.join(",")
+            };
+            let target = match (&route.upstream, &route.redirect, &route.respond) {
+                (_, Some(redirect), _) => format!("redirect {}", redirect.to.source()),
+                (_, _, Some(respond)) => format!("respond {}", respond.status),
+                (Some(upstream), _, _) => upstream.clone(),
+                (None, None, None) => "-".to_string(),
+            };
             out.push_str(&format!(
                 "route {}: {}{} -> {}\n",
-                route.name,
-                route.host.as_deref().unwrap_or("*"),
-                route.path,
-                route.upstream
+                route.name, hosts, route.path, target
             ));
         }
         if let Some(tls) = &self.tls {

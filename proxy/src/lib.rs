@@ -28,6 +28,7 @@ pub mod snapshot;
 pub mod state;
 pub mod tasks;
 pub mod telemetry;
+pub mod template;
 pub mod tls;
 pub mod upgrade;
 pub mod upstream;

@@ -20,7 +20,7 @@ pub struct Snapshot {
     /// One pool per upstream, in `config.upstreams` order.
     pub pools: Vec<Arc<UpstreamPool>>,
     /// For each route (config order), the index of its pool in `pools`.
-    route_pools: Vec<usize>,
+    route_pools: Vec<Option<usize>>,
     /// The part of the config the cache follows.
     pub cache: CacheConfig,
     /// Each route's metric series (config order), then the series of requests no route matched.
@@ -37,15 +37,14 @@ impl Snapshot {
             .values()
             .map(|upstream| Arc::new(UpstreamPool::new(upstream.clone(), registry)))
             .collect();
-        // Validation guarantees every route names a defined upstream.
+        // Validation guarantees every upstream a route names is defined; a route that answers
+        // by itself has none.
         let route_pools = config
             .routes
             .iter()
             .map(|route| {
-                pools
-                    .iter()
-                    .position(|pool| pool.name() == route.upstream)
-                    .unwrap_or(0)
+                let upstream = route.upstream.as_deref()?;
+                pools.iter().position(|pool| pool.name() == upstream)
             })
             .collect();
         let cache = CacheConfig {
@@ -96,7 +95,11 @@ impl Snapshot {
     }
 
     pub fn pool_for_route(&self, route: usize) -> Option<&Arc<UpstreamPool>> {
-        self.route_pools.get(route).and_then(|&i| self.pools.get(i))
+        self.route_pools
+            .get(route)
+            .copied()
+            .flatten()
+            .and_then(|i| self.pools.get(i))
     }
 
     /// The metric series of route `route` (an index into `routes`), or of unmatched requests.

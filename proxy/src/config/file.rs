@@ -3,10 +3,12 @@
 //! Nothing here is validated beyond TOML types; durations and addresses stay strings so that
 //! `validate` can report every bad value at once, each with its TOML path.
 
+mod edge;
 mod tls;
 mod traffic;
 mod transport;
 
+pub use edge::{FileHeaderRules, FileHosts, FileRedirect, FileRespond, FileRewrite};
 pub use tls::{FileCertificate, FileTls};
 pub use traffic::{FileQueue, FileRateLimit};
 pub use transport::FileUpstreamTls;
@@ -57,6 +59,14 @@ pub struct FileProxy {
     pub forward_h2c_upgrade: Option<bool>,
     pub tunnel_timeout: Option<String>,
     pub h2c: Option<bool>,
+    /// Answer every plain-HTTP request with 308 to the same URL on the HTTPS listener.
+    pub https_redirect: Option<bool>,
+    /// Path prefixes `https_redirect` leaves alone (ACME's `/.well-known/acme-challenge/`).
+    pub https_redirect_except: Option<Vec<String>>,
+    pub request_headers: Option<FileHeaderRules>,
+    pub response_headers: Option<FileHeaderRules>,
+    /// Also send RFC 7239's `Forwarded` header upstream, beside `X-Forwarded-*`.
+    pub forwarded: Option<bool>,
 }
 
 /// `[proxy] access_log = { path, format, enabled }`.
@@ -108,9 +118,17 @@ pub struct FileHealthCheck {
 pub struct FileRoute {
     pub name: Option<String>,
     pub path: String,
-    pub host: Option<String>,
+    pub host: Option<FileHosts>,
     pub methods: Option<Vec<String>>,
-    pub upstream: String,
+    /// Required unless the route answers by itself (`redirect` or `respond`).
+    pub upstream: Option<String>,
+    pub redirect: Option<FileRedirect>,
+    pub respond: Option<FileRespond>,
+    pub add_prefix: Option<String>,
+    pub rewrite: Option<FileRewrite>,
+    pub request_headers: Option<FileHeaderRules>,
+    pub response_headers: Option<FileHeaderRules>,
+    pub https_redirect: Option<bool>,
     pub cache: Option<FileRouteCache>,
     pub auth: Option<String>,
     pub strip_prefix: Option<bool>,

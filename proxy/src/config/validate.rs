@@ -12,6 +12,7 @@ mod cache;
 mod check;
 mod client;
 mod decode;
+mod edge;
 mod limits;
 mod lines;
 mod redis;
@@ -128,5 +129,6 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
             DurationKind::Timeout,
             Duration::from_secs(3600),
         ),
+        edge: edge::validate_proxy_edge(file, problems),
     }
 }

@@ -30,13 +30,17 @@ pub(super) fn validate_routes(
                 format!("{:?} must start with '/'", route.path),
             );
         }
-        if !file.upstreams.contains_key(&route.upstream) {
+        if let Some(upstream) = route
+            .upstream
+            .as_ref()
+            .filter(|upstream| !file.upstreams.contains_key(*upstream))
+        {
             let known: Vec<&str> = file.upstreams.keys().map(String::as_str).collect();
             problems.push(
                 format!("{base}.upstream"),
                 format!(
                     "unknown upstream {:?}; defined: [{}]",
-                    route.upstream,
+                    upstream,
                     known.join(", ")
                 ),
             );
@@ -59,11 +63,12 @@ pub(super) fn validate_routes(
                 })
                 .collect()
         });
-        let host = route.host.as_ref().map(|h| h.to_ascii_lowercase());
-        if routes
-            .iter()
-            .any(|r| r.path == route.path && r.host == host && r.methods == methods)
-        {
+        let hosts = super::edge::validate_hosts(&base, route.host.as_ref(), problems);
+        if routes.iter().any(|r| {
+            r.path == route.path
+                && r.methods == methods
+                && (r.hosts == hosts || r.hosts.iter().any(|h| hosts.contains(h)))
+        }) {
             problems.push(
                 format!("{base}.path"),
                 format!(
@@ -99,7 +104,16 @@ pub(super) fn validate_routes(
             file.redis.is_some(),
             problems,
         );
+        let edge =
+            super::edge::validate_route_edge(&base, route, file, auth == RouteAuth::Jwt, problems);
         routes.push(Route {
+            redirect: edge.redirect,
+            respond: edge.respond,
+            add_prefix: edge.add_prefix,
+            rewrite: edge.rewrite,
+            request_headers: edge.request_headers,
+            response_headers: edge.response_headers,
+            https_redirect: edge.https_redirect,
             rate_limits,
             name,
             auth,
@@ -107,7 +121,7 @@ pub(super) fn validate_routes(
             upgrades: route.upgrades.unwrap_or(true),
             max_body_bytes: super::client::route_body_limit(&base, route, problems),
             path: route.path.clone(),
-            host,
+            hosts,
             methods,
             upstream: route.upstream.clone(),
             cache,
