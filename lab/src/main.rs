@@ -113,7 +113,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let colour = supervise::colour_wanted(args.no_color);
     runtime()?.block_on(async move {
         let mut supervisor = Supervisor::new(specs, args.restart, colour, &file.data_dir)?;
-        supervisor.stop_leftovers();
+        supervisor.claim()?;
         let started = async {
             supervisor.start_stage(Stage::Store, timeout).await?;
             supervisor.start_stage(Stage::Backend, timeout).await?;
