@@ -249,6 +249,17 @@ fn print_token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    // A file that is not TOML fails every table's check with the same parse error; it is said once, here, rather
+    // than by the proxy, [lab] and [auth] in turn.
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    if let Err(error) = text.parse::<toml::Table>() {
+        eprintln!(
+            "{} is not valid TOML, so none of its tables was checked:\n{error}",
+            args.config.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     let proxy = bin_dir(args.bin_dir.as_deref())?.join("scalelab-proxy");
     // The proxy's own check is the authority on its tables; running its binary keeps one implementation of it.
     let status = std::process::Command::new(&proxy)
