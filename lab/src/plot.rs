@@ -108,6 +108,34 @@ impl Ranged for GroupAxis {
     }
 }
 
+/// The latency axis: plotters' log scale with each tick once. Its key points repeat a decade's end: the last
+/// light tick of one decade (100 + 9 × 100) and the bold first of the next (1000) are both 1000, which drew the
+/// label "1000" twice on top of itself.
+struct LatencyAxis(LogCoord<f64>);
+
+impl Ranged for LatencyAxis {
+    type ValueType = f64;
+    // The labels come from the chart's formatter, as for the log scale itself.
+    type FormatOption = DefaultFormatting;
+
+    fn range(&self) -> Range<f64> {
+        self.0.range()
+    }
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.0.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        let mut labels = BTreeSet::new();
+        self.0
+            .key_points(hint)
+            .into_iter()
+            .filter(|&ms| labels.insert(format_ms(ms)))
+            .collect()
+    }
+}
+
 /// Renders into an SVG string; `chart` names the chart in the error.
 fn render(
     chart: &str,
@@ -175,8 +203,10 @@ pub fn latency_cdf(title: &str, lines: &[Line]) -> Result<String, PlotError> {
     };
     let high = latencies.fold(0.0, f64::max).max(low * 10.0);
     render(title, |root| {
-        let mut chart = builder(root, title)
-            .build_cartesian_2d((low * 0.9..high * 1.1).log_scale(), 0.0..100.0)?;
+        let mut chart = builder(root, title).build_cartesian_2d(
+            LatencyAxis((low * 0.9..high * 1.1).log_scale().into()),
+            0.0..100.0,
+        )?;
         chart
             .configure_mesh()
             .x_desc("latency (ms, log scale)")

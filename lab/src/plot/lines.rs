@@ -92,11 +92,23 @@ pub fn errors_over_time(runs: &[RunReport]) -> Vec<Line> {
     lines
 }
 
-/// Each server's share (in %) of the requests answered in each bucket of one run; a bucket nothing answered in
-/// is left out rather than drawn as 0 %.
+/// Each server's share (in %) of the requests answered in each bucket of one run. A bucket that answered fewer
+/// than a quarter of what a typical (median) bucket did is left out rather than drawn: the last one of a run
+/// holds only the stragglers, often all from the slowest server, and drew a spike to 100 % that says nothing
+/// about balancing; a bucket nothing answered in is left out too, rather than drawn as 0 %.
 pub fn shares_over_time(run: &RunReport) -> Vec<Line> {
     let timeline = &run.report.timeline;
     let width = timeline.bucket_s;
+    let answered =
+        |bucket: &crate::bench::timeline::Bucket| -> u64 { bucket.upstreams.values().sum() };
+    let mut counts: Vec<u64> = timeline
+        .buckets
+        .iter()
+        .map(answered)
+        .filter(|&count| count > 0)
+        .collect();
+    counts.sort_unstable();
+    let typical = counts.get(counts.len() / 2).copied().unwrap_or(0);
     let mut servers: Vec<&String> = run
         .report
         .upstreams
@@ -112,8 +124,8 @@ pub fn shares_over_time(run: &RunReport) -> Vec<Line> {
                 .buckets
                 .iter()
                 .filter_map(|bucket| {
-                    let answered: u64 = bucket.upstreams.values().sum();
-                    (answered > 0).then(|| {
+                    let answered = answered(bucket);
+                    (answered > 0 && answered.saturating_mul(4) >= typical).then(|| {
                         let count = bucket.upstreams.get(server).copied().unwrap_or(0);
                         (
                             bucket.t_s + width / 2.0,
@@ -212,14 +224,24 @@ mod tests {
                 (20, Outcome::Ok, "b"),
                 (30, Outcome::Ok, "b"),
                 (40, Outcome::Ok, "b"),
+                (50, Outcome::Ok, "b"),
+                (150, Outcome::Ok, "a"),
+                (160, Outcome::Ok, "a"),
+                (165, Outcome::Ok, "a"),
+                (170, Outcome::Ok, "b"),
+                (180, Outcome::Ok, "b"),
                 (350, Outcome::Ok, "a"),
             ],
         );
         let lines = shares_over_time(&report);
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].name, "a");
-        assert_eq!(lines[0].points, vec![(0.05, 25.0), (0.35, 100.0)]);
-        assert_eq!(lines[1].points, vec![(0.05, 75.0), (0.35, 0.0)]);
+        // The last bucket holds one straggler, under a quarter of a typical bucket's five: it is left out
+        // instead of drawing a spike to 100 %.
+        let shares = |line: &Line| -> Vec<f64> { line.points.iter().map(|&(_, y)| y).collect() };
+        assert_eq!(shares(&lines[0]), [20.0, 60.0]);
+        assert_eq!(shares(&lines[1]), [80.0, 40.0]);
+        assert_eq!(lines[0].points[0].0, 0.05);
         let svg = line_chart("rr: share per server", "seconds", "%", &lines).unwrap();
         assert!(svg.contains("rr: share per server"));
         assert!(line_chart("empty", "s", "n", &[])
