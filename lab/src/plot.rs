@@ -323,12 +323,51 @@ fn format_ms(ms: f64) -> String {
     }
 }
 
+/// The standard charts of one scenario, and a sentence for each chart left out because it would carry nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StandardCharts {
+    /// (file name, SVG).
+    pub charts: Vec<(String, String)>,
+    pub left_out: Vec<String>,
+}
+
+/// Why the cache chart would carry nothing, if it would: every request of every run got the same `X-Cache`
+/// word (100 % BYPASS when the runs bypass the cache), which makes one full bar per run.
+pub fn cache_chart_is_empty(report: &ScenarioReport) -> Option<String> {
+    let words: BTreeSet<&str> = report
+        .runs
+        .iter()
+        .flat_map(|run| {
+            run.report
+                .cache
+                .iter()
+                .filter(|(_, &count)| count > 0)
+                .map(|(word, _)| word.as_str())
+        })
+        .collect();
+    let [word] = words.into_iter().collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let what = match word {
+        // `bench` counts a response without X-Cache as "none".
+        "none" => "no response of any run carried X-Cache (the route does not cache)".to_owned(),
+        "BYPASS" => "every request of every run was BYPASS (these runs ask the proxy to bypass the cache, so \
+                     that every request reaches a gateway)"
+            .to_owned(),
+        word => format!("every request of every run was {word}"),
+    };
+    Some(format!(
+        "No chart of requests per cache result: {what}, so it would show one full bar per run."
+    ))
+}
+
 /// The charts of one scenario, as (file name, SVG): the latency CDF of every run, requests per upstream server,
-/// requests per cache result and failed requests over time (429 and 503 apart).
+/// requests per cache result and failed requests over time (429 and 503 apart); the last two only when they
+/// show something, else a sentence in `left_out` says why they are not there.
 ///
 /// # Errors
 /// plotters fails to draw.
-pub fn scenario_charts(report: &ScenarioReport) -> Result<Vec<(String, String)>, PlotError> {
+pub fn scenario_charts(report: &ScenarioReport) -> Result<StandardCharts, PlotError> {
     let scenario = &report.scenario;
     let lines: Vec<Line> = report
         .runs
@@ -355,7 +394,7 @@ pub fn scenario_charts(report: &ScenarioReport) -> Result<Vec<(String, String)>,
             .iter()
             .map(|run| (run.name.as_str(), &run.report.cache)),
     );
-    Ok(vec![
+    let mut charts = vec![
         (
             format!("{scenario}-latency.svg"),
             latency_cdf(&format!("{scenario}: latency CDF"), &lines)?,
@@ -368,24 +407,41 @@ pub fn scenario_charts(report: &ScenarioReport) -> Result<Vec<(String, String)>,
                 &upstreams,
             )?,
         ),
-        (
+    ];
+    let mut left_out = Vec::new();
+    match cache_chart_is_empty(report) {
+        Some(why) => left_out.push(why),
+        None => charts.push((
             format!("{scenario}-cache.svg"),
             grouped_bars(
                 &format!("{scenario}: requests per cache result"),
                 "X-Cache",
                 &cache,
             )?,
-        ),
-        (
+        )),
+    }
+    let failures = lines::errors_over_time(&report.runs);
+    if failures
+        .iter()
+        .all(|line| line.points.iter().all(|&(_, rate)| rate == 0.0))
+    {
+        left_out.push(
+            "No chart of failed requests over time: no request of any run failed (no 429, no 503, no other \
+             error)."
+                .to_owned(),
+        );
+    } else {
+        charts.push((
             format!("{scenario}-errors.svg"),
             lines::line_chart(
                 &format!("{scenario}: failed requests over time"),
                 "seconds into the run",
                 "failed requests per second",
-                &lines::errors_over_time(&report.runs),
+                &failures,
             )?,
-        ),
-    ])
+        ));
+    }
+    Ok(StandardCharts { charts, left_out })
 }
 
 #[cfg(test)]

@@ -248,4 +248,75 @@ mod tests {
             .unwrap()
             .contains("empty"));
     }
+
+    #[test]
+    fn standard_charts_that_would_carry_nothing_are_left_out_with_a_reason() {
+        use crate::bench::ScenarioReport;
+        let mut clean = run("rr", &[(10, Outcome::Ok, "a"), (20, Outcome::Ok, "b")]);
+        clean.report.cache = BTreeMap::from([("BYPASS".to_owned(), 2)]);
+        let mut limited = run(
+            "lc",
+            &[
+                (10, Outcome::Ok, "a"),
+                (20, Outcome::TooManyRequests, "none"),
+            ],
+        );
+        limited.report.cache = BTreeMap::from([("BYPASS".to_owned(), 1), ("none".to_owned(), 0)]);
+        let report = ScenarioReport {
+            scenario: "strategies".to_owned(),
+            runs: vec![clean.clone()],
+        };
+        let standard = crate::plot::scenario_charts(&report).unwrap();
+        let files: Vec<&str> = standard
+            .charts
+            .iter()
+            .map(|(file, _)| file.as_str())
+            .collect();
+        assert_eq!(
+            files,
+            ["strategies-latency.svg", "strategies-upstreams.svg"]
+        );
+        assert_eq!(standard.left_out.len(), 2, "{:?}", standard.left_out);
+        assert!(standard.left_out[0].starts_with(
+            "No chart of requests per cache result: every request of every run was BYPASS"
+        ));
+        assert!(standard.left_out[1].starts_with("No chart of failed requests over time"));
+
+        // A failure in one run brings the failures chart back; a second cache word brings the cache chart.
+        let mut mixed = clean;
+        mixed.report.cache = BTreeMap::from([("HIT".to_owned(), 1), ("MISS".to_owned(), 1)]);
+        let report = ScenarioReport {
+            scenario: "cache".to_owned(),
+            runs: vec![mixed, limited],
+        };
+        let standard = crate::plot::scenario_charts(&report).unwrap();
+        let files: Vec<&str> = standard
+            .charts
+            .iter()
+            .map(|(file, _)| file.as_str())
+            .collect();
+        assert_eq!(
+            files,
+            [
+                "cache-latency.svg",
+                "cache-upstreams.svg",
+                "cache-cache.svg",
+                "cache-errors.svg"
+            ]
+        );
+        assert!(standard.left_out.is_empty());
+
+        // Responses without X-Cache (a route without a cache) are counted as "none".
+        let mut uncached = run("rr", &[(10, Outcome::Ok, "a")]);
+        uncached.report.cache = BTreeMap::from([("none".to_owned(), 1)]);
+        let report = ScenarioReport {
+            scenario: "single".to_owned(),
+            runs: vec![uncached],
+        };
+        assert_eq!(
+            crate::plot::scenario_charts(&report).unwrap().left_out[0],
+            "No chart of requests per cache result: no response of any run carried X-Cache (the route does not \
+             cache), so it would show one full bar per run."
+        );
+    }
 }
