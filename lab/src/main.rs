@@ -90,7 +90,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut specs = plan::plan(&file, &bin_dir);
     let redis = if fleet::starts_redis(&file) {
         let binary = plan::find_in_path(std::env::var_os("PATH").as_deref(), "redis-server")
-            .context("a fleet runs redis-server, which is not in PATH; install it with `make deps` (scripts/install-deps.sh) or set [lab] redis_url")?;
+            .context("a fleet runs redis-server, which is not in PATH; install it with `bash scripts/install-deps.sh --fleet` (or `make deps`) or set [lab] redis_url")?;
         let dir = fleet::redis_dir(&file);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating Redis's data dir {}", dir.display()))?;
@@ -306,6 +306,9 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(hint) = scalelab_lab::cli::concurrency_given_as_config(&args.config) {
+        bail!(hint);
+    }
     let file = LabFile::load(&args.config)?;
     let url = args
         .url
