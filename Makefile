@@ -2,26 +2,35 @@
 CARGO ?= cargo
 CONFIG ?= config.toml
 
-.PHONY: up observe test deps build lint fmt check-config bench clean
+# Extra arguments for `scalelab up`, e.g. `make up ARGS=--restart`.
+ARGS ?=
 
-up: deps
+.PHONY: up observe test deps up-deps build lint fmt check-config bench clean
+
+# Installs only what building and running the lab needs (cmake, a C toolchain, pkg-config, curl).
+up: up-deps
 	$(CARGO) build --release --workspace --bins
-	./target/release/scalelab up --config $(CONFIG)
+	./target/release/scalelab up --config $(CONFIG) $(ARGS)
 
 # The lab plus a Prometheus that scrapes it; prints the Prometheus URL and three query links.
-observe: deps
+observe:
+	@bash scripts/install-deps.sh --observe
 	$(CARGO) build --release --workspace --bins
-	./target/release/scalelab up --observe --config $(CONFIG)
+	./target/release/scalelab up --observe --config $(CONFIG) $(ARGS)
 
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) test --workspace --locked
 
+# Everything: what `up` needs, plus Prometheus, Redis and the rustfmt/clippy components the tests need.
 deps:
+	@bash scripts/install-deps.sh --test
+
+up-deps:
 	@bash scripts/install-deps.sh
 
-build: deps
+build: up-deps
 	$(CARGO) build --release --workspace --bins
 
 fmt:

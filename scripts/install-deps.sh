@@ -1,28 +1,52 @@
 #!/usr/bin/env bash
-# Installs what building and testing scalelab needs on a Debian machine that has Rust:
-# cmake (pingora builds a C library with it), a C toolchain, Prometheus and promtool (for the dashboard and metrics tests),
-# redis-server (for the scale-out tests)
-# and the rustfmt/clippy components.
+# Installs what scalelab needs on a Debian machine that has Rust, and only that:
+#   (no flag)   what `make up` needs to build and run the lab: cmake (pingora builds a C library with it),
+#               a C toolchain, pkg-config, and curl for the README's tour.
+#   --observe   also Prometheus, for `scalelab up --observe` (`make observe`).
+#   --fleet     also redis-server, for `scalelab up --fleet` (a shared cache tier and task queue).
+#   --test      everything the test suite needs (`make test`, `.ci/run`): the above, promtool, redis-tools
+#               and the rustfmt/clippy components.
 # Idempotent: it installs only what is missing, so it is cheap to run every time.
 set -euo pipefail
+
+observe=false
+fleet=false
+test=false
+for arg in "$@"; do
+  case "$arg" in
+    --observe) observe=true ;;
+    --fleet) fleet=true ;;
+    --test) observe=true fleet=true test=true ;;
+    *)
+      echo "install-deps: unknown option $arg (use --observe, --fleet or --test)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
-# The dashboard test runs every Grafana panel's query against a real Prometheus, and the backends' metrics test lints
-# each /metrics exposition with promtool; Debian's prometheus package ships both.
-if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
-  need_apt+=(prometheus)
+# `up --observe` runs Prometheus; the dashboard test runs every Grafana panel's query against a real Prometheus,
+# and the backends' metrics test lints each /metrics exposition with promtool. Debian's prometheus package ships
+# both.
+if $observe; then
+  if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    need_apt+=(prometheus)
+  fi
 fi
-
-# The scale-out tests start their own redis-server (a shared task queue behind several workers); no service is
-# enabled or started here.
-command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# `up --fleet` and the scale-out tests start their own redis-server (a shared task queue behind several workers);
+# no service is enabled or started here.
+if $fleet; then
+  command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+fi
 # redis-cli joins the test cluster's nodes and pings a TLS-only server (redis-server depends on it
 # today; named so a packaging change cannot drop it).
-command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+if $test; then
+  command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+fi
 
 if ((${#need_apt[@]})); then
   sudo=""
@@ -44,7 +68,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "install-deps: cargo not found; install Rust with rustup first (https://rustup.rs)" >&2
   exit 1
 fi
-if command -v rustup >/dev/null 2>&1; then
+if $test && command -v rustup >/dev/null 2>&1; then
   for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^${component}" ||
       rustup component add "$component"

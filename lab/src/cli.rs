@@ -117,8 +117,8 @@ pub struct BenchArgs {
     /// Number of requests of each run.
     #[arg(long, short = 'n', default_value_t = 1000)]
     pub requests: u64,
-    /// Requests in flight at once.
-    #[arg(long, short = 'c', default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    /// Requests in flight at once (`-j` as in make's jobs: `-c` is the config file in every subcommand).
+    #[arg(long, short = 'j', default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: u32,
     /// Balancing strategy, sent as `?strategy=` (round_robin, weighted, least_connections).
     #[arg(long)]
@@ -134,7 +134,8 @@ pub struct BenchArgs {
     pub no_token: bool,
     /// The lab's config file: where the proxy, its admin API and the backends listen, the [auth] table that mints
     /// the token, and the file the lessons rewrite (it must be the one the running proxy loaded).
-    #[arg(long, short = 'C', default_value = "config.toml")]
+    // `-C` was its short form before `-c` meant the config everywhere; kept as a hidden alias.
+    #[arg(long, short = 'c', short_alias = 'C', default_value = "config.toml")]
     pub config: PathBuf,
     /// Timeout of each request.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -146,6 +147,17 @@ pub struct BenchArgs {
     /// No progress bar (for CI logs).
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// The hint for `bench -c 32` written the old way, when `-c` was the concurrency: a config path that is a number
+/// and names no file was almost certainly meant as the concurrency.
+pub fn concurrency_given_as_config(config: &std::path::Path) -> Option<String> {
+    let text = config.to_str()?;
+    (text.parse::<u32>().is_ok() && !config.exists()).then(|| {
+        format!(
+            "-c {text}: -c is the config file (in every subcommand); the concurrency is -j {text} or --concurrency {text}"
+        )
+    })
 }
 
 #[cfg(test)]
@@ -274,8 +286,9 @@ mod tests {
     #[test]
     fn bench_arguments() {
         let args =
-            bench("scalelab bench -n 50 -c 4 --strategy weighted --bypass-cache --out results");
+            bench("scalelab bench -n 50 -j 4 --strategy weighted --bypass-cache --out results");
         assert_eq!((args.requests, args.concurrency), (50, 4));
+        assert_eq!(args.config, PathBuf::from("config.toml"));
         assert_eq!(args.strategy.as_deref(), Some("weighted"));
         assert!(args.bypass_cache);
         assert_eq!(args.out, PathBuf::from("results"));
@@ -311,13 +324,69 @@ mod tests {
     }
 
     #[test]
+    fn every_subcommand_takes_the_config_as_c_and_config() {
+        let config = |line: &str| -> PathBuf {
+            match parse(line).unwrap().command {
+                Command::Up(args) => args.config,
+                Command::Token(args) => args.config,
+                Command::Check(args) => args.config,
+                Command::Bench(args) => args.config,
+            }
+        };
+        for command in ["up", "token", "check", "bench"] {
+            for flag in ["-c", "--config"] {
+                let line = format!("scalelab {command} {flag} lab.toml");
+                assert_eq!(config(&line), PathBuf::from("lab.toml"), "{line}");
+            }
+        }
+        // bench's old spelling still works, hidden from --help.
+        assert_eq!(
+            config("scalelab bench -C old.toml"),
+            PathBuf::from("old.toml")
+        );
+        let Command::Bench(args) = parse("scalelab bench --concurrency 8 -c lab.toml")
+            .unwrap()
+            .command
+        else {
+            panic!("not bench");
+        };
+        assert_eq!(
+            (args.concurrency, args.config),
+            (8, PathBuf::from("lab.toml"))
+        );
+        let help = <Cli as clap::CommandFactory>::command()
+            .find_subcommand_mut("bench")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(help.contains("-c, --config <CONFIG>"), "{help}");
+        assert!(help.contains("-j, --concurrency <CONCURRENCY>"), "{help}");
+        assert!(!help.contains("-C"), "{help}");
+    }
+
+    #[test]
+    fn a_number_given_as_the_config_is_taken_for_the_old_concurrency() {
+        use std::path::Path;
+        assert_eq!(
+            concurrency_given_as_config(Path::new("32")).as_deref(),
+            Some("-c 32: -c is the config file (in every subcommand); the concurrency is -j 32 or --concurrency 32")
+        );
+        assert_eq!(concurrency_given_as_config(Path::new("config.toml")), None);
+        assert_eq!(concurrency_given_as_config(Path::new("labs/32")), None);
+        // A file of that name is a config path after all (this test's own executable stands in for one).
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(concurrency_given_as_config(&exe), None);
+    }
+
+    #[test]
     fn bad_arguments_are_refused() {
         let cases = [
             "scalelab",
             "scalelab up --restart=maybe",
             "scalelab up --ready-timeout soon",
             "scalelab token --ttl forever",
-            "scalelab bench -c 0",
+            "scalelab bench -j 0",
+            "scalelab bench --concurrency 0",
             "scalelab bench --token abc --no-token",
             "scalelab bench --scenario priority",
             "scalelab bench --all --scenario cache",

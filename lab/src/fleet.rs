@@ -226,6 +226,7 @@ pub fn redis_child(file: &LabFile, binary: &Path) -> ChildSpec {
             "no".into(),
         ],
         health_url: format!("redis://{}", address.trim_start_matches("http://")),
+        more_ports: Vec::new(),
         stage: Stage::Store,
     }
 }
@@ -266,6 +267,10 @@ pub fn extend(children: &mut Vec<ChildSpec>, file: &LabFile, redis: Option<Child
                 at.admin_listen.to_string().into(),
             ]);
             other.health_url = format!("{}/health", at.admin_url);
+            other.more_ports = std::iter::once(at.listen)
+                .chain(at.tls_listen)
+                .map(|addr| addr.port())
+                .collect();
             added.push(other);
         }
     }

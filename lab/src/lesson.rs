@@ -82,11 +82,15 @@ pub struct Section {
     #[serde(skip)]
     pub figures: Vec<Figure>,
     pub verdict: String,
+    /// Paragraphs after the verdict: what the reader needs to read the numbers (a lesson's own explanation), and
+    /// why a standard chart is not there.
+    pub notes: Vec<String>,
 }
 
 impl Section {
     /// A section with the standard charts of its runs (latency CDF, requests per server and per cache result,
-    /// failures over time), none when it has no runs; lessons add their own.
+    /// failures over time, the last two only when they show something), none when it has no runs; lessons add
+    /// their own.
     ///
     /// # Errors
     /// plotters fails to draw.
@@ -102,11 +106,15 @@ impl Section {
         };
         // A lesson without bench runs (the worker's) has nothing for the standard charts to show.
         let standard = if report.runs.is_empty() {
-            Vec::new()
+            plot::StandardCharts {
+                charts: Vec::new(),
+                left_out: Vec::new(),
+            }
         } else {
             plot::scenario_charts(&report)?
         };
         let figures = standard
+            .charts
             .into_iter()
             .map(|(file, svg)| Figure {
                 title: chart_title(&file),
@@ -120,6 +128,7 @@ impl Section {
             tables: Vec::new(),
             figures,
             verdict,
+            notes: standard.left_out,
         })
     }
 

@@ -90,7 +90,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut specs = plan::plan(&file, &bin_dir);
     let redis = if fleet::starts_redis(&file) {
         let binary = plan::find_in_path(std::env::var_os("PATH").as_deref(), "redis-server")
-            .context("a fleet runs redis-server, which is not in PATH; install it with `make deps` (scripts/install-deps.sh) or set [lab] redis_url")?;
+            .context("a fleet runs redis-server, which is not in PATH; install it with `bash scripts/install-deps.sh --fleet` (or `make deps`) or set [lab] redis_url")?;
         let dir = fleet::redis_dir(&file);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating Redis's data dir {}", dir.display()))?;
@@ -113,7 +113,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let colour = supervise::colour_wanted(args.no_color);
     runtime()?.block_on(async move {
         let mut supervisor = Supervisor::new(specs, args.restart, colour, &file.data_dir)?;
-        supervisor.stop_leftovers();
+        supervisor.claim()?;
         let started = async {
             supervisor.start_stage(Stage::Store, timeout).await?;
             supervisor.start_stage(Stage::Backend, timeout).await?;
@@ -249,6 +249,17 @@ fn print_token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    // A file that is not TOML fails every table's check with the same parse error; it is said once, here, rather
+    // than by the proxy, [lab] and [auth] in turn.
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    if let Err(error) = text.parse::<toml::Table>() {
+        eprintln!(
+            "{} is not valid TOML, so none of its tables was checked:\n{error}",
+            args.config.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     let proxy = bin_dir(args.bin_dir.as_deref())?.join("scalelab-proxy");
     // The proxy's own check is the authority on its tables; running its binary keeps one implementation of it.
     let status = std::process::Command::new(&proxy)
@@ -295,6 +306,9 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(hint) = scalelab_lab::cli::concurrency_given_as_config(&args.config) {
+        bail!(hint);
+    }
     let file = LabFile::load(&args.config)?;
     let url = args
         .url

@@ -53,7 +53,7 @@ pub const QUERIES: [(&str, &str); 3] = [
 pub enum ObserveError {
     #[error(
         "`prometheus` was not found in PATH, and `up --observe` runs it; install it with `make deps` \
-         (scripts/install-deps.sh) or `apt-get install prometheus`"
+         (or `bash scripts/install-deps.sh --observe`) or `apt-get install prometheus`"
     )]
     Missing,
     #[error("cannot find a free port for Prometheus: {0}")]
@@ -199,6 +199,7 @@ pub fn child(binary: &Path, config: &Path, home: &Path, port: u16) -> ChildSpec 
             "--log.level=warn".into(),
         ],
         health_url: format!("{}/-/ready", base_url(port)),
+        more_ports: Vec::new(),
         stage: Stage::Observe,
     }
 }

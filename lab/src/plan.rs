@@ -26,6 +26,9 @@ pub struct ChildSpec {
     pub args: Vec<OsString>,
     /// The URL that answers 200 once the child is ready; a `redis://host:port` one answers PING instead.
     pub health_url: String,
+    /// Ports besides the health URL's that the child must listen on itself before it counts as ready: the
+    /// proxy's HTTP and HTTPS listeners, which its admin health URL says nothing about.
+    pub more_ports: Vec<u16>,
     pub stage: Stage,
 }
 
@@ -57,6 +60,7 @@ pub fn plan(file: &LabFile, bin_dir: &Path) -> Vec<ChildSpec> {
         binary: bin_dir.join(format!("scalelab-{kind}")),
         args,
         health_url: format!("{}/health", file.backend_url(port)),
+        more_ports: Vec::new(),
         stage: Stage::Backend,
     };
 
@@ -118,6 +122,11 @@ pub fn plan(file: &LabFile, bin_dir: &Path) -> Vec<ChildSpec> {
         binary: bin_dir.join("scalelab-proxy"),
         args: proxy_args,
         health_url: format!("{}/health", file.admin_url),
+        more_ports: [file.proxy_listen, file.tls_listen]
+            .into_iter()
+            .flatten()
+            .map(|addr| addr.port())
+            .collect(),
         stage: Stage::Proxy,
     });
     children
@@ -190,6 +199,7 @@ mod tests {
         let proxy = children.last().unwrap();
         assert_eq!(proxy.stage, Stage::Proxy);
         assert_eq!(proxy.health_url, "http://127.0.0.1:9901/health");
+        assert_eq!(proxy.more_ports, [8000, 8443]);
         assert!(children[..6].iter().all(|c| c.stage == Stage::Backend));
     }
 }

@@ -108,6 +108,34 @@ impl Ranged for GroupAxis {
     }
 }
 
+/// The latency axis: plotters' log scale with each tick once. Its key points repeat a decade's end: the last
+/// light tick of one decade (100 + 9 × 100) and the bold first of the next (1000) are both 1000, which drew the
+/// label "1000" twice on top of itself.
+struct LatencyAxis(LogCoord<f64>);
+
+impl Ranged for LatencyAxis {
+    type ValueType = f64;
+    // The labels come from the chart's formatter, as for the log scale itself.
+    type FormatOption = DefaultFormatting;
+
+    fn range(&self) -> Range<f64> {
+        self.0.range()
+    }
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.0.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        let mut labels = BTreeSet::new();
+        self.0
+            .key_points(hint)
+            .into_iter()
+            .filter(|&ms| labels.insert(format_ms(ms)))
+            .collect()
+    }
+}
+
 /// Renders into an SVG string; `chart` names the chart in the error.
 fn render(
     chart: &str,
@@ -175,8 +203,10 @@ pub fn latency_cdf(title: &str, lines: &[Line]) -> Result<String, PlotError> {
     };
     let high = latencies.fold(0.0, f64::max).max(low * 10.0);
     render(title, |root| {
-        let mut chart = builder(root, title)
-            .build_cartesian_2d((low * 0.9..high * 1.1).log_scale(), 0.0..100.0)?;
+        let mut chart = builder(root, title).build_cartesian_2d(
+            LatencyAxis((low * 0.9..high * 1.1).log_scale().into()),
+            0.0..100.0,
+        )?;
         chart
             .configure_mesh()
             .x_desc("latency (ms, log scale)")
@@ -293,12 +323,51 @@ fn format_ms(ms: f64) -> String {
     }
 }
 
+/// The standard charts of one scenario, and a sentence for each chart left out because it would carry nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StandardCharts {
+    /// (file name, SVG).
+    pub charts: Vec<(String, String)>,
+    pub left_out: Vec<String>,
+}
+
+/// Why the cache chart would carry nothing, if it would: every request of every run got the same `X-Cache`
+/// word (100 % BYPASS when the runs bypass the cache), which makes one full bar per run.
+pub fn cache_chart_is_empty(report: &ScenarioReport) -> Option<String> {
+    let words: BTreeSet<&str> = report
+        .runs
+        .iter()
+        .flat_map(|run| {
+            run.report
+                .cache
+                .iter()
+                .filter(|(_, &count)| count > 0)
+                .map(|(word, _)| word.as_str())
+        })
+        .collect();
+    let [word] = words.into_iter().collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let what = match word {
+        // `bench` counts a response without X-Cache as "none".
+        "none" => "no response of any run carried X-Cache (the route does not cache)".to_owned(),
+        "BYPASS" => "every request of every run was BYPASS (these runs ask the proxy to bypass the cache, so \
+                     that every request reaches a gateway)"
+            .to_owned(),
+        word => format!("every request of every run was {word}"),
+    };
+    Some(format!(
+        "No chart of requests per cache result: {what}, so it would show one full bar per run."
+    ))
+}
+
 /// The charts of one scenario, as (file name, SVG): the latency CDF of every run, requests per upstream server,
-/// requests per cache result and failed requests over time (429 and 503 apart).
+/// requests per cache result and failed requests over time (429 and 503 apart); the last two only when they
+/// show something, else a sentence in `left_out` says why they are not there.
 ///
 /// # Errors
 /// plotters fails to draw.
-pub fn scenario_charts(report: &ScenarioReport) -> Result<Vec<(String, String)>, PlotError> {
+pub fn scenario_charts(report: &ScenarioReport) -> Result<StandardCharts, PlotError> {
     let scenario = &report.scenario;
     let lines: Vec<Line> = report
         .runs
@@ -325,7 +394,7 @@ pub fn scenario_charts(report: &ScenarioReport) -> Result<Vec<(String, String)>,
             .iter()
             .map(|run| (run.name.as_str(), &run.report.cache)),
     );
-    Ok(vec![
+    let mut charts = vec![
         (
             format!("{scenario}-latency.svg"),
             latency_cdf(&format!("{scenario}: latency CDF"), &lines)?,
@@ -338,24 +407,41 @@ pub fn scenario_charts(report: &ScenarioReport) -> Result<Vec<(String, String)>,
                 &upstreams,
             )?,
         ),
-        (
+    ];
+    let mut left_out = Vec::new();
+    match cache_chart_is_empty(report) {
+        Some(why) => left_out.push(why),
+        None => charts.push((
             format!("{scenario}-cache.svg"),
             grouped_bars(
                 &format!("{scenario}: requests per cache result"),
                 "X-Cache",
                 &cache,
             )?,
-        ),
-        (
+        )),
+    }
+    let failures = lines::errors_over_time(&report.runs);
+    if failures
+        .iter()
+        .all(|line| line.points.iter().all(|&(_, rate)| rate == 0.0))
+    {
+        left_out.push(
+            "No chart of failed requests over time: no request of any run failed (no 429, no 503, no other \
+             error)."
+                .to_owned(),
+        );
+    } else {
+        charts.push((
             format!("{scenario}-errors.svg"),
             lines::line_chart(
                 &format!("{scenario}: failed requests over time"),
                 "seconds into the run",
                 "failed requests per second",
-                &lines::errors_over_time(&report.runs),
+                &failures,
             )?,
-        ),
-    ])
+        ));
+    }
+    Ok(StandardCharts { charts, left_out })
 }
 
 #[cfg(test)]

@@ -159,6 +159,9 @@ fn section(section: &Section) -> String {
         escape(&section.condition),
         escape(&section.verdict)
     );
+    for note in &section.notes {
+        let _ = write!(html, "<p class=\"note\">{}</p>", escape(note));
+    }
     if !section.report.runs.is_empty() {
         html.push_str(&summary_table(&section.report.runs));
         for (index, run) in section.report.runs.iter().enumerate() {
@@ -269,6 +272,7 @@ mod tests {
                 })
                 .collect(),
             verdict: "least_connections won".to_owned(),
+            notes: vec!["No chart of failed requests over time: none failed.".to_owned()],
         }
     }
 
@@ -301,6 +305,8 @@ mod tests {
         assert_eq!(html.matches("<figure class=\"plot\"").count(), 2);
         assert!(html.contains("Gateway &lt;g&gt; answers late &amp; slow"));
         assert!(html.contains("<strong>Verdict.</strong> least_connections won"));
+        assert!(html
+            .contains("<p class=\"note\">No chart of failed requests over time: none failed.</p>"));
         assert!(html.contains("<code>/data?strategy=round_robin&amp;bypass_cache=true</code>"));
         assert!(html.contains("Servers: 127.0.0.1:5000=1 (100%)"));
         assert!(html.contains("<caption>Waits</caption>"));

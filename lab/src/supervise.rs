@@ -4,15 +4,16 @@
 //! Every child is put in its own process group, so a Ctrl-C in the terminal reaches only `scalelab`, which then
 //! stops the children in order (SIGTERM, a bounded wait, SIGKILL) instead of having them all die at once mid-request.
 //! The flip side is that a SIGKILLed `scalelab` cannot take its children along (the workspace forbids the `unsafe`
-//! that `PR_SET_PDEATHSIG` would need), so their pids are kept in `<data_dir>/scalelab-up.pids` and the next `up`
-//! stops any that are still running.
+//! that `PR_SET_PDEATHSIG` would need), so their pids are kept in `<data_dir>/scalelab-up.pids` with the `up` that
+//! owns them: the next `up` refuses to start while that owner runs, and stops the children of a dead one.
 //!
 //! One concept per module: `child` (spawning one child and relaying its output with a prefix), `pid_file` (the
-//! pids of running children, and stopping leftovers of a killed `up`), `ready` (starting a stage and waiting for
+//! owning `up` and the pids of its children; refusing a second `up`, stopping leftovers of a killed one), `ready` (starting a stage and waiting for
 //! its health URLs), `restart` (what happens when a child exits: a report, a backoff and a respawn) and `stop`
 //! (the stop order and the SIGTERM-then-SIGKILL escalation). This module holds the state they all share.
 
 mod child;
+mod listen;
 mod pid_file;
 mod ping;
 mod ready;
@@ -24,31 +25,49 @@ pub use pid_file::PID_FILE;
 pub use restart::backoff;
 pub use stop::STOP_GRACE;
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::plan::ChildSpec;
 
 /// Why `up` stopped before or instead of running normally.
 #[derive(Debug, thiserror::Error)]
 pub enum UpError {
+    #[error(
+        "another `scalelab up` (pid {pid}: {command}) is running this lab, as {} says; nothing was started or \
+         stopped. Stop it with Ctrl-C in its terminal or `kill {pid}`, then run `up` again",
+        pid_file.display()
+    )]
+    AlreadyRunning {
+        pid: u32,
+        command: String,
+        pid_file: PathBuf,
+    },
     #[error("cannot start {name} ({binary}): {source}")]
     Spawn {
         name: String,
         binary: PathBuf,
         source: std::io::Error,
     },
-    #[error("{name} exited ({status}) before it was ready; its log is above")]
-    DiedBeforeReady { name: String, status: String },
-    #[error("{} did not answer {} within {timeout:?}", names.join(", "), urls.join(", "))]
+    #[error("{name} exited ({status}) before it was ready; its last log lines:\n{tail}")]
+    DiedBeforeReady {
+        name: String,
+        status: String,
+        tail: String,
+    },
+    #[error("not ready within {timeout:?}: {}; their last log lines:\n{tail}", waiting.join("; "))]
     NotReady {
-        names: Vec<String>,
-        urls: Vec<String>,
+        /// What each child that is not ready still lacks.
+        waiting: Vec<String>,
         timeout: Duration,
+        tail: String,
     },
     #[error("not ready within {timeout:?}: {what}")]
     StillWaiting { what: String, timeout: Duration },
@@ -77,7 +96,16 @@ struct Slot {
     /// Consecutive quick deaths, for the restart backoff.
     failures: u32,
     ready: bool,
+    /// What the last readiness check found missing, for the message when the deadline passes.
+    waiting: Option<String>,
+    /// The child's last lines of output, unprefixed, for the report of a child that fails its start.
+    tail: Arc<Mutex<VecDeque<String>>>,
+    /// The tasks relaying its stdout and stderr; awaited after an exit so the tail holds its last words.
+    relays: Vec<JoinHandle<()>>,
 }
+
+/// How many of a child's last lines the report of a failed start repeats.
+const TAIL_LINES: usize = 12;
 
 pub struct Supervisor {
     slots: Vec<Slot>,
@@ -137,6 +165,9 @@ impl Supervisor {
                 started: Instant::now(),
                 failures: 0,
                 ready: false,
+                waiting: None,
+                tail: Arc::default(),
+                relays: Vec::new(),
             })
             .collect();
         Ok(Supervisor {

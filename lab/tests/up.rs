@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use scalelab_test_support::{blocking_client, free_ports, patient, Signal};
+use scalelab_test_support::{blocking_client, free_ports, patient, ChildGuard, Signal};
 use serde_json::{json, Value};
 use support::{
     alive, assert_proxy_accepts_auth, build_siblings, children_of, lab_tail, mint_token,
@@ -145,7 +145,7 @@ fn bench_strategies(config: &Path, proxy: &str, out: &Path) {
             "strategies",
             "-n",
             "100",
-            "-c",
+            "-j",
             "4",
             "--quiet",
         ])
@@ -188,13 +188,23 @@ fn bench_strategies(config: &Path, proxy: &str, out: &Path) {
         "{}",
         runs[0]
     );
-    for chart in ["latency", "upstreams", "cache"] {
+    for chart in ["latency", "upstreams"] {
         let svg = std::fs::read_to_string(out.join(format!("strategies-{chart}.svg"))).unwrap();
         assert!(svg.starts_with("<svg"), "{chart}");
         for name in names.iter() {
             assert!(svg.contains(name), "{chart}: no {name}");
         }
     }
+    // This config's /data route does not cache: the cache chart would be one full bar per run, so the report
+    // says so instead of drawing it.
+    assert!(!out.join("strategies-cache.svg").exists());
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains(
+            "No chart of requests per cache result: no response of any run carried X-Cache"
+        ),
+        "{html}"
+    );
 }
 
 /// The seed's README flow through the proxy, with a token from `scalelab token`.
@@ -280,4 +290,131 @@ fn seed_flow(http: &reqwest::blocking::Client, proxy: &str, config: &Path, worke
         .json()
         .unwrap();
     assert!(stats["completed_tasks"].as_u64().unwrap() >= 1, "{stats}");
+}
+
+/// Runs `scalelab up` on `config` until it exits by itself (stopped with SIGTERM if the test fails first), and
+/// returns its exit status, stdout and stderr.
+fn up_until_exit(
+    config: &Path,
+    bin_dir: &Path,
+    extra: &[&str],
+) -> (std::process::ExitStatus, String, String) {
+    let dir = config.parent().unwrap();
+    let stdout_path = dir.join("second-up.stdout");
+    let stderr_path = dir.join("second-up.stderr");
+    let child = Command::new(scalelab())
+        .args(["up", "--no-color", "--config"])
+        .arg(config)
+        .arg("--bin-dir")
+        .arg(bin_dir)
+        .args(extra)
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard::new(child, "the second scalelab up").stop_with(Signal::SIGTERM);
+    let status = guard.wait_exit_blocking(patient(Duration::from_secs(120)));
+    (
+        status,
+        std::fs::read_to_string(&stdout_path).unwrap(),
+        std::fs::read_to_string(&stderr_path).unwrap(),
+    )
+}
+
+#[test]
+fn a_second_up_on_a_running_lab_is_refused_and_kills_nothing() {
+    let bin_dir = build_siblings();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(8);
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, config_text(&ports)).unwrap();
+    let mut first = Up::start(&config, &bin_dir, &[]);
+    first.wait_for("scalelab is up", Duration::from_secs(120));
+    let first_pid = first.child.id();
+    let children = children_of(first_pid);
+    assert_eq!(children.len(), 7, "/proc shows {children:?}");
+
+    let (status, stdout, stderr) = up_until_exit(&config, &bin_dir, &[]);
+    assert!(!status.success(), "{status}\n{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("another `scalelab up` (pid {first_pid}: "))
+            && stderr.contains(&format!("`kill {first_pid}`")),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("left over"), "{stdout}");
+    let left: Vec<u32> = children.iter().copied().filter(|&pid| alive(pid)).collect();
+    assert_eq!(left, children, "the first lab lost children");
+    let http = blocking_client(Duration::from_secs(10));
+    let health = http
+        .get(format!("http://127.0.0.1:{}/health", ports[6]))
+        .send()
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    first.drain();
+    assert!(
+        !first
+            .log
+            .iter()
+            .any(|line| line.contains("exited") || line.contains("stopping")),
+        "{}",
+        first.log.join("\n")
+    );
+
+    // The first `up` still owns its lab: it stops every child and exits cleanly.
+    first.child.signal(Signal::SIGTERM);
+    let status = first.child.wait_exit_blocking(Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+    let left: Vec<u32> = children.iter().copied().filter(|&pid| alive(pid)).collect();
+    assert!(left.is_empty(), "children still running: {left:?}");
+}
+
+/// Processes whose command line mentions one of `needles`.
+fn processes_mentioning(needles: &[String]) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|raw| {
+                let line = String::from_utf8_lossy(&raw);
+                needles.iter().any(|needle| line.contains(needle.as_str()))
+            })
+        })
+        .filter(|&pid| alive(pid))
+        .collect()
+}
+
+#[test]
+fn a_proxy_port_held_by_another_program_fails_up_with_the_proxy_log() {
+    let bin_dir = build_siblings();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(8);
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, config_text(&ports)).unwrap();
+    // Another program on the proxy's port: it accepts connections, so only who holds the socket tells them apart.
+    let _holder = std::net::TcpListener::bind(("127.0.0.1", ports[6])).unwrap();
+
+    let timeout = format!("{}ms", patient(Duration::from_secs(20)).as_millis());
+    let (status, stdout, stderr) = up_until_exit(&config, &bin_dir, &["--ready-timeout", &timeout]);
+    assert!(!status.success(), "{status}\n{stdout}\n{stderr}");
+    assert!(!stdout.contains("scalelab is up"), "{stdout}");
+    assert!(stdout.contains("all children stopped"), "{stdout}");
+    // The error names the proxy and repeats its last log lines, which name the address it could not take.
+    let (_, report) = stderr
+        .split_once("scalelab: ")
+        .unwrap_or_else(|| panic!("no error:\n{stderr}"));
+    assert!(report.contains("proxy"), "{stderr}");
+    assert!(
+        report
+            .lines()
+            .any(|line| line.starts_with("  [proxy] ") && line.contains(&ports[6].to_string())),
+        "{stderr}"
+    );
+    // Every child but the microservice names the temporary directory; the microservice names its port.
+    let needles = [
+        dir.path().to_string_lossy().into_owned(),
+        format!("--port\0{}\0", ports[3]),
+    ];
+    let left = processes_mentioning(&needles);
+    assert!(left.is_empty(), "still running: {left:?}");
 }

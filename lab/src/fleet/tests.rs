@@ -134,6 +134,8 @@ fn a_fleet_starts_redis_first_and_shares_it() {
         ]
     );
     assert_eq!(children[9].health_url, "http://127.0.0.1:9902/health");
+    // The second proxy is ready only on its own listeners, not the first one's.
+    assert_eq!(children[9].more_ports, [8001, 8444]);
     assert_eq!(children[9].stage, Stage::Proxy);
 }
 

@@ -93,13 +93,20 @@ fn balance(run: &RunReport, server: &str) -> Balance {
     }
 }
 
-/// `slow-server`: one gateway answers `slow_ms` to twice that late (200 to 400 ms unless asked otherwise); the
-/// same load once per strategy. The spread is what a struggling server looks like, and it makes the tail honest:
+/// `slow-server`: one gateway answers `slow_ms` to twice that late (200 to 400 ms unless asked otherwise), every
+/// gateway with the same weight; the same load once per strategy. The spread is what a struggling server looks like, and it makes the tail honest:
 /// with a fixed delay the p99 of any run that sends the slow gateway over 1 % of its requests is that delay, so
 /// least connections' tail could only tie with round robin's, never show how much rarer the slow answers are.
 pub async fn slow_server(lab: &Lab, restore: &mut Restore) -> Result<Section, LessonError> {
     let port = watched(lab)?;
     let slow = lab.knobs.gateway_addr(port);
+    // Equal weights, so that what each strategy sends the slow gateway shows what it reacts to: with the shipped
+    // 3/2/1 the slowed gateway has the smallest weight, and weighted sent it less than round robin for that
+    // reason alone, which read as a reaction to its latency.
+    let equal = vec![1; lab.knobs.file.lab.gateways.len()];
+    lab.knobs
+        .rewrite_config(restore, |table| set_weights(table, &equal))
+        .await?;
     lab.knobs
         .chaos(
             restore,
@@ -118,12 +125,16 @@ pub async fn slow_server(lab: &Lab, restore: &mut Restore) -> Result<Section, Le
     let verdict = verdict::slow_server(&slow, &balances);
     let condition = format!(
         "Gateway {slow} answers {} to {} ms late (its chaos latency_ms and latency_jitter_ms); the others are \
-         unchanged. Every request bypasses the cache so that it reaches a gateway; the same load runs once per \
-         strategy.",
+         unchanged. Every gateway gets the same weight for this lesson (a config rewrite, restored afterwards), so \
+         no strategy favours or avoids the slow one by configuration. Every request bypasses the cache so that it \
+         reaches a gateway; the same load runs once per strategy.",
         lab.slow_ms,
         lab.slow_ms * 2
     );
     let mut section = Section::new(Scenario::SlowServer, condition, runs, verdict)?;
+    if let Some(tail) = verdict::slow_server_tail(&balances) {
+        section.notes.insert(0, tail);
+    }
     section.share_figures()?;
     Ok(section)
 }

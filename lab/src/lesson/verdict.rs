@@ -41,7 +41,15 @@ pub struct Balance {
     pub mean: f64,
 }
 
-/// `slow-server`: how much each strategy sent the slow gateway, against the first run (round robin).
+/// What the strategies of `slow-server` react to, said after its numbers so that the verdict reads on its own.
+pub const SLOW_SERVER_REACTS: &str = "Every gateway has the same weight in this lesson, so weighted \
+    behaves like round robin here: its weights are static numbers from the config, and it does not react to a \
+    server's latency (only health checks and passive ejection take a failing server out, under every strategy). \
+    Least connections reacts without being told: a slow gateway holds its requests longer, so it has more in \
+    flight and is picked less.";
+
+/// `slow-server`: how much each strategy sent the slow gateway, against the first run (round robin), then what
+/// each strategy reacts to.
 pub fn slow_server(slow: &str, runs: &[Balance]) -> String {
     let Some((base, others)) = runs.split_first() else {
         return "no run finished, so there is nothing to compare".to_owned();
@@ -66,8 +74,39 @@ pub fn slow_server(slow: &str, runs: &[Balance]) -> String {
             ms(run.p99)
         ));
     }
-    text.push('.');
+    text.push_str(". ");
+    text.push_str(SLOW_SERVER_REACTS);
     text
+}
+
+/// `slow-server`: why the p99 moves so little (or, when a strategy kept the slow gateway under 1 % of the
+/// requests, why it moved), from the numbers of the runs; `None` without runs.
+pub fn slow_server_tail(runs: &[Balance]) -> Option<String> {
+    let best = runs.iter().min_by(|a, b| a.share.total_cmp(&b.share))?;
+    let p99s: Vec<String> = runs
+        .iter()
+        .map(|run| format!("{} {}", run.name, ms(run.p99)))
+        .collect();
+    Some(if best.share > 0.01 {
+        format!(
+            "Why the p99 barely moves: the p99 is the latency that 1 % of the requests exceed. Even {} sent the slow \
+             gateway {:.1} % of the requests, more than 1 %, so under every strategy the p99 is one of the slow \
+             gateway's answers ({}). What a strategy changes is how many requests get a slow answer: that shows in \
+             the p50, the mean and the latency curves, not in the p99. A slower gateway (--slow-ms) is avoided \
+             more by least connections and pushes its share towards 1 %.",
+            best.name,
+            best.share * 100.0,
+            p99s.join(", ")
+        )
+    } else {
+        format!(
+            "Why the p99 moved: the p99 is the latency that 1 % of the requests exceed, and {} sent the slow \
+             gateway only {:.1} % of the requests, under 1 %, so its p99 is a fast gateway's answer ({}).",
+            best.name,
+            best.share * 100.0,
+            p99s.join(", ")
+        )
+    })
 }
 
 /// `uneven-capacity`: equal weights (first run) against weights matching capacity (second).
@@ -326,7 +365,7 @@ mod tests {
                     balance("least_connections", 0.09, 222.0, 240.0, 0.0),
                 ],
                 "round_robin sent the slow gateway g:3 33% of its requests (p50 265 ms, p99 495 ms); \
-                 least_connections sent it 9% (less than round_robin), p50 265 ms -> 222 ms, p99 495 ms -> 240 ms.",
+                 least_connections sent it 9% (less than round_robin), p50 265 ms -> 222 ms, p99 495 ms -> 240 ms. ",
             ),
             (
                 vec![
@@ -334,13 +373,49 @@ mod tests {
                     balance("weighted", 0.333, 10.0, 20.0, 0.0),
                 ],
                 "round_robin sent the slow gateway g:3 33% of its requests (p50 10 ms, p99 20 ms); \
-                 weighted sent it 33% (as much as round_robin), p50 10 ms -> 10 ms, p99 20 ms -> 20 ms.",
+                 weighted sent it 33% (as much as round_robin), p50 10 ms -> 10 ms, p99 20 ms -> 20 ms. ",
             ),
-            (vec![], "no run finished, so there is nothing to compare"),
         ];
         for (runs, expected) in cases {
-            assert_eq!(slow_server("g:3", &runs), expected);
+            assert_eq!(
+                slow_server("g:3", &runs),
+                format!("{expected}{SLOW_SERVER_REACTS}")
+            );
         }
+        assert_eq!(
+            slow_server("g:3", &[]),
+            "no run finished, so there is nothing to compare"
+        );
+        assert!(SLOW_SERVER_REACTS.contains("does not react to a server's latency"));
+    }
+
+    #[test]
+    fn the_slow_server_report_explains_its_tail() {
+        let runs = [
+            balance("round_robin", 0.333, 265.0, 495.0, 0.0),
+            balance("weighted", 0.34, 262.0, 497.0, 0.0),
+            balance("least_connections", 0.06, 222.0, 480.0, 0.0),
+        ];
+        assert_eq!(
+            slow_server_tail(&runs).unwrap(),
+            "Why the p99 barely moves: the p99 is the latency that 1 % of the requests exceed. Even \
+             least_connections sent the slow gateway 6.0 % of the requests, more than 1 %, so under every strategy \
+             the p99 is one of the slow gateway's answers (round_robin 495 ms, weighted 497 ms, least_connections \
+             480 ms). What a strategy changes is how many requests get a slow answer: that shows in the p50, the \
+             mean and the latency curves, not in the p99. A slower gateway (--slow-ms) is avoided more by least \
+             connections and pushes its share towards 1 %."
+        );
+        let runs = [
+            balance("round_robin", 0.333, 265.0, 495.0, 0.0),
+            balance("least_connections", 0.004, 222.0, 40.0, 0.0),
+        ];
+        assert_eq!(
+            slow_server_tail(&runs).unwrap(),
+            "Why the p99 moved: the p99 is the latency that 1 % of the requests exceed, and least_connections \
+             sent the slow gateway only 0.4 % of the requests, under 1 %, so its p99 is a fast gateway's answer \
+             (round_robin 495 ms, least_connections 40 ms)."
+        );
+        assert_eq!(slow_server_tail(&[]), None);
     }
 
     #[test]

@@ -92,11 +92,23 @@ pub fn errors_over_time(runs: &[RunReport]) -> Vec<Line> {
     lines
 }
 
-/// Each server's share (in %) of the requests answered in each bucket of one run; a bucket nothing answered in
-/// is left out rather than drawn as 0 %.
+/// Each server's share (in %) of the requests answered in each bucket of one run. A bucket that answered fewer
+/// than a quarter of what a typical (median) bucket did is left out rather than drawn: the last one of a run
+/// holds only the stragglers, often all from the slowest server, and drew a spike to 100 % that says nothing
+/// about balancing; a bucket nothing answered in is left out too, rather than drawn as 0 %.
 pub fn shares_over_time(run: &RunReport) -> Vec<Line> {
     let timeline = &run.report.timeline;
     let width = timeline.bucket_s;
+    let answered =
+        |bucket: &crate::bench::timeline::Bucket| -> u64 { bucket.upstreams.values().sum() };
+    let mut counts: Vec<u64> = timeline
+        .buckets
+        .iter()
+        .map(answered)
+        .filter(|&count| count > 0)
+        .collect();
+    counts.sort_unstable();
+    let typical = counts.get(counts.len() / 2).copied().unwrap_or(0);
     let mut servers: Vec<&String> = run
         .report
         .upstreams
@@ -112,8 +124,8 @@ pub fn shares_over_time(run: &RunReport) -> Vec<Line> {
                 .buckets
                 .iter()
                 .filter_map(|bucket| {
-                    let answered: u64 = bucket.upstreams.values().sum();
-                    (answered > 0).then(|| {
+                    let answered = answered(bucket);
+                    (answered > 0 && answered.saturating_mul(4) >= typical).then(|| {
                         let count = bucket.upstreams.get(server).copied().unwrap_or(0);
                         (
                             bucket.t_s + width / 2.0,
@@ -212,18 +224,99 @@ mod tests {
                 (20, Outcome::Ok, "b"),
                 (30, Outcome::Ok, "b"),
                 (40, Outcome::Ok, "b"),
+                (50, Outcome::Ok, "b"),
+                (150, Outcome::Ok, "a"),
+                (160, Outcome::Ok, "a"),
+                (165, Outcome::Ok, "a"),
+                (170, Outcome::Ok, "b"),
+                (180, Outcome::Ok, "b"),
                 (350, Outcome::Ok, "a"),
             ],
         );
         let lines = shares_over_time(&report);
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].name, "a");
-        assert_eq!(lines[0].points, vec![(0.05, 25.0), (0.35, 100.0)]);
-        assert_eq!(lines[1].points, vec![(0.05, 75.0), (0.35, 0.0)]);
+        // The last bucket holds one straggler, under a quarter of a typical bucket's five: it is left out
+        // instead of drawing a spike to 100 %.
+        let shares = |line: &Line| -> Vec<f64> { line.points.iter().map(|&(_, y)| y).collect() };
+        assert_eq!(shares(&lines[0]), [20.0, 60.0]);
+        assert_eq!(shares(&lines[1]), [80.0, 40.0]);
+        assert_eq!(lines[0].points[0].0, 0.05);
         let svg = line_chart("rr: share per server", "seconds", "%", &lines).unwrap();
         assert!(svg.contains("rr: share per server"));
         assert!(line_chart("empty", "s", "n", &[])
             .unwrap()
             .contains("empty"));
+    }
+
+    #[test]
+    fn standard_charts_that_would_carry_nothing_are_left_out_with_a_reason() {
+        use crate::bench::ScenarioReport;
+        let mut clean = run("rr", &[(10, Outcome::Ok, "a"), (20, Outcome::Ok, "b")]);
+        clean.report.cache = BTreeMap::from([("BYPASS".to_owned(), 2)]);
+        let mut limited = run(
+            "lc",
+            &[
+                (10, Outcome::Ok, "a"),
+                (20, Outcome::TooManyRequests, "none"),
+            ],
+        );
+        limited.report.cache = BTreeMap::from([("BYPASS".to_owned(), 1), ("none".to_owned(), 0)]);
+        let report = ScenarioReport {
+            scenario: "strategies".to_owned(),
+            runs: vec![clean.clone()],
+        };
+        let standard = crate::plot::scenario_charts(&report).unwrap();
+        let files: Vec<&str> = standard
+            .charts
+            .iter()
+            .map(|(file, _)| file.as_str())
+            .collect();
+        assert_eq!(
+            files,
+            ["strategies-latency.svg", "strategies-upstreams.svg"]
+        );
+        assert_eq!(standard.left_out.len(), 2, "{:?}", standard.left_out);
+        assert!(standard.left_out[0].starts_with(
+            "No chart of requests per cache result: every request of every run was BYPASS"
+        ));
+        assert!(standard.left_out[1].starts_with("No chart of failed requests over time"));
+
+        // A failure in one run brings the failures chart back; a second cache word brings the cache chart.
+        let mut mixed = clean;
+        mixed.report.cache = BTreeMap::from([("HIT".to_owned(), 1), ("MISS".to_owned(), 1)]);
+        let report = ScenarioReport {
+            scenario: "cache".to_owned(),
+            runs: vec![mixed, limited],
+        };
+        let standard = crate::plot::scenario_charts(&report).unwrap();
+        let files: Vec<&str> = standard
+            .charts
+            .iter()
+            .map(|(file, _)| file.as_str())
+            .collect();
+        assert_eq!(
+            files,
+            [
+                "cache-latency.svg",
+                "cache-upstreams.svg",
+                "cache-cache.svg",
+                "cache-errors.svg"
+            ]
+        );
+        assert!(standard.left_out.is_empty());
+
+        // Responses without X-Cache (a route without a cache) are counted as "none".
+        let mut uncached = run("rr", &[(10, Outcome::Ok, "a")]);
+        uncached.report.cache = BTreeMap::from([("none".to_owned(), 1)]);
+        let report = ScenarioReport {
+            scenario: "single".to_owned(),
+            runs: vec![uncached],
+        };
+        assert_eq!(
+            crate::plot::scenario_charts(&report).unwrap().left_out[0],
+            "No chart of requests per cache result: no response of any run carried X-Cache (the route does not \
+             cache), so it would show one full bar per run."
+        );
     }
 }

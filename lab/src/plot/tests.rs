@@ -153,3 +153,43 @@ fn empty_data_still_renders() {
         &["nothing", "X-Cache"],
     );
 }
+
+#[test]
+fn no_latency_axis_label_is_drawn_twice() {
+    // Latencies from cache hits to a slow tail, as the slow-server lesson has them.
+    let mut cases = Vec::new();
+    for low in [0.05, 0.2, 0.4, 1.0, 3.0, 30.0, 200.0] {
+        for high in [
+            450.0, 800.0, 980.0, 1_200.0, 1_500.0, 2_200.0, 3_000.0, 12_000.0,
+        ] {
+            cases.push((low, high));
+        }
+    }
+    for (low, high) in cases {
+        let line = Line {
+            name: "run".to_owned(),
+            points: vec![
+                (0.0, low),
+                (50.0, low * 2.0),
+                (99.0, high * 0.8),
+                (100.0, high),
+            ],
+        };
+        let svg = latency_cdf("cdf", &[line]).unwrap();
+        // The x axis's labels hang below their ticks (dy 0.76em); the y axis's are centred on theirs.
+        let numbers: Vec<&str> = svg
+            .split("<text")
+            .skip(1)
+            .filter_map(|element| element.split_once('>'))
+            .filter(|(attributes, _)| attributes.contains(r#"dy="0.76em""#))
+            .filter_map(|(_, rest)| rest.split_once("</text>"))
+            .map(|(text, _)| text.trim())
+            .filter(|text| text.parse::<f64>().is_ok())
+            .collect();
+        assert!(numbers.len() >= 2, "{low}..{high}: {numbers:?}");
+        let mut unique = numbers.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), numbers.len(), "{low}..{high}: {numbers:?}");
+    }
+}

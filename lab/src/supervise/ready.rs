@@ -1,5 +1,6 @@
-//! Starting a stage: spawn its children, then poll their health URLs until each answers 200, one of them exits,
-//! the deadline passes or a signal arrives. A stage may need more than its health URLs to be of use (Prometheus
+//! Starting a stage: spawn its children, then poll their health URLs until each answers 200 and holds every
+//! port it should listen on (`listen`), one of them exits, the deadline passes or a signal arrives; a child that
+//! fails its start is reported with its last log lines. A stage may need more than its health URLs to be of use (Prometheus
 //! must also see its targets); `wait_until` polls such a condition with the same exits, deadline and signals.
 
 use std::future::Future;
@@ -9,10 +10,26 @@ use tokio::task::JoinSet;
 
 use crate::plan::Stage;
 
-use super::{Event, Supervisor, UpError};
+use super::listen::{self, Missing};
+use super::{Event, Slot, Supervisor, UpError};
+
+impl Slot {
+    /// The ports the child should listen on (its health URL's and `more_ports`) that it does not hold itself.
+    fn missing_listeners(&self) -> Vec<Missing> {
+        let Some(pid) = self.pid else {
+            return Vec::new();
+        };
+        let ports: Vec<u16> = listen::url_port(&self.spec.health_url)
+            .into_iter()
+            .chain(self.spec.more_ports.iter().copied())
+            .collect();
+        listen::missing(pid, &ports)
+    }
+}
 
 impl Supervisor {
-    /// Starts every child of `stage` and waits until each answers its health URL with 200.
+    /// Starts every child of `stage` and waits until each answers its health URL with 200 and listens itself on
+    /// that URL's port and its `more_ports`.
     ///
     /// # Errors
     /// A child cannot be started, exits, or is not ready by the deadline; or a signal arrives.
@@ -36,24 +53,44 @@ impl Supervisor {
             }
             tokio::select! {
                 _ = tick.tick() => {
-                    for index in self.probe(&pending).await {
-                        self.slots[index].ready = true;
-                        self.say(&format!("{} is ready", self.slots[index].spec.name));
+                    let answered = self.probe(&pending).await;
+                    for index in pending {
+                        let slot = &mut self.slots[index];
+                        if !answered.contains(&index) {
+                            slot.waiting = Some(format!("{} does not answer {}", slot.spec.name, slot.spec.health_url));
+                            continue;
+                        }
+                        let missing = slot.missing_listeners();
+                        if missing.is_empty() {
+                            slot.ready = true;
+                            self.say(&format!("{} is ready", self.slots[index].spec.name));
+                        } else {
+                            let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
+                            slot.waiting = Some(format!("{}: {}", slot.spec.name, missing.join(", ")));
+                        }
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => {
+                    let mut tails = Vec::new();
+                    for &index in &pending {
+                        tails.push(self.tail(index).await);
+                    }
                     return Err(UpError::NotReady {
-                        names: pending.iter().map(|&i| self.slots[i].spec.name.clone()).collect(),
-                        urls: pending.iter().map(|&i| self.slots[i].spec.health_url.clone()).collect(),
+                        waiting: pending
+                            .iter()
+                            .map(|&i| {
+                                let slot = &self.slots[i];
+                                slot.waiting.clone().unwrap_or_else(|| format!("{} was not asked yet", slot.spec.name))
+                            })
+                            .collect(),
                         timeout,
+                        tail: tails.join("\n"),
                     });
                 }
                 Some(event) = self.events_rx.recv() => {
                     if let Event::Exited { index, status } = &event {
                         if indices.contains(index) {
-                            let name = self.slots[*index].spec.name.clone();
-                            self.slots[*index].pid = None;
-                            return Err(UpError::DiedBeforeReady { name, status: status.clone() });
+                            return Err(self.died_before_ready(*index, status.clone()).await);
                         }
                     }
                     self.handle(event);
@@ -96,15 +133,24 @@ impl Supervisor {
                 Some(event) = self.events_rx.recv() => {
                     if let Event::Exited { index, status } = &event {
                         if self.slots[*index].spec.stage == stage {
-                            let name = self.slots[*index].spec.name.clone();
-                            self.slots[*index].pid = None;
-                            return Err(UpError::DiedBeforeReady { name, status: status.clone() });
+                            return Err(self.died_before_ready(*index, status.clone()).await);
                         }
                     }
                     self.handle(event);
                 }
                 name = self.signals.recv() => return Err(UpError::Interrupted(name)),
             }
+        }
+    }
+
+    /// The error for the child of slot `index` that exited with `status` during its start, with its last lines.
+    async fn died_before_ready(&mut self, index: usize, status: String) -> UpError {
+        self.slots[index].pid = None;
+        let tail = self.tail(index).await;
+        UpError::DiedBeforeReady {
+            name: self.slots[index].spec.name.clone(),
+            status,
+            tail,
         }
     }
 
