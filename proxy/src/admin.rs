@@ -27,7 +27,13 @@ use std::time::{Duration, Instant};
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, Json(self.body)).into_response();
+        let mut response = match self.raw {
+            Some(raw) => {
+                let content_type = [(axum::http::header::CONTENT_TYPE, raw.content_type)];
+                (status, content_type, raw.bytes).into_response()
+            }
+            None => (status, Json(self.body)).into_response(),
+        };
         let headers = response.headers_mut();
         if self.no_store {
             headers.insert(

@@ -16,6 +16,15 @@ pub struct Answer {
     pub headers: Vec<(&'static str, String)>,
     /// Refusals and failures say `Cache-Control: no-store`, so no cache keeps them.
     pub no_store: bool,
+    /// A body that is not JSON (a route's `respond`), sent instead of `body`.
+    pub raw: Option<RawBody>,
+}
+
+/// An answer's body as configured, with its media type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawBody {
+    pub bytes: bytes::Bytes,
+    pub content_type: String,
 }
 
 impl Answer {
@@ -26,7 +35,26 @@ impl Answer {
             body,
             headers: Vec::new(),
             no_store: false,
+            raw: None,
         }
+    }
+
+    /// A `status` answer whose body is `bytes` of `content_type` (a route's `respond`).
+    pub fn raw(status: u16, bytes: bytes::Bytes, content_type: String) -> Answer {
+        Answer {
+            raw: Some(RawBody {
+                bytes,
+                content_type,
+            }),
+            ..Answer::new(status, Value::Null)
+        }
+    }
+
+    /// The media type of the body as sent.
+    pub fn content_type(&self) -> &str {
+        self.raw
+            .as_ref()
+            .map_or("application/json", |raw| raw.content_type.as_str())
     }
 
     /// A 200 answer with `body`.
@@ -40,8 +68,11 @@ impl Answer {
     }
 
     /// The body as sent.
-    pub fn body_bytes(&self) -> Vec<u8> {
-        self.body.to_string().into_bytes()
+    pub fn body_bytes(&self) -> bytes::Bytes {
+        match &self.raw {
+            Some(raw) => raw.bytes.clone(),
+            None => bytes::Bytes::from(self.body.to_string().into_bytes()),
+        }
     }
 }
 
@@ -53,6 +84,7 @@ impl From<&Reject> for Answer {
             body: reject.body(),
             headers: reject.extra_headers(),
             no_store: status >= 500 || status == 401 || status == 429,
+            raw: None,
         }
     }
 }

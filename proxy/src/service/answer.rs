@@ -36,9 +36,9 @@ pub(super) fn response(
     request_id: &HeaderValue,
     generation: &HeaderValue,
 ) -> Result<(ResponseHeader, Bytes)> {
-    let body = Bytes::from(answer.body_bytes());
+    let body: Bytes = answer.body_bytes();
     let mut header = ResponseHeader::build(answer.status, Some(6))?;
-    header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    header.insert_header(http::header::CONTENT_TYPE, answer.content_type())?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     header.insert_header(headers::REQUEST_ID, request_id.clone())?;
     header.insert_header(headers::CONFIG_GENERATION, generation.clone())?;
