@@ -224,3 +224,61 @@ async fn a_standard_error_nobody_reads_never_blocks_a_request() {
     .await;
     assert!(dropped <= 1000.0, "{dropped}");
 }
+
+/// Sends `head` on a connection of its own and returns the proxy's answer as text.
+async fn raw_exchange(proxy: &TestProxy, head: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = proxy.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    // The proxy may stop reading an oversized head before all of it is written.
+    let _ = stream.write_all(head).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(
+        scalelab_test_support::patient(Duration::from_secs(5)),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// Issue 23: a head Pingora's parser refused was logged through `tracing` on standard error,
+/// so the access log, the one place every answered request appears, missed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_or_oversized_head_gets_its_access_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let (backend, proxy) = logging_proxy(&path).await;
+    let huge = format!(
+        "GET /api HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1100 * 1024)
+    );
+    for (head, status, reason) in [
+        (
+            b"GET /api HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".to_vec(),
+            400,
+            "malformed_head",
+        ),
+        (huge.into_bytes(), 431, "head_too_large"),
+    ] {
+        let text = raw_exchange(&proxy, &head).await;
+        assert!(text.starts_with(&format!("HTTP/1.1 {status}")), "{text}");
+        let request_id = text
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("x-request-id")
+                    .then(|| value.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no request id in {text}"));
+        let needle = format!("request_id=\"{request_id}\"");
+        let line = eventually(Duration::from_secs(5), "the head's access-log line", || {
+            let found = lines(&path).into_iter().find(|l| l.contains(&needle));
+            async move { found }
+        })
+        .await;
+        assert!(line.contains(&format!("\"- - -\" {status} ")), "{line}");
+        assert!(line.contains("route=\"unmatched\""), "{line}");
+        assert!(line.ends_with(&format!("error={reason}")), "{line}");
+    }
+    assert_eq!(backend.hits(), 0);
+}

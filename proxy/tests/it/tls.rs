@@ -149,6 +149,44 @@ async fn https_answers_curl_and_the_rust_client_on_tls_1_2_and_1_3() {
     assert!((expiry - (now + ten_years)).abs() < 7200.0, "{expiry}");
 }
 
+/// Issue 23: the upstream was told `X-Forwarded-Proto: http` for every request, also for
+/// those that arrived over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_proto_names_the_scheme_the_client_used() {
+    let lab = TlsLab::start("1.2", &[("lab", &["localhost"], &["localhost"])]).await;
+    for (alpn, version) in [
+        (H1, reqwest::Version::HTTP_11),
+        (H2_H1, reqwest::Version::HTTP_2),
+    ] {
+        let response = lab
+            .client(Offer::Only13, alpn)
+            .get(lab.url("localhost", "/proto"))
+            // A client's own value is replaced, not passed on.
+            .header("x-forwarded-proto", "gopher")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.version(), version);
+        assert_eq!(
+            lab.backend.last_header("x-forwarded-proto").as_deref(),
+            Some("https"),
+            "over TLS with {version:?}"
+        );
+    }
+    let response = crate::harness::client()
+        .get(format!("{}/proto", lab.proxy.base))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        lab.backend.last_header("x-forwarded-proto").as_deref(),
+        Some("http")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn min_version_1_3_refuses_a_tls_1_2_client() {
     let lab = TlsLab::start("1.3", &[("lab", &["localhost"], &["localhost"])]).await;
