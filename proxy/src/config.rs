@@ -8,6 +8,7 @@ mod file;
 pub mod key_template;
 pub mod limits;
 mod overrides;
+mod startup;
 pub mod tls;
 pub mod transport;
 pub mod units;
@@ -30,6 +31,7 @@ pub use client_limits::ClientLimits;
 pub use file::FileConfig;
 pub use limits::{LimitKey, LimitStore, QueueSettings, Rate, RateLimit, TrustedProxies};
 pub use overrides::{set_overrides, OverrideError, Overrides};
+pub use startup::{Pending, Startup};
 pub use validate::MAX_SERVERS_PER_UPSTREAM;
 
 /// A whole, valid configuration. Built only by `parse`, so holding one means every
@@ -163,7 +165,7 @@ pub struct RouteCache {
     pub stale_if_error: Duration,
 }
 
-/// Process-level settings; changing them needs a restart.
+/// The `[proxy]` table. Its restart-only part is `Startup`; the rest is applied by a reload.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ProxySettings {
     pub listen: Vec<SocketAddr>,

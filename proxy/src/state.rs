@@ -112,6 +112,9 @@ pub struct Loaded {
     /// RFC 3339, UTC.
     pub loaded_at: String,
     pub loaded_unix_ms: u64,
+    /// Startup fields whose value in the loaded file differs from the running one: they take
+    /// effect at the next start.
+    pub pending_restart: Vec<crate::config::Pending>,
 }
 
 impl Shared {
@@ -156,6 +159,7 @@ impl Shared {
                     sha256,
                     loaded_at,
                     loaded_unix_ms,
+                    pending_restart: Vec::new(),
                 }),
                 journal,
                 cache: Arc::new(crate::cache::CacheHandle::new(remote)),

@@ -282,3 +282,73 @@ async fn a_malformed_or_oversized_head_gets_its_access_log_line() {
     }
     assert_eq!(backend.hits(), 0);
 }
+
+/// Issue 23: `access_log` was read once at start, so a reload that changed it was journaled
+/// `applied` and had no effect. It is live now: the next line lands in the new file, in the
+/// new format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_moves_the_access_log_to_its_new_path_and_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_path = dir.path().join("first.log");
+    let second_path = dir.path().join("second.log");
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .proxy_setting(&format!(
+            "access_log = {{ path = {:?} }}",
+            first_path.display().to_string()
+        ))
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .route("api", "/api", "g");
+    let proxy = TestProxy::start(&config).await;
+    send(&proxy, "before", 1).await;
+    eventually(Duration::from_secs(5), "the first line", || {
+        let n = count(&first_path, "before");
+        async move { (n == 1).then_some(()) }
+    })
+    .await;
+
+    let text = config.render().replace(
+        &format!(
+            "access_log = {{ path = {:?} }}",
+            first_path.display().to_string()
+        ),
+        &format!(
+            "access_log = {{ path = {:?}, format = \"json\" }}",
+            second_path.display().to_string()
+        ),
+    );
+    proxy.write_config(&text);
+    let (status, body) = proxy.admin_post("/admin/reload").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["restart_required"], serde_json::json!([]), "{body}");
+    let effects: Vec<(String, String)> = body["reload"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["path"].as_str().unwrap().to_string(),
+                c["effect"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        effects.contains(&("proxy.access_log.path".to_string(), "applied".to_string())),
+        "{effects:?}"
+    );
+
+    send(&proxy, "after", 1).await;
+    let line = eventually(Duration::from_secs(5), "the line in the new file", || {
+        let found = lines(&second_path)
+            .into_iter()
+            .find(|l| l.contains("\"request_id\":\"after-0\""));
+        async move { found }
+    })
+    .await;
+    let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(parsed["status"], 200);
+    assert_eq!(parsed["path"], "/api/0");
+    let first = lines(&first_path);
+    assert_eq!(first.len(), 1, "{first:#?}");
+    assert!(first[0].contains("request_id=\"before-0\""), "{first:#?}");
+}
