@@ -50,7 +50,7 @@ pub fn run(
     source: &str,
     options: RunOptions,
 ) -> Result<(), StartError> {
-    let settings = config.proxy.clone();
+    let settings = config.proxy().clone();
     crate::telemetry::init().map_err(StartError::Metrics)?;
     crate::access_log::init(&settings.access_log)?;
     let shared = Shared::with_source(config_path, config, source);
@@ -114,7 +114,7 @@ pub fn run(
     let min_version = shared
         .snapshot()
         .config
-        .tls
+        .tls()
         .as_ref()
         .map(|tls| tls.min_version)
         .unwrap_or_default();

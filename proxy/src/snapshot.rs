@@ -33,13 +33,13 @@ impl Snapshot {
     /// Builds the runtime view of `config`, reusing server state from `registry`.
     pub fn build(config: Config, generation: u64, registry: &Registry) -> Snapshot {
         let pools: Vec<Arc<UpstreamPool>> = config
-            .upstreams
+            .upstreams()
             .values()
             .map(|upstream| Arc::new(UpstreamPool::new(upstream.clone(), registry)))
             .collect();
         // Validation guarantees every route names a defined upstream.
         let route_pools = config
-            .routes
+            .routes()
             .iter()
             .map(|route| {
                 pools
@@ -50,9 +50,9 @@ impl Snapshot {
             .collect();
         let cache = CacheConfig {
             generation,
-            settings: config.cache.clone(),
+            settings: config.cache().cloned(),
             templates: config
-                .routes
+                .routes()
                 .iter()
                 .filter_map(|r| {
                     r.cache
@@ -62,13 +62,13 @@ impl Snapshot {
                 .collect(),
         };
         let route_metrics = config
-            .routes
+            .routes()
             .iter()
             .map(|route| RouteMetrics::new(&route.name))
             .chain(std::iter::once(RouteMetrics::new("none")))
             .collect();
         let limits = config
-            .routes
+            .routes()
             .iter()
             .map(|route| RouteLimits::build(&route.name, &route.rate_limits, &registry.limits))
             .collect();
@@ -78,7 +78,7 @@ impl Snapshot {
             limits,
             generation,
             generation_header: http::HeaderValue::from(generation),
-            routes: RouteTable::new(&config.routes),
+            routes: RouteTable::new(config.routes()),
             config: Arc::new(config),
             pools,
             route_pools,

@@ -122,7 +122,7 @@ impl Shared {
     /// and the file watcher compares against).
     pub fn with_source(config_path: &Path, config: Config, text: &str) -> Shared {
         let registry = Registry::default();
-        let remote = config.redis.clone().and_then(|settings| {
+        let remote = config.redis().cloned().and_then(|settings| {
             crate::cache::RemoteTier::new(settings)
                 .map(Arc::new)
                 .map_err(
@@ -130,7 +130,7 @@ impl Shared {
                 )
                 .ok()
         });
-        let certificates = Arc::new(CertificateStore::new(config.tls.as_ref()));
+        let certificates = Arc::new(CertificateStore::new(config.tls()));
         let snapshot = Arc::new(Snapshot::build(config, 1, &registry));
         let sha256 = journal::sha256_hex(text);
         let (loaded_at, loaded_unix_ms) = journal::now();
@@ -235,9 +235,7 @@ impl Shared {
     pub(crate) fn publish(&self, loaded: Loaded) {
         self.inner.snapshot.store(loaded.snapshot.clone());
         let snapshot = &loaded.snapshot;
-        self.inner
-            .certificates
-            .publish(snapshot.config.tls.as_ref());
+        self.inner.certificates.publish(snapshot.config.tls());
         self.inner
             .registry
             .retain(|group, addr| snapshot.lists(group, addr));

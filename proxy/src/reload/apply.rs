@@ -100,8 +100,8 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
     let config = config.with_startup(running_startup);
     // The access log is live: a new path or format takes effect before the new config serves,
     // and a file that cannot be opened rejects the reload with the running log kept.
-    if config.proxy.access_log != running.snapshot.config.proxy.access_log {
-        if let Err(error) = crate::access_log::reconfigure(&config.proxy.access_log) {
+    if config.proxy().access_log != running.snapshot.config.proxy().access_log {
+        if let Err(error) = crate::access_log::reconfigure(&config.proxy().access_log) {
             record.errors = vec![super::Problem::new(
                 "proxy.access_log".to_string(),
                 error.to_string(),
@@ -120,7 +120,7 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
     health::first_checks_blocking(health::added_servers(&running.snapshot, &snapshot));
     let routes: HashSet<&str> = snapshot
         .config
-        .routes
+        .routes()
         .iter()
         .map(|r| r.name.as_str())
         .collect();
@@ -142,7 +142,7 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
         loaded_unix_ms: record.unix_ms,
         pending_restart,
     });
-    for (index, route) in running.snapshot.config.routes.iter().enumerate() {
+    for (index, route) in running.snapshot.config.routes().iter().enumerate() {
         if !routes.contains(route.name.as_str()) {
             if let Some(metrics) = running.snapshot.route_metrics(Some(index)) {
                 metrics.retire();
@@ -153,7 +153,7 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
     shared.registry().limits.retain(&snapshot.config);
     shared
         .registry()
-        .retain_queues(|group| snapshot.config.upstreams.contains_key(group));
+        .retain_queues(|group| snapshot.config.upstreams().contains_key(group));
     record.generation = generation;
     record.result = Outcome::Applied;
     record.duration_us = elapsed_us(started);

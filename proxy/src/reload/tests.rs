@@ -113,8 +113,8 @@ fn a_reload_keeps_the_running_startup_values() {
     let running = config(1, false, 2);
     let kept = config(5, false, 4).with_startup(running.startup());
     assert_eq!(kept.startup(), running.startup());
-    assert_eq!(kept.proxy.threads, 2);
-    assert_eq!(kept.upstreams["gateways"].servers[1].weight, 5);
+    assert_eq!(kept.proxy().threads, 2);
+    assert_eq!(kept.upstreams()["gateways"].servers[1].weight, 5);
 }
 
 #[test]

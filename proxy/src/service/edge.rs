@@ -15,7 +15,7 @@ use pingora::Error;
 /// Applies the client limits of `[proxy]` to the session, and normalises or refuses the
 /// request's framing.
 pub(super) fn admit_framing(session: &mut Session, ctx: &RequestCtx) -> Result<(), Reject> {
-    let limits = &ctx.snapshot.config.proxy.client;
+    let limits = &ctx.snapshot.config.proxy().client;
     // RFC 9112 section 9.3.2: requests a client pipelines are answered in order. Pingora
     // otherwise answers the first and closes the connection, dropping the rest.
     session.as_downstream_mut().set_pipelining_enabled(true);
@@ -51,7 +51,7 @@ pub(super) fn limit_body(session: &Session, ctx: &mut RequestCtx) -> Result<(), 
         .route
         .and_then(|route| ctx.snapshot.routes.get(route))
         .and_then(|route| route.max_body_bytes)
-        .unwrap_or(ctx.snapshot.config.proxy.client.max_body_bytes);
+        .unwrap_or(ctx.snapshot.config.proxy().client.max_body_bytes);
     let declared = session
         .req_header()
         .headers
