@@ -352,3 +352,44 @@ async fn a_reload_moves_the_access_log_to_its_new_path_and_format() {
     assert_eq!(first.len(), 1, "{first:#?}");
     assert!(first[0].contains("request_id=\"before-0\""), "{first:#?}");
 }
+
+/// A reload naming a log file that cannot be opened is rejected whole, like a start with it
+/// would fail, and the running log keeps its file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_to_an_unopenable_access_log_is_rejected_and_the_old_file_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let backend = TestBackend::start("a");
+    let setting = format!("access_log = {{ path = {:?} }}", path.display().to_string());
+    let config = TestConfig::new()
+        .proxy_setting(&setting)
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .route("api", "/api", "g");
+    let proxy = TestProxy::start(&config).await;
+    let missing = dir.path().join("no-such-directory").join("access.log");
+    proxy.write_config(&config.render().replace(
+        &setting,
+        &format!(
+            "access_log = {{ path = {:?} }}\nmax_header_bytes = 4096",
+            missing.display().to_string()
+        ),
+    ));
+    let (status, body) = proxy.admin_post("/admin/reload").await;
+    assert_eq!(body["result"], "rejected", "{status} {body}");
+    let errors = body["errors"].to_string();
+    assert!(
+        errors.contains("proxy.access_log") && errors.contains("no-such-directory"),
+        "{body}"
+    );
+    let running = proxy.admin_get("/admin/config").await;
+    assert_eq!(
+        running["config"]["proxy"]["max_header_bytes"], 65536,
+        "nothing applied"
+    );
+    send(&proxy, "kept", 1).await;
+    eventually(Duration::from_secs(5), "the line in the old file", || {
+        let n = count(&path, "kept");
+        async move { (n == 1).then_some(()) }
+    })
+    .await;
+}
