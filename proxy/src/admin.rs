@@ -207,13 +207,24 @@ fn reload_body(record: &Record) -> Value {
     })
 }
 
+/// The journal, and `restart_pending`: each startup field the loaded file changes, which
+/// takes effect at the next start.
 async fn reloads(State(shared): State<Shared>) -> Answer {
+    let loaded = shared.loaded();
+    let pending: Vec<&str> = loaded
+        .pending_restart
+        .iter()
+        .map(|field| field.path.as_str())
+        .collect();
     Answer::ok(json!({
-        "generation": shared.snapshot().generation,
+        "generation": loaded.snapshot.generation,
+        "restart_pending": pending,
         "reloads": shared.reloads(),
     }))
 }
 
+/// The serving config. Its startup fields are the running values, also under `startup`;
+/// `pending_restart` holds the file's values of those that differ.
 async fn effective_config(State(shared): State<Shared>) -> Answer {
     let loaded = shared.loaded();
     match serde_json::to_value(&*loaded.snapshot.config) {
@@ -224,6 +235,14 @@ async fn effective_config(State(shared): State<Shared>) -> Answer {
             "loaded_unix_ms": loaded.loaded_unix_ms,
             "path": shared.config_path().display().to_string(),
             "config": config,
+            // What the listeners and the runtime run with, and (by TOML path) the values the
+            // file has for those a restart would change.
+            "startup": loaded.snapshot.config.startup(),
+            "pending_restart": loaded
+                .pending_restart
+                .iter()
+                .map(|field| (field.path.clone(), field.pending.clone()))
+                .collect::<serde_json::Map<String, Value>>(),
         })),
         Err(error) => Answer::error(500, format!("cannot render the config: {error}")),
     }

@@ -39,6 +39,16 @@ pub use tier::TierStats;
 /// How many shards each tier's map, the fill table and the move registry are split into.
 const SHARDS: usize = 16;
 
+/// The shard `key` lives in, in every sharded table of the cache. Here rather than in `tier`,
+/// so that `moves` and `fill` use it without importing the tier that imports them.
+fn shard_of(key: &str) -> usize {
+    use std::hash::BuildHasher as _;
+    // A fixed hasher: shard choice only spreads lock contention, it is not security relevant.
+    let hasher =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+    (hasher.hash_one(key) as usize) % SHARDS
+}
+
 /// How many times a lookup scans the tiers when objects moved while it looked. A move takes
 /// microseconds; more passes than this means moves are constant and a miss is acceptable.
 const MAX_SCANS: usize = 8;

@@ -9,6 +9,7 @@ mod file;
 pub mod key_template;
 pub mod limits;
 mod overrides;
+mod startup;
 pub mod tls;
 pub mod transport;
 pub mod units;
@@ -31,23 +32,57 @@ pub use client_limits::ClientLimits;
 pub use file::FileConfig;
 pub use limits::{LimitKey, LimitStore, QueueSettings, Rate, RateLimit, TrustedProxies};
 pub use overrides::{set_overrides, OverrideError, Overrides};
+pub use startup::{Pending, Startup};
 pub use validate::MAX_SERVERS_PER_UPSTREAM;
 
 /// A whole, valid configuration. Built only by `parse`, so holding one means every
 /// cross-reference (route to upstream) resolves and every value is in range.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Config {
-    pub proxy: ProxySettings,
-    pub upstreams: BTreeMap<String, Upstream>,
-    pub routes: Vec<Route>,
+    proxy: ProxySettings,
+    upstreams: BTreeMap<String, Upstream>,
+    routes: Vec<Route>,
     /// `None` when the file has no `[cache]` table: nothing is cached.
-    pub cache: Option<CacheSettings>,
+    cache: Option<CacheSettings>,
     /// `None` when the file has no `[auth]` table: no route may require a token.
-    pub auth: Option<AuthConfig>,
+    auth: Option<AuthConfig>,
     /// `None` when the file has no `[redis]` table: nothing is shared with other proxies.
-    pub redis: Option<RedisSettings>,
+    redis: Option<RedisSettings>,
     /// `None` when the file has no `[tls]` table (and the command line adds none).
-    pub tls: Option<tls::TlsConfig>,
+    tls: Option<tls::TlsConfig>,
+}
+
+/// Read access to every section. The fields are private to `config`, so only `parse` (through
+/// `validate`) builds a `Config` and only `config` changes one (`with_startup`): the compiler,
+/// not a convention, keeps an unvalidated config out of the proxy.
+impl Config {
+    pub fn proxy(&self) -> &ProxySettings {
+        &self.proxy
+    }
+
+    pub fn upstreams(&self) -> &BTreeMap<String, Upstream> {
+        &self.upstreams
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    pub fn cache(&self) -> Option<&CacheSettings> {
+        self.cache.as_ref()
+    }
+
+    pub fn auth(&self) -> Option<&AuthConfig> {
+        self.auth.as_ref()
+    }
+
+    pub fn redis(&self) -> Option<&RedisSettings> {
+        self.redis.as_ref()
+    }
+
+    pub fn tls(&self) -> Option<&tls::TlsConfig> {
+        self.tls.as_ref()
+    }
 }
 
 /// The `[redis]` table: where a fleet of proxies keeps its shared cache tier.
@@ -164,7 +199,7 @@ pub struct RouteCache {
     pub stale_if_error: Duration,
 }
 
-/// Process-level settings; changing them needs a restart.
+/// The `[proxy]` table. Its restart-only part is `Startup`; the rest is applied by a reload.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ProxySettings {
     pub listen: Vec<SocketAddr>,

@@ -35,6 +35,16 @@ pub static HOP_BY_HOP_RESPONSE: [http::HeaderName; 5] = [
     http::header::UPGRADE,
 ];
 
+/// `X-Forwarded-Proto` for a request that arrived over TLS or in clear text. Static values:
+/// a `&str` would be copied into a new buffer on every request.
+pub fn forwarded_proto(tls: bool) -> http::HeaderValue {
+    if tls {
+        http::HeaderValue::from_static("https")
+    } else {
+        http::HeaderValue::from_static("http")
+    }
+}
+
 /// A client's request id is kept when it is 1..=128 characters of `[A-Za-z0-9._:-]`; anything
 /// else (empty, too long, spaces, control bytes) is replaced, so ids are safe to log.
 pub fn valid_request_id(value: &[u8]) -> bool {

@@ -45,7 +45,7 @@ impl LimitRegistry {
     pub fn retain(&self, config: &Config) {
         let kept = |route: &str, limit: &str| {
             config
-                .routes
+                .routes()
                 .iter()
                 .any(|r| r.name == route && r.rate_limits.iter().any(|l| l.name == limit))
         };

@@ -15,24 +15,6 @@ pub use apply::{apply, reload};
 use crate::config::{Config, ConfigError};
 use serde_json::Value;
 
-/// Fields that only take effect when the process starts: the listeners and the runtime are
-/// built once, and pingora's grace period is fixed in its `ServerConf`. A reload reports
-/// changes to them as "restart required" and keeps the running values.
-pub const RESTART_ONLY: &[&str] = &[
-    "proxy.listen",
-    "proxy.tls_listen",
-    "proxy.admin_listen",
-    "proxy.threads",
-    "proxy.shutdown_timeout",
-    // Built into the listeners' server options and connection limits at start.
-    "proxy.client_header_timeout",
-    "proxy.max_connections",
-    // Pingora reads it from the listener's server options, fixed when the listener is built.
-    "proxy.h2c",
-    // Built into the TLS listeners' rustls config at start; certificates are live.
-    "tls.min_version",
-];
-
 /// The journal's view of a `ConfigError`: one entry per issue, with path and line kept apart.
 pub fn problems(error: &ConfigError) -> Vec<Problem> {
     match error {
@@ -41,24 +23,27 @@ pub fn problems(error: &ConfigError) -> Vec<Problem> {
     }
 }
 
-/// Whether a change at `path` needs a restart.
-pub fn is_restart_only(path: &str) -> bool {
-    RESTART_ONLY.iter().any(|field| {
-        path == *field
-            || path
-                .strip_prefix(field)
-                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
-    })
-}
-
-/// Every leaf that differs between two configs, by path. Both are compared in their
-/// serialized (effective, defaults filled in) form, so the diff names the same fields that
-/// `GET /admin/config` shows, and stays correct when sections are added to `Config`.
-pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
-    let old = serde_json::to_value(old).unwrap_or(Value::Null);
-    let new = serde_json::to_value(new).unwrap_or(Value::Null);
+/// Every leaf that differs between the running config and a new one, by path. The startup
+/// part (`config::Startup`: listeners, threads, TLS listener settings, client limits built
+/// into the listeners) is compared field by field and each difference is "restart required";
+/// the rest is compared with the startup part held at the running values, and each
+/// difference is applied. Both are compared in their serialized (effective, defaults filled
+/// in) form, so the diff names the same fields that `GET /admin/config` shows, and stays
+/// correct when sections are added to `Config`.
+pub fn diff(running: &Config, new: &Config) -> Vec<Change> {
+    let running_startup = running.startup();
+    let pending = running_startup.pending(&new.startup());
+    let live = new.clone().with_startup(running_startup);
+    let old = serde_json::to_value(running).unwrap_or(Value::Null);
+    let live = serde_json::to_value(&live).unwrap_or(Value::Null);
     let mut changes = Vec::new();
-    diff_values("", &old, &new, &mut changes);
+    diff_values("", &old, &live, &mut changes);
+    changes.extend(pending.into_iter().map(|field| Change {
+        path: field.path,
+        old: field.running,
+        new: field.pending,
+        effect: Effect::RestartRequired,
+    }));
     changes
 }
 
@@ -107,15 +92,10 @@ fn join(path: &str, key: &str) -> String {
 }
 
 fn push(changes: &mut Vec<Change>, path: String, old: Value, new: Value) {
-    let effect = if is_restart_only(&path) {
-        Effect::RestartRequired
-    } else {
-        Effect::Applied
-    };
     changes.push(Change {
         path,
         old,
         new,
-        effect,
+        effect: Effect::Applied,
     });
 }

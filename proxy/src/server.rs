@@ -52,7 +52,7 @@ pub fn run(
     source: &str,
     options: RunOptions,
 ) -> Result<(), StartError> {
-    let settings = config.proxy.clone();
+    let settings = config.proxy().clone();
     // An upgrading process takes the listening sockets over from the running one, which
     // still holds them: only a fresh start must find its addresses free.
     if !options.upgrade {
@@ -127,7 +127,7 @@ pub fn run(
     let min_version = shared
         .snapshot()
         .config
-        .tls
+        .tls()
         .as_ref()
         .map(|tls| tls.min_version)
         .unwrap_or_default();

@@ -220,7 +220,7 @@ impl ProxyHttp for Proxy {
     ) -> Box<Error> {
         if let (Some(lease), Some(pool)) = (&ctx.lease, &ctx.pool) {
             let server = lease.server();
-            if ctx.snapshot.config.proxy.request_metrics {
+            if ctx.snapshot.config.proxy().request_metrics {
                 server.metrics.error(UpstreamError::of(e.etype()));
             }
             if server.record_connect_failure(
@@ -250,7 +250,7 @@ impl ProxyHttp for Proxy {
         _client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
-        if ctx.snapshot.config.proxy.request_metrics
+        if ctx.snapshot.config.proxy().request_metrics
             && e.esource() == &pingora::ErrorSource::Upstream
         {
             if let Some(lease) = &ctx.lease {
@@ -287,7 +287,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         ctx.responded = true;
-        if ctx.snapshot.config.proxy.request_metrics {
+        if ctx.snapshot.config.proxy().request_metrics {
             if let (Some(lease), Some(started)) = (&ctx.lease, ctx.upstream_started) {
                 lease
                     .server()
@@ -470,7 +470,7 @@ impl ProxyHttp for Proxy {
         // One clock read for both the log line and the latency series.
         let elapsed = ctx.started.elapsed();
         observe::access_log(session, error, ctx, status, elapsed);
-        if ctx.snapshot.config.proxy.request_metrics {
+        if ctx.snapshot.config.proxy().request_metrics {
             observe::record_request(session, ctx, status, elapsed);
         }
         ctx.lease = None;

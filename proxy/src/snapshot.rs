@@ -33,14 +33,14 @@ impl Snapshot {
     /// Builds the runtime view of `config`, reusing server state from `registry`.
     pub fn build(config: Config, generation: u64, registry: &Registry) -> Snapshot {
         let pools: Vec<Arc<UpstreamPool>> = config
-            .upstreams
+            .upstreams()
             .values()
             .map(|upstream| Arc::new(UpstreamPool::new(upstream.clone(), registry)))
             .collect();
         // Validation guarantees every upstream a route names is defined; a route that answers
         // by itself has none.
         let route_pools = config
-            .routes
+            .routes()
             .iter()
             .map(|route| {
                 let upstream = route.upstream.as_deref()?;
@@ -49,9 +49,9 @@ impl Snapshot {
             .collect();
         let cache = CacheConfig {
             generation,
-            settings: config.cache.clone(),
+            settings: config.cache().cloned(),
             templates: config
-                .routes
+                .routes()
                 .iter()
                 .filter_map(|r| {
                     r.cache
@@ -62,9 +62,9 @@ impl Snapshot {
         };
         // Each route's common series exist from the start (at 0), so a dashboard sees its
         // first requests; a reload that removes the route prunes them as before.
-        let h2 = config.proxy.h2c || !config.proxy.tls_listen.is_empty();
+        let h2 = config.proxy().h2c || !config.proxy().tls_listen.is_empty();
         let route_metrics = config
-            .routes
+            .routes()
             .iter()
             .map(|route| (route.name.as_str(), Some(route)))
             .chain(std::iter::once(("none", None)))
@@ -75,7 +75,7 @@ impl Snapshot {
             })
             .collect();
         let limits = config
-            .routes
+            .routes()
             .iter()
             .map(|route| RouteLimits::build(&route.name, &route.rate_limits, &registry.limits))
             .collect();
@@ -85,7 +85,7 @@ impl Snapshot {
             limits,
             generation,
             generation_header: http::HeaderValue::from(generation),
-            routes: RouteTable::new(&config.routes),
+            routes: RouteTable::new(config.routes()),
             config: Arc::new(config),
             pools,
             route_pools,

@@ -112,6 +112,9 @@ pub struct Loaded {
     /// RFC 3339, UTC.
     pub loaded_at: String,
     pub loaded_unix_ms: u64,
+    /// Startup fields whose value in the loaded file differs from the running one: they take
+    /// effect at the next start.
+    pub pending_restart: Vec<crate::config::Pending>,
 }
 
 impl Shared {
@@ -119,7 +122,7 @@ impl Shared {
     /// and the file watcher compares against).
     pub fn with_source(config_path: &Path, config: Config, text: &str) -> Shared {
         let registry = Registry::default();
-        let remote = config.redis.clone().and_then(|settings| {
+        let remote = config.redis().cloned().and_then(|settings| {
             crate::cache::RemoteTier::new(settings)
                 .map(Arc::new)
                 .map_err(
@@ -127,7 +130,7 @@ impl Shared {
                 )
                 .ok()
         });
-        let certificates = Arc::new(CertificateStore::new(config.tls.as_ref()));
+        let certificates = Arc::new(CertificateStore::new(config.tls()));
         let snapshot = Arc::new(Snapshot::build(config, 1, &registry));
         let sha256 = journal::sha256_hex(text);
         let (loaded_at, loaded_unix_ms) = journal::now();
@@ -156,6 +159,7 @@ impl Shared {
                     sha256,
                     loaded_at,
                     loaded_unix_ms,
+                    pending_restart: Vec::new(),
                 }),
                 journal,
                 cache: Arc::new(crate::cache::CacheHandle::new(remote)),
@@ -231,9 +235,7 @@ impl Shared {
     pub(crate) fn publish(&self, loaded: Loaded) {
         self.inner.snapshot.store(loaded.snapshot.clone());
         let snapshot = &loaded.snapshot;
-        self.inner
-            .certificates
-            .publish(snapshot.config.tls.as_ref());
+        self.inner.certificates.publish(snapshot.config.tls());
         self.inner
             .registry
             .retain(|group, addr| snapshot.lists(group, addr));

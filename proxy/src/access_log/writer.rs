@@ -61,6 +61,8 @@ pub(super) struct Writer {
     /// Every thread's buffer, for the sweeps.
     buffers: Mutex<Vec<Arc<Mutex<Batch>>>>,
     reopen: AtomicBool,
+    /// A new target a reload opened, for the writer to take at its next wake.
+    next_sink: Mutex<Option<Sink>>,
     /// Flush tickets asked for and the last one the writer finished.
     flush_asked: AtomicU64,
     flushed: AtomicU64,
@@ -75,6 +77,7 @@ impl Writer {
             queue,
             buffers: Mutex::new(Vec::new()),
             reopen: AtomicBool::new(false),
+            next_sink: Mutex::new(None),
             flush_asked: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
             counters,
@@ -108,6 +111,13 @@ impl Writer {
     /// Asks for the file to be opened again at its path (after a rotation).
     pub(super) fn reopen(&self) {
         self.reopen.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    /// Hands the writer a new target (a reload changed the path); the lines recorded before
+    /// it takes the new one still go to the old one. `flush` afterwards waits for the switch.
+    pub(super) fn retarget(&self, sink: Sink) {
+        *lock(&self.next_sink) = Some(sink);
         self.wake();
     }
 
@@ -148,20 +158,32 @@ impl Writer {
                     }
                 }
             }
+            let next = lock(&self.next_sink).take();
+            if let Some(next) = next {
+                // The lines recorded before the reload belong to the old target.
+                self.write_pending(&receiver, &mut sink, &mut failing);
+                sink = next;
+                tracing::info!("access log target changed");
+            }
             let asked = self.flush_asked.load(Ordering::Acquire);
             if Instant::now() >= next_sweep || asked > self.flushed.load(Ordering::Acquire) {
-                // Queued batches first, so each thread's lines stay in order.
-                while let Ok(message) = receiver.try_recv() {
-                    if let Message::Batch(batch) = message {
-                        self.write(&mut sink, batch, &mut failing);
-                    }
-                }
-                let swept = self.sweep();
-                self.write(&mut sink, swept, &mut failing);
+                self.write_pending(&receiver, &mut sink, &mut failing);
                 self.flushed.fetch_max(asked, Ordering::AcqRel);
                 next_sweep = Instant::now() + INTERVAL;
             }
         }
+    }
+
+    /// Writes the queued batches, then every thread's buffer.
+    fn write_pending(&self, receiver: &Receiver<Message>, sink: &mut Sink, failing: &mut bool) {
+        // Queued batches first, so each thread's lines stay in order.
+        while let Ok(message) = receiver.try_recv() {
+            if let Message::Batch(batch) = message {
+                self.write(sink, batch, failing);
+            }
+        }
+        let swept = self.sweep();
+        self.write(sink, swept, failing);
     }
 
     /// The lines of every thread's buffer, as one batch.

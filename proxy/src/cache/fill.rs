@@ -2,8 +2,8 @@
 //! for it and then look the key up again.
 
 use super::entry::Entry;
+use super::shard_of;
 use super::store::CacheStore;
-use super::tier::shard_of;
 use super::SHARDS;
 use scalelab_common::sync::lock;
 use std::collections::HashMap;

@@ -1,8 +1,7 @@
 //! The registry of objects in transit between two tiers.
 
 use super::entry::Entry;
-use super::tier::shard_of;
-use super::SHARDS;
+use super::{shard_of, SHARDS};
 use scalelab_common::sync::lock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,23 +3,14 @@
 
 use super::entry::Entry;
 use super::moves::Moves;
-use super::SHARDS;
+use super::{shard_of, SHARDS};
 use crate::config::TierSettings;
 use scalelab_common::sync::{lock, read, write};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
-
-/// The shard `key` lives in, in every sharded table of the cache.
-pub(super) fn shard_of(key: &str) -> usize {
-    // A fixed hasher: shard choice only spreads lock contention, it is not security relevant.
-    let hasher =
-        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
-    (hasher.hash_one(key) as usize) % SHARDS
-}
 
 #[derive(Debug, Default)]
 pub(super) struct TierCounters {

@@ -1,5 +1,6 @@
 //! The validated `[proxy] access_log` table: where the one line per request goes and in which
-//! format. A process-level setting (a reload keeps the log the process started with).
+//! format. Live: a reload switches the path, the format and `enabled`
+//! (`access_log::reconfigure`).
 
 use std::path::PathBuf;
 

@@ -3,7 +3,7 @@
 //! rather than in the state holder, so that `state` only holds and `health` only checks.
 
 use super::{diff, now, problems, sha256_hex, Effect, Outcome, Record, Trigger};
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, ConfigError};
 
 use crate::health;
 use crate::snapshot::Snapshot;
@@ -21,7 +21,8 @@ pub fn reload(shared: &Shared, trigger: Trigger) -> Record {
 /// Applies file text that was already read (the watcher reads it itself to decide whether to
 /// retry). All or nothing: validate, build the new snapshot, check the servers it adds, then
 /// publish it with one atomic store, so each request sees either the old config or the new
-/// one. Restart-only fields keep their running values and are reported as "restart required".
+/// one. The startup part (`config::Startup`) keeps its running values; each field the file
+/// changes there is reported as "restart required" and stays pending until a restart.
 /// Every call that is not a no-op lands in the journal.
 ///
 /// A file event whose text hashes the same as the running config is skipped without a journal
@@ -92,7 +93,26 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
         // The files were touched, or read again, but hold what is already served.
         return unchanged(shared, record, started);
     }
-    let config = keep_restart_only(config, &running.snapshot.config);
+    // The startup part keeps the values the process runs with; those the file changes stay
+    // pending (shown by `GET /admin/config` and `/admin/reloads`) until a restart.
+    let running_startup = running.snapshot.config.startup();
+    let pending_restart = running_startup.pending(&config.startup());
+    let config = config.with_startup(running_startup);
+    // The access log is live: a new path or format takes effect before the new config serves,
+    // and a file that cannot be opened rejects the reload with the running log kept.
+    if config.proxy().access_log != running.snapshot.config.proxy().access_log {
+        if let Err(error) = crate::access_log::reconfigure(&config.proxy().access_log) {
+            record.errors = vec![super::Problem::new(
+                "proxy.access_log".to_string(),
+                error.to_string(),
+            )];
+            record.changes.clear();
+            record.duration_us = elapsed_us(started);
+            tracing::error!(%error, "config reload rejected: the access log cannot change");
+            shared.journal().push(record.clone());
+            return record;
+        }
+    }
     let generation = shared.next_generation();
     let snapshot = Arc::new(Snapshot::build(config, generation, shared.registry()));
     // Servers this reload adds start unhealthy; check them once before the swap so they take
@@ -100,7 +120,7 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
     health::first_checks_blocking(health::added_servers(&running.snapshot, &snapshot));
     let routes: HashSet<&str> = snapshot
         .config
-        .routes
+        .routes()
         .iter()
         .map(|r| r.name.as_str())
         .collect();
@@ -120,8 +140,9 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
         sha256: record.sha256.clone(),
         loaded_at: record.time.clone(),
         loaded_unix_ms: record.unix_ms,
+        pending_restart,
     });
-    for (index, route) in running.snapshot.config.routes.iter().enumerate() {
+    for (index, route) in running.snapshot.config.routes().iter().enumerate() {
         if !routes.contains(route.name.as_str()) {
             if let Some(metrics) = running.snapshot.route_metrics(Some(index)) {
                 metrics.retire();
@@ -132,7 +153,7 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
     shared.registry().limits.retain(&snapshot.config);
     shared
         .registry()
-        .retain_queues(|group| snapshot.config.upstreams.contains_key(group));
+        .retain_queues(|group| snapshot.config.upstreams().contains_key(group));
     record.generation = generation;
     record.result = Outcome::Applied;
     record.duration_us = elapsed_us(started);
@@ -152,21 +173,6 @@ pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError
     }
     shared.journal().push(record.clone());
     record
-}
-
-/// `config` with the running values of the fields only a restart can change.
-fn keep_restart_only(mut config: Config, running: &Config) -> Config {
-    let current = &running.proxy;
-    config.proxy.listen = current.listen.clone();
-    config.proxy.tls_listen = current.tls_listen.clone();
-    if let (Some(tls), Some(running)) = (config.tls.as_mut(), running.tls.as_ref()) {
-        tls.min_version = running.min_version;
-    }
-    config.proxy.admin_listen = current.admin_listen;
-    config.proxy.threads = current.threads;
-    config.proxy.shutdown_timeout = current.shutdown_timeout;
-    config.proxy.h2c = current.h2c;
-    config
 }
 
 fn elapsed_us(started: Instant) -> u64 {

@@ -44,14 +44,77 @@ fn restart_only_fields_are_marked() {
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].path, "proxy.threads");
     assert_eq!(changes[0].effect, Effect::RestartRequired);
-    assert!(is_restart_only("proxy.listen"));
-    assert!(is_restart_only("proxy.listen[0]"));
-    assert!(!is_restart_only("proxy.listener_extra"));
-    assert!(!is_restart_only("proxy.max_header_bytes"));
     assert_eq!(
         serde_json::to_value(Effect::RestartRequired).unwrap(),
         "restart required"
     );
+}
+
+/// Issue 23: `client_header_timeout` and `max_connections` were missing from one of the two
+/// lists of restart-only fields, and `access_log` is applied by a reload.
+#[test]
+fn every_startup_field_is_restart_required_and_the_rest_applied() {
+    let base = "[proxy]\nlisten = [\"127.0.0.1:8080\"]\n";
+    let tail = "\n[upstreams.g]\nservers = [{ addr = \"127.0.0.1:9001\" }]\n\n\
+                [[routes]]\nname = \"all\"\npath = \"/\"\nupstream = \"g\"\n";
+    let parse = |extra: &str| {
+        crate::config::parse(Path::new("config.toml"), &format!("{base}{extra}{tail}")).unwrap()
+    };
+    let running = parse("");
+    for (extra, path, effect) in [
+        (
+            "client_header_timeout = \"3s\"\n",
+            "proxy.client_header_timeout",
+            Effect::RestartRequired,
+        ),
+        (
+            "max_connections = 7\n",
+            "proxy.max_connections",
+            Effect::RestartRequired,
+        ),
+        ("h2c = true\n", "proxy.h2c", Effect::RestartRequired),
+        (
+            "shutdown_timeout = \"3s\"\n",
+            "proxy.shutdown_timeout",
+            Effect::RestartRequired,
+        ),
+        (
+            "client_body_timeout = \"3s\"\n",
+            "proxy.client_body_timeout",
+            Effect::Applied,
+        ),
+        (
+            "access_log = { format = \"json\" }\n",
+            "proxy.access_log.format",
+            Effect::Applied,
+        ),
+    ] {
+        let changes = diff(&running, &parse(extra));
+        assert_eq!(changes.len(), 1, "{extra}: {changes:?}");
+        assert_eq!(changes[0].path, path, "{extra}");
+        assert_eq!(changes[0].effect, effect, "{extra}");
+    }
+    let both = diff(
+        &running,
+        &parse("max_connections = 7\nmax_header_bytes = 1024\n"),
+    );
+    let named: Vec<(&str, Effect)> = both.iter().map(|c| (c.path.as_str(), c.effect)).collect();
+    assert_eq!(
+        named,
+        [
+            ("proxy.max_header_bytes", Effect::Applied),
+            ("proxy.max_connections", Effect::RestartRequired)
+        ]
+    );
+}
+
+#[test]
+fn a_reload_keeps_the_running_startup_values() {
+    let running = config(1, false, 2);
+    let kept = config(5, false, 4).with_startup(running.startup());
+    assert_eq!(kept.startup(), running.startup());
+    assert_eq!(kept.proxy().threads, 2);
+    assert_eq!(kept.upstreams()["gateways"].servers[1].weight, 5);
 }
 
 #[test]

@@ -95,7 +95,7 @@ impl Proxy {
         if ctx.snapshot.routes.get(route).map(|r| r.auth) != Some(RouteAuth::Jwt) {
             return Ok(None);
         }
-        let verified = match ctx.snapshot.config.auth.as_ref() {
+        let verified = match ctx.snapshot.config.auth() {
             Some(auth) => auth.verifier.verify_header(
                 session
                     .req_header()
@@ -155,7 +155,7 @@ impl Proxy {
 
 /// Refuses a request header section over `[proxy] max_header_bytes` (431).
 fn check_header_size(session: &Session, ctx: &RequestCtx) -> Result<(), Reject> {
-    let limit = ctx.snapshot.config.proxy.max_header_bytes;
+    let limit = ctx.snapshot.config.proxy().max_header_bytes;
     let req = session.req_header();
     // The size as it arrived, roughly: names, values and separators, plus the target.
     let size = req

@@ -15,7 +15,7 @@ use pingora::Error;
 /// Applies the client limits of `[proxy]` to the session, and normalises or refuses the
 /// request's framing.
 pub(super) fn admit_framing(session: &mut Session, ctx: &RequestCtx) -> Result<(), Reject> {
-    let limits = &ctx.snapshot.config.proxy.client;
+    let limits = &ctx.snapshot.config.proxy().client;
     // RFC 9112 section 9.3.2: requests a client pipelines are answered in order. Pingora
     // otherwise answers the first and closes the connection, dropping the rest.
     session.as_downstream_mut().set_pipelining_enabled(true);
@@ -51,7 +51,7 @@ pub(super) fn limit_body(session: &Session, ctx: &mut RequestCtx) -> Result<(), 
         .route
         .and_then(|route| ctx.snapshot.routes.get(route))
         .and_then(|route| route.max_body_bytes)
-        .unwrap_or(ctx.snapshot.config.proxy.client.max_body_bytes);
+        .unwrap_or(ctx.snapshot.config.proxy().client.max_body_bytes);
     let declared = session
         .req_header()
         .headers
@@ -78,8 +78,9 @@ pub(super) fn count_body(ctx: &mut RequestCtx, body: Option<&bytes::Bytes>) -> R
     Ok(())
 }
 
-/// A request head Pingora could not read: counted by reason, logged once in the access log, and
-/// answered in the proxy's JSON format when the client can still be told.
+/// A request head Pingora could not read: counted by reason, written to the access log as one
+/// line (the log is the one place every answered request appears), and answered in the proxy's
+/// JSON format when the client can still be told.
 pub(super) fn answer_head_error(
     shared: &Shared,
     session: &ServerSession,
@@ -88,18 +89,14 @@ pub(super) fn answer_head_error(
     let (reason, answer) = crate::edge::head_error(error);
     crate::edge::count(reason);
     let request_id = headers::new_request_id();
-    tracing::info!(
-        target: "access",
-        method = "-",
-        path = "-",
-        status = answer.as_ref().map_or(0, |answer| answer.status),
-        route = "unmatched",
-        client = %session.client_addr().map_or_else(|| "-".to_string(), ToString::to_string),
-        request_id = request_id.to_str().unwrap_or("-"),
-        error = reason,
-    );
-    let answer = answer?;
-    super::answer::response(&answer, &request_id, &shared.snapshot().generation_header)
-        .map_err(|error| tracing::warn!(%error, "cannot build the answer to a malformed head"))
-        .ok()
+    let response = answer.and_then(|answer| {
+        super::answer::response(&answer, &request_id, &shared.snapshot().generation_header)
+            .map_err(|error| tracing::warn!(%error, "cannot build the answer to a malformed head"))
+            .ok()
+    });
+    let (status, body_bytes) = response
+        .as_ref()
+        .map_or((0, 0), |(head, body)| (head.status.as_u16(), body.len()));
+    super::observe::head_error_line(session, status, body_bytes, &request_id, reason);
+    response
 }

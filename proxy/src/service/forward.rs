@@ -71,8 +71,19 @@ pub(super) fn rewrite_upstream_request(
             None => upstream_request.insert_header(headers::FORWARDED_FOR, client_ip.clone())?,
         }
     }
-    // A static value: `"http"` as `&str` would be copied into a new buffer on every request.
-    upstream_request.insert_header(headers::FORWARDED_PROTO, HeaderValue::from_static("http"))?;
+    upstream_request.insert_header(
+        headers::FORWARDED_PROTO,
+        headers::forwarded_proto(arrived_over_tls(session)),
+    )?;
     upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
     Ok(())
+}
+
+/// Whether the client's connection is TLS (it arrived on a `tls_listen` address): the scheme
+/// the client used, which the upstream learns from `X-Forwarded-Proto`. Read from the
+/// connection's digest, which Pingora fills at the handshake for HTTP/1.1 and HTTP/2 alike.
+fn arrived_over_tls(session: &Session) -> bool {
+    session
+        .digest()
+        .is_some_and(|digest| digest.ssl_digest.is_some())
 }

@@ -34,7 +34,7 @@ pub(super) async fn check_rate_limits(
                     .headers
                     .get(headers::names::FORWARDED_FOR)
                     .and_then(|v| v.to_str().ok());
-                let trusted = &snapshot.config.proxy.trusted_proxies;
+                let trusted = &snapshot.config.proxy().trusted_proxies;
                 let ip = ratelimit::key::client_ip(peer.ip(), forwarded, trusted);
                 Cow::Owned(ip.to_string().into_bytes())
             }),

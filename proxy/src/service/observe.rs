@@ -4,7 +4,9 @@
 use super::RequestCtx;
 use crate::access_log;
 use crate::telemetry::{self, CacheUse};
+use http::HeaderValue;
 use pingora::prelude::Session;
+use pingora::protocols::http::ServerSession;
 use pingora::Error;
 use std::time::{Duration, SystemTime};
 
@@ -55,6 +57,45 @@ pub(super) fn access_log(
         duration: elapsed,
         request_id: ctx.request_id.as_bytes(),
         error: error.map(|e| e.etype().as_str()),
+    });
+}
+
+/// The access-log line of a request head Pingora could not read: no method, path or route is
+/// known, `error` is the reason it is counted under, and the status is 0 when the client could
+/// not be answered.
+pub(super) fn head_error_line(
+    session: &ServerSession,
+    status: u16,
+    body_bytes: usize,
+    request_id: &HeaderValue,
+    reason: &'static str,
+) {
+    let mut ip = [0u8; 64];
+    let client = session
+        .client_addr()
+        .and_then(|addr| addr.as_inet())
+        .map_or(&[][..], |addr| ip_text(addr.ip(), &mut ip));
+    access_log::record(&access_log::Line {
+        time: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default(),
+        client,
+        method: "-",
+        path: b"-",
+        protocol: "-",
+        status,
+        body_bytes,
+        referer: None,
+        user_agent: None,
+        route: "unmatched",
+        upstream: None,
+        server: None,
+        strategy: "-",
+        attempts: 0,
+        cache: "-",
+        duration: Duration::ZERO,
+        request_id: request_id.as_bytes(),
+        error: Some(reason),
     });
 }
 

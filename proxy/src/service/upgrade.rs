@@ -45,7 +45,7 @@ pub(super) fn admit(
     };
     let allowed = Allowed {
         route: config.upgrades,
-        h2c: ctx.snapshot.config.proxy.forward_h2c_upgrade,
+        h2c: ctx.snapshot.config.proxy().forward_h2c_upgrade,
     };
     match upgrade::classify(head.version, &head.headers, allowed) {
         Upgrade::None => {}
@@ -94,7 +94,7 @@ pub(super) fn on_response(session: &mut Session, ctx: &mut RequestCtx, status: S
     }
     if status == StatusCode::SWITCHING_PROTOCOLS {
         // The client side of the tunnel may be as quiet as the server side.
-        session.set_read_timeout(Some(ctx.snapshot.config.proxy.tunnel_timeout));
+        session.set_read_timeout(Some(ctx.snapshot.config.proxy().tunnel_timeout));
         if let Some(lease) = ctx.lease.as_mut() {
             lease.upgraded();
         }
@@ -118,7 +118,7 @@ pub(super) fn on_response(session: &mut Session, ctx: &mut RequestCtx, status: S
 pub(super) fn prepare_peer(peer: &mut HttpPeer, ctx: &RequestCtx) {
     if ctx.upgrade.is_some() {
         peer.options.http_upstream_request_policy.h1_upgrade = H1UpgradePolicy::Preserve;
-        let tunnel_timeout = Some(ctx.snapshot.config.proxy.tunnel_timeout);
+        let tunnel_timeout = Some(ctx.snapshot.config.proxy().tunnel_timeout);
         peer.options.read_timeout = tunnel_timeout;
         peer.options.write_timeout = tunnel_timeout;
     }

@@ -83,7 +83,7 @@ rate_limits = [{ name = "r", rate = "1/s", burst = 1, key = "route" }]
 "#;
     let config =
         crate::config::parse(std::path::Path::new("./config.toml"), text).expect("a valid config");
-    let expected = |index: usize, h2: bool| Expected::of(config.routes.get(index), h2);
+    let expected = |index: usize, h2: bool| Expected::of(config.routes().get(index), h2);
     assert_eq!(
         expected(0, false),
         Expected {

@@ -87,7 +87,7 @@ fn watched_files(shared: &Shared) -> BTreeSet<PathBuf> {
     let snapshot = shared.snapshot();
     snapshot
         .config
-        .tls
+        .tls()
         .iter()
         .flat_map(|tls| &tls.certificates)
         .flat_map(|certificate| [&certificate.cert, &certificate.key])

@@ -225,6 +225,175 @@ async fn a_standard_error_nobody_reads_never_blocks_a_request() {
     assert!(dropped <= 1000.0, "{dropped}");
 }
 
+/// Sends `head` on a connection of its own and returns the proxy's answer as text.
+async fn raw_exchange(proxy: &TestProxy, head: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = proxy.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    // The proxy may stop reading an oversized head before all of it is written.
+    let _ = stream.write_all(head).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(
+        scalelab_test_support::patient(Duration::from_secs(5)),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// Issue 23: a head Pingora's parser refused was logged through `tracing` on standard error,
+/// so the access log, the one place every answered request appears, missed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_or_oversized_head_gets_its_access_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let (backend, proxy) = logging_proxy(&path).await;
+    let huge = format!(
+        "GET /api HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1100 * 1024)
+    );
+    for (head, status, reason) in [
+        (
+            b"GET /api HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".to_vec(),
+            400,
+            "malformed_head",
+        ),
+        (huge.into_bytes(), 431, "head_too_large"),
+    ] {
+        let text = raw_exchange(&proxy, &head).await;
+        assert!(text.starts_with(&format!("HTTP/1.1 {status}")), "{text}");
+        let request_id = text
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("x-request-id")
+                    .then(|| value.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no request id in {text}"));
+        let needle = format!("request_id=\"{request_id}\"");
+        let line = eventually(Duration::from_secs(5), "the head's access-log line", || {
+            let found = lines(&path).into_iter().find(|l| l.contains(&needle));
+            async move { found }
+        })
+        .await;
+        assert!(line.contains(&format!("\"- - -\" {status} ")), "{line}");
+        assert!(line.contains("route=\"unmatched\""), "{line}");
+        assert!(line.ends_with(&format!("error={reason}")), "{line}");
+    }
+    assert_eq!(backend.hits(), 0);
+}
+
+/// Issue 23: `access_log` was read once at start, so a reload that changed it was journaled
+/// `applied` and had no effect. It is live now: the next line lands in the new file, in the
+/// new format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_moves_the_access_log_to_its_new_path_and_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_path = dir.path().join("first.log");
+    let second_path = dir.path().join("second.log");
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .proxy_setting(&format!(
+            "access_log = {{ path = {:?} }}",
+            first_path.display().to_string()
+        ))
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .route("api", "/api", "g");
+    let proxy = TestProxy::start(&config).await;
+    send(&proxy, "before", 1).await;
+    eventually(Duration::from_secs(5), "the first line", || {
+        let n = count(&first_path, "before");
+        async move { (n == 1).then_some(()) }
+    })
+    .await;
+
+    let text = config.render().replace(
+        &format!(
+            "access_log = {{ path = {:?} }}",
+            first_path.display().to_string()
+        ),
+        &format!(
+            "access_log = {{ path = {:?}, format = \"json\" }}",
+            second_path.display().to_string()
+        ),
+    );
+    proxy.write_config(&text);
+    let (status, body) = proxy.admin_post("/admin/reload").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["restart_required"], serde_json::json!([]), "{body}");
+    let effects: Vec<(String, String)> = body["reload"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["path"].as_str().unwrap().to_string(),
+                c["effect"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        effects.contains(&("proxy.access_log.path".to_string(), "applied".to_string())),
+        "{effects:?}"
+    );
+
+    send(&proxy, "after", 1).await;
+    let line = eventually(Duration::from_secs(5), "the line in the new file", || {
+        let found = lines(&second_path)
+            .into_iter()
+            .find(|l| l.contains("\"request_id\":\"after-0\""));
+        async move { found }
+    })
+    .await;
+    let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(parsed["status"], 200);
+    assert_eq!(parsed["path"], "/api/0");
+    let first = lines(&first_path);
+    assert_eq!(first.len(), 1, "{first:#?}");
+    assert!(first[0].contains("request_id=\"before-0\""), "{first:#?}");
+}
+
+/// A reload naming a log file that cannot be opened is rejected whole, like a start with it
+/// would fail, and the running log keeps its file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_to_an_unopenable_access_log_is_rejected_and_the_old_file_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let backend = TestBackend::start("a");
+    let setting = format!("access_log = {{ path = {:?} }}", path.display().to_string());
+    let config = TestConfig::new()
+        .proxy_setting(&setting)
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .route("api", "/api", "g");
+    let proxy = TestProxy::start(&config).await;
+    let missing = dir.path().join("no-such-directory").join("access.log");
+    proxy.write_config(&config.render().replace(
+        &setting,
+        &format!(
+            "access_log = {{ path = {:?} }}\nmax_header_bytes = 4096",
+            missing.display().to_string()
+        ),
+    ));
+    let (status, body) = proxy.admin_post("/admin/reload").await;
+    assert_eq!(body["result"], "rejected", "{status} {body}");
+    let errors = body["errors"].to_string();
+    assert!(
+        errors.contains("proxy.access_log") && errors.contains("no-such-directory"),
+        "{body}"
+    );
+    let running = proxy.admin_get("/admin/config").await;
+    assert_eq!(
+        running["config"]["proxy"]["max_header_bytes"], 65536,
+        "nothing applied"
+    );
+    send(&proxy, "kept", 1).await;
+    eventually(Duration::from_secs(5), "the line in the old file", || {
+        let n = count(&path, "kept");
+        async move { (n == 1).then_some(()) }
+    })
+    .await;
+}
+
 /// Issue 31: the access log wrote `cache=MISS` where the response said `X-Cache: BYPASS`. The
 /// log's `cache=` is now the header's word, for a miss, a hit and a bypass alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -636,6 +636,91 @@ async fn restart_only_fields_are_reported_and_not_applied() {
     assert!(proxy.log().contains("need a restart"));
 }
 
+/// Issue 23: a reload applied `client_header_timeout` and `max_connections` to the config
+/// `/admin/config` showed although the listeners kept the values they started with. Every
+/// startup field now stays at its running value, with the file's value shown as pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_changes_stay_pending_in_admin_config_and_reloads() {
+    let a = TestBackend::start("a");
+    let first = TestConfig::new()
+        .proxy_setting("max_connections = 100")
+        .proxy_setting("client_header_timeout = \"10s\"")
+        .upstream(UpstreamSpec::new("g", "weighted", &[&a], &[1]))
+        .route("all", "/", "g");
+    let proxy = TestProxy::start(&first).await;
+    let other_port = free_port();
+    let listen = format!("listen = [\"127.0.0.1:{}\"]", first.proxy_port);
+    let second = first
+        .render()
+        .replace("max_connections = 100", "max_connections = 7")
+        .replace(
+            "client_header_timeout = \"10s\"",
+            "client_header_timeout = \"3s\"",
+        )
+        .replace(&listen, &format!("listen = [\"127.0.0.1:{other_port}\"]"))
+        .replace("retries = 2", "retries = 1");
+    proxy.write_config(&second);
+    wait_for_sha(&proxy, &sha256_hex(&second), Duration::from_secs(2)).await;
+
+    let config = proxy.admin_get("/admin/config").await;
+    let running = &config["config"]["proxy"];
+    assert_eq!(running["max_connections"], 100, "{config}");
+    assert_eq!(running["client_header_timeout"], "10s", "{config}");
+    assert_eq!(
+        running["listen"][0],
+        format!("127.0.0.1:{}", first.proxy_port)
+    );
+    assert_eq!(config["config"]["upstreams"]["g"]["retries"], 1, "applied");
+    assert_eq!(config["startup"]["proxy.max_connections"], 100, "{config}");
+    assert_eq!(
+        config["pending_restart"],
+        serde_json::json!({
+            "proxy.client_header_timeout": "3s",
+            "proxy.listen": [format!("127.0.0.1:{other_port}")],
+            "proxy.max_connections": 7,
+        })
+    );
+    let reloads = proxy.admin_get("/admin/reloads").await;
+    assert_eq!(
+        reloads["restart_pending"],
+        serde_json::json!([
+            "proxy.client_header_timeout",
+            "proxy.listen",
+            "proxy.max_connections"
+        ])
+    );
+    let mut restart: Vec<&str> = reloads["reloads"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["effect"] == "restart required")
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    restart.sort_unstable();
+    assert_eq!(
+        restart,
+        [
+            "proxy.client_header_timeout",
+            "proxy.listen",
+            "proxy.max_connections"
+        ]
+    );
+    // The listener still runs where it started.
+    assert_eq!(
+        client().get(proxy.url("/x")).send().await.unwrap().status(),
+        200
+    );
+
+    // Back to the running values: nothing is pending any more.
+    let third = first.render().replace("retries = 2", "retries = 1");
+    proxy.write_config(&third);
+    wait_for_sha(&proxy, &sha256_hex(&third), Duration::from_secs(2)).await;
+    let config = proxy.admin_get("/admin/config").await;
+    assert_eq!(config["pending_restart"], serde_json::json!({}));
+    let reloads = proxy.admin_get("/admin/reloads").await;
+    assert_eq!(reloads["restart_pending"], serde_json::json!([]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn binary_upgrade_under_load_refuses_no_connection() {
     let a = TestBackend::start("a");

@@ -3,111 +3,18 @@
 //! load, and broken certificate files rejected with the old ones kept.
 
 mod clients;
+mod lab;
 
-use crate::harness::{sample, TestBackend, TestConfig, TestProxy, UpstreamSpec};
+use crate::harness::sample;
 use clients::{client, curl, dns_names, served_certificate, Offer};
+use lab::{json, newest, TlsLab};
 use scalelab_test_support::{eventually, free_port, patient, replace_file, Ca, Leaf};
-use serde_json::Value;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const H1: &[&[u8]] = &[b"http/1.1"];
 const H2_H1: &[&[u8]] = &[b"h2", b"http/1.1"];
-
-/// A backend behind a proxy with an HTTPS listener, its certificates in `certs`.
-struct TlsLab {
-    backend: TestBackend,
-    proxy: TestProxy,
-    ca: Ca,
-    certs: tempfile::TempDir,
-    tls_port: u16,
-    /// The config file's text, to reload it with changes.
-    config_text: String,
-}
-
-impl TlsLab {
-    /// `certificates`: (file stem, server names, names the leaf certificate holds); the first
-    /// is the default.
-    async fn start(min_version: &str, certificates: &[(&str, &[&str], &[&str])]) -> TlsLab {
-        let ca = Ca::new();
-        let certs = tempfile::tempdir().unwrap();
-        std::fs::write(certs.path().join("ca.pem"), ca.pem()).unwrap();
-        let mut tables = format!("[tls]\nmin_version = \"{min_version}\"\n");
-        for (stem, server_names, leaf_names) in certificates {
-            let (cert, key) = ca.leaf(leaf_names).install(certs.path(), stem);
-            let names: Vec<String> = server_names.iter().map(|n| format!("{n:?}")).collect();
-            tables.push_str(&format!(
-                "[[tls.certificates]]\ncert = {:?}\nkey = {:?}\nserver_names = [{}]\n",
-                cert.display().to_string(),
-                key.display().to_string(),
-                names.join(", ")
-            ));
-        }
-        let backend = TestBackend::start("b1");
-        let tls_port = free_port();
-        let config = TestConfig::new()
-            .proxy_setting(&format!("tls_listen = [\"127.0.0.1:{tls_port}\"]"))
-            .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
-            .route("all", "/", "g")
-            .tables(&tables);
-        let proxy = TestProxy::start(&config).await;
-        let config_text = config.render();
-        eventually(
-            Duration::from_secs(5),
-            "the server to be healthy",
-            || async { (proxy.server_healthy(backend.addr).await == Some(true)).then_some(()) },
-        )
-        .await;
-        TlsLab {
-            backend,
-            proxy,
-            ca,
-            certs,
-            tls_port,
-            config_text,
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.tls_port))
-    }
-
-    fn url(&self, host: &str, path: &str) -> String {
-        format!("https://{host}:{}{path}", self.tls_port)
-    }
-
-    fn ca_file(&self) -> PathBuf {
-        self.certs.path().join("ca.pem")
-    }
-
-    fn client(&self, offer: Offer, alpn: &[&[u8]]) -> reqwest::Client {
-        client(&self.ca.der(), offer, alpn, false, None)
-    }
-
-    async fn metrics(&self) -> String {
-        crate::harness::client()
-            .get(format!("{}/metrics", self.proxy.admin))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-
-    async fn handshakes(&self, result: &str, version: &str) -> f64 {
-        let series =
-            format!("scalelab_tls_handshakes_total{{result=\"{result}\",version=\"{version}\"}}");
-        sample(&self.metrics().await, &series).unwrap_or(0.0)
-    }
-}
-
-async fn json(response: reqwest::Response) -> Value {
-    response.json().await.unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_answers_curl_and_the_rust_client_on_tls_1_2_and_1_3() {
@@ -147,6 +54,44 @@ async fn https_answers_curl_and_the_rust_client_on_tls_1_2_and_1_3() {
     let now = scalelab_common::clock::since_epoch().as_secs() as f64;
     let ten_years = 10.0 * 365.0 * 86_400.0;
     assert!((expiry - (now + ten_years)).abs() < 7200.0, "{expiry}");
+}
+
+/// Issue 23: the upstream was told `X-Forwarded-Proto: http` for every request, also for
+/// those that arrived over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_proto_names_the_scheme_the_client_used() {
+    let lab = TlsLab::start("1.2", &[("lab", &["localhost"], &["localhost"])]).await;
+    for (alpn, version) in [
+        (H1, reqwest::Version::HTTP_11),
+        (H2_H1, reqwest::Version::HTTP_2),
+    ] {
+        let response = lab
+            .client(Offer::Only13, alpn)
+            .get(lab.url("localhost", "/proto"))
+            // A client's own value is replaced, not passed on.
+            .header("x-forwarded-proto", "gopher")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.version(), version);
+        assert_eq!(
+            lab.backend.last_header("x-forwarded-proto").as_deref(),
+            Some("https"),
+            "over TLS with {version:?}"
+        );
+    }
+    let response = crate::harness::client()
+        .get(format!("{}/proto", lab.proxy.base))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        lab.backend.last_header("x-forwarded-proto").as_deref(),
+        Some("http")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,14 +198,6 @@ async fn http2_by_alpn_goes_through_the_normal_route() {
 }
 
 /// The reload journal's newest record with `trigger`.
-async fn newest(proxy: &TestProxy, trigger: &str, result: &str) -> Option<Value> {
-    proxy
-        .reloads()
-        .await
-        .into_iter()
-        .find(|record| record["trigger"] == trigger && record["result"] == result)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_certificate_serves_the_next_handshake_while_16_clients_keep_going() {
     let lab = Arc::new(TlsLab::start("1.2", &[("lab", &["localhost"], &["localhost"])]).await);
@@ -463,8 +400,9 @@ async fn sighup_and_the_admin_reload_read_certificates_the_watcher_missed() {
         std::fs::write(&pair[1], &leaf.key_pem).unwrap();
         std::fs::write(&pair[0], &leaf.cert_pem).unwrap();
     };
-    // Let the watcher's events for the links settle (the same pair: nothing to apply).
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Let the watcher's events for the links settle (the same pair: nothing to apply). No
+    // event says so (an unchanged pair is not journaled), so the wait scales with patience.
+    tokio::time::sleep(patient(Duration::from_secs(1))).await;
 
     let by_signal = lab.ca.leaf(&["localhost"]);
     rewrite(&by_signal);

@@ -22,7 +22,7 @@ const REFRESH_TIMEOUT: Duration = Duration::from_secs(60);
 /// has its stale answer. A refresh that fails, times out or gets an error status is logged as a
 /// warning.
 pub(super) fn spawn_refresh(session: &Session, ctx: &RequestCtx, entry: Arc<Entry>) {
-    let Some(listen) = ctx.snapshot.config.proxy.listen.first().copied() else {
+    let Some(listen) = ctx.snapshot.config.proxy().listen.first().copied() else {
         return;
     };
     let target = if listen.ip().is_unspecified() {

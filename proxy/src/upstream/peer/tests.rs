@@ -8,7 +8,7 @@ fn group(dir: &std::path::Path, extra: &str) -> Upstream {
         "[upstreams.g]\nservers = [ {{ addr = \"127.0.0.1:5000\" }} ]\nconnect_timeout = \"2s\"\nread_timeout = \"3s\"\n{extra}\n[[routes]]\nname = \"r\"\npath = \"/\"\nupstream = \"g\"\n"
     );
     let config = crate::config::parse(&dir.join("config.toml"), &text).expect("valid");
-    config.upstreams["g"].clone()
+    config.upstreams()["g"].clone()
 }
 
 fn write_ca(dir: &std::path::Path, name: &str) {

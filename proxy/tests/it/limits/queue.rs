@@ -177,11 +177,19 @@ async fn twenty_clients_two_slots_ten_queued_in_order_the_rest_refused_at_once()
         2,
         "nothing else reached the server"
     );
-    // The two held requests leave the gate 250 ms apart, so their slots (and every slot after)
-    // come free at different times, and the order the queue hands them out in is the order
-    // requests reach the server.
-    slow.gate.add_permits(1);
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    // One request at a time leaves the gate, and the next permit waits until the slot it
+    // freed has brought the queue's head to the server: no two slots ever come free together,
+    // so the order the queue hands them out in is the order requests reach the server, however
+    // fast the machine is.
+    for arrived in 3..=12 {
+        slow.gate.add_permits(1);
+        eventually(
+            wait,
+            &format!("{arrived} requests at the server"),
+            || async { (slow.arrivals.lock().unwrap().len() == arrived).then_some(()) },
+        )
+        .await;
+    }
     slow.gate.add_permits(1000);
     for task in tasks {
         let (status, _, _) = task.await.unwrap();

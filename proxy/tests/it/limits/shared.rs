@@ -72,17 +72,24 @@ async fn two_proxies_share_one_budget_and_on_store_error_decides_without_redis()
     assert_eq!(errors("strict"), Some(10.0));
 }
 
-/// Two clients per proxy send to `/data` as fast as they can for 3 s against 10/s with a burst
-/// of 5: the proxies together allow 5 + 10 per second (within 10%), each some of it.
+/// Two clients per proxy send to `/data` as fast as they can against 10/s with a burst of 5,
+/// until the proxies together allowed `ALLOWED` and each refused some (each pressed against
+/// the budget it sees). GCRA allows at most the burst plus the rate over the time its
+/// decisions spanned, and every decision falls between the start and the end measured here:
+/// one shared budget stays under 5 + 10 per second of that span, where two budgets, both
+/// pressed, would allow about twice as much. The stop is an event, not a wall-clock window,
+/// and the bound grows with the time taken, so a slow machine only makes the run longer.
 pub async fn share_one_budget(proxies: &[TestProxy; 2]) {
+    const ALLOWED: u32 = 25;
     let stop = Arc::new(AtomicBool::new(false));
     let allowed: [Arc<AtomicU32>; 2] = Default::default();
-    let refused = Arc::new(AtomicU32::new(0));
+    let refused: [Arc<AtomicU32>; 2] = Default::default();
     let started = Instant::now();
     let mut clients = Vec::new();
     for (index, proxy) in proxies.iter().enumerate() {
         for _ in 0..2 {
-            let (stop, allowed, refused) = (stop.clone(), allowed[index].clone(), refused.clone());
+            let (stop, allowed, refused) =
+                (stop.clone(), allowed[index].clone(), refused[index].clone());
             let url = proxy.url("/data");
             clients.push(tokio::spawn(async move {
                 let http = client();
@@ -96,19 +103,30 @@ pub async fn share_one_budget(proxies: &[TestProxy; 2]) {
             }));
         }
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let count =
+        |counters: &[Arc<AtomicU32>; 2]| counters.each_ref().map(|c| c.load(Ordering::Relaxed));
+    eventually(
+        Duration::from_secs(30),
+        "the budget spent and refusals at both proxies",
+        || {
+            let (allowed, refused) = (count(&allowed), count(&refused));
+            async move {
+                (allowed[0] + allowed[1] >= ALLOWED && refused.iter().all(|&r| r > 0)).then_some(())
+            }
+        },
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.await.unwrap();
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let [first, second] = [0, 1].map(|i| allowed[i].load(Ordering::Relaxed));
-    let expected = 5.0 + 10.0 * elapsed;
+    let [first, second] = count(&allowed);
+    let bound = 5.0 + 10.0 * elapsed;
     let total = f64::from(first + second);
     assert!(
-        (total - expected).abs() <= expected * 0.1,
-        "{first} + {second} allowed in {elapsed:.2} s; one shared budget allows {expected:.1}"
+        total <= bound + 1.0,
+        "{first} + {second} allowed in {elapsed:.2} s; one shared budget allows at most {bound:.1}"
     );
     assert!(first > 0 && second > 0, "both proxies draw on the budget");
-    assert!(refused.load(Ordering::Relaxed) > 0);
 }
