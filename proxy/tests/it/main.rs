@@ -40,6 +40,7 @@ pub mod shared_cache;
 mod shared_tier_size;
 mod slow_clients;
 mod smuggling;
+mod systemd;
 mod tls;
 pub mod upgrades;
 mod upgrades_reload;

@@ -1,0 +1,193 @@
+//! The proxy under a service manager: this test plays systemd's side of sd_notify(3) (a unix
+//! datagram socket named by `NOTIFY_SOCKET`, a watchdog interval in `WATCHDOG_USEC`) and
+//! checks the exact sequence of notifications the real binary sends.
+
+use crate::harness::*;
+use std::process::Command;
+use std::time::Duration;
+use tokio::net::UnixDatagram;
+
+/// The watchdog interval the test asks for; the proxy pings at half of it.
+const WATCHDOG: Duration = Duration::from_millis(400);
+
+/// One notification datagram, as its `KEY=value` lines.
+#[derive(Debug, Clone)]
+struct Notice(Vec<String>);
+
+impl Notice {
+    fn has(&self, line: &str) -> bool {
+        self.0.iter().any(|l| l == line)
+    }
+
+    fn value(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+    }
+
+    fn is_watchdog(&self) -> bool {
+        self.0 == ["WATCHDOG=1"]
+    }
+}
+
+/// The systemd side: the socket, and the watchdog pings seen so far (kept apart, because they
+/// interleave with everything else).
+struct Manager {
+    socket: UnixDatagram,
+    pings: usize,
+}
+
+impl Manager {
+    /// The next notification that is not a watchdog ping, within a deadline.
+    async fn next(&mut self, what: &str) -> Notice {
+        let deadline = patient(Duration::from_secs(15));
+        let found = tokio::time::timeout(deadline, async {
+            let mut buffer = vec![0u8; 4096];
+            loop {
+                let n = self.socket.recv(&mut buffer).await.expect("recv");
+                let text = String::from_utf8(buffer[..n].to_vec()).expect("UTF-8 notice");
+                let notice = Notice(text.lines().map(str::to_string).collect());
+                if notice.is_watchdog() {
+                    self.pings += 1;
+                } else {
+                    return notice;
+                }
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("no notification ({what}) within {deadline:?}"))
+    }
+
+    /// Waits until `count` more watchdog pings arrived; any other notification is a failure.
+    async fn pings(&mut self, count: usize) {
+        let target = self.pings + count;
+        let deadline = patient(Duration::from_secs(10));
+        let mut buffer = vec![0u8; 4096];
+        tokio::time::timeout(deadline, async {
+            while self.pings < target {
+                let n = self.socket.recv(&mut buffer).await.expect("recv");
+                let text = String::from_utf8_lossy(&buffer[..n]).to_string();
+                assert_eq!(text, "WATCHDOG=1\n", "only watchdog pings expected now");
+                self.pings += 1;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("fewer than {count} watchdog pings within {deadline:?}"));
+    }
+
+    /// A reload's two notifications: `RELOADING=1` with a timestamp, then `READY=1` with the
+    /// status. Returns the status and the timestamp.
+    async fn reload(&mut self, what: &str) -> (String, u64) {
+        let reloading = self.next(what).await;
+        assert!(reloading.has("RELOADING=1"), "{what}: {reloading:?}");
+        let usec: u64 = reloading
+            .value("MONOTONIC_USEC")
+            .unwrap_or_else(|| panic!("{what}: no MONOTONIC_USEC in {reloading:?}"))
+            .parse()
+            .expect("MONOTONIC_USEC is a number");
+        let ready = self.next(what).await;
+        assert!(ready.has("READY=1"), "{what}: {ready:?}");
+        (ready.value("STATUS").expect("STATUS").to_string(), usec)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifies_ready_reloading_stopping_and_pings_the_watchdog_after_real_requests() {
+    let backend = TestBackend::start("a");
+    let dir = tempfile::tempdir().unwrap();
+    let access_log = dir.path().join("access.log");
+    let config = TestConfig::new()
+        .proxy_setting(&format!(
+            "access_log = {{ path = \"{}\" }}",
+            access_log.display()
+        ))
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .route("all", "/", "g");
+    let socket_path = dir.path().join("notify.sock");
+    let mut manager = Manager {
+        socket: UnixDatagram::bind(&socket_path).unwrap(),
+        pings: 0,
+    };
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(&config_path, config.render()).unwrap();
+    let mut command = Command::new(binary());
+    command
+        .arg("--config")
+        .arg(&config_path)
+        .env("RUST_LOG", "info")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", WATCHDOG.as_micros().to_string());
+    let child = ChildGuard::spawn_logged(&mut command, &dir.path().join("proxy.log"), "proxy");
+    let mut proxy = TestProxy {
+        child,
+        base: format!("http://127.0.0.1:{}", config.proxy_port),
+        admin: format!("http://127.0.0.1:{}", config.admin_port),
+        config_path,
+        client: Client::Http1,
+        dir,
+    };
+
+    // READY comes first, and only once the listener answers: a request sent the moment it
+    // arrives, with no retry, is served.
+    let ready = manager.next("start-up").await;
+    assert!(ready.has("READY=1"), "{ready:?}");
+    assert_eq!(
+        ready.value("STATUS"),
+        Some("serving generation 1; no reload yet")
+    );
+    let response = client().get(proxy.url("/x")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    // The watchdog is pinged at half the interval, each ping after a real request through the
+    // listener (`OPTIONS *`): the access log shows them, and nobody else sends any.
+    manager.pings(3).await;
+    let probes = std::fs::read_to_string(&access_log)
+        .unwrap()
+        .lines()
+        .filter(|line| line.contains("OPTIONS"))
+        .count();
+    assert!(probes >= 3, "{probes} OPTIONS requests for 3 pings");
+
+    // SIGHUP with the same file: a reload all the same, unchanged.
+    proxy.signal(Signal::SIGHUP);
+    let (status, first_usec) = manager.reload("SIGHUP").await;
+    assert_eq!(
+        status,
+        "serving generation 1; last reload (signal): unchanged"
+    );
+
+    // A changed file through the watcher: applied.
+    let second = TestConfig::same_ports(&config)
+        .proxy_setting(&format!(
+            "access_log = {{ path = \"{}\" }}",
+            access_log.display()
+        ))
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[2]))
+        .route("all", "/", "g");
+    proxy.write_config(&second.render());
+    let (status, second_usec) = manager.reload("file edit").await;
+    assert_eq!(status, "serving generation 2; last reload (file): applied");
+    assert!(second_usec > first_usec);
+
+    // A broken file through the watcher, then by SIGHUP: rejected both times, and READY=1 ends
+    // each, so `systemctl reload` returns instead of waiting for its timeout.
+    proxy.write_config("[proxy\n");
+    let (status, _) = manager.reload("broken file").await;
+    assert_eq!(status, "serving generation 2; last reload (file): rejected");
+    proxy.signal(Signal::SIGHUP);
+    let (status, _) = manager.reload("SIGHUP on a broken file").await;
+    assert_eq!(
+        status,
+        "serving generation 2; last reload (signal): rejected"
+    );
+    let response = client().get(proxy.url("/x")).send().await.unwrap();
+    assert_eq!(response.headers()["x-config-generation"], "2");
+
+    proxy.signal(Signal::SIGTERM);
+    let stopping = manager.next("SIGTERM").await;
+    assert!(stopping.has("STOPPING=1"), "{stopping:?}");
+    assert_eq!(
+        proxy.wait_exit(Duration::from_secs(10)).await.code(),
+        Some(0)
+    );
+}
