@@ -19,9 +19,18 @@ enum LogFormat {
     Json,
 }
 
+/// The version and the git commit the binary was built from (`build.rs`), so a running
+/// daemon's `--version` names the exact source.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SCALELAB_GIT_COMMIT"),
+    ")"
+);
+
 /// A configuration-driven reverse proxy on Pingora.
 #[derive(Debug, Parser)]
-#[command(name = "scalelab-proxy", version)]
+#[command(name = "scalelab-proxy", version = VERSION)]
 struct Cli {
     /// The config file.
     #[arg(short, long, default_value = "config.toml")]
