@@ -96,6 +96,9 @@ fn absolute(path: &std::path::Path) -> PathBuf {
 }
 
 fn init_logging(format: LogFormat) {
+    if scalelab_proxy::logging::journal::connected() {
+        return init_journal_logging(format);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -107,6 +110,29 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Logging when standard error is systemd's journal stream: no timestamps (journald adds its
+/// own), no colours, and each line led by its syslog priority (`logging::journal`).
+fn init_journal_logging(format: LogFormat) {
+    use scalelab_proxy::logging::journal::Prefixed;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .log_internal_errors(false)
+        .with_ansi(false)
+        .with_writer(scalelab_proxy::logging::stderr_writer());
+    let line = tracing_subscriber::fmt::format()
+        .without_time()
+        .with_ansi(false);
+    match format {
+        LogFormat::Text => builder.event_format(Prefixed(line)).init(),
+        LogFormat::Json => builder
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(Prefixed(line.json().flatten_event(true)))
+            .init(),
     }
 }
 

@@ -191,3 +191,125 @@ async fn notifies_ready_reloading_stopping_and_pings_the_watchdog_after_real_req
         Some(0)
     );
 }
+
+/// Starts the proxy with its standard error a pipe and `JOURNAL_STREAM` set to what
+/// `journal_stream` makes of the pipe's `(device, inode)`; returns the proxy and its lines.
+fn start_with_journal_stream(
+    config: &TestConfig,
+    dir: &std::path::Path,
+    journal_stream: impl Fn(u64, u64) -> String,
+) -> (ChildGuard, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead as _;
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let config_path = dir.join("config.toml");
+    std::fs::write(&config_path, config.render()).unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    let stream = std::fs::metadata(format!("/proc/self/fd/{}", writer.as_raw_fd())).unwrap();
+    let child = Command::new(binary())
+        .arg("--config")
+        .arg(&config_path)
+        .env("RUST_LOG", "info")
+        .env("JOURNAL_STREAM", journal_stream(stream.dev(), stream.ino()))
+        .stdout(std::process::Stdio::null())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(reader).lines() {
+            let Ok(line) = line else { return };
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (ChildGuard::new(child, "proxy"), received)
+}
+
+/// The first line that contains `text`, within a deadline; the lines before it are dropped.
+fn line_with(lines: &std::sync::mpsc::Receiver<String>, text: &str) -> String {
+    let deadline = std::time::Instant::now() + patient(Duration::from_secs(15));
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(text) => return line,
+            Ok(_) => {}
+            Err(error) => panic!("no log line with {text:?}: {error}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_journald_log_lines_carry_syslog_priorities_and_no_timestamps() {
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .route("all", "/", "g");
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, lines) = start_with_journal_stream(&config, dir.path(), |device, inode| {
+        format!("{device}:{inode}")
+    });
+    let serving = line_with(&lines, "scalelab-proxy serving");
+    assert!(
+        serving.starts_with("<6> INFO scalelab_proxy::server: scalelab-proxy serving"),
+        "{serving:?}"
+    );
+    // SIGHUP before the handler is installed would end the process: wait for the admin API,
+    // which starts with the handler.
+    let http = client();
+    let health = format!("http://127.0.0.1:{}/health", config.admin_port);
+    eventually(Duration::from_secs(15), "the admin API to answer", || {
+        let (http, health) = (http.clone(), health.clone());
+        async move {
+            let response = http.get(health).send().await.ok()?;
+            response.status().is_success().then_some(())
+        }
+    })
+    .await;
+    std::fs::write(dir.path().join("config.toml"), "[proxy\n").unwrap();
+    proxy.signal(Signal::SIGHUP);
+    let rejected = line_with(&lines, "config reload rejected");
+    assert!(rejected.starts_with("<3>ERROR "), "{rejected:?}");
+    let kept = line_with(&lines, "keeping the running config");
+    assert!(kept.starts_with("<4> WARN "), "{kept:?}");
+}
+
+#[test]
+fn a_journal_stream_that_is_not_standard_error_changes_nothing() {
+    // A child of a service inherits `JOURNAL_STREAM` even when its standard error goes
+    // elsewhere; only the stream it names gets the journal's format.
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .route("all", "/", "g");
+    let dir = tempfile::tempdir().unwrap();
+    let (_proxy, lines) = start_with_journal_stream(&config, dir.path(), |device, inode| {
+        format!("{device}:{}", inode + 1)
+    });
+    let serving = line_with(&lines, "scalelab-proxy serving");
+    // An RFC 3339 timestamp leads the line (after any colour codes), as without systemd.
+    let plain = strip_colours(&serving);
+    assert!(
+        plain.len() > 5 && plain[..4].bytes().all(|b| b.is_ascii_digit()) && &plain[4..5] == "-",
+        "{serving:?}"
+    );
+}
+
+/// `line` without its ANSI colour sequences (`ESC [ ... m`).
+fn strip_colours(line: &str) -> String {
+    let mut plain = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
