@@ -24,6 +24,7 @@ mod attack;
 mod auth;
 mod balancing;
 mod cache;
+mod configmap;
 mod failover;
 mod forwarding;
 mod grpc;
