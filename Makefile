@@ -2,7 +2,7 @@
 CARGO ?= cargo
 CONFIG ?= config.toml
 
-.PHONY: up observe test deps build lint fmt check-config bench clean
+.PHONY: up observe test deps build lint fmt check-config bench clean deb deb-check
 
 up: deps
 	$(CARGO) build --release --workspace --bins
@@ -29,6 +29,16 @@ fmt:
 
 check-config: build
 	./target/release/scalelab-proxy --check --config $(CONFIG)
+
+# The daemon as a Debian package (target/debian/scalelab-proxy_*.deb): the binary, the unit,
+# /etc/scalelab/config.toml as a conffile, a postinst that creates the scalelab user.
+deb: deps
+	@command -v cargo-deb >/dev/null 2>&1 || $(CARGO) install cargo-deb --locked
+	$(CARGO) deb -p scalelab-proxy --locked
+
+# lintian on the package, then the tests that install it into a scratch root and run it.
+deb-check: deb
+	bash scripts/check-deb.sh
 
 bench: deps
 	bash bench/passthrough.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing scalelab needs on a Debian machine that has Rust:
 # cmake (pingora builds a C library with it), a C toolchain, Prometheus and promtool (for the dashboard and metrics tests),
-# redis-server (for the scale-out tests)
+# redis-server (for the scale-out tests), systemd-analyze (the unit's check)
 # and the rustfmt/clippy components.
 # Idempotent: it installs only what is missing, so it is cheap to run every time.
 set -euo pipefail
@@ -23,6 +23,10 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # redis-cli joins the test cluster's nodes and pings a TLS-only server (redis-server depends on it
 # today; named so a packaging change cannot drop it).
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+
+# The packaging test runs `systemd-analyze verify` on the unit; the systemd package provides it
+# even where systemd is not PID 1 (a container).
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 
 if ((${#need_apt[@]})); then
   sudo=""

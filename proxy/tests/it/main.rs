@@ -34,6 +34,7 @@ mod lifecycle;
 pub mod limits;
 mod metrics;
 mod overrides;
+mod packaging;
 mod redis_deployments;
 mod reload;
 mod request_metrics;
