@@ -149,12 +149,14 @@ impl Service {
         true
     }
 
-    /// Whether the request path answers: a request on the first plain listener, or, with TLS
+    /// Whether the request path is alive: a request on the first plain listener, or, with TLS
     /// listeners only, a connection to the first (which proves less: the kernel completes a
     /// connection before the proxy accepts it).
     async fn alive(&self, timeout: Duration) -> bool {
         match (self.plain.first(), self.others.first()) {
-            (Some(addr), _) => request_answered(*addr, timeout).await,
+            // A proxy full at `max_connections` refuses the probe's connection, and is alive:
+            // a watchdog that restarted it then would turn an overload into an outage.
+            (Some(addr), _) => probe(*addr, timeout).await != Probe::Silent,
             (None, Some(addr)) => {
                 tokio::time::timeout(timeout, tokio::net::TcpStream::connect(reachable(*addr)))
                     .await
@@ -165,11 +167,22 @@ impl Service {
     }
 }
 
+/// What a probe request got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// A complete response.
+    Answered,
+    /// The proxy closed the connection without answering: at `max_connections` it closes a
+    /// new connection at once. Its request thread accepted and decided, so it is alive.
+    Closed,
+    /// No connection, or no answer within the timeout: a stuck request thread looks like this.
+    Silent,
+}
+
 /// Sends `OPTIONS *` (the server-wide request of RFC 9110 9.3.7, which no route matches, so it
-/// never reaches an upstream; Apache's own "dummy connection" uses it for the same purpose) and
-/// says whether any complete answer came back from a request thread.
-async fn request_answered(addr: SocketAddr, timeout: Duration) -> bool {
-    crate::http1::send(
+/// never reaches an upstream; Apache's own "dummy connection" uses it for the same purpose).
+async fn probe(addr: SocketAddr, timeout: Duration) -> Probe {
+    match crate::http1::send(
         Method::OPTIONS,
         reachable(addr),
         "*",
@@ -177,7 +190,15 @@ async fn request_answered(addr: SocketAddr, timeout: Duration) -> bool {
         timeout,
     )
     .await
-    .is_ok()
+    {
+        Ok(_) => Probe::Answered,
+        Err(crate::http1::Error::Http(_)) => Probe::Closed,
+        Err(_) => Probe::Silent,
+    }
+}
+
+async fn request_answered(addr: SocketAddr, timeout: Duration) -> bool {
+    probe(addr, timeout).await == Probe::Answered
 }
 
 /// The address to connect to for a listener: a wildcard one is reached on loopback.

@@ -3,8 +3,10 @@
 //! checks the exact sequence of notifications the real binary sends.
 
 use crate::harness::*;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::UnixDatagram;
 
 /// The watchdog interval the test asks for; the proxy pings at half of it.
@@ -91,6 +93,60 @@ impl Manager {
     }
 }
 
+/// Starts the proxy in `dir` with `NOTIFY_SOCKET` and `WATCHDOG_USEC`, without waiting.
+fn start_notifying(config: &TestConfig, dir: tempfile::TempDir, socket: &Path) -> TestProxy {
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(&config_path, config.render()).unwrap();
+    let mut command = Command::new(binary());
+    command
+        .arg("--config")
+        .arg(&config_path)
+        .env("RUST_LOG", "info")
+        .env("NOTIFY_SOCKET", socket)
+        .env("WATCHDOG_USEC", WATCHDOG.as_micros().to_string());
+    let child = ChildGuard::spawn_logged(&mut command, &dir.path().join("proxy.log"), "proxy");
+    TestProxy {
+        child,
+        base: format!("http://127.0.0.1:{}", config.proxy_port),
+        admin: format!("http://127.0.0.1:{}", config.admin_port),
+        config_path,
+        client: Client::Http1,
+        dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_full_at_max_connections_still_pings_the_watchdog() {
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .proxy_setting("max_connections = 1")
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .route("all", "/", "g");
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let mut manager = Manager {
+        socket: UnixDatagram::bind(&socket_path).unwrap(),
+        pings: 0,
+    };
+    let proxy = start_notifying(&config, dir, &socket_path);
+    assert!(manager.next("start-up").await.has("READY=1"));
+    // One kept-alive connection holds the only slot: the watchdog's probe connection is
+    // closed unanswered, which shows a live request thread, not a hung one.
+    let mut held = tokio::net::TcpStream::connect(("127.0.0.1", config.proxy_port))
+        .await
+        .unwrap();
+    held.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    held.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let refused = client().get(proxy.url("/x")).send().await;
+    assert!(refused.is_err(), "the slot is held: {refused:?}");
+    manager.pings(3).await;
+    drop(held);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifies_ready_reloading_stopping_and_pings_the_watchdog_after_real_requests() {
     let backend = TestBackend::start("a");
@@ -108,24 +164,7 @@ async fn notifies_ready_reloading_stopping_and_pings_the_watchdog_after_real_req
         socket: UnixDatagram::bind(&socket_path).unwrap(),
         pings: 0,
     };
-    let config_path = dir.path().join("config.toml");
-    std::fs::write(&config_path, config.render()).unwrap();
-    let mut command = Command::new(binary());
-    command
-        .arg("--config")
-        .arg(&config_path)
-        .env("RUST_LOG", "info")
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", WATCHDOG.as_micros().to_string());
-    let child = ChildGuard::spawn_logged(&mut command, &dir.path().join("proxy.log"), "proxy");
-    let mut proxy = TestProxy {
-        child,
-        base: format!("http://127.0.0.1:{}", config.proxy_port),
-        admin: format!("http://127.0.0.1:{}", config.admin_port),
-        config_path,
-        client: Client::Http1,
-        dir,
-    };
+    let mut proxy = start_notifying(&config, dir, &socket_path);
 
     // READY comes first, and only once the listener answers: a request sent the moment it
     // arrives, with no retry, is served.
