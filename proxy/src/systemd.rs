@@ -12,7 +12,7 @@
 //!   own listener was answered: a timer alone would keep pinging while every request thread
 //!   hangs, which is exactly what the watchdog is for.
 
-use crate::reload::Record;
+use crate::journal::{Outcome, Record};
 use crate::state::Shared;
 use async_trait::async_trait;
 use http::{HeaderMap, Method};
@@ -52,9 +52,9 @@ pub fn status(generation: u64, last: Option<&Record>) -> String {
             "serving generation {generation}; last reload ({}): {}",
             record.trigger.name(),
             match record.result {
-                crate::reload::Outcome::Applied => "applied",
-                crate::reload::Outcome::Rejected => "rejected",
-                crate::reload::Outcome::Unchanged => "unchanged",
+                Outcome::Applied => "applied",
+                Outcome::Rejected => "rejected",
+                Outcome::Unchanged => "unchanged",
             }
         ),
     }
