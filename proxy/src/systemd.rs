@@ -213,3 +213,59 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
         _ => addr,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Trigger;
+
+    fn record(trigger: Trigger, result: Outcome) -> Record {
+        Record {
+            generation: 0,
+            time: String::new(),
+            unix_ms: 0,
+            trigger,
+            result,
+            sha256: String::new(),
+            duration_us: 0,
+            errors: Vec::new(),
+            changes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(status(1, None), "serving generation 1; no reload yet");
+        for (trigger, result, expected) in [
+            (
+                Trigger::Signal,
+                Outcome::Applied,
+                "serving generation 3; last reload (signal): applied",
+            ),
+            (
+                Trigger::File,
+                Outcome::Rejected,
+                "serving generation 3; last reload (file): rejected",
+            ),
+            (
+                Trigger::Api,
+                Outcome::Unchanged,
+                "serving generation 3; last reload (api): unchanged",
+            ),
+        ] {
+            assert_eq!(status(3, Some(&record(trigger, result))), expected);
+        }
+    }
+
+    #[test]
+    fn wildcard_listeners_are_probed_on_loopback() {
+        for (listen, probed) in [
+            ("0.0.0.0:80", "127.0.0.1:80"),
+            ("[::]:443", "[::1]:443"),
+            ("10.0.0.5:8000", "10.0.0.5:8000"),
+        ] {
+            let listen: SocketAddr = listen.parse().unwrap();
+            assert_eq!(reachable(listen).to_string(), probed);
+        }
+    }
+}
