@@ -5,7 +5,7 @@ CONFIG ?= config.toml
 # Extra arguments for `scalelab up`, e.g. `make up ARGS=--restart`.
 ARGS ?=
 
-.PHONY: up observe test deps up-deps build lint fmt check-config bench clean
+.PHONY: up observe test deps up-deps build lint fmt check-config bench clean deb deb-check
 
 # Installs only what building and running the lab needs (cmake, a C toolchain, pkg-config, curl).
 up: up-deps
@@ -38,6 +38,16 @@ fmt:
 
 check-config: build
 	./target/release/scalelab-proxy --check --config $(CONFIG)
+
+# The daemon as a Debian package (target/debian/scalelab-proxy_*.deb): the binary, the unit,
+# /etc/scalelab/config.toml as a conffile, a postinst that creates the scalelab user.
+deb: deps
+	@command -v cargo-deb >/dev/null 2>&1 || $(CARGO) install cargo-deb --locked
+	$(CARGO) deb -p scalelab-proxy --locked
+
+# lintian on the package, then the tests that install it into a scratch root and run it.
+deb-check: deb
+	bash scripts/check-deb.sh
 
 bench: deps
 	bash bench/passthrough.sh

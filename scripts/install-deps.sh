@@ -4,8 +4,8 @@
 #               a C toolchain, pkg-config, and curl for the README's tour.
 #   --observe   also Prometheus, for `scalelab up --observe` (`make observe`).
 #   --fleet     also redis-server, for `scalelab up --fleet` (a shared cache tier and task queue).
-#   --test      everything the test suite needs (`make test`, `.ci/run`): the above, promtool, redis-tools
-#               and the rustfmt/clippy components.
+#   --test      everything the test suite needs (`make test`, `.ci/run`): the above, promtool, redis-tools,
+#               systemd-analyze (the unit's check) and the rustfmt/clippy components.
 # Idempotent: it installs only what is missing, so it is cheap to run every time.
 set -euo pipefail
 
@@ -46,6 +46,12 @@ fi
 # today; named so a packaging change cannot drop it).
 if $test; then
   command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+fi
+
+# The packaging test runs `systemd-analyze verify` on the unit; the systemd package provides it
+# even where systemd is not PID 1 (a container).
+if $test; then
+  command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 fi
 
 if ((${#need_apt[@]})); then

@@ -35,6 +35,20 @@ pub enum Error {
 pub async fn get(
     addr: SocketAddr,
     path: &str,
+    headers: HeaderMap,
+    timeout: Duration,
+) -> Result<StatusCode, Error> {
+    send(Method::GET, addr, path, headers, timeout).await
+}
+
+/// As `get`, with another method (the systemd watchdog's `OPTIONS *`).
+///
+/// # Errors
+/// As `get`.
+pub async fn send(
+    method: Method,
+    addr: SocketAddr,
+    path: &str,
     mut headers: HeaderMap,
     timeout: Duration,
 ) -> Result<StatusCode, Error> {
@@ -45,9 +59,9 @@ pub async fn get(
     }
     headers.insert(CONNECTION, HeaderValue::from_static("close"));
     let mut request = Request::builder()
-        .method(Method::GET)
+        .method(method)
         .uri(path)
-        // An empty `String` is a body that ends at once: a GET sends none.
+        // An empty `String` is a body that ends at once: neither a GET nor an OPTIONS sends one.
         .body(String::new())
         .map_err(Error::Request)?;
     *request.headers_mut() = headers;

@@ -26,6 +26,7 @@ pub mod server;
 pub mod service;
 pub mod snapshot;
 pub mod state;
+pub mod systemd;
 pub mod tasks;
 pub mod telemetry;
 pub mod template;

@@ -18,9 +18,18 @@ enum LogFormat {
     Json,
 }
 
+/// The version and the git commit the binary was built from (`build.rs`), so a running
+/// daemon's `--version` names the exact source.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SCALELAB_GIT_COMMIT"),
+    ")"
+);
+
 /// A configuration-driven reverse proxy on Pingora.
 #[derive(Debug, Parser)]
-#[command(name = "scalelab-proxy", version)]
+#[command(name = "scalelab-proxy", version = VERSION)]
 struct Cli {
     /// The config file.
     #[arg(short, long, default_value = "config.toml")]
@@ -86,6 +95,9 @@ fn absolute(path: &std::path::Path) -> PathBuf {
 }
 
 fn init_logging(format: LogFormat) {
+    if scalelab_proxy::logging::journal::connected() {
+        return init_journal_logging(format);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -107,6 +119,29 @@ fn colour_wanted() -> bool {
     use std::io::IsTerminal as _;
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
     !no_color && std::io::stderr().is_terminal()
+}
+
+/// Logging when standard error is systemd's journal stream: no timestamps (journald adds its
+/// own), no colours, and each line led by its syslog priority (`logging::journal`).
+fn init_journal_logging(format: LogFormat) {
+    use scalelab_proxy::logging::journal::Prefixed;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .log_internal_errors(false)
+        .with_ansi(false)
+        .with_writer(scalelab_proxy::logging::stderr_writer());
+    let line = tracing_subscriber::fmt::format()
+        .without_time()
+        .with_ansi(false);
+    match format {
+        LogFormat::Text => builder.event_format(Prefixed(line)).init(),
+        LogFormat::Json => builder
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(Prefixed(line.json().flatten_event(true)))
+            .init(),
+    }
 }
 
 fn main() -> ExitCode {

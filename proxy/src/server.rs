@@ -150,6 +150,7 @@ pub fn run(
             listener: Mutex::new(admin_listener),
         },
     ));
+    add_systemd_service(&mut server, &shared, &settings);
     tracing::info!(listen = ?settings.listen, tls_listen = ?settings.tls_listen, admin = %settings.admin_listen, "scalelab-proxy serving");
     server.run(RunArgs {
         shutdown_signal: Box::new(Signals {
@@ -159,6 +160,28 @@ pub fn run(
     });
     flush_logs();
     Ok(())
+}
+
+/// Under a service manager (`NOTIFY_SOCKET` set), the task that tells it when every listener
+/// answers and pings its watchdog (`systemd`).
+fn add_systemd_service(
+    server: &mut Server,
+    shared: &Shared,
+    settings: &crate::config::ProxySettings,
+) {
+    if !crate::systemd::enabled() {
+        return;
+    }
+    let mut others = settings.tls_listen.clone();
+    others.push(settings.admin_listen);
+    server.add_service(background_service(
+        "systemd",
+        crate::systemd::Service {
+            shared: shared.clone(),
+            plain: settings.listen.clone(),
+            others,
+        },
+    ));
 }
 
 /// Writes the access log's and the log's last lines, before the process exits.
@@ -195,11 +218,13 @@ impl ShutdownSignalWatch for Signals {
                 ShutdownSignal::GracefulUpgrade
             }
             _ = term.recv() => {
+                crate::systemd::stopping();
                 tracing::info!(active = self.shared.active_requests(), "SIGTERM: draining in-flight requests");
                 spawn_drain_monitor(self.shared.clone(), self.drain_timeout);
                 ShutdownSignal::GracefulTerminate
             }
             _ = interrupt.recv() => {
+                crate::systemd::stopping();
                 tracing::info!("SIGINT: stopping now");
                 spawn_exit_watchdog(FAST_SHUTDOWN_BOUND);
                 ShutdownSignal::FastShutdown

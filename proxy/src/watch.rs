@@ -3,6 +3,9 @@
 //! It watches the file's directory rather than the file, because most ways of saving replace
 //! the file's inode (an editor's write-then-rename, `sed -i`, delete-then-recreate) and an
 //! inode watch would go silent after the first save. Events for other names are ignored.
+//! A file reached through links (a Kubernetes ConfigMap) is watched along its whole chain
+//! (`links`): the directory holding the link, the links, and where they lead, resolved again
+//! after every event; the text's hash makes a swap that several events announce apply once.
 //!
 //! A burst of events (truncate, write, write, close) is collapsed by waiting until the
 //! directory has been quiet for `DEBOUNCE`. Text that hashes the same as the running config is
@@ -11,13 +14,16 @@
 //! and is picked up again when it returns.
 
 pub mod certificates;
+pub mod links;
 
 use crate::reload::{self, Outcome, Trigger};
 use crate::state::Shared;
 use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecursiveMode, Watcher};
-use std::ffi::OsString;
+use scalelab_common::sync::{read, write};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -53,19 +59,20 @@ fn event_channel(
 /// Watches the config file until `shutdown` fires. Logs and returns if the watch cannot be
 /// set up: SIGHUP and the admin API still reload in that case.
 pub async fn run(shared: Shared, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let path = absolute(shared.config_path());
-    let (Some(directory), Some(file_name)) = (path.parent(), path.file_name()) else {
-        tracing::warn!(path = %path.display(), "config path has no directory; not watching it");
+    let path = canonical(shared.config_path());
+    // The paths whose events matter (`links::chain`): shared with the event filter, which
+    // runs on notify's thread, and replaced whenever the links point elsewhere.
+    let watched = Arc::new(RwLock::new(links::chain(&path)));
+    let filter = watched.clone();
+    let Some((mut watcher, mut events)) = event_channel("config", move |event| {
+        changes_content(event) && touches(event, &read(&filter))
+    }) else {
         return;
     };
-    let wanted: OsString = file_name.to_os_string();
-    let Some((mut watcher, mut events)) =
-        event_channel("config", move |event| is_relevant(event, &wanted))
-    else {
-        return;
-    };
-    if let Err(error) = watcher.watch(directory, RecursiveMode::NonRecursive) {
-        tracing::warn!(%error, directory = %directory.display(), "cannot watch the config directory; reload with SIGHUP or the admin API");
+    let mut directories = BTreeSet::new();
+    follow(&mut watcher, &mut directories, &read(&watched));
+    if directories.is_empty() {
+        tracing::warn!(path = %path.display(), "cannot watch the config file's directory; reload with SIGHUP or the admin API");
         return;
     }
     tracing::info!(path = %path.display(), "watching the config file for changes");
@@ -81,6 +88,13 @@ pub async fn run(shared: Shared, mut shutdown: tokio::sync::watch::Receiver<bool
         if !settle(&mut events, &mut shutdown).await {
             return;
         }
+        // A swapped link moves the final file: watch where it is now before reading it, so an
+        // edit made right after the swap is seen too.
+        let now = links::chain(&path);
+        if now != *read(&watched) {
+            follow(&mut watcher, &mut directories, &now);
+            *write(&watched) = now;
+        }
         if !reload_from_disk(
             &shared,
             &path,
@@ -93,6 +107,44 @@ pub async fn run(shared: Shared, mut shutdown: tokio::sync::watch::Receiver<bool
             return;
         }
     }
+}
+
+/// Makes `watcher` watch exactly the directories of `paths` (`directories` is what it watches
+/// now). A directory that is gone (the old target of a swapped link) cannot be unwatched and
+/// need not be; one that cannot be watched is logged and left out.
+fn follow(
+    watcher: &mut notify::RecommendedWatcher,
+    directories: &mut BTreeSet<PathBuf>,
+    paths: &[PathBuf],
+) {
+    let wanted = links::directories(paths);
+    for gone in directories.difference(&wanted) {
+        let _ = watcher.unwatch(gone);
+    }
+    let mut watching = BTreeSet::new();
+    for directory in wanted {
+        if directories.contains(&directory) {
+            watching.insert(directory);
+            continue;
+        }
+        match watcher.watch(&directory, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                watching.insert(directory);
+            }
+            Err(error) => {
+                tracing::warn!(%error, directory = %directory.display(), "cannot watch a directory of the config file's links");
+            }
+        }
+    }
+    *directories = watching;
+}
+
+/// Whether `event` names one of `paths`.
+fn touches(event: &notify::Event, paths: &[PathBuf]) -> bool {
+    event
+        .paths
+        .iter()
+        .any(|path| paths.contains(&canonical(path)))
 }
 
 /// Reads the settled file and hands it to the single reload entry point, retrying a parse
@@ -181,16 +233,6 @@ async fn settle(
     }
 }
 
-/// An event that may have changed the config file's content. Reads (including our own) are
-/// ignored so that reading the file never schedules another read.
-fn is_relevant(event: &notify::Event, file_name: &OsString) -> bool {
-    let touches_file = event
-        .paths
-        .iter()
-        .any(|path| path.file_name() == Some(file_name.as_os_str()));
-    touches_file && changes_content(event)
-}
-
 /// Whether an event may have changed a file's content (reads, our own included, do not).
 fn changes_content(event: &notify::Event) -> bool {
     match event.kind {
@@ -209,5 +251,17 @@ fn absolute(path: &Path) -> PathBuf {
     match std::env::current_dir() {
         Ok(directory) => directory.join(path),
         Err(_) => path.to_path_buf(),
+    }
+}
+
+/// `path` absolute with its directory resolved (the file itself may be a link, mid-rename or
+/// gone), as notify reports the paths in a watched canonical directory.
+fn canonical(path: &Path) -> PathBuf {
+    let path = absolute(path);
+    match (path.parent(), path.file_name()) {
+        (Some(directory), Some(name)) => std::fs::canonicalize(directory)
+            .map(|directory| directory.join(name))
+            .unwrap_or(path),
+        _ => path,
     }
 }

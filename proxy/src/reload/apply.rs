@@ -8,6 +8,7 @@ use crate::config::{self, ConfigError};
 use crate::health;
 use crate::snapshot::Snapshot;
 use crate::state::{Loaded, Shared};
+use crate::systemd;
 use crate::telemetry;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -29,6 +30,24 @@ pub fn reload(shared: &Shared, trigger: Trigger) -> Record {
 /// entry, because editors and our own reads produce such events all the time.
 pub fn apply(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError>) -> Record {
     let _guard = shared.reload_lock();
+    // A file event with the running text is not a reload anyone asked for: the service
+    // manager hears only of the others (under the lock, so two reloads never interleave).
+    let heard = trigger != Trigger::File
+        || read
+            .as_ref()
+            .map_or(true, |text| sha256_hex(text) != shared.loaded().sha256);
+    if heard {
+        systemd::reloading();
+    }
+    let record = apply_locked(shared, trigger, read);
+    if heard {
+        systemd::reloaded(&record, shared.snapshot().generation);
+    }
+    record
+}
+
+/// `apply` under the reload lock.
+fn apply_locked(shared: &Shared, trigger: Trigger, read: Result<String, ConfigError>) -> Record {
     let started = Instant::now();
     let (time, unix_ms) = now();
     let running = shared.loaded();

@@ -7,7 +7,9 @@
 //! every pair, so a bad or mismatched pair is rejected whole, reported in the journal with its
 //! file and reason, and the running certificates keep serving. A pair replaced file by file is
 //! mismatched between its two renames, so a failing read gets one more quiet period first.
-//! The set of watched files follows the running config: it is compared every second.
+//! The set of watched files follows the running config and the links that lead to the files
+//! (a Kubernetes Secret is swapped by renaming a link): it is compared after every reload and
+//! every second.
 
 use super::{settle, DEBOUNCE};
 use crate::reload::{self, Trigger};
@@ -81,8 +83,9 @@ pub async fn run(shared: Shared, mut shutdown: tokio::sync::watch::Receiver<bool
     }
 }
 
-/// The running config's certificate and key files, absolute with canonical directories so
-/// they compare equal to the paths notify reports.
+/// The running config's certificate and key files and every link on the way to them
+/// (`links::chain`: a Kubernetes Secret is a chain of links), absolute with canonical
+/// directories so they compare equal to the paths notify reports.
 fn watched_files(shared: &Shared) -> BTreeSet<PathBuf> {
     let snapshot = shared.snapshot();
     snapshot
@@ -91,7 +94,7 @@ fn watched_files(shared: &Shared) -> BTreeSet<PathBuf> {
         .iter()
         .flat_map(|tls| &tls.certificates)
         .flat_map(|certificate| [&certificate.cert, &certificate.key])
-        .map(|path| canonical(path))
+        .flat_map(|path| super::links::chain(&super::canonical(path)))
         .collect()
 }
 
@@ -99,16 +102,5 @@ fn touches(event: &notify::Event, files: &BTreeSet<PathBuf>) -> bool {
     event
         .paths
         .iter()
-        .any(|path| files.contains(&canonical(path)))
-}
-
-/// `path` with its directory resolved (the file itself may be mid-rename or gone).
-fn canonical(path: &Path) -> PathBuf {
-    let path = super::absolute(path);
-    match (path.parent(), path.file_name()) {
-        (Some(directory), Some(name)) => std::fs::canonicalize(directory)
-            .map(|directory| directory.join(name))
-            .unwrap_or(path),
-        _ => path,
-    }
+        .any(|path| files.contains(&super::canonical(path)))
 }

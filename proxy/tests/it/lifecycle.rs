@@ -50,6 +50,37 @@ fn check_reports_every_problem_with_paths_and_lines() {
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("scalelab-proxy "));
 }
 
+#[test]
+fn version_names_the_commit_the_binary_was_built_from() {
+    let output = std::process::Command::new(binary())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    // Cargo rebuilds the binary when HEAD moves (build.rs), so the checkout's HEAD is the
+    // commit it was built from; outside a git checkout it is "unknown".
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map_or("unknown".to_string(), |output| {
+            String::from_utf8(output.stdout).unwrap().trim().to_string()
+        });
+    let head = std::env::var("SCALELAB_GIT_COMMIT")
+        .ok()
+        .filter(|commit| !commit.is_empty())
+        .unwrap_or(head);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!(
+            "scalelab-proxy {} (commit {head})\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_two_second_request_finish_then_exits_zero() {
     // The shutdown bound (10 s by default) is scaled with the exit bound below, so that the

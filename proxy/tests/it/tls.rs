@@ -2,7 +2,7 @@
 //! version refusing older clients, SNI, HTTP/2 by ALPN, certificates rotated on disk under
 //! load, and broken certificate files rejected with the old ones kept.
 
-mod clients;
+pub mod clients;
 mod lab;
 
 use crate::harness::sample;
