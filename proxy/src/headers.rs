@@ -45,6 +45,32 @@ pub fn forwarded_proto(tls: bool) -> http::HeaderValue {
     }
 }
 
+/// RFC 7239's `Forwarded` with this hop appended to the client's `existing` one: `for` (an
+/// IPv6 address in quotes and brackets), `proto`, and `host` quoted (a port's `:` is not a
+/// token character).
+pub fn forwarded(
+    existing: Option<&str>,
+    client_ip: Option<&str>,
+    proto: &str,
+    host: Option<&str>,
+) -> String {
+    let mut hop = String::new();
+    match client_ip {
+        Some(ip) if ip.contains(':') => hop.push_str(&format!("for=\"[{ip}]\"")),
+        Some(ip) => hop.push_str(&format!("for={ip}")),
+        None => hop.push_str("for=unknown"),
+    }
+    hop.push_str(&format!(";proto={proto}"));
+    if let Some(host) = host {
+        let escaped = host.replace('\\', "\\\\").replace('"', "\\\"");
+        hop.push_str(&format!(";host=\"{escaped}\""));
+    }
+    match existing.map(str::trim).filter(|e| !e.is_empty()) {
+        Some(existing) => format!("{existing}, {hop}"),
+        None => hop,
+    }
+}
+
 /// A client's request id is kept when it is 1..=128 characters of `[A-Za-z0-9._:-]`; anything
 /// else (empty, too long, spaces, control bytes) is replaced, so ids are safe to log.
 pub fn valid_request_id(value: &[u8]) -> bool {

@@ -9,6 +9,7 @@ mod forward;
 mod limits;
 mod observe;
 mod pick;
+mod rules;
 mod upgrade;
 
 use answer::write_answer;
@@ -57,6 +58,12 @@ pub struct RequestCtx {
     explanation: Option<String>,
     /// The rate limits' verdicts, for the explain header.
     limits_note: Option<String>,
+    /// The rewrite that applied, for the explain header.
+    rules_note: Option<String>,
+    /// The verified token's claims, kept only on a route whose header rules may name them.
+    claims: Option<serde_json::Value>,
+    /// The path sent upstream when a rule changed it, for the access log.
+    upstream_path: Option<String>,
     /// The budget left under the route's rate limits, for the `RateLimit` headers.
     quota: Option<crate::ratelimit::Quota>,
     /// The in-flight slot on the server currently tried; replaced on retry, dropped at the end.
@@ -144,6 +151,9 @@ impl ProxyHttp for Proxy {
             explain: false,
             explanation: None,
             limits_note: None,
+            rules_note: None,
+            claims: None,
+            upstream_path: None,
             quota: None,
             lease: None,
             tried: 0,
@@ -318,10 +328,10 @@ impl ProxyHttp for Proxy {
         Ok(())
     }
 
-    /// Explain headers on every proxied response.
+    /// Explain headers on every proxied response, then the response header rules.
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
@@ -342,8 +352,12 @@ impl ProxyHttp for Proxy {
         {
             response.insert_header(headers::EXPLAIN, explanation)?;
         }
+        if let Some(note) = ctx.rules_note.take() {
+            response.append_header(headers::EXPLAIN, note)?;
+        }
         limits::add_quota_headers(ctx, response)?;
         caching::decorate(ctx, response)?;
+        rules::response_headers(session, ctx, response)?;
         Ok(())
     }
 

@@ -25,6 +25,9 @@ pub struct Line<'a> {
     pub user_agent: Option<&'a [u8]>,
     pub route: &'a str,
     pub upstream: Option<&'a str>,
+    /// The path sent upstream when a rule (`strip_prefix`, `rewrite`, `add_prefix`) changed
+    /// the client's; `path` stays what the client asked for.
+    pub upstream_path: Option<&'a [u8]>,
     /// The server's address as text (preformatted per server, so no line formats it).
     pub server: Option<&'a [u8]>,
     pub strategy: &'a str,
@@ -70,7 +73,16 @@ fn write_text(line: &Line<'_>, out: &mut Vec<u8>) {
     escape_text(out, line.route.as_bytes());
     out.extend_from_slice(b"\" upstream=\"");
     text_or_dash(out, line.upstream.map(str::as_bytes));
-    out.extend_from_slice(b"\" server=");
+    out.extend_from_slice(b"\" upstream_path=");
+    match line.upstream_path {
+        Some(path) => {
+            out.push(b'"');
+            escape_text(out, path);
+            out.push(b'"');
+        }
+        None => out.push(b'-'),
+    }
+    out.extend_from_slice(b" server=");
     text_or_dash(out, line.server);
     out.extend_from_slice(b" strategy=");
     escape_text(out, line.strategy.as_bytes());
@@ -114,6 +126,8 @@ fn write_json(line: &Line<'_>, out: &mut Vec<u8>) {
     json_string(out, Some(line.route.as_bytes()));
     out.extend_from_slice(b",\"upstream\":");
     json_string(out, line.upstream.map(str::as_bytes));
+    out.extend_from_slice(b",\"upstream_path\":");
+    json_string(out, line.upstream_path);
     out.extend_from_slice(b",\"server\":");
     json_string(out, line.server);
     out.extend_from_slice(b",\"strategy\":");

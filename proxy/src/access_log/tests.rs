@@ -16,6 +16,7 @@ fn line() -> Line<'static> {
         user_agent: Some(b"curl/8.5"),
         route: "api",
         upstream: Some("g"),
+        upstream_path: None,
         server: Some(b"10.0.0.1:5000"),
         strategy: "round_robin",
         attempts: 1,
@@ -37,8 +38,8 @@ fn text_is_combined_then_scalelab_fields() {
     assert_eq!(
         render(AccessLogFormat::Text, &line()),
         "127.0.0.1 - - [01/Dec/2026:13:17:11 +0000] \"GET /api/x HTTP/1.1\" 200 100 \"-\" \
-         \"curl/8.5\" route=\"api\" upstream=\"g\" server=10.0.0.1:5000 strategy=round_robin \
-         attempts=1 cache=- duration_ms=1.234 request_id=\"r-1\" error=-\n"
+         \"curl/8.5\" route=\"api\" upstream=\"g\" upstream_path=- server=10.0.0.1:5000 \
+         strategy=round_robin attempts=1 cache=- duration_ms=1.234 request_id=\"r-1\" error=-\n"
     );
 }
 
@@ -48,6 +49,7 @@ fn text_of_a_request_nothing_answered() {
         client: b"",
         status: 0,
         upstream: None,
+        upstream_path: None,
         server: None,
         duration: Duration::from_micros(5),
         error: Some("ConnectionClosed"),
@@ -58,8 +60,8 @@ fn text_of_a_request_nothing_answered() {
     assert!(text.contains("\" 0 100 "), "{text}");
     assert!(
         text.ends_with(
-            "upstream=\"-\" server=- strategy=round_robin attempts=1 cache=- duration_ms=0.005 \
-             request_id=\"r-1\" error=ConnectionClosed\n"
+            "upstream=\"-\" upstream_path=- server=- strategy=round_robin attempts=1 cache=- \
+             duration_ms=0.005 request_id=\"r-1\" error=ConnectionClosed\n"
         ),
         "{text}"
     );
@@ -75,7 +77,7 @@ fn json_has_every_field_and_parses() {
         serde_json::json!({
             "time": "2026-12-01T13:17:11.042Z", "client": "127.0.0.1", "method": "GET",
             "path": "/api/x", "protocol": "HTTP/1.1", "status": 200, "bytes": 100,
-            "referer": null, "user_agent": "curl/8.5", "route": "api", "upstream": "g",
+            "referer": null, "user_agent": "curl/8.5", "route": "api", "upstream": "g", "upstream_path": null,
             "server": "10.0.0.1:5000", "strategy": "round_robin", "attempts": 1, "cache": "-",
             "duration_ms": 1.234, "request_id": "r-1", "error": null
         })

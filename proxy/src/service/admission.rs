@@ -57,30 +57,57 @@ impl Proxy {
         };
         super::edge::admit_framing(session, ctx)?;
         check_header_size(session, ctx)?;
-        let route = resolve_route(session, ctx)?;
+        let route = resolve_route(session, ctx);
+        // Plain HTTP may be sent to HTTPS before anything else (the route decides when it has
+        // its own setting); a request no route matches is redirected too.
+        let route_config = route
+            .as_ref()
+            .ok()
+            .and_then(|&i| ctx.snapshot.routes.get(i));
+        if let Some(answer) = super::rules::https_redirect(session, ctx, route_config) {
+            ctx.route = route.ok();
+            return Err(Stop::Answer(answer));
+        }
+        let route = route?;
         // The token is checked before anything else touches the request: no upstream and no
         // cache lookup for a request that fails auth.
         ctx.route = Some(route);
         super::edge::limit_body(session, ctx)?;
         let claims = self.check_token(session, ctx, route)?;
         super::upgrade::admit(session, ctx, route)?;
-        let pool = ctx
-            .snapshot
-            .pool_for_route(route)
-            .cloned()
-            .ok_or(Reject::Internal)?;
-        ctx.strategy = strategy(session, &pool)?;
         ctx.explain = session
             .req_header()
             .headers
             .get(headers::names::EXPLAIN)
             .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"));
-        ctx.pool = Some(pool);
+        // A route that answers by itself has no pool.
+        if let Some(pool) = ctx.snapshot.pool_for_route(route).cloned() {
+            ctx.strategy = strategy(session, &pool)?;
+            ctx.pool = Some(pool);
+        }
         // Limits count only requests that passed auth, and refuse before the cache or an
         // upstream does any work.
         // Borrowed, not cloned: most routes have no limits, and this runs on every request.
         let remote = self.shared.cache().remote().map(|remote| &**remote);
         super::limits::check_rate_limits(session, ctx, route, claims.as_ref(), remote).await?;
+        let snapshot = ctx.snapshot.clone();
+        if let Some(route_config) = snapshot.routes.get(route) {
+            if let Some(answer) = super::rules::route_answer(session, ctx, route_config) {
+                return Err(Stop::Answer(answer));
+            }
+            // Header rules may name the token's claims: kept only for a route that has some.
+            if !route_config.request_headers.is_empty() || !route_config.response_headers.is_empty()
+            {
+                ctx.claims = claims;
+            }
+        }
+        // A redirect whose path_regex did not match, on a route with no upstream.
+        if ctx.pool.is_none() {
+            return Err(Reject::NoRoute {
+                path: session.req_header().uri.path().to_string(),
+            }
+            .into());
+        }
         self.consult_cache(session, ctx, route).await
     }
 

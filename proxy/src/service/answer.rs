@@ -22,6 +22,7 @@ pub(super) async fn write_answer(
     if let Some(note) = &ctx.limits_note {
         header.insert_header(headers::EXPLAIN, note.as_str())?;
     }
+    super::rules::response_headers(session, ctx, &mut header)?;
     session
         .write_response_header(Box::new(header), false)
         .await?;

@@ -15,13 +15,18 @@ pub(super) fn rewrite_upstream_request(
     ctx: &mut RequestCtx,
 ) -> Result<()> {
     super::upgrade::prepare_upstream(upstream_request, ctx)?;
-    let strip = ctx
-        .route
-        .and_then(|r| ctx.snapshot.routes.get(r))
-        .filter(|route| route.strip_prefix)
-        .map(|route| route.path.as_str());
-    let path = match strip {
-        Some(prefix) => headers::strip_path_prefix(upstream_request.uri.path(), prefix),
+    let snapshot = ctx.snapshot.clone();
+    let route = ctx.route.and_then(|r| snapshot.routes.get(r));
+    // Most routes change nothing: their path is never copied.
+    let changed: Option<String> = route
+        .filter(|r| r.strip_prefix || r.rewrite.is_some() || r.add_prefix.is_some())
+        .and_then(|route| {
+            let client = upstream_request.uri.path();
+            let path = super::rules::upstream_path(session, ctx, route, client);
+            (path != client).then(|| path.into_owned())
+        });
+    let path = match &changed {
+        Some(path) => std::borrow::Cow::Borrowed(path.as_str()),
         None => std::borrow::Cow::Borrowed(upstream_request.uri.path()),
     };
     let query = upstream_request.uri.query();
@@ -38,6 +43,7 @@ pub(super) fn rewrite_upstream_request(
             .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "bad rewritten uri"))?;
         upstream_request.set_uri(uri);
     }
+    ctx.upstream_path = changed;
     // Control headers are the proxy's to read and identity headers the proxy's to set; a
     // client's own are never passed on.
     for name in headers::present(&upstream_request.headers, &headers::CLIENT_CONTROL) {
@@ -73,17 +79,35 @@ pub(super) fn rewrite_upstream_request(
     }
     upstream_request.insert_header(
         headers::FORWARDED_PROTO,
-        headers::forwarded_proto(arrived_over_tls(session)),
+        headers::forwarded_proto(super::rules::arrived_over_tls(session)),
     )?;
     upstream_request.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
+    if snapshot.config.proxy().edge.forwarded {
+        let forwarded = headers::forwarded(
+            upstream_request
+                .headers
+                .get(http::header::FORWARDED)
+                .and_then(|v| v.to_str().ok()),
+            ctx.client_ip.as_ref().and_then(|ip| ip.to_str().ok()),
+            if super::rules::arrived_over_tls(session) {
+                "https"
+            } else {
+                "http"
+            },
+            // HTTP/2 names the host in `:authority`, HTTP/1.1 in `Host`.
+            session
+                .req_header()
+                .headers
+                .get(http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .or_else(|| session.req_header().uri.authority().map(|a| a.as_str())),
+        );
+        if let Ok(value) = HeaderValue::from_str(&forwarded) {
+            upstream_request.insert_header(http::header::FORWARDED, value)?;
+        }
+    }
+    if let Some(route) = route {
+        super::rules::request_headers(session, ctx, route, upstream_request)?;
+    }
     Ok(())
-}
-
-/// Whether the client's connection is TLS (it arrived on a `tls_listen` address): the scheme
-/// the client used, which the upstream learns from `X-Forwarded-Proto`. Read from the
-/// connection's digest, which Pingora fills at the handshake for HTTP/1.1 and HTTP/2 alike.
-fn arrived_over_tls(session: &Session) -> bool {
-    session
-        .digest()
-        .is_some_and(|digest| digest.ssl_digest.is_some())
 }

@@ -44,6 +44,7 @@ pub(super) fn access_log(
         user_agent: header(http::header::USER_AGENT),
         route: ctx.route_name(),
         upstream: ctx.upstream_name(),
+        upstream_path: ctx.upstream_path.as_deref().map(str::as_bytes),
         server: ctx
             .lease
             .as_ref()
@@ -89,6 +90,7 @@ pub(super) fn head_error_line(
         user_agent: None,
         route: "unmatched",
         upstream: None,
+        upstream_path: None,
         server: None,
         strategy: "-",
         attempts: 0,

@@ -25,6 +25,7 @@ mod auth;
 mod balancing;
 mod cache;
 mod configmap;
+mod edge_rules;
 mod failover;
 mod first_burst;
 mod forwarding;

@@ -3,7 +3,7 @@
 //! load, and broken certificate files rejected with the old ones kept.
 
 pub mod clients;
-mod lab;
+pub mod lab;
 
 use crate::harness::sample;
 use clients::{client, curl, dns_names, served_certificate, Offer};

@@ -261,6 +261,7 @@ pub async fn serve(
             ),
         )?;
     }
+    super::super::rules::response_headers(session, ctx, &mut header)?;
     let no_body = not_modified || session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(header), no_body)

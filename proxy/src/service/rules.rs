@@ -1,0 +1,298 @@
+//! The edge rules on the request path, in their documented order: `https_redirect` (right
+//! after the route is known), then a route's `redirect` or `respond` (after auth and rate
+//! limits, before the cache), then the path the upstream sees (`strip_prefix`, `rewrite`,
+//! `add_prefix`) and the request header rules (`[proxy]`'s, then the route's), and on the way
+//! back the response header rules. The rules themselves were compiled with the config; this
+//! only renders them.
+
+use super::RequestCtx;
+use crate::config::edge::{HeaderRules, RuleValue};
+use crate::config::Route;
+use crate::error::Answer;
+use crate::headers;
+use crate::template::Vars;
+use http::header::HeaderValue;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::Session;
+use pingora::Result;
+use std::borrow::Cow;
+
+/// The request's host as the client named it, without the port (`Host`, or HTTP/2's
+/// `:authority`).
+fn host(session: &Session) -> Option<&str> {
+    let req = session.req_header();
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.host())?;
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or(host, |(inside, _)| inside),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+/// `[proxy] https_redirect` (or the route's own setting): a plain-HTTP request gets 308 to the
+/// same URL on the first HTTPS listener, unless its path starts with one of
+/// `https_redirect_except`. A request without a host cannot be redirected and is served.
+pub(super) fn https_redirect(
+    session: &Session,
+    ctx: &RequestCtx,
+    route: Option<&Route>,
+) -> Option<Answer> {
+    let proxy = ctx.snapshot.config.proxy();
+    let wanted = route
+        .and_then(|route| route.https_redirect)
+        .unwrap_or(proxy.edge.https_redirect);
+    if !wanted || arrived_over_tls(session) {
+        return None;
+    }
+    let req = session.req_header();
+    let path = req.uri.path();
+    if proxy
+        .edge
+        .https_redirect_except
+        .iter()
+        .any(|prefix| path.starts_with(prefix.as_str()))
+    {
+        return None;
+    }
+    let port = proxy.tls_listen.first()?.port();
+    let host = host(session)?;
+    let host = if host.contains(':') {
+        Cow::Owned(format!("[{host}]"))
+    } else {
+        Cow::Borrowed(host)
+    };
+    let port = if port == 443 {
+        String::new()
+    } else {
+        format!(":{port}")
+    };
+    let target = req.uri.path_and_query().map_or(path, |pq| pq.as_str());
+    let location = format!("https://{host}{port}{target}");
+    Some(redirect_answer(308, location, ctx, "https_redirect"))
+}
+
+fn redirect_answer(status: u16, location: String, ctx: &RequestCtx, why: &str) -> Answer {
+    let mut answer = Answer::new(
+        status,
+        serde_json::json!({"redirect": location, "status": status}),
+    );
+    if ctx.explain {
+        answer.headers.push((
+            headers::EXPLAIN,
+            format!("redirect: {why} to {location} ({status})"),
+        ));
+    }
+    answer.headers.push(("location", location));
+    answer
+}
+
+/// A route's own answer: its `respond`, or its `redirect` when its `path_regex` (if any)
+/// matches. `None`: the request goes on to the cache and the upstream.
+pub(super) fn route_answer(session: &Session, ctx: &RequestCtx, route: &Route) -> Option<Answer> {
+    if let Some(respond) = &route.respond {
+        return Some(Answer::raw(
+            respond.status,
+            bytes::Bytes::from(respond.body.clone()),
+            respond.content_type.clone(),
+        ));
+    }
+    let redirect = route.redirect.as_ref()?;
+    let req = session.req_header();
+    let path = req.uri.path();
+    let captures = match &redirect.path_regex {
+        Some(pattern) => Some(pattern.0.captures(path)?),
+        None => None,
+    };
+    let vars = Vars {
+        captures: captures.as_ref(),
+        ..request_vars(session, ctx, route)
+    };
+    let location = redirect.to.render(&vars);
+    let status = redirect.status_for(&req.method);
+    if HeaderValue::from_str(&location).is_err() {
+        // Only the client's own values can make it so (a host or path with bytes a header
+        // cannot carry): its request is bad, not the proxy.
+        return Some(Answer::error(
+            400,
+            "the redirect target made from this request is not a valid Location",
+        ));
+    }
+    Some(redirect_answer(
+        status,
+        location,
+        ctx,
+        &format!("route {}", route.name),
+    ))
+}
+
+/// The request's values for a template.
+fn request_vars<'a>(session: &'a Session, ctx: &'a RequestCtx, route: &'a Route) -> Vars<'a> {
+    let req = session.req_header();
+    Vars {
+        scheme: if arrived_over_tls(session) {
+            "https"
+        } else {
+            "http"
+        },
+        host: host(session).unwrap_or(""),
+        path: req.uri.path(),
+        query: req.uri.query(),
+        request_id: ctx.request_id.to_str().unwrap_or(""),
+        client_ip: ctx
+            .client_ip
+            .as_ref()
+            .and_then(|ip| ip.to_str().ok())
+            .unwrap_or(""),
+        route: &route.name,
+        upstream_server: "",
+        captures: None,
+        claims: ctx.claims.as_ref(),
+    }
+}
+
+/// The path the upstream sees: the client's, less the route's prefix with `strip_prefix`,
+/// rewritten by `rewrite` when its regex matches, then behind `add_prefix`. Borrowed when no
+/// rule changes it. The explain header names the rewrite.
+pub(super) fn upstream_path<'a>(
+    session: &Session,
+    ctx: &mut RequestCtx,
+    route: &Route,
+    path: &'a str,
+) -> Cow<'a, str> {
+    let mut path = if route.strip_prefix {
+        headers::strip_path_prefix(path, &route.path)
+    } else {
+        Cow::Borrowed(path)
+    };
+    if let Some(rewrite) = &route.rewrite {
+        let rewritten = rewrite.path_regex.0.captures(&path).map(|captures| {
+            let vars = Vars {
+                captures: Some(&captures),
+                path: &path,
+                ..request_vars(session, ctx, route)
+            };
+            rewrite.to.render(&vars)
+        });
+        if let Some(rewritten) = rewritten {
+            if ctx.explain {
+                ctx.rules_note = Some(format!(
+                    "rewrite: {path} -> {rewritten} ({})",
+                    rewrite.path_regex.0.as_str()
+                ));
+            }
+            path = Cow::Owned(rewritten);
+        }
+    }
+    if let Some(prefix) = &route.add_prefix {
+        path = Cow::Owned(if path.starts_with('/') {
+            format!("{prefix}{path}")
+        } else {
+            format!("{prefix}/{path}")
+        });
+    }
+    path
+}
+
+/// Applies `[proxy]`'s request header rules, then the route's, to the upstream request.
+pub(super) fn request_headers(
+    session: &Session,
+    ctx: &RequestCtx,
+    route: &Route,
+    request: &mut RequestHeader,
+) -> Result<()> {
+    let proxy = &ctx.snapshot.config.proxy().edge.request_headers;
+    if proxy.is_empty() && route.request_headers.is_empty() {
+        return Ok(());
+    }
+    let vars = Vars {
+        upstream_server: ctx
+            .lease
+            .as_ref()
+            .and_then(|lease| lease.server().addr_header.to_str().ok())
+            .unwrap_or(""),
+        ..request_vars(session, ctx, route)
+    };
+    for rules in [proxy, &route.request_headers] {
+        for name in &rules.remove {
+            request.remove_header(&name.0);
+        }
+        for (name, value) in &rules.set {
+            if let Some(value) = render(value, &vars) {
+                request.insert_header(name.0.clone(), value)?;
+            }
+        }
+        for (name, value) in &rules.add {
+            if let Some(value) = render(value, &vars) {
+                request.append_header(name.0.clone(), value)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies `[proxy]`'s response header rules, then the route's, to any response of a matched
+/// route: proxied, served from the cache, or answered by the proxy itself.
+pub(super) fn response_headers(
+    session: &Session,
+    ctx: &RequestCtx,
+    response: &mut ResponseHeader,
+) -> Result<()> {
+    let proxy = &ctx.snapshot.config.proxy().edge.response_headers;
+    let route = ctx.route.and_then(|i| ctx.snapshot.routes.get(i));
+    let route_rules = route.map(|route| &route.response_headers);
+    if proxy.is_empty() && route_rules.is_none_or(HeaderRules::is_empty) {
+        return Ok(());
+    }
+    let Some(route) = route else {
+        return apply_response(proxy, &Vars::default(), response);
+    };
+    let vars = Vars {
+        upstream_server: ctx
+            .lease
+            .as_ref()
+            .and_then(|lease| lease.server().addr_header.to_str().ok())
+            .unwrap_or(""),
+        ..request_vars(session, ctx, route)
+    };
+    apply_response(proxy, &vars, response)?;
+    apply_response(&route.response_headers, &vars, response)
+}
+
+fn apply_response(rules: &HeaderRules, vars: &Vars, response: &mut ResponseHeader) -> Result<()> {
+    for name in &rules.remove {
+        response.remove_header(&name.0);
+    }
+    for (name, value) in &rules.set {
+        if let Some(value) = render(value, vars) {
+            response.insert_header(name.0.clone(), value)?;
+        }
+    }
+    for (name, value) in &rules.add {
+        if let Some(value) = render(value, vars) {
+            response.append_header(name.0.clone(), value)?;
+        }
+    }
+    Ok(())
+}
+
+/// A rule's value for this request; `None` (the header is left out) when a variable's value
+/// made it something a header cannot carry.
+fn render(value: &RuleValue, vars: &Vars) -> Option<HeaderValue> {
+    match value {
+        RuleValue::Fixed(value) => Some(value.clone()),
+        RuleValue::Template(template) => HeaderValue::from_str(&template.render(vars)).ok(),
+    }
+}
+
+/// Whether the client's connection is TLS (it arrived on a `tls_listen` address): the scheme
+/// the client used, which the upstream learns from `X-Forwarded-Proto`. Read from the
+/// connection's digest, which Pingora fills at the handshake for HTTP/1.1 and HTTP/2 alike.
+pub(super) fn arrived_over_tls(session: &Session) -> bool {
+    session
+        .digest()
+        .is_some_and(|digest| digest.ssl_digest.is_some())
+}
