@@ -2,6 +2,7 @@
 //! request context and the pure modules (`routing`, `balance`, `headers`, `error`, `cache`).
 
 mod admission;
+mod affinity;
 mod answer;
 mod caching;
 mod edge;
@@ -87,6 +88,8 @@ pub struct RequestCtx {
     body_seen: u64,
     /// Set for an upgrade request the proxy forwards, and while its tunnel is open.
     upgrade: Option<upgrade::Upgrading>,
+    /// The hash key and sticky server the request brings, and the server picked.
+    affinity: affinity::Affinity,
     _active: ActiveRequest,
 }
 
@@ -160,6 +163,7 @@ impl ProxyHttp for Proxy {
             body_limit: u64::MAX,
             body_seen: 0,
             upgrade: None,
+            affinity: affinity::Affinity::default(),
             _active: self.shared.start_request(),
         })
     }
@@ -287,6 +291,11 @@ impl ProxyHttp for Proxy {
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         ctx.responded = true;
+        // Peak EWMA learns from every response head, whatever the group's strategy, so a
+        // switch to `ewma` (by reload or per request) starts from real numbers.
+        if let (Some(lease), Some(started)) = (&ctx.lease, ctx.upstream_started) {
+            lease.server().observe_latency(started.elapsed());
+        }
         if ctx.snapshot.config.proxy.request_metrics {
             if let (Some(lease), Some(started)) = (&ctx.lease, ctx.upstream_started) {
                 lease
@@ -343,6 +352,7 @@ impl ProxyHttp for Proxy {
             response.insert_header(headers::EXPLAIN, explanation)?;
         }
         limits::add_quota_headers(ctx, response)?;
+        affinity::set_cookie(ctx, response)?;
         caching::decorate(ctx, response)?;
         Ok(())
     }

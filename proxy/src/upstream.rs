@@ -2,6 +2,7 @@
 //! in-flight count, counters), the pool a snapshot builds from it, and `select`, which turns
 //! that state into `balance` candidates and picks one without taking a lock.
 
+pub mod affinity;
 mod explain;
 pub mod peer;
 mod queue;
@@ -9,12 +10,14 @@ mod registry;
 #[cfg(test)]
 mod tests;
 
-use explain::explain_pick;
+use explain::{explain_pick, Why};
 
 pub use queue::{Refused, Ticket, WaitQueue};
 pub use registry::Registry;
 
-use crate::balance::{self, Candidate, Schedule, Strategy};
+use crate::balance::hashing::{self, HashTable};
+use crate::balance::{self, latency, Candidate, Schedule, Strategy};
+use crate::config::balancing::HashAlgorithm;
 use crate::config::{self, HealthCheck};
 use crate::telemetry::ServerMetrics;
 use arc_swap::ArcSwap;
@@ -54,6 +57,12 @@ pub struct ServerState {
     /// by a reload; 0 when it has not (start-up servers take their full weight at once).
     ramp_from_ms: AtomicU64,
     last_check: Mutex<Option<CheckRecord>>,
+    /// Peak EWMA of response time: an `f32` of microseconds in the high half and the
+    /// (wrapping) millisecond on the pool epoch it was updated at in the low half, so one
+    /// compare-and-swap updates both and the request path stays lock-free.
+    ewma: AtomicU64,
+    /// The group's `ewma_decay` in milliseconds, set by each snapshot that lists the server.
+    ewma_decay_ms: AtomicU64,
 }
 
 /// The outcome of the latest active check, for the admin API.
@@ -120,6 +129,10 @@ impl ServerState {
             ever_passed: AtomicBool::new(false),
             ramp_from_ms: AtomicU64::new(if ramping { now_ms() + 1 } else { 0 }),
             last_check: Mutex::new(None),
+            ewma: AtomicU64::new(0),
+            ewma_decay_ms: AtomicU64::new(
+                crate::config::balancing::DEFAULT_EWMA_DECAY.as_millis() as u64
+            ),
         }
     }
 
@@ -156,6 +169,42 @@ impl ServerState {
 
     pub fn selected(&self) -> u64 {
         self.selected.load(Ordering::Relaxed)
+    }
+
+    /// The peak EWMA estimate now, in microseconds: the stored one decayed by its age. Zero
+    /// for a server never measured.
+    pub fn ewma_us(&self) -> f64 {
+        let (cost, age) = self.ewma_and_age();
+        latency::decayed(cost, age, self.ewma_decay_ms.load(Ordering::Relaxed) as f64)
+    }
+
+    fn ewma_and_age(&self) -> (f64, f64) {
+        let packed = self.ewma.load(Ordering::Relaxed);
+        let cost = f64::from(f32::from_bits((packed >> 32) as u32));
+        let stamp = packed as u32;
+        let age = (now_ms() as u32).wrapping_sub(stamp);
+        (cost, f64::from(age))
+    }
+
+    /// Feeds one response time (the time to the response head, or to a failure) into the peak
+    /// EWMA; lock-free, a compare-and-swap loop on one word.
+    pub fn observe_latency(&self, rtt: Duration) {
+        let rtt_us = rtt.as_secs_f64() * 1e6;
+        let decay = self.ewma_decay_ms.load(Ordering::Relaxed) as f64;
+        let _ = self
+            .ewma
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |packed| {
+                let cost = f64::from(f32::from_bits((packed >> 32) as u32));
+                let now = now_ms() as u32;
+                let age = f64::from(now.wrapping_sub(packed as u32));
+                let next = latency::observe(cost, age, decay, rtt_us) as f32;
+                Some((u64::from(next.to_bits()) << 32) | u64::from(now))
+            });
+    }
+
+    fn set_ewma_decay(&self, decay: Duration) {
+        self.ewma_decay_ms
+            .store(decay.as_millis().max(1) as u64, Ordering::Relaxed);
     }
 
     /// Slow start: the share of its weight the server has now, in tenths, over a `window`
@@ -254,6 +303,7 @@ impl ServerState {
             consecutive_successes: self.consecutive_successes.load(Ordering::Relaxed),
             consecutive_failures: self.consecutive_failures.load(Ordering::Relaxed),
             last_check: lock(&self.last_check).clone(),
+            ewma_ms: (self.ewma_us() / 10.0).round() / 100.0,
         }
     }
 }
@@ -277,6 +327,9 @@ pub struct ServerReport {
     pub consecutive_successes: u32,
     pub consecutive_failures: u32,
     pub last_check: Option<CheckRecord>,
+    /// The peak EWMA of its response time now, in milliseconds (0 before its first response);
+    /// `strategy = "ewma"` weighs it by in-flight requests.
+    pub ewma_ms: f64,
 }
 
 /// A server as one snapshot sees it: shared state plus this config's weight.
@@ -285,6 +338,21 @@ pub struct PoolServer {
     pub state: Arc<ServerState>,
     pub weight: u32,
     pub max_connections: Option<u32>,
+    /// A stable hash of its address: its place on a hash ring or Maglev table.
+    pub id: u64,
+    /// With `sticky`: the cookie value naming it (see `affinity`).
+    pub sticky_token: Option<String>,
+}
+
+/// What a request brings to a pick beyond the strategy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hint {
+    /// The hash of the request's `hash.key`; `None` when the request has none.
+    pub key: Option<u64>,
+    /// The server its sticky cookie names, if the cookie matched one of this group's.
+    pub sticky: Option<usize>,
+    /// A sticky cookie was sent that names no server of this group (or an unavailable one).
+    pub sticky_stale: bool,
 }
 
 /// One upstream group inside a snapshot.
@@ -297,6 +365,8 @@ pub struct UpstreamPool {
     rotation: AtomicUsize,
     round_robin: ArcSwap<Schedule>,
     weighted: ArcSwap<Schedule>,
+    /// The ring or Maglev table for the current healthy set, rebuilt when it changes.
+    hash_table: ArcSwap<HashTable>,
 }
 
 /// The outcome of a pick: the server index and, when asked for, the reasoning.
@@ -346,10 +416,20 @@ impl UpstreamPool {
         let servers: Vec<PoolServer> = config
             .servers
             .iter()
-            .map(|server| PoolServer {
-                state: registry.server(&config.name, server.addr, has_check),
-                weight: server.weight,
-                max_connections: server.max_connections,
+            .map(|server| {
+                let state = registry.server(&config.name, server.addr, has_check);
+                state.set_ewma_decay(config.balancing.ewma_decay);
+                PoolServer {
+                    state,
+                    weight: server.weight,
+                    max_connections: server.max_connections,
+                    id: hashing::key_hash(server.addr.to_string().as_bytes()),
+                    sticky_token: config
+                        .balancing
+                        .sticky
+                        .as_ref()
+                        .map(|_| affinity::token(&config.name, server.addr)),
+                }
             })
             .collect();
         let empty = Arc::new(Schedule {
@@ -364,6 +444,7 @@ impl UpstreamPool {
             rotation: AtomicUsize::new(0),
             round_robin: ArcSwap::new(empty.clone()),
             weighted: ArcSwap::new(empty),
+            hash_table: ArcSwap::from_pointee(HashTable::empty()),
         }
     }
 
@@ -381,6 +462,18 @@ impl UpstreamPool {
         strategy: Strategy,
         excluded: u64,
         explain: bool,
+    ) -> Result<(Selection, Lease), bool> {
+        self.select_with(strategy, excluded, explain, Hint::default())
+    }
+
+    /// `select` with what the request brings: its hash key and the server its sticky cookie
+    /// names, which wins while it is eligible.
+    pub fn select_with(
+        &self,
+        strategy: Strategy,
+        excluded: u64,
+        explain: bool,
+        hint: Hint,
     ) -> Result<(Selection, Lease), bool> {
         let mut candidates = [Candidate {
             weight: 0,
@@ -408,7 +501,7 @@ impl UpstreamPool {
         // A slot can be taken between the look and the pick; then that server counts as full
         // and the pick runs again, at most once per server.
         for _ in 0..=count {
-            let Some(index) = self.pick(strategy, candidates) else {
+            let Some((index, why)) = self.pick(strategy, candidates, hint) else {
                 let limited = candidates
                     .iter()
                     .any(|c| c.healthy && !c.excluded && c.full);
@@ -422,7 +515,7 @@ impl UpstreamPool {
             let state = server.state.clone();
             state.selected.fetch_add(1, Ordering::Relaxed);
             let explanation =
-                explain.then(|| explain_pick(strategy, &self.servers, candidates, index));
+                explain.then(|| explain_pick(strategy, &self.servers, candidates, index, why));
             let lease = Lease {
                 state,
                 queue: self.queue.clone(),
@@ -433,17 +526,96 @@ impl UpstreamPool {
         Err(true)
     }
 
-    fn pick(&self, strategy: Strategy, candidates: &[Candidate]) -> Option<usize> {
-        let step = self.rotation.fetch_add(1, Ordering::Relaxed);
-        match strategy {
-            Strategy::LeastConnections => balance::pick_least_connections(candidates, step),
-            Strategy::RoundRobin => self
-                .schedule(&self.round_robin, strategy, candidates)
-                .pick(step, candidates),
-            Strategy::Weighted => self
-                .schedule(&self.weighted, strategy, candidates)
-                .pick(step, candidates),
+    fn pick(
+        &self,
+        strategy: Strategy,
+        candidates: &[Candidate],
+        hint: Hint,
+    ) -> Option<(usize, Why)> {
+        if let Some(i) = hint.sticky {
+            if candidates.get(i).is_some_and(Candidate::eligible) {
+                return Some((i, Why::Sticky));
+            }
         }
+        let step = self.rotation.fetch_add(1, Ordering::Relaxed);
+        let (index, why) = match strategy {
+            Strategy::LeastConnections => (
+                balance::pick_least_connections(candidates, step)?,
+                Why::Plain,
+            ),
+            Strategy::RoundRobin => (
+                self.schedule(&self.round_robin, strategy, candidates)
+                    .pick(step, candidates)?,
+                Why::Plain,
+            ),
+            Strategy::Weighted => (
+                self.schedule(&self.weighted, strategy, candidates)
+                    .pick(step, candidates)?,
+                Why::Plain,
+            ),
+            Strategy::P2c => {
+                let two = latency::pick_two(candidates, latency::mix(step as u64), |i| {
+                    candidates[i].in_flight as f64
+                })?;
+                (two.winner, Why::Two(two))
+            }
+            Strategy::Ewma => {
+                let two = latency::pick_two(candidates, latency::mix(step as u64), |i| {
+                    latency::ewma_load(self.servers[i].state.ewma_us(), candidates[i].in_flight)
+                })?;
+                (two.winner, Why::Two(two))
+            }
+            Strategy::Hash => match hint.key {
+                Some(key) => {
+                    let (index, owner) = self.hash_table(candidates).lookup(key, candidates)?;
+                    (index, Why::Hash { owner })
+                }
+                // No key in the request: round robin, so keyless requests still spread.
+                None => (
+                    self.schedule(&self.round_robin, Strategy::RoundRobin, candidates)
+                        .pick(step, candidates)?,
+                    Why::NoKey,
+                ),
+            },
+        };
+        let why = if hint.sticky.is_some() || hint.sticky_stale {
+            Why::Rebalanced(Box::new(why))
+        } else {
+            why
+        };
+        Some((index, why))
+    }
+
+    /// The ring or Maglev table for the current healthy set, built once per change of that
+    /// set (or of the weights, by a reload), never per request.
+    fn hash_table(&self, candidates: &[Candidate]) -> Arc<HashTable> {
+        let mask = balance::healthy_mask(candidates);
+        let current = self.hash_table.load_full();
+        let weights = self.servers.iter().map(|s| s.weight);
+        if current.mask == mask && current.weights.iter().copied().eq(weights.clone()) {
+            return current;
+        }
+        let ids: Vec<u64> = self.servers.iter().map(|s| s.id).collect();
+        let weights: Vec<u32> = weights.collect();
+        let algorithm = self
+            .config
+            .balancing
+            .hash
+            .as_ref()
+            .map_or(HashAlgorithm::Ring, |hash| hash.algorithm);
+        let rebuilt = Arc::new(match algorithm {
+            HashAlgorithm::Ring => HashTable::ring(mask, &ids, &weights),
+            HashAlgorithm::Maglev => HashTable::maglev(mask, &ids, &weights),
+        });
+        self.hash_table.store(rebuilt.clone());
+        rebuilt
+    }
+
+    /// The index of the server a sticky cookie's value names, if any.
+    pub fn sticky_server(&self, token: &str) -> Option<usize> {
+        self.servers
+            .iter()
+            .position(|s| s.sticky_token.as_deref() == Some(token))
     }
 
     /// The cached schedule for the current healthy set and effective weights, rebuilt only

@@ -3,10 +3,12 @@
 //! Nothing here is validated beyond TOML types; durations and addresses stay strings so that
 //! `validate` can report every bad value at once, each with its TOML path.
 
+mod balancing;
 mod tls;
 mod traffic;
 mod transport;
 
+pub use balancing::{FileHash, FileSticky};
 pub use tls::{FileCertificate, FileTls};
 pub use traffic::{FileQueue, FileRateLimit};
 pub use transport::FileUpstreamTls;
@@ -83,6 +85,10 @@ pub struct FileUpstream {
     pub slow_start: Option<String>,
     pub protocol: Option<String>,
     pub tls: Option<FileUpstreamTls>,
+    /// `strategy = "ewma"`'s decay time (see `file/balancing`).
+    pub ewma_decay: Option<String>,
+    pub hash: Option<FileHash>,
+    pub sticky: Option<FileSticky>,
 }
 
 #[derive(Debug, Deserialize)]

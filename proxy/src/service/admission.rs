@@ -70,6 +70,7 @@ impl Proxy {
             .cloned()
             .ok_or(Reject::Internal)?;
         ctx.strategy = strategy(session, &pool)?;
+        ctx.affinity.hint = super::affinity::hint(session, ctx, &pool);
         ctx.explain = session
             .req_header()
             .headers

@@ -33,6 +33,7 @@ pub(super) async fn upstream_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>>
         }
     };
     ctx.tried |= 1 << selection.index;
+    ctx.affinity.picked = Some(selection.index);
     ctx.attempts += 1;
     if selection.explanation.is_some() {
         ctx.explanation = selection.explanation;
@@ -51,7 +52,7 @@ async fn acquire(
 ) -> Result<(Selection, Lease), Reject> {
     let queue = &pool.queue;
     if queue.is_empty() {
-        match pool.select(ctx.strategy, ctx.tried, ctx.explain) {
+        match pool.select_with(ctx.strategy, ctx.tried, ctx.explain, ctx.affinity.hint) {
             Ok(picked) => return Ok(picked),
             Err(limited) if !limited => return Err(nothing_left(pool, ctx)),
             Err(_) => {}
@@ -66,7 +67,7 @@ async fn acquire(
     let deadline = tokio::time::Instant::now() + settings.timeout;
     loop {
         if ticket.is_head() {
-            match pool.select(ctx.strategy, ctx.tried, ctx.explain) {
+            match pool.select_with(ctx.strategy, ctx.tried, ctx.explain, ctx.affinity.hint) {
                 Ok((mut selection, lease)) => {
                     let waited = joined.elapsed();
                     queue.record(Ok(()), Some(waited));

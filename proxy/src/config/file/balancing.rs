@@ -1,0 +1,23 @@
+//! The serde mirror of a group's balancing keys beyond `strategy`: `hash` (what consistent
+//! hashing hashes, and how) and `sticky` (cookie affinity). Kept apart so the feature's keys
+//! read together.
+
+use serde::Deserialize;
+
+/// A group's `hash = { key, algorithm }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHash {
+    pub key: String,
+    pub algorithm: Option<String>,
+}
+
+/// A group's `sticky = { cookie, ttl, secure, http_only }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSticky {
+    pub cookie: Option<String>,
+    pub ttl: Option<String>,
+    pub secure: Option<bool>,
+    pub http_only: Option<bool>,
+}
