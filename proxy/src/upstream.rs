@@ -3,21 +3,25 @@
 //! that state into `balance` candidates and picks one without taking a lock.
 
 pub mod affinity;
+#[cfg(test)]
+mod balancing_tests;
+mod ewma;
 mod explain;
 pub mod peer;
+mod pick;
 mod queue;
 mod registry;
 #[cfg(test)]
 mod tests;
 
-use explain::{explain_pick, Why};
+use explain::explain_pick;
 
+pub use pick::Hint;
 pub use queue::{Refused, Ticket, WaitQueue};
 pub use registry::Registry;
 
 use crate::balance::hashing::{self, HashTable};
-use crate::balance::{self, latency, Candidate, Schedule, Strategy};
-use crate::config::balancing::HashAlgorithm;
+use crate::balance::{self, Candidate, Schedule, Strategy};
 use crate::config::{self, HealthCheck};
 use crate::telemetry::ServerMetrics;
 use arc_swap::ArcSwap;
@@ -171,42 +175,6 @@ impl ServerState {
         self.selected.load(Ordering::Relaxed)
     }
 
-    /// The peak EWMA estimate now, in microseconds: the stored one decayed by its age. Zero
-    /// for a server never measured.
-    pub fn ewma_us(&self) -> f64 {
-        let (cost, age) = self.ewma_and_age();
-        latency::decayed(cost, age, self.ewma_decay_ms.load(Ordering::Relaxed) as f64)
-    }
-
-    fn ewma_and_age(&self) -> (f64, f64) {
-        let packed = self.ewma.load(Ordering::Relaxed);
-        let cost = f64::from(f32::from_bits((packed >> 32) as u32));
-        let stamp = packed as u32;
-        let age = (now_ms() as u32).wrapping_sub(stamp);
-        (cost, f64::from(age))
-    }
-
-    /// Feeds one response time (the time to the response head, or to a failure) into the peak
-    /// EWMA; lock-free, a compare-and-swap loop on one word.
-    pub fn observe_latency(&self, rtt: Duration) {
-        let rtt_us = rtt.as_secs_f64() * 1e6;
-        let decay = self.ewma_decay_ms.load(Ordering::Relaxed) as f64;
-        let _ = self
-            .ewma
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |packed| {
-                let cost = f64::from(f32::from_bits((packed >> 32) as u32));
-                let now = now_ms() as u32;
-                let age = f64::from(now.wrapping_sub(packed as u32));
-                let next = latency::observe(cost, age, decay, rtt_us) as f32;
-                Some((u64::from(next.to_bits()) << 32) | u64::from(now))
-            });
-    }
-
-    fn set_ewma_decay(&self, decay: Duration) {
-        self.ewma_decay_ms
-            .store(decay.as_millis().max(1) as u64, Ordering::Relaxed);
-    }
-
     /// Slow start: the share of its weight the server has now, in tenths, over a `window`
     /// that starts when it recovered (by the active check, or at the end of a passive ejection)
     /// or was added by a reload. 10 without a window or after it.
@@ -342,17 +310,6 @@ pub struct PoolServer {
     pub id: u64,
     /// With `sticky`: the cookie value naming it (see `affinity`).
     pub sticky_token: Option<String>,
-}
-
-/// What a request brings to a pick beyond the strategy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Hint {
-    /// The hash of the request's `hash.key`; `None` when the request has none.
-    pub key: Option<u64>,
-    /// The server its sticky cookie names, if the cookie matched one of this group's.
-    pub sticky: Option<usize>,
-    /// A sticky cookie was sent that names no server of this group (or an unavailable one).
-    pub sticky_stale: bool,
 }
 
 /// One upstream group inside a snapshot.
@@ -524,138 +481,6 @@ impl UpstreamPool {
             return Ok((Selection { index, explanation }, lease));
         }
         Err(true)
-    }
-
-    fn pick(
-        &self,
-        strategy: Strategy,
-        candidates: &[Candidate],
-        hint: Hint,
-    ) -> Option<(usize, Why)> {
-        if let Some(i) = hint.sticky {
-            if candidates.get(i).is_some_and(Candidate::eligible) {
-                return Some((i, Why::Sticky));
-            }
-        }
-        let step = self.rotation.fetch_add(1, Ordering::Relaxed);
-        let (index, why) = match strategy {
-            Strategy::LeastConnections => (
-                balance::pick_least_connections(candidates, step)?,
-                Why::Plain,
-            ),
-            Strategy::RoundRobin => (
-                self.schedule(&self.round_robin, strategy, candidates)
-                    .pick(step, candidates)?,
-                Why::Plain,
-            ),
-            Strategy::Weighted => (
-                self.schedule(&self.weighted, strategy, candidates)
-                    .pick(step, candidates)?,
-                Why::Plain,
-            ),
-            Strategy::P2c => {
-                let two = latency::pick_two(candidates, latency::mix(step as u64), |i| {
-                    candidates[i].in_flight as f64
-                })?;
-                (two.winner, Why::Two(two))
-            }
-            Strategy::Ewma => {
-                let two = latency::pick_two(candidates, latency::mix(step as u64), |i| {
-                    latency::ewma_load(self.servers[i].state.ewma_us(), candidates[i].in_flight)
-                })?;
-                (two.winner, Why::Two(two))
-            }
-            Strategy::Hash => match hint.key {
-                Some(key) => {
-                    let (index, owner) = self.hash_table(candidates).lookup(key, candidates)?;
-                    (index, Why::Hash { owner })
-                }
-                // No key in the request: round robin, so keyless requests still spread.
-                None => (
-                    self.schedule(&self.round_robin, Strategy::RoundRobin, candidates)
-                        .pick(step, candidates)?,
-                    Why::NoKey,
-                ),
-            },
-        };
-        let why = if hint.sticky.is_some() || hint.sticky_stale {
-            Why::Rebalanced(Box::new(why))
-        } else {
-            why
-        };
-        Some((index, why))
-    }
-
-    /// The ring or Maglev table for the current healthy set, built once per change of that
-    /// set (or of the weights, by a reload), never per request.
-    fn hash_table(&self, candidates: &[Candidate]) -> Arc<HashTable> {
-        let mask = balance::healthy_mask(candidates);
-        let current = self.hash_table.load_full();
-        let weights = self.servers.iter().map(|s| s.weight);
-        if current.mask == mask && current.weights.iter().copied().eq(weights.clone()) {
-            return current;
-        }
-        let ids: Vec<u64> = self.servers.iter().map(|s| s.id).collect();
-        let weights: Vec<u32> = weights.collect();
-        let algorithm = self
-            .config
-            .balancing
-            .hash
-            .as_ref()
-            .map_or(HashAlgorithm::Ring, |hash| hash.algorithm);
-        let rebuilt = Arc::new(match algorithm {
-            HashAlgorithm::Ring => HashTable::ring(mask, &ids, &weights),
-            HashAlgorithm::Maglev => HashTable::maglev(mask, &ids, &weights),
-        });
-        self.hash_table.store(rebuilt.clone());
-        rebuilt
-    }
-
-    /// The index of the server a sticky cookie's value names, if any.
-    pub fn sticky_server(&self, token: &str) -> Option<usize> {
-        self.servers
-            .iter()
-            .position(|s| s.sticky_token.as_deref() == Some(token))
-    }
-
-    /// The cached schedule for the current healthy set and effective weights, rebuilt only
-    /// when one of them changed (a health change, or a slow start's next 10% step). Round robin
-    /// weighs every server alike, except a server in slow start.
-    fn schedule(
-        &self,
-        slot: &ArcSwap<Schedule>,
-        strategy: Strategy,
-        candidates: &[Candidate],
-    ) -> Arc<Schedule> {
-        let mask = balance::healthy_mask(candidates);
-        let mut weights = [0u32; config::MAX_SERVERS_PER_UPSTREAM];
-        let weights = &mut weights[..candidates.len()];
-        for (weight, c) in weights.iter_mut().zip(candidates) {
-            let base = if strategy == Strategy::Weighted {
-                c.weight
-            } else {
-                1
-            };
-            *weight = base * c.ramp_tenths;
-        }
-        balance::normalized(weights);
-        let plain = strategy != Strategy::Weighted && weights.iter().all(|&w| w == 1);
-        let current = slot.load_full();
-        let same_weights = if plain {
-            current.weights.is_empty()
-        } else {
-            current.weights == *weights
-        };
-        if current.mask == mask && same_weights {
-            return current;
-        }
-        let rebuilt = Arc::new(if plain {
-            Schedule::round_robin(mask, candidates.len())
-        } else {
-            Schedule::smooth_weighted(mask, weights)
-        });
-        slot.store(rebuilt.clone());
-        rebuilt
     }
 
     pub fn healthy_count(&self) -> usize {

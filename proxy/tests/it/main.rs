@@ -23,6 +23,7 @@ mod access_log;
 mod attack;
 mod auth;
 mod balancing;
+mod balancing_more;
 mod cache;
 mod failover;
 mod first_burst;

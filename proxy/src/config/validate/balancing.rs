@@ -92,3 +92,6 @@ fn validate_sticky(base: &str, sticky: &FileSticky, problems: &mut Problems) -> 
         http_only: sticky.http_only.unwrap_or(true),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,112 @@
+use crate::balance::Strategy;
+use crate::config::balancing::{HashAlgorithm, HashKey, DEFAULT_EWMA_DECAY};
+use std::path::Path;
+use std::time::Duration;
+
+fn group(lines: &str) -> String {
+    format!(
+        "[upstreams.g]\nservers = [{{ addr = \"127.0.0.1:5000\" }}]\n{lines}\n\
+         [[routes]]\npath = \"/\"\nupstream = \"g\"\n"
+    )
+}
+
+fn problems(lines: &str) -> Vec<(String, String)> {
+    match crate::config::parse_in(&group(lines), Path::new(".")) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems
+            .into_iter()
+            .map(|p| (p.path.clone(), p.message.clone()))
+            .collect(),
+    }
+}
+
+#[test]
+fn balancing_keys_parse_with_their_defaults() {
+    let config = crate::config::parse_in(
+        &group(
+            "strategy = \"hash\"\nhash = { key = \"header.X-User\", algorithm = \"maglev\" }\n\
+             sticky = { cookie = \"srv\", ttl = \"2h\", secure = true }\newma_decay = \"5s\"",
+        ),
+        Path::new("."),
+    )
+    .expect("valid");
+    let g = &config.upstreams["g"];
+    assert_eq!(g.strategy, Strategy::Hash);
+    let hash = g.balancing.hash.as_ref().expect("hash");
+    assert_eq!(hash.key, HashKey::Header("x-user".into()));
+    assert_eq!(hash.algorithm, HashAlgorithm::Maglev);
+    let sticky = g.balancing.sticky.as_ref().expect("sticky");
+    assert_eq!(sticky.cookie, "srv");
+    assert_eq!(sticky.ttl, Duration::from_secs(7200));
+    assert!(sticky.secure && sticky.http_only);
+    assert_eq!(g.balancing.ewma_decay, Duration::from_secs(5));
+
+    let plain = crate::config::parse_in(&group("strategy = \"ewma\"\nsticky = {}"), Path::new("."))
+        .expect("valid");
+    let g = &plain.upstreams["g"];
+    assert_eq!(g.balancing.ewma_decay, DEFAULT_EWMA_DECAY);
+    let sticky = g.balancing.sticky.as_ref().expect("sticky");
+    assert_eq!(
+        (sticky.cookie.as_str(), sticky.ttl, sticky.secure),
+        ("scalelab_srv", Duration::from_secs(3600), false)
+    );
+}
+
+#[test]
+fn hash_keys_table() {
+    let cases = [
+        ("client_ip", Some(HashKey::ClientIp)),
+        ("path", Some(HashKey::Path)),
+        ("cookie.session", Some(HashKey::Cookie("session".into()))),
+        ("query.user", Some(HashKey::Query("user".into()))),
+        ("header.X-User", Some(HashKey::Header("x-user".into()))),
+        ("header.", None),
+        ("header.bad name", None),
+        ("cookie.a;b", None),
+        ("body.user", None),
+        ("", None),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(HashKey::parse(text), expected, "{text:?}");
+    }
+}
+
+#[test]
+fn every_bad_balancing_value_is_reported_with_its_path() {
+    let cases = [
+        (
+            "strategy = \"hash\"",
+            "upstreams.g.hash",
+            "strategy = \"hash\" needs hash",
+        ),
+        (
+            "strategy = \"hash\"\nhash = { key = \"body.user\" }",
+            "upstreams.g.hash.key",
+            "unknown hash key \"body.user\"",
+        ),
+        (
+            "hash = { key = \"path\", algorithm = \"rendezvous\" }",
+            "upstreams.g.hash.algorithm",
+            "unknown algorithm \"rendezvous\"; valid: ring, maglev",
+        ),
+        (
+            "sticky = { cookie = \"a b\" }",
+            "upstreams.g.sticky.cookie",
+            "\"a b\" is not a valid cookie name",
+        ),
+        ("sticky = { ttl = \"0s\" }", "upstreams.g.sticky.ttl", ""),
+        ("ewma_decay = \"soon\"", "upstreams.g.ewma_decay", ""),
+        (
+            "strategy = \"fastest\"",
+            "upstreams.g.strategy",
+            "valid: round_robin, weighted, least_connections, p2c, ewma, hash",
+        ),
+    ];
+    for (lines, path, message) in cases {
+        let found = problems(lines);
+        assert!(
+            found.iter().any(|(p, m)| p == path && m.contains(message)),
+            "{lines:?}: expected {path}: {message:?}, got {found:?}"
+        );
+    }
+}

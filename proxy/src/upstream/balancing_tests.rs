@@ -1,0 +1,176 @@
+//! `select_with` for the strategies of issue 28: limits and health honoured, the hash table
+//! built once per healthy set, sticky tokens.
+
+use super::*;
+use crate::balance::hashing;
+use crate::config::balancing::{Balancing, HashAlgorithm, HashKey, HashSettings};
+use crate::config::{Server, Upstream};
+
+fn pool(count: usize, max: Option<u32>, balancing: Balancing) -> UpstreamPool {
+    let config = Upstream {
+        name: "g".into(),
+        strategy: Strategy::RoundRobin,
+        servers: (0..count)
+            .map(|i| Server {
+                addr: SocketAddr::from(([127, 0, 0, 1], 7100 + i as u16)),
+                weight: 1,
+                max_connections: max,
+            })
+            .collect(),
+        connect_timeout: Duration::from_secs(1),
+        read_timeout: Duration::from_secs(1),
+        retries: 1,
+        fail_timeout: Duration::from_secs(10),
+        health_check: None,
+        queue: crate::config::QueueSettings::default(),
+        slow_start: None,
+        protocol: Default::default(),
+        tls: None,
+        balancing,
+    };
+    UpstreamPool::new(config, &Registry::default())
+}
+
+fn hashing(algorithm: HashAlgorithm) -> Balancing {
+    Balancing {
+        hash: Some(HashSettings {
+            key: HashKey::Path,
+            algorithm,
+        }),
+        ..Balancing::default()
+    }
+}
+
+#[test]
+fn p2c_and_ewma_never_exceed_max_connections_and_refuse_when_all_are_full() {
+    for strategy in [Strategy::P2c, Strategy::Ewma] {
+        let pool = pool(3, Some(2), Balancing::default());
+        let leases: Vec<Lease> = (0..6)
+            .map(|_| pool.select(strategy, 0, false).expect("a free slot").1)
+            .collect();
+        for server in &pool.servers {
+            assert_eq!(server.state.in_flight(), 2, "{strategy:?}");
+        }
+        assert!(
+            matches!(pool.select(strategy, 0, false), Err(true)),
+            "{strategy:?}"
+        );
+        drop(leases);
+    }
+}
+
+#[test]
+fn p2c_skips_an_ejected_server() {
+    let pool = pool(3, None, Balancing::default());
+    assert!(pool.servers[1]
+        .state
+        .record_connect_failure(false, Duration::from_secs(60)));
+    for _ in 0..50 {
+        let (selection, _lease) = pool.select(Strategy::P2c, 0, false).expect("a pick");
+        assert_ne!(selection.index, 1);
+    }
+}
+
+#[test]
+fn ewma_prefers_the_server_with_the_lower_estimate() {
+    let pool = pool(2, None, Balancing::default());
+    pool.servers[0]
+        .state
+        .observe_latency(Duration::from_millis(100));
+    pool.servers[1]
+        .state
+        .observe_latency(Duration::from_millis(2));
+    assert!(pool.servers[0].state.ewma_us() > 90_000.0);
+    for _ in 0..20 {
+        let (selection, lease) = pool.select(Strategy::Ewma, 0, false).expect("a pick");
+        assert_eq!(selection.index, 1);
+        drop(lease);
+    }
+}
+
+#[test]
+fn the_hash_table_is_built_once_per_healthy_set() {
+    for algorithm in [HashAlgorithm::Ring, HashAlgorithm::Maglev] {
+        let pool = pool(3, None, hashing(algorithm));
+        let key = Hint {
+            key: Some(hashing::key_hash(b"/item/7")),
+            ..Hint::default()
+        };
+        let (first, lease) = pool
+            .select_with(Strategy::Hash, 0, false, key)
+            .expect("a pick");
+        drop(lease);
+        let table = pool.hash_table.load_full();
+        for _ in 0..10 {
+            let (again, lease) = pool
+                .select_with(Strategy::Hash, 0, false, key)
+                .expect("a pick");
+            assert_eq!(again.index, first.index);
+            drop(lease);
+        }
+        assert!(
+            Arc::ptr_eq(&table, &pool.hash_table.load_full()),
+            "rebuilt without a change"
+        );
+        // The owner is ejected: a new table, another server; back when it returns.
+        assert!(pool.servers[first.index]
+            .state
+            .record_connect_failure(false, Duration::from_secs(60)));
+        let (moved, _lease) = pool
+            .select_with(Strategy::Hash, 0, false, key)
+            .expect("a pick");
+        assert_ne!(moved.index, first.index);
+        assert!(!Arc::ptr_eq(&table, &pool.hash_table.load_full()));
+    }
+}
+
+#[test]
+fn a_sticky_hint_wins_while_eligible_and_tokens_are_opaque_and_distinct() {
+    let balancing = Balancing {
+        sticky: Some(crate::config::balancing::StickySettings {
+            cookie: "srv".into(),
+            ttl: Duration::from_secs(60),
+            secure: false,
+            http_only: true,
+        }),
+        ..Balancing::default()
+    };
+    let pool = pool(3, Some(1), balancing);
+    let tokens: Vec<&str> = pool
+        .servers
+        .iter()
+        .map(|s| s.sticky_token.as_deref().expect("a token"))
+        .collect();
+    assert!(tokens[0] != tokens[1] && tokens[1] != tokens[2] && tokens[0] != tokens[2]);
+    assert!(tokens.iter().all(|t| t.len() == 32 && !t.contains("7100")));
+    assert_eq!(pool.sticky_server(tokens[2]), Some(2));
+    assert_eq!(pool.sticky_server("00"), None);
+    let hint = Hint {
+        sticky: Some(2),
+        ..Hint::default()
+    };
+    let (selection, lease) = pool
+        .select_with(Strategy::RoundRobin, 0, false, hint)
+        .expect("a pick");
+    assert_eq!(selection.index, 2);
+    // At its max_connections the sticky server gives way to another.
+    let (other, _second) = pool
+        .select_with(Strategy::RoundRobin, 0, true, hint)
+        .expect("a pick");
+    assert_ne!(other.index, 2);
+    assert!(other
+        .explanation
+        .expect("explained")
+        .contains("sticky cookie names no available server, re-balanced"));
+    drop(lease);
+}
+
+#[test]
+fn hmac_sha256_matches_rfc_4231() {
+    let tag = affinity::hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        hex,
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+}
