@@ -1,10 +1,12 @@
 //! Server selection policies as pure functions: round robin, smooth weighted round robin
 //! (nginx's algorithm), least connections, and in their own modules the power of two choices
-//! and peak EWMA (`latency`) and consistent hashing by ring or Maglev table (`hashing`). No IO,
-//! no locks, no clocks; `upstream` feeds them a view of each server and a rotation counter.
+//! and peak EWMA (`latency`), consistent hashing by ring or Maglev table (`hashing`) and
+//! outlier detection's arithmetic (`outlier`). No IO, no locks, no clocks; `upstream` feeds
+//! them a view of each server and a rotation counter.
 
 pub mod hashing;
 pub mod latency;
+pub mod outlier;
 #[cfg(test)]
 mod tests;
 

@@ -7,10 +7,12 @@ pub mod affinity;
 mod balancing_tests;
 mod ewma;
 mod explain;
+mod outlier;
 pub mod peer;
 mod pick;
 mod queue;
 mod registry;
+mod report;
 #[cfg(test)]
 mod tests;
 
@@ -19,6 +21,7 @@ use explain::explain_pick;
 pub use pick::Hint;
 pub use queue::{Refused, Ticket, WaitQueue};
 pub use registry::Registry;
+pub use report::ServerReport;
 
 use crate::balance::hashing::{self, HashTable};
 use crate::balance::{self, Candidate, Schedule, Strategy};
@@ -67,6 +70,8 @@ pub struct ServerState {
     ewma: AtomicU64,
     /// The group's `ewma_decay` in milliseconds, set by each snapshot that lists the server.
     ewma_decay_ms: AtomicU64,
+    /// Outlier detection's runs of failures and ejection count.
+    outlier: outlier::OutlierState,
 }
 
 /// The outcome of the latest active check, for the admin API.
@@ -137,6 +142,7 @@ impl ServerState {
             ewma_decay_ms: AtomicU64::new(
                 crate::config::balancing::DEFAULT_EWMA_DECAY.as_millis() as u64
             ),
+            outlier: outlier::OutlierState::default(),
         }
     }
 
@@ -256,48 +262,6 @@ impl ServerState {
             self.down_until_ms.swap(until, Ordering::Relaxed) <= now_ms()
         }
     }
-
-    pub fn report(&self, weight: u32, window: Option<Duration>) -> ServerReport {
-        ServerReport {
-            effective_weight: effective_weight(weight, self.ramp_tenths(window)),
-            addr: self.addr.to_string(),
-            healthy: self.is_healthy(),
-            drained: self.is_drained(),
-            available: self.is_available(),
-            weight,
-            in_flight: self.in_flight(),
-            upgraded_open: self.upgraded_open(),
-            selected: self.selected(),
-            consecutive_successes: self.consecutive_successes.load(Ordering::Relaxed),
-            consecutive_failures: self.consecutive_failures.load(Ordering::Relaxed),
-            last_check: lock(&self.last_check).clone(),
-            ewma_ms: (self.ewma_us() / 10.0).round() / 100.0,
-        }
-    }
-}
-
-/// What the admin API shows for one server.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServerReport {
-    pub addr: String,
-    /// The health checks' (and passive ejection's) verdict, regardless of a manual drain.
-    pub healthy: bool,
-    pub drained: bool,
-    /// Whether new requests may go to it: healthy and not drained.
-    pub available: bool,
-    pub weight: u32,
-    /// The weight slow start gives it now (the configured weight once ramped up).
-    pub effective_weight: f64,
-    pub in_flight: usize,
-    /// Upgraded connections (WebSockets) open on it, part of `in_flight`.
-    pub upgraded_open: usize,
-    pub selected: u64,
-    pub consecutive_successes: u32,
-    pub consecutive_failures: u32,
-    pub last_check: Option<CheckRecord>,
-    /// The peak EWMA of its response time now, in milliseconds (0 before its first response);
-    /// `strategy = "ewma"` weighs it by in-flight requests.
-    pub ewma_ms: f64,
 }
 
 /// A server as one snapshot sees it: shared state plus this config's weight.
@@ -394,7 +358,7 @@ impl UpstreamPool {
             order: Vec::new(),
             weights: Vec::new(),
         });
-        UpstreamPool {
+        let pool = UpstreamPool {
             queue: registry.queue(&config.name),
             config,
             servers,
@@ -402,7 +366,9 @@ impl UpstreamPool {
             round_robin: ArcSwap::new(empty.clone()),
             weighted: ArcSwap::new(empty),
             hash_table: ArcSwap::from_pointee(HashTable::empty()),
-        }
+        };
+        pool.warm_outlier_metrics();
+        pool
     }
 
     pub fn name(&self) -> &str {

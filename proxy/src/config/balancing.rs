@@ -13,6 +13,8 @@ pub struct Balancing {
     /// `None` without a `hash` table: a hash pick then has no key and falls back to round robin.
     pub hash: Option<HashSettings>,
     pub sticky: Option<StickySettings>,
+    /// Passive ejection of servers that fail real requests; `None` is off.
+    pub outlier: Option<OutlierSettings>,
 }
 
 impl Default for Balancing {
@@ -21,6 +23,7 @@ impl Default for Balancing {
             ewma_decay: DEFAULT_EWMA_DECAY,
             hash: None,
             sticky: None,
+            outlier: None,
         }
     }
 }
@@ -97,4 +100,18 @@ pub fn is_cookie_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+}
+
+/// Outlier detection (Envoy's `outlier_detection`): a server whose real responses fail this
+/// many times in a row is ejected for `base_ejection x times ejected` (at most ten times),
+/// never past `max_ejection_percent` of the group nor its last available server.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutlierSettings {
+    /// Any 5xx; 0 turns the rule off.
+    pub consecutive_5xx: u32,
+    /// 502, 503, 504 and failures to get a response at all; 0 turns the rule off.
+    pub consecutive_gateway_errors: u32,
+    #[serde(with = "super::humantime_serde_compat")]
+    pub base_ejection: Duration,
+    pub max_ejection_percent: u32,
 }

@@ -8,7 +8,7 @@ mod tls;
 mod traffic;
 mod transport;
 
-pub use balancing::{FileHash, FileSticky};
+pub use balancing::{FileHash, FileOutlier, FileSticky};
 pub use tls::{FileCertificate, FileTls};
 pub use traffic::{FileQueue, FileRateLimit};
 pub use transport::FileUpstreamTls;
@@ -89,6 +89,7 @@ pub struct FileUpstream {
     pub ewma_decay: Option<String>,
     pub hash: Option<FileHash>,
     pub sticky: Option<FileSticky>,
+    pub outlier: Option<FileOutlier>,
 }
 
 #[derive(Debug, Deserialize)]

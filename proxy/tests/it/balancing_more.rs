@@ -351,3 +351,77 @@ async fn sticky_cookie_pins_a_client_and_is_replaced_when_its_server_goes_down()
     .await;
     assert!(sticky_cookie(&headers).is_some());
 }
+
+/// `n` sequential GETs; returns how many answered 500.
+async fn errors_in(proxy: &TestProxy, n: usize) -> usize {
+    let http = client();
+    let mut errors = 0;
+    for _ in 0..n {
+        let status = http.get(proxy.url("/o")).send().await.unwrap().status();
+        assert!(status == 200 || status == 500, "{status}");
+        errors += usize::from(status == 500);
+    }
+    errors
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outlier_detection_ejects_a_server_whose_health_passes_but_requests_fail() {
+    let backends = ["a", "b", "c"].map(TestBackend::start);
+    let refs: Vec<&TestBackend> = backends.iter().collect();
+    let lines =
+        "outlier = { consecutive_5xx = 3, base_ejection = \"60s\", max_ejection = \"50%\" }";
+    let proxy = start(&refs, &group_config(&refs, "round_robin", lines)).await;
+    backends[0].set_failing_requests(true);
+    // Round robin: a's third 500 comes within 9 requests, then it is out.
+    assert_eq!(errors_in(&proxy, 9).await, 3);
+    assert_eq!(backends[0].hits(), 3);
+    let report = proxy.server_report(backends[0].addr).await.unwrap();
+    assert_eq!(
+        (
+            report["ejected"].as_bool(),
+            report["ejections"].as_u64(),
+            report["healthy"].as_bool()
+        ),
+        (Some(true), Some(1), Some(false)),
+        "{report}"
+    );
+    // Its health check still passes, and it still gets nothing.
+    assert_eq!(errors_in(&proxy, 12).await, 0);
+    assert_eq!(backends[0].hits(), 3);
+    assert_eq!(report["last_check"]["ok"], true, "{report}");
+
+    // b breaks too, but ejecting it would take out 2 of 3 (> 50%): it stays, and errs.
+    backends[1].set_failing_requests(true);
+    assert_eq!(errors_in(&proxy, 12).await, 6);
+    let b = proxy.server_report(backends[1].addr).await.unwrap();
+    assert_eq!(
+        (b["ejected"].as_bool(), b["ejections"].as_u64()),
+        (Some(false), Some(0)),
+        "{b}"
+    );
+
+    // One metric increment and one log line per ejection, by rule.
+    let metrics = scrape(&proxy).await;
+    let series = |addr: std::net::SocketAddr| {
+        format!(
+            "scalelab_outlier_ejections_total{{reason=\"consecutive_5xx\",server=\"{addr}\",upstream=\"g\"}}"
+        )
+    };
+    assert!(
+        metrics.contains(&format!("{} 1\n", series(backends[0].addr))),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("{} 0\n", series(backends[1].addr))),
+        "{metrics}"
+    );
+    eventually(
+        patient(Duration::from_secs(5)),
+        "the ejection's log line",
+        || async {
+            let log = proxy.log();
+            (log.matches("server ejected by outlier detection").count() == 1).then_some(())
+        },
+    )
+    .await;
+}

@@ -1,5 +1,5 @@
 //! The serde mirror of a group's balancing keys beyond `strategy`: `hash` (what consistent
-//! hashing hashes, and how) and `sticky` (cookie affinity). Kept apart so the feature's keys
+//! hashing hashes, and how), `sticky` (cookie affinity) and `outlier` (passive ejection). Kept apart so the feature's keys
 //! read together.
 
 use serde::Deserialize;
@@ -20,4 +20,15 @@ pub struct FileSticky {
     pub ttl: Option<String>,
     pub secure: Option<bool>,
     pub http_only: Option<bool>,
+}
+
+/// A group's `outlier = { consecutive_5xx, consecutive_gateway_errors, base_ejection,
+/// max_ejection }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOutlier {
+    pub consecutive_5xx: Option<i64>,
+    pub consecutive_gateway_errors: Option<i64>,
+    pub base_ejection: Option<String>,
+    pub max_ejection: Option<String>,
 }

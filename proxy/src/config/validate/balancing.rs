@@ -1,12 +1,12 @@
-//! A group's `ewma_decay`, `hash` and `sticky` keys, and how they fit its strategy.
+//! A group's `ewma_decay`, `hash`, `sticky` and `outlier` keys, and how they fit its strategy.
 
 use super::check::Check;
 use crate::balance::Strategy;
 use crate::config::balancing::{
-    is_cookie_name, Balancing, HashAlgorithm, HashKey, HashSettings, StickySettings,
-    DEFAULT_EWMA_DECAY,
+    is_cookie_name, Balancing, HashAlgorithm, HashKey, HashSettings, OutlierSettings,
+    StickySettings, DEFAULT_EWMA_DECAY,
 };
-use crate::config::file::{FileHash, FileSticky, FileUpstream};
+use crate::config::file::{FileHash, FileOutlier, FileSticky, FileUpstream};
 use crate::config::units::DurationKind;
 use scalelab_common::problem::Problems;
 use std::time::Duration;
@@ -40,6 +40,50 @@ pub(super) fn validate_balancing(
             .sticky
             .as_ref()
             .map(|sticky| validate_sticky(&format!("{base}.sticky"), sticky, problems)),
+        outlier: upstream
+            .outlier
+            .as_ref()
+            .map(|outlier| validate_outlier(&format!("{base}.outlier"), outlier, problems)),
+    }
+}
+
+fn validate_outlier(base: &str, outlier: &FileOutlier, problems: &mut Problems) -> OutlierSettings {
+    let max_ejection_percent = match outlier.max_ejection.as_deref() {
+        None => 50,
+        Some(text) => match text
+            .strip_suffix('%')
+            .and_then(|n| n.trim().parse::<u32>().ok())
+        {
+            Some(n) if (1..=100).contains(&n) => n,
+            _ => {
+                problems.push(
+                    format!("{base}.max_ejection"),
+                    format!("{text:?} must be a percentage from \"1%\" to \"100%\""),
+                );
+                50
+            }
+        },
+    };
+    OutlierSettings {
+        consecutive_5xx: problems.integer(
+            &format!("{base}.consecutive_5xx"),
+            outlier.consecutive_5xx,
+            (0, 1000),
+            5,
+        ) as u32,
+        consecutive_gateway_errors: problems.integer(
+            &format!("{base}.consecutive_gateway_errors"),
+            outlier.consecutive_gateway_errors,
+            (0, 1000),
+            3,
+        ) as u32,
+        base_ejection: problems.duration(
+            &format!("{base}.base_ejection"),
+            outlier.base_ejection.as_ref(),
+            DurationKind::Timeout,
+            Duration::from_secs(30),
+        ),
+        max_ejection_percent,
     }
 }
 

@@ -25,7 +25,8 @@ fn balancing_keys_parse_with_their_defaults() {
     let config = crate::config::parse_in(
         &group(
             "strategy = \"hash\"\nhash = { key = \"header.X-User\", algorithm = \"maglev\" }\n\
-             sticky = { cookie = \"srv\", ttl = \"2h\", secure = true }\newma_decay = \"5s\"",
+             sticky = { cookie = \"srv\", ttl = \"2h\", secure = true }\newma_decay = \"5s\"\n\
+             outlier = { consecutive_gateway_errors = 0, max_ejection = \"34%\" }",
         ),
         Path::new("."),
     )
@@ -40,11 +41,22 @@ fn balancing_keys_parse_with_their_defaults() {
     assert_eq!(sticky.ttl, Duration::from_secs(7200));
     assert!(sticky.secure && sticky.http_only);
     assert_eq!(g.balancing.ewma_decay, Duration::from_secs(5));
+    let outlier = g.balancing.outlier.as_ref().expect("outlier");
+    assert_eq!(
+        (
+            outlier.consecutive_5xx,
+            outlier.consecutive_gateway_errors,
+            outlier.base_ejection,
+            outlier.max_ejection_percent
+        ),
+        (5, 0, Duration::from_secs(30), 34)
+    );
 
     let plain = crate::config::parse_in(&group("strategy = \"ewma\"\nsticky = {}"), Path::new("."))
         .expect("valid");
     let g = &plain.upstreams["g"];
     assert_eq!(g.balancing.ewma_decay, DEFAULT_EWMA_DECAY);
+    assert_eq!(g.balancing.outlier, None);
     let sticky = g.balancing.sticky.as_ref().expect("sticky");
     assert_eq!(
         (sticky.cookie.as_str(), sticky.ttl, sticky.secure),
@@ -96,6 +108,21 @@ fn every_bad_balancing_value_is_reported_with_its_path() {
         ),
         ("sticky = { ttl = \"0s\" }", "upstreams.g.sticky.ttl", ""),
         ("ewma_decay = \"soon\"", "upstreams.g.ewma_decay", ""),
+        (
+            "outlier = { max_ejection = \"150%\" }",
+            "upstreams.g.outlier.max_ejection",
+            "\"150%\" must be a percentage from \"1%\" to \"100%\"",
+        ),
+        (
+            "outlier = { consecutive_5xx = -1 }",
+            "upstreams.g.outlier.consecutive_5xx",
+            "-1 is out of range 0..=1000",
+        ),
+        (
+            "outlier = { base_ejection = \"never\" }",
+            "upstreams.g.outlier.base_ejection",
+            "",
+        ),
         (
             "strategy = \"fastest\"",
             "upstreams.g.strategy",
