@@ -254,11 +254,8 @@ impl ProxyHttp for Proxy {
         _client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
-        // No answer at all counts against the server in outlier detection.
-        if let (Some(lease), Some(pool), false) = (&ctx.lease, &ctx.pool, ctx.responded) {
-            if e.esource() == &pingora::ErrorSource::Upstream {
-                pool.observe_outcome(lease.server(), None);
-            }
+        if !ctx.responded && e.esource() == &pingora::ErrorSource::Upstream {
+            affinity::observe_try(ctx, None);
         }
         if ctx.snapshot.config.proxy.request_metrics
             && e.esource() == &pingora::ErrorSource::Upstream
@@ -297,14 +294,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         ctx.responded = true;
-        // Peak EWMA learns from every response head, whatever the group's strategy, so a
-        // switch to `ewma` (by reload or per request) starts from real numbers.
-        if let (Some(lease), Some(started)) = (&ctx.lease, ctx.upstream_started) {
-            lease.server().observe_latency(started.elapsed());
-        }
-        if let (Some(lease), Some(pool)) = (&ctx.lease, &ctx.pool) {
-            pool.observe_outcome(lease.server(), Some(upstream_response.status.as_u16()));
-        }
+        affinity::observe_try(ctx, Some(upstream_response.status.as_u16()));
         if ctx.snapshot.config.proxy.request_metrics {
             if let (Some(lease), Some(started)) = (&ctx.lease, ctx.upstream_started) {
                 lease

@@ -12,15 +12,21 @@ use std::time::Duration;
 pub enum Reason {
     Consecutive5xx,
     ConsecutiveGatewayErrors,
+    ErrorRate,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 2] = [Reason::Consecutive5xx, Reason::ConsecutiveGatewayErrors];
+    pub const ALL: [Reason; 3] = [
+        Reason::Consecutive5xx,
+        Reason::ConsecutiveGatewayErrors,
+        Reason::ErrorRate,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
             Reason::Consecutive5xx => "consecutive_5xx",
             Reason::ConsecutiveGatewayErrors => "consecutive_gateway_errors",
+            Reason::ErrorRate => "error_rate",
         }
     }
 }
@@ -44,6 +50,13 @@ pub fn broken_rule(fives: u32, gateway: u32, max_5xx: u32, max_gateway: u32) -> 
     } else {
         None
     }
+}
+
+/// Whether `errors` of `total` answers in the current window break an error-rate rule of
+/// `threshold_percent`, counted once the window holds `min_requests` answers.
+pub fn rate_breaks(errors: u32, total: u32, threshold_percent: u32, min_requests: u32) -> bool {
+    total >= min_requests.max(1)
+        && u64::from(errors) * 100 >= u64::from(threshold_percent) * u64::from(total)
 }
 
 /// How long the `times`-th ejection (1 for the first) lasts: `base x times`, at most ten times

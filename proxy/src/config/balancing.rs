@@ -114,4 +114,16 @@ pub struct OutlierSettings {
     #[serde(with = "super::humantime_serde_compat")]
     pub base_ejection: Duration,
     pub max_ejection_percent: u32,
+    /// `None` without an `error_rate` table.
+    pub error_rate: Option<ErrorRate>,
+}
+
+/// Eject a server whose share of 5xx (and failed exchanges) within the current `window`
+/// reaches `threshold_percent`, once it answered at least `min_requests` in that window.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ErrorRate {
+    pub threshold_percent: u32,
+    pub min_requests: u32,
+    #[serde(with = "super::humantime_serde_compat")]
+    pub window: Duration,
 }

@@ -8,7 +8,7 @@ mod tls;
 mod traffic;
 mod transport;
 
-pub use balancing::{FileHash, FileOutlier, FileSticky};
+pub use balancing::{FileErrorRate, FileHash, FileOutlier, FileSticky};
 pub use tls::{FileCertificate, FileTls};
 pub use traffic::{FileQueue, FileRateLimit};
 pub use transport::FileUpstreamTls;

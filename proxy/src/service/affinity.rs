@@ -1,6 +1,7 @@
-//! What a request brings to balancing beyond its strategy: the hash of its `hash.key` (for
-//! `strategy = "hash"`) and the server its sticky cookie names; and, on the way back, the
-//! sticky cookie for the server that answered when the request did not already name it.
+//! Balancing's side of a request beyond its strategy: what it brings (the hash of its
+//! `hash.key` for `strategy = "hash"`, the server its sticky cookie names), what each try
+//! teaches the balancers (response time, failures), and on the way back the sticky cookie for
+//! the server that answered when the request did not already name it.
 
 #[cfg(test)]
 mod tests;
@@ -61,6 +62,20 @@ pub(super) fn hint(session: &Session, ctx: &RequestCtx, pool: &UpstreamPool) -> 
         }
     }
     hint
+}
+
+/// Feeds the current try's outcome to the balancers: its time to the server's peak EWMA
+/// (whatever the group's strategy, so a switch to `ewma` starts from real numbers), and its
+/// status (`None`: no answer at all) to outlier detection. A failure's time counts too: a
+/// timeout is the slowest answer there is, and a quick reset barely lowers the estimate (a
+/// faster observation only blends in as time passes).
+pub(super) fn observe_try(ctx: &RequestCtx, status: Option<u16>) {
+    if let (Some(lease), Some(pool)) = (&ctx.lease, &ctx.pool) {
+        if let Some(started) = ctx.upstream_started {
+            lease.server().observe_latency(started.elapsed());
+        }
+        pool.observe_outcome(lease.server(), status);
+    }
 }
 
 /// Sets the sticky cookie when the group has `sticky` and the request's cookie did not

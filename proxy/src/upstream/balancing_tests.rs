@@ -174,3 +174,76 @@ fn hmac_sha256_matches_rfc_4231() {
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
     );
 }
+
+fn outlier_pool(error_rate: Option<crate::config::balancing::ErrorRate>) -> UpstreamPool {
+    pool(
+        3,
+        None,
+        Balancing {
+            outlier: Some(crate::config::balancing::OutlierSettings {
+                consecutive_5xx: 0,
+                consecutive_gateway_errors: 0,
+                base_ejection: Duration::from_secs(30),
+                max_ejection_percent: 50,
+                error_rate,
+            }),
+            ..Balancing::default()
+        },
+    )
+}
+
+#[test]
+fn error_rate_ejects_a_server_failing_a_third_of_its_answers_but_not_one_failing_a_tenth() {
+    let rate = crate::config::balancing::ErrorRate {
+        threshold_percent: 25,
+        min_requests: 20,
+        window: Duration::from_secs(60),
+    };
+    let pool = outlier_pool(Some(rate));
+    let (bad, mild) = (&pool.servers[0].state, &pool.servers[1].state);
+    // Every third answer a 500 (33%): out at the first failure once 20 answers are in.
+    let mut answered = 0;
+    while !bad.ejected() && answered < 100 {
+        answered += 1;
+        let status = if answered % 3 == 0 { 500 } else { 200 };
+        pool.observe_outcome(bad, Some(status));
+    }
+    assert_eq!(
+        answered, 21,
+        "ejected at the first failure after 20 answers"
+    );
+    assert_eq!(bad.outlier.ejections(), 1);
+    // Every tenth a 500 (10%): never.
+    for n in 1..=200 {
+        pool.observe_outcome(mild, Some(if n % 10 == 0 { 503 } else { 200 }));
+    }
+    assert!(!mild.ejected());
+}
+
+#[test]
+fn consecutive_rules_eject_once_and_respect_the_last_available_server() {
+    let mut pool = outlier_pool(None);
+    if let Some(outlier) = pool.config.balancing.outlier.as_mut() {
+        outlier.consecutive_5xx = 3;
+        outlier.consecutive_gateway_errors = 2;
+        outlier.max_ejection_percent = 100;
+    }
+    let servers: Vec<&ServerState> = pool.servers.iter().map(|s| &*s.state).collect();
+    // Two 500s and a success: the run is broken, nothing happens.
+    for status in [500, 500, 200, 500, 500] {
+        pool.observe_outcome(servers[0], Some(status));
+    }
+    assert!(!servers[0].ejected());
+    pool.observe_outcome(servers[0], Some(501));
+    assert!(servers[0].ejected(), "three 5xx in a row");
+    // Two gateway errors (a 502 and no answer at all) eject the second.
+    pool.observe_outcome(servers[1], Some(502));
+    pool.observe_outcome(servers[1], None);
+    assert!(servers[1].ejected());
+    // The third is the last available server: never ejected, even at 100%.
+    for _ in 0..10 {
+        pool.observe_outcome(servers[2], Some(500));
+    }
+    assert!(!servers[2].ejected());
+    assert_eq!(servers[2].outlier.ejections(), 0);
+}

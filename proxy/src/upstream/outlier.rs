@@ -6,9 +6,10 @@
 
 use super::{now_ms, ServerState, UpstreamPool};
 use crate::balance::outlier::{self, Reason};
+use crate::config::balancing::ErrorRate;
 use prometheus::IntCounterVec;
 use scalelab_common::sync::lock;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 #[derive(Debug, Default)]
@@ -16,11 +17,40 @@ pub(super) struct OutlierState {
     consecutive_5xx: AtomicU32,
     consecutive_gateway: AtomicU32,
     ejections: AtomicU32,
+    /// `error_rate`'s current window: when it started (0: none yet), answers and failures.
+    window_start_ms: AtomicU64,
+    window_total: AtomicU32,
+    window_errors: AtomicU32,
 }
 
 impl OutlierState {
     pub(super) fn ejections(&self) -> u32 {
         self.ejections.load(Ordering::Relaxed)
+    }
+
+    /// Counts one answer in the current window (starting a new one when it ended) and says
+    /// whether this failure takes the window's error rate to the threshold. Whoever starts a
+    /// new window resets its counts, so an answer counted meanwhile may land in either window:
+    /// the rate is approximate by a few answers, never by a window.
+    fn count_in_window(&self, rate: &ErrorRate, failed: bool) -> bool {
+        let now = now_ms().max(1);
+        let start = self.window_start_ms.load(Ordering::Relaxed);
+        let window = rate.window.as_millis() as u64;
+        if (start == 0 || now.saturating_sub(start) >= window)
+            && self
+                .window_start_ms
+                .compare_exchange(start, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.window_total.store(0, Ordering::Relaxed);
+            self.window_errors.store(0, Ordering::Relaxed);
+        }
+        let total = self.window_total.fetch_add(1, Ordering::Relaxed) + 1;
+        if !failed {
+            return false;
+        }
+        let errors = self.window_errors.fetch_add(1, Ordering::Relaxed) + 1;
+        outlier::rate_breaks(errors, total, rate.threshold_percent, rate.min_requests)
     }
 }
 
@@ -93,12 +123,17 @@ impl UpstreamPool {
         };
         let fives = bump(&state.consecutive_5xx, is_5xx);
         let gateway = bump(&state.consecutive_gateway, is_gateway);
+        let rate_broken = settings
+            .error_rate
+            .as_ref()
+            .is_some_and(|rate| state.count_in_window(rate, is_5xx));
         let Some(reason) = outlier::broken_rule(
             fives,
             gateway,
             settings.consecutive_5xx,
             settings.consecutive_gateway_errors,
-        ) else {
+        )
+        .or(rate_broken.then_some(Reason::ErrorRate)) else {
             return;
         };
         let _deciding = lock(&DECIDING);
@@ -126,6 +161,8 @@ impl UpstreamPool {
             .store(now_ms() + duration.as_millis() as u64, Ordering::Relaxed);
         state.consecutive_5xx.store(0, Ordering::Relaxed);
         state.consecutive_gateway.store(0, Ordering::Relaxed);
+        // Its next window starts when it is back, not with the failures that ejected it.
+        state.window_start_ms.store(0, Ordering::Relaxed);
         if let Some(metric) = ejections_metric() {
             let addr = server.addr.to_string();
             metric

@@ -425,3 +425,26 @@ async fn outlier_detection_ejects_a_server_whose_health_passes_but_requests_fail
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outlier_error_rate_ejects_by_the_share_of_failures_in_its_window() {
+    let backends = ["a", "b", "c"].map(TestBackend::start);
+    let refs: Vec<&TestBackend> = backends.iter().collect();
+    let lines = "outlier = { consecutive_5xx = 0, consecutive_gateway_errors = 0, \
+                 error_rate = { threshold = \"50%\", min_requests = 4, window = \"60s\" } }";
+    let proxy = start(&refs, &group_config(&refs, "round_robin", lines)).await;
+    backends[0].set_failing_requests(true);
+    // The consecutive rules are off; the rate rule needs 4 answers in its window.
+    assert_eq!(errors_in(&proxy, 12).await, 4);
+    assert_eq!(backends[0].hits(), 4);
+    assert_eq!(errors_in(&proxy, 6).await, 0);
+    assert_eq!(backends[0].hits(), 4);
+    let metrics = scrape(&proxy).await;
+    let addr = backends[0].addr;
+    assert!(
+        metrics.contains(&format!(
+            "scalelab_outlier_ejections_total{{reason=\"error_rate\",server=\"{addr}\",upstream=\"g\"}} 1\n"
+        )),
+        "{metrics}"
+    );
+}

@@ -40,6 +40,27 @@ fn broken_rule_table() {
 }
 
 #[test]
+fn rate_breaks_table() {
+    // (errors, total, threshold %, min requests, expected)
+    let cases = [
+        (10, 19, 50, 20, false), // too few answers yet
+        (10, 20, 50, 20, true),
+        (9, 20, 50, 20, false),
+        (6, 20, 30, 20, true),
+        (0, 0, 1, 0, false), // an empty window never breaks
+        (100, 100, 100, 20, true),
+        (99, 100, 100, 20, false),
+    ];
+    for (errors, total, threshold, min, expected) in cases {
+        assert_eq!(
+            rate_breaks(errors, total, threshold, min),
+            expected,
+            "{errors}/{total} at {threshold}% (min {min})"
+        );
+    }
+}
+
+#[test]
 fn ejection_time_grows_with_each_ejection_up_to_ten_times_the_base() {
     let base = Duration::from_secs(30);
     let times: Vec<u64> = [0, 1, 2, 3, 10, 11, 50]

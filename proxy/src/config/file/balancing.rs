@@ -31,4 +31,14 @@ pub struct FileOutlier {
     pub consecutive_gateway_errors: Option<i64>,
     pub base_ejection: Option<String>,
     pub max_ejection: Option<String>,
+    pub error_rate: Option<FileErrorRate>,
+}
+
+/// `outlier.error_rate = { threshold, min_requests, window }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileErrorRate {
+    pub threshold: Option<String>,
+    pub min_requests: Option<i64>,
+    pub window: Option<String>,
 }

@@ -3,10 +3,10 @@
 use super::check::Check;
 use crate::balance::Strategy;
 use crate::config::balancing::{
-    is_cookie_name, Balancing, HashAlgorithm, HashKey, HashSettings, OutlierSettings,
+    is_cookie_name, Balancing, ErrorRate, HashAlgorithm, HashKey, HashSettings, OutlierSettings,
     StickySettings, DEFAULT_EWMA_DECAY,
 };
-use crate::config::file::{FileHash, FileOutlier, FileSticky, FileUpstream};
+use crate::config::file::{FileErrorRate, FileHash, FileOutlier, FileSticky, FileUpstream};
 use crate::config::units::DurationKind;
 use scalelab_common::problem::Problems;
 use std::time::Duration;
@@ -48,22 +48,11 @@ pub(super) fn validate_balancing(
 }
 
 fn validate_outlier(base: &str, outlier: &FileOutlier, problems: &mut Problems) -> OutlierSettings {
-    let max_ejection_percent = match outlier.max_ejection.as_deref() {
-        None => 50,
-        Some(text) => match text
-            .strip_suffix('%')
-            .and_then(|n| n.trim().parse::<u32>().ok())
-        {
-            Some(n) if (1..=100).contains(&n) => n,
-            _ => {
-                problems.push(
-                    format!("{base}.max_ejection"),
-                    format!("{text:?} must be a percentage from \"1%\" to \"100%\""),
-                );
-                50
-            }
-        },
-    };
+    let max_ejection_percent = percent(
+        &format!("{base}.max_ejection"),
+        outlier.max_ejection.as_deref(),
+        problems,
+    );
     OutlierSettings {
         consecutive_5xx: problems.integer(
             &format!("{base}.consecutive_5xx"),
@@ -84,6 +73,50 @@ fn validate_outlier(base: &str, outlier: &FileOutlier, problems: &mut Problems) 
             Duration::from_secs(30),
         ),
         max_ejection_percent,
+        error_rate: outlier
+            .error_rate
+            .as_ref()
+            .map(|rate| validate_error_rate(&format!("{base}.error_rate"), rate, problems)),
+    }
+}
+
+fn validate_error_rate(base: &str, rate: &FileErrorRate, problems: &mut Problems) -> ErrorRate {
+    ErrorRate {
+        threshold_percent: percent(
+            &format!("{base}.threshold"),
+            rate.threshold.as_deref(),
+            problems,
+        ),
+        min_requests: problems.integer(
+            &format!("{base}.min_requests"),
+            rate.min_requests,
+            (1, 1_000_000),
+            20,
+        ) as u32,
+        window: problems.duration(
+            &format!("{base}.window"),
+            rate.window.as_ref(),
+            DurationKind::Timeout,
+            Duration::from_secs(10),
+        ),
+    }
+}
+
+/// `"N%"` with N from 1 to 100; 50 when absent or wrong (the problem is recorded).
+fn percent(path: &str, text: Option<&str>, problems: &mut Problems) -> u32 {
+    let Some(text) = text else { return 50 };
+    match text
+        .strip_suffix('%')
+        .and_then(|n| n.trim().parse::<u32>().ok())
+    {
+        Some(n) if (1..=100).contains(&n) => n,
+        _ => {
+            problems.push(
+                path,
+                format!("{text:?} must be a percentage from \"1%\" to \"100%\""),
+            );
+            50
+        }
     }
 }
 

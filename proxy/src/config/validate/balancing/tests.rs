@@ -51,6 +51,22 @@ fn balancing_keys_parse_with_their_defaults() {
         ),
         (5, 0, Duration::from_secs(30), 34)
     );
+    assert_eq!(outlier.error_rate, None);
+    let rated = crate::config::parse_in(
+        &group("outlier = { error_rate = { threshold = \"30%\" } }"),
+        Path::new("."),
+    )
+    .expect("valid");
+    let rate = rated.upstreams["g"]
+        .balancing
+        .outlier
+        .as_ref()
+        .expect("outlier");
+    let rate = rate.error_rate.as_ref().expect("error_rate");
+    assert_eq!(
+        (rate.threshold_percent, rate.min_requests, rate.window),
+        (30, 20, Duration::from_secs(10))
+    );
 
     let plain = crate::config::parse_in(&group("strategy = \"ewma\"\nsticky = {}"), Path::new("."))
         .expect("valid");
@@ -108,6 +124,16 @@ fn every_bad_balancing_value_is_reported_with_its_path() {
         ),
         ("sticky = { ttl = \"0s\" }", "upstreams.g.sticky.ttl", ""),
         ("ewma_decay = \"soon\"", "upstreams.g.ewma_decay", ""),
+        (
+            "outlier = { error_rate = { threshold = \"half\", min_requests = 0 } }",
+            "upstreams.g.outlier.error_rate.threshold",
+            "\"half\" must be a percentage",
+        ),
+        (
+            "outlier = { error_rate = { min_requests = 0 } }",
+            "upstreams.g.outlier.error_rate.min_requests",
+            "0 is out of range 1..=1000000",
+        ),
         (
             "outlier = { max_ejection = \"150%\" }",
             "upstreams.g.outlier.max_ejection",
