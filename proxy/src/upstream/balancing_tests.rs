@@ -247,3 +247,26 @@ fn consecutive_rules_eject_once_and_respect_the_last_available_server() {
     assert!(!servers[2].ejected());
     assert_eq!(servers[2].outlier.ejections(), 0);
 }
+
+#[test]
+fn the_ewma_explanation_shows_each_estimate_after_the_limit_and_the_two_loads() {
+    let pool = pool(2, Some(4), Balancing::default());
+    pool.servers[0]
+        .state
+        .observe_latency(Duration::from_millis(50));
+    pool.servers[1]
+        .state
+        .observe_latency(Duration::from_millis(1));
+    let (selection, _lease) = pool.select(Strategy::Ewma, 0, true).expect("a pick");
+    let text = selection.explanation.expect("explained");
+    assert_eq!(selection.index, 1, "{text}");
+    assert!(
+        text.starts_with("strategy=ewma; candidates=127.0.0.1:7100(w=1,inflight=0/4,ewma_us="),
+        "{text}"
+    );
+    assert!(
+        text.contains("; winner=127.0.0.1:7101 (power of two choices by peak EWMA us x (in flight + 1) / weight: 127.0.0.1:7101 load="),
+        "{text}"
+    );
+    assert!(text.contains(" beat 127.0.0.1:7100 load="), "{text}");
+}

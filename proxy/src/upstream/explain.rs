@@ -61,13 +61,13 @@ pub(super) fn explain_pick(
         }
         text.push_str(",inflight=");
         text.push_str(number.format(c.in_flight));
-        if strategy == Strategy::Ewma {
-            text.push_str(",ewma_us=");
-            text.push_str(number.format(servers[i].state.ewma_us() as u64));
-        }
         if let Some(limit) = servers[i].max_connections {
             text.push('/');
             text.push_str(number.format(limit));
+        }
+        if strategy == Strategy::Ewma {
+            text.push_str(",ewma_us=");
+            text.push_str(number.format(servers[i].state.ewma_us() as u64));
         }
         text.push(',');
         text.push_str(health);

@@ -19,7 +19,8 @@ pub struct Hint {
     pub key: Option<u64>,
     /// The server its sticky cookie names, if the cookie matched one of this group's.
     pub sticky: Option<usize>,
-    /// A sticky cookie was sent that names no server of this group (or an unavailable one).
+    /// A sticky cookie was sent that names no server of this group (forged, from before a
+    /// restart, or for a server a reload removed); `sticky` is then `None`.
     pub sticky_stale: bool,
 }
 
