@@ -5,6 +5,7 @@
 pub mod affinity;
 #[cfg(test)]
 mod balancing_tests;
+pub mod circuit;
 mod ewma;
 mod explain;
 mod outlier;
@@ -283,6 +284,8 @@ pub struct UpstreamPool {
     pub servers: Vec<PoolServer>,
     /// Where requests wait when every candidate is at its `max_connections`.
     pub queue: Arc<WaitQueue>,
+    /// The group's requests in flight, for `circuit`.
+    pub circuit: Arc<circuit::Circuit>,
     rotation: AtomicUsize,
     round_robin: ArcSwap<Schedule>,
     weighted: ArcSwap<Schedule>,
@@ -304,6 +307,8 @@ pub struct Lease {
     state: Arc<ServerState>,
     queue: Arc<WaitQueue>,
     upgraded: bool,
+    /// The request's place under the group's circuit, if it has one.
+    circuit: Option<circuit::CircuitSlot>,
 }
 
 impl Lease {
@@ -327,6 +332,8 @@ impl Drop for Lease {
             self.state.upgraded.fetch_sub(1, Ordering::Relaxed);
         }
         self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
+        // Before the wake, so the request woken finds the circuit's place free as well.
+        drop(self.circuit.take());
         self.queue.wake_head();
     }
 }
@@ -360,6 +367,7 @@ impl UpstreamPool {
         });
         let pool = UpstreamPool {
             queue: registry.queue(&config.name),
+            circuit: registry.circuit(&config.name),
             config,
             servers,
             rotation: AtomicUsize::new(0),
@@ -421,6 +429,12 @@ impl UpstreamPool {
             };
         }
         let candidates = &mut candidates[..count];
+        // The group's circuit first: when it is full, every server counts as full (the
+        // request may queue, up to `max_pending`).
+        let mut slot = match self.config.balancing.circuit {
+            Some(circuit) => Some(self.circuit.try_enter(circuit.max_requests).ok_or(true)?),
+            None => None,
+        };
         // A slot can be taken between the look and the pick; then that server counts as full
         // and the pick runs again, at most once per server.
         for _ in 0..=count {
@@ -443,6 +457,7 @@ impl UpstreamPool {
                 state,
                 queue: self.queue.clone(),
                 upgraded: false,
+                circuit: slot.take(),
             };
             return Ok((Selection { index, explanation }, lease));
         }

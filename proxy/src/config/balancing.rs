@@ -15,6 +15,17 @@ pub struct Balancing {
     pub sticky: Option<StickySettings>,
     /// Passive ejection of servers that fail real requests; `None` is off.
     pub outlier: Option<OutlierSettings>,
+    /// A limit on the group's requests in flight across its servers; `None` is none.
+    pub circuit: Option<CircuitSettings>,
+}
+
+/// Circuit breaking (Envoy's `circuit_breakers`): at most `max_requests` in flight across
+/// the group's servers; beyond, a request waits in the group's queue only while fewer than
+/// `max_pending` wait there, else it gets 503 at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CircuitSettings {
+    pub max_requests: u32,
+    pub max_pending: u32,
 }
 
 impl Default for Balancing {
@@ -24,6 +35,7 @@ impl Default for Balancing {
             hash: None,
             sticky: None,
             outlier: None,
+            circuit: None,
         }
     }
 }

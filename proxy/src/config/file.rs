@@ -8,7 +8,7 @@ mod tls;
 mod traffic;
 mod transport;
 
-pub use balancing::{FileErrorRate, FileHash, FileOutlier, FileSticky};
+pub use balancing::{FileCircuit, FileErrorRate, FileHash, FileOutlier, FileSticky};
 pub use tls::{FileCertificate, FileTls};
 pub use traffic::{FileQueue, FileRateLimit};
 pub use transport::FileUpstreamTls;
@@ -90,6 +90,7 @@ pub struct FileUpstream {
     pub hash: Option<FileHash>,
     pub sticky: Option<FileSticky>,
     pub outlier: Option<FileOutlier>,
+    pub circuit: Option<FileCircuit>,
 }
 
 #[derive(Debug, Deserialize)]

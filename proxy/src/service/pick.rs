@@ -59,9 +59,17 @@ async fn acquire(
         }
     }
     let settings = pool.config.queue;
-    let Some(ticket) = queue.join(settings.max) else {
-        queue.record(Err(Refused::QueueFull), None);
-        return Err(busy(pool, Refused::QueueFull));
+    // A full circuit lets only `max_pending` wait; the rest are refused at once.
+    let (max, refusal) = match pool.config.balancing.circuit {
+        Some(circuit) if pool.circuit.is_full(circuit.max_requests) => (
+            settings.max.min(circuit.max_pending as usize),
+            Refused::CircuitOpen,
+        ),
+        _ => (settings.max, Refused::QueueFull),
+    };
+    let Some(ticket) = queue.join(max) else {
+        queue.record(Err(refusal), None);
+        return Err(busy(pool, refusal));
     };
     let joined = Instant::now();
     let deadline = tokio::time::Instant::now() + settings.timeout;

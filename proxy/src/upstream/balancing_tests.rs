@@ -270,3 +270,33 @@ fn the_ewma_explanation_shows_each_estimate_after_the_limit_and_the_two_loads() 
     );
     assert!(text.contains(" beat 127.0.0.1:7100 load="), "{text}");
 }
+
+#[test]
+fn the_circuit_caps_the_group_across_servers_and_a_lease_gives_its_place_back() {
+    let balancing = Balancing {
+        circuit: Some(crate::config::balancing::CircuitSettings {
+            max_requests: 2,
+            max_pending: 0,
+        }),
+        ..Balancing::default()
+    };
+    let pool = pool(3, None, balancing);
+    let (_, first) = pool
+        .select(Strategy::RoundRobin, 0, false)
+        .expect("a place");
+    let (_, second) = pool
+        .select(Strategy::RoundRobin, 0, false)
+        .expect("a place");
+    assert_eq!(pool.circuit.in_flight(), 2);
+    // Three servers, each idle but one: the circuit, not the servers, refuses.
+    assert!(matches!(
+        pool.select(Strategy::RoundRobin, 0, false),
+        Err(true)
+    ));
+    assert!(pool.circuit.is_full(2));
+    drop(first);
+    assert_eq!(pool.circuit.in_flight(), 1);
+    let (_, third) = pool.select(Strategy::P2c, 0, false).expect("a place again");
+    drop((second, third));
+    assert_eq!(pool.circuit.in_flight(), 0);
+}

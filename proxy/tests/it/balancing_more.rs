@@ -450,3 +450,69 @@ async fn outlier_error_rate_ejects_by_the_share_of_failures_in_its_window() {
         "{metrics}"
     );
 }
+
+async fn queue_length(proxy: &TestProxy) -> Option<u64> {
+    scrape(proxy)
+        .await
+        .lines()
+        .find(|line| line.starts_with("scalelab_upstream_queue_length{upstream=\"g\"}"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_circuit_caps_the_group_lets_max_pending_wait_and_refuses_the_rest_at_once() {
+    let backends = ["a", "b", "c"].map(TestBackend::start);
+    let refs: Vec<&TestBackend> = backends.iter().collect();
+    let lines = "circuit = { max_requests = 2, max_pending = 1 }";
+    let proxy = start(&refs, &group_config(&refs, "round_robin", lines)).await;
+    let slow = proxy.url(&format!(
+        "/c?sleep_ms={}",
+        patient(Duration::from_millis(1500)).as_millis()
+    ));
+    let http = client();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (http, slow) = (http.clone(), slow.clone());
+        held.push(tokio::spawn(async move {
+            http.get(&slow).send().await.unwrap().status()
+        }));
+    }
+    proxy
+        .wait_in_flight(2, patient(Duration::from_secs(5)))
+        .await;
+    // Three servers with one idle, but the group has its two: the third request waits.
+    let pending = {
+        let (http, url) = (http.clone(), proxy.url("/c"));
+        tokio::spawn(async move { http.get(&url).send().await.unwrap().status() })
+    };
+    eventually(
+        patient(Duration::from_secs(5)),
+        "one request pending",
+        || async { (queue_length(&proxy).await == Some(1)).then_some(()) },
+    )
+    .await;
+    // The fourth finds the circuit full and its one pending place taken: 503 at once.
+    let response = http.get(proxy.url("/c")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["reason"], "circuit_open", "{body}");
+    assert_eq!(backends.iter().map(TestBackend::hits).sum::<usize>(), 2);
+    // The held requests end; the pending one is served.
+    for task in held {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    assert_eq!(pending.await.unwrap(), 200);
+    assert_eq!(backends.iter().map(TestBackend::hits).sum::<usize>(), 3);
+    let metrics = scrape(&proxy).await;
+    assert!(
+        metrics.contains(
+            "scalelab_upstream_refused_requests_total{reason=\"circuit_open\",upstream=\"g\"} 1\n"
+        ),
+        "{metrics}"
+    );
+    proxy
+        .wait_in_flight(0, patient(Duration::from_secs(5)))
+        .await;
+}

@@ -22,6 +22,14 @@ pub struct FileSticky {
     pub http_only: Option<bool>,
 }
 
+/// A group's `circuit = { max_requests, max_pending }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCircuit {
+    pub max_requests: i64,
+    pub max_pending: Option<i64>,
+}
+
 /// A group's `outlier = { consecutive_5xx, consecutive_gateway_errors, base_ejection,
 /// max_ejection }`.
 #[derive(Debug, Deserialize)]

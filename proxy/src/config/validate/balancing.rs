@@ -1,12 +1,14 @@
-//! A group's `ewma_decay`, `hash`, `sticky` and `outlier` keys, and how they fit its strategy.
+//! A group's `ewma_decay`, `hash`, `sticky`, `outlier` and `circuit` keys, and how they fit its strategy.
 
 use super::check::Check;
 use crate::balance::Strategy;
 use crate::config::balancing::{
-    is_cookie_name, Balancing, ErrorRate, HashAlgorithm, HashKey, HashSettings, OutlierSettings,
-    StickySettings, DEFAULT_EWMA_DECAY,
+    is_cookie_name, Balancing, CircuitSettings, ErrorRate, HashAlgorithm, HashKey, HashSettings,
+    OutlierSettings, StickySettings, DEFAULT_EWMA_DECAY,
 };
-use crate::config::file::{FileErrorRate, FileHash, FileOutlier, FileSticky, FileUpstream};
+use crate::config::file::{
+    FileCircuit, FileErrorRate, FileHash, FileOutlier, FileSticky, FileUpstream,
+};
 use crate::config::units::DurationKind;
 use scalelab_common::problem::Problems;
 use std::time::Duration;
@@ -44,6 +46,27 @@ pub(super) fn validate_balancing(
             .outlier
             .as_ref()
             .map(|outlier| validate_outlier(&format!("{base}.outlier"), outlier, problems)),
+        circuit: upstream
+            .circuit
+            .as_ref()
+            .map(|circuit| validate_circuit(&format!("{base}.circuit"), circuit, problems)),
+    }
+}
+
+fn validate_circuit(base: &str, circuit: &FileCircuit, problems: &mut Problems) -> CircuitSettings {
+    CircuitSettings {
+        max_requests: problems.integer(
+            &format!("{base}.max_requests"),
+            Some(circuit.max_requests),
+            (1, 1_000_000),
+            1,
+        ) as u32,
+        max_pending: problems.integer(
+            &format!("{base}.max_pending"),
+            circuit.max_pending,
+            (0, 1_000_000),
+            0,
+        ) as u32,
     }
 }
 

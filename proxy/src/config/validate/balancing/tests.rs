@@ -52,6 +52,16 @@ fn balancing_keys_parse_with_their_defaults() {
         (5, 0, Duration::from_secs(30), 34)
     );
     assert_eq!(outlier.error_rate, None);
+    assert_eq!(g.balancing.circuit, None);
+    let circuit = crate::config::parse_in(&group("circuit = { max_requests = 8 }"), Path::new("."))
+        .expect("valid");
+    assert_eq!(
+        circuit.upstreams["g"].balancing.circuit,
+        Some(crate::config::balancing::CircuitSettings {
+            max_requests: 8,
+            max_pending: 0
+        })
+    );
     let rated = crate::config::parse_in(
         &group("outlier = { error_rate = { threshold = \"30%\" } }"),
         Path::new("."),
@@ -133,6 +143,16 @@ fn every_bad_balancing_value_is_reported_with_its_path() {
             "outlier = { error_rate = { min_requests = 0 } }",
             "upstreams.g.outlier.error_rate.min_requests",
             "0 is out of range 1..=1000000",
+        ),
+        (
+            "circuit = { max_requests = 0 }",
+            "upstreams.g.circuit.max_requests",
+            "0 is out of range 1..=1000000",
+        ),
+        (
+            "circuit = { max_requests = 5, max_pending = -1 }",
+            "upstreams.g.circuit.max_pending",
+            "-1 is out of range 0..=1000000",
         ),
         (
             "outlier = { max_ejection = \"150%\" }",
