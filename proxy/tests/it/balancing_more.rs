@@ -426,6 +426,22 @@ async fn outlier_detection_ejects_a_server_whose_health_passes_but_requests_fail
         },
     )
     .await;
+    // A reload (a new base_ejection) keeps the ejection and its count: the state is the server's.
+    let journal = proxy.reloads().await.len();
+    let relaxed =
+        "outlier = { consecutive_5xx = 3, base_ejection = \"90s\", max_ejection = \"50%\" }";
+    proxy.write_config(&group_config(&refs, "round_robin", relaxed).render());
+    eventually(patient(Duration::from_secs(10)), "the reload", || async {
+        let entries = proxy.reloads().await;
+        (entries.len() > journal && entries[0]["result"] == "applied").then_some(())
+    })
+    .await;
+    let report = proxy.server_report(backends[0].addr).await.unwrap();
+    assert_eq!(
+        (report["ejected"].as_bool(), report["ejections"].as_u64()),
+        (Some(true), Some(1)),
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
