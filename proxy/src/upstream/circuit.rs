@@ -4,6 +4,7 @@
 //! new config's limit too. A `CircuitSlot` is one request's place under the limit; the
 //! `Lease` gives it back before it wakes the group's queue, so the woken request finds it free.
 
+use super::UpstreamPool;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -41,5 +42,21 @@ pub struct CircuitSlot(Arc<Circuit>);
 impl Drop for CircuitSlot {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl UpstreamPool {
+    /// The circuit's state for `/admin/upstreams`: `null` without one, else its limits, the
+    /// requests in flight under it and whether it refuses more now.
+    pub fn circuit_report(&self) -> serde_json::Value {
+        match self.config.balancing.circuit {
+            None => serde_json::Value::Null,
+            Some(circuit) => serde_json::json!({
+                "max_requests": circuit.max_requests,
+                "max_pending": circuit.max_pending,
+                "in_flight": self.circuit.in_flight(),
+                "open": self.circuit.is_full(circuit.max_requests),
+            }),
+        }
     }
 }

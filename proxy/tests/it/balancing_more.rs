@@ -497,6 +497,11 @@ async fn the_circuit_caps_the_group_lets_max_pending_wait_and_refuses_the_rest_a
     proxy
         .wait_in_flight(2, patient(Duration::from_secs(5)))
         .await;
+    let groups = proxy.upstreams().await;
+    assert_eq!(
+        groups["upstreams"][0]["circuit"],
+        serde_json::json!({"max_requests": 2, "max_pending": 1, "in_flight": 2, "open": true})
+    );
     // Three servers with one idle, but the group has its two: the third request waits.
     let pending = {
         let (http, url) = (http.clone(), proxy.url("/c"));
