@@ -148,6 +148,7 @@ async fn upstreams(State(shared): State<Shared>) -> Answer {
                 "healthy": pool.healthy_count(),
                 "queue": pool.config.queue,
                 "queued": pool.queue.len(),
+                "circuit": pool.circuit_report(),
                 "servers": servers,
             })
         })

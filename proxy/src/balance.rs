@@ -1,7 +1,12 @@
 //! Server selection policies as pure functions: round robin, smooth weighted round robin
-//! (nginx's algorithm) and least connections. No IO, no locks, no clocks; `upstream` feeds them
-//! a view of each server and a rotation counter.
+//! (nginx's algorithm), least connections, and in their own modules the power of two choices
+//! and peak EWMA (`latency`), consistent hashing by ring or Maglev table (`hashing`) and
+//! outlier detection's arithmetic (`outlier`). No IO, no locks, no clocks; `upstream` feeds
+//! them a view of each server and a rotation counter.
 
+pub mod hashing;
+pub mod latency;
+pub mod outlier;
 #[cfg(test)]
 mod tests;
 
@@ -14,16 +19,32 @@ pub enum Strategy {
     RoundRobin,
     Weighted,
     LeastConnections,
+    /// Power of two random choices by in-flight requests per unit of weight.
+    P2c,
+    /// Power of two choices by peak EWMA of response time times (in-flight + 1).
+    Ewma,
+    /// Consistent hashing on the group's `hash.key`.
+    Hash,
 }
 
 impl Strategy {
-    pub const NAMES: [&'static str; 3] = ["round_robin", "weighted", "least_connections"];
+    pub const NAMES: [&'static str; 6] = [
+        "round_robin",
+        "weighted",
+        "least_connections",
+        "p2c",
+        "ewma",
+        "hash",
+    ];
 
     pub fn parse(text: &str) -> Option<Strategy> {
         match text {
             "round_robin" => Some(Strategy::RoundRobin),
             "weighted" => Some(Strategy::Weighted),
             "least_connections" => Some(Strategy::LeastConnections),
+            "p2c" => Some(Strategy::P2c),
+            "ewma" => Some(Strategy::Ewma),
+            "hash" => Some(Strategy::Hash),
             _ => None,
         }
     }
@@ -33,6 +54,9 @@ impl Strategy {
             Strategy::RoundRobin => "round_robin",
             Strategy::Weighted => "weighted",
             Strategy::LeastConnections => "least_connections",
+            Strategy::P2c => "p2c",
+            Strategy::Ewma => "ewma",
+            Strategy::Hash => "hash",
         }
     }
 }
@@ -52,7 +76,7 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    fn eligible(&self) -> bool {
+    pub fn eligible(&self) -> bool {
         self.healthy && !self.excluded && !self.full
     }
 }

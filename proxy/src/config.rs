@@ -3,6 +3,7 @@
 //! TOML path and line.
 
 mod access_log;
+pub mod balancing;
 mod client_limits;
 pub mod edge;
 mod file;
@@ -260,6 +261,8 @@ pub struct Upstream {
     pub protocol: transport::UpstreamProtocol,
     /// TLS to the servers; `None` is clear text.
     pub tls: Option<transport::UpstreamTls>,
+    /// The EWMA decay, consistent hashing's key and cookie affinity.
+    pub balancing: balancing::Balancing,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

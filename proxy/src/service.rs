@@ -2,6 +2,7 @@
 //! request context and the pure modules (`routing`, `balance`, `headers`, `error`, `cache`).
 
 mod admission;
+mod affinity;
 mod answer;
 mod caching;
 mod edge;
@@ -94,6 +95,8 @@ pub struct RequestCtx {
     body_seen: u64,
     /// Set for an upgrade request the proxy forwards, and while its tunnel is open.
     upgrade: Option<upgrade::Upgrading>,
+    /// The hash key and sticky server the request brings, and the server picked.
+    affinity: affinity::Affinity,
     _active: ActiveRequest,
 }
 
@@ -113,18 +116,6 @@ impl RequestCtx {
             .as_ref()
             .is_some_and(|pool| self.attempts <= pool.config.retries)
     }
-}
-
-fn is_idempotent(method: &http::Method) -> bool {
-    matches!(
-        *method,
-        http::Method::GET
-            | http::Method::HEAD
-            | http::Method::OPTIONS
-            | http::Method::PUT
-            | http::Method::DELETE
-            | http::Method::TRACE
-    )
 }
 
 #[async_trait]
@@ -170,6 +161,7 @@ impl ProxyHttp for Proxy {
             body_limit: u64::MAX,
             body_seen: 0,
             upgrade: None,
+            affinity: affinity::Affinity::default(),
             _active: self.shared.start_request(),
         })
     }
@@ -260,6 +252,9 @@ impl ProxyHttp for Proxy {
         _client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
+        if !ctx.responded && e.esource() == &pingora::ErrorSource::Upstream {
+            affinity::observe_try(ctx, None);
+        }
         if ctx.snapshot.config.proxy().request_metrics
             && e.esource() == &pingora::ErrorSource::Upstream
         {
@@ -269,7 +264,7 @@ impl ProxyHttp for Proxy {
         }
         let retry = !ctx.responded
             && e.esource() == &pingora::ErrorSource::Upstream
-            && is_idempotent(&session.req_header().method)
+            && pick::is_idempotent(&session.req_header().method)
             && !session.as_ref().retry_buffer_truncated()
             && ctx.retries_left();
         if retry {
@@ -297,6 +292,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         ctx.responded = true;
+        affinity::observe_try(ctx, Some(upstream_response.status.as_u16()));
         if ctx.snapshot.config.proxy().request_metrics {
             if let (Some(lease), Some(started)) = (&ctx.lease, ctx.upstream_started) {
                 lease
@@ -356,6 +352,7 @@ impl ProxyHttp for Proxy {
             response.append_header(headers::EXPLAIN, note)?;
         }
         limits::add_quota_headers(ctx, response)?;
+        affinity::set_cookie(ctx, response)?;
         caching::decorate(ctx, response)?;
         rules::response_headers(session, ctx, response)?;
         Ok(())

@@ -2,18 +2,29 @@
 //! in-flight count, counters), the pool a snapshot builds from it, and `select`, which turns
 //! that state into `balance` candidates and picks one without taking a lock.
 
+pub mod affinity;
+#[cfg(test)]
+mod balancing_tests;
+pub mod circuit;
+mod ewma;
 mod explain;
+mod outlier;
 pub mod peer;
+mod pick;
 mod queue;
 mod registry;
+mod report;
 #[cfg(test)]
 mod tests;
 
 use explain::explain_pick;
 
+pub use pick::Hint;
 pub use queue::{Refused, Ticket, WaitQueue};
 pub use registry::Registry;
+pub use report::ServerReport;
 
+use crate::balance::hashing::{self, HashTable};
 use crate::balance::{self, Candidate, Schedule, Strategy};
 use crate::config::{self, HealthCheck};
 use crate::telemetry::ServerMetrics;
@@ -54,6 +65,14 @@ pub struct ServerState {
     /// by a reload; 0 when it has not (start-up servers take their full weight at once).
     ramp_from_ms: AtomicU64,
     last_check: Mutex<Option<CheckRecord>>,
+    /// Peak EWMA of response time: an `f32` of microseconds in the high half and the
+    /// (wrapping) millisecond on the pool epoch it was updated at in the low half, so one
+    /// compare-and-swap updates both and the request path stays lock-free.
+    ewma: AtomicU64,
+    /// The group's `ewma_decay` in milliseconds, set by each snapshot that lists the server.
+    ewma_decay_ms: AtomicU64,
+    /// Outlier detection's runs of failures and ejection count.
+    outlier: outlier::OutlierState,
 }
 
 /// The outcome of the latest active check, for the admin API.
@@ -120,6 +139,11 @@ impl ServerState {
             ever_passed: AtomicBool::new(false),
             ramp_from_ms: AtomicU64::new(if ramping { now_ms() + 1 } else { 0 }),
             last_check: Mutex::new(None),
+            ewma: AtomicU64::new(0),
+            ewma_decay_ms: AtomicU64::new(
+                crate::config::balancing::DEFAULT_EWMA_DECAY.as_millis() as u64
+            ),
+            outlier: outlier::OutlierState::default(),
         }
     }
 
@@ -239,44 +263,6 @@ impl ServerState {
             self.down_until_ms.swap(until, Ordering::Relaxed) <= now_ms()
         }
     }
-
-    pub fn report(&self, weight: u32, window: Option<Duration>) -> ServerReport {
-        ServerReport {
-            effective_weight: effective_weight(weight, self.ramp_tenths(window)),
-            addr: self.addr.to_string(),
-            healthy: self.is_healthy(),
-            drained: self.is_drained(),
-            available: self.is_available(),
-            weight,
-            in_flight: self.in_flight(),
-            upgraded_open: self.upgraded_open(),
-            selected: self.selected(),
-            consecutive_successes: self.consecutive_successes.load(Ordering::Relaxed),
-            consecutive_failures: self.consecutive_failures.load(Ordering::Relaxed),
-            last_check: lock(&self.last_check).clone(),
-        }
-    }
-}
-
-/// What the admin API shows for one server.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServerReport {
-    pub addr: String,
-    /// The health checks' (and passive ejection's) verdict, regardless of a manual drain.
-    pub healthy: bool,
-    pub drained: bool,
-    /// Whether new requests may go to it: healthy and not drained.
-    pub available: bool,
-    pub weight: u32,
-    /// The weight slow start gives it now (the configured weight once ramped up).
-    pub effective_weight: f64,
-    pub in_flight: usize,
-    /// Upgraded connections (WebSockets) open on it, part of `in_flight`.
-    pub upgraded_open: usize,
-    pub selected: u64,
-    pub consecutive_successes: u32,
-    pub consecutive_failures: u32,
-    pub last_check: Option<CheckRecord>,
 }
 
 /// A server as one snapshot sees it: shared state plus this config's weight.
@@ -285,6 +271,10 @@ pub struct PoolServer {
     pub state: Arc<ServerState>,
     pub weight: u32,
     pub max_connections: Option<u32>,
+    /// A stable hash of its address: its place on a hash ring or Maglev table.
+    pub id: u64,
+    /// With `sticky`: the cookie value naming it (see `affinity`).
+    pub sticky_token: Option<String>,
 }
 
 /// One upstream group inside a snapshot.
@@ -294,9 +284,13 @@ pub struct UpstreamPool {
     pub servers: Vec<PoolServer>,
     /// Where requests wait when every candidate is at its `max_connections`.
     pub queue: Arc<WaitQueue>,
+    /// The group's requests in flight, for `circuit`.
+    pub circuit: Arc<circuit::Circuit>,
     rotation: AtomicUsize,
     round_robin: ArcSwap<Schedule>,
     weighted: ArcSwap<Schedule>,
+    /// The ring or Maglev table for the current healthy set, rebuilt when it changes.
+    hash_table: ArcSwap<HashTable>,
 }
 
 /// The outcome of a pick: the server index and, when asked for, the reasoning.
@@ -313,6 +307,8 @@ pub struct Lease {
     state: Arc<ServerState>,
     queue: Arc<WaitQueue>,
     upgraded: bool,
+    /// The request's place under the group's circuit, if it has one.
+    circuit: Option<circuit::CircuitSlot>,
 }
 
 impl Lease {
@@ -336,6 +332,8 @@ impl Drop for Lease {
             self.state.upgraded.fetch_sub(1, Ordering::Relaxed);
         }
         self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
+        // Before the wake, so the request woken finds the circuit's place free as well.
+        drop(self.circuit.take());
         self.queue.wake_head();
     }
 }
@@ -346,10 +344,20 @@ impl UpstreamPool {
         let servers: Vec<PoolServer> = config
             .servers
             .iter()
-            .map(|server| PoolServer {
-                state: registry.server(&config.name, server.addr, has_check),
-                weight: server.weight,
-                max_connections: server.max_connections,
+            .map(|server| {
+                let state = registry.server(&config.name, server.addr, has_check);
+                state.set_ewma_decay(config.balancing.ewma_decay);
+                PoolServer {
+                    state,
+                    weight: server.weight,
+                    max_connections: server.max_connections,
+                    id: hashing::key_hash(server.addr.to_string().as_bytes()),
+                    sticky_token: config
+                        .balancing
+                        .sticky
+                        .as_ref()
+                        .map(|_| affinity::token(&config.name, server.addr)),
+                }
             })
             .collect();
         let empty = Arc::new(Schedule {
@@ -357,14 +365,18 @@ impl UpstreamPool {
             order: Vec::new(),
             weights: Vec::new(),
         });
-        UpstreamPool {
+        let pool = UpstreamPool {
             queue: registry.queue(&config.name),
+            circuit: registry.circuit(&config.name),
             config,
             servers,
             rotation: AtomicUsize::new(0),
             round_robin: ArcSwap::new(empty.clone()),
             weighted: ArcSwap::new(empty),
-        }
+            hash_table: ArcSwap::from_pointee(HashTable::empty()),
+        };
+        pool.warm_outlier_metrics();
+        pool
     }
 
     pub fn name(&self) -> &str {
@@ -381,6 +393,18 @@ impl UpstreamPool {
         strategy: Strategy,
         excluded: u64,
         explain: bool,
+    ) -> Result<(Selection, Lease), bool> {
+        self.select_with(strategy, excluded, explain, Hint::default())
+    }
+
+    /// `select` with what the request brings: its hash key and the server its sticky cookie
+    /// names, which wins while it is eligible.
+    pub fn select_with(
+        &self,
+        strategy: Strategy,
+        excluded: u64,
+        explain: bool,
+        hint: Hint,
     ) -> Result<(Selection, Lease), bool> {
         let mut candidates = [Candidate {
             weight: 0,
@@ -405,10 +429,16 @@ impl UpstreamPool {
             };
         }
         let candidates = &mut candidates[..count];
+        // The group's circuit first: when it is full, every server counts as full (the
+        // request may queue, up to `max_pending`).
+        let mut slot = match self.config.balancing.circuit {
+            Some(circuit) => Some(self.circuit.try_enter(circuit.max_requests).ok_or(true)?),
+            None => None,
+        };
         // A slot can be taken between the look and the pick; then that server counts as full
         // and the pick runs again, at most once per server.
         for _ in 0..=count {
-            let Some(index) = self.pick(strategy, candidates) else {
+            let Some((index, why)) = self.pick(strategy, candidates, hint) else {
                 let limited = candidates
                     .iter()
                     .any(|c| c.healthy && !c.excluded && c.full);
@@ -422,68 +452,16 @@ impl UpstreamPool {
             let state = server.state.clone();
             state.selected.fetch_add(1, Ordering::Relaxed);
             let explanation =
-                explain.then(|| explain_pick(strategy, &self.servers, candidates, index));
+                explain.then(|| explain_pick(strategy, &self.servers, candidates, index, why));
             let lease = Lease {
                 state,
                 queue: self.queue.clone(),
                 upgraded: false,
+                circuit: slot.take(),
             };
             return Ok((Selection { index, explanation }, lease));
         }
         Err(true)
-    }
-
-    fn pick(&self, strategy: Strategy, candidates: &[Candidate]) -> Option<usize> {
-        let step = self.rotation.fetch_add(1, Ordering::Relaxed);
-        match strategy {
-            Strategy::LeastConnections => balance::pick_least_connections(candidates, step),
-            Strategy::RoundRobin => self
-                .schedule(&self.round_robin, strategy, candidates)
-                .pick(step, candidates),
-            Strategy::Weighted => self
-                .schedule(&self.weighted, strategy, candidates)
-                .pick(step, candidates),
-        }
-    }
-
-    /// The cached schedule for the current healthy set and effective weights, rebuilt only
-    /// when one of them changed (a health change, or a slow start's next 10% step). Round robin
-    /// weighs every server alike, except a server in slow start.
-    fn schedule(
-        &self,
-        slot: &ArcSwap<Schedule>,
-        strategy: Strategy,
-        candidates: &[Candidate],
-    ) -> Arc<Schedule> {
-        let mask = balance::healthy_mask(candidates);
-        let mut weights = [0u32; config::MAX_SERVERS_PER_UPSTREAM];
-        let weights = &mut weights[..candidates.len()];
-        for (weight, c) in weights.iter_mut().zip(candidates) {
-            let base = if strategy == Strategy::Weighted {
-                c.weight
-            } else {
-                1
-            };
-            *weight = base * c.ramp_tenths;
-        }
-        balance::normalized(weights);
-        let plain = strategy != Strategy::Weighted && weights.iter().all(|&w| w == 1);
-        let current = slot.load_full();
-        let same_weights = if plain {
-            current.weights.is_empty()
-        } else {
-            current.weights == *weights
-        };
-        if current.mask == mask && same_weights {
-            return current;
-        }
-        let rebuilt = Arc::new(if plain {
-            Schedule::round_robin(mask, candidates.len())
-        } else {
-            Schedule::smooth_weighted(mask, weights)
-        });
-        slot.store(rebuilt.clone());
-        rebuilt
     }
 
     pub fn healthy_count(&self) -> usize {

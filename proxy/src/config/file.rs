@@ -3,11 +3,13 @@
 //! Nothing here is validated beyond TOML types; durations and addresses stay strings so that
 //! `validate` can report every bad value at once, each with its TOML path.
 
+mod balancing;
 mod edge;
 mod tls;
 mod traffic;
 mod transport;
 
+pub use balancing::{FileCircuit, FileErrorRate, FileHash, FileOutlier, FileSticky};
 pub use edge::{FileHeaderRules, FileHosts, FileRedirect, FileRespond, FileRewrite};
 pub use tls::{FileCertificate, FileTls};
 pub use traffic::{FileQueue, FileRateLimit};
@@ -93,6 +95,12 @@ pub struct FileUpstream {
     pub slow_start: Option<String>,
     pub protocol: Option<String>,
     pub tls: Option<FileUpstreamTls>,
+    /// `strategy = "ewma"`'s decay time (see `file/balancing`).
+    pub ewma_decay: Option<String>,
+    pub hash: Option<FileHash>,
+    pub sticky: Option<FileSticky>,
+    pub outlier: Option<FileOutlier>,
+    pub circuit: Option<FileCircuit>,
 }
 
 #[derive(Debug, Deserialize)]

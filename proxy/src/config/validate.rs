@@ -8,6 +8,7 @@
 //! table is small enough to stay here, next to `validate`, which ties the sections together.
 
 mod access_log;
+mod balancing;
 mod cache;
 mod check;
 mod client;

@@ -83,6 +83,7 @@ impl Proxy {
         // A route that answers by itself has no pool.
         if let Some(pool) = ctx.snapshot.pool_for_route(route).cloned() {
             ctx.strategy = strategy(session, &pool)?;
+            ctx.affinity.hint = super::affinity::hint(session, ctx, &pool);
             ctx.pool = Some(pool);
         }
         // Limits count only requests that passed auth, and refuse before the cache or an

@@ -33,6 +33,7 @@ pub(super) async fn upstream_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>>
         }
     };
     ctx.tried |= 1 << selection.index;
+    ctx.affinity.picked = Some(selection.index);
     ctx.attempts += 1;
     if selection.explanation.is_some() {
         ctx.explanation = selection.explanation;
@@ -51,22 +52,30 @@ async fn acquire(
 ) -> Result<(Selection, Lease), Reject> {
     let queue = &pool.queue;
     if queue.is_empty() {
-        match pool.select(ctx.strategy, ctx.tried, ctx.explain) {
+        match pool.select_with(ctx.strategy, ctx.tried, ctx.explain, ctx.affinity.hint) {
             Ok(picked) => return Ok(picked),
             Err(limited) if !limited => return Err(nothing_left(pool, ctx)),
             Err(_) => {}
         }
     }
     let settings = pool.config.queue;
-    let Some(ticket) = queue.join(settings.max) else {
-        queue.record(Err(Refused::QueueFull), None);
-        return Err(busy(pool, Refused::QueueFull));
+    // A full circuit lets only `max_pending` wait; the rest are refused at once.
+    let (max, refusal) = match pool.config.balancing.circuit {
+        Some(circuit) if pool.circuit.is_full(circuit.max_requests) => (
+            settings.max.min(circuit.max_pending as usize),
+            Refused::CircuitOpen,
+        ),
+        _ => (settings.max, Refused::QueueFull),
+    };
+    let Some(ticket) = queue.join(max) else {
+        queue.record(Err(refusal), None);
+        return Err(busy(pool, refusal));
     };
     let joined = Instant::now();
     let deadline = tokio::time::Instant::now() + settings.timeout;
     loop {
         if ticket.is_head() {
-            match pool.select(ctx.strategy, ctx.tried, ctx.explain) {
+            match pool.select_with(ctx.strategy, ctx.tried, ctx.explain, ctx.affinity.hint) {
                 Ok((mut selection, lease)) => {
                     let waited = joined.elapsed();
                     queue.record(Ok(()), Some(waited));
@@ -104,4 +113,17 @@ fn busy(pool: &UpstreamPool, reason: Refused) -> Reject {
         upstream: pool.name().to_string(),
         reason: reason.label(),
     }
+}
+
+/// Methods a retry may send again after bytes reached a server (RFC 9110 section 9.2.2).
+pub(super) fn is_idempotent(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::OPTIONS
+            | http::Method::PUT
+            | http::Method::DELETE
+            | http::Method::TRACE
+    )
 }

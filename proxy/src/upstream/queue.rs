@@ -19,6 +19,8 @@ pub enum Refused {
     QueueFull,
     /// The request waited `queue.timeout` without a free slot.
     QueueTimeout,
+    /// The group's `circuit` had `max_requests` in flight and `max_pending` waiting.
+    CircuitOpen,
 }
 
 impl Refused {
@@ -26,6 +28,7 @@ impl Refused {
         match self {
             Refused::QueueFull => "queue_full",
             Refused::QueueTimeout => "queue_timeout",
+            Refused::CircuitOpen => "circuit_open",
         }
     }
 }
@@ -106,6 +109,7 @@ impl WaitQueue {
             match outcome {
                 Err(Refused::QueueFull) => metrics.queue_full.inc(),
                 Err(Refused::QueueTimeout) => metrics.queue_timeout.inc(),
+                Err(Refused::CircuitOpen) => metrics.circuit_open.inc(),
                 Ok(()) => {}
             }
         }
@@ -153,6 +157,7 @@ struct QueueMetrics {
     wait: Histogram,
     queue_full: IntCounter,
     queue_timeout: IntCounter,
+    circuit_open: IntCounter,
 }
 
 struct Vectors {
@@ -196,6 +201,9 @@ impl QueueMetrics {
             queue_timeout: vectors
                 .refused
                 .with_label_values(&[group, Refused::QueueTimeout.label()]),
+            circuit_open: vectors
+                .refused
+                .with_label_values(&[group, Refused::CircuitOpen.label()]),
         })
     }
 }

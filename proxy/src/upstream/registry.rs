@@ -1,6 +1,7 @@
 //! `Registry`: what outlives snapshots, by name: each server's state by (group, address), each
 //! group's wait queue, and the rate limits' buckets.
 
+use super::circuit::Circuit;
 use super::{ServerState, WaitQueue};
 use scalelab_common::sync::lock;
 use std::collections::HashMap;
@@ -16,6 +17,8 @@ pub struct Registry {
     pub limits: crate::ratelimit::LimitRegistry,
     /// Each group's wait queue, so requests waiting across a reload are woken by either side.
     queues: Mutex<HashMap<String, Arc<WaitQueue>>>,
+    /// Each group's requests in flight under its circuit, kept across reloads like the queue.
+    circuits: Mutex<HashMap<String, Arc<Circuit>>>,
     /// Set once the first snapshot is built: servers that appear after it (added by a reload)
     /// slow-start.
     sealed: AtomicBool,
@@ -53,9 +56,18 @@ impl Registry {
             .clone()
     }
 
-    /// Forgets the queues (and their series) of groups `keep` refuses.
+    /// The circuit count of `group`, created when the group first appears.
+    pub fn circuit(&self, group: &str) -> Arc<Circuit> {
+        lock(&self.circuits)
+            .entry(group.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Forgets the queues (and their series) and circuits of groups `keep` refuses.
     pub fn retain_queues(&self, keep: impl Fn(&str) -> bool) {
         lock(&self.queues).retain(|group, _| keep(group));
+        lock(&self.circuits).retain(|group, _| keep(group));
         super::queue::prune(&keep);
     }
 

@@ -60,6 +60,7 @@ fn limited_pool(weights: &[u32], active_check: bool, max: Option<u32>) -> Upstre
         slow_start: None,
         protocol: Default::default(),
         tls: None,
+        balancing: Default::default(),
     };
     UpstreamPool::new(config, &Registry::default())
 }

@@ -165,7 +165,14 @@ async fn strategy_override_by_query_and_header_and_400_on_unknown() {
     assert_eq!(body["given"], "fastest");
     assert_eq!(
         body["valid"],
-        serde_json::json!(["round_robin", "weighted", "least_connections"])
+        serde_json::json!([
+            "round_robin",
+            "weighted",
+            "least_connections",
+            "p2c",
+            "ewma",
+            "hash"
+        ])
     );
     assert_eq!(
         backends.iter().map(TestBackend::hits).sum::<usize>(),

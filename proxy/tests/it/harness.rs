@@ -26,6 +26,8 @@ pub struct BackendState {
     pub hits: AtomicUsize,
     pub latency_ms: AtomicU64,
     pub failing_health: AtomicBool,
+    /// Answers 500 to every request but `/health` (which keeps its own answer).
+    pub failing_requests: AtomicBool,
     pub last_headers: Mutex<Option<HeaderMap>>,
     pub last_query: Mutex<Option<String>>,
     /// The HTTP version of the last non-health request (h2c upstreams get HTTP/2).
@@ -59,6 +61,9 @@ async fn handle(
         };
     }
     state.hits.fetch_add(1, Ordering::Relaxed);
+    if state.failing_requests.load(Ordering::Relaxed) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "broken").into_response();
+    }
     *state.last_headers.lock().expect("lock") = Some(parts.headers.clone());
     *state.last_query.lock().expect("lock") = parts.uri.query().map(str::to_string);
     *state.last_version.lock().expect("lock") = Some(parts.version);
@@ -240,6 +245,12 @@ impl TestBackend {
 
     pub fn set_failing_health(&self, failing: bool) {
         self.state.failing_health.store(failing, Ordering::Relaxed);
+    }
+
+    pub fn set_failing_requests(&self, failing: bool) {
+        self.state
+            .failing_requests
+            .store(failing, Ordering::Relaxed);
     }
 
     pub fn last_header(&self, name: &str) -> Option<String> {

@@ -104,6 +104,7 @@ pub(super) fn validate_upstream(
         slow_start: validate_slow_start(&base, upstream.slow_start.as_ref(), problems),
         protocol,
         tls,
+        balancing: super::balancing::validate_balancing(&base, strategy, upstream, problems),
     };
     (problems.len() == before).then_some(result)
 }
