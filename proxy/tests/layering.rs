@@ -252,6 +252,7 @@ fn pure_policy_modules_use_no_pingora_tokio_or_files() {
         "headers",
         "cache::policy",
         "config::key_template",
+        "template",
     ] {
         for (name, code) in module_code("proxy", module) {
             for banned in ["pingora", "tokio", "std::fs", "Session"] {

@@ -177,7 +177,11 @@ pub(super) fn upstream_path<'a>(
             };
             rewrite.to.render(&vars)
         });
-        if let Some(rewritten) = rewritten {
+        if let Some(mut rewritten) = rewritten {
+            // `to = "{1}"` with an empty group leaves nothing: the upstream still gets a path.
+            if !rewritten.starts_with('/') {
+                rewritten.insert(0, '/');
+            }
             if ctx.explain {
                 ctx.rules_note = Some(format!(
                     "rewrite: {path} -> {rewritten} ({})",
