@@ -3,6 +3,7 @@
 //! TOML path and line.
 
 mod access_log;
+pub mod admin;
 mod client_limits;
 mod file;
 pub mod key_template;
@@ -47,6 +48,8 @@ pub struct Config {
     pub redis: Option<RedisSettings>,
     /// `None` when the file has no `[tls]` table (and the command line adds none).
     pub tls: Option<tls::TlsConfig>,
+    /// The `[admin]` table: the admin API's token (none: open, on loopback only).
+    pub admin: admin::AdminSettings,
 }
 
 /// The `[redis]` table: where a fleet of proxies keeps its shared cache tier.
@@ -194,6 +197,8 @@ pub struct ProxySettings {
     /// server switched protocols.
     #[serde(with = "humantime_serde_compat")]
     pub tunnel_timeout: Duration,
+    /// Who gets the diagnostic response headers (`[proxy] debug_headers`, `debug_trusted`).
+    pub debug_headers: admin::DebugSettings,
 }
 
 /// One `[upstreams.NAME]` group.

@@ -3,10 +3,12 @@
 //! Nothing here is validated beyond TOML types; durations and addresses stay strings so that
 //! `validate` can report every bad value at once, each with its TOML path.
 
+mod admin;
 mod tls;
 mod traffic;
 mod transport;
 
+pub use admin::{FileAdmin, FileSecret};
 pub use tls::{FileCertificate, FileTls};
 pub use traffic::{FileQueue, FileRateLimit};
 pub use transport::FileUpstreamTls;
@@ -31,6 +33,8 @@ pub struct FileConfig {
     pub auth: Option<scalelab_auth::AuthFileConfig>,
     /// The `[tls]` table: certificates for `[proxy] tls_listen`.
     pub tls: Option<FileTls>,
+    /// The `[admin]` table: the admin API's token.
+    pub admin: Option<FileAdmin>,
     /// The `[lab]` table belongs to `scalelab up` (which processes to start); the proxy keeps it
     /// opaque so one file can describe the whole lab.
     #[serde(default)]
@@ -57,6 +61,8 @@ pub struct FileProxy {
     pub forward_h2c_upgrade: Option<bool>,
     pub tunnel_timeout: Option<String>,
     pub h2c: Option<bool>,
+    pub debug_headers: Option<String>,
+    pub debug_trusted: Option<Vec<String>>,
 }
 
 /// `[proxy] access_log = { path, format, enabled }`.

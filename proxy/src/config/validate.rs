@@ -7,6 +7,7 @@
 //! table is small enough to stay here, next to `validate`, which ties the sections together.
 
 mod access_log;
+mod admin;
 mod cache;
 mod check;
 mod client;
@@ -67,6 +68,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
         });
     let routes = validate_routes(&file, cache.is_some(), file.auth.is_some(), &mut problems);
     let tls = tls::validate_tls(&file, base, &mut problems);
+    let admin = admin::validate_admin(&file, proxy.admin_listen, base, &mut problems);
     problems.into_result(Config {
         proxy,
         upstreams,
@@ -75,6 +77,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
         auth,
         redis,
         tls,
+        admin,
     })
 }
 
@@ -125,5 +128,6 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
             DurationKind::Timeout,
             Duration::from_secs(3600),
         ),
+        debug_headers: admin::validate_debug(file, problems),
     }
 }

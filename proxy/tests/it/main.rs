@@ -20,10 +20,12 @@ macro_rules! over_each_client {
 }
 
 mod access_log;
+mod admin_access;
 mod attack;
 mod auth;
 mod balancing;
 mod cache;
+mod debug_headers;
 mod failover;
 mod forwarding;
 mod grpc;
