@@ -227,6 +227,7 @@ pub fn redis_child(file: &LabFile, binary: &Path) -> ChildSpec {
         ],
         health_url: format!("redis://{}", address.trim_start_matches("http://")),
         stage: Stage::Store,
+        env: Vec::new(),
     }
 }
 

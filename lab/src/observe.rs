@@ -200,6 +200,7 @@ pub fn child(binary: &Path, config: &Path, home: &Path, port: u16) -> ChildSpec 
         ],
         health_url: format!("{}/-/ready", base_url(port)),
         stage: Stage::Observe,
+        env: Vec::new(),
     }
 }
 

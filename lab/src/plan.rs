@@ -27,6 +27,8 @@ pub struct ChildSpec {
     /// The URL that answers 200 once the child is ready; a `redis://host:port` one answers PING instead.
     pub health_url: String,
     pub stage: Stage,
+    /// Environment variables set for this child only (the proxies' admin token).
+    pub env: Vec<(OsString, OsString)>,
 }
 
 /// The binaries `up` needs, by file name.
@@ -58,6 +60,7 @@ pub fn plan(file: &LabFile, bin_dir: &Path) -> Vec<ChildSpec> {
         args,
         health_url: format!("{}/health", file.backend_url(port)),
         stage: Stage::Backend,
+        env: Vec::new(),
     };
 
     let mut children = Vec::new();
@@ -119,8 +122,22 @@ pub fn plan(file: &LabFile, bin_dir: &Path) -> Vec<ChildSpec> {
         args: proxy_args,
         health_url: format!("{}/health", file.admin_url),
         stage: Stage::Proxy,
+        env: Vec::new(),
     });
     children
+}
+
+/// Gives every proxy (the fleet's too) the lab's admin token, in the variable the lab's
+/// `config.toml` names, so no secret is written into the config.
+pub fn pass_admin_token(children: &mut [ChildSpec], token: &str) {
+    for child in children
+        .iter_mut()
+        .filter(|child| child.stage == Stage::Proxy)
+    {
+        child
+            .env
+            .push((crate::admin_token::ENV.into(), token.into()));
+    }
 }
 
 /// The executable `name` found first in `path` (the value of `PATH`), as found: not resolved, because a symlink's

@@ -17,4 +17,7 @@ pub struct FileAdmin {
 pub struct FileSecret {
     pub file: Option<String>,
     pub env: Option<String>,
+    /// With `env`: an unset variable means no token rather than a problem (the lab's config,
+    /// whose `scalelab up` sets the variable, and which also runs the proxy alone).
+    pub optional: Option<bool>,
 }

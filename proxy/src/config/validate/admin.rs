@@ -2,7 +2,7 @@
 //! from other hosts needs a token, and `[proxy] debug_headers` with its allow list.
 
 use crate::config::admin::{AdminSettings, AdminToken, DebugHeaders, DebugSettings};
-use crate::config::file::{FileAdmin, FileConfig, FileSecret};
+use crate::config::file::{FileConfig, FileSecret};
 use scalelab_common::problem::Problems;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,12 +18,11 @@ pub(super) fn validate_admin(
     problems: &mut Problems,
 ) -> AdminSettings {
     let table = file.admin.as_ref();
-    let token = table
+    let read = table
         .and_then(|admin| admin.token.as_ref())
-        .and_then(|secret| read_token(secret, base, problems));
-    let configured_token = table.is_some_and(|admin: &FileAdmin| admin.token.is_some());
+        .map_or(Ok(None), |secret| read_token(secret, base, problems));
     // A token that failed to load is already a problem; only a missing one is reported here.
-    if !admin_listen.ip().is_loopback() && !configured_token {
+    if !admin_listen.ip().is_loopback() && matches!(read, Ok(None)) {
         problems.push(
             "proxy.admin_listen",
             format!(
@@ -34,13 +33,24 @@ pub(super) fn validate_admin(
         );
     }
     AdminSettings {
-        token,
+        token: read.ok().flatten(),
         metrics_auth: table.and_then(|admin| admin.metrics_auth).unwrap_or(false),
     }
 }
 
-fn read_token(secret: &FileSecret, base: &Path, problems: &mut Problems) -> Option<AdminToken> {
+/// The token, `Ok(None)` for an optional variable that is not set, or `Err` once the problem
+/// is reported.
+fn read_token(
+    secret: &FileSecret,
+    base: &Path,
+    problems: &mut Problems,
+) -> Result<Option<AdminToken>, ()> {
     const PATH: &str = "admin.token";
+    let optional = secret.optional.unwrap_or(false);
+    if optional && secret.env.is_none() {
+        problems.push(PATH, "optional is only read with env (a file must exist)");
+        return Err(());
+    }
     let (text, source) = match (&secret.file, &secret.env) {
         (Some(file), None) => {
             let path = base.join(file);
@@ -51,18 +61,19 @@ fn read_token(secret: &FileSecret, base: &Path, problems: &mut Problems) -> Opti
                         PATH,
                         format!("cannot read the token file {}: {error}", path.display()),
                     );
-                    return None;
+                    return Err(());
                 }
             }
         }
         (None, Some(name)) => match std::env::var(name) {
             Ok(text) => (text, format!("env {name}")),
+            Err(std::env::VarError::NotPresent) if optional => return Ok(None),
             Err(_) => {
                 problems.push(
                     PATH,
                     format!("the environment variable {name} is not set (or not UTF-8)"),
                 );
-                return None;
+                return Err(());
             }
         },
         _ => {
@@ -70,7 +81,7 @@ fn read_token(secret: &FileSecret, base: &Path, problems: &mut Problems) -> Opti
                 PATH,
                 "write exactly one of { file = \"PATH\" } or { env = \"NAME\" }",
             );
-            return None;
+            return Err(());
         }
     };
     // A file usually ends with a newline the token does not include.
@@ -80,7 +91,7 @@ fn read_token(secret: &FileSecret, base: &Path, problems: &mut Problems) -> Opti
             PATH,
             format!("the token ({source}) is shorter than {MIN_TOKEN_BYTES} characters"),
         );
-        return None;
+        return Err(());
     }
     if !token.bytes().all(|b| b.is_ascii_graphic()) {
         problems.push(
@@ -89,9 +100,9 @@ fn read_token(secret: &FileSecret, base: &Path, problems: &mut Problems) -> Opti
                 "the token ({source}) must be printable ASCII without spaces, as a header value"
             ),
         );
-        return None;
+        return Err(());
     }
-    Some(AdminToken::new(token.as_bytes().to_vec(), source))
+    Ok(Some(AdminToken::new(token.as_bytes().to_vec(), source)))
 }
 
 pub(super) fn validate_debug(file: &FileConfig, problems: &mut Problems) -> DebugSettings {
@@ -215,6 +226,18 @@ mod tests {
             ),
             ("", "[admin]\ntoken = {}", "admin.token", "exactly one"),
             (
+                "",
+                "[admin]\ntoken = { file = \"short.token\", optional = true }",
+                "admin.token",
+                "only read with env",
+            ),
+            (
+                "admin_listen = \"0.0.0.0:9901\"",
+                "[admin]\ntoken = { env = \"SCALELAB_TEST_NO_SUCH_VARIABLE\", optional = true }",
+                "proxy.admin_listen",
+                "needs a token",
+            ),
+            (
                 "debug_headers = \"yes\"",
                 "",
                 "proxy.debug_headers",
@@ -239,6 +262,18 @@ mod tests {
                 "{path}: {says} not in {found:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_optional_variable_that_is_not_set_means_no_token_on_loopback() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(
+            dir.path(),
+            "",
+            "[admin]\ntoken = { env = \"SCALELAB_TEST_NO_SUCH_VARIABLE\", optional = true }",
+        )
+        .expect("valid");
+        assert_eq!(config.admin.token, None);
     }
 
     #[test]
