@@ -187,3 +187,41 @@ async fn trusted_shows_them_to_requests_with_the_admin_token_and_never_forwards_
     assert_eq!(backend.last_header("x-scalelab-debug-token"), None);
     assert_eq!(backend.last_header("x-scalelab-explain"), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_turns_them_on_and_off_live() {
+    let backend = TestBackend::start("origin");
+    let spec = || UpstreamSpec::new("g", "round_robin", &[&backend], &[1]);
+    let off = TestConfig::new()
+        .debug_headers(Some("off"))
+        .upstream(spec())
+        .route("plain", "/", "g");
+    let proxy = TestProxy::start(&off).await;
+    assert_eq!(
+        diagnostic_seen(&proxy, "/", &[]).await,
+        Vec::<String>::new()
+    );
+    let on = TestConfig::same_ports(&off)
+        .debug_headers(Some("on"))
+        .upstream(spec())
+        .route("plain", "/", "g");
+    proxy.write_config(&on.render());
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the reload to turn the headers on",
+        || async { (diagnostic_seen(&proxy, "/", &[]).await == all()[..3]).then_some(()) },
+    )
+    .await;
+    proxy.write_config(&off.render());
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the reload to turn them off again",
+        || async {
+            diagnostic_seen(&proxy, "/", &[])
+                .await
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
+}
