@@ -5,7 +5,9 @@
 # proxy's CPU µs per request under wrk (proxy on core 0, wrk and upstream on core 1).
 # See bench/README.md ("Profiles").
 #
-# Usage: bench/profile.sh scalelab|nolog|pingora|nginx
+# Usage: bench/profile.sh scalelab|nolog|lab|pingora|nginx
+#   scalelab: as shipped (debug_headers off, access log on); nolog: without the access log;
+#   lab: with the lab config's debug_headers = "on" (the explain header sent below is then honoured)
 # Environment: REQUESTS=2000 WARMUP_REQUESTS=200 CONNECTIONS=4 TOOL=callgrind|strace|both|perf
 #   PERF_SECONDS=10 (TOOL=perf: wrk -t1 -c50 for this long)
 #   SCALELAB_PROXY_BIN= (default target/release/scalelab-proxy, built if missing)
@@ -15,7 +17,7 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
-PEER=${1:?usage: bench/profile.sh scalelab|nolog|pingora|nginx}
+PEER=${1:?usage: bench/profile.sh scalelab|nolog|lab|pingora|nginx}
 REQUESTS=${REQUESTS:-2000}
 WARMUP_REQUESTS=${WARMUP_REQUESTS:-200}
 CONNECTIONS=${CONNECTIONS:-4}
@@ -53,7 +55,7 @@ start_bg upstreams taskset -c 1 "$NGINX" -p "$WORK/upstreams" -e "$WORK/upstream
 wait_ready upstreams "$LAST_PID" "http://127.0.0.1:$UP1/"
 
 case $PEER in
-scalelab | nolog)
+scalelab | nolog | lab)
     BIN=$(scalelab_proxy_bin)
     cat >"$WORK/proxy.toml" <<TOML
 [proxy]
@@ -61,6 +63,7 @@ listen = ["127.0.0.1:$PROXY"]
 admin_listen = "127.0.0.1:$ADMIN"
 threads = 1
 $([[ $PEER == nolog ]] && echo 'access_log = { enabled = false }')
+$([[ $PEER == lab ]] && echo 'debug_headers = "on"')
 
 [upstreams.bench]
 strategy = "round_robin"

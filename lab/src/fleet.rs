@@ -228,6 +228,7 @@ pub fn redis_child(file: &LabFile, binary: &Path) -> ChildSpec {
         health_url: format!("redis://{}", address.trim_start_matches("http://")),
         more_ports: Vec::new(),
         stage: Stage::Store,
+        env: Vec::new(),
     }
 }
 

@@ -12,6 +12,7 @@
 //! - `observe`: `up --observe`'s Prometheus: the scrape config generated from the lab's ports, its child spec, the
 //!   check that it sees every target, and the query links it prints.
 //! - `supervise`: spawning, log prefixing, readiness, exit reporting, restarts and shutdown.
+//! - `admin_token`: the token `up` makes for the proxies' admin API, and where the lab's admin calls find it.
 //! - `token`: minting through `scalelab-auth` from the config's `[auth]` table.
 //! - `bench`: the load generator.
 //! - `scenario`: the named bench scenarios and the runs each one expands into.
@@ -21,6 +22,7 @@
 //!   and compute a verdict.
 //! - `report`: the self-contained `report.html`.
 
+pub mod admin_token;
 pub mod bench;
 pub mod cli;
 pub mod devca;

@@ -99,6 +99,15 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         None
     };
     fleet::extend(&mut specs, &file, redis);
+    // A new token per start, kept in the data dir for the lab's own admin calls.
+    let admin_token = scalelab_lab::admin_token::generate();
+    scalelab_lab::admin_token::save(&file.data_dir, &admin_token).with_context(|| {
+        format!(
+            "writing {}",
+            scalelab_lab::admin_token::path(&file.data_dir).display()
+        )
+    })?;
+    plan::pass_admin_token(&mut specs, &admin_token);
     // Prepared before anything starts, so a missing `prometheus` is one clear error rather than a half-started lab.
     let prometheus = if args.observe {
         let binary = observe::find_binary(std::env::var_os("PATH").as_deref())?;
@@ -140,7 +149,12 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             };
         }
         // Unprefixed, so the export line, the curl commands and the links can be copied as they are.
-        let mut lines = banner(&file, dev_token.as_deref(), &supervisor.pids());
+        let mut lines = banner(
+            &file,
+            dev_token.as_deref(),
+            &admin_token,
+            &supervisor.pids(),
+        );
         lines.extend(fleet::banner(&file));
         if let Some(base) = &prometheus {
             lines.extend(observe::banner(base));
@@ -160,7 +174,12 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// What `up` prints once everything answers: where things are, a token, and the seed's commands, working.
-fn banner(file: &LabFile, token: Option<&str>, pids: &[(String, u32)]) -> Vec<String> {
+fn banner(
+    file: &LabFile,
+    token: Option<&str>,
+    admin_token: &str,
+    pids: &[(String, u32)],
+) -> Vec<String> {
     let proxy = &file.proxy_url;
     let lab = &file.lab;
     let mut lines = vec![
@@ -210,6 +229,12 @@ fn banner(file: &LabFile, token: Option<&str>, pids: &[(String, u32)]) -> Vec<St
         }
     };
     lines.push(String::new());
+    lines.push(format!(
+        "the admin API's token (new each start; also in {}):",
+        scalelab_lab::admin_token::path(&file.data_dir).display()
+    ));
+    lines.push(format!("  export ADMIN_TOKEN={admin_token}"));
+    lines.push(String::new());
     lines.push("try:".to_owned());
     lines.push(format!("  curl -i{auth} {proxy}/data"));
     lines.push(format!(
@@ -220,7 +245,10 @@ fn banner(file: &LabFile, token: Option<&str>, pids: &[(String, u32)]) -> Vec<St
         "  curl -i{auth} -H 'Content-Type: application/json' -d '{{\"task_type\":\"cpu_intensive\",\"duration\":3}}' '{proxy}/longtask?priority=high'"
     ));
     lines.push(format!("  curl -s {}/stats", file.backend_url(lab.worker)));
-    lines.push(format!("  curl -s {}/stats", file.admin_url));
+    lines.push(format!(
+        r#"  curl -s -H "Authorization: Bearer $ADMIN_TOKEN" {}/stats"#,
+        file.admin_url
+    ));
     lines
 }
 
@@ -348,7 +376,11 @@ fn run_bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("building the HTTP client")?;
     let lab = lesson::Lab {
-        knobs: lesson::Knobs { http, file },
+        knobs: lesson::Knobs {
+            http,
+            admin_token: scalelab_lab::admin_token::load(&file.data_dir),
+            file,
+        },
         token,
         requests: args.requests,
         concurrency: args.concurrency,

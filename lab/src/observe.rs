@@ -201,6 +201,7 @@ pub fn child(binary: &Path, config: &Path, home: &Path, port: u16) -> ChildSpec 
         health_url: format!("{}/-/ready", base_url(port)),
         more_ports: Vec::new(),
         stage: Stage::Observe,
+        env: Vec::new(),
     }
 }
 

@@ -30,6 +30,8 @@ pub struct ChildSpec {
     /// proxy's HTTP and HTTPS listeners, which its admin health URL says nothing about.
     pub more_ports: Vec<u16>,
     pub stage: Stage,
+    /// Environment variables set for this child only (the proxies' admin token).
+    pub env: Vec<(OsString, OsString)>,
 }
 
 /// The binaries `up` needs, by file name.
@@ -62,6 +64,7 @@ pub fn plan(file: &LabFile, bin_dir: &Path) -> Vec<ChildSpec> {
         health_url: format!("{}/health", file.backend_url(port)),
         more_ports: Vec::new(),
         stage: Stage::Backend,
+        env: Vec::new(),
     };
 
     let mut children = Vec::new();
@@ -128,8 +131,22 @@ pub fn plan(file: &LabFile, bin_dir: &Path) -> Vec<ChildSpec> {
             .map(|addr| addr.port())
             .collect(),
         stage: Stage::Proxy,
+        env: Vec::new(),
     });
     children
+}
+
+/// Gives every proxy (the fleet's too) the lab's admin token, in the variable the lab's
+/// `config.toml` names, so no secret is written into the config.
+pub fn pass_admin_token(children: &mut [ChildSpec], token: &str) {
+    for child in children
+        .iter_mut()
+        .filter(|child| child.stage == Stage::Proxy)
+    {
+        child
+            .env
+            .push((crate::admin_token::ENV.into(), token.into()));
+    }
 }
 
 /// The executable `name` found first in `path` (the value of `PATH`), as found: not resolved, because a symlink's

@@ -178,8 +178,11 @@ fn up_fleet_shares_the_cache_tier_and_the_task_queue() {
     let fetched = http.get(format!("{first}/shared/health")).send().unwrap();
     assert_eq!(header(&fetched, "x-cache").as_deref(), Some("MISS"));
     let body: Value = fetched.json().unwrap();
+    // `up` gave the proxies an admin token and keeps it in the data dir (`data_dir = "data"`).
+    let admin_token = scalelab_lab::admin_token::load(&dir.path().join("data")).unwrap();
     let stored = |admin: u16| -> Value {
         http.get(format!("http://127.0.0.1:{admin}/cache/stats"))
+            .bearer_auth(&admin_token)
             .send()
             .unwrap()
             .json()

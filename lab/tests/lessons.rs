@@ -29,7 +29,11 @@ fn config_text(ports: &[u16]) -> String {
 listen = ["127.0.0.1:{proxy}"]
 admin_listen = "127.0.0.1:{admin}"
 threads = 2
+debug_headers = "on"
 shutdown_timeout = "2s"
+
+[admin]
+token = {{ env = "SCALELAB_ADMIN_TOKEN", optional = true }}
 
 [upstreams.gateways]
 strategy = "round_robin"

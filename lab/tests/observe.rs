@@ -71,7 +71,11 @@ pub fn config_text(ports: &Ports, shutdown: &str) -> String {
 listen = ["127.0.0.1:{proxy}"]
 admin_listen = "127.0.0.1:{admin}"
 threads = 1
+debug_headers = "on"
 shutdown_timeout = "{shutdown}"
+
+[admin]
+token = {{ env = "SCALELAB_ADMIN_TOKEN", optional = true }}
 
 [upstreams.gateways]
 strategy = "round_robin"

@@ -2,8 +2,10 @@
 //! full detail, the reload endpoints (`POST /admin/reload`, `GET /admin/reloads`,
 //! `GET /admin/config`) and manual drain (`POST /admin/upstreams/{group}/servers/{addr}/drain`
 //! and `/enable`). It runs as a pingora background service, together with the health
-//! checker, the config file watcher and the SIGHUP handler.
+//! checker, the config file watcher and the SIGHUP handler. `access` puts everything but
+//! `/health` (and `/metrics`, unless `metrics_auth`) behind `[admin] token` when one is set.
 
+pub mod access;
 mod cache;
 
 use crate::error::Answer;
@@ -73,6 +75,10 @@ pub fn router(shared: Shared) -> Router {
         .route("/metrics", get(metrics))
         .merge(cache::routes())
         .fallback(|| async { Answer::error(404, "no such admin endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            access::require_token,
+        ))
         .with_state(shared)
 }
 

@@ -3,6 +3,7 @@
 //! TOML path and line.
 
 mod access_log;
+pub mod admin;
 pub mod balancing;
 mod client_limits;
 pub mod edge;
@@ -11,6 +12,7 @@ pub mod key_template;
 pub mod limits;
 mod overrides;
 mod startup;
+mod summary;
 pub mod tls;
 pub mod transport;
 pub mod units;
@@ -51,6 +53,8 @@ pub struct Config {
     redis: Option<RedisSettings>,
     /// `None` when the file has no `[tls]` table (and the command line adds none).
     tls: Option<tls::TlsConfig>,
+    /// The `[admin]` table: the admin API's token (none: open, on loopback only).
+    admin: admin::AdminSettings,
 }
 
 /// Read access to every section. The fields are private to `config`, so only `parse` (through
@@ -83,6 +87,10 @@ impl Config {
 
     pub fn tls(&self) -> Option<&tls::TlsConfig> {
         self.tls.as_ref()
+    }
+
+    pub fn admin(&self) -> &admin::AdminSettings {
+        &self.admin
     }
 }
 
@@ -234,6 +242,8 @@ pub struct ProxySettings {
     /// `https_redirect`, the proxy-wide header rules and `forwarded` (live).
     #[serde(flatten)]
     pub edge: edge::ProxyEdge,
+    /// Who gets the diagnostic response headers (`[proxy] debug_headers`, `debug_trusted`).
+    pub debug_headers: admin::DebugSettings,
 }
 
 /// One `[upstreams.NAME]` group.
@@ -407,56 +417,6 @@ fn parse_in(source: &str, base: &Path) -> Result<Config, Vec<Problem>> {
             problems.extend(semantic);
             Err(problems)
         }
-    }
-}
-
-impl Config {
-    /// A one-screen summary for `--check`.
-    pub fn summary(&self) -> String {
-        let mut out = String::new();
-        let listen: Vec<String> = self.proxy.listen.iter().map(|a| a.to_string()).collect();
-        out.push_str(&format!(
-            "listen {} | admin {} | threads {}\n",
-            listen.join(", "),
-            self.proxy.admin_listen,
-            self.proxy.threads
-        ));
-        for upstream in self.upstreams.values() {
-            let servers: Vec<String> = upstream
-                .servers
-                .iter()
-                .map(|s| format!("{} (w{})", s.addr, s.weight))
-                .collect();
-            out.push_str(&format!(
-                "upstream {}: {} over {} | retries {}\n",
-                upstream.name,
-                upstream.strategy.name(),
-                servers.join(", "),
-                upstream.retries
-            ));
-        }
-        for route in &self.routes {
-            let hosts = if route.hosts.is_empty() {
-                "*".to_string()
-            } else {
-                route.hosts.join(",")
-            };
-            let target = match (&route.upstream, &route.redirect, &route.respond) {
-                (_, Some(redirect), _) => format!("redirect {}", redirect.to.source()),
-                (_, _, Some(respond)) => format!("respond {}", respond.status),
-                (Some(upstream), _, _) => upstream.clone(),
-                (None, None, None) => "-".to_string(),
-            };
-            out.push_str(&format!(
-                "route {}: {}{} -> {}\n",
-                route.name, hosts, route.path, target
-            ));
-        }
-        if let Some(tls) = &self.tls {
-            let now = i64::try_from(scalelab_common::clock::since_epoch().as_secs()).unwrap_or(0);
-            out.push_str(&tls.summary(now));
-        }
-        out
     }
 }
 

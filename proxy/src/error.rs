@@ -67,6 +67,22 @@ impl Answer {
         Answer::new(status, json!({"error": message.into()}))
     }
 
+    /// The 401 of a missing or wrong admin token (`[admin] token`), on the admin listener and
+    /// for the proxy listener's `POST /cache/invalidate`: JSON with RFC 6750's challenge,
+    /// saying nothing about the token.
+    pub fn admin_token_required() -> Answer {
+        let mut answer = Answer::error(
+            401,
+            "this endpoint needs Authorization: Bearer <admin token> ([admin] token)",
+        );
+        answer.headers.push((
+            "www-authenticate",
+            "Bearer realm=\"scalelab-admin\"".to_string(),
+        ));
+        answer.no_store = true;
+        answer
+    }
+
     /// The body as sent.
     pub fn body_bytes(&self) -> bytes::Bytes {
         match &self.raw {

@@ -11,6 +11,10 @@ use std::sync::OnceLock;
 pub const REQUEST_ID: &str = "x-request-id";
 pub const STRATEGY_OVERRIDE: &str = "x-scalelab-strategy";
 pub const EXPLAIN: &str = "x-scalelab-explain";
+/// Carries the admin token on the proxy listener to see the diagnostic headers under
+/// `debug_headers = "trusted"`; its own field, because `Authorization` belongs to the routes'
+/// JWTs and is forwarded upstream.
+pub const DEBUG_TOKEN: &str = "x-scalelab-debug-token";
 pub const STRATEGY_PARAM: &str = "strategy";
 pub const AUTH_SUBJECT: &str = "x-auth-subject";
 pub const AUTH_CLAIMS: &str = "x-auth-claims";
@@ -176,9 +180,10 @@ pub fn connection_nominated(value: &str) -> impl Iterator<Item = String> + '_ {
 
 /// The request headers a client may send to steer the proxy or pose as it: the proxy's to
 /// read, never passed upstream.
-pub static CLIENT_CONTROL: [http::HeaderName; 4] = [
+pub static CLIENT_CONTROL: [http::HeaderName; 5] = [
     names::STRATEGY_OVERRIDE,
     names::EXPLAIN,
+    names::DEBUG_TOKEN,
     http::HeaderName::from_static(AUTH_SUBJECT),
     http::HeaderName::from_static(AUTH_CLAIMS),
 ];

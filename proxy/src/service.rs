@@ -5,6 +5,7 @@ mod admission;
 mod affinity;
 mod answer;
 mod caching;
+mod debug;
 mod edge;
 mod forward;
 mod limits;
@@ -55,6 +56,9 @@ pub struct RequestCtx {
     route: Option<usize>,
     pool: Option<Arc<UpstreamPool>>,
     strategy: Strategy,
+    /// This request's response carries the diagnostic headers (`[proxy] debug_headers`).
+    debug: bool,
+    /// The client asked for the explain header, and may see it (`debug`).
     explain: bool,
     explanation: Option<String>,
     /// The rate limits' verdicts, for the explain header.
@@ -139,6 +143,7 @@ impl ProxyHttp for Proxy {
             route: None,
             pool: None,
             strategy: Strategy::RoundRobin,
+            debug: false,
             explain: false,
             explanation: None,
             limits_note: None,
@@ -324,7 +329,8 @@ impl ProxyHttp for Proxy {
         Ok(())
     }
 
-    /// Explain headers on every proxied response, then the response header rules.
+    /// The request id on every proxied response, the diagnostic headers when this request may
+    /// see them, the rate limits' and the cache's headers, then the response header rules.
     async fn response_filter(
         &self,
         session: &mut Session,
@@ -332,21 +338,8 @@ impl ProxyHttp for Proxy {
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         response.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
-        response.insert_header(
-            headers::CONFIG_GENERATION,
-            ctx.snapshot.generation_header.clone(),
-        )?;
-        response.insert_header(
-            headers::STRATEGY,
-            HeaderValue::from_static(ctx.strategy.name()),
-        )?;
-        if let Some(lease) = &ctx.lease {
-            response.insert_header(headers::UPSTREAM_SERVER, lease.server().addr_header.clone())?;
-        }
-        if let Some(explanation) =
-            limits::explanation(ctx.limits_note.take(), ctx.explanation.take())
-        {
-            response.insert_header(headers::EXPLAIN, explanation)?;
+        if ctx.debug {
+            debug::add_headers(ctx, response)?;
         }
         if let Some(note) = ctx.rules_note.take() {
             response.append_header(headers::EXPLAIN, note)?;

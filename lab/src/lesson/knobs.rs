@@ -19,6 +19,9 @@ const KNOB_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Knobs {
     pub http: reqwest::Client,
     pub file: LabFile,
+    /// The proxy admin API's token (`admin_token::load`), sent on calls to the admin listener
+    /// only: the backends' own admin APIs and the proxy listener never see it.
+    pub admin_token: Option<String>,
 }
 
 /// One thing to put back, recorded before it was first changed.
@@ -28,11 +31,13 @@ enum Undo {
     Post { url: String, body: Value },
     /// `PUT` this JSON (the worker's pool as it was).
     Put { url: String, body: Value },
-    /// Write the config file's original text back and ask the proxy to reload it.
+    /// Write the config file's original text back and ask the proxy to reload it (with the
+    /// admin token, if the lab has one).
     File {
         path: PathBuf,
         text: String,
         reload: String,
+        admin_token: Option<String>,
     },
 }
 
@@ -129,16 +134,27 @@ async fn undo_all(http: &reqwest::Client, undo: Vec<Undo>) -> Vec<String> {
     let mut problems = Vec::new();
     for step in undo.into_iter().rev() {
         let result = match &step {
-            Undo::Post { url, body } => send(http, reqwest::Method::POST, url, Some(body))
+            Undo::Post { url, body } => send(http, reqwest::Method::POST, url, Some(body), None)
                 .await
                 .map(drop),
-            Undo::Put { url, body } => send(http, reqwest::Method::PUT, url, Some(body))
+            Undo::Put { url, body } => send(http, reqwest::Method::PUT, url, Some(body), None)
                 .await
                 .map(drop),
-            Undo::File { path, text, reload } => match std::fs::write(path, text) {
-                Ok(()) => send(http, reqwest::Method::POST, reload, None)
-                    .await
-                    .map(drop),
+            Undo::File {
+                path,
+                text,
+                reload,
+                admin_token,
+            } => match std::fs::write(path, text) {
+                Ok(()) => send(
+                    http,
+                    reqwest::Method::POST,
+                    reload,
+                    None,
+                    admin_token.as_deref(),
+                )
+                .await
+                .map(drop),
                 Err(error) => Err(LessonError::Knob(format!(
                     "writing {} back: {error}",
                     path.display()
@@ -152,16 +168,21 @@ async fn undo_all(http: &reqwest::Client, undo: Vec<Undo>) -> Vec<String> {
     problems
 }
 
-/// Sends one request and returns its JSON answer; a status of 400 or more is an error with the answer's text.
+/// Sends one request (with `bearer` as `Authorization: Bearer`, for the proxy's admin API) and returns its JSON
+/// answer; a status of 400 or more is an error with the answer's text.
 async fn send(
     http: &reqwest::Client,
     method: reqwest::Method,
     url: &str,
     body: Option<&Value>,
+    bearer: Option<&str>,
 ) -> Result<Value, LessonError> {
     let mut request = http.request(method.clone(), url).timeout(KNOB_TIMEOUT);
     if let Some(body) = body {
         request = request.json(body);
+    }
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
     }
     let fail = |what: String| LessonError::Knob(format!("{method} {url}: {what}"));
     let response = request
@@ -196,7 +217,14 @@ impl Knobs {
     /// The admin API does not answer with JSON.
     pub async fn admin(&self, path: &str) -> Result<Value, LessonError> {
         let url = format!("{}{path}", self.file.admin_url);
-        send(&self.http, reqwest::Method::GET, &url, None).await
+        send(
+            &self.http,
+            reqwest::Method::GET,
+            &url,
+            None,
+            self.admin_token.as_deref(),
+        )
+        .await
     }
 
     /// The text of a `GET` on the proxy's admin listener (`/metrics`).
@@ -206,9 +234,12 @@ impl Knobs {
     pub async fn admin_text(&self, path: &str) -> Result<String, LessonError> {
         let url = format!("{}{path}", self.file.admin_url);
         let fail = |error: reqwest::Error| LessonError::Knob(format!("GET {url}: {error}"));
-        self.http
-            .get(&url)
-            .timeout(KNOB_TIMEOUT)
+        let mut request = self.http.get(&url).timeout(KNOB_TIMEOUT);
+        // `/metrics` needs the token only with `metrics_auth`, but it never hurts.
+        if let Some(token) = &self.admin_token {
+            request = request.bearer_auth(token);
+        }
+        request
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
@@ -224,7 +255,14 @@ impl Knobs {
     /// The admin API refuses.
     pub async fn admin_delete(&self, path: &str) -> Result<Value, LessonError> {
         let url = format!("{}{path}", self.file.admin_url);
-        send(&self.http, reqwest::Method::DELETE, &url, None).await
+        send(
+            &self.http,
+            reqwest::Method::DELETE,
+            &url,
+            None,
+            self.admin_token.as_deref(),
+        )
+        .await
     }
 
     /// `POST` a JSON body to any lab URL (tasks to the worker).
@@ -232,7 +270,7 @@ impl Knobs {
     /// # Errors
     /// The service refuses or does not answer.
     pub async fn post(&self, url: &str, body: &Value) -> Result<Value, LessonError> {
-        send(&self.http, reqwest::Method::POST, url, Some(body)).await
+        send(&self.http, reqwest::Method::POST, url, Some(body), None).await
     }
 
     /// `GET` any lab URL.
@@ -240,7 +278,7 @@ impl Knobs {
     /// # Errors
     /// The service refuses or does not answer.
     pub async fn get(&self, url: &str) -> Result<Value, LessonError> {
-        send(&self.http, reqwest::Method::GET, url, None).await
+        send(&self.http, reqwest::Method::GET, url, None, None).await
     }
 
     /// Patches a gateway's chaos settings, remembering the original ones first.
@@ -304,6 +342,7 @@ impl Knobs {
             reqwest::Method::PUT,
             &url,
             Some(&json!({"workers": workers, "aging_ms": aging_ms})),
+            None,
         )
         .await
     }
@@ -335,6 +374,7 @@ impl Knobs {
             path: path.clone(),
             text: original.clone(),
             reload: reload.clone(),
+            admin_token: self.admin_token.clone(),
         });
         let current = std::fs::read_to_string(path)
             .map_err(|error| LessonError::Knob(format!("reading {}: {error}", path.display())))?;
@@ -346,7 +386,14 @@ impl Knobs {
             .map_err(|error| LessonError::Knob(format!("cannot write the config: {error}")))?;
         std::fs::write(path, text)
             .map_err(|error| LessonError::Knob(format!("writing {}: {error}", path.display())))?;
-        let answer = send(&self.http, reqwest::Method::POST, &reload, None).await?;
+        let answer = send(
+            &self.http,
+            reqwest::Method::POST,
+            &reload,
+            None,
+            self.admin_token.as_deref(),
+        )
+        .await?;
         Ok(answer["generation"].as_u64().unwrap_or(0))
     }
 }

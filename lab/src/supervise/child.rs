@@ -45,6 +45,7 @@ impl Supervisor {
             .process_group(0)
             // The children's tracing honours NO_COLOR; without it they would write escape codes into our pipe.
             .envs((!colour).then_some(("NO_COLOR", "1")))
+            .envs(slot.spec.env.iter().map(|(name, value)| (name, value)))
             // Backstop for a panic in `scalelab` itself; the normal path stops children explicitly.
             .kill_on_drop(true)
             .spawn()

@@ -194,7 +194,11 @@ pub fn proxy_head(proxy: u16, admin: u16, gateways: [u16; 3]) -> String {
 listen = ["127.0.0.1:{proxy}"]
 admin_listen = "127.0.0.1:{admin}"
 threads = 1
+debug_headers = "on"
 shutdown_timeout = "2s"
+
+[admin]
+token = {{ env = "SCALELAB_ADMIN_TOKEN", optional = true }}
 
 [upstreams.gateways]
 strategy = "round_robin"

@@ -3,12 +3,14 @@
 //! Nothing here is validated beyond TOML types; durations and addresses stay strings so that
 //! `validate` can report every bad value at once, each with its TOML path.
 
+mod admin;
 mod balancing;
 mod edge;
 mod tls;
 mod traffic;
 mod transport;
 
+pub use admin::{FileAdmin, FileSecret};
 pub use balancing::{FileCircuit, FileErrorRate, FileHash, FileOutlier, FileSticky};
 pub use edge::{FileHeaderRules, FileHosts, FileRedirect, FileRespond, FileRewrite};
 pub use tls::{FileCertificate, FileTls};
@@ -35,6 +37,8 @@ pub struct FileConfig {
     pub auth: Option<scalelab_auth::AuthFileConfig>,
     /// The `[tls]` table: certificates for `[proxy] tls_listen`.
     pub tls: Option<FileTls>,
+    /// The `[admin]` table: the admin API's token.
+    pub admin: Option<FileAdmin>,
     /// The `[lab]` table belongs to `scalelab up` (which processes to start); the proxy keeps it
     /// opaque so one file can describe the whole lab.
     #[serde(default)]
@@ -69,6 +73,8 @@ pub struct FileProxy {
     pub response_headers: Option<FileHeaderRules>,
     /// Also send RFC 7239's `Forwarded` header upstream, beside `X-Forwarded-*`.
     pub forwarded: Option<bool>,
+    pub debug_headers: Option<String>,
+    pub debug_trusted: Option<Vec<String>>,
 }
 
 /// `[proxy] access_log = { path, format, enabled }`.

@@ -82,9 +82,13 @@ impl Overrides {
         }
     }
 
-    /// Writes the TLS overrides into the file's tables before validation, so their files are
-    /// read and checked like the file's own (and named by the same TOML paths).
+    /// Writes the TLS overrides and the admin address into the file's tables before
+    /// validation, so their files are read and checked like the file's own (and named by the
+    /// same TOML paths), and the admin listener's need for a token is judged on its real address.
     pub fn apply_to_file(&self, file: &mut FileConfig) {
+        if let Some(admin) = self.admin_listen {
+            file.proxy.admin_listen = Some(admin.to_string());
+        }
         if !self.tls_listen.is_empty() {
             file.proxy.tls_listen = Some(self.tls_listen.iter().map(ToString::to_string).collect());
         }

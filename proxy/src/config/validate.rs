@@ -8,6 +8,7 @@
 //! table is small enough to stay here, next to `validate`, which ties the sections together.
 
 mod access_log;
+mod admin;
 mod balancing;
 mod cache;
 mod check;
@@ -72,6 +73,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
         });
     let routes = validate_routes(&file, cache.is_some(), file.auth.is_some(), &mut problems);
     let tls = tls::validate_tls(&file, base, &mut problems);
+    let admin = admin::validate_admin(&file, proxy.admin_listen, base, &mut problems);
     problems.into_result(Config {
         proxy,
         upstreams,
@@ -80,6 +82,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
         auth,
         redis,
         tls,
+        admin,
     })
 }
 
@@ -131,5 +134,6 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
             Duration::from_secs(3600),
         ),
         edge: edge::validate_proxy_edge(file, problems),
+        debug_headers: admin::validate_debug(file, problems),
     }
 }

@@ -10,4 +10,5 @@ use http::header::HeaderName;
 pub const REQUEST_ID: HeaderName = HeaderName::from_static(super::REQUEST_ID);
 pub const STRATEGY_OVERRIDE: HeaderName = HeaderName::from_static(super::STRATEGY_OVERRIDE);
 pub const EXPLAIN: HeaderName = HeaderName::from_static(super::EXPLAIN);
+pub const DEBUG_TOKEN: HeaderName = HeaderName::from_static(super::DEBUG_TOKEN);
 pub const FORWARDED_FOR: HeaderName = HeaderName::from_static(super::FORWARDED_FOR);

@@ -55,6 +55,8 @@ impl Proxy {
             Some(value) if headers::valid_request_id(value.as_bytes()) => value.clone(),
             _ => headers::new_request_id(),
         };
+        // Decided first, so that every answer, refusals included, follows it.
+        ctx.debug = super::debug::allowed(session, &ctx.snapshot);
         super::edge::admit_framing(session, ctx)?;
         check_header_size(session, ctx)?;
         let route = resolve_route(session, ctx);
@@ -73,13 +75,32 @@ impl Proxy {
         // cache lookup for a request that fails auth.
         ctx.route = Some(route);
         super::edge::limit_body(session, ctx)?;
-        let claims = self.check_token(session, ctx, route)?;
+        let claims = if self.is_guarded_invalidation(session, ctx) {
+            // The admin token replaces the route's JWT here: `Authorization` cannot carry both,
+            // and purging the cache is an operator's act, not an end user's.
+            let token = ctx.snapshot.config.admin().token.as_ref();
+            let presented = session
+                .req_header()
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes());
+            if !token.is_some_and(|token| token.authorizes(presented)) {
+                return Err(Stop::Answer(Answer::admin_token_required()));
+            }
+            None
+        } else {
+            self.check_token(session, ctx, route)?
+        };
         super::upgrade::admit(session, ctx, route)?;
-        ctx.explain = session
-            .req_header()
-            .headers
-            .get(headers::names::EXPLAIN)
-            .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"));
+        // Without `debug` the explanation is never built: the header is not even looked up.
+        ctx.explain = ctx.debug
+            && session
+                .req_header()
+                .headers
+                .get(headers::names::EXPLAIN)
+                .is_some_and(|v| {
+                    v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true")
+                });
         // A route that answers by itself has no pool.
         if let Some(pool) = ctx.snapshot.pool_for_route(route).cloned() {
             ctx.strategy = strategy(session, &pool)?;
@@ -110,6 +131,17 @@ impl Proxy {
             .into());
         }
         self.consult_cache(session, ctx, route).await
+    }
+
+    /// Whether this is `POST /cache/invalidate` on a proxy with a cache and an admin token,
+    /// which then needs the token. Without a token it stays governed by its route's `auth`, as
+    /// in the seed.
+    fn is_guarded_invalidation(&self, session: &Session, ctx: &RequestCtx) -> bool {
+        let req = session.req_header();
+        ctx.snapshot.config.admin().token.is_some()
+            && req.method == http::Method::POST
+            && req.uri.path() == caching::INVALIDATE_PATH
+            && self.cache.for_config(&ctx.snapshot.cache).is_some()
     }
 
     /// On `auth = "jwt"` routes, verifies the bearer token and counts the outcome; returns
@@ -160,7 +192,7 @@ impl Proxy {
             return Ok(Admitted::Forward);
         };
         let req = session.req_header();
-        if req.method == http::Method::POST && req.uri.path() == "/cache/invalidate" {
+        if req.method == http::Method::POST && req.uri.path() == caching::INVALIDATE_PATH {
             return Err(Stop::Answer(
                 Box::pin(caching::invalidate(session, &store)).await?,
             ));

@@ -9,7 +9,7 @@ mod lookup;
 mod refresh;
 mod store;
 
-pub use invalidate::invalidate;
+pub use invalidate::{invalidate, INVALIDATE_PATH};
 pub use lookup::{lookup, serve_stale_on_error};
 pub use store::{decorate, on_upstream_body, on_upstream_response, replace_body_if_stale};
 

@@ -2,6 +2,7 @@
 //! the framing rules of `framing` applied to the request head before anything else reads it.
 
 use super::RequestCtx;
+use crate::config::admin::DebugHeaders;
 use crate::error::Reject;
 use crate::framing::{self, Framing};
 use crate::headers;
@@ -89,8 +90,13 @@ pub(super) fn answer_head_error(
     let (reason, answer) = crate::edge::head_error(error);
     crate::edge::count(reason);
     let request_id = headers::new_request_id();
+    let snapshot = shared.snapshot();
+    // A head this malformed is not worth checking a client's trust for: only `on` shows the
+    // generation here.
+    let generation = (snapshot.config.proxy().debug_headers.mode == DebugHeaders::On)
+        .then_some(&snapshot.generation_header);
     let response = answer.and_then(|answer| {
-        super::answer::response(&answer, &request_id, &shared.snapshot().generation_header)
+        super::answer::response(&answer, &request_id, generation)
             .map_err(|error| tracing::warn!(%error, "cannot build the answer to a malformed head"))
             .ok()
     });

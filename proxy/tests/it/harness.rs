@@ -324,6 +324,9 @@ pub struct TestConfig {
     routes: Vec<String>,
     extra_proxy: String,
     threads: u32,
+    /// `[proxy] debug_headers`: "on" by default here, because most tests read
+    /// `X-Upstream-Server` and the other diagnostic headers; `None` leaves the daemon's default.
+    debug_headers: Option<&'static str>,
     /// The protocol the test speaks to the proxy's listener (`TestProxy::http`).
     client: Client,
 }
@@ -369,6 +372,7 @@ impl TestConfig {
             routes: Vec::new(),
             extra_proxy: String::new(),
             threads: 2,
+            debug_headers: Some("on"),
             client: Client::Http1,
         }
     }
@@ -395,6 +399,12 @@ impl TestConfig {
     /// The proxy's worker threads (2 unless a test needs another number).
     pub fn threads(mut self, threads: u32) -> Self {
         self.threads = threads;
+        self
+    }
+
+    /// `[proxy] debug_headers` ("off", "on", "trusted"), or `None` for no line (the default).
+    pub fn debug_headers(mut self, mode: Option<&'static str>) -> Self {
+        self.debug_headers = mode;
         self
     }
 
@@ -546,11 +556,15 @@ impl TestConfig {
     }
 
     pub fn render(&self) -> String {
+        let debug = self.debug_headers.map_or(String::new(), |mode| {
+            format!("debug_headers = \"{mode}\"\n")
+        });
         format!(
-            "[proxy]\nlisten = [\"127.0.0.1:{}\"]\nadmin_listen = \"127.0.0.1:{}\"\nthreads = {}\n{}\n{}\n{}",
+            "[proxy]\nlisten = [\"127.0.0.1:{}\"]\nadmin_listen = \"127.0.0.1:{}\"\nthreads = {}\n{}{}\n{}\n{}",
             self.proxy_port,
             self.admin_port,
             self.threads,
+            debug,
             self.extra_proxy,
             self.upstreams.join("\n"),
             self.routes.join("\n")

@@ -20,12 +20,14 @@ macro_rules! over_each_client {
 }
 
 mod access_log;
+mod admin_access;
 mod attack;
 mod auth;
 mod balancing;
 pub mod balancing_more;
 mod cache;
 mod configmap;
+mod debug_headers;
 mod edge_rules;
 mod failover;
 mod first_burst;

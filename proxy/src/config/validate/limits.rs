@@ -186,6 +186,15 @@ pub(super) fn validate_trusted_proxies(
     list: Option<&Vec<String>>,
     problems: &mut Problems,
 ) -> TrustedProxies {
+    validate_networks("proxy.trusted_proxies", list, problems)
+}
+
+/// A list of networks (CIDRs or single addresses) at `path`.
+pub(super) fn validate_networks(
+    path: &str,
+    list: Option<&Vec<String>>,
+    problems: &mut Problems,
+) -> TrustedProxies {
     let nets = list
         .into_iter()
         .flatten()
@@ -198,7 +207,7 @@ pub(super) fn validate_trusted_proxies(
             parsed
                 .map_err(|_| {
                     problems.push(
-                        format!("proxy.trusted_proxies[{i}]"),
+                        format!("{path}[{i}]"),
                         format!(
                             "invalid network {text:?}; write it like \"10.0.0.0/8\" or \"127.0.0.1\""
                         ),

@@ -6,6 +6,9 @@ use pingora::prelude::Session;
 use pingora::Result;
 use serde_json::json;
 
+/// The endpoint's path on the proxy listener (with `POST`).
+pub const INVALIDATE_PATH: &str = "/cache/invalidate";
+
 /// The largest request body the endpoint reads.
 const MAX_BODY: usize = 64 * 1024;
 

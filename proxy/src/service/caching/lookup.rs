@@ -237,10 +237,12 @@ pub async fn serve(
     header.insert_header(headers::CACHE_TIER, tier.to_string())?;
     header.insert_header(headers::CACHE_STATUS, cache_status)?;
     header.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
-    header.insert_header(
-        headers::CONFIG_GENERATION,
-        ctx.snapshot.generation_header.clone(),
-    )?;
+    if ctx.debug {
+        header.insert_header(
+            headers::CONFIG_GENERATION,
+            ctx.snapshot.generation_header.clone(),
+        )?;
+    }
     if ctx.explain {
         let key = ctx.cache.as_ref().map_or("", |c| c.key.as_str());
         // The rate limits' verdicts first, as on a proxied response.
