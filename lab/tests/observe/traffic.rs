@@ -64,9 +64,16 @@ impl Lab<'_> {
         assert!(response.status().is_success(), "chaos {patch} on {port}");
     }
 
+    /// The admin token `up` made for this lab (kept in its data dir): the admin API needs it.
+    fn admin_token(&self) -> String {
+        let data = self.config.parent().unwrap_or(Path::new(".")).join("data");
+        scalelab_lab::admin_token::load(&data).expect("up keeps its admin token in the data dir")
+    }
+
     fn admin(&self, path: &str) -> Value {
         self.http
             .get(format!("http://127.0.0.1:{}{path}", self.ports.admin))
+            .bearer_auth(self.admin_token())
             .send()
             .unwrap()
             .json()
@@ -205,6 +212,7 @@ impl Lab<'_> {
                 "http://127.0.0.1:{}/admin/reload",
                 self.ports.admin
             ))
+            .bearer_auth(self.admin_token())
             .send()
             .unwrap();
         assert_eq!(reload.status(), 200);
