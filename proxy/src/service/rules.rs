@@ -148,7 +148,12 @@ fn request_vars<'a>(session: &'a Session, ctx: &'a RequestCtx, route: &'a Route)
             .and_then(|ip| ip.to_str().ok())
             .unwrap_or(""),
         route: &route.name,
-        upstream_server: "",
+        // Known once a server is chosen (header rules); empty for a redirect.
+        upstream_server: ctx
+            .lease
+            .as_ref()
+            .and_then(|lease| lease.server().addr_header.to_str().ok())
+            .unwrap_or(""),
         captures: None,
         claims: ctx.claims.as_ref(),
     }
@@ -212,30 +217,9 @@ pub(super) fn request_headers(
     if proxy.is_empty() && route.request_headers.is_empty() {
         return Ok(());
     }
-    let vars = Vars {
-        upstream_server: ctx
-            .lease
-            .as_ref()
-            .and_then(|lease| lease.server().addr_header.to_str().ok())
-            .unwrap_or(""),
-        ..request_vars(session, ctx, route)
-    };
-    for rules in [proxy, &route.request_headers] {
-        for name in &rules.remove {
-            request.remove_header(&name.0);
-        }
-        for (name, value) in &rules.set {
-            if let Some(value) = render(value, &vars) {
-                request.insert_header(name.0.clone(), value)?;
-            }
-        }
-        for (name, value) in &rules.add {
-            if let Some(value) = render(value, &vars) {
-                request.append_header(name.0.clone(), value)?;
-            }
-        }
-    }
-    Ok(())
+    let vars = request_vars(session, ctx, route);
+    apply(proxy, &vars, request)?;
+    apply(&route.request_headers, &vars, request)
 }
 
 /// Applies `[proxy]`'s response header rules, then the route's, to any response of a matched
@@ -247,37 +231,61 @@ pub(super) fn response_headers(
 ) -> Result<()> {
     let proxy = &ctx.snapshot.config.proxy().edge.response_headers;
     let route = ctx.route.and_then(|i| ctx.snapshot.routes.get(i));
-    let route_rules = route.map(|route| &route.response_headers);
-    if proxy.is_empty() && route_rules.is_none_or(HeaderRules::is_empty) {
+    if proxy.is_empty() && route.is_none_or(|route| route.response_headers.is_empty()) {
         return Ok(());
     }
     let Some(route) = route else {
-        return apply_response(proxy, &Vars::default(), response);
+        return apply(proxy, &Vars::default(), response);
     };
-    let vars = Vars {
-        upstream_server: ctx
-            .lease
-            .as_ref()
-            .and_then(|lease| lease.server().addr_header.to_str().ok())
-            .unwrap_or(""),
-        ..request_vars(session, ctx, route)
-    };
-    apply_response(proxy, &vars, response)?;
-    apply_response(&route.response_headers, &vars, response)
+    let vars = request_vars(session, ctx, route);
+    apply(proxy, &vars, response)?;
+    apply(&route.response_headers, &vars, response)
 }
 
-fn apply_response(rules: &HeaderRules, vars: &Vars, response: &mut ResponseHeader) -> Result<()> {
+/// The three edits a header rule makes, on a request head or a response head alike.
+trait HeaderEdit {
+    fn remove(&mut self, name: &http::HeaderName);
+    fn insert(&mut self, name: &http::HeaderName, value: HeaderValue) -> Result<()>;
+    fn append(&mut self, name: &http::HeaderName, value: HeaderValue) -> Result<()>;
+}
+
+impl HeaderEdit for RequestHeader {
+    fn remove(&mut self, name: &http::HeaderName) {
+        self.remove_header(name);
+    }
+    fn insert(&mut self, name: &http::HeaderName, value: HeaderValue) -> Result<()> {
+        self.insert_header(name.clone(), value)
+    }
+    fn append(&mut self, name: &http::HeaderName, value: HeaderValue) -> Result<()> {
+        self.append_header(name.clone(), value).map(|_| ())
+    }
+}
+
+impl HeaderEdit for ResponseHeader {
+    fn remove(&mut self, name: &http::HeaderName) {
+        self.remove_header(name);
+    }
+    fn insert(&mut self, name: &http::HeaderName, value: HeaderValue) -> Result<()> {
+        self.insert_header(name.clone(), value)
+    }
+    fn append(&mut self, name: &http::HeaderName, value: HeaderValue) -> Result<()> {
+        self.append_header(name.clone(), value).map(|_| ())
+    }
+}
+
+/// One set of rules, in their order: remove, then set, then add.
+fn apply(rules: &HeaderRules, vars: &Vars, head: &mut impl HeaderEdit) -> Result<()> {
     for name in &rules.remove {
-        response.remove_header(&name.0);
+        head.remove(&name.0);
     }
     for (name, value) in &rules.set {
         if let Some(value) = render(value, vars) {
-            response.insert_header(name.0.clone(), value)?;
+            head.insert(&name.0, value)?;
         }
     }
     for (name, value) in &rules.add {
         if let Some(value) = render(value, vars) {
-            response.append_header(name.0.clone(), value)?;
+            head.append(&name.0, value)?;
         }
     }
     Ok(())

@@ -148,15 +148,8 @@ async fn an_open_admin_listener_off_loopback_is_refused_by_check_and_at_start() 
         )
     };
     std::fs::write(&config, text("")).unwrap();
-    let check = std::process::Command::new(binary())
-        .arg("--check")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&check.stderr).to_string()
-        + &String::from_utf8_lossy(&check.stdout);
-    assert!(!check.status.success(), "{said}");
+    let (code, said) = check_file(&config);
+    assert_eq!(code, Some(1), "{said}");
     assert!(said.contains("proxy.admin_listen"), "{said}");
     assert!(said.contains("needs a token"), "{said}");
 
@@ -177,15 +170,6 @@ async fn an_open_admin_listener_off_loopback_is_refused_by_check_and_at_start() 
 
     std::fs::write(dir.path().join("admin.token"), TOKEN).unwrap();
     std::fs::write(&config, text("[admin]\ntoken = { file = \"admin.token\" }")).unwrap();
-    let check = std::process::Command::new(binary())
-        .arg("--check")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    let (code, said) = check_file(&config);
+    assert_eq!(code, Some(0), "{said}");
 }

@@ -597,6 +597,29 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_scalelab-proxy")
 }
 
+/// Runs `scalelab-proxy --check` on a config file holding `text`: its exit code and standard
+/// error.
+pub fn check_text(text: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).expect("write config");
+    check_file(&path)
+}
+
+/// Runs `scalelab-proxy --check` on the config file at `path`: its exit code and standard error.
+pub fn check_file(path: &std::path::Path) -> (Option<i32>, String) {
+    let output = Command::new(binary())
+        .arg("--check")
+        .arg("--config")
+        .arg(path)
+        .output()
+        .expect("run --check");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// A client for the proxy and its admin API; requests time out after 10 s (scaled).
 pub fn client() -> reqwest::Client {
     scalelab_test_support::client(Duration::from_secs(10))
