@@ -10,6 +10,7 @@ pub mod admin;
 pub mod balance;
 pub mod cache;
 pub mod config;
+pub mod discovery;
 pub mod edge;
 pub mod error;
 pub mod framing;

@@ -27,15 +27,29 @@ pub struct Snapshot {
     route_metrics: Vec<RouteMetrics>,
     /// Each route's rate limits (config order).
     pub limits: Vec<RouteLimits>,
+    /// Why a group whose servers come from DNS has none now, by group (the 503's reason).
+    pub dns_gaps: std::collections::BTreeMap<String, String>,
 }
 
 impl Snapshot {
     /// Builds the runtime view of `config`, reusing server state from `registry`.
     pub fn build(config: Config, generation: u64, registry: &Registry) -> Snapshot {
-        let pools: Vec<Arc<UpstreamPool>> = config
+        // Each group with the servers its DNS names resolve to now (`discovery`).
+        let groups: Vec<_> = config
             .upstreams()
             .values()
-            .map(|upstream| Arc::new(UpstreamPool::new(upstream.clone(), registry)))
+            .map(|upstream| crate::discovery::expand::expand(upstream, &registry.discovered))
+            .collect();
+        let dns_gaps = groups
+            .iter()
+            .filter_map(|group| {
+                let reason = crate::discovery::expand::empty_reason(group, &registry.discovered)?;
+                Some((group.name.clone(), reason))
+            })
+            .collect();
+        let pools: Vec<Arc<UpstreamPool>> = groups
+            .into_iter()
+            .map(|group| Arc::new(UpstreamPool::new(group, registry)))
             .collect();
         // Validation guarantees every upstream a route names is defined; a route that answers
         // by itself has none.
@@ -91,6 +105,7 @@ impl Snapshot {
             route_pools,
             cache,
             route_metrics,
+            dns_gaps,
         }
     }
 

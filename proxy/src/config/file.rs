@@ -5,6 +5,7 @@
 
 mod admin;
 mod balancing;
+mod dns;
 mod edge;
 mod tls;
 mod traffic;
@@ -12,6 +13,7 @@ mod transport;
 
 pub use admin::{FileAdmin, FileSecret};
 pub use balancing::{FileCircuit, FileErrorRate, FileHash, FileOutlier, FileSticky};
+pub use dns::{FileDiscovery, FileDns};
 pub use edge::{FileHeaderRules, FileHosts, FileRedirect, FileRespond, FileRewrite};
 pub use tls::{FileCertificate, FileTls};
 pub use traffic::{FileQueue, FileRateLimit};
@@ -39,6 +41,8 @@ pub struct FileConfig {
     pub tls: Option<FileTls>,
     /// The `[admin]` table: the admin API's token.
     pub admin: Option<FileAdmin>,
+    /// The `[dns]` table: resolvers and refresh times of servers given by name (`discovery`).
+    pub dns: Option<FileDns>,
     /// The `[lab]` table belongs to `scalelab up` (which processes to start); the proxy keeps it
     /// opaque so one file can describe the whole lab.
     #[serde(default)]
@@ -107,12 +111,17 @@ pub struct FileUpstream {
     pub sticky: Option<FileSticky>,
     pub outlier: Option<FileOutlier>,
     pub circuit: Option<FileCircuit>,
+    /// The whole group from SRV records (`discovery`).
+    pub discovery: Option<FileDiscovery>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileServer {
-    pub addr: String,
+    /// `IP:PORT`; or `name` and `port`, re-resolved live (`discovery`).
+    pub addr: Option<String>,
+    pub name: Option<String>,
+    pub port: Option<i64>,
     pub weight: Option<i64>,
     pub max_connections: Option<i64>,
 }

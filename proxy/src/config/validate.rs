@@ -14,6 +14,7 @@ mod cache;
 mod check;
 mod client;
 mod decode;
+mod dns;
 mod edge;
 mod limits;
 mod lines;
@@ -74,6 +75,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
     let routes = validate_routes(&file, cache.is_some(), file.auth.is_some(), &mut problems);
     let tls = tls::validate_tls(&file, base, &mut problems);
     let admin = admin::validate_admin(&file, proxy.admin_listen, base, &mut problems);
+    let dns = dns::validate_dns(&file, &mut problems);
     problems.into_result(Config {
         proxy,
         upstreams,
@@ -83,6 +85,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
         redis,
         tls,
         admin,
+        dns,
     })
 }
 
