@@ -145,8 +145,10 @@ async fn upstreams(State(shared): State<Shared>) -> Answer {
                 .servers
                 .iter()
                 .map(|server| {
-                    let mut report = json!(server.state.report(server.weight, pool.config.slow_start));
-                    report["origin"] = crate::discovery::expand::origin_json(server.origin.as_deref());
+                    let mut report =
+                        json!(server.state.report(server.weight, pool.config.slow_start));
+                    report["origin"] =
+                        crate::discovery::expand::origin_json(server.origin.as_deref());
                     report
                 })
                 .collect();
@@ -159,7 +161,7 @@ async fn upstreams(State(shared): State<Shared>) -> Answer {
                 "queue": pool.config.queue,
                 "queued": pool.queue.len(),
                 "circuit": pool.circuit_report(),
-                "dns": crate::discovery::exposition::status(&shared.registry().discovered, pool.name()),
+                "dns": crate::dns::exposition::status(&shared.registry().discovered, pool.name()),
                 "servers": servers,
             })
         })
@@ -324,7 +326,7 @@ impl BackgroundService for AdminService {
             crate::access_log::reopen_on_sigusr1()
         });
         keep_running(shared, &shutdown, Task::CacheSweeper, cache::sweep);
-        keep_running(shared, &shutdown, Task::Discovery, crate::discovery::run::run);
+        keep_running(shared, &shutdown, Task::Discovery, crate::dns::run::run);
         keep_running(shared, &shutdown, Task::ConfigWatcher, crate::watch::run);
         keep_running(
             shared,

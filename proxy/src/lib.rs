@@ -11,6 +11,7 @@ pub mod balance;
 pub mod cache;
 pub mod config;
 pub mod discovery;
+pub mod dns;
 pub mod edge;
 pub mod error;
 pub mod framing;

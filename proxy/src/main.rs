@@ -163,7 +163,7 @@ fn main() -> ExitCode {
                     cli.config.display(),
                     config.summary()
                 );
-                for warning in scalelab_proxy::discovery::run::check_blocking(&config) {
+                for warning in scalelab_proxy::dns::run::check_blocking(&config) {
                     let _ = writeln!(std::io::stdout(), "warning: {warning}");
                 }
                 ExitCode::SUCCESS

@@ -259,7 +259,7 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
     }
 
     crate::tls::exposition::register(&registry, &shared.certificates().table())?;
-    crate::discovery::exposition::register(&registry, &snapshot, &shared.registry().discovered)?;
+    crate::dns::exposition::register(&registry, &snapshot, &shared.registry().discovered)?;
 
     let mut families = registry.gather();
     families.extend(prometheus::gather());

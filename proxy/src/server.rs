@@ -74,7 +74,7 @@ pub fn run(
     // the start; a name that does not resolve leaves its group without them (it is retried in
     // the background) rather than stopping the proxy.
     let discovered = crate::discovery::Table::default();
-    for problem in startup.block_on(crate::discovery::run::first_round(&config, &discovered)) {
+    for problem in startup.block_on(crate::dns::run::first_round(&config, &discovered)) {
         tracing::warn!("{problem}");
     }
     let shared = Shared::with_discovered(config_path, config, source, discovered);

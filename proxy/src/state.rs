@@ -121,10 +121,15 @@ impl Shared {
     /// State for `config`, parsed from `text` (the bytes whose hash `GET /admin/config` shows
     /// and the file watcher compares against).
     pub fn with_source(config_path: &Path, config: Config, text: &str) -> Shared {
-        Shared::with_discovered(config_path, config, text, crate::discovery::Table::default())
+        Shared::with_discovered(
+            config_path,
+            config,
+            text,
+            crate::discovery::Table::default(),
+        )
     }
 
-    /// `with_source` with the DNS sources' first answers (`discovery::run::first_round`), so
+    /// `with_source` with the DNS sources' first answers (`dns::run::first_round`), so
     /// the first snapshot already has their servers.
     pub fn with_discovered(
         config_path: &Path,

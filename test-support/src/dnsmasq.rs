@@ -153,7 +153,10 @@ impl Dnsmasq {
             ])
             .arg(format!("--addn-hosts={}", self.hosts_path().display()))
             .arg(format!("--conf-file={}", self.conf_path().display()))
-            .arg(format!("--pid-file={}", self.dir.join("dnsmasq.pid").display()));
+            .arg(format!(
+                "--pid-file={}",
+                self.dir.join("dnsmasq.pid").display()
+            ));
         // As root dnsmasq would switch to `nobody`, who cannot read the test's directory on a
         // SIGHUP; any other user keeps its own identity anyway.
         if is_root() {

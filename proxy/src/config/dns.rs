@@ -127,10 +127,25 @@ mod tests {
 
     #[test]
     fn names_resolvers_accept() {
-        for good in ["api.internal", "api.internal.", "_http._tcp.api", "a-b.c1", "localhost"] {
+        for good in [
+            "api.internal",
+            "api.internal.",
+            "_http._tcp.api",
+            "a-b.c1",
+            "localhost",
+        ] {
             assert!(valid_name(good), "{good}");
         }
-        for bad in ["", ".", "a..b", "-a.b", "a-.b", "a b", "a/b", &"x".repeat(64)] {
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            "-a.b",
+            "a-.b",
+            "a b",
+            "a/b",
+            &"x".repeat(64),
+        ] {
             assert!(!valid_name(bad), "{bad}");
         }
     }

@@ -42,20 +42,36 @@ mod tests {
     #[test]
     fn only_the_lowest_usable_priority_takes_traffic() {
         let priorities = [10u16, 10, 20];
-        let mut all_up = [candidate(true, false), candidate(true, false), candidate(true, false)];
+        let mut all_up = [
+            candidate(true, false),
+            candidate(true, false),
+            candidate(true, false),
+        ];
         mask(priorities.iter().copied(), &mut all_up);
         assert_eq!(usable(&all_up), [true, true, false]);
 
-        let mut primaries_down = [candidate(false, false), candidate(false, false), candidate(true, false)];
+        let mut primaries_down = [
+            candidate(false, false),
+            candidate(false, false),
+            candidate(true, false),
+        ];
         mask(priorities.iter().copied(), &mut primaries_down);
         assert_eq!(usable(&primaries_down), [false, false, true]);
 
         // A retry that tried both primaries goes to the backup.
-        let mut tried = [candidate(true, true), candidate(true, true), candidate(true, false)];
+        let mut tried = [
+            candidate(true, true),
+            candidate(true, true),
+            candidate(true, false),
+        ];
         mask(priorities.iter().copied(), &mut tried);
         assert_eq!(usable(&tried), [true, true, true]);
 
-        let mut none = [candidate(false, false), candidate(false, false), candidate(false, false)];
+        let mut none = [
+            candidate(false, false),
+            candidate(false, false),
+            candidate(false, false),
+        ];
         mask(priorities.iter().copied(), &mut none);
         assert_eq!(usable(&none), [false, false, false]);
     }

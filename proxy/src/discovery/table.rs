@@ -77,7 +77,12 @@ impl Table {
     }
 
     /// Changes the entry of `source` in `group` with `change`, creating it first.
-    pub fn update<T>(&self, group: &str, source: &Source, change: impl FnOnce(&mut Entry) -> T) -> T {
+    pub fn update<T>(
+        &self,
+        group: &str,
+        source: &Source,
+        change: impl FnOnce(&mut Entry) -> T,
+    ) -> T {
         let mut entries = lock(&self.entries);
         change(
             entries

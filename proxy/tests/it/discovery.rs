@@ -25,7 +25,12 @@ pub fn dns_config(resolver: SocketAddr, group: &str, dns_extra: &str) -> TestCon
 }
 
 /// `config` with `dns_config`'s tables (for a config to reload into a running proxy).
-pub fn with_dns(config: TestConfig, resolver: SocketAddr, group: &str, dns_extra: &str) -> TestConfig {
+pub fn with_dns(
+    config: TestConfig,
+    resolver: SocketAddr,
+    group: &str,
+    dns_extra: &str,
+) -> TestConfig {
     // A test may set its own timeout (the slow name server's answer needs a longer one).
     let timeout = if dns_extra.contains("timeout =") {
         ""
@@ -167,7 +172,10 @@ async fn three_a_records_become_three_servers_with_their_origin() {
     // The first resolution happened before start-up: no `dns` line for it.
     assert!(dns_lines(&proxy).await.is_empty());
     let text = scrape(&proxy).await;
-    assert_eq!(sample(&text, "scalelab_upstream_servers{upstream=\"g\"}"), Some(3.0));
+    assert_eq!(
+        sample(&text, "scalelab_upstream_servers{upstream=\"g\"}"),
+        Some(3.0)
+    );
     let ok = sample(
         &text,
         "scalelab_dns_resolutions_total{name=\"api.test\",result=\"ok\"}",
@@ -219,12 +227,23 @@ async fn a_removed_record_drains_while_its_request_finishes() {
         let request = tokio::spawn(http.get(proxy.url("/")).send());
         if slow.is_none() {
             let c = backends[2].addr.to_string();
-            let on_c = eventually(Duration::from_secs(5), "the request to reach a server", || async {
-                let group = group(&proxy).await;
-                let servers = group["servers"].as_array().cloned().unwrap_or_default();
-                let busy: u64 = servers.iter().map(|s| s["in_flight"].as_u64().unwrap_or(0)).sum();
-                (busy > 0 || request.is_finished()).then(|| servers.iter().any(|s| s["addr"] == c && s["in_flight"] == 1))
-            })
+            let on_c = eventually(
+                Duration::from_secs(5),
+                "the request to reach a server",
+                || async {
+                    let group = group(&proxy).await;
+                    let servers = group["servers"].as_array().cloned().unwrap_or_default();
+                    let busy: u64 = servers
+                        .iter()
+                        .map(|s| s["in_flight"].as_u64().unwrap_or(0))
+                        .sum();
+                    (busy > 0 || request.is_finished()).then(|| {
+                        servers
+                            .iter()
+                            .any(|s| s["addr"] == c && s["in_flight"] == 1)
+                    })
+                },
+            )
             .await;
             if on_c {
                 slow = Some(request);
@@ -236,12 +255,18 @@ async fn a_removed_record_drains_while_its_request_finishes() {
     let slow = slow.expect("one request on c");
     set_records(&mut dns, &records("api.test", &all[..2]));
     wait_for_servers(&proxy, &all[..2]).await;
-    assert!(!slow.is_finished(), "c's request must still be in flight when c leaves");
+    assert!(
+        !slow.is_finished(),
+        "c's request must still be in flight when c leaves"
+    );
     let lines = dns_lines(&proxy).await;
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["dns"]["name"], "api.test");
     assert_eq!(lines[0]["dns"]["upstream"], "g");
-    assert_eq!(lines[0]["dns"]["removed"], serde_json::json!([backends[2].addr.to_string()]));
+    assert_eq!(
+        lines[0]["dns"]["removed"],
+        serde_json::json!([backends[2].addr.to_string()])
+    );
     assert_eq!(lines[0]["dns"]["added"], serde_json::json!([]));
     assert_eq!(lines[0]["result"], "applied");
     // New requests go to a and b only; c's request ends normally.
@@ -275,7 +300,10 @@ async fn a_new_record_takes_traffic_after_its_health_check_and_the_others_keep_s
     set_records(&mut dns, &records("api.test", &all));
     let c = backends[2].addr;
     eventually(Duration::from_secs(10), "c to be listed", || async {
-        server_addrs(&proxy).await.contains(&c.to_string()).then_some(())
+        server_addrs(&proxy)
+            .await
+            .contains(&c.to_string())
+            .then_some(())
     })
     .await;
     let lines = dns_lines(&proxy).await;
@@ -283,7 +311,10 @@ async fn a_new_record_takes_traffic_after_its_health_check_and_the_others_keep_s
     let after = group(&proxy).await;
     // a and b kept their state (their counters went on from where they were).
     for backend in &backends[..2] {
-        assert_eq!(selected(&after, backend.addr), selected(&before, backend.addr));
+        assert_eq!(
+            selected(&after, backend.addr),
+            selected(&before, backend.addr)
+        );
     }
     assert_eq!(proxy.server_healthy(c).await, Some(false));
     let servers = spread(&proxy, 10).await;

@@ -101,7 +101,10 @@ pub(super) fn named_server(
         return None;
     }
     let Some(port) = server.port else {
-        problems.push(format!("{path}.port"), "a server given by name needs a port");
+        problems.push(
+            format!("{path}.port"),
+            "a server given by name needs a port",
+        );
         return None;
     };
     let port = problems.integer(&format!("{path}.port"), Some(port), (1, 65535), 1) as u16;
@@ -164,10 +167,9 @@ mod tests {
     fn problems(text: &str) -> Vec<(String, String)> {
         match crate::config::parse(Path::new("config.toml"), &format!("{text}\n{ROUTE}")) {
             Ok(_) => Vec::new(),
-            Err(ConfigError::Invalid { problems, .. }) => problems
-                .into_iter()
-                .map(|p| (p.path, p.message))
-                .collect(),
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.into_iter().map(|p| (p.path, p.message)).collect()
+            }
             Err(other) => panic!("{other}"),
         }
     }
@@ -188,7 +190,10 @@ mod tests {
         let group = &config.upstreams()["g"];
         assert_eq!(group.servers.len(), 1);
         assert_eq!(group.dns.names[0].name, "api.internal");
-        assert_eq!((group.dns.names[0].port, group.dns.names[0].weight), (8080, 3));
+        assert_eq!(
+            (group.dns.names[0].port, group.dns.names[0].weight),
+            (8080, 3)
+        );
         let srv = group.dns.srv.as_ref().expect("srv");
         assert_eq!(srv.refresh, Some(Duration::from_secs(10)));
         // A group of SRV records alone needs no `servers`.

@@ -56,7 +56,13 @@ pub(super) fn validate_upstream(
         let path = format!("{base}.servers[{i}]");
         let weight = problems.integer(&format!("{path}.weight"), server.weight, (1, MAX_WEIGHT), 1);
         if server.name.is_some() {
-            names.extend(super::dns::named_server(&base, i, server, weight as u32, problems));
+            names.extend(super::dns::named_server(
+                &base,
+                i,
+                server,
+                weight as u32,
+                problems,
+            ));
             continue;
         }
         let Some(text) = server.addr.as_ref() else {

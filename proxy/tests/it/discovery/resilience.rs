@@ -4,8 +4,8 @@
 //! not resolve at start (the proxy starts; `--check` warns).
 
 use super::{
-    backends_on_one_port, dns_config, dns_lines, named_group, records, server_addrs,
-    set_records, spread, wait_for_servers,
+    backends_on_one_port, dns_config, dns_lines, named_group, records, server_addrs, set_records,
+    spread, wait_for_servers,
 };
 use crate::harness::{binary, eventually, patient, sample, scrape, TestBackend, TestProxy};
 use scalelab_test_support::{Dnsmasq, SlowDns};
@@ -50,11 +50,7 @@ async fn a_dead_name_server_keeps_the_last_good_set_with_no_failed_request_under
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let ok = http
-                        .get(&url)
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status() == 200);
+                    let ok = http.get(&url).send().await.is_ok_and(|r| r.status() == 200);
                     sent.fetch_add(1, Ordering::Relaxed);
                     if !ok {
                         failed.fetch_add(1, Ordering::Relaxed);
@@ -65,18 +61,28 @@ async fn a_dead_name_server_keeps_the_last_good_set_with_no_failed_request_under
         .collect();
     let before = failed_resolutions(&proxy, "api.test").await;
     dns.stop();
-    eventually(Duration::from_secs(20), "three failed resolutions", || async {
-        (failed_resolutions(&proxy, "api.test").await >= before + 3.0).then_some(())
-    })
+    eventually(
+        Duration::from_secs(20),
+        "three failed resolutions",
+        || async { (failed_resolutions(&proxy, "api.test").await >= before + 3.0).then_some(()) },
+    )
     .await;
     stop.store(true, Ordering::Relaxed);
     for task in loops {
         task.await.expect("load loop");
     }
     assert!(sent.load(Ordering::Relaxed) > 0);
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "of {}", sent.load(Ordering::Relaxed));
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "of {}",
+        sent.load(Ordering::Relaxed)
+    );
     assert_eq!(server_addrs(&proxy).await.len(), 3);
-    assert!(dns_lines(&proxy).await.is_empty(), "a failure changes nothing");
+    assert!(
+        dns_lines(&proxy).await.is_empty(),
+        "a failure changes nothing"
+    );
     let group = super::group(&proxy).await;
     assert_ne!(group["dns"][0]["last_result"], "ok", "{group}");
 }
@@ -108,8 +114,15 @@ async fn a_slow_name_server_never_stalls_a_request() {
         assert_eq!(response.status(), 200);
         slowest = slowest.max(started.elapsed());
     }
-    assert_eq!(slow.answered(), asked, "the requests ran while the answer was pending");
-    assert!(slowest < DELAY / 2, "a request waited {slowest:?} behind a DNS refresh");
+    assert_eq!(
+        slow.answered(),
+        asked,
+        "the requests ran while the answer was pending"
+    );
+    assert!(
+        slowest < DELAY / 2,
+        "a request waited {slowest:?} behind a DNS refresh"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,22 +144,38 @@ async fn nxdomain_keeps_the_servers_for_max_stale_then_the_group_answers_503_wit
     // Within max_stale of the first NXDOMAIN the server still serves.
     assert_eq!(spread(&proxy, 3).await, ["a", "a", "a"]);
     let http = proxy.http();
-    let body: Value = eventually(Duration::from_secs(20), "a 503 from the emptied group", || async {
-        let response = http.get(proxy.url("/")).send().await.ok()?;
-        (response.status() == 503).then_some(())?;
-        response.json().await.ok()
-    })
+    let body: Value = eventually(
+        Duration::from_secs(20),
+        "a 503 from the emptied group",
+        || async {
+            let response = http.get(proxy.url("/")).send().await.ok()?;
+            (response.status() == 503).then_some(())?;
+            response.json().await.ok()
+        },
+    )
     .await;
     assert_eq!(body["upstream"], "g", "{body}");
     let reason = body["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("api.test") && reason.contains("NXDOMAIN"), "{body}");
+    assert!(
+        reason.contains("api.test") && reason.contains("NXDOMAIN"),
+        "{body}"
+    );
     let lines = dns_lines(&proxy).await;
-    assert_eq!(lines[0]["dns"]["removed"], serde_json::json!([backends[0].addr.to_string()]));
+    assert_eq!(
+        lines[0]["dns"]["removed"],
+        serde_json::json!([backends[0].addr.to_string()])
+    );
     assert_eq!(lines[0]["dns"]["servers"], 0);
     let text = scrape(&proxy).await;
-    assert_eq!(sample(&text, "scalelab_upstream_servers{upstream=\"g\"}"), Some(0.0));
-    assert!(sample(&text, "scalelab_dns_resolutions_total{name=\"api.test\",result=\"empty\"}")
-        .is_some_and(|n| n >= 1.0));
+    assert_eq!(
+        sample(&text, "scalelab_upstream_servers{upstream=\"g\"}"),
+        Some(0.0)
+    );
+    assert!(sample(
+        &text,
+        "scalelab_dns_resolutions_total{name=\"api.test\",result=\"empty\"}"
+    )
+    .is_some_and(|n| n >= 1.0));
     // The record comes back: so does the server, after its check.
     set_records(&mut dns, &records("api.test", &all));
     wait_for_servers(&proxy, &all).await;
@@ -174,11 +203,18 @@ async fn a_name_that_does_not_resolve_at_start_warns_in_check_and_the_proxy_star
         "{stdout}"
     );
     let proxy = TestProxy::start(&config).await;
-    let response = proxy.http().get(proxy.url("/")).send().await.expect("response");
+    let response = proxy
+        .http()
+        .get(proxy.url("/"))
+        .send()
+        .await
+        .expect("response");
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.expect("json");
     assert!(
-        body["reason"].as_str().is_some_and(|r| r.contains("later.test")),
+        body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("later.test")),
         "{body}"
     );
     let all: Vec<&TestBackend> = backends.iter().collect();
@@ -186,5 +222,8 @@ async fn a_name_that_does_not_resolve_at_start_warns_in_check_and_the_proxy_star
     wait_for_servers(&proxy, &all).await;
     assert_eq!(spread(&proxy, 2).await, ["a", "a"]);
     let lines = dns_lines(&proxy).await;
-    assert_eq!(lines[0]["dns"]["added"], serde_json::json!([backends[0].addr.to_string()]));
+    assert_eq!(
+        lines[0]["dns"]["added"],
+        serde_json::json!([backends[0].addr.to_string()])
+    );
 }

@@ -1,7 +1,7 @@
 //! A whole group from SRV records: targets and ports from the records, the weight as the
 //! server weight, the lowest priority first (the others are backups).
 
-use super::{group, spread, wait_for_servers, dns_lines, CHECK};
+use super::{dns_lines, group, spread, wait_for_servers, CHECK};
 use crate::harness::{eventually, TestBackend, TestProxy};
 use scalelab_test_support::{Dnsmasq, Srv};
 use std::time::Duration;
@@ -51,14 +51,20 @@ async fn srv_records_give_weights_and_priorities() {
     // Priority 10 takes everything, by weight 3:1; priority 20 waits.
     let servers = spread(&proxy, 40).await;
     let count = |name: &str| servers.iter().filter(|s| *s == name).count();
-    assert_eq!((count("a"), count("b"), count("c")), (30, 10, 0), "{servers:?}");
+    assert_eq!(
+        (count("a"), count("b"), count("c")),
+        (30, 10, 0),
+        "{servers:?}"
+    );
     // With priority 10 down, priority 20 serves.
     backends[0].set_failing_health(true);
     backends[1].set_failing_health(true);
     for backend in &backends[..2] {
-        eventually(Duration::from_secs(10), "a and b to fail their checks", || async {
-            (proxy.server_healthy(backend.addr).await == Some(false)).then_some(())
-        })
+        eventually(
+            Duration::from_secs(10),
+            "a and b to fail their checks",
+            || async { (proxy.server_healthy(backend.addr).await == Some(false)).then_some(()) },
+        )
         .await;
     }
     let servers = spread(&proxy, 10).await;

@@ -3,8 +3,8 @@
 //! resolver's own cache is off: the refresh times are ours (`DnsSettings::next_refresh`), and
 //! every refresh must ask the name servers.
 
-use super::{Found, Source};
 use crate::config::dns::DnsSettings;
+use crate::discovery::{Found, Source};
 use hickory_resolver::config::{
     ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
 };

@@ -3,10 +3,11 @@
 //! resolves every source once before the proxy listens. Nothing here is on the request path:
 //! a slow or dead name server delays only its own task.
 
+use super::apply;
 use super::resolve::{self, Outcome};
-use super::{apply, expand, Found, Source, Table};
 use crate::config::dns::DnsSettings;
 use crate::config::Config;
+use crate::discovery::{expand, Found, Source, Table};
 use crate::state::Shared;
 use hickory_resolver::TokioResolver;
 use std::collections::BTreeMap;
@@ -28,12 +29,12 @@ pub fn sources(config: &Config) -> BTreeMap<(String, Source), Option<Duration>> 
         .values()
         .flat_map(|upstream| {
             let own = upstream.dns.srv.as_ref().and_then(|srv| srv.refresh);
-            expand::sources(upstream)
-                .into_iter()
-                .map(move |source| {
-                    let refresh = matches!(source, Source::Srv { .. }).then_some(own).flatten();
-                    ((upstream.name.clone(), source), refresh)
-                })
+            expand::sources(upstream).into_iter().map(move |source| {
+                let refresh = matches!(source, Source::Srv { .. })
+                    .then_some(own)
+                    .flatten();
+                ((upstream.name.clone(), source), refresh)
+            })
         })
         .collect()
 }
@@ -220,7 +221,10 @@ pub async fn first_round(config: &Config, table: &Table) -> Vec<String> {
     });
     let mut problems = Vec::new();
     for (group, source, outcome) in futures::future::join_all(lookups).await {
-        let refresh = wanted.get(&(group.clone(), source.clone())).copied().flatten();
+        let refresh = wanted
+            .get(&(group.clone(), source.clone()))
+            .copied()
+            .flatten();
         let (_, change) = record(table, dns, group, source, refresh, &outcome);
         if let Some(servers) = change {
             table.update(group, source, |entry| entry.servers = servers);

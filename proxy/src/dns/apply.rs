@@ -5,7 +5,7 @@
 //! `Registry`), removed ones drain: requests already on them keep the old snapshot and their
 //! lease to the end. The change is a journal line with trigger `dns`.
 
-use super::{expand, Found, Source};
+use crate::discovery::{expand, Found, Source};
 use crate::health;
 use crate::journal::{now, DnsChange, Outcome, Record, Trigger};
 use crate::snapshot::Snapshot;

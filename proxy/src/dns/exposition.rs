@@ -3,7 +3,7 @@
 //! `scalelab_upstream_servers{upstream}`, the servers each group has now (its own and those
 //! resolved).
 
-use super::Table;
+use crate::discovery::Table;
 use crate::snapshot::Snapshot;
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
