@@ -163,7 +163,7 @@ async fn srv(resolver: &TokioResolver, name: &str) -> Outcome {
                 }
                 // A target without addresses is left out; the others still serve.
                 Err(error) => {
-                    tracing::warn!(srv = name, %target, %error, "SRV target does not resolve");
+                    tracing::debug!(srv = name, %target, %error, "SRV target does not resolve");
                     continue;
                 }
             }
