@@ -311,7 +311,8 @@ fn the_access_log_has_one_writer() {
 #[test]
 fn responses_are_written_in_one_place_per_kind() {
     // The proxy's own answers (`Answer`) go through `service::write_answer`; a cached object
-    // is written by the cache lookup, until issue 23 section 2 gives every answer one writer.
+    // is written by the cache lookup; Pingora writes a proxied one. The headers the proxy adds
+    // to all three come from one place, checked below.
     for call in [".write_response_header(", ".write_response_body("] {
         assert_eq!(
             proxy_files_naming(call),
@@ -364,4 +365,31 @@ fn every_file_of_the_proxy_has_its_own_name() {
         repeated.is_empty(),
         "file names used twice in one layer: {repeated:?}"
     );
+}
+
+/// Issue 23 section 2: the proxy's own response headers (request id, diagnostic headers, explain)
+/// are written by `service::own_headers` for every answer, proxied, cached or refused; only the
+/// answer to a head Pingora refused, which has no request context, writes its id and generation
+/// itself (`service::answer::response`).
+#[test]
+fn the_proxy_own_response_headers_have_one_writer() {
+    for (header, writers) in [
+        ("headers::EXPLAIN,", &["service::own_headers"][..]),
+        ("headers::STRATEGY,", &["service::own_headers"][..]),
+        ("headers::UPSTREAM_SERVER,", &["service::own_headers"][..]),
+        (
+            "headers::CONFIG_GENERATION,",
+            &["service::answer", "service::own_headers"][..],
+        ),
+        (
+            "(headers::REQUEST_ID,",
+            &[
+                "service::answer",
+                "service::own_headers",
+                "service::upstream_request",
+            ][..],
+        ),
+    ] {
+        assert_eq!(proxy_files_naming(header), writers, "{header}");
+    }
 }
