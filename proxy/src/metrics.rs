@@ -258,8 +258,8 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
         }
     }
 
-    crate::tls::exposition::register(&registry, &shared.certificates().table())?;
-    crate::dns::exposition::register(&registry, &snapshot, &shared.registry().discovered)?;
+    crate::https::exposition::register(&registry, &shared.certificates().table())?;
+    crate::dns::status::register(&registry, &snapshot, &shared.registry().discovered)?;
 
     let mut families = registry.gather();
     families.extend(prometheus::gather());

@@ -3,7 +3,7 @@
 //! resolves every source once before the proxy listens. Nothing here is on the request path:
 //! a slow or dead name server delays only its own task.
 
-use super::apply;
+use super::answer_change;
 use super::resolve::{self, Outcome};
 use crate::config::dns::DnsSettings;
 use crate::config::Config;
@@ -136,7 +136,7 @@ async fn follow(
             let (shared, group, source) = (shared.clone(), group.clone(), source.clone());
             // The reload lock and the first checks block: off the async threads.
             let _ = tokio::task::spawn_blocking(move || {
-                apply::apply(&shared, &group, &source, servers)
+                answer_change::apply(&shared, &group, &source, servers)
             })
             .await;
         }

@@ -2,7 +2,7 @@
 //! `name` and `port`, and `discovery = { srv }`.
 
 use super::check::Check;
-use super::limits::validate_max_connections;
+use super::traffic::validate_max_connections;
 use crate::config::dns::{valid_name, DnsSettings, DnsSources, NamedServer, SrvDiscovery};
 use crate::config::file::{FileConfig, FileUpstream};
 use crate::config::units::DurationKind;
