@@ -33,12 +33,6 @@ const KNOWN_CYCLES: &[(&str, &[&str])] = &[
             "cache::store",
         ],
     ),
-    // `labfile` validates the fleet settings with `fleet::problems`, and `fleet` builds on
-    // `labfile` and `plan` (issue 23 section 4).
-    ("lab", &["fleet", "labfile", "plan"]),
-    // `report` renders `lesson`'s figures and verdict helpers, and two lessons ask `report`
-    // for `path_of` (issue 23 section 4).
-    ("lab", &["lesson", "report"]),
 ];
 
 fn workspace() -> PathBuf {
