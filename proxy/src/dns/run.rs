@@ -71,15 +71,16 @@ pub async fn run(shared: Shared, mut shutdown: watch::Receiver<bool>) {
         if settings.as_ref() != Some(config.dns()) {
             std::mem::take(&mut followers);
             settings = Some(config.dns().clone());
-            resolver = if wanted.is_empty() {
-                None
-            } else {
-                match resolve::resolver(config.dns()) {
-                    Ok(built) => Some(Arc::new(built)),
-                    Err(error) => {
-                        tracing::error!(%error, "cannot build the DNS resolver; names are not re-resolved");
-                        None
-                    }
+            resolver = None;
+        }
+        // Built with the first source (a config may gain its first name by a reload), and
+        // again after `[dns]` changed.
+        if resolver.is_none() && !wanted.is_empty() {
+            resolver = match resolve::resolver(config.dns()) {
+                Ok(built) => Some(Arc::new(built)),
+                Err(error) => {
+                    tracing::error!(%error, "cannot build the DNS resolver; names are not re-resolved");
+                    None
                 }
             };
         }

@@ -349,3 +349,80 @@ async fn a_config_reload_keeps_the_resolved_servers() {
     let servers = spread(&proxy, 10).await;
     assert_eq!(count(&servers, "a") + count(&servers, "b"), 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_adds_a_name_follows_it_and_one_that_removes_it_drops_its_servers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut dns = Dnsmasq::start(dir.path());
+    let (port, backends) = backends_on_one_port(&["a", "b"]);
+    let (_, fixed) = backends_on_one_port(&["static"]);
+    let all: Vec<&TestBackend> = backends.iter().collect();
+    set_records(&mut dns, &records("api.test", &all));
+    let only_static = format!(
+        "[upstreams.g]\nservers = [{{ addr = \"{}\" }}]\n{CHECK}\n",
+        fixed[0].addr
+    );
+    let config = dns_config(dns.addr(), &only_static, "");
+    let proxy = TestProxy::start(&config).await;
+    wait_for_servers(&proxy, &[&fixed[0]]).await;
+    // The reload names api.test: its task starts and its answer is applied as a `dns` change.
+    let with_name = format!(
+        "[upstreams.g]\nservers = [{{ addr = \"{}\" }}, {{ name = \"api.test\", port = {port} }}]\n{CHECK}\n",
+        fixed[0].addr
+    );
+    proxy.write_config(
+        &with_dns(TestConfig::same_ports(&config), dns.addr(), &with_name, "").render(),
+    );
+    wait_for_servers(&proxy, &[&fixed[0], &backends[0], &backends[1]]).await;
+    let lines = dns_lines(&proxy).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let mut added: Vec<String> = backends.iter().map(|b| b.addr.to_string()).collect();
+    added.sort();
+    assert_eq!(lines[0]["dns"]["added"], serde_json::json!(added));
+    // The reload that drops the name drops its servers and its task: a later change of the
+    // record is no longer applied.
+    proxy.write_config(
+        &with_dns(
+            TestConfig::same_ports(&config),
+            dns.addr(),
+            &only_static,
+            "",
+        )
+        .render(),
+    );
+    wait_for_servers(&proxy, &[&fixed[0]]).await;
+    // The follower notices within half a second and forgets the name.
+    eventually(
+        Duration::from_secs(5),
+        "api.test to be forgotten",
+        || async {
+            group(&proxy).await["dns"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+                .then_some(())
+        },
+    )
+    .await;
+    set_records(&mut dns, &records("api.test", &all[..1]));
+    let generation = proxy.admin_get("/admin/reloads").await["generation"].clone();
+    let text = scrape(&proxy).await;
+    let resolved = sample(
+        &text,
+        "scalelab_dns_resolutions_total{name=\"api.test\",result=\"ok\"}",
+    );
+    tokio::time::sleep(patient(Duration::from_secs(2))).await;
+    assert_eq!(dns_lines(&proxy).await.len(), 1);
+    assert_eq!(
+        proxy.admin_get("/admin/reloads").await["generation"],
+        generation
+    );
+    let text = scrape(&proxy).await;
+    assert_eq!(
+        sample(
+            &text,
+            "scalelab_dns_resolutions_total{name=\"api.test\",result=\"ok\"}"
+        ),
+        resolved,
+        "a name no group uses is not resolved any more"
+    );
+}
