@@ -13,7 +13,7 @@ use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Failed resolutions of `name` so far (errors and timeouts).
 async fn failed_resolutions(proxy: &TestProxy, name: &str) -> f64 {
@@ -107,21 +107,21 @@ async fn a_slow_name_server_never_stalls_a_request() {
     })
     .await;
     let http = proxy.http();
-    let mut slowest = Duration::ZERO;
+    // Requests answered while the refresh is still pending prove it is off the request path:
+    // a request that waited for it would finish only after the answer. Counted by event, not
+    // by time, so a loaded machine cannot fail it.
+    let mut answered_meanwhile = 0;
     for _ in 0..20 {
-        let started = Instant::now();
         let response = http.get(proxy.url("/")).send().await.expect("response");
         assert_eq!(response.status(), 200);
-        slowest = slowest.max(started.elapsed());
+        if slow.answered() != asked {
+            break;
+        }
+        answered_meanwhile += 1;
     }
-    assert_eq!(
-        slow.answered(),
-        asked,
-        "the requests ran while the answer was pending"
-    );
     assert!(
-        slowest < DELAY / 2,
-        "a request waited {slowest:?} behind a DNS refresh"
+        answered_meanwhile >= 3,
+        "only {answered_meanwhile} requests were answered while the DNS answer was pending"
     );
 }
 
