@@ -5,6 +5,7 @@ mod admission;
 mod affinity;
 mod answer;
 mod caching;
+mod compress;
 mod debug;
 mod edge;
 mod forward;
@@ -43,6 +44,7 @@ pub struct Proxy {
 impl Proxy {
     pub fn new(shared: Shared) -> Proxy {
         let cache = shared.cache().clone();
+        crate::compression::series::register();
         Proxy { shared, cache }
     }
 }
@@ -101,6 +103,8 @@ pub struct RequestCtx {
     upgrade: Option<upgrade::Upgrading>,
     /// The hash key and sticky server the request brings, and the server picked.
     affinity: affinity::Affinity,
+    /// The response body's encoder, when `compress` encodes this response.
+    compressing: Option<Box<crate::compression::Encoder>>,
     _active: ActiveRequest,
 }
 
@@ -167,6 +171,7 @@ impl ProxyHttp for Proxy {
             body_seen: 0,
             upgrade: None,
             affinity: affinity::Affinity::default(),
+            compressing: None,
             _active: self.shared.start_request(),
         })
     }
@@ -286,7 +291,9 @@ impl ProxyHttp for Proxy {
         upstream_request: &mut pingora::http::RequestHeader,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
-        forward::rewrite_upstream_request(session, upstream_request, ctx)
+        forward::rewrite_upstream_request(session, upstream_request, ctx)?;
+        compress::upstream_request(ctx, upstream_request);
+        Ok(())
     }
 
     /// Marks the response as started and drops hop-by-hop fields.
@@ -348,7 +355,7 @@ impl ProxyHttp for Proxy {
         affinity::set_cookie(ctx, response)?;
         caching::decorate(ctx, response)?;
         rules::response_headers(session, ctx, response)?;
-        Ok(())
+        compress::on_response(session, ctx, response)
     }
 
     /// Collects cacheable bodies as they stream by.
@@ -363,15 +370,17 @@ impl ProxyHttp for Proxy {
         Ok(None)
     }
 
-    /// Swaps an origin 5xx body for the stale object's when stale-if-error applies.
+    /// Swaps an origin 5xx body for the stale object's when stale-if-error applies, then
+    /// compresses it when `compress` applies.
     fn response_body_filter(
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<Option<std::time::Duration>> {
         caching::replace_body_if_stale(ctx, body);
+        compress::on_body(ctx, body, end_of_stream)?;
         Ok(None)
     }
 
