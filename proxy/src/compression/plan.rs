@@ -38,10 +38,11 @@ pub struct ResponseFacts<'a> {
 /// Why a response goes out unencoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Skip {
-    /// 1xx, 204, 206 and 304 carry no body to compress (or a range of the identity bytes).
+    /// 1xx, 204 and 304 carry no body to compress.
     Status,
     Encoded,
     NoTransform,
+    /// A 206, or any response with `Content-Range`.
     Range,
     Type,
     Small,
@@ -86,8 +87,12 @@ impl Plan {
 }
 
 pub fn plan(settings: &CompressSettings, request: RequestFacts, response: ResponseFacts) -> Plan {
-    if matches!(response.status, 100..=199 | 204 | 206 | 304) {
+    if matches!(response.status, 100..=199 | 204 | 304) {
         return Plan::same_for_all(Skip::Status);
+    }
+    // A range (or a 416 naming the size) is of the identity bytes.
+    if response.status == 206 || response.content_range {
+        return Plan::same_for_all(Skip::Range);
     }
     if response
         .content_encoding
@@ -97,9 +102,6 @@ pub fn plan(settings: &CompressSettings, request: RequestFacts, response: Respon
     }
     if response.no_transform {
         return Plan::same_for_all(Skip::NoTransform);
-    }
-    if response.content_range {
-        return Plan::same_for_all(Skip::Range);
     }
     if !settings.compresses_type(response.content_type) {
         return Plan::same_for_all(Skip::Type);

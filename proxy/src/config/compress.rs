@@ -31,7 +31,11 @@ impl Encoding {
         Encoding::ALL
             .into_iter()
             .find(|e| token.eq_ignore_ascii_case(e.token()))
-            .or_else(|| token.eq_ignore_ascii_case("x-gzip").then_some(Encoding::Gzip))
+            .or_else(|| {
+                token
+                    .eq_ignore_ascii_case("x-gzip")
+                    .then_some(Encoding::Gzip)
+            })
     }
 
     /// The levels the encoder accepts. zstd stops at 19: its "ultra" levels 20 to 22 need

@@ -7,8 +7,8 @@
 
 use super::RequestCtx;
 use crate::compression::plan::{merged_vary, no_transform, weak_etag};
-use crate::compression::{self, series, CompressSettings, Encoder, Plan, RequestFacts};
 use crate::compression::ResponseFacts;
+use crate::compression::{self, series, CompressSettings, Encoder, Plan, RequestFacts};
 use crate::headers;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};

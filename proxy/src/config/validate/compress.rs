@@ -79,7 +79,11 @@ fn settings(layers: &[Layer<'_>], problems: &mut Problems) -> Option<CompressSet
     };
     let min_bytes = match first(layers, |f| f.min_bytes.as_ref()) {
         None => DEFAULT_MIN_BYTES,
-        Some((layer, size)) => min_bytes(&format!("{}.min_bytes", layer.path), size, sink(layer, problems, &mut unreported)),
+        Some((layer, size)) => min_bytes(
+            &format!("{}.min_bytes", layer.path),
+            size,
+            sink(layer, problems, &mut unreported),
+        ),
     };
     let types = match first(layers, |f| f.types.as_ref()) {
         None => DEFAULT_TYPES
@@ -90,7 +94,12 @@ fn settings(layers: &[Layer<'_>], problems: &mut Problems) -> Option<CompressSet
     };
     let levels = match first(layers, |f| f.level.as_ref()) {
         None => Encoding::ALL.map(Encoding::default_level),
-        Some((layer, level)) => levels(&layer.path, level, &encodings, sink(layer, problems, &mut unreported)),
+        Some((layer, level)) => levels(
+            &layer.path,
+            level,
+            &encodings,
+            sink(layer, problems, &mut unreported),
+        ),
     };
     if encodings.is_empty() {
         return None;

@@ -265,14 +265,17 @@ pub async fn serve(
     }
     super::super::rules::response_headers(session, ctx, &mut header)?;
     let stored = (entry.status, entry.headers.as_slice(), entry.body.len());
-    let encoder = super::super::compress::on_cached(session, ctx, stored, not_modified, &mut header)?;
+    let encoder =
+        super::super::compress::on_cached(session, ctx, stored, not_modified, &mut header)?;
     let no_body = not_modified || session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(header), no_body)
         .await?;
     match encoder {
         _ if no_body => {}
-        Some(encoder) => super::super::compress::write_cached(session, encoder, &entry.body).await?,
+        Some(encoder) => {
+            super::super::compress::write_cached(session, encoder, &entry.body).await?
+        }
         None => {
             session
                 .write_response_body(Some(entry.body.clone()), true)
