@@ -1,6 +1,6 @@
 //! Compression on the response path, last of the response phases (after the response header
 //! rules): `on_response` plans a proxied response and rewrites its head, `on_body` encodes its
-//! body chunk by chunk, `on_cached` and `write_cached` do the same for a cache hit, whose
+//! body chunk by chunk, `on_cached` and `encode_cached` do the same for a cache hit, whose
 //! stored body is always the upstream's identity bytes. `upstream_request` asks the upstream
 //! of a compressing route for identity, so the cache holds one object per key whatever the
 //! clients accept, and this is the one place that encodes.
@@ -18,7 +18,7 @@ use pingora::{Error, ErrorType, Result};
 
 /// The chunk a cached body is encoded and written in, so a large object does not become one
 /// large encoded buffer.
-const CACHED_CHUNK: usize = 64 * 1024;
+pub(super) const CACHED_CHUNK: usize = 64 * 1024;
 
 fn settings(ctx: &RequestCtx) -> Option<&CompressSettings> {
     ctx.route
@@ -119,18 +119,15 @@ pub(super) fn on_cached(
     Ok(encoder)
 }
 
-/// Writes a cached body through its encoder, a chunk at a time.
-pub(super) async fn write_cached(
-    session: &mut Session,
-    mut encoder: Encoder,
-    body: &Bytes,
-) -> Result<()> {
-    for chunk in body.chunks(CACHED_CHUNK) {
-        let out = encode(&mut encoder, chunk)?;
-        session.write_response_body(Some(out), false).await?;
-    }
-    let tail = finish(&mut encoder)?;
-    session.write_response_body(Some(tail), true).await
+/// One chunk of a cached body, encoded; the cache lookup writes it (it is the one writer of
+/// cached objects).
+pub(super) fn encode_cached(encoder: &mut Encoder, chunk: &[u8]) -> Result<Bytes> {
+    encode(encoder, chunk)
+}
+
+/// The end of a cached body's encoded stream.
+pub(super) fn finish_cached(encoder: &mut Encoder) -> Result<Bytes> {
+    finish(encoder)
 }
 
 fn encode(encoder: &mut Encoder, chunk: &[u8]) -> Result<Bytes> {

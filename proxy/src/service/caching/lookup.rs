@@ -273,8 +273,14 @@ pub async fn serve(
         .await?;
     match encoder {
         _ if no_body => {}
-        Some(encoder) => {
-            super::super::compress::write_cached(session, encoder, &entry.body).await?
+        Some(mut encoder) => {
+            use super::super::compress::{encode_cached, finish_cached, CACHED_CHUNK};
+            for chunk in entry.body.chunks(CACHED_CHUNK) {
+                let out = encode_cached(&mut encoder, chunk)?;
+                session.write_response_body(Some(out), false).await?;
+            }
+            let tail = finish_cached(&mut encoder)?;
+            session.write_response_body(Some(tail), true).await?;
         }
         None => {
             session
