@@ -331,3 +331,41 @@ fn config_mistakes_are_reported_with_their_paths() {
         assert!(stderr.contains(expected), "{expected}\nin\n{stderr}");
     }
 }
+
+/// An HTTP/1.0 client has no chunked framing for a body of unknown length: it gets identity
+/// (with `Vary`, since an HTTP/1.1 client would get gzip), with its `Content-Length`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http10_clients_get_identity() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = Origin::start();
+    let config = TestConfig::new().upstream(spec(&origin)).route_with(
+        "data",
+        "/data",
+        "origin",
+        "compress = {}",
+    );
+    let proxy = TestProxy::start(&config).await;
+    let address = proxy.base.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    tcp.write_all(b"GET /data HTTP/1.0\r\nHost: example\r\nAccept-Encoding: gzip\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(patient(Duration::from_secs(10)), tcp.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.0 200") || head.starts_with("http/1.1 200"),
+        "{head}"
+    );
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert!(head.contains("vary: accept-encoding"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", 64 * 1024)),
+        "{head}"
+    );
+    assert!(raw[split + 4..] == body_of(64 * 1024));
+}
