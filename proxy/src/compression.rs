@@ -1,7 +1,7 @@
 //! Response compression: `negotiate` (the client's `Accept-Encoding` against the route's
 //! encodings, pure), `plan` (whether a response is compressed and whether it varies on
 //! `Accept-Encoding`, pure), `encoder` (gzip, brotli and zstd as streams that flush each chunk)
-//! and `series` (`scalelab_compression_bytes_total`). `service::compress` applies them to
+//! and `counters` (`scalelab_compression_bytes_total`). `service::compress` applies them to
 //! proxied responses and cache hits.
 //!
 //! Our own instead of Pingora's response compression module: it takes the client's first
@@ -10,10 +10,10 @@
 //! forbids; and as a downstream module it would run on every request and body chunk of every
 //! route (why `init_downstream_modules` installs none).
 
+pub mod counters;
 pub mod encoder;
 pub mod negotiate;
 pub mod plan;
-pub mod series;
 
 #[cfg(test)]
 mod tests;

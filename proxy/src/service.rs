@@ -44,7 +44,7 @@ pub struct Proxy {
 impl Proxy {
     pub fn new(shared: Shared) -> Proxy {
         let cache = shared.cache().clone();
-        crate::compression::series::register();
+        crate::compression::counters::register();
         Proxy { shared, cache }
     }
 }

@@ -8,7 +8,7 @@
 use super::RequestCtx;
 use crate::compression::plan::{merged_vary, no_transform, weak_etag};
 use crate::compression::ResponseFacts;
-use crate::compression::{self, series, CompressSettings, Encoder, Plan, RequestFacts};
+use crate::compression::{self, counters, CompressSettings, Encoder, Plan, RequestFacts};
 use crate::headers;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
@@ -132,13 +132,13 @@ pub(super) fn finish_cached(encoder: &mut Encoder) -> Result<Bytes> {
 
 fn encode(encoder: &mut Encoder, chunk: &[u8]) -> Result<Bytes> {
     let out = encoder.encode(chunk).map_err(failed)?;
-    series::count(encoder.encoding(), chunk.len() as u64, out.len() as u64);
+    counters::count(encoder.encoding(), chunk.len() as u64, out.len() as u64);
     Ok(out)
 }
 
 fn finish(encoder: &mut Encoder) -> Result<Bytes> {
     let tail = encoder.finish().map_err(failed)?;
-    series::count(encoder.encoding(), 0, tail.len() as u64);
+    counters::count(encoder.encoding(), 0, tail.len() as u64);
     Ok(tail)
 }
 
