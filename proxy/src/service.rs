@@ -2,18 +2,18 @@
 //! request context and the pure modules (`routing`, `balance`, `headers`, `error`, `cache`).
 
 mod admission;
-mod affinity;
 mod answer;
+mod balancing_hints;
 mod caching;
 mod compress;
 mod debug;
-mod edge;
-mod forward;
-mod limits;
 mod observe;
-mod pick;
+mod rate_limiting;
+mod request_head;
 mod rules;
-mod upgrade;
+mod tunnel;
+mod upstream_peer;
+mod upstream_request;
 
 use answer::write_answer;
 
@@ -100,9 +100,9 @@ pub struct RequestCtx {
     body_limit: u64,
     body_seen: u64,
     /// Set for an upgrade request the proxy forwards, and while its tunnel is open.
-    upgrade: Option<upgrade::Upgrading>,
+    upgrade: Option<tunnel::Upgrading>,
     /// The hash key and sticky server the request brings, and the server picked.
-    affinity: affinity::Affinity,
+    affinity: balancing_hints::Affinity,
     /// The response body's encoder, when `compress` encodes this response.
     compressing: Option<Box<crate::compression::Encoder>>,
     _active: ActiveRequest,
@@ -170,7 +170,7 @@ impl ProxyHttp for Proxy {
             body_limit: u64::MAX,
             body_seen: 0,
             upgrade: None,
-            affinity: affinity::Affinity::default(),
+            affinity: balancing_hints::Affinity::default(),
             compressing: None,
             _active: self.shared.start_request(),
         })
@@ -203,7 +203,7 @@ impl ProxyHttp for Proxy {
         _end_of_stream: bool,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
-        edge::count_body(ctx, body.as_ref()).map_err(|reject| {
+        request_head::count_body(ctx, body.as_ref()).map_err(|reject| {
             ctx.reject = Some(reject);
             Error::explain(ErrorType::HTTPStatus(413), "request body too large")
         })
@@ -216,8 +216,8 @@ impl ProxyHttp for Proxy {
         _session: &mut Session,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<Box<HttpPeer>> {
-        let mut peer = pick::upstream_peer(ctx).await?;
-        upgrade::prepare_peer(&mut peer, ctx);
+        let mut peer = upstream_peer::upstream_peer(ctx).await?;
+        tunnel::prepare_peer(&mut peer, ctx);
         Ok(peer)
     }
 
@@ -263,7 +263,7 @@ impl ProxyHttp for Proxy {
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
         if !ctx.responded && e.esource() == &pingora::ErrorSource::Upstream {
-            affinity::observe_try(ctx, None);
+            balancing_hints::observe_try(ctx, None);
         }
         if ctx.snapshot.config.proxy().request_metrics
             && e.esource() == &pingora::ErrorSource::Upstream
@@ -274,7 +274,7 @@ impl ProxyHttp for Proxy {
         }
         let retry = !ctx.responded
             && e.esource() == &pingora::ErrorSource::Upstream
-            && pick::is_idempotent(&session.req_header().method)
+            && upstream_peer::is_idempotent(&session.req_header().method)
             && !session.as_ref().retry_buffer_truncated()
             && ctx.retries_left();
         if retry {
@@ -291,7 +291,7 @@ impl ProxyHttp for Proxy {
         upstream_request: &mut pingora::http::RequestHeader,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
-        forward::rewrite_upstream_request(session, upstream_request, ctx)?;
+        upstream_request::rewrite_upstream_request(session, upstream_request, ctx)?;
         compress::upstream_request(ctx, upstream_request);
         Ok(())
     }
@@ -304,7 +304,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         ctx.responded = true;
-        affinity::observe_try(ctx, Some(upstream_response.status.as_u16()));
+        balancing_hints::observe_try(ctx, Some(upstream_response.status.as_u16()));
         if ctx.snapshot.config.proxy().request_metrics {
             if let (Some(lease), Some(started)) = (&ctx.lease, ctx.upstream_started) {
                 lease
@@ -314,7 +314,7 @@ impl ProxyHttp for Proxy {
             }
         }
         caching::on_upstream_response(session, ctx, upstream_response)?;
-        upgrade::on_response(session, ctx, upstream_response.status);
+        tunnel::on_response(session, ctx, upstream_response.status);
         // A 101's `Connection: upgrade` and `Upgrade` are the switch itself: they must reach
         // the client.
         if upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS {
@@ -351,8 +351,8 @@ impl ProxyHttp for Proxy {
         if let Some(note) = ctx.rules_note.take() {
             response.append_header(headers::EXPLAIN, note)?;
         }
-        limits::add_quota_headers(ctx, response)?;
-        affinity::set_cookie(ctx, response)?;
+        rate_limiting::add_quota_headers(ctx, response)?;
+        balancing_hints::set_cookie(ctx, response)?;
         caching::decorate(ctx, response)?;
         rules::response_headers(session, ctx, response)?;
         compress::on_response(session, ctx, response)
@@ -401,7 +401,7 @@ impl ProxyHttp for Proxy {
                 can_reuse_downstream: false,
             };
         };
-        crate::edge::count_refusal(&reject);
+        crate::listeners::count_refusal(&reject);
         let code = reject.status();
         if session.response_written().is_none() && caching::serve_stale_on_error(session, ctx).await
         {
@@ -452,7 +452,7 @@ impl ProxyHttp for Proxy {
         session: &pingora::protocols::http::ServerSession,
         error: &Error,
     ) -> Option<(ResponseHeader, Bytes)> {
-        edge::answer_head_error(&self.shared, session, error)
+        request_head::answer_head_error(&self.shared, session, error)
     }
 
     /// A client that closes its connection is not an error worth a log line of its own; the

@@ -323,3 +323,47 @@ fn responses_are_written_in_one_place_per_kind() {
     }
     assert_eq!(proxy_files_naming(".respond_error("), Vec::<String>::new());
 }
+
+/// Issue 23 section 5: a file's name is its idea, so a newcomer who reads a path knows what is in
+/// it. Outside `config/`, no two files of the proxy's library share a name (test files aside).
+/// Inside `config/`, each section is one name in three layers by design (`file/X`, the serde
+/// mirror; `validate/X`, its checks; `X`, the validated types), and no layer repeats a name.
+#[test]
+fn every_file_of_the_proxy_has_its_own_name() {
+    let src = workspace().join("proxy/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut seen: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
+    for file in files {
+        let relative = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let is_test = name == "tests.rs"
+            || name.ends_with("_tests.rs")
+            || relative.split('/').any(|part| part == "tests");
+        if is_test || relative == "main.rs" || relative == "lib.rs" {
+            continue;
+        }
+        let layer = match relative.strip_prefix("config/") {
+            Some(rest) if rest.starts_with("file/") => "config/file",
+            Some(rest) if rest.starts_with("validate/") => "config/validate",
+            Some(_) => "config",
+            None if relative == "config.rs" => "config",
+            None => "run time",
+        };
+        seen.entry((layer.to_owned(), name))
+            .or_default()
+            .push(relative);
+    }
+    let repeated: Vec<_> = seen
+        .into_iter()
+        .filter(|(_, paths)| paths.len() > 1)
+        .collect();
+    assert!(
+        repeated.is_empty(),
+        "file names used twice in one layer: {repeated:?}"
+    );
+}

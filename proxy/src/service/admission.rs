@@ -33,7 +33,7 @@ pub(super) enum Stop {
 impl From<Reject> for Stop {
     /// Every refusal of admission passes here, so it is counted here, once.
     fn from(reject: Reject) -> Stop {
-        crate::edge::count_refusal(&reject);
+        crate::listeners::count_refusal(&reject);
         Stop::Answer(reject.into())
     }
 }
@@ -57,7 +57,7 @@ impl Proxy {
         };
         // Decided first, so that every answer, refusals included, follows it.
         ctx.debug = super::debug::allowed(session, &ctx.snapshot);
-        super::edge::admit_framing(session, ctx)?;
+        super::request_head::admit_framing(session, ctx)?;
         check_header_size(session, ctx)?;
         let route = resolve_route(session, ctx);
         // Plain HTTP may be sent to HTTPS before anything else (the route decides when it has
@@ -74,7 +74,7 @@ impl Proxy {
         // The token is checked before anything else touches the request: no upstream and no
         // cache lookup for a request that fails auth.
         ctx.route = Some(route);
-        super::edge::limit_body(session, ctx)?;
+        super::request_head::limit_body(session, ctx)?;
         let claims = if self.is_guarded_invalidation(session, ctx) {
             // The admin token replaces the route's JWT here: `Authorization` cannot carry both,
             // and purging the cache is an operator's act, not an end user's.
@@ -91,7 +91,7 @@ impl Proxy {
         } else {
             self.check_token(session, ctx, route)?
         };
-        super::upgrade::admit(session, ctx, route)?;
+        super::tunnel::admit(session, ctx, route)?;
         // Without `debug` the explanation is never built: the header is not even looked up.
         ctx.explain = ctx.debug
             && session
@@ -104,14 +104,15 @@ impl Proxy {
         // A route that answers by itself has no pool.
         if let Some(pool) = ctx.snapshot.pool_for_route(route).cloned() {
             ctx.strategy = strategy(session, &pool)?;
-            ctx.affinity.hint = super::affinity::hint(session, ctx, &pool);
+            ctx.affinity.hint = super::balancing_hints::hint(session, ctx, &pool);
             ctx.pool = Some(pool);
         }
         // Limits count only requests that passed auth, and refuse before the cache or an
         // upstream does any work.
         // Borrowed, not cloned: most routes have no limits, and this runs on every request.
         let remote = self.shared.cache().remote().map(|remote| &**remote);
-        super::limits::check_rate_limits(session, ctx, route, claims.as_ref(), remote).await?;
+        super::rate_limiting::check_rate_limits(session, ctx, route, claims.as_ref(), remote)
+            .await?;
         let snapshot = ctx.snapshot.clone();
         if let Some(route_config) = snapshot.routes.get(route) {
             if let Some(answer) = super::rules::route_answer(session, ctx, route_config) {

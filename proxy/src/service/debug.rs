@@ -3,7 +3,7 @@
 //! addresses and the config's state, so the daemon sends none by default; with `off` the
 //! request path neither decides trust nor builds any of them.
 
-use super::{limits, RequestCtx};
+use super::{rate_limiting, RequestCtx};
 use crate::config::admin::DebugHeaders;
 use crate::headers;
 use crate::snapshot::Snapshot;
@@ -60,7 +60,9 @@ pub(super) fn add_headers(ctx: &mut RequestCtx, response: &mut ResponseHeader) -
     if let Some(lease) = &ctx.lease {
         response.insert_header(headers::UPSTREAM_SERVER, lease.server().addr_header.clone())?;
     }
-    if let Some(explanation) = limits::explanation(ctx.limits_note.take(), ctx.explanation.take()) {
+    if let Some(explanation) =
+        rate_limiting::explanation(ctx.limits_note.take(), ctx.explanation.take())
+    {
         response.insert_header(headers::EXPLAIN, explanation)?;
     }
     Ok(())

@@ -140,7 +140,7 @@ pub(super) fn record_request(session: &Session, ctx: &RequestCtx, status: u16, e
         telemetry::Protocol::of(req.version),
         status,
         cache,
-        super::upgrade::duration(ctx, elapsed),
+        super::tunnel::duration(ctx, elapsed),
         session.body_bytes_sent(),
     );
     // A route a reload removed records nothing more, its retries included.

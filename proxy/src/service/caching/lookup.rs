@@ -233,7 +233,7 @@ pub async fn serve(
         ),
     };
     header.insert_header(headers::CACHE, x_cache)?;
-    super::super::limits::add_quota_headers(ctx, &mut header)?;
+    super::super::rate_limiting::add_quota_headers(ctx, &mut header)?;
     header.insert_header(headers::CACHE_TIER, tier.to_string())?;
     header.insert_header(headers::CACHE_STATUS, cache_status)?;
     header.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;

@@ -14,7 +14,7 @@ pub(super) fn rewrite_upstream_request(
     upstream_request: &mut pingora::http::RequestHeader,
     ctx: &mut RequestCtx,
 ) -> Result<()> {
-    super::upgrade::prepare_upstream(upstream_request, ctx)?;
+    super::tunnel::prepare_upstream(upstream_request, ctx)?;
     let snapshot = ctx.snapshot.clone();
     let route = ctx.route.and_then(|r| snapshot.routes.get(r));
     // Most routes change nothing: their path is never copied.

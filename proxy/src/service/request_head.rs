@@ -87,8 +87,8 @@ pub(super) fn answer_head_error(
     session: &ServerSession,
     error: &Error,
 ) -> Option<(ResponseHeader, Bytes)> {
-    let (reason, answer) = crate::edge::head_error(error);
-    crate::edge::count(reason);
+    let (reason, answer) = crate::listeners::head_error(error);
+    crate::listeners::count(reason);
     let request_id = headers::new_request_id();
     let snapshot = shared.snapshot();
     // A head this malformed is not worth checking a client's trust for: only `on` shows the
