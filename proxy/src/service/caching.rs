@@ -58,6 +58,8 @@ pub struct CacheCtx {
     stale_body_sent: bool,
     cache_status: String,
     stored_note: &'static str,
+    /// `X-Cache` of a response served from the cache, for the access log.
+    pub served: Option<&'static str>,
 }
 
 impl CacheCtx {

@@ -1,5 +1,6 @@
-//! Compression on the response path, last of the response phases (after the response header
-//! rules): `on_response` plans a proxied response and rewrites its head, `on_body` encodes its
+//! Compression on the response path, just before the proxy's own headers and the response
+//! header rules (`own_headers`), so a rule sees and may change what compression wrote:
+//! `on_response` plans a proxied response and rewrites its head, `on_body` encodes its
 //! body chunk by chunk, `on_cached` and `encode_cached` do the same for a cache hit, whose
 //! stored body is always the upstream's identity bytes. `upstream_request` asks the upstream
 //! of a compressing route for identity, so the cache holds one object per key whatever the
@@ -9,7 +10,6 @@ use super::RequestCtx;
 use crate::compression::plan::{merged_vary, no_transform, weak_etag};
 use crate::compression::ResponseFacts;
 use crate::compression::{self, counters, CompressSettings, Encoder, Plan, RequestFacts};
-use crate::headers;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -46,9 +46,7 @@ pub(super) fn on_response(
     let facts = response_facts(response.status.as_u16(), response.headers.iter());
     let plan = plan_for(session, settings, facts);
     let encoder = apply(session, settings, &plan, response)?;
-    if ctx.explain {
-        response.append_header(headers::EXPLAIN, explain(&plan))?;
-    }
+    ctx.explain.note(|| explain(&plan));
     ctx.compressing = encoder.map(Box::new);
     Ok(())
 }
@@ -90,7 +88,7 @@ pub(super) fn on_body(
 /// matches what it was sent. Returns the encoder when the body is to be encoded.
 pub(super) fn on_cached(
     session: &Session,
-    ctx: &RequestCtx,
+    ctx: &mut RequestCtx,
     stored: (u16, &[(HeaderName, HeaderValue)], usize),
     not_modified: bool,
     head: &mut ResponseHeader,
@@ -113,9 +111,7 @@ pub(super) fn on_cached(
     } else {
         apply(session, settings, &plan, head)?
     };
-    if ctx.explain {
-        head.append_header(headers::EXPLAIN, explain(&plan))?;
-    }
+    ctx.explain.note(|| explain(&plan));
     Ok(encoder)
 }
 
