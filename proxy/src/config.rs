@@ -6,6 +6,7 @@ mod access_log;
 pub mod admin;
 pub mod balancing;
 mod client_limits;
+pub mod compress;
 pub mod dns;
 pub mod edge;
 mod file;
@@ -251,6 +252,8 @@ pub struct ProxySettings {
     pub edge: edge::ProxyEdge,
     /// Who gets the diagnostic response headers (`[proxy] debug_headers`, `debug_trusted`).
     pub debug_headers: admin::DebugSettings,
+    /// `[proxy] compress`, the default of every route (`None`: off).
+    pub compress: Option<compress::CompressSettings>,
 }
 
 /// One `[upstreams.NAME]` group.
@@ -344,6 +347,8 @@ pub struct Route {
     pub max_body_bytes: Option<u64>,
     /// Pass protocol upgrades (WebSocket and others) to the upstream; `false` refuses them (400).
     pub upgrades: bool,
+    /// Response compression, merged with `[proxy] compress` (`None`: off).
+    pub compress: Option<compress::CompressSettings>,
 }
 
 /// Why a config file could not be used.

@@ -9,6 +9,7 @@ pub mod access_log;
 pub mod admin;
 pub mod balance;
 pub mod cache;
+pub mod compression;
 pub mod config;
 pub mod discovery;
 pub mod dns;

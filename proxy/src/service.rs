@@ -5,6 +5,7 @@ mod admission;
 mod answer;
 mod balancing_hints;
 mod caching;
+mod compress;
 mod context;
 mod debug;
 mod observe;
@@ -45,6 +46,7 @@ pub struct Proxy {
 impl Proxy {
     pub fn new(shared: Shared) -> Proxy {
         let cache = shared.cache().clone();
+        crate::compression::counters::register();
         Proxy { shared, cache }
     }
 }
@@ -77,6 +79,8 @@ pub struct RequestCtx {
     upgrade: Option<tunnel::Upgrading>,
     /// The hash key and sticky server the request brings, and the server picked.
     affinity: balancing_hints::Affinity,
+    /// The response body's encoder, when `compress` encodes this response.
+    compressing: Option<Box<crate::compression::Encoder>>,
     _active: ActiveRequest,
 }
 
@@ -129,6 +133,7 @@ impl ProxyHttp for Proxy {
             body: context::BodyLimit::default(),
             upgrade: None,
             affinity: balancing_hints::Affinity::default(),
+            compressing: None,
             _active: self.shared.start_request(),
         })
     }
@@ -248,7 +253,9 @@ impl ProxyHttp for Proxy {
         upstream_request: &mut pingora::http::RequestHeader,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
-        upstream_request::rewrite_upstream_request(session, upstream_request, ctx)
+        upstream_request::rewrite_upstream_request(session, upstream_request, ctx)?;
+        compress::upstream_request(ctx, upstream_request);
+        Ok(())
     }
 
     /// Marks the response as started and drops hop-by-hop fields.
@@ -301,6 +308,7 @@ impl ProxyHttp for Proxy {
     ) -> Result<()> {
         balancing_hints::set_cookie(ctx, response)?;
         caching::decorate(ctx, response)?;
+        compress::on_response(session, ctx, response)?;
         own_headers::write(session, ctx, response, own_headers::Origin::Proxied)?;
         Ok(())
     }
@@ -317,15 +325,17 @@ impl ProxyHttp for Proxy {
         Ok(None)
     }
 
-    /// Swaps an origin 5xx body for the stale object's when stale-if-error applies.
+    /// Swaps an origin 5xx body for the stale object's when stale-if-error applies, then
+    /// compresses it when `compress` applies.
     fn response_body_filter(
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<Option<std::time::Duration>> {
         caching::replace_body_if_stale(ctx, body);
+        compress::on_body(ctx, body, end_of_stream)?;
         Ok(None)
     }
 

@@ -232,6 +232,8 @@ fn pure_policy_modules_use_no_pingora_tokio_or_files() {
         "balance",
         "headers",
         "cache::policy",
+        "compression::negotiate",
+        "compression::plan",
         "config::key_template",
         "template",
     ] {

@@ -5,6 +5,7 @@
 
 mod admin;
 mod balancing;
+mod compress;
 mod dns;
 mod edge;
 mod tls;
@@ -13,6 +14,7 @@ mod transport;
 
 pub use admin::{FileAdmin, FileSecret};
 pub use balancing::{FileCircuit, FileErrorRate, FileHash, FileOutlier, FileSticky};
+pub use compress::{FileCompress, FileLevel};
 pub use dns::{FileDiscovery, FileDns};
 pub use edge::{FileHeaderRules, FileHosts, FileRedirect, FileRespond, FileRewrite};
 pub use tls::{FileCertificate, FileTls};
@@ -79,6 +81,8 @@ pub struct FileProxy {
     pub forwarded: Option<bool>,
     pub debug_headers: Option<String>,
     pub debug_trusted: Option<Vec<String>>,
+    /// Response compression for every route (see `file/compress`).
+    pub compress: Option<FileCompress>,
 }
 
 /// `[proxy] access_log = { path, format, enabled }`.
@@ -158,6 +162,8 @@ pub struct FileRoute {
     pub rate_limits: Option<Vec<FileRateLimit>>,
     pub max_body_bytes: Option<ByteSize>,
     pub upgrades: Option<bool>,
+    /// This route's compression keys, over `[proxy]`'s.
+    pub compress: Option<FileCompress>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,6 +13,7 @@ mod balancing;
 mod cache;
 mod check;
 mod client;
+mod compress;
 mod decode;
 mod dns;
 mod edge;
@@ -141,5 +142,6 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
         ),
         edge: edge::validate_proxy_edge(file, problems),
         debug_headers: admin::validate_debug(file, problems),
+        compress: compress::validate_proxy_compress(proxy.compress.as_ref(), problems),
     }
 }

@@ -119,6 +119,12 @@ pub(super) fn validate_routes(
             auth,
             strip_prefix: route.strip_prefix.unwrap_or(false),
             upgrades: route.upgrades.unwrap_or(true),
+            compress: super::compress::validate_route_compress(
+                &base,
+                route.compress.as_ref(),
+                file.proxy.compress.as_ref(),
+                problems,
+            ),
             max_body_bytes: super::client::route_body_limit(&base, route, problems),
             path: route.path.clone(),
             hosts,

@@ -190,15 +190,30 @@ pub async fn serve(
             found.promoted.as_deref().unwrap_or("none"),
         )
     });
+    let stored = (entry.status, entry.headers.as_slice(), entry.body.len());
+    let encoder =
+        super::super::compress::on_cached(session, ctx, stored, not_modified, &mut header)?;
     super::super::own_headers::write(session, ctx, &mut header, Origin::Cached)?;
     let no_body = not_modified || session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(header), no_body)
         .await?;
-    if !no_body {
-        session
-            .write_response_body(Some(entry.body.clone()), true)
-            .await?;
+    match encoder {
+        _ if no_body => {}
+        Some(mut encoder) => {
+            use super::super::compress::{encode_cached, finish_cached, CACHED_CHUNK};
+            for chunk in entry.body.chunks(CACHED_CHUNK) {
+                let out = encode_cached(&mut encoder, chunk)?;
+                session.write_response_body(Some(out), false).await?;
+            }
+            let tail = finish_cached(&mut encoder)?;
+            session.write_response_body(Some(tail), true).await?;
+        }
+        None => {
+            session
+                .write_response_body(Some(entry.body.clone()), true)
+                .await?
+        }
     }
     if let Some(cache) = ctx.cache.as_mut() {
         cache.served = Some(x_cache);
