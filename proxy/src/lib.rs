@@ -19,6 +19,7 @@ pub mod http1;
 pub mod journal;
 pub mod logging;
 pub mod metrics;
+pub mod mirror;
 pub mod ratelimit;
 pub mod reload;
 pub mod routing;

@@ -9,9 +9,11 @@ mod debug;
 mod edge;
 mod forward;
 mod limits;
+mod mirror;
 mod observe;
 mod pick;
 mod rules;
+mod split;
 mod upgrade;
 
 use answer::write_answer;
@@ -65,6 +67,10 @@ pub struct RequestCtx {
     limits_note: Option<String>,
     /// The rewrite that applied, for the explain header.
     rules_note: Option<String>,
+    /// The split's group and why, for the explain header.
+    split_note: Option<String>,
+    /// A copy of this request on its way to the route's mirror (`service::mirror`).
+    mirror: Option<mirror::Copying>,
     /// The verified token's claims, kept only on a route whose header rules may name them.
     claims: Option<serde_json::Value>,
     /// The path sent upstream when a rule changed it, for the access log.
@@ -148,6 +154,8 @@ impl ProxyHttp for Proxy {
             explanation: None,
             limits_note: None,
             rules_note: None,
+            split_note: None,
+            mirror: None,
             claims: None,
             upstream_path: None,
             quota: None,
@@ -190,14 +198,16 @@ impl ProxyHttp for Proxy {
         }
     }
 
-    /// Enforces the body limit on bodies without a Content-Length (chunked).
+    /// Enforces the body limit on bodies without a Content-Length (chunked), and copies the
+    /// body for the route's mirror.
     async fn request_body_filter(
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
+        mirror::on_body(ctx, body.as_ref(), end_of_stream);
         edge::count_body(ctx, body.as_ref()).map_err(|reject| {
             ctx.reject = Some(reject);
             Error::explain(ErrorType::HTTPStatus(413), "request body too large")
@@ -286,7 +296,9 @@ impl ProxyHttp for Proxy {
         upstream_request: &mut pingora::http::RequestHeader,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
-        forward::rewrite_upstream_request(session, upstream_request, ctx)
+        forward::rewrite_upstream_request(session, upstream_request, ctx)?;
+        mirror::capture_head(ctx, upstream_request);
+        Ok(())
     }
 
     /// Marks the response as started and drops hop-by-hop fields.
@@ -477,6 +489,7 @@ impl ProxyHttp for Proxy {
         if ctx.snapshot.config.proxy().request_metrics {
             observe::record_request(session, ctx, status, elapsed);
         }
+        mirror::finish(ctx);
         ctx.lease = None;
     }
 }

@@ -404,6 +404,7 @@ pub fn retries(upstream: &str, retries: u64, recovered: bool) {
 mod protocol;
 mod prune;
 mod server;
+pub mod split;
 #[cfg(test)]
 mod tests;
 mod warm;

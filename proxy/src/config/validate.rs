@@ -19,6 +19,7 @@ mod limits;
 mod lines;
 mod redis;
 mod routes;
+mod split;
 mod tls;
 mod transport;
 mod upstream;

@@ -60,7 +60,8 @@ pub(super) fn add_headers(ctx: &mut RequestCtx, response: &mut ResponseHeader) -
     if let Some(lease) = &ctx.lease {
         response.insert_header(headers::UPSTREAM_SERVER, lease.server().addr_header.clone())?;
     }
-    if let Some(explanation) = limits::explanation(ctx.limits_note.take(), ctx.explanation.take()) {
+    let pick = limits::explanation(ctx.split_note.take(), ctx.explanation.take());
+    if let Some(explanation) = limits::explanation(ctx.limits_note.take(), pick) {
         response.insert_header(headers::EXPLAIN, explanation)?;
     }
     Ok(())

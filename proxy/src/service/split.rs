@@ -1,0 +1,61 @@
+//! A route's pool for one request: its one group, or for a split (a canary) the group
+//! `balance::split::choose` gives from the request's headers, cookies and `split_key`. The
+//! choice is counted per group and, when the explain header is asked for, explained.
+
+use super::affinity;
+use super::RequestCtx;
+use crate::balance::split::{choose, Reason};
+use crate::config::balancing::HashKey;
+use crate::upstream::UpstreamPool;
+use pingora::prelude::Session;
+use std::sync::Arc;
+
+/// The pool of route `route` for this request; `None` for a route that answers by itself.
+pub(super) fn pool_for(
+    session: &Session,
+    ctx: &mut RequestCtx,
+    route: usize,
+) -> Option<Arc<UpstreamPool>> {
+    let snapshot = ctx.snapshot.clone();
+    let route_config = snapshot.routes.get(route)?;
+    let Some(split) = &route_config.split else {
+        return snapshot.pool_for_route(route).cloned();
+    };
+    let req = session.req_header();
+    let key = split
+        .key
+        .as_ref()
+        .and_then(|key| affinity::key_of(session, ctx, key));
+    let choice = choose(
+        split,
+        |name| req.headers.get(name).and_then(|v| v.to_str().ok()),
+        |name| affinity::cookie(&req.headers, name),
+        key,
+        fastrand::u64(..),
+    )?;
+    let target = split.targets.get(choice.target)?;
+    crate::telemetry::split::count(&route_config.name, &target.group, choice.reason);
+    if ctx.explain {
+        let total: u32 = split.targets.iter().map(|t| t.weight).sum();
+        let why = match (choice.reason, &split.key) {
+            (Reason::Pinned, _) => "its match rule".to_string(),
+            (Reason::Key, Some(key)) => {
+                format!("weight {} of {total} by {}", target.weight, key_name(key))
+            }
+            _ => format!("weight {} of {total} per request", target.weight),
+        };
+        ctx.split_note = Some(format!("split={} ({why})", target.group));
+    }
+    snapshot.split_pool(route, choice.target).cloned()
+}
+
+/// The key as the file writes it.
+fn key_name(key: &HashKey) -> String {
+    match key {
+        HashKey::Header(name) => format!("header.{name}"),
+        HashKey::Cookie(name) => format!("cookie.{name}"),
+        HashKey::Query(name) => format!("query.{name}"),
+        HashKey::ClientIp => "client_ip".to_string(),
+        HashKey::Path => "path".to_string(),
+    }
+}
