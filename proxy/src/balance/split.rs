@@ -11,7 +11,24 @@
 #[cfg(test)]
 mod tests;
 
-use crate::config::split::{Pin, Split};
+/// One group of a split.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SplitTarget {
+    pub group: String,
+    /// Its share is `weight / sum of weights`; 0 takes only the requests its `match` pins.
+    pub weight: u32,
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
+    pub pin: Option<Pin>,
+}
+
+/// `match = { header = { NAME = VALUE }, cookie = { NAME = VALUE } }`: a request that has
+/// every one of these values goes to the target's group whatever the weights say.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Pin {
+    /// Header names lower-cased (HTTP/2 sends them so); values compared exactly.
+    pub headers: Vec<(String, String)>,
+    pub cookies: Vec<(String, String)>,
+}
 
 /// Why a request went to its group (for the explain header and the metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,17 +58,17 @@ pub struct Choice {
     pub reason: Reason,
 }
 
-/// Chooses the target of one request: pins first, in the file's order; then the key's hash
-/// when the split has a key and the request carries it, else `random`. Validation leaves at
+/// Chooses the target of one request: pins first, in the file's order; then `key` (the hash
+/// of the route's `split_key`) when the request carries one, else `random`. Validation leaves at
 /// least one weight above zero, so the draw always lands; `None` only for an invalid split.
 pub fn choose<'a>(
-    split: &Split,
+    targets: &[SplitTarget],
     header: impl Fn(&str) -> Option<&'a str>,
     cookie: impl Fn(&str) -> Option<&'a str>,
     key: Option<u64>,
     random: u64,
 ) -> Option<Choice> {
-    if let Some(target) = split.targets.iter().position(|t| {
+    if let Some(target) = targets.iter().position(|t| {
         t.pin
             .as_ref()
             .is_some_and(|pin| pins(pin, &header, &cookie))
@@ -67,7 +84,7 @@ pub fn choose<'a>(
         Some(hash) => (salted(hash), Reason::Key),
         None => (random, Reason::Weight),
     };
-    let target = by_weight(split.targets.iter().map(|t| t.weight), draw)?;
+    let target = by_weight(targets.iter().map(|t| t.weight), draw)?;
     Some(Choice { target, reason })
 }
 

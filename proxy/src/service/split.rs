@@ -27,7 +27,7 @@ pub(super) fn pool_for(
         .as_ref()
         .and_then(|key| affinity::key_of(session, ctx, key));
     let choice = choose(
-        split,
+        &split.targets,
         |name| req.headers.get(name).and_then(|v| v.to_str().ok()),
         |name| affinity::cookie(&req.headers, name),
         key,

@@ -26,6 +26,7 @@ mod auth;
 mod balancing;
 pub mod balancing_more;
 mod cache;
+mod canary;
 mod configmap;
 mod debug_headers;
 mod edge_rules;

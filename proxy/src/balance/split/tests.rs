@@ -1,20 +1,16 @@
 use super::*;
 use crate::balance::hashing::key_hash;
-use crate::config::split::{Pin, Split, SplitTarget};
 
-fn split(weights: &[u32], key: bool) -> Split {
-    Split {
-        targets: weights
-            .iter()
-            .enumerate()
-            .map(|(i, &weight)| SplitTarget {
-                group: format!("g{i}"),
-                weight,
-                pin: None,
-            })
-            .collect(),
-        key: key.then_some(crate::config::balancing::HashKey::Header("x-user".into())),
-    }
+fn split(weights: &[u32]) -> Vec<SplitTarget> {
+    weights
+        .iter()
+        .enumerate()
+        .map(|(i, &weight)| SplitTarget {
+            group: format!("g{i}"),
+            weight,
+            pin: None,
+        })
+        .collect()
 }
 
 fn none(_: &str) -> Option<&'static str> {
@@ -22,8 +18,12 @@ fn none(_: &str) -> Option<&'static str> {
 }
 
 /// Shares of `n` choices per target.
-fn shares(split: &Split, n: u64, mut draw: impl FnMut(u64) -> (Option<u64>, u64)) -> Vec<f64> {
-    let mut counts = vec![0u64; split.targets.len()];
+fn shares(
+    split: &[SplitTarget],
+    n: u64,
+    mut draw: impl FnMut(u64) -> (Option<u64>, u64),
+) -> Vec<f64> {
+    let mut counts = vec![0u64; split.len()];
     for i in 0..n {
         let (key, random) = draw(i);
         let choice = choose(split, none, none, key, random).unwrap();
@@ -36,7 +36,7 @@ fn shares(split: &Split, n: u64, mut draw: impl FnMut(u64) -> (Option<u64>, u64)
 fn per_request_ratios_follow_the_weights_within_one_percent() {
     let table: [&[u32]; 5] = [&[95, 5], &[75, 25], &[0, 100], &[1, 1, 2], &[999, 1]];
     for weights in table {
-        let split = split(weights, false);
+        let split = split(weights);
         let mut rng = fastrand::Rng::with_seed(7);
         let got = shares(&split, 200_000, |_| (None, rng.u64(..)));
         let total: u32 = weights.iter().sum();
@@ -54,7 +54,7 @@ fn per_request_ratios_follow_the_weights_within_one_percent() {
 #[test]
 fn keyed_ratios_follow_the_weights_and_a_key_always_lands_on_the_same_side() {
     for weights in [[95u32, 5], [75, 25], [50, 50]] {
-        let split = split(&weights, true);
+        let split = split(&weights);
         let got = shares(&split, 20_000, |i| {
             (Some(key_hash(format!("user-{i}").as_bytes())), 0)
         });
@@ -79,9 +79,7 @@ fn a_rollout_only_moves_users_onto_the_canary() {
     let steps = [[95u32, 5], [75, 25], [0, 100]];
     let side = |weights: &[u32; 2], user: u64| {
         let key = Some(key_hash(format!("user-{user}").as_bytes()));
-        choose(&split(weights, true), none, none, key, 0)
-            .unwrap()
-            .target
+        choose(&split(weights), none, none, key, 0).unwrap().target
     };
     for pair in steps.windows(2) {
         for user in 0..5_000u64 {
@@ -100,8 +98,8 @@ fn a_rollout_only_moves_users_onto_the_canary() {
 
 #[test]
 fn pins_come_first_and_need_every_value() {
-    let mut split = split(&[100, 0], false);
-    split.targets[1].pin = Some(Pin {
+    let mut split = split(&[100, 0]);
+    split[1].pin = Some(Pin {
         headers: vec![("x-canary".into(), "1".into())],
         cookies: vec![("beta".into(), "yes".into())],
     });
