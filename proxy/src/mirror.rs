@@ -89,3 +89,20 @@ pub fn count(route: &str, group: &str, status: &str) {
         series.with_label_values(&[route, group, status]).inc();
     }
 }
+
+/// Drops the series of (route, group) pairs the new config no longer mirrors. A copy still
+/// out when its route's mirror was removed counts once more when it ends.
+pub fn prune(routes: &[crate::config::Route]) {
+    let Some(series) = series() else { return };
+    let keep = |labels: &crate::telemetry::Labels| {
+        let value = |wanted: &str| labels.iter().find(|(name, _)| *name == wanted).map(|l| l.1);
+        routes.iter().any(|route| {
+            Some(route.name.as_str()) == value("route")
+                && route
+                    .mirror
+                    .as_ref()
+                    .is_some_and(|m| Some(m.group.as_str()) == value("group"))
+        })
+    };
+    crate::telemetry::prune_vec(series, &keep);
+}

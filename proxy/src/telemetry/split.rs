@@ -57,3 +57,22 @@ pub fn warm(routes: &[Route]) {
         }
     }
 }
+
+/// Drops the series of (route, group) pairs the new config's splits no longer have, so a
+/// finished rollout's groups leave the exposition.
+pub fn prune(routes: &[Route]) {
+    let Some(series) = series() else { return };
+    let keep = |labels: &super::Labels| {
+        let value = |wanted: &str| labels.iter().find(|(name, _)| *name == wanted).map(|l| l.1);
+        routes.iter().any(|route| {
+            Some(route.name.as_str()) == value("route")
+                && route.split.as_ref().is_some_and(|split| {
+                    split
+                        .targets
+                        .iter()
+                        .any(|t| Some(t.group.as_str()) == value("group"))
+                })
+        })
+    };
+    super::prune_vec(series, &keep);
+}
