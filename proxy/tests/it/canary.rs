@@ -206,19 +206,28 @@ async fn a_sticky_rollout_by_reloads_keeps_users_on_their_side_and_is_journaled(
     assert!(at_5.len() <= 30, "{} of 200 at 5%", at_5.len());
 
     // Promoted: the route names the canary alone, and the split's series leave the exposition.
-    assert!(scrape(&proxy).await.contains("scalelab_split_requests_total{"));
+    assert!(scrape(&proxy)
+        .await
+        .contains("scalelab_split_requests_total{"));
     let promoted = TestConfig::same_ports(&first)
         .tables(&groups(&refs))
         .route("c", "/c", "canary");
     proxy.write_config(&promoted.render());
-    eventually(patient(Duration::from_secs(10)), "the promotion", || async {
-        let journal = proxy.reloads().await;
-        (journal.len() > generation && journal[0]["result"] == "applied").then_some(())
-    })
+    eventually(
+        patient(Duration::from_secs(10)),
+        "the promotion",
+        || async {
+            let journal = proxy.reloads().await;
+            (journal.len() > generation && journal[0]["result"] == "applied").then_some(())
+        },
+    )
     .await;
     assert_eq!(side(&proxy, &[("X-Canary", "0")]).await.0, "canary");
     let metrics = scrape(&proxy).await;
-    assert!(!metrics.contains("scalelab_split_requests_total{"), "{metrics}");
+    assert!(
+        !metrics.contains("scalelab_split_requests_total{"),
+        "{metrics}"
+    );
 }
 
 /// The requests a shadow received: each head (lower-cased) and body.

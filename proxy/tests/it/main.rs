@@ -23,6 +23,7 @@ mod access_log;
 mod admin_access;
 mod attack;
 mod auth;
+mod balancer_series;
 mod balancing;
 pub mod balancing_more;
 mod cache;
