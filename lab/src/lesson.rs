@@ -5,9 +5,10 @@
 //! - `knobs`: the lab's knobs and the `Restore` guard.
 //! - `verdict`: the verdict sentences, pure.
 //! - `balance`: `strategies`, `slow-server`, `uneven-capacity`; `failing`: `failing-server`; `hot_key`:
-//!   `hot-key` and `cache`; `flood`: `priority-flood`; `reload`: `reload-under-load`.
+//!   `hot-key` and `cache`; `flood`: `priority-flood`; `reload`: `reload-under-load`; `canary`: `canary`.
 
 mod balance;
+mod canary;
 mod failing;
 mod flood;
 mod hot_key;
@@ -268,6 +269,7 @@ pub async fn run(scenario: Scenario, lab: &Lab) -> Result<Section, LessonError> 
         Scenario::HotKey => hot_key::hot_key(lab, &mut restore).await,
         Scenario::PriorityFlood => flood::priority_flood(lab, &mut restore).await,
         Scenario::ReloadUnderLoad => reload::reload_under_load(lab, &mut restore).await,
+        Scenario::Canary => canary::canary(lab, &mut restore).await,
     };
     // Restored whatever happened; a failed restore is reported even when the scenario failed too.
     let restored = restore.finish().await;

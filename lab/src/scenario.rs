@@ -28,10 +28,12 @@ pub enum Scenario {
     PriorityFlood,
     /// The config rewritten every second during a load.
     ReloadUnderLoad,
+    /// A canary gateway with a 30% error rate rolled out by reloads (5, 25, 50, 100%): promote or roll back.
+    Canary,
 }
 
 /// What `--all` runs, in order: the plain comparisons first, then each condition.
-pub const ALL: [Scenario; 8] = [
+pub const ALL: [Scenario; 9] = [
     Scenario::Strategies,
     Scenario::Cache,
     Scenario::SlowServer,
@@ -40,6 +42,7 @@ pub const ALL: [Scenario; 8] = [
     Scenario::HotKey,
     Scenario::PriorityFlood,
     Scenario::ReloadUnderLoad,
+    Scenario::Canary,
 ];
 
 impl Scenario {
@@ -55,6 +58,7 @@ impl Scenario {
             Scenario::HotKey => "hot-key",
             Scenario::PriorityFlood => "priority-flood",
             Scenario::ReloadUnderLoad => "reload-under-load",
+            Scenario::Canary => "canary",
         }
     }
 }
