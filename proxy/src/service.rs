@@ -9,11 +9,11 @@ mod debug;
 mod edge;
 mod forward;
 mod limits;
-mod mirror;
+mod mirror_copy;
 mod observe;
 mod pick;
 mod rules;
-mod split;
+mod split_route;
 mod upgrade;
 
 use answer::write_answer;
@@ -69,8 +69,8 @@ pub struct RequestCtx {
     rules_note: Option<String>,
     /// The split's group and why, for the explain header.
     split_note: Option<String>,
-    /// A copy of this request on its way to the route's mirror (`service::mirror`).
-    mirror: Option<mirror::Copying>,
+    /// A copy of this request on its way to the route's mirror (`service::mirror_copy`).
+    mirror: Option<mirror_copy::Copying>,
     /// The verified token's claims, kept only on a route whose header rules may name them.
     claims: Option<serde_json::Value>,
     /// The path sent upstream when a rule changed it, for the access log.
@@ -207,7 +207,7 @@ impl ProxyHttp for Proxy {
         end_of_stream: bool,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
-        mirror::on_body(ctx, body.as_ref(), end_of_stream);
+        mirror_copy::on_body(ctx, body.as_ref(), end_of_stream);
         edge::count_body(ctx, body.as_ref()).map_err(|reject| {
             ctx.reject = Some(reject);
             Error::explain(ErrorType::HTTPStatus(413), "request body too large")
@@ -297,7 +297,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
         forward::rewrite_upstream_request(session, upstream_request, ctx)?;
-        mirror::capture_head(ctx, upstream_request);
+        mirror_copy::capture_head(ctx, upstream_request);
         Ok(())
     }
 
@@ -489,7 +489,7 @@ impl ProxyHttp for Proxy {
         if ctx.snapshot.config.proxy().request_metrics {
             observe::record_request(session, ctx, status, elapsed);
         }
-        mirror::finish(ctx);
+        mirror_copy::finish(ctx);
         ctx.lease = None;
     }
 }

@@ -70,7 +70,7 @@ impl Snapshot {
             .iter()
             .map(|route| route.mirror.as_ref().and_then(|m| position(&m.group)))
             .collect();
-        crate::telemetry::split::warm(config.routes());
+        crate::telemetry::split_series::warm(config.routes());
         let cache = CacheConfig {
             generation,
             settings: config.cache().cloned(),

@@ -404,7 +404,7 @@ pub fn retries(upstream: &str, retries: u64, recovered: bool) {
 mod protocol;
 mod prune;
 mod server;
-pub mod split;
+pub mod split_series;
 #[cfg(test)]
 mod tests;
 mod warm;

@@ -1,11 +1,11 @@
 //! A route's traffic split, validated: the groups its `upstream` list names with their weights,
 //! the `match` rules that pin a request to one of them first, and the key that makes the split
-//! sticky (a user stays on one side). The choice itself is `balance::split`'s, per request.
+//! sticky (a user stays on one side). The choice itself is `balance::splitting`'s, per request.
 
 use super::balancing::HashKey;
 
 // The targets are the pure chooser's own types (`balance` does not depend on `config`).
-pub use crate::balance::split::{Pin, SplitTarget};
+pub use crate::balance::splitting::{Pin, SplitTarget};
 
 /// `upstream = [{ group, weight, match }, ...]` and the route's `split_key`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -102,7 +102,7 @@ impl Proxy {
                     v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true")
                 });
         // A route that answers by itself has no pool.
-        if let Some(pool) = super::split::pool_for(session, ctx, route) {
+        if let Some(pool) = super::split_route::pool_for(session, ctx, route) {
             ctx.strategy = strategy(session, &pool)?;
             ctx.affinity.hint = super::affinity::hint(session, ctx, &pool);
             ctx.pool = Some(pool);
@@ -132,7 +132,7 @@ impl Proxy {
         }
         let admitted = self.consult_cache(session, ctx, route).await?;
         if matches!(admitted, Admitted::Forward) {
-            super::mirror::start(session, ctx, route);
+            super::mirror_copy::start(session, ctx, route);
         }
         Ok(admitted)
     }

@@ -1,10 +1,10 @@
 //! A route's pool for one request: its one group, or for a split (a canary) the group
-//! `balance::split::choose` gives from the request's headers, cookies and `split_key`. The
+//! `balance::splitting::choose` gives from the request's headers, cookies and `split_key`. The
 //! choice is counted per group and, when the explain header is asked for, explained.
 
 use super::affinity;
 use super::RequestCtx;
-use crate::balance::split::{choose, Reason};
+use crate::balance::splitting::{choose, Reason};
 use crate::config::balancing::HashKey;
 use crate::upstream::UpstreamPool;
 use pingora::prelude::Session;
@@ -34,7 +34,7 @@ pub(super) fn pool_for(
         fastrand::u64(..),
     )?;
     let target = split.targets.get(choice.target)?;
-    crate::telemetry::split::count(&route_config.name, &target.group, choice.reason);
+    crate::telemetry::split_series::count(&route_config.name, &target.group, choice.reason);
     if ctx.explain {
         let total: u32 = split.targets.iter().map(|t| t.weight).sum();
         let why = match (choice.reason, &split.key) {

@@ -3,7 +3,7 @@
 //! group, it gives a canary's share and its error ratio. Only split routes touch it, so it is
 //! looked up by label when used rather than pre-resolved like the per-request series.
 
-use crate::balance::split::Reason;
+use crate::balance::splitting::Reason;
 use crate::config::Route;
 use prometheus::{IntCounterVec, Opts};
 use std::sync::OnceLock;

@@ -3,7 +3,7 @@
 //! `crate::mirror`'s task once the body is whole. Nothing here waits for the copy.
 
 use super::RequestCtx;
-use crate::balance::split::mirrored;
+use crate::balance::splitting::mirrored;
 use crate::upstream::UpstreamPool;
 use bytes::{Bytes, BytesMut};
 use pingora::http::RequestHeader;
