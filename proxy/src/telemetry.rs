@@ -403,7 +403,7 @@ pub fn retries(upstream: &str, retries: u64, recovered: bool) {
 
 mod protocol;
 mod prune;
-mod server;
+mod server_series;
 pub mod split_series;
 #[cfg(test)]
 mod tests;
@@ -411,5 +411,5 @@ mod warm;
 
 pub use protocol::Protocol;
 pub use prune::{prune, prune_vec, Labels};
-pub use server::ServerMetrics;
+pub use server_series::ServerMetrics;
 pub use warm::Expected;

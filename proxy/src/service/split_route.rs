@@ -2,7 +2,7 @@
 //! `balance::splitting::choose` gives from the request's headers, cookies and `split_key`. The
 //! choice is counted per group and, when the explain header is asked for, explained.
 
-use super::affinity;
+use super::balancing_hints;
 use super::RequestCtx;
 use crate::balance::splitting::{choose, Reason};
 use crate::config::balancing::HashKey;
@@ -25,27 +25,27 @@ pub(super) fn pool_for(
     let key = split
         .key
         .as_ref()
-        .and_then(|key| affinity::key_of(session, ctx, key));
+        .and_then(|key| balancing_hints::key_of(session, ctx, key));
     let choice = choose(
         &split.targets,
         |name| req.headers.get(name).and_then(|v| v.to_str().ok()),
-        |name| affinity::cookie(&req.headers, name),
+        |name| balancing_hints::cookie(&req.headers, name),
         key,
         fastrand::u64(..),
     )?;
     let target = split.targets.get(choice.target)?;
     crate::telemetry::split_series::count(&route_config.name, &target.group, choice.reason);
-    if ctx.explain {
+    let group = target.group.as_str();
+    let weight = target.weight;
+    ctx.explain.note(|| {
         let total: u32 = split.targets.iter().map(|t| t.weight).sum();
         let why = match (choice.reason, &split.key) {
             (Reason::Pinned, _) => "its match rule".to_string(),
-            (Reason::Key, Some(key)) => {
-                format!("weight {} of {total} by {}", target.weight, key_name(key))
-            }
-            _ => format!("weight {} of {total} per request", target.weight),
+            (Reason::Key, Some(key)) => format!("weight {weight} of {total} by {}", key_name(key)),
+            _ => format!("weight {weight} of {total} per request"),
         };
-        ctx.split_note = Some(format!("split={} ({why})", target.group));
-    }
+        format!("split={group} ({why})")
+    });
     snapshot.split_pool(route, choice.target).cloned()
 }
 
