@@ -113,16 +113,6 @@ pub fn run(
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    for addr in &settings.listen {
-        server.add_service(crate::listeners::services::service(
-            &server.configuration,
-            Proxy::new(shared.clone()),
-            *addr,
-            &settings.client,
-            settings.h2c,
-            None,
-        ));
-    }
     // Validation guarantees a `[tls]` table with a certificate when there is a TLS listener.
     let min_version = shared
         .snapshot()
@@ -131,18 +121,22 @@ pub fn run(
         .as_ref()
         .map(|tls| tls.min_version)
         .unwrap_or_default();
+    let mut tls = Vec::with_capacity(settings.tls_listen.len());
     for addr in &settings.tls_listen {
-        let tls =
+        let config =
             crate::https::server_config::settings(shared.certificates().clone(), min_version)?;
-        server.add_service(crate::listeners::services::service(
-            &server.configuration,
-            Proxy::new(shared.clone()),
-            *addr,
-            &settings.client,
-            false,
-            Some(tls),
-        ));
+        tls.push((*addr, config));
     }
+    server.add_service(crate::listeners::services::service(
+        &server.configuration,
+        Proxy::new(shared.clone()),
+        crate::listeners::services::Listeners {
+            plain: settings.listen.clone(),
+            tls,
+        },
+        &settings.client,
+        settings.h2c,
+    ));
     server.add_service(background_service(
         "admin",
         AdminService {
