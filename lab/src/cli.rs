@@ -95,7 +95,7 @@ pub struct BenchArgs {
     /// What to run: `single` (one run), `strategies` (one run per balancing strategy, cache bypassed), `cache`
     /// (bypassing the cache, then with it), or a lesson that sets up a condition on the running lab first and puts
     /// it back afterwards: `slow-server`, `uneven-capacity`, `failing-server`, `hot-key`, `priority-flood`,
-    /// `reload-under-load`.
+    /// `reload-under-load`, `latency-aware`, `bad-server`, `canary`.
     #[arg(
         long,
         short,
@@ -318,6 +318,9 @@ mod tests {
                 "scalelab bench -s reload-under-load",
                 Scenario::ReloadUnderLoad,
             ),
+            ("scalelab bench -s canary", Scenario::Canary),
+            ("scalelab bench -s latency-aware", Scenario::LatencyAware),
+            ("scalelab bench -s bad-server", Scenario::BadServer),
         ] {
             assert_eq!(bench(line).scenario, scenario, "{line}");
         }

@@ -5,14 +5,16 @@
 //! - `knobs`: the lab's knobs and the `Restore` guard.
 //! - `verdict`: the verdict sentences, pure.
 //! - `balance`: `strategies`, `slow-server`, `uneven-capacity`; `failing`: `failing-server`; `hot_key`:
-//!   `hot-key` and `cache`; `flood`: `priority-flood`; `reload`: `reload-under-load`.
+//!   `hot-key` and `cache`; `flood`: `priority-flood`; `reload`: `reload-under-load`; `traffic`: `latency-aware`, `bad-server`; `canary`: `canary`.
 
 mod balance;
+mod canary;
 mod failing;
 mod flood;
 mod hot_key;
 pub mod knobs;
 mod reload;
+mod traffic;
 pub mod verdict;
 
 use std::time::Duration;
@@ -268,6 +270,9 @@ pub async fn run(scenario: Scenario, lab: &Lab) -> Result<Section, LessonError> 
         Scenario::HotKey => hot_key::hot_key(lab, &mut restore).await,
         Scenario::PriorityFlood => flood::priority_flood(lab, &mut restore).await,
         Scenario::ReloadUnderLoad => reload::reload_under_load(lab, &mut restore).await,
+        Scenario::LatencyAware => traffic::latency_aware(lab, &mut restore).await,
+        Scenario::BadServer => traffic::bad_server(lab, &mut restore).await,
+        Scenario::Canary => canary::canary(lab, &mut restore).await,
     };
     // Restored whatever happened; a failed restore is reported even when the scenario failed too.
     let restored = restore.finish().await;

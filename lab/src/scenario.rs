@@ -28,10 +28,16 @@ pub enum Scenario {
     PriorityFlood,
     /// The config rewritten every second during a load.
     ReloadUnderLoad,
+    /// One gateway slowed with jitter; round robin, least connections, p2c and peak EWMA compared.
+    LatencyAware,
+    /// One gateway answers 500 to 30% of its requests, its /health passing; without and with outlier detection.
+    BadServer,
+    /// A canary gateway with a 30% error rate rolled out by reloads (5, 25, 50, 100%): promote or roll back.
+    Canary,
 }
 
 /// What `--all` runs, in order: the plain comparisons first, then each condition.
-pub const ALL: [Scenario; 8] = [
+pub const ALL: [Scenario; 11] = [
     Scenario::Strategies,
     Scenario::Cache,
     Scenario::SlowServer,
@@ -40,6 +46,9 @@ pub const ALL: [Scenario; 8] = [
     Scenario::HotKey,
     Scenario::PriorityFlood,
     Scenario::ReloadUnderLoad,
+    Scenario::LatencyAware,
+    Scenario::BadServer,
+    Scenario::Canary,
 ];
 
 impl Scenario {
@@ -55,6 +64,9 @@ impl Scenario {
             Scenario::HotKey => "hot-key",
             Scenario::PriorityFlood => "priority-flood",
             Scenario::ReloadUnderLoad => "reload-under-load",
+            Scenario::LatencyAware => "latency-aware",
+            Scenario::BadServer => "bad-server",
+            Scenario::Canary => "canary",
         }
     }
 }

@@ -346,3 +346,141 @@ fn lessons_set_up_their_condition_show_the_tactic_and_restore_the_lab() {
         "config not restored"
     );
 }
+
+/// Issue 28's lessons on a lab of their own. `latency-aware`: least connections, p2c and peak EWMA each send a
+/// slow gateway much less than round robin, and round robin does not win. `bad-server`: outlier detection ejects a
+/// gateway whose /health passes and cuts the errors clients see. `canary`: a canary gateway that answers 500 to
+/// 30% of its requests is rolled back by the numbers before full weight, the journal holds each step's reload.
+/// After each, the lab is put back (config text, chaos, and the split's groups gone from the proxy).
+#[test]
+fn traffic_lessons_show_their_tactic_and_restore_the_lab() {
+    let bin_dir = build_siblings();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(8);
+    let config = dir.path().join("config.toml");
+    let text = config_text(&ports);
+    std::fs::write(&config, &text).unwrap();
+    let mut up = Up::start(&config, &bin_dir, &[]);
+    up.wait_for("scalelab is up", Duration::from_secs(120));
+    let http = blocking_client(Duration::from_secs(10));
+    let out = dir.path().join("canary");
+
+    let chaos_of = |port: u16| -> Value {
+        http.get(format!("http://127.0.0.1:{port}/admin/chaos"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let slow = format!("127.0.0.1:{}", ports[2]);
+
+    // latency-aware: the same slow gateway as slow-server's test (1 to 2 s answers, c=7).
+    let json = bench(
+        &config,
+        &dir.path().join("latency"),
+        "latency-aware",
+        &["-n", "240", "-j", "7", "--slow-ms", "1000"],
+    );
+    let rr = share(run(&json, "round_robin"), &slow);
+    for strategy in ["least_connections", "p2c", "ewma"] {
+        let got = share(run(&json, strategy), &slow);
+        eprintln!("latency-aware: {strategy} sent the slow gateway {got:.3} (round robin {rr:.3})");
+        assert!(got < rr - 0.1, "{strategy}: {got} vs round robin {rr}");
+    }
+    let verdict = json["verdict"].as_str().unwrap();
+    assert!(!verdict.starts_with("round_robin"), "{verdict}");
+    assert_eq!(chaos_of(ports[2])["latency_ms"], 0);
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        text,
+        "config not restored"
+    );
+
+    // bad-server: without outlier detection about a third of the bad gateway's 30% fail; with it, the gateway
+    // is ejected (its /health passing) and fewer fail.
+    let json = bench(
+        &config,
+        &dir.path().join("bad"),
+        "bad-server",
+        &["-n", "400", "-j", "4"],
+    );
+    let rows = json["tables"][0]["rows"].as_array().unwrap();
+    eprintln!("bad-server: {rows:?}");
+    let failed = |row: usize| rows[row][2].as_str().unwrap().parse::<u64>().unwrap();
+    assert!(failed(0) > 0, "{rows:?}");
+    assert_ne!(rows[1][3], "never", "never ejected: {rows:?}");
+    assert!(failed(1) < failed(0), "{rows:?}");
+    assert_eq!(chaos_of(ports[2])["error_rate"], 0.0);
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        text,
+        "config not restored"
+    );
+
+    let json = bench(&config, &out, "canary", &["-n", "200", "-j", "4"]);
+    let verdict = json["verdict"].as_str().unwrap();
+    eprintln!("canary: {verdict}\n{}", json["tables"][0]);
+    assert!(verdict.starts_with("Roll back, at "), "{verdict}");
+    let rows = json["tables"][0]["rows"].as_array().unwrap();
+    let last = rows.last().unwrap();
+    assert_eq!(last[5], "roll back", "{rows:?}");
+    // It never reached full weight, and every step before the last went on.
+    assert_ne!(last[0], "100%", "{rows:?}");
+    assert!(rows[..rows.len() - 1]
+        .iter()
+        .all(|row| row[5] != "roll back"));
+    let ratio = |cell: &Value| {
+        cell.as_str()
+            .unwrap()
+            .trim_end_matches('%')
+            .parse::<f64>()
+            .unwrap()
+    };
+    assert!(ratio(&last[2]) > ratio(&last[4]) + 2.0, "{rows:?}");
+    let shares: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let weight = row[0].as_str().unwrap().trim_end_matches('%');
+            format!("canary-shares-canary-at-{weight}-.svg")
+        })
+        .collect();
+    let mut charts = vec!["canary-latency.svg", "canary-upstreams.svg"];
+    charts.extend(shares.iter().map(String::as_str));
+    assert_report(
+        &out,
+        rows.len(),
+        &charts,
+        &["canary-errors.svg", "canary-cache.svg"],
+    );
+
+    // Put back: the file, the chaos, and the proxy's groups (the restore reloaded the original text).
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        text,
+        "config not restored"
+    );
+    assert_eq!(chaos_of(ports[2])["error_rate"], 0.0);
+    let token = scalelab_lab::admin_token::load(&dir.path().join("data")).unwrap();
+    let admin = |path: &str| -> Value {
+        http.get(format!("http://127.0.0.1:{}{path}", ports[7]))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let groups: Vec<Value> = admin("/admin/upstreams")["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].clone())
+        .collect();
+    assert_eq!(groups, [Value::from("gateways")], "{groups:?}");
+    // Each step was a reload, then the rollback, then the restore.
+    let reloads = admin("/admin/reloads")["reloads"].as_array().unwrap().len();
+    assert!(
+        reloads >= rows.len() + 2,
+        "{reloads} reloads for {} steps",
+        rows.len()
+    );
+}

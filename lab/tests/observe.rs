@@ -1,7 +1,8 @@
 //! `scalelab up --observe` end to end: the whole lab and a real Prometheus on free ports with a temporary data dir.
 //! Once `up` reports every target up, traffic produces every kind of event a dashboard panel shows (cache hits and
 //! misses, refused tokens, a route miss, 5xx, tasks of each priority, a failed and a rejected task, a health flip,
-//! a reload, a gateway killed so that connects are refused and retried), and then every query of
+//! a reload, a gateway killed so that connects are refused and retried, a canary split, an outlier ejected from the
+//! canary group, mirrored copies), and then every query of
 //! `grafana/dashboards/scalelab.json` (panels and annotations, Grafana's variables filled in) must return data,
 //! and the URL and the links `up` printed must work.
 #![allow(clippy::unwrap_used)]
@@ -113,6 +114,30 @@ upstream = "gateways"
 name = "ws"
 path = "/ws"
 upstream = "gateways"
+
+# A canary split (pinned by X-Canary) whose group ejects an outlier, and a route mirrored to a
+# shadow group, for the dashboard's balancer, canary and mirror panels.
+[upstreams.canary]
+servers = [ {{ addr = "127.0.0.1:{g1}" }}, {{ addr = "127.0.0.1:{g2}" }} ]
+retries = 0
+outlier = {{ consecutive_5xx = 1, base_ejection = "60s" }}
+circuit = {{ max_requests = 64, max_pending = 16 }}
+
+[upstreams.shadow]
+servers = [ {{ addr = "127.0.0.1:{g1}" }} ]
+
+[[routes]]
+name = "canary"
+path = "/canary"
+strip_prefix = true
+upstream = [ {{ group = "gateways", weight = 50 }}, {{ group = "canary", weight = 50, match = {{ header."X-Canary" = "1" }} }} ]
+
+[[routes]]
+name = "mirrored"
+path = "/mirrored"
+strip_prefix = true
+upstream = "gateways"
+mirror = {{ group = "shadow", percent = 100 }}
 "#,
         routes = cached_data_routes("complex_")
     ) + &lab_tail([g1, g2, g3], ms, db, worker)

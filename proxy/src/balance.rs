@@ -7,6 +7,7 @@
 pub mod hashing;
 pub mod latency;
 pub mod outlier;
+pub mod splitting;
 #[cfg(test)]
 mod tests;
 

@@ -11,7 +11,9 @@ pub mod dns;
 pub mod edge;
 mod file;
 pub mod key_template;
+pub mod mirror;
 mod overrides;
+pub mod split;
 mod startup;
 mod summary;
 pub mod tls;
@@ -324,8 +326,13 @@ pub struct Route {
     pub hosts: Vec<String>,
     #[serde(serialize_with = "serialize_methods")]
     pub methods: Option<Vec<Method>>,
-    /// `None` when the route answers by itself (`redirect` or `respond`).
+    /// `None` when the route answers by itself (`redirect` or `respond`); for a split, its
+    /// first group.
     pub upstream: Option<String>,
+    /// Several groups with weights (a canary); `None` when `upstream` names one.
+    pub split: Option<split::Split>,
+    /// A copy of some of the route's requests to a shadow group.
+    pub mirror: Option<mirror::Mirror>,
     pub redirect: Option<edge::Redirect>,
     pub respond: Option<edge::Respond>,
     /// Put in front of the path the upstream sees, after `strip_prefix` and `rewrite`.

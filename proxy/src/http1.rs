@@ -1,8 +1,10 @@
 //! The one HTTP/1.1 client of the proxy's own requests: the health probe of an upstream server
 //! and the background refresh of a stale cache object through the proxy's listener. Each
 //! request has a connection of its own (`Connection: close`) and hyper's `client::conn::http1`
-//! speaks the protocol; the whole exchange, body included, is bounded by one timeout.
+//! speaks the protocol; the whole exchange, body included, is bounded by one timeout. A
+//! mirrored request (`mirror`) goes out the same way, with its body.
 
+use bytes::Bytes;
 use http::header::{CONNECTION, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use hyper::body::Body;
@@ -49,7 +51,22 @@ pub async fn send(
     method: Method,
     addr: SocketAddr,
     path: &str,
+    headers: HeaderMap,
+    timeout: Duration,
+) -> Result<StatusCode, Error> {
+    send_body(method, addr, path, headers, Bytes::new(), timeout).await
+}
+
+/// As `send`, with a request body (sent whole, with its `Content-Length`).
+///
+/// # Errors
+/// As `get`.
+pub async fn send_body(
+    method: Method,
+    addr: SocketAddr,
+    path: &str,
     mut headers: HeaderMap,
+    body: Bytes,
     timeout: Duration,
 ) -> Result<StatusCode, Error> {
     if !headers.contains_key(HOST) {
@@ -61,8 +78,8 @@ pub async fn send(
     let mut request = Request::builder()
         .method(method)
         .uri(path)
-        // An empty `String` is a body that ends at once: neither a GET nor an OPTIONS sends one.
-        .body(String::new())
+        // An empty body ends at once: neither a GET nor an OPTIONS sends one.
+        .body(Whole(Some(body).filter(|b| !b.is_empty())))
         .map_err(Error::Request)?;
     *request.headers_mut() = headers;
     let attempt = async {
@@ -90,6 +107,30 @@ pub async fn send(
     tokio::time::timeout(timeout, attempt)
         .await
         .map_err(|_| Error::Timeout(timeout))?
+}
+
+/// A body that is one chunk known in advance (hyper implements `Body` for `String` only,
+/// and a mirrored body need not be text).
+struct Whole(Option<Bytes>);
+
+impl Body for Whole {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.0.as_ref().map_or(0, |b| b.len() as u64))
+    }
 }
 
 #[cfg(test)]

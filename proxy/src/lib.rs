@@ -23,6 +23,7 @@ pub mod journal;
 pub mod listeners;
 pub mod logging;
 pub mod metrics;
+pub mod mirror;
 pub mod ratelimit;
 pub mod reload;
 pub mod routing;

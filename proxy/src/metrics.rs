@@ -3,6 +3,8 @@
 //! recorded on the request path for them, and a server, route or tier that leaves the config
 //! leaves the output with it, because each scrape builds its series from the current snapshot.
 
+mod balancer_series;
+
 use crate::state::Shared;
 use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
@@ -156,6 +158,8 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
                 .inc_by(server.state.selected());
         }
     }
+
+    balancer_series::register(&registry, &snapshot)?;
 
     let outcomes = shared.auth_outcomes();
     let jwt = counter(

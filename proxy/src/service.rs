@@ -8,11 +8,13 @@ mod caching;
 mod compress;
 mod context;
 mod debug;
+mod mirror_copy;
 mod observe;
 mod own_headers;
 mod rate_limiting;
 mod request_head;
 mod rules;
+mod split_route;
 mod tunnel;
 mod upstream_peer;
 mod upstream_request;
@@ -66,6 +68,8 @@ pub struct RequestCtx {
     attempts: context::Attempts,
     /// The diagnostic headers' switch and the explain header's notes.
     explain: context::Explain,
+    /// A copy of this request on its way to the route's mirror (`service::mirror_copy`).
+    mirror: Option<mirror_copy::Copying>,
     /// The path sent upstream when a rule changed it, for the access log.
     upstream_path: Option<String>,
     /// The budget left under the route's rate limits, for the `RateLimit` headers.
@@ -126,6 +130,7 @@ impl ProxyHttp for Proxy {
             client: context::Client::default(),
             attempts: context::Attempts::default(),
             explain: context::Explain::default(),
+            mirror: None,
             upstream_path: None,
             quota: None,
             reject: None,
@@ -162,9 +167,10 @@ impl ProxyHttp for Proxy {
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
+        mirror_copy::on_body(ctx, body.as_ref(), end_of_stream);
         request_head::count_body(ctx, body.as_ref()).map_err(|reject| {
             ctx.reject = Some(reject);
             Error::explain(ErrorType::HTTPStatus(413), "request body too large")
@@ -255,6 +261,7 @@ impl ProxyHttp for Proxy {
     ) -> Result<()> {
         upstream_request::rewrite_upstream_request(session, upstream_request, ctx)?;
         compress::upstream_request(ctx, upstream_request);
+        mirror_copy::capture_head(ctx, upstream_request);
         Ok(())
     }
 
@@ -442,6 +449,7 @@ impl ProxyHttp for Proxy {
         if ctx.snapshot.config.proxy().request_metrics {
             observe::record_request(session, ctx, status, elapsed);
         }
+        mirror_copy::finish(ctx);
         ctx.attempts.lease = None;
     }
 }

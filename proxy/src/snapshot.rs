@@ -21,6 +21,10 @@ pub struct Snapshot {
     pub pools: Vec<Arc<UpstreamPool>>,
     /// For each route (config order), the index of its pool in `pools`.
     route_pools: Vec<Option<usize>>,
+    /// For each route, its split's pools in target order (empty without a split).
+    route_splits: Vec<Vec<usize>>,
+    /// For each route, its mirror's pool.
+    route_mirrors: Vec<Option<usize>>,
     /// The part of the config the cache follows.
     pub cache: CacheConfig,
     /// Each route's metric series (config order), then the series of requests no route matched.
@@ -61,6 +65,26 @@ impl Snapshot {
                 pools.iter().position(|pool| pool.name() == upstream)
             })
             .collect();
+        let position = |group: &str| pools.iter().position(|pool| pool.name() == group);
+        let route_splits = config
+            .routes()
+            .iter()
+            .map(|route| {
+                route.split.as_ref().map_or_else(Vec::new, |split| {
+                    split
+                        .targets
+                        .iter()
+                        .filter_map(|target| position(&target.group))
+                        .collect()
+                })
+            })
+            .collect();
+        let route_mirrors = config
+            .routes()
+            .iter()
+            .map(|route| route.mirror.as_ref().and_then(|m| position(&m.group)))
+            .collect();
+        crate::telemetry::split_series::warm(config.routes());
         let cache = CacheConfig {
             generation,
             settings: config.cache().cloned(),
@@ -103,6 +127,8 @@ impl Snapshot {
             config: Arc::new(config),
             pools,
             route_pools,
+            route_splits,
+            route_mirrors,
             cache,
             route_metrics,
             dns_gaps,
@@ -111,6 +137,23 @@ impl Snapshot {
 
     pub fn pool_for_route(&self, route: usize) -> Option<&Arc<UpstreamPool>> {
         self.route_pools
+            .get(route)
+            .copied()
+            .flatten()
+            .and_then(|i| self.pools.get(i))
+    }
+
+    /// The pool of target `target` of route `route`'s split.
+    pub fn split_pool(&self, route: usize, target: usize) -> Option<&Arc<UpstreamPool>> {
+        self.route_splits
+            .get(route)
+            .and_then(|targets| targets.get(target))
+            .and_then(|&i| self.pools.get(i))
+    }
+
+    /// The pool route `route` mirrors to.
+    pub fn mirror_pool(&self, route: usize) -> Option<&Arc<UpstreamPool>> {
+        self.route_mirrors
             .get(route)
             .copied()
             .flatten()

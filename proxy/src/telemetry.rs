@@ -404,6 +404,7 @@ pub fn retries(upstream: &str, retries: u64, recovered: bool) {
 mod protocol;
 mod prune;
 mod server_series;
+pub mod split_series;
 #[cfg(test)]
 mod tests;
 mod warm;

@@ -79,11 +79,11 @@ pub(super) fn watched(lab: &Lab) -> Result<u16, LessonError> {
 }
 
 /// A bypassing `/data` URL with `strategy`.
-fn data_url(lab: &Lab, strategy: &str) -> Result<String, LessonError> {
+pub(super) fn data_url(lab: &Lab, strategy: &str) -> Result<String, LessonError> {
     Ok(build_url(&lab.knobs.proxy("/data"), Some(strategy), true)?.to_string())
 }
 
-fn balance(run: &RunReport, server: &str) -> Balance {
+pub(super) fn balance(run: &RunReport, server: &str) -> Balance {
     Balance {
         name: run.name.clone(),
         share: run.report.share(server),
@@ -150,7 +150,7 @@ fn capacities(gateways: usize) -> Vec<u64> {
 }
 
 /// Sets the weights of the gateways group to `weights` (in `[lab]` order).
-fn set_weights(table: &mut toml::Table, weights: &[i64]) -> Result<(), String> {
+pub(super) fn set_weights(table: &mut toml::Table, weights: &[i64]) -> Result<(), String> {
     let gateways = table_at(table, "upstreams.gateways")?;
     let servers = array_at(gateways, "servers")?;
     for (server, weight) in servers.iter_mut().zip(weights) {

@@ -1,6 +1,9 @@
 //! The verdict of each scenario: one or two sentences computed from its numbers, never canned, so a lesson that
 //! did not happen says so. Pure, table-tested.
 
+pub mod canary;
+pub mod traffic;
+
 /// A duration in milliseconds as a reader wants it: "0.42 ms", "12 ms", "240 ms", "1.1 s".
 pub fn ms(ms: f64) -> String {
     if ms >= 1000.0 {

@@ -40,6 +40,18 @@ impl Lab<'_> {
         request.send().unwrap().status().as_u16()
     }
 
+    /// A GET through the proxy with one extra header (and the token, which the gateways check).
+    fn get_with(&self, path: &str, header: (&str, &str)) -> u16 {
+        self.http
+            .get(self.proxy(path))
+            .header(header.0, header.1)
+            .bearer_auth(self.token)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     /// Queues a task through the proxy and the gateway; its id when the worker accepted it.
     fn task(&self, priority: &str, body: &Value) -> (u16, Option<String>) {
         let response = self
@@ -168,6 +180,12 @@ impl Lab<'_> {
             assert_eq!(self.get("/data", false), 401);
             assert_eq!(self.get("/nowhere", false), 404);
             assert_eq!(self.get("/health", false), 200);
+            // The canary split: two by weight, one pinned to the canary; and a mirrored request.
+            for _ in 0..2 {
+                assert_eq!(self.get_with("/canary/health", ("x-canary", "0")), 200);
+            }
+            assert_eq!(self.get_with("/canary/health", ("x-canary", "1")), 200);
+            assert_eq!(self.get("/mirrored/health", false), 200);
             for priority in ["high", "normal", "low"] {
                 let (status, id) = self.task(priority, &io(0.1));
                 assert_eq!(status, 202, "{priority}");
@@ -190,6 +208,15 @@ impl Lab<'_> {
         for _ in 0..3 {
             let status = self.get("/data?bypass_cache=true", true);
             assert!(status >= 500, "a failing database gave {status}");
+        }
+        // The same failure through the canary group (pinned): its first 5xx ejects that server
+        // (consecutive_5xx = 1); the second server is kept (max_ejection: half of two).
+        for _ in 0..2 {
+            let status = self.get_with("/canary/data?bypass_cache=true", ("x-canary", "1"));
+            assert!(
+                status >= 500,
+                "a failing database gave {status} through the canary"
+            );
         }
         self.chaos(self.ports.database, json!({"error_rate": 0.0}));
 
@@ -282,6 +309,12 @@ impl Lab<'_> {
             r#"scalelab_tls_handshakes_total{result="ok"}"#,
             r#"scalelab_upgrades_total{outcome="switched"}"#,
             r#"scalelab_upgraded_connections_open{route="ws"}"#,
+            r#"scalelab_split_requests_total{route="canary", reason="match"}"#,
+            r#"scalelab_split_requests_total{route="canary", reason="weight"}"#,
+            r#"scalelab_mirror_requests_total{route="mirrored", status="200"}"#,
+            r#"scalelab_outlier_ejections_total{upstream="canary", reason="consecutive_5xx"}"#,
+            r#"scalelab_upstream_server_ejected{upstream="canary"}"#,
+            r#"scalelab_upstream_server_ewma_seconds{upstream="gateways"}"#,
         ];
         let deadline = Instant::now() + patient(Duration::from_secs(20));
         loop {

@@ -8,6 +8,7 @@ mod balancing;
 mod compress;
 mod dns;
 mod edge;
+mod split;
 mod tls;
 mod traffic;
 mod transport;
@@ -17,6 +18,7 @@ pub use balancing::{FileCircuit, FileErrorRate, FileHash, FileOutlier, FileStick
 pub use compress::{FileCompress, FileLevel};
 pub use dns::{FileDiscovery, FileDns};
 pub use edge::{FileHeaderRules, FileHosts, FileRedirect, FileRespond, FileRewrite};
+pub use split::{FileMatch, FileMirror, FileRouteUpstream, FileSplitTarget};
 pub use tls::{FileCertificate, FileTls};
 pub use traffic::{FileQueue, FileRateLimit};
 pub use transport::FileUpstreamTls;
@@ -147,8 +149,13 @@ pub struct FileRoute {
     pub path: String,
     pub host: Option<FileHosts>,
     pub methods: Option<Vec<String>>,
-    /// Required unless the route answers by itself (`redirect` or `respond`).
-    pub upstream: Option<String>,
+    /// Required unless the route answers by itself (`redirect` or `respond`): one group, or
+    /// a weighted list of groups (a canary split, `file/split`).
+    pub upstream: Option<FileRouteUpstream>,
+    /// What makes a split sticky (`"header.X-User"`, `"cookie.NAME"`, ...); none: per request.
+    pub split_key: Option<String>,
+    /// A copy of some requests to a shadow group (`file/split`).
+    pub mirror: Option<FileMirror>,
     pub redirect: Option<FileRedirect>,
     pub respond: Option<FileRespond>,
     pub add_prefix: Option<String>,

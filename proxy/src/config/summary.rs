@@ -44,12 +44,25 @@ impl Config {
             let target = match (&route.upstream, &route.redirect, &route.respond) {
                 (_, Some(redirect), _) => format!("redirect {}", redirect.to.source()),
                 (_, _, Some(respond)) => format!("respond {}", respond.status),
-                (Some(upstream), _, _) => upstream.clone(),
+                (Some(upstream), _, _) => match &route.split {
+                    Some(split) => split
+                        .targets
+                        .iter()
+                        .map(|t| format!("{} {}", t.group, t.weight))
+                        .collect::<Vec<_>>()
+                        .join(" / "),
+                    None => upstream.clone(),
+                },
                 (None, None, None) => "-".to_string(),
             };
+            let mirror = route
+                .mirror
+                .as_ref()
+                .map(|m| format!(" (mirror {}% to {})", m.percent, m.group))
+                .unwrap_or_default();
             out.push_str(&format!(
-                "route {}: {}{} -> {}\n",
-                route.name, hosts, route.path, target
+                "route {}: {}{} -> {}{}\n",
+                route.name, hosts, route.path, target, mirror
             ));
         }
         if let Some(tls) = &self.tls {

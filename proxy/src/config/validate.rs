@@ -20,6 +20,7 @@ mod edge;
 mod lines;
 mod redis;
 mod routes;
+mod split;
 mod tls;
 mod traffic;
 mod transport;

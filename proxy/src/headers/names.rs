@@ -12,3 +12,5 @@ pub const STRATEGY_OVERRIDE: HeaderName = HeaderName::from_static(super::STRATEG
 pub const EXPLAIN: HeaderName = HeaderName::from_static(super::EXPLAIN);
 pub const DEBUG_TOKEN: HeaderName = HeaderName::from_static(super::DEBUG_TOKEN);
 pub const FORWARDED_FOR: HeaderName = HeaderName::from_static(super::FORWARDED_FOR);
+/// Marks a mirrored copy of a request (`mirror`), so the shadow group can tell it apart.
+pub const MIRROR: HeaderName = HeaderName::from_static("x-scalelab-mirror");

@@ -170,6 +170,8 @@ fn apply_locked(shared: &Shared, trigger: Trigger, read: Result<String, ConfigEr
         }
     }
     telemetry::prune(&routes, &servers);
+    telemetry::split_series::prune(snapshot.config.routes());
+    crate::mirror::prune(snapshot.config.routes());
     shared.registry().limits.retain(&snapshot.config);
     shared
         .registry()

@@ -13,6 +13,8 @@ fn route(name: &str, path: &str, host: Option<&str>, methods: Option<&[&str]>) -
                 .collect()
         }),
         upstream: Some("u".into()),
+        split: None,
+        mirror: None,
         redirect: None,
         respond: None,
         add_prefix: None,

@@ -101,7 +101,7 @@ impl Proxy {
         };
         super::tunnel::admit(session, ctx, route)?;
         // A route that answers by itself has no pool.
-        if let Some(pool) = ctx.snapshot.pool_for_route(route).cloned() {
+        if let Some(pool) = super::split_route::pool_for(session, ctx, route) {
             ctx.strategy = strategy(session, &pool)?;
             ctx.affinity.hint = super::balancing_hints::hint(session, ctx, &pool);
             ctx.pool = Some(pool);
@@ -129,7 +129,11 @@ impl Proxy {
             }
             .into());
         }
-        self.consult_cache(session, ctx, route).await
+        let admitted = self.consult_cache(session, ctx, route).await?;
+        if matches!(admitted, Admitted::Forward) {
+            super::mirror_copy::start(session, ctx, route);
+        }
+        Ok(admitted)
     }
 
     /// Whether this is `POST /cache/invalidate` on a proxy with a cache and an admin token,

@@ -37,31 +37,38 @@ pub(super) fn hint(session: &Session, ctx: &RequestCtx, pool: &UpstreamPool) -> 
     }
     if ctx.strategy == Strategy::Hash {
         if let Some(settings) = &pool.config.balancing.hash {
-            hint.key = match &settings.key {
-                HashKey::Header(name) => req
-                    .headers
-                    .get(name.as_str())
-                    .map(|v| key_hash(v.as_bytes())),
-                HashKey::Cookie(name) => cookie(&req.headers, name).map(|v| key_hash(v.as_bytes())),
-                HashKey::Query(name) => req
-                    .uri
-                    .query()
-                    .and_then(|q| headers::query_param(q, name))
-                    .map(|v| key_hash(v.as_bytes())),
-                HashKey::Path => Some(key_hash(req.uri.path().as_bytes())),
-                HashKey::ClientIp => session.client_addr().and_then(|a| a.as_inet()).map(|peer| {
-                    let forwarded = req
-                        .headers
-                        .get(headers::names::FORWARDED_FOR)
-                        .and_then(|v| v.to_str().ok());
-                    let trusted = &ctx.snapshot.config.proxy().trusted_proxies;
-                    let ip = crate::ratelimit::key::client_ip(peer.ip(), forwarded, trusted);
-                    key_hash(ip.to_string().as_bytes())
-                }),
-            };
+            hint.key = key_of(session, ctx, &settings.key);
         }
     }
     hint
+}
+
+/// The hash of the request's `key` (a group's `hash.key`, a route's `split_key`); `None` when
+/// the request does not carry it.
+pub(super) fn key_of(session: &Session, ctx: &RequestCtx, key: &HashKey) -> Option<u64> {
+    let req = session.req_header();
+    match key {
+        HashKey::Header(name) => req
+            .headers
+            .get(name.as_str())
+            .map(|v| key_hash(v.as_bytes())),
+        HashKey::Cookie(name) => cookie(&req.headers, name).map(|v| key_hash(v.as_bytes())),
+        HashKey::Query(name) => req
+            .uri
+            .query()
+            .and_then(|q| headers::query_param(q, name))
+            .map(|v| key_hash(v.as_bytes())),
+        HashKey::Path => Some(key_hash(req.uri.path().as_bytes())),
+        HashKey::ClientIp => session.client_addr().and_then(|a| a.as_inet()).map(|peer| {
+            let forwarded = req
+                .headers
+                .get(headers::names::FORWARDED_FOR)
+                .and_then(|v| v.to_str().ok());
+            let trusted = &ctx.snapshot.config.proxy().trusted_proxies;
+            let ip = crate::ratelimit::key::client_ip(peer.ip(), forwarded, trusted);
+            key_hash(ip.to_string().as_bytes())
+        }),
+    }
 }
 
 /// Feeds the current try's outcome to the balancers: its time to the server's peak EWMA

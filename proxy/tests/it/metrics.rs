@@ -287,6 +287,15 @@ async fn grafana_dashboard_is_well_formed_and_uses_exported_metrics() {
             "[dns]\nresolvers = [\"127.0.0.1:{}\"]\ntimeout = \"200ms\"\n[upstreams.named]\nservers = [{{ name = \"nowhere.test\", port = 1 }}]\n",
             free_port()
         ))
+        // The balancer row: a group with outlier detection and a circuit, a canary split over
+        // it and `g`, and a mirror to it (the mirror's series appear with its first copy).
+        .tables(&format!(
+            "[upstreams.guarded]\nservers = [{{ addr = \"{}\" }}]\noutlier = {{ consecutive_5xx = 5 }}\ncircuit = {{ max_requests = 100 }}\n",
+            backend.addr
+        ))
+        .raw_route(
+            "[[routes]]\nname = \"split\"\npath = \"/split\"\nupstream = [{ group = \"g\", weight = 1 }, { group = \"guarded\", weight = 1 }]\nmirror = { group = \"guarded\", percent = 100 }\n",
+        )
         .cache(&[("L1", 10), ("L2", 10)], 2)
         .auth_table(AUTH)
         .cached_route("c", "/c", "g", "key = \"{path}\"")
@@ -304,6 +313,7 @@ async fn grafana_dashboard_is_well_formed_and_uses_exported_metrics() {
     for _ in 0..2 {
         client().get(proxy.url("/api/x")).send().await.unwrap();
     }
+    client().get(proxy.url("/split/x")).send().await.unwrap();
     let names: std::collections::BTreeSet<&str> = exprs
         .iter()
         .flat_map(|expr| expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))

@@ -30,21 +30,10 @@ pub(super) fn validate_routes(
                 format!("{:?} must start with '/'", route.path),
             );
         }
-        if let Some(upstream) = route
-            .upstream
-            .as_ref()
-            .filter(|upstream| !file.upstreams.contains_key(*upstream))
-        {
-            let known: Vec<&str> = file.upstreams.keys().map(String::as_str).collect();
-            problems.push(
-                format!("{base}.upstream"),
-                format!(
-                    "unknown upstream {:?}; defined: [{}]",
-                    upstream,
-                    known.join(", ")
-                ),
-            );
-        }
+        let target = super::split::validate_route_upstream(&base, route, file, problems);
+        let mirror = route.mirror.as_ref().and_then(|mirror| {
+            super::split::validate_mirror(&base, mirror, route.upstream.is_some(), file, problems)
+        });
         let methods = route.methods.as_ref().map(|list| {
             list.iter()
                 .enumerate()
@@ -129,7 +118,9 @@ pub(super) fn validate_routes(
             path: route.path.clone(),
             hosts,
             methods,
-            upstream: route.upstream.clone(),
+            upstream: target.upstream,
+            split: target.split,
+            mirror,
             cache,
         });
     }
