@@ -14,6 +14,7 @@ mod overrides;
 mod startup;
 mod summary;
 pub mod tls;
+pub mod tracing;
 pub mod transport;
 pub mod units;
 mod validate;
@@ -55,6 +56,8 @@ pub struct Config {
     tls: Option<tls::TlsConfig>,
     /// The `[admin]` table: the admin API's token (none: open, on loopback only).
     admin: admin::AdminSettings,
+    /// `None` when the file has no `[tracing]` table: `traceparent` passes through untouched.
+    tracing: Option<tracing::TracingSettings>,
 }
 
 /// Read access to every section. The fields are private to `config`, so only `parse` (through
@@ -91,6 +94,10 @@ impl Config {
 
     pub fn admin(&self) -> &admin::AdminSettings {
         &self.admin
+    }
+
+    pub fn tracing(&self) -> Option<&tracing::TracingSettings> {
+        self.tracing.as_ref()
     }
 }
 
@@ -441,7 +448,7 @@ fn serialize_optional_duration<S: serde::Serializer>(
 }
 
 /// Durations are shown back to users in the same human form they write them in.
-mod humantime_serde_compat {
+pub(crate) mod humantime_serde_compat {
     use std::time::Duration;
 
     pub fn serialize<S: serde::Serializer>(

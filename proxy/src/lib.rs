@@ -31,6 +31,7 @@ pub mod tasks;
 pub mod telemetry;
 pub mod template;
 pub mod tls;
+pub mod trace;
 pub mod upgrade;
 pub mod upstream;
 pub mod watch;

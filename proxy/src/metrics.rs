@@ -259,6 +259,7 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
     }
 
     crate::tls::exposition::register(&registry, &shared.certificates().table())?;
+    crate::trace::exposition::register(&registry)?;
 
     let mut families = registry.gather();
     families.extend(prometheus::gather());

@@ -32,6 +32,8 @@ pub enum StartError {
     Tls(#[from] crate::tls::listener::TlsSetupError),
     #[error(transparent)]
     Listen(#[from] crate::edge::listener::BindError),
+    #[error("tracing: {0}")]
+    Tracing(#[from] scalelab_common::trace::export::ExportError),
 }
 
 /// Options that come from the command line rather than the file.
@@ -66,6 +68,7 @@ pub fn run(
     }
     crate::telemetry::init().map_err(StartError::Metrics)?;
     crate::access_log::init(&settings.access_log)?;
+    crate::trace::reconfigure(config.tracing())?;
     let shared = Shared::with_source(config_path, config, source);
 
     // One round of checks before any listener opens, so no request goes to a server whose

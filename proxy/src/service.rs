@@ -12,6 +12,7 @@ mod limits;
 mod observe;
 mod pick;
 mod rules;
+mod spans;
 mod upgrade;
 
 use answer::write_answer;
@@ -101,6 +102,10 @@ pub struct RequestCtx {
     upgrade: Option<upgrade::Upgrading>,
     /// The hash key and sticky server the request brings, and the server picked.
     affinity: affinity::Affinity,
+    /// The request's trace context; `None` without `[tracing]` (nothing traced).
+    trace: Option<crate::trace::request::RequestTrace>,
+    /// Phases and upstream tries, kept only for a sampled request or `Server-Timing`.
+    timeline: Option<Box<crate::trace::request::Timeline>>,
     _active: ActiveRequest,
 }
 
@@ -167,6 +172,8 @@ impl ProxyHttp for Proxy {
             body_seen: 0,
             upgrade: None,
             affinity: affinity::Affinity::default(),
+            trace: None,
+            timeline: None,
             _active: self.shared.start_request(),
         })
     }
@@ -225,6 +232,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut Box<RequestCtx>,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        spans::attempt_failed(ctx, &e);
         if let (Some(lease), Some(pool)) = (&ctx.lease, &ctx.pool) {
             let server = lease.server();
             if ctx.snapshot.config.proxy().request_metrics {
@@ -259,6 +267,7 @@ impl ProxyHttp for Proxy {
         let mut e = e.more_context(format!("peer: {peer}"));
         if !ctx.responded && e.esource() == &pingora::ErrorSource::Upstream {
             affinity::observe_try(ctx, None);
+            spans::attempt_failed(ctx, &e);
         }
         if ctx.snapshot.config.proxy().request_metrics
             && e.esource() == &pingora::ErrorSource::Upstream
@@ -298,6 +307,7 @@ impl ProxyHttp for Proxy {
     ) -> Result<()> {
         ctx.responded = true;
         affinity::observe_try(ctx, Some(upstream_response.status.as_u16()));
+        spans::attempt_responded(ctx, upstream_response.status.as_u16());
         if ctx.snapshot.config.proxy().request_metrics {
             if let (Some(lease), Some(started)) = (&ctx.lease, ctx.upstream_started) {
                 lease
@@ -340,6 +350,7 @@ impl ProxyHttp for Proxy {
         response.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
         if ctx.debug {
             debug::add_headers(ctx, response)?;
+            spans::server_timing(ctx, response)?;
         }
         if let Some(note) = ctx.rules_note.take() {
             response.append_header(headers::EXPLAIN, note)?;
@@ -474,6 +485,7 @@ impl ProxyHttp for Proxy {
         // One clock read for both the log line and the latency series.
         let elapsed = ctx.started.elapsed();
         observe::access_log(session, error, ctx, status, elapsed);
+        spans::finish(session, ctx, status, error);
         if ctx.snapshot.config.proxy().request_metrics {
             observe::record_request(session, ctx, status, elapsed);
         }

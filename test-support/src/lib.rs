@@ -8,6 +8,7 @@
 //! machine needs one knob, `SCALELAB_TEST_PATIENCE`, rather than one per harness.
 
 mod http;
+mod otlp;
 mod patience;
 mod pki;
 mod poll;
@@ -24,6 +25,7 @@ pub use http::percent_decode;
 pub use http::{blocking_client, blocking_client_builder};
 pub use http::{client, client_builder};
 pub use nix::sys::signal::Signal;
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use patience::{patience, patient, PATIENCE_VARIABLE};
 pub use pki::{replace_file, Ca, Leaf};
 pub use poll::{eventually, eventually_blocking, POLL_INTERVAL};

@@ -7,6 +7,7 @@ mod admin;
 mod balancing;
 mod edge;
 mod tls;
+mod tracing;
 mod traffic;
 mod transport;
 
@@ -14,6 +15,7 @@ pub use admin::{FileAdmin, FileSecret};
 pub use balancing::{FileCircuit, FileErrorRate, FileHash, FileOutlier, FileSticky};
 pub use edge::{FileHeaderRules, FileHosts, FileRedirect, FileRespond, FileRewrite};
 pub use tls::{FileCertificate, FileTls};
+pub use tracing::FileTracing;
 pub use traffic::{FileQueue, FileRateLimit};
 pub use transport::FileUpstreamTls;
 
@@ -39,6 +41,8 @@ pub struct FileConfig {
     pub tls: Option<FileTls>,
     /// The `[admin]` table: the admin API's token.
     pub admin: Option<FileAdmin>,
+    /// The `[tracing]` table: trace context and the export of spans (OTLP).
+    pub tracing: Option<FileTracing>,
     /// The `[lab]` table belongs to `scalelab up` (which processes to start); the proxy keeps it
     /// opaque so one file can describe the whole lab.
     #[serde(default)]

@@ -20,6 +20,7 @@ mod lines;
 mod redis;
 mod routes;
 mod tls;
+mod tracing;
 mod transport;
 mod upstream;
 
@@ -74,6 +75,10 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
     let routes = validate_routes(&file, cache.is_some(), file.auth.is_some(), &mut problems);
     let tls = tls::validate_tls(&file, base, &mut problems);
     let admin = admin::validate_admin(&file, proxy.admin_listen, base, &mut problems);
+    let tracing = file
+        .tracing
+        .as_ref()
+        .map(|tracing| tracing::validate_tracing(tracing, &mut problems));
     problems.into_result(Config {
         proxy,
         upstreams,
@@ -83,6 +88,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
         redis,
         tls,
         admin,
+        tracing,
     })
 }
 

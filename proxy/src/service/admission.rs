@@ -57,6 +57,7 @@ impl Proxy {
         };
         // Decided first, so that every answer, refusals included, follows it.
         ctx.debug = super::debug::allowed(session, &ctx.snapshot);
+        super::spans::start(session, ctx);
         super::edge::admit_framing(session, ctx)?;
         check_header_size(session, ctx)?;
         let route = resolve_route(session, ctx);
@@ -89,7 +90,12 @@ impl Proxy {
             }
             None
         } else {
-            self.check_token(session, ctx, route)?
+            let began = super::spans::mark(ctx);
+            let checked = self.check_token(session, ctx, route);
+            if ctx.token_verified || checked.is_err() {
+                super::spans::phase(ctx, "auth", began, None);
+            }
+            checked?
         };
         super::upgrade::admit(session, ctx, route)?;
         // Without `debug` the explanation is never built: the header is not even looked up.
@@ -111,7 +117,16 @@ impl Proxy {
         // upstream does any work.
         // Borrowed, not cloned: most routes have no limits, and this runs on every request.
         let remote = self.shared.cache().remote().map(|remote| &**remote);
-        super::limits::check_rate_limits(session, ctx, route, claims.as_ref(), remote).await?;
+        let began = super::spans::mark(ctx).filter(|_| {
+            ctx.snapshot
+                .limits
+                .get(route)
+                .is_some_and(|limits| !limits.is_empty())
+        });
+        let limited =
+            super::limits::check_rate_limits(session, ctx, route, claims.as_ref(), remote).await;
+        super::spans::phase(ctx, "ratelimit", began, None);
+        limited?;
         let snapshot = ctx.snapshot.clone();
         if let Some(route_config) = snapshot.routes.get(route) {
             if let Some(answer) = super::rules::route_answer(session, ctx, route_config) {
@@ -202,7 +217,13 @@ impl Proxy {
             Some(route_cache) if cacheable_method => {
                 // Boxed like the rate limits' check: a lookup's state (the memory tiers, the
                 // Redis tier, waiting for a fill) stays out of the routes that do not cache.
-                if Box::pin(caching::lookup(session, ctx, store, route_cache)).await? {
+                let began = super::spans::mark(ctx);
+                let served = Box::pin(caching::lookup(session, ctx, store, route_cache)).await;
+                let result = ctx
+                    .cache_served
+                    .or_else(|| ctx.cache.as_ref().map(|cache| cache.origin_word()));
+                super::spans::phase(ctx, "cache", began, result);
+                if served? {
                     Ok(Admitted::Served)
                 } else {
                     Ok(Admitted::Forward)
