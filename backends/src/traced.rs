@@ -17,7 +17,9 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use scalelab_common::trace::export::{Attribute, Counters, ExportSettings, Exporter, Kind, SpanRecord};
+use scalelab_common::trace::export::{
+    Attribute, Counters, ExportSettings, Exporter, Kind, SpanRecord,
+};
 use scalelab_common::trace::{self as w3c, SpanId, TraceId};
 
 /// The process's exporter, set once at start when an endpoint is configured.
@@ -169,8 +171,16 @@ impl Child {
         }
     }
 
-    /// Ends the span now with its attributes; `error` marks it failed.
-    pub fn end(self, attributes: Vec<Attribute>, error: Option<String>) {
+    /// Moves the start (a sibling that begins exactly where another span ended).
+    #[must_use]
+    pub fn starting_at(mut self, start: SystemTime) -> Child {
+        self.start = start;
+        self
+    }
+
+    /// Ends the span now with its attributes (`error` marks it failed); returns the end time.
+    pub fn end(self, attributes: Vec<Attribute>, error: Option<String>) -> SystemTime {
+        let end = SystemTime::now();
         if let Some(exporter) = EXPORTER.get() {
             exporter.submit(
                 SpanRecord {
@@ -181,12 +191,13 @@ impl Child {
                     name: self.name,
                     kind: self.kind,
                     start: self.start,
-                    end: SystemTime::now(),
+                    end,
                     attributes,
                     error: error.map(Cow::Owned),
                 }
                 .into_data(),
             );
         }
+        end
     }
 }

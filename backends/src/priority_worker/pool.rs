@@ -294,8 +294,11 @@ async fn run(inner: &Inner, claim: Claim) {
     let traced = crate::traced::unpark(task_id).map(|waited| {
         use scalelab_common::trace::export::{Attribute, Kind};
         let run = waited.sibling("run", Kind::Internal);
-        waited.end(vec![Attribute::new("scalelab.task.priority", priority)], None);
-        run
+        let ended = waited.end(
+            vec![Attribute::new("scalelab.task.priority", priority)],
+            None,
+        );
+        run.starting_at(ended)
     });
     // The task runs in its own tokio task, so even a panic inside it cannot take this worker down.
     let mut execution = tokio::spawn(execute(claim.spec.clone()));

@@ -98,7 +98,10 @@ pub(super) fn server_timing(ctx: &RequestCtx, response: &mut ResponseHeader) -> 
         .as_ref()
         .and_then(|timeline| timeline.server_timing(ctx.route_name()))
     {
-        response.insert_header(http::header::HeaderName::from_static("server-timing"), value)?;
+        response.insert_header(
+            http::header::HeaderName::from_static("server-timing"),
+            value,
+        )?;
     }
     Ok(())
 }
@@ -117,9 +120,8 @@ pub(super) fn finish(
         return;
     }
     let req = session.req_header();
-    let header = |name: http::header::HeaderName| {
-        req.headers.get(name).and_then(|v| v.to_str().ok())
-    };
+    let header =
+        |name: http::header::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
     let route_path = ctx
         .route
         .and_then(|i| ctx.snapshot.routes.get(i))

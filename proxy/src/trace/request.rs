@@ -68,7 +68,12 @@ impl RequestTrace {
 
     /// The `traceparent` sent upstream, naming `parent` (the attempt's span when sampled).
     pub fn traceparent(&self, parent: SpanId) -> Option<HeaderValue> {
-        HeaderValue::from_bytes(&w3c::format_traceparent(self.trace_id, parent, self.sampled)).ok()
+        HeaderValue::from_bytes(&w3c::format_traceparent(
+            self.trace_id,
+            parent,
+            self.sampled,
+        ))
+        .ok()
     }
 }
 
@@ -179,7 +184,10 @@ impl Timeline {
             let _ = write!(text, ";dur={}", millis(phase.end - phase.start));
         }
         if let Some(attempt) = self.attempts.last() {
-            let end = attempt.first_byte.or(attempt.end).unwrap_or_else(Instant::now);
+            let end = attempt
+                .first_byte
+                .or(attempt.end)
+                .unwrap_or_else(Instant::now);
             let _ = write!(
                 text,
                 ", upstream;dur={}",
@@ -210,7 +218,11 @@ pub struct ServerFacts<'a> {
 }
 
 /// The request's spans: the server span, its phases and one client span per attempt.
-pub fn spans(trace: &RequestTrace, timeline: &Timeline, facts: &ServerFacts<'_>) -> Vec<SpanRecord> {
+pub fn spans(
+    trace: &RequestTrace,
+    timeline: &Timeline,
+    facts: &ServerFacts<'_>,
+) -> Vec<SpanRecord> {
     let end = Instant::now();
     let mut out = Vec::with_capacity(1 + timeline.phases.len() + timeline.attempts.len());
     let text = |key: &'static str, value: &str| Attribute::new(key, value.to_string());
@@ -295,7 +307,10 @@ pub fn spans(trace: &RequestTrace, timeline: &Timeline, facts: &ServerFacts<'_>)
             attributes.push(Attribute::new("http.request.resend_count", index as i64));
         }
         if let Some(status) = attempt.status {
-            attributes.push(Attribute::new("http.response.status_code", i64::from(status)));
+            attributes.push(Attribute::new(
+                "http.response.status_code",
+                i64::from(status),
+            ));
         }
         if let Some(first_byte) = attempt.first_byte {
             let ttfb = first_byte.saturating_duration_since(attempt.start);

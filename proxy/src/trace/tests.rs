@@ -18,7 +18,10 @@ fn a_valid_parent_is_joined_and_its_decision_kept() {
         &headers(&[("traceparent", PARENT), ("tracestate", "rojo=1")]),
         0.0,
     );
-    assert_eq!(trace.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(
+        trace.trace_id.to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
     assert_eq!(
         trace.remote_parent.map(|s| s.to_string()).as_deref(),
         Some("00f067aa0ba902b7")
@@ -37,7 +40,10 @@ fn a_malformed_or_repeated_parent_starts_a_new_trace_without_its_state() {
         headers(&[("traceparent", PARENT), ("traceparent", PARENT)]),
     ] {
         let trace = RequestTrace::start(&sent, 1.0);
-        assert_ne!(trace.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(
+            trace.trace_id.to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         assert_eq!(trace.remote_parent, None);
         assert_eq!(trace.tracestate, None);
         assert!(trace.sampled, "a new trace at ratio 1 is sampled");
