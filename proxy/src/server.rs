@@ -190,6 +190,7 @@ fn add_systemd_service(
 /// Writes the access log's and the log's last lines, before the process exits.
 fn flush_logs() {
     crate::access_log::flush(LOG_FLUSH_BOUND);
+    crate::trace::shutdown(LOG_FLUSH_BOUND);
     crate::logging::flush();
 }
 

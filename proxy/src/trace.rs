@@ -56,6 +56,19 @@ pub(crate) fn submit(spans: impl IntoIterator<Item = SpanRecord>) {
     }
 }
 
+/// Stops the export at exit, sending what is queued within `bound` (a dead collector cannot
+/// hold the exit longer).
+pub fn shutdown(bound: std::time::Duration) {
+    if let Some(exporter) = EXPORTER.swap(None) {
+        // A request still holding the exporter (none is left at exit) keeps it running instead.
+        if let Ok(exporter) = Arc::try_unwrap(exporter) {
+            if !exporter.close(bound) {
+                tracing::warn!("the trace exporter did not finish within {bound:?}; spans lost");
+            }
+        }
+    }
+}
+
 pub(crate) fn counters() -> &'static Counters {
     &COUNTERS
 }

@@ -76,6 +76,9 @@ pub enum ExportError {
 pub struct Exporter {
     sender: SyncSender<SpanData>,
     counters: Arc<Counters>,
+    /// Closed by the export thread when it ends (`close` waits for it); in a mutex only so
+    /// that the exporter can be shared between request threads.
+    done: std::sync::Mutex<mpsc::Receiver<()>>,
 }
 
 impl Exporter {
@@ -109,11 +112,31 @@ impl Exporter {
                 .build(),
         );
         let (sender, receiver) = mpsc::sync_channel(QUEUE_SPANS);
+        let (finished, done) = mpsc::channel::<()>();
         let thread_counters = Arc::clone(&counters);
         std::thread::Builder::new()
             .name("otlp-export".to_string())
-            .spawn(move || run(exporter, receiver, &thread_counters))?;
-        Ok(Exporter { sender, counters })
+            .spawn(move || {
+                run(exporter, receiver, &thread_counters);
+                drop(finished);
+            })?;
+        Ok(Exporter {
+            sender,
+            counters,
+            done: std::sync::Mutex::new(done),
+        })
+    }
+
+    /// Closes the queue and waits up to `bound` for the thread to send what is left (an exit:
+    /// the last requests' spans are not lost to the batch delay). Returns whether it finished.
+    pub fn close(self, bound: Duration) -> bool {
+        let Exporter { sender, done, .. } = self;
+        drop(sender);
+        let done = done.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        matches!(
+            done.recv_timeout(bound),
+            Err(RecvTimeoutError::Disconnected) | Ok(())
+        )
     }
 
     /// Queues one span; never blocks. A full queue drops the span and counts it.

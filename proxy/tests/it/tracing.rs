@@ -349,3 +349,18 @@ async fn server_timing_only_with_the_diagnostic_headers() {
     let response = get(&without.proxy, "/api/t", &[]).await;
     assert!(!response.headers().contains_key("server-timing"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exit_sends_the_last_spans_instead_of_losing_them_to_the_batch_delay() {
+    let receiver = OtlpReceiver::start();
+    let backend = TestBackend::start("a");
+    let mut traced = traced_proxy(&backend, &tracing_table(&receiver.endpoint(), 1.0), None).await;
+    get(&traced.proxy, "/api/last", &[]).await;
+    let trace = forwarded(&backend).0;
+    traced.proxy.signal(Signal::SIGTERM);
+    let status = traced.proxy.wait_exit(Duration::from_secs(10)).await;
+    assert!(status.success(), "{status:?}");
+    // The process is gone: what it sent is all there will be.
+    let spans = receiver.trace(&trace);
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+}
