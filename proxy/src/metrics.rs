@@ -258,8 +258,8 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
         }
     }
 
-    crate::tls::exposition::register(&registry, &shared.certificates().table())?;
-    crate::trace::exposition::register(&registry)?;
+    crate::https::exposition::register(&registry, &shared.certificates().table())?;
+    crate::trace::export_series::register(&registry)?;
 
     let mut families = registry.gather();
     families.extend(prometheus::gather());

@@ -3,12 +3,12 @@
 //!
 //! `request` is what one request carries (its trace context and, when it is sampled or shows
 //! `Server-Timing`, its `Timeline` of phases and upstream attempts) and the spans made of it at
-//! its end; `exposition` is the export's series. The exporter itself (a bounded queue that
+//! its end; `export_series` is the export's series. The exporter itself (a bounded queue that
 //! drops and counts, one export thread) is `scalelab_common::trace::export`, shared with the
 //! lab's services. Without `[tracing]` nothing here runs on the request path: the context is
 //! `None` and `traceparent` passes through as the client sent it.
 
-pub mod exposition;
+pub mod export_series;
 pub mod request;
 #[cfg(test)]
 mod tests;

@@ -132,7 +132,9 @@ impl Exporter {
     pub fn close(self, bound: Duration) -> bool {
         let Exporter { sender, done, .. } = self;
         drop(sender);
-        let done = done.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let done = done
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         matches!(
             done.recv_timeout(bound),
             Err(RecvTimeoutError::Disconnected) | Ok(())

@@ -20,7 +20,7 @@ pub(super) fn start(session: &Session, ctx: &mut RequestCtx) {
             settings.sample_ratio,
         ));
     }
-    if ctx.debug || ctx.trace.as_ref().is_some_and(|trace| trace.sampled) {
+    if ctx.explain.debug || ctx.trace.as_ref().is_some_and(|trace| trace.sampled) {
         ctx.timeline = Some(Box::new(Timeline::new(ctx.started)));
     }
 }
@@ -47,7 +47,7 @@ pub(super) fn attempt(ctx: &mut RequestCtx) {
     let Some(timeline) = ctx.timeline.as_mut() else {
         return;
     };
-    if let (Some(lease), Some(pool)) = (&ctx.lease, &ctx.pool) {
+    if let (Some(lease), Some(pool)) = (&ctx.attempts.lease, &ctx.pool) {
         timeline.attempt(pool.name(), lease.server().addr);
     }
 }
@@ -91,7 +91,7 @@ pub(super) fn forward(ctx: &RequestCtx, upstream_request: &mut RequestHeader) ->
     Ok(())
 }
 
-/// `Server-Timing` on a response this request may show diagnostics on.
+/// `Server-Timing` on an answer this request may show diagnostics on (`own_headers` decides).
 pub(super) fn server_timing(ctx: &RequestCtx, response: &mut ResponseHeader) -> Result<()> {
     if let Some(value) = ctx
         .timeline
@@ -127,7 +127,8 @@ pub(super) fn finish(
         .and_then(|i| ctx.snapshot.routes.get(i))
         .map(|route| route.path.as_str());
     let client = ctx
-        .client_ip
+        .client
+        .ip
         .as_ref()
         .and_then(|ip| ip.to_str().ok())
         .map(str::to_string)
@@ -138,9 +139,9 @@ pub(super) fn finish(
                 .map(|addr| addr.ip().to_string())
         });
     let cache = ctx
-        .cache_served
-        .or_else(|| ctx.cache.as_ref().map(|cache| cache.origin_word()))
-        .unwrap_or("-");
+        .cache
+        .as_ref()
+        .map_or("-", |cache| cache.served.unwrap_or(cache.origin_word()));
     let facts = ServerFacts {
         method: req.method.as_str(),
         route: ctx.route_name(),

@@ -339,6 +339,17 @@ async fn server_timing_only_with_the_diagnostic_headers() {
         .to_string();
     assert!(timing.starts_with("route;desc=\"api\""), "{timing}");
     assert!(timing.contains(", upstream;dur="), "{timing}");
+    // The proxy's own answers carry it too (written with the other diagnostic headers).
+    let refused = with
+        .proxy
+        .http()
+        .get(with.proxy.url("/nowhere"))
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(refused.status(), 404);
+    let timing = refused.headers()["server-timing"].to_str().expect("ASCII");
+    assert_eq!(timing, "route;desc=\"unmatched\"");
     drop(with);
     let without = traced_proxy(
         &backend,
