@@ -5,9 +5,11 @@
 # proxy's CPU µs per request under wrk (proxy on core 0, wrk and upstream on core 1).
 # See bench/README.md ("Profiles").
 #
-# Usage: bench/profile.sh scalelab|nolog|lab|pingora|nginx
+# Usage: bench/profile.sh scalelab|nolog|lab|traced|traced-all|pingora|nginx
 #   scalelab: as shipped (debug_headers off, access log on); nolog: without the access log;
-#   lab: with the lab config's debug_headers = "on" (the explain header sent below is then honoured)
+#   lab: with the lab config's debug_headers = "on" (the explain header sent below is then honoured);
+#   traced / traced-all: as shipped plus [tracing] at sample_ratio 0.01 / 1, exporting to a port
+#   where nothing listens (every export fails fast and is counted; the work up to the send is done)
 # Environment: REQUESTS=2000 WARMUP_REQUESTS=200 CONNECTIONS=4 TOOL=callgrind|strace|both|perf
 #   PERF_SECONDS=10 (TOOL=perf: wrk -t1 -c50 for this long)
 #   SCALELAB_PROXY_BIN= (default target/release/scalelab-proxy, built if missing)
@@ -17,7 +19,7 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
-PEER=${1:?usage: bench/profile.sh scalelab|nolog|lab|pingora|nginx}
+PEER=${1:?usage: bench/profile.sh scalelab|nolog|lab|traced|traced-all|pingora|nginx}
 REQUESTS=${REQUESTS:-2000}
 WARMUP_REQUESTS=${WARMUP_REQUESTS:-200}
 CONNECTIONS=${CONNECTIONS:-4}
@@ -55,7 +57,7 @@ start_bg upstreams taskset -c 1 "$NGINX" -p "$WORK/upstreams" -e "$WORK/upstream
 wait_ready upstreams "$LAST_PID" "http://127.0.0.1:$UP1/"
 
 case $PEER in
-scalelab | nolog | lab)
+scalelab | nolog | lab | traced | traced-all)
     BIN=$(scalelab_proxy_bin)
     cat >"$WORK/proxy.toml" <<TOML
 [proxy]
@@ -75,6 +77,8 @@ read_timeout = "5s"
 name = "all"
 path = "/"
 upstream = "bench"
+$([[ $PEER == traced* ]] && printf '[tracing]\notlp_endpoint = "http://127.0.0.1:%s"\nsample_ratio = %s\n' \
+    "$((PORT_BASE + 5))" "$([[ $PEER == traced-all ]] && echo 1.0 || echo 0.01)")
 TOML
     export RUST_LOG=warn # set here, not with env(1): valgrind must start the proxy itself
     CMD=("$BIN" --config "$WORK/proxy.toml")

@@ -274,14 +274,30 @@ impl DatabaseState {
     ) -> Result<T, AppError> {
         let database = Arc::clone(&self.database);
         let histogram = self.queries.with_label_values(&[kind.as_str()]);
-        tokio::task::spawn_blocking(move || {
+        let span = crate::traced::Child::begin(
+            kind.as_str(),
+            scalelab_common::trace::export::Kind::Internal,
+        );
+        let result = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let result = run(&database);
             histogram.observe(started.elapsed().as_secs_f64());
             result
         })
         .await
-        .map_err(AppError::internal)?
+        .map_err(AppError::internal)
+        .and_then(|result| result);
+        if let Some(span) = span {
+            use scalelab_common::trace::export::Attribute;
+            span.end(
+                vec![
+                    Attribute::new("db.system.name", "sqlite"),
+                    Attribute::new("db.operation.name", kind.as_str()),
+                ],
+                result.as_ref().err().map(ToString::to_string),
+            );
+        }
+        result
     }
 }
 

@@ -246,9 +246,30 @@ impl GatewayState {
         request: reqwest::RequestBuilder,
     ) -> Result<(StatusCode, Value), AppError> {
         let started = Instant::now();
+        // A traced request's call is a client span of its own, whose id the dependency sees
+        // as its parent.
+        let span = crate::traced::Child::begin(
+            dependency.as_str(),
+            scalelab_common::trace::export::Kind::Client,
+        );
+        let request = match span.as_ref().and_then(crate::traced::Child::traceparent) {
+            Some(traceparent) => request.header(scalelab_common::trace::TRACEPARENT, traceparent),
+            None => request,
+        };
         let result = attempt(dependency.as_str(), request).await;
         self.metrics
             .record(dependency, Outcome::of(&result), started.elapsed());
+        if let Some(span) = span {
+            use scalelab_common::trace::export::Attribute;
+            let mut attributes = vec![Attribute::new("scalelab.dependency", dependency.as_str())];
+            if let Ok((status, _)) = &result {
+                attributes.push(Attribute::new(
+                    "http.response.status_code",
+                    i64::from(status.as_u16()),
+                ));
+            }
+            span.end(attributes, result.as_ref().err().map(ToString::to_string));
+        }
         result
     }
 }

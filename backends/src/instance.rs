@@ -135,6 +135,7 @@ pub fn wrap(instance: &Arc<Instance>, service: Router) -> Router {
             chaos::inject,
         ))
         .layer(middleware::from_fn_with_state(Arc::clone(instance), record))
+        .layer(middleware::from_fn(crate::traced::layer))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 

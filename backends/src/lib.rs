@@ -13,4 +13,5 @@ pub mod instance;
 pub mod microservice;
 pub mod priority_worker;
 pub mod serve;
+pub mod traced;
 pub mod websocket;

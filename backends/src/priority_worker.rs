@@ -200,6 +200,12 @@ async fn enqueue(
         }
     };
     let record = state.store.insert(priority, spec, unix_now()).await?;
+    // A traced request's task: its queue wait is a span from now until a worker starts it.
+    if let Some(span) =
+        crate::traced::Child::begin("queue wait", scalelab_common::trace::export::Kind::Internal)
+    {
+        crate::traced::park(record.task_id.clone(), span);
+    }
     let position = state.pool.enqueue(&record).await?;
     tracing::info!(task_id = record.task_id, %priority, position, "task queued");
     Ok((

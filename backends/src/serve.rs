@@ -21,6 +21,10 @@ pub struct CommonArgs {
     /// Chaos knobs at start (also adjustable live via `/admin/chaos`).
     #[command(flatten)]
     pub chaos: ChaosArgs,
+    /// The OTLP/HTTP collector spans of traced requests go to (e.g. "http://127.0.0.1:4318");
+    /// without it nothing is traced.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default `info` level.

@@ -5,3 +5,4 @@
 pub mod clock;
 pub mod problem;
 pub mod sync;
+pub mod trace;

@@ -54,6 +54,10 @@ pub struct LabConfig {
     /// The proxy's HTTPS port, served with the development CA's localhost certificate; 0 for
     /// no HTTPS listener.
     pub tls_port: u16,
+    /// The OTLP/HTTP collector the lab's services export their spans to (given to each as
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`); unset, they trace nothing. The proxy's own export is
+    /// its `[tracing]` table.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for LabConfig {
@@ -74,6 +78,7 @@ impl Default for LabConfig {
             redis_port: None,
             redis_url: None,
             tls_port: 8443,
+            otlp_endpoint: None,
         }
     }
 }

@@ -64,7 +64,13 @@ pub fn plan(file: &LabFile, bin_dir: &Path) -> Vec<ChildSpec> {
         health_url: format!("{}/health", file.backend_url(port)),
         more_ports: Vec::new(),
         stage: Stage::Backend,
-        env: Vec::new(),
+        // The services read the standard variable, so a collector named by `[lab]` reaches
+        // every one without a flag of its own.
+        env: lab
+            .otlp_endpoint
+            .iter()
+            .map(|endpoint| ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint.into()))
+            .collect(),
     };
 
     let mut children = Vec::new();

@@ -23,7 +23,8 @@ fn yaml(path: &Path) -> Value {
 fn mounts(service: &Value) -> (BTreeMap<String, PathBuf>, Vec<String>) {
     let mut binds = BTreeMap::new();
     let mut named = Vec::new();
-    for volume in service["volumes"].as_sequence().unwrap() {
+    let none = Vec::new();
+    for volume in service["volumes"].as_sequence().unwrap_or(&none) {
         let spec = volume.as_str().unwrap();
         let mut parts = spec.split(':');
         let (source, target) = (parts.next().unwrap(), parts.next().unwrap());
@@ -120,4 +121,23 @@ fn the_compose_file_mounts_what_the_repository_ships_where_the_other_files_expec
         .find_map(|arg| arg.as_str().unwrap().strip_prefix("--web.listen-address="))
         .unwrap();
     assert_eq!(url, format!("http://{listen}"));
+
+    // Jaeger takes OTLP/HTTP where the README's `otlp_endpoint` points, and Grafana's Jaeger
+    // data source asks its query port.
+    let jaeger = &compose["services"]["jaeger"];
+    assert_eq!(
+        jaeger["environment"]["COLLECTOR_OTLP_HTTP_HOST_PORT"],
+        "127.0.0.1:4318"
+    );
+    let readme = std::fs::read_to_string(grafana_dir().join("../README.md")).unwrap();
+    assert!(readme.contains("otlp_endpoint = \"http://127.0.0.1:4318\""));
+    let query = jaeger["environment"]["QUERY_HTTP_SERVER_HOST_PORT"]
+        .as_str()
+        .unwrap();
+    let sources = yaml(&grafana_dir().join("provisioning/datasources/jaeger.yaml"));
+    assert_eq!(sources["datasources"][0]["type"], "jaeger");
+    assert_eq!(
+        sources["datasources"][0]["url"].as_str().unwrap(),
+        format!("http://{query}")
+    );
 }

@@ -17,6 +17,7 @@ pub mod split;
 mod startup;
 mod summary;
 pub mod tls;
+pub mod tracing;
 pub mod traffic;
 pub mod transport;
 pub mod units;
@@ -61,6 +62,8 @@ pub struct Config {
     admin: admin::AdminSettings,
     /// The `[dns]` table: how servers given by name are resolved (defaults without one).
     dns: dns::DnsSettings,
+    /// `None` when the file has no `[tracing]` table: `traceparent` passes through untouched.
+    tracing: Option<tracing::TracingSettings>,
 }
 
 /// Read access to every section. The fields are private to `config`, so only `parse` (through
@@ -101,6 +104,10 @@ impl Config {
 
     pub fn dns(&self) -> &dns::DnsSettings {
         &self.dns
+    }
+
+    pub fn tracing(&self) -> Option<&tracing::TracingSettings> {
+        self.tracing.as_ref()
     }
 }
 
@@ -470,7 +477,7 @@ fn serialize_optional_duration<S: serde::Serializer>(
 }
 
 /// Durations are shown back to users in the same human form they write them in.
-mod humantime_serde_compat {
+pub(crate) mod humantime_serde_compat {
     use std::time::Duration;
 
     pub fn serialize<S: serde::Serializer>(

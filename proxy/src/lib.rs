@@ -35,6 +35,7 @@ pub mod systemd;
 pub mod tasks;
 pub mod telemetry;
 pub mod template;
+pub mod trace;
 pub mod upgrade;
 pub mod upstream;
 pub mod watch;

@@ -264,6 +264,7 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
 
     crate::https::exposition::register(&registry, &shared.certificates().table())?;
     crate::dns::status::register(&registry, &snapshot, &shared.registry().discovered)?;
+    crate::trace::export_series::register(&registry)?;
 
     let mut families = registry.gather();
     families.extend(prometheus::gather());

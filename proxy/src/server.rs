@@ -32,6 +32,8 @@ pub enum StartError {
     Tls(#[from] crate::https::server_config::TlsSetupError),
     #[error(transparent)]
     Listen(#[from] crate::listeners::services::BindError),
+    #[error("tracing: {0}")]
+    Tracing(#[from] scalelab_common::trace::export::ExportError),
 }
 
 /// Options that come from the command line rather than the file.
@@ -77,6 +79,7 @@ pub fn run(
     for problem in startup.block_on(crate::dns::run::first_round(&config, &discovered)) {
         tracing::warn!("{problem}");
     }
+    crate::trace::reconfigure(config.tracing())?;
     let shared = Shared::with_discovered(config_path, config, source, discovered);
 
     // One round of checks before any listener opens, so no request goes to a server whose
@@ -190,6 +193,7 @@ fn add_systemd_service(
 /// Writes the access log's and the log's last lines, before the process exits.
 fn flush_logs() {
     crate::access_log::flush(LOG_FLUSH_BOUND);
+    crate::trace::shutdown(LOG_FLUSH_BOUND);
     crate::logging::flush();
 }
 

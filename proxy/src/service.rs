@@ -14,6 +14,7 @@ mod own_headers;
 mod rate_limiting;
 mod request_head;
 mod rules;
+mod spans;
 mod split_route;
 mod tunnel;
 mod upstream_peer;
@@ -85,6 +86,10 @@ pub struct RequestCtx {
     affinity: balancing_hints::Affinity,
     /// The response body's encoder, when `compress` encodes this response.
     compressing: Option<Box<crate::compression::Encoder>>,
+    /// The request's trace context; `None` without `[tracing]` (nothing traced).
+    trace: Option<crate::trace::request::RequestTrace>,
+    /// Phases and upstream tries, kept only for a sampled request or `Server-Timing`.
+    timeline: Option<Box<crate::trace::request::Timeline>>,
     _active: ActiveRequest,
 }
 
@@ -139,6 +144,8 @@ impl ProxyHttp for Proxy {
             upgrade: None,
             affinity: balancing_hints::Affinity::default(),
             compressing: None,
+            trace: None,
+            timeline: None,
             _active: self.shared.start_request(),
         })
     }
@@ -198,6 +205,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut Box<RequestCtx>,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        spans::attempt_failed(ctx, &e);
         if let (Some(lease), Some(pool)) = (&ctx.attempts.lease, &ctx.pool) {
             let server = lease.server();
             if ctx.snapshot.config.proxy().request_metrics {
@@ -232,6 +240,7 @@ impl ProxyHttp for Proxy {
         let mut e = e.more_context(format!("peer: {peer}"));
         if !ctx.attempts.responded && e.esource() == &pingora::ErrorSource::Upstream {
             balancing_hints::observe_try(ctx, None);
+            spans::attempt_failed(ctx, &e);
         }
         if ctx.snapshot.config.proxy().request_metrics
             && e.esource() == &pingora::ErrorSource::Upstream
@@ -274,6 +283,7 @@ impl ProxyHttp for Proxy {
     ) -> Result<()> {
         ctx.attempts.responded = true;
         balancing_hints::observe_try(ctx, Some(upstream_response.status.as_u16()));
+        spans::attempt_responded(ctx, upstream_response.status.as_u16());
         if ctx.snapshot.config.proxy().request_metrics {
             if let (Some(lease), Some(started)) = (&ctx.attempts.lease, ctx.attempts.started) {
                 lease
@@ -446,6 +456,7 @@ impl ProxyHttp for Proxy {
         // One clock read for both the log line and the latency series.
         let elapsed = ctx.started.elapsed();
         observe::access_log(session, error, ctx, status, elapsed);
+        spans::finish(session, ctx, status, error);
         if ctx.snapshot.config.proxy().request_metrics {
             observe::record_request(session, ctx, status, elapsed);
         }

@@ -9,6 +9,7 @@
 
 mod dnsmasq;
 mod http;
+mod otlp;
 mod patience;
 mod pki;
 mod poll;
@@ -26,6 +27,7 @@ pub use http::percent_decode;
 pub use http::{blocking_client, blocking_client_builder};
 pub use http::{client, client_builder};
 pub use nix::sys::signal::Signal;
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use patience::{patience, patient, PATIENCE_VARIABLE};
 pub use pki::{replace_file, Ca, Leaf};
 pub use poll::{eventually, eventually_blocking, POLL_INTERVAL};

@@ -30,6 +30,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     serve::init_tracing();
+    scalelab_backends::traced::init("scalelab-database", args.common.otlp_endpoint.as_deref())
+        .context("starting the trace export")?;
     ensure!(
         args.latency_min_ms <= args.latency_max_ms,
         "--latency-min-ms must not exceed --latency-max-ms"

@@ -40,6 +40,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     serve::init_tracing();
+    scalelab_backends::traced::init("scalelab-gateway", args.common.otlp_endpoint.as_deref())
+        .context("starting the trace export")?;
     // The shared `scalelab-auth` crate reading the `[auth]` table the proxy enforces, as `scalelab token` does, so the
     // gateway, the proxy and the token CLI cannot disagree about a token.
     let verifier = match scalelab_auth::load_from_config_file(&args.config) {

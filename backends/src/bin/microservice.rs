@@ -17,6 +17,11 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     serve::init_tracing();
+    scalelab_backends::traced::init(
+        "scalelab-microservice",
+        args.common.otlp_endpoint.as_deref(),
+    )
+    .context("starting the trace export")?;
     let (listener, addr) = serve::bind(args.common.host, args.common.port.unwrap_or(5001))
         .await
         .context("binding")?;

@@ -86,6 +86,8 @@ async fn tasks(args: &Args) -> anyhow::Result<(Arc<dyn TaskStore>, Arc<dyn Backl
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     serve::init_tracing();
+    scalelab_backends::traced::init("scalelab-worker", args.common.otlp_endpoint.as_deref())
+        .context("starting the trace export")?;
     let (store, backlog) = tasks(&args).await?;
     let (listener, addr) = serve::bind(args.common.host, args.common.port.unwrap_or(5005))
         .await

@@ -291,6 +291,15 @@ async fn run(inner: &Inner, claim: Claim) {
         "task started"
     );
     let started = Instant::now();
+    let traced = crate::traced::unpark(task_id).map(|waited| {
+        use scalelab_common::trace::export::{Attribute, Kind};
+        let run = waited.sibling("run", Kind::Internal);
+        let ended = waited.end(
+            vec![Attribute::new("scalelab.task.priority", priority)],
+            None,
+        );
+        run.starting_at(ended)
+    });
     // The task runs in its own tokio task, so even a panic inside it cannot take this worker down.
     let mut execution = tokio::spawn(execute(claim.spec.clone()));
     let outcome = loop {
@@ -321,6 +330,16 @@ async fn run(inner: &Inner, claim: Claim) {
         .with_label_values(&[priority, label])
         .inc();
     tracing::info!(task_id, priority, outcome = label, elapsed, "task finished");
+    if let Some(run) = traced {
+        use scalelab_common::trace::export::Attribute;
+        run.end(
+            vec![
+                Attribute::new("scalelab.task.type", claim.spec.task_type.clone()),
+                Attribute::new("scalelab.task.attempt", i64::from(claim.attempt)),
+            ],
+            outcome.as_ref().err().cloned(),
+        );
+    }
     match inner
         .backlog
         .finish(&claim, unix_now(), outcome.err())

@@ -36,6 +36,8 @@ pub struct Line<'a> {
     pub cache: &'a str,
     pub duration: Duration,
     pub request_id: &'a [u8],
+    /// The W3C trace id (32 hex digits) when `[tracing]` is configured.
+    pub trace_id: Option<&'a [u8]>,
     /// Pingora's name of the error that ended the request, if one did.
     pub error: Option<&'a str>,
 }
@@ -94,7 +96,9 @@ fn write_text(line: &Line<'_>, out: &mut Vec<u8>) {
     milliseconds(out, line.duration);
     out.extend_from_slice(b" request_id=\"");
     escape_text(out, line.request_id);
-    out.extend_from_slice(b"\" error=");
+    out.extend_from_slice(b"\" trace_id=");
+    text_or_dash(out, line.trace_id);
+    out.extend_from_slice(b" error=");
     text_or_dash(out, line.error.map(str::as_bytes));
     out.push(b'\n');
 }
@@ -140,6 +144,8 @@ fn write_json(line: &Line<'_>, out: &mut Vec<u8>) {
     milliseconds(out, line.duration);
     out.extend_from_slice(b",\"request_id\":");
     json_string(out, Some(line.request_id));
+    out.extend_from_slice(b",\"trace_id\":");
+    json_string(out, line.trace_id);
     out.extend_from_slice(b",\"error\":");
     json_string(out, line.error.map(str::as_bytes));
     out.extend_from_slice(b"}\n");

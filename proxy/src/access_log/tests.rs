@@ -23,6 +23,7 @@ fn line() -> Line<'static> {
         cache: "-",
         duration: Duration::from_micros(1_234),
         request_id: b"r-1",
+        trace_id: None,
         error: None,
     }
 }
@@ -39,7 +40,7 @@ fn text_is_combined_then_scalelab_fields() {
         render(AccessLogFormat::Text, &line()),
         "127.0.0.1 - - [01/Dec/2026:13:17:11 +0000] \"GET /api/x HTTP/1.1\" 200 100 \"-\" \
          \"curl/8.5\" route=\"api\" upstream=\"g\" upstream_path=- server=10.0.0.1:5000 \
-         strategy=round_robin attempts=1 cache=- duration_ms=1.234 request_id=\"r-1\" error=-\n"
+         strategy=round_robin attempts=1 cache=- duration_ms=1.234 request_id=\"r-1\" trace_id=- error=-\n"
     );
 }
 
@@ -61,7 +62,7 @@ fn text_of_a_request_nothing_answered() {
     assert!(
         text.ends_with(
             "upstream=\"-\" upstream_path=- server=- strategy=round_robin attempts=1 cache=- \
-             duration_ms=0.005 request_id=\"r-1\" error=ConnectionClosed\n"
+             duration_ms=0.005 request_id=\"r-1\" trace_id=- error=ConnectionClosed\n"
         ),
         "{text}"
     );
@@ -79,7 +80,7 @@ fn json_has_every_field_and_parses() {
             "path": "/api/x", "protocol": "HTTP/1.1", "status": 200, "bytes": 100,
             "referer": null, "user_agent": "curl/8.5", "route": "api", "upstream": "g", "upstream_path": null,
             "server": "10.0.0.1:5000", "strategy": "round_robin", "attempts": 1, "cache": "-",
-            "duration_ms": 1.234, "request_id": "r-1", "error": null
+            "duration_ms": 1.234, "request_id": "r-1", "trace_id": null, "error": null
         })
     );
 }

@@ -10,6 +10,7 @@ mod dns;
 mod edge;
 mod split;
 mod tls;
+mod tracing;
 mod traffic;
 mod transport;
 
@@ -20,6 +21,7 @@ pub use dns::{FileDiscovery, FileDns};
 pub use edge::{FileHeaderRules, FileHosts, FileRedirect, FileRespond, FileRewrite};
 pub use split::{FileMatch, FileMirror, FileRouteUpstream, FileSplitTarget};
 pub use tls::{FileCertificate, FileTls};
+pub use tracing::FileTracing;
 pub use traffic::{FileQueue, FileRateLimit};
 pub use transport::FileUpstreamTls;
 
@@ -47,6 +49,8 @@ pub struct FileConfig {
     pub admin: Option<FileAdmin>,
     /// The `[dns]` table: resolvers and refresh times of servers given by name (`discovery`).
     pub dns: Option<FileDns>,
+    /// The `[tracing]` table: trace context and the export of spans (OTLP).
+    pub tracing: Option<FileTracing>,
     /// The `[lab]` table belongs to `scalelab up` (which processes to start); the proxy keeps it
     /// opaque so one file can describe the whole lab.
     #[serde(default)]

@@ -22,6 +22,7 @@ mod redis;
 mod routes;
 mod split;
 mod tls;
+mod tracing;
 mod traffic;
 mod transport;
 mod upstream;
@@ -78,6 +79,10 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
     let tls = tls::validate_tls(&file, base, &mut problems);
     let admin = admin::validate_admin(&file, proxy.admin_listen, base, &mut problems);
     let dns = dns::validate_dns(&file, &mut problems);
+    let tracing = file
+        .tracing
+        .as_ref()
+        .map(|tracing| tracing::validate_tracing(tracing, &mut problems));
     problems.into_result(Config {
         proxy,
         upstreams,
@@ -88,6 +93,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
         tls,
         admin,
         dns,
+        tracing,
     })
 }
 

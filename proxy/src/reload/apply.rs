@@ -133,6 +133,21 @@ fn apply_locked(shared: &Shared, trigger: Trigger, read: Result<String, ConfigEr
             return record;
         }
     }
+    // Tracing is live too: a changed exporter is built before the new config serves, and one
+    // that cannot be built rejects the reload with the running exporter kept.
+    if config.tracing() != running.snapshot.config.tracing() {
+        if let Err(error) = crate::trace::reconfigure(config.tracing()) {
+            record.errors = vec![super::Problem::new(
+                "tracing".to_string(),
+                error.to_string(),
+            )];
+            record.changes.clear();
+            record.duration_us = elapsed_us(started);
+            tracing::error!(%error, "config reload rejected: the trace exporter cannot change");
+            shared.journal().push(record.clone());
+            return record;
+        }
+    }
     let generation = shared.next_generation();
     let snapshot = Arc::new(Snapshot::build(config, generation, shared.registry()));
     // Servers this reload adds start unhealthy; check them once before the swap so they take

@@ -67,6 +67,7 @@ impl Proxy {
                 .is_some_and(|v| {
                     v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true")
                 });
+        super::spans::start(session, ctx);
         super::request_head::admit_framing(session, ctx)?;
         check_header_size(session, ctx)?;
         let route = resolve_route(session, ctx);
@@ -97,7 +98,12 @@ impl Proxy {
             }
             None
         } else {
-            self.check_token(session, ctx, route)?
+            let began = super::spans::mark(ctx);
+            let checked = self.check_token(session, ctx, route);
+            if ctx.client.token_verified || checked.is_err() {
+                super::spans::phase(ctx, "auth", began, None);
+            }
+            checked?
         };
         super::tunnel::admit(session, ctx, route)?;
         // A route that answers by itself has no pool.
@@ -110,8 +116,17 @@ impl Proxy {
         // upstream does any work.
         // Borrowed, not cloned: most routes have no limits, and this runs on every request.
         let remote = self.shared.cache().remote().map(|remote| &**remote);
-        super::rate_limiting::check_rate_limits(session, ctx, route, claims.as_ref(), remote)
-            .await?;
+        let began = super::spans::mark(ctx).filter(|_| {
+            ctx.snapshot
+                .limits
+                .get(route)
+                .is_some_and(|limits| !limits.is_empty())
+        });
+        let limited =
+            super::rate_limiting::check_rate_limits(session, ctx, route, claims.as_ref(), remote)
+                .await;
+        super::spans::phase(ctx, "ratelimit", began, None);
+        limited?;
         if let Some(route_config) = snapshot.routes.get(route) {
             if let Some(answer) = super::rules::route_answer(session, ctx, route_config) {
                 return Err(Stop::Answer(answer));
@@ -205,7 +220,14 @@ impl Proxy {
             Some(route_cache) if cacheable_method => {
                 // Boxed like the rate limits' check: a lookup's state (the memory tiers, the
                 // Redis tier, waiting for a fill) stays out of the routes that do not cache.
-                if Box::pin(caching::lookup(session, ctx, store, route_cache)).await? {
+                let began = super::spans::mark(ctx);
+                let served = Box::pin(caching::lookup(session, ctx, store, route_cache)).await;
+                let result = ctx
+                    .cache
+                    .as_ref()
+                    .map(|cache| cache.served.unwrap_or(cache.origin_word()));
+                super::spans::phase(ctx, "cache", began, result);
+                if served? {
                     Ok(Admitted::Served)
                 } else {
                     Ok(Admitted::Forward)

@@ -29,6 +29,7 @@ pub(super) fn access_log(
             .and_then(|addr| addr.as_inet())
             .map_or(&[], |addr| ip_text(addr.ip(), &mut ip)),
     };
+    let trace_hex = ctx.trace.as_ref().map(|trace| trace.trace_id.hex());
     let header = |name: http::header::HeaderName| req.headers.get(name).map(|v| v.as_bytes());
     access_log::record(&access_log::Line {
         time: SystemTime::now()
@@ -58,6 +59,7 @@ pub(super) fn access_log(
             .map_or("-", |cache| cache.served.unwrap_or(cache.origin_word())),
         duration: elapsed,
         request_id: ctx.request_id.as_bytes(),
+        trace_id: trace_hex.as_ref().map(|hex| &hex[..]),
         error: error.map(|e| e.etype().as_str()),
     });
 }
@@ -98,6 +100,7 @@ pub(super) fn head_error_line(
         cache: "-",
         duration: Duration::ZERO,
         request_id: request_id.as_bytes(),
+        trace_id: None,
         error: Some(reason),
     });
 }

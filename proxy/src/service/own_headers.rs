@@ -52,5 +52,8 @@ pub(super) fn write(
     if let Some(explanation) = ctx.explain.take() {
         header.insert_header(headers::EXPLAIN, explanation)?;
     }
+    if ctx.explain.debug {
+        super::spans::server_timing(ctx, header)?;
+    }
     rules::response_headers(session, ctx, header)
 }

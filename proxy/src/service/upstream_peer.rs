@@ -41,6 +41,7 @@ pub(super) async fn upstream_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>>
     let addr = lease.server().addr;
     ctx.attempts.lease = Some(lease);
     ctx.attempts.started = Some(Instant::now());
+    super::spans::attempt(ctx);
     Ok(Box::new(crate::upstream::peer::build(addr, &pool.config)))
 }
 
@@ -77,6 +78,7 @@ async fn acquire(
         return Err(busy(pool, refusal));
     };
     let joined = Instant::now();
+    let began = super::spans::mark(ctx);
     let deadline = tokio::time::Instant::now() + settings.timeout;
     loop {
         if ticket.is_head() {
@@ -89,6 +91,7 @@ async fn acquire(
                 Ok((mut selection, lease)) => {
                     let waited = joined.elapsed();
                     queue.record(Ok(()), Some(waited));
+                    super::spans::phase(ctx, "queue", began, None);
                     if let Some(text) = selection.explanation.as_mut() {
                         text.push_str(&format!("; queued {} ms", waited.as_millis()));
                     }
@@ -103,6 +106,7 @@ async fn acquire(
             .is_err()
         {
             queue.record(Err(Refused::QueueTimeout), Some(joined.elapsed()));
+            super::spans::phase(ctx, "queue", began, None);
             return Err(busy(pool, Refused::QueueTimeout));
         }
     }

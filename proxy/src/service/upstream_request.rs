@@ -107,6 +107,7 @@ pub(super) fn rewrite_upstream_request(
             upstream_request.insert_header(http::header::FORWARDED, value)?;
         }
     }
+    super::spans::forward(ctx, upstream_request)?;
     if let Some(route) = route {
         super::rules::request_headers(session, ctx, route, upstream_request)?;
     }

@@ -54,6 +54,7 @@ mod slow_clients;
 mod smuggling;
 mod systemd;
 mod tls;
+mod tracing;
 pub mod upgrades;
 mod upgrades_reload;
 mod upstream_faults;
