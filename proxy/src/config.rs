@@ -2,6 +2,7 @@
 //! returning either a `Config` that cannot be invalid or every problem at once, each with its
 //! TOML path and line.
 
+pub mod access;
 mod access_log;
 pub mod admin;
 pub mod balancing;
@@ -92,6 +93,25 @@ impl Config {
     pub fn admin(&self) -> &admin::AdminSettings {
         &self.admin
     }
+
+    /// The files the access gates read (IP list files, htpasswd files): the certificate
+    /// watcher reloads when one changes.
+    pub fn access_files(&self) -> Vec<&Path> {
+        fn lists(rules: &access::IpRules) -> impl Iterator<Item = &Path> {
+            [&rules.allow, &rules.deny]
+                .into_iter()
+                .flatten()
+                .filter_map(|list| list.file.as_ref().map(|f| f.path.as_path()))
+        }
+        let mut files: Vec<&Path> = lists(&self.proxy.access).collect();
+        for route in &self.routes {
+            files.extend(lists(&route.access.ip));
+            if let Some(basic) = &route.access.basic {
+                files.push(basic.users_file.as_path());
+            }
+        }
+        files
+    }
 }
 
 /// The `[redis]` table: where a fleet of proxies keeps its shared cache tier.
@@ -171,6 +191,10 @@ impl serde::Serialize for AuthConfig {
 pub enum RouteAuth {
     None,
     Jwt,
+    /// `basic = { users_file, realm }` (see `config::access`).
+    Basic,
+    /// `forward = { upstream, path, ... }`.
+    Forward,
 }
 
 /// The `[cache]` table: shared tiers for every route that enables caching.
@@ -244,6 +268,9 @@ pub struct ProxySettings {
     pub edge: edge::ProxyEdge,
     /// Who gets the diagnostic response headers (`[proxy] debug_headers`, `debug_trusted`).
     pub debug_headers: admin::DebugSettings,
+    /// `allow`/`deny` lists for every route, checked before the route's own.
+    #[serde(flatten)]
+    pub access: access::IpRules,
 }
 
 /// One `[upstreams.NAME]` group.
@@ -327,6 +354,9 @@ pub struct Route {
     pub max_body_bytes: Option<u64>,
     /// Pass protocol upgrades (WebSocket and others) to the upstream; `false` refuses them (400).
     pub upgrades: bool,
+    /// IP lists, CORS, basic and forward auth settings, `claims_to_headers`.
+    #[serde(flatten)]
+    pub access: access::RouteAccess,
 }
 
 /// Why a config file could not be used.

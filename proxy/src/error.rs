@@ -94,6 +94,10 @@ impl Answer {
 
 impl From<&Reject> for Answer {
     fn from(reject: &Reject) -> Answer {
+        // A gate's refusal renders itself (a forward auth refusal is not JSON).
+        if let Reject::Access(refusal) = reject {
+            return refusal.answer();
+        }
         let status = reject.status();
         Answer {
             status,
@@ -143,6 +147,8 @@ pub enum Reject {
     RateLimited(crate::ratelimit::Refusal),
     #[error("status {code}")]
     Status { code: u16 },
+    #[error("refused by the {} gate", .0.reason())]
+    Access(crate::access::Refusal),
     #[error("internal error")]
     Internal,
 }
@@ -162,6 +168,7 @@ impl Reject {
             Reject::Unauthorized(_) => 401,
             Reject::RateLimited(_) => 429,
             Reject::Status { code } => *code,
+            Reject::Access(refusal) => refusal.status(),
             Reject::Internal => 500,
         }
     }
@@ -215,6 +222,7 @@ impl Reject {
                     .and_then(|status| status.canonical_reason())
                     .unwrap_or("error"),
             }),
+            Reject::Access(refusal) => refusal.answer().body,
             Reject::Internal => json!({"error": "internal error"}),
         }
     }

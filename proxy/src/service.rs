@@ -1,6 +1,7 @@
 //! `Proxy`: the pingora `ProxyHttp` implementation. Each phase only moves data between the
 //! request context and the pure modules (`routing`, `balance`, `headers`, `error`, `cache`).
 
+mod access;
 mod admission;
 mod affinity;
 mod answer;
@@ -101,6 +102,8 @@ pub struct RequestCtx {
     upgrade: Option<upgrade::Upgrading>,
     /// The hash key and sticky server the request brings, and the server picked.
     affinity: affinity::Affinity,
+    /// What the access gates leave for later phases (`service::access`).
+    access: access::AccessCtx,
     _active: ActiveRequest,
 }
 
@@ -167,6 +170,7 @@ impl ProxyHttp for Proxy {
             body_seen: 0,
             upgrade: None,
             affinity: affinity::Affinity::default(),
+            access: access::AccessCtx::default(),
             _active: self.shared.start_request(),
         })
     }

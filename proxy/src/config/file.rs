@@ -3,6 +3,7 @@
 //! Nothing here is validated beyond TOML types; durations and addresses stay strings so that
 //! `validate` can report every bad value at once, each with its TOML path.
 
+mod access;
 mod admin;
 mod balancing;
 mod edge;
@@ -10,6 +11,7 @@ mod tls;
 mod traffic;
 mod transport;
 
+pub use access::{FileBasic, FileClaimsToHeaders, FileCors, FileForward};
 pub use admin::{FileAdmin, FileSecret};
 pub use balancing::{FileCircuit, FileErrorRate, FileHash, FileOutlier, FileSticky};
 pub use edge::{FileHeaderRules, FileHosts, FileRedirect, FileRespond, FileRewrite};
@@ -75,6 +77,11 @@ pub struct FileProxy {
     pub forwarded: Option<bool>,
     pub debug_headers: Option<String>,
     pub debug_trusted: Option<Vec<String>>,
+    /// IP lists for every route (`file/access`).
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub allow_file: Option<String>,
+    pub deny_file: Option<String>,
 }
 
 /// `[proxy] access_log = { path, format, enabled }`.
@@ -149,6 +156,16 @@ pub struct FileRoute {
     pub rate_limits: Option<Vec<FileRateLimit>>,
     pub max_body_bytes: Option<ByteSize>,
     pub upgrades: Option<bool>,
+    /// The access gates (`file/access`).
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub allow_file: Option<String>,
+    pub deny_file: Option<String>,
+    pub basic: Option<FileBasic>,
+    pub forward: Option<FileForward>,
+    pub cors: Option<FileCors>,
+    pub claims_to_headers: Option<FileClaimsToHeaders>,
+    pub forward_credentials: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

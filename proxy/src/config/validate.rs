@@ -7,6 +7,7 @@
 //! wrong type at once) and `lines` (finding the line of a problem). The `[proxy]`
 //! table is small enough to stay here, next to `validate`, which ties the sections together.
 
+mod access;
 mod access_log;
 mod admin;
 mod balancing;
@@ -43,7 +44,8 @@ use upstream::validate_upstream;
 
 pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<Problem>> {
     let mut problems = Problems::new();
-    let proxy = validate_proxy(&file, &mut problems);
+    let mut proxy = validate_proxy(&file, &mut problems);
+    proxy.access = access::validate_proxy_ip(&file, base, &mut problems);
     let mut upstreams = BTreeMap::new();
     for (name, upstream) in &file.upstreams {
         if let Some(valid) = validate_upstream(name, upstream, base, &mut problems) {
@@ -71,7 +73,13 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
                 None
             }
         });
-    let routes = validate_routes(&file, cache.is_some(), file.auth.is_some(), &mut problems);
+    let routes = validate_routes(
+        &file,
+        base,
+        cache.is_some(),
+        file.auth.is_some(),
+        &mut problems,
+    );
     let tls = tls::validate_tls(&file, base, &mut problems);
     let admin = admin::validate_admin(&file, proxy.admin_listen, base, &mut problems);
     problems.into_result(Config {
@@ -135,5 +143,7 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
         ),
         edge: edge::validate_proxy_edge(file, problems),
         debug_headers: admin::validate_debug(file, problems),
+        // Filled by `validate`, which knows the config file's directory.
+        access: Default::default(),
     }
 }

@@ -26,6 +26,7 @@ fn route(name: &str, path: &str, host: Option<&str>, methods: Option<&[&str]>) -
         rate_limits: Vec::new(),
         max_body_bytes: None,
         upgrades: true,
+        access: Default::default(),
     }
 }
 

@@ -59,6 +59,8 @@ impl Proxy {
         ctx.debug = super::debug::allowed(session, &ctx.snapshot);
         super::edge::admit_framing(session, ctx)?;
         check_header_size(session, ctx)?;
+        // `[proxy]`'s IP lists come before anything else learns about the request.
+        super::access::check_proxy_ip(session, ctx)?;
         let route = resolve_route(session, ctx);
         // Plain HTTP may be sent to HTTPS before anything else (the route decides when it has
         // its own setting); a request no route matches is redirected too.
@@ -89,7 +91,8 @@ impl Proxy {
             }
             None
         } else {
-            self.check_token(session, ctx, route)?
+            // The route's IP lists, the CORS preflight, then its auth (JWT, basic, forward).
+            Box::pin(super::access::check_route(self, session, ctx, route)).await?
         };
         super::upgrade::admit(session, ctx, route)?;
         // Without `debug` the explanation is never built: the header is not even looked up.
@@ -146,7 +149,7 @@ impl Proxy {
 
     /// On `auth = "jwt"` routes, verifies the bearer token and counts the outcome; returns
     /// the token's claims (for rate limits keyed by a claim).
-    fn check_token(
+    pub(super) fn check_token(
         &self,
         session: &Session,
         ctx: &mut RequestCtx,

@@ -24,6 +24,9 @@ pub(super) async fn write_answer(
     if let Some(note) = &ctx.limits_note {
         header.insert_header(headers::EXPLAIN, note.as_str())?;
     }
+    if let Some(note) = super::access::refusal_note(ctx) {
+        header.insert_header(headers::EXPLAIN, note)?;
+    }
     super::rules::response_headers(session, ctx, &mut header)?;
     session
         .write_response_header(Box::new(header), false)

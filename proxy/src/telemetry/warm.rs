@@ -42,8 +42,12 @@ impl Expected {
             _ => vec![Method::GET],
         };
         let mut codes = vec![200, 500, 502, 503, 504];
-        if route.auth == RouteAuth::Jwt {
+        if route.auth != RouteAuth::None {
             codes.push(401);
+        }
+        if route.auth == RouteAuth::Forward {
+            // The forward auth series show zero from the start, like the route's own.
+            crate::access::forward::warm();
         }
         if !route.rate_limits.is_empty() {
             codes.push(429);

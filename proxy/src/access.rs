@@ -1,0 +1,100 @@
+//! Access control at the edge (issue 25): the gates a request passes after its route is known
+//! and before rate limits and the cache, in this order: IP lists (`ip`), the CORS preflight
+//! (`cors`), then the route's auth: JWT (`scalelab-auth`), basic (`basic`, `htpasswd`) or
+//! forward auth (`forward`). `service::access` applies them; what a refusal answers is here.
+
+pub mod basic;
+pub mod cors;
+pub mod forward;
+pub mod htpasswd;
+pub mod ip;
+
+use crate::error::Answer;
+use serde_json::json;
+
+/// Why a gate refused a request; each is counted in `scalelab_requests_refused_total` under
+/// its `reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The client address is denied, or not in the allow list (403).
+    Ip,
+    /// A CORS preflight from an origin, or asking for a method or header, the route does not
+    /// allow (403, no CORS headers).
+    Cors,
+    /// No or wrong basic credentials (401 with the realm's challenge).
+    Basic { realm: String },
+    /// The auth service said no: its answer, passed on as it was given.
+    Forward(ForwardAnswer),
+    /// The auth service could not be asked (timeout, connection failure): 503, or 403 with
+    /// `on_error = "deny"`.
+    ForwardUnavailable { status: u16, detail: String },
+}
+
+/// What the auth service answered, as the client gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardAnswer {
+    pub status: u16,
+    /// `WWW-Authenticate`, `Location`, `Content-Type` and the route's copied response headers.
+    pub headers: Vec<(&'static str, String)>,
+    pub body: bytes::Bytes,
+}
+
+impl Refusal {
+    /// The label of `scalelab_requests_refused_total{reason}`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Ip => "ip",
+            Refusal::Cors => "cors",
+            Refusal::Basic { .. } => "basic",
+            Refusal::Forward(_) | Refusal::ForwardUnavailable { .. } => "forward",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::Ip | Refusal::Cors => 403,
+            Refusal::Basic { .. } => 401,
+            Refusal::Forward(answer) => answer.status,
+            Refusal::ForwardUnavailable { status, .. } => *status,
+        }
+    }
+
+    /// The answer the client gets. Never stored by a cache (`no-store`).
+    pub fn answer(&self) -> Answer {
+        let mut answer = match self {
+            Refusal::Ip => Answer::new(403, json!({"error": "forbidden", "reason": "ip"})),
+            Refusal::Cors => Answer::new(403, json!({"error": "forbidden", "reason": "cors"})),
+            Refusal::Basic { realm } => {
+                let mut answer =
+                    Answer::new(401, json!({"error": "unauthorized", "reason": "basic"}));
+                answer.headers.push((
+                    "www-authenticate",
+                    format!("Basic realm=\"{realm}\", charset=\"UTF-8\""),
+                ));
+                answer
+            }
+            Refusal::Forward(given) => {
+                let content_type = given
+                    .headers
+                    .iter()
+                    .find(|(name, _)| *name == "content-type")
+                    .map_or_else(|| "text/plain".to_string(), |(_, v)| v.clone());
+                let mut answer = Answer::raw(given.status, given.body.clone(), content_type);
+                answer.headers.extend(
+                    given
+                        .headers
+                        .iter()
+                        .filter(|(name, _)| *name != "content-type")
+                        .cloned(),
+                );
+                answer
+            }
+            Refusal::ForwardUnavailable { status, detail } => Answer::new(
+                *status,
+                json!({"error": "auth service unavailable", "reason": "forward", "detail": detail}),
+            ),
+        };
+        answer.no_store = true;
+        answer
+    }
+}
