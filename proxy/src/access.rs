@@ -1,16 +1,16 @@
 //! Access control at the edge (issue 25): the gates a request passes after its route is known
 //! and before rate limits and the cache, in this order: IP lists (`ip`), the CORS preflight
 //! (`cors`), then the route's auth: JWT (`scalelab-auth`), basic (`basic`, `htpasswd`) or
-//! forward auth (`forward`). `service::access` applies them; what a refusal answers is here.
+//! forward auth (`forward`). `service::access` applies them; what a refusal answers is here
+//! (`error::Answer` is built from it there, so this tree does not depend on `error`). The
+//! pure parts `config` needs to load a config (the IP set, htpasswd files, origin patterns)
+//! live in `config::access`, as `key_template` does for the cache.
 
 pub mod basic;
 pub mod cors;
 pub mod forward;
-pub mod htpasswd;
-pub mod ip;
 
-use crate::error::Answer;
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// Why a gate refused a request; each is counted in `scalelab_requests_refused_total` under
 /// its `reason`.
@@ -59,42 +59,65 @@ impl Refusal {
         }
     }
 
-    /// The answer the client gets. Never stored by a cache (`no-store`).
-    pub fn answer(&self) -> Answer {
-        let mut answer = match self {
-            Refusal::Ip => Answer::new(403, json!({"error": "forbidden", "reason": "ip"})),
-            Refusal::Cors => Answer::new(403, json!({"error": "forbidden", "reason": "cors"})),
-            Refusal::Basic { realm } => {
-                let mut answer =
-                    Answer::new(401, json!({"error": "unauthorized", "reason": "basic"}));
-                answer.headers.push((
+    /// What the client gets: status, body, headers. A forward auth refusal's body is the
+    /// auth service's own (`Body::Raw`); every other one is JSON.
+    pub fn parts(&self) -> (u16, Body, Vec<(&'static str, String)>) {
+        match self {
+            Refusal::Ip => (
+                403,
+                Body::Json(json!({"error": "forbidden", "reason": "ip"})),
+                Vec::new(),
+            ),
+            Refusal::Cors => (
+                403,
+                Body::Json(json!({"error": "forbidden", "reason": "cors"})),
+                Vec::new(),
+            ),
+            Refusal::Basic { realm } => (
+                401,
+                Body::Json(json!({"error": "unauthorized", "reason": "basic"})),
+                vec![(
                     "www-authenticate",
                     format!("Basic realm=\"{realm}\", charset=\"UTF-8\""),
-                ));
-                answer
-            }
+                )],
+            ),
             Refusal::Forward(given) => {
                 let content_type = given
                     .headers
                     .iter()
                     .find(|(name, _)| *name == "content-type")
                     .map_or_else(|| "text/plain".to_string(), |(_, v)| v.clone());
-                let mut answer = Answer::raw(given.status, given.body.clone(), content_type);
-                answer.headers.extend(
-                    given
-                        .headers
-                        .iter()
-                        .filter(|(name, _)| *name != "content-type")
-                        .cloned(),
-                );
-                answer
+                let headers = given
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| *name != "content-type")
+                    .cloned()
+                    .collect();
+                (
+                    given.status,
+                    Body::Raw {
+                        bytes: given.body.clone(),
+                        content_type,
+                    },
+                    headers,
+                )
             }
-            Refusal::ForwardUnavailable { status, detail } => Answer::new(
+            Refusal::ForwardUnavailable { status, detail } => (
                 *status,
-                json!({"error": "auth service unavailable", "reason": "forward", "detail": detail}),
+                Body::Json(
+                    json!({"error": "auth service unavailable", "reason": "forward", "detail": detail}),
+                ),
+                Vec::new(),
             ),
-        };
-        answer.no_store = true;
-        answer
+        }
     }
+}
+
+/// A refusal's body.
+pub enum Body {
+    Json(Value),
+    Raw {
+        bytes: bytes::Bytes,
+        content_type: String,
+    },
 }

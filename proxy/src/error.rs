@@ -96,7 +96,7 @@ impl From<&Reject> for Answer {
     fn from(reject: &Reject) -> Answer {
         // A gate's refusal renders itself (a forward auth refusal is not JSON).
         if let Reject::Access(refusal) = reject {
-            return refusal.answer();
+            return access_answer(refusal);
         }
         let status = reject.status();
         Answer {
@@ -113,6 +113,21 @@ impl From<Reject> for Answer {
     fn from(reject: Reject) -> Answer {
         Answer::from(&reject)
     }
+}
+
+/// The answer of an access gate's refusal; never stored by a cache.
+fn access_answer(refusal: &crate::access::Refusal) -> Answer {
+    let (status, body, headers) = refusal.parts();
+    let mut answer = match body {
+        crate::access::Body::Json(body) => Answer::new(status, body),
+        crate::access::Body::Raw {
+            bytes,
+            content_type,
+        } => Answer::raw(status, bytes, content_type),
+    };
+    answer.headers = headers;
+    answer.no_store = true;
+    answer
 }
 
 /// A request the proxy refuses or cannot complete.
@@ -222,7 +237,7 @@ impl Reject {
                     .and_then(|status| status.canonical_reason())
                     .unwrap_or("error"),
             }),
-            Reject::Access(refusal) => refusal.answer().body,
+            Reject::Access(refusal) => access_answer(refusal).body,
             Reject::Internal => json!({"error": "internal error"}),
         }
     }

@@ -32,6 +32,14 @@ pub struct Snapshot {
 impl Snapshot {
     /// Builds the runtime view of `config`, reusing server state from `registry`.
     pub fn build(config: Config, generation: u64, registry: &Registry) -> Snapshot {
+        if config
+            .routes()
+            .iter()
+            .any(|route| route.auth == crate::config::RouteAuth::Forward)
+        {
+            // The forward auth series show zero from the start, like a route's own.
+            crate::access::forward::warm();
+        }
         let pools: Vec<Arc<UpstreamPool>> = config
             .upstreams()
             .values()

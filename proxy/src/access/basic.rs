@@ -12,8 +12,8 @@
 //!   their turn asynchronously, holding no thread. A flood of wrong passwords therefore costs
 //!   at most those cores and slows only the basic-auth requests themselves.
 
-use super::htpasswd::{self, Htpasswd};
 use super::Refusal;
+use crate::config::access::htpasswd::{self, Htpasswd};
 use crate::config::access::BasicSettings;
 use base64::Engine;
 use scalelab_common::sync::lock;

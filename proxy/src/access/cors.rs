@@ -9,53 +9,6 @@
 
 use crate::config::access::{CorsPolicy, OriginPattern};
 
-/// An `origins` entry: `*`, `https://app.example[:port]`, `*.example.com` or
-/// `https://*.example.com`.
-pub fn parse_origin(text: &str) -> Result<OriginPattern, String> {
-    if text == "*" {
-        return Ok(OriginPattern::Any);
-    }
-    let lower = text.to_ascii_lowercase();
-    let (scheme, rest) = match lower.split_once("://") {
-        Some((scheme, rest)) => (Some(scheme), rest),
-        None => (None, lower.as_str()),
-    };
-    if let Some(scheme) = scheme {
-        if scheme.is_empty()
-            || !scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        {
-            return Err(format!("invalid scheme in origin {text:?}"));
-        }
-    }
-    if rest.contains('/') || rest.is_empty() {
-        return Err(format!(
-            "invalid origin {text:?}: write scheme://host[:port] with no path, or *.domain"
-        ));
-    }
-    if let Some(suffix) = rest.strip_prefix("*.") {
-        if suffix.is_empty() || suffix.contains('*') {
-            return Err(format!("invalid wildcard origin {text:?}"));
-        }
-        return Ok(OriginPattern::Subdomains {
-            scheme: scheme.map(str::to_string),
-            suffix: format!(".{suffix}"),
-        });
-    }
-    if rest.contains('*') {
-        return Err(format!(
-            "invalid origin {text:?}: '*' only as the first label (*.domain)"
-        ));
-    }
-    match scheme {
-        Some(_) => Ok(OriginPattern::Exact(lower)),
-        None => Err(format!(
-            "origin {text:?} needs its scheme (https://{text}), or a wildcard *.domain"
-        )),
-    }
-}
-
 /// Whether `origin` (the request's `Origin` header) is allowed by `policy`.
 pub fn allowed(policy: &CorsPolicy, origin: &str) -> bool {
     let origin = origin.to_ascii_lowercase();

@@ -45,8 +45,10 @@ pub struct Asking<'a> {
 
 type Decision = Result<Passed, Refusal>;
 
-static CACHE: LazyLock<Mutex<HashMap<[u8; 32], (Instant, Decision)>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// Decisions by key, with the time each was made.
+type Decisions = HashMap<[u8; 32], (Instant, Decision)>;
+
+static CACHE: LazyLock<Mutex<Decisions>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// Asks the auth service (or the decision cache) whether the request may pass.
 ///
@@ -224,13 +226,18 @@ fn metrics() -> Option<&'static Metrics> {
             if let Err(error) = prometheus::register(Box::new(duration.clone())) {
                 tracing::error!(%error, "cannot register a forward auth metric");
             }
-            let outcomes = crate::edge::register(IntCounterVec::new(
+            let outcomes = IntCounterVec::new(
                 Opts::new(
                     "scalelab_forward_auth_total",
                     "Forward auth decisions by outcome: allowed, denied, error, cached.",
                 ),
                 &["outcome"],
-            ))?;
+            )
+            .map_err(|error| tracing::error!(%error, "cannot build a forward auth metric"))
+            .ok()?;
+            if let Err(error) = prometheus::register(Box::new(outcomes.clone())) {
+                tracing::error!(%error, "cannot register a forward auth metric");
+            }
             for outcome in ["allowed", "denied", "error", "cached"] {
                 outcomes.with_label_values(&[outcome]);
             }

@@ -7,9 +7,12 @@
 //! so a reload re-reads them and a broken one is a config problem like any other. The
 //! certificate watcher watches them too (`Config::access_files`).
 
-use crate::access::htpasswd::Htpasswd;
-use crate::access::ip::IpSet;
+pub mod htpasswd;
+pub mod ip;
+
+use htpasswd::Htpasswd;
 use http::{HeaderName, Method};
+use ip::IpSet;
 use serde::ser::SerializeStruct;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -123,6 +126,55 @@ pub enum OriginPattern {
         scheme: Option<String>,
         suffix: String,
     },
+}
+
+impl OriginPattern {
+    /// An `origins` entry: `*`, `https://app.example[:port]`, `*.example.com` or
+    /// `https://*.example.com`.
+    pub fn parse(text: &str) -> Result<OriginPattern, String> {
+        if text == "*" {
+            return Ok(OriginPattern::Any);
+        }
+        let lower = text.to_ascii_lowercase();
+        let (scheme, rest) = match lower.split_once("://") {
+            Some((scheme, rest)) => (Some(scheme), rest),
+            None => (None, lower.as_str()),
+        };
+        if let Some(scheme) = scheme {
+            if scheme.is_empty()
+                || !scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            {
+                return Err(format!("invalid scheme in origin {text:?}"));
+            }
+        }
+        if rest.contains('/') || rest.is_empty() {
+            return Err(format!(
+                "invalid origin {text:?}: write scheme://host[:port] with no path, or *.domain"
+            ));
+        }
+        if let Some(suffix) = rest.strip_prefix("*.") {
+            if suffix.is_empty() || suffix.contains('*') {
+                return Err(format!("invalid wildcard origin {text:?}"));
+            }
+            return Ok(OriginPattern::Subdomains {
+                scheme: scheme.map(str::to_string),
+                suffix: format!(".{suffix}"),
+            });
+        }
+        if rest.contains('*') {
+            return Err(format!(
+                "invalid origin {text:?}: '*' only as the first label (*.domain)"
+            ));
+        }
+        match scheme {
+            Some(_) => Ok(OriginPattern::Exact(lower)),
+            None => Err(format!(
+                "origin {text:?} needs its scheme (https://{text}), or a wildcard *.domain"
+            )),
+        }
+    }
 }
 
 /// A route's `cors = { origins, methods, headers, expose_headers, credentials, max_age }`.

@@ -4,7 +4,6 @@
 //! upstream or a cached object. What they leave for later phases (CORS response headers,
 //! identity headers for the upstream, the explain note) is kept in `AccessCtx`.
 
-use super::admission::Stop;
 use super::RequestCtx;
 use crate::access::{self, cors, Refusal};
 use crate::config::access::IpRules;
@@ -28,6 +27,20 @@ pub(super) struct AccessCtx {
     identity: Vec<(HeaderName, HeaderValue)>,
     /// Which gate refused, for `X-Scalelab-Explain` on the refusal.
     note: Option<String>,
+}
+
+/// How a route's gates stop a request.
+pub(super) enum Stopped {
+    /// A refusal (counted by admission).
+    Refused(Reject),
+    /// A CORS preflight, answered by the proxy.
+    Preflight(Answer),
+}
+
+impl From<Reject> for Stopped {
+    fn from(reject: Reject) -> Stopped {
+        Stopped::Refused(reject)
+    }
 }
 
 /// The client address as every gate sees it: the connection's peer, or behind
@@ -93,7 +106,7 @@ pub(super) async fn check_route(
     session: &Session,
     ctx: &mut RequestCtx,
     route: usize,
-) -> std::result::Result<Option<serde_json::Value>, Stop> {
+) -> std::result::Result<Option<serde_json::Value>, Stopped> {
     let snapshot = ctx.snapshot.clone();
     let Some(config) = snapshot.routes.get(route) else {
         return Ok(None);
@@ -116,7 +129,7 @@ pub(super) async fn check_route(
                 // Answered here: a preflight never reaches auth, limits, the cache or an upstream.
                 let mut answer = Answer::raw(204, bytes::Bytes::new(), "text/plain".to_string());
                 answer.headers = headers;
-                return Err(Stop::Answer(answer));
+                return Err(Stopped::Preflight(answer));
             }
             cors::Decision::Refused if is_preflight(session) => {
                 note(

@@ -92,7 +92,12 @@ impl Proxy {
             None
         } else {
             // The route's IP lists, the CORS preflight, then its auth (JWT, basic, forward).
-            Box::pin(super::access::check_route(self, session, ctx, route)).await?
+            Box::pin(super::access::check_route(self, session, ctx, route))
+                .await
+                .map_err(|stopped| match stopped {
+                    super::access::Stopped::Refused(reject) => Stop::from(reject),
+                    super::access::Stopped::Preflight(answer) => Stop::Answer(answer),
+                })?
         };
         super::upgrade::admit(session, ctx, route)?;
         // Without `debug` the explanation is never built: the header is not even looked up.

