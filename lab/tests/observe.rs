@@ -1,6 +1,6 @@
 //! `scalelab up --observe` end to end: the whole lab and a real Prometheus on free ports with a temporary data dir.
 //! Once `up` reports every target up, traffic produces every kind of event a dashboard panel shows (cache hits and
-//! misses, refused tokens, a route miss, 5xx, tasks of each priority, a failed and a rejected task, a health flip,
+//! misses, refused tokens, a route miss, forward auth and an IP refusal, 5xx, tasks of each priority, a failed and a rejected task, a health flip,
 //! a reload, a gateway killed so that connects are refused and retried), and then every query of
 //! `grafana/dashboards/scalelab.json` (panels and annotations, Grafana's variables filled in) must return data,
 //! and the URL and the links `up` printed must work.
@@ -113,6 +113,20 @@ upstream = "gateways"
 name = "ws"
 path = "/ws"
 upstream = "gateways"
+
+[[routes]]
+name = "whoami"
+path = "/whoami"
+upstream = "gateways"
+auth = "forward"
+forward = {{ upstream = "gateways", path = "/auth/verify", copy_request_headers = ["Authorization"], copy_response_headers = ["X-User"] }}
+rewrite = {{ path_regex = "^/whoami$", to = "/health" }}
+
+[[routes]]
+name = "office"
+path = "/office"
+upstream = "gateways"
+allow = ["10.0.0.0/8"]
 "#,
         routes = cached_data_routes("complex_")
     ) + &lab_tail([g1, g2, g3], ms, db, worker)
