@@ -116,11 +116,11 @@ impl From<Reject> for Answer {
 }
 
 /// The answer of an access gate's refusal; never stored by a cache.
-fn access_answer(refusal: &crate::access::Refusal) -> Answer {
+fn access_answer(refusal: &crate::access_control::Refusal) -> Answer {
     let (status, body, headers) = refusal.parts();
     let mut answer = match body {
-        crate::access::Body::Json(body) => Answer::new(status, body),
-        crate::access::Body::Raw {
+        crate::access_control::Body::Json(body) => Answer::new(status, body),
+        crate::access_control::Body::Raw {
             bytes,
             content_type,
         } => Answer::raw(status, bytes, content_type),
@@ -163,7 +163,7 @@ pub enum Reject {
     #[error("status {code}")]
     Status { code: u16 },
     #[error("refused by the {} gate", .0.reason())]
-    Access(crate::access::Refusal),
+    Access(crate::access_control::Refusal),
     #[error("internal error")]
     Internal,
 }

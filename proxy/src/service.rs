@@ -1,7 +1,6 @@
 //! `Proxy`: the pingora `ProxyHttp` implementation. Each phase only moves data between the
 //! request context and the pure modules (`routing`, `balance`, `headers`, `error`, `cache`).
 
-mod access;
 mod admission;
 mod affinity;
 mod answer;
@@ -9,6 +8,7 @@ mod caching;
 mod debug;
 mod edge;
 mod forward;
+mod gates;
 mod limits;
 mod observe;
 mod pick;
@@ -103,7 +103,7 @@ pub struct RequestCtx {
     /// The hash key and sticky server the request brings, and the server picked.
     affinity: affinity::Affinity,
     /// What the access gates leave for later phases (`service::access`).
-    access: access::AccessCtx,
+    access: gates::AccessCtx,
     _active: ActiveRequest,
 }
 
@@ -170,7 +170,7 @@ impl ProxyHttp for Proxy {
             body_seen: 0,
             upgrade: None,
             affinity: affinity::Affinity::default(),
-            access: access::AccessCtx::default(),
+            access: gates::AccessCtx::default(),
             _active: self.shared.start_request(),
         })
     }

@@ -38,7 +38,7 @@ impl Snapshot {
             .any(|route| route.auth == crate::config::RouteAuth::Forward)
         {
             // The forward auth series show zero from the start, like a route's own.
-            crate::access::forward::warm();
+            crate::access_control::forward_auth::warm();
         }
         let pools: Vec<Arc<UpstreamPool>> = config
             .upstreams()

@@ -1,7 +1,7 @@
 //! The validated access gates (issue 25): IP allow and deny lists (`[proxy]` and per route),
 //! and per route basic auth, forward auth, CORS and `claims_to_headers`. Read from
 //! `file/access`, checked by `validate/access`; the request path applies them in
-//! `service::access` with the rules of `crate::access`.
+//! `service::gates` with the rules of `crate::access_control`.
 //!
 //! Files (`allow_file`, `deny_file`, `users_file`) are read here, when the config is parsed,
 //! so a reload re-reads them and a broken one is a config problem like any other. The
@@ -199,7 +199,7 @@ pub struct ClaimHeader {
     pub header: HeaderName,
 }
 
-/// A route's gates besides `auth = "jwt"`, in the order they run (see `service::access`).
+/// A route's gates besides `auth = "jwt"`, in the order they run (see `service::gates`).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct RouteAccess {
     #[serde(flatten)]

@@ -60,7 +60,7 @@ impl Proxy {
         super::edge::admit_framing(session, ctx)?;
         check_header_size(session, ctx)?;
         // `[proxy]`'s IP lists come before anything else learns about the request.
-        super::access::check_proxy_ip(session, ctx)?;
+        super::gates::check_proxy_ip(session, ctx)?;
         let route = resolve_route(session, ctx);
         // Plain HTTP may be sent to HTTPS before anything else (the route decides when it has
         // its own setting); a request no route matches is redirected too.
@@ -92,11 +92,11 @@ impl Proxy {
             None
         } else {
             // The route's IP lists, the CORS preflight, then its auth (JWT, basic, forward).
-            Box::pin(super::access::check_route(self, session, ctx, route))
+            Box::pin(super::gates::check_route(self, session, ctx, route))
                 .await
                 .map_err(|stopped| match stopped {
-                    super::access::Stopped::Refused(reject) => Stop::from(reject),
-                    super::access::Stopped::Preflight(answer) => Stop::Answer(answer),
+                    super::gates::Stopped::Refused(reject) => Stop::from(reject),
+                    super::gates::Stopped::Preflight(answer) => Stop::Answer(answer),
                 })?
         };
         super::upgrade::admit(session, ctx, route)?;

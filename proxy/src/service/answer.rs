@@ -24,7 +24,7 @@ pub(super) async fn write_answer(
     if let Some(note) = &ctx.limits_note {
         header.insert_header(headers::EXPLAIN, note.as_str())?;
     }
-    if let Some(note) = super::access::refusal_note(ctx) {
+    if let Some(note) = super::gates::refusal_note(ctx) {
         header.insert_header(headers::EXPLAIN, note)?;
     }
     super::rules::response_headers(session, ctx, &mut header)?;

@@ -2,7 +2,7 @@
 //! `$2a$`) or argon2 (`$argon2id$`, `$argon2i$`, `$argon2d$`) hashes only. The weak forms
 //! htpasswd can also write (`$apr1$` MD5, `{SHA}`, `crypt`, plain text) are refused when the
 //! file is loaded, so a weak password store never reaches a running proxy. Parsing is pure;
-//! `verify` spends the hash's CPU and is called off the request threads (`access::basic`).
+//! `verify` spends the hash's CPU and is called off the request threads (`access_control::basic_auth`).
 
 use std::collections::BTreeMap;
 

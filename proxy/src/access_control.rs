@@ -1,14 +1,14 @@
 //! Access control at the edge (issue 25): the gates a request passes after its route is known
-//! and before rate limits and the cache, in this order: IP lists (`ip`), the CORS preflight
-//! (`cors`), then the route's auth: JWT (`scalelab-auth`), basic (`basic`, `htpasswd`) or
-//! forward auth (`forward`). `service::access` applies them; what a refusal answers is here
+//! and before rate limits and the cache, in this order: IP lists (`config::access::ip`), the CORS preflight
+//! (`cors`), then the route's auth: JWT (`scalelab-auth`), basic (`basic_auth`, `config::access::htpasswd`) or
+//! forward auth (`forward_auth`). `service::gates` applies them; what a refusal answers is here
 //! (`error::Answer` is built from it there, so this tree does not depend on `error`). The
 //! pure parts `config` needs to load a config (the IP set, htpasswd files, origin patterns)
 //! live in `config::access`, as `key_template` does for the cache.
 
-pub mod basic;
+pub mod basic_auth;
 pub mod cors;
-pub mod forward;
+pub mod forward_auth;
 
 use serde_json::{json, Value};
 

@@ -5,7 +5,7 @@
 //! identity headers for the upstream, the explain note) is kept in `AccessCtx`.
 
 use super::RequestCtx;
-use crate::access::{self, cors, Refusal};
+use crate::access_control::{basic_auth, cors, forward_auth, Refusal};
 use crate::config::access::IpRules;
 use crate::config::RouteAuth;
 use crate::error::{Answer, Reject};
@@ -178,7 +178,7 @@ pub(super) async fn check_route(
             let Some(settings) = &gates.basic else {
                 return Err(Reject::Internal.into());
             };
-            match access::basic::check(settings, authorization).await {
+            match basic_auth::check(settings, authorization).await {
                 Ok(user) => {
                     ctx.token_verified = true;
                     ctx.auth_subject = Some(user);
@@ -204,7 +204,7 @@ pub(super) async fn check_route(
                 .iter()
                 .find(|pool| pool.name() == settings.upstream);
             let uri = req.uri.path_and_query().map_or("/", |p| p.as_str());
-            let asking = access::forward::Asking {
+            let asking = forward_auth::Asking {
                 route: &config.name,
                 method: req.method.as_str(),
                 uri,
@@ -216,13 +216,7 @@ pub(super) async fn check_route(
                 client: client_ip(session, ctx),
                 headers: &req.headers,
             };
-            match Box::pin(access::forward::check(
-                settings,
-                pool.map(|p| &**p),
-                &asking,
-            ))
-            .await
-            {
+            match Box::pin(forward_auth::check(settings, pool.map(|p| &**p), &asking)).await {
                 Ok(passed) => {
                     ctx.token_verified = true;
                     ctx.access.identity = passed.headers;
