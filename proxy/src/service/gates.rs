@@ -80,7 +80,9 @@ fn check_ip(
     let verdict = match client {
         Some(ip) if rules.deny.as_ref().is_some_and(|l| l.set.contains(ip)) => Some("deny"),
         Some(ip) if rules.allow.as_ref().is_some_and(|l| !l.set.contains(ip)) => Some("allow"),
-        None => Some("allow"),
+        // No address (a Unix socket peer) cannot be in an allow list; a deny list alone lets it by.
+        None if rules.allow.is_some() => Some("allow"),
+        None => None,
         Some(_) => None,
     };
     match verdict {
