@@ -183,6 +183,13 @@ fn hit_ratio(cache: &BTreeMap<String, u64>) -> f64 {
     }
 }
 
+/// The path and query of a URL (the page names what was loaded without linking anywhere).
+pub fn path_of(url: &str) -> &str {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|slash| &rest[slash..]))
+        .unwrap_or(url)
+}
+
 /// Builds the request URL: `base` plus `strategy=` and `bypass_cache=true` when asked.
 ///
 /// # Errors

@@ -8,15 +8,11 @@ use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use crate::labfile::{client_url, LabConfig, LabFile};
+use crate::labfile::{client_url, worker_ports, LabConfig, LabFile};
 use crate::plan::{ChildSpec, Stage};
 
 /// What `--fleet` asks for: two proxies and two workers (more if the file already says so).
 pub const FLEET_SIZE: usize = 2;
-/// A bound on each kind of process, so a typo does not start a thousand children.
-pub const MAX_PROCESSES: usize = 16;
-/// Worker `i` (from 0) listens on `[lab] worker + WORKER_PORT_STEP * i`, clear of the seed's backend ports.
-pub const WORKER_PORT_STEP: u16 = 10;
 /// The child name of the redis-server `up` starts.
 pub const REDIS_CHILD: &str = "redis";
 
@@ -29,62 +25,6 @@ pub fn widen(lab: &mut LabConfig) {
 /// Whether the lab shares a Redis: more than one proxy or worker, or a Redis named in the file.
 pub fn is_shared(lab: &LabConfig) -> bool {
     lab.proxies > 1 || lab.worker_processes > 1 || lab.redis_url.is_some()
-}
-
-/// The `[lab]` fleet keys' problems, each with its key.
-pub fn problems(lab: &LabConfig) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (key, count) in [
-        ("lab.proxies", lab.proxies),
-        ("lab.worker_processes", lab.worker_processes),
-    ] {
-        if !(1..=MAX_PROCESSES).contains(&count) {
-            problems.push(format!(
-                "{key}: {count} is not between 1 and {MAX_PROCESSES}"
-            ));
-        }
-    }
-    if lab.redis_port == Some(0) {
-        problems.push(
-            "lab.redis_port: port 0 would be a random port the proxies cannot know".to_owned(),
-        );
-    }
-    if let Some(url) = &lab.redis_url {
-        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            problems.push(format!(
-                "lab.redis_url: {url:?} is not a Redis URL; write it like \"redis://127.0.0.1:6379/0\""
-            ));
-        }
-    }
-    let taken: Vec<u16> = lab
-        .gateways
-        .iter()
-        .copied()
-        .chain([lab.microservice, lab.database])
-        .chain(lab.redis_port)
-        .collect();
-    for port in worker_ports(lab).iter().skip(1) {
-        match port {
-            Some(port) if taken.contains(port) => problems.push(format!(
-                "lab.worker_processes: worker port {port} (lab.worker + {WORKER_PORT_STEP} per worker) is used by another process"
-            )),
-            Some(_) => {}
-            None => problems.push("lab.worker_processes: the worker ports pass 65535".to_owned()),
-        }
-    }
-    problems
-}
-
-/// The port of each worker process, the first on `[lab] worker`; `None` past 65535.
-fn worker_ports(lab: &LabConfig) -> Vec<Option<u16>> {
-    (0..lab.worker_processes)
-        .map(|i| {
-            u16::try_from(i)
-                .ok()
-                .and_then(|i| i.checked_mul(WORKER_PORT_STEP))
-                .and_then(|offset| lab.worker.checked_add(offset))
-        })
-        .collect()
 }
 
 /// The base URLs of the worker processes, the first being the one the gateways send to.

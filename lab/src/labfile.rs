@@ -223,7 +223,7 @@ impl LabFile {
         let admin_listen = addr("proxy.admin_listen", &admin);
         let proxy_url = proxy_listen.map(client_url).unwrap_or_default();
         let admin_url = admin_listen.map(client_url).unwrap_or_default();
-        problems.extend(crate::fleet::problems(&lab));
+        problems.extend(fleet_problems(&lab));
 
         if !problems.is_empty() {
             return Err(invalid(problems.join("; ")));
@@ -272,6 +272,67 @@ pub fn client_url(addr: SocketAddr) -> String {
         addr.ip()
     };
     format!("http://{}", SocketAddr::new(host, addr.port()))
+}
+
+/// A bound on each kind of process, so a typo does not start a thousand children.
+pub const MAX_PROCESSES: usize = 16;
+/// Worker `i` (from 0) listens on `[lab] worker + WORKER_PORT_STEP * i`, clear of the seed's backend ports.
+pub const WORKER_PORT_STEP: u16 = 10;
+
+/// The `[lab]` fleet keys' problems, each with its key.
+pub fn fleet_problems(lab: &LabConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (key, count) in [
+        ("lab.proxies", lab.proxies),
+        ("lab.worker_processes", lab.worker_processes),
+    ] {
+        if !(1..=MAX_PROCESSES).contains(&count) {
+            problems.push(format!(
+                "{key}: {count} is not between 1 and {MAX_PROCESSES}"
+            ));
+        }
+    }
+    if lab.redis_port == Some(0) {
+        problems.push(
+            "lab.redis_port: port 0 would be a random port the proxies cannot know".to_owned(),
+        );
+    }
+    if let Some(url) = &lab.redis_url {
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            problems.push(format!(
+                "lab.redis_url: {url:?} is not a Redis URL; write it like \"redis://127.0.0.1:6379/0\""
+            ));
+        }
+    }
+    let taken: Vec<u16> = lab
+        .gateways
+        .iter()
+        .copied()
+        .chain([lab.microservice, lab.database])
+        .chain(lab.redis_port)
+        .collect();
+    for port in worker_ports(lab).iter().skip(1) {
+        match port {
+            Some(port) if taken.contains(port) => problems.push(format!(
+                "lab.worker_processes: worker port {port} (lab.worker + {WORKER_PORT_STEP} per worker) is used by another process"
+            )),
+            Some(_) => {}
+            None => problems.push("lab.worker_processes: the worker ports pass 65535".to_owned()),
+        }
+    }
+    problems
+}
+
+/// The port of each worker process, the first on `[lab] worker`; `None` past 65535.
+pub fn worker_ports(lab: &LabConfig) -> Vec<Option<u16>> {
+    (0..lab.worker_processes)
+        .map(|i| {
+            u16::try_from(i)
+                .ok()
+                .and_then(|i| i.checked_mul(WORKER_PORT_STEP))
+                .and_then(|offset| lab.worker.checked_add(offset))
+        })
+        .collect()
 }
 
 #[cfg(test)]

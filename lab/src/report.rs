@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::bench::RunReport;
+use crate::bench::{path_of, RunReport};
 use crate::lesson::verdict::{ms, pct};
 use crate::lesson::{Figure, Section, Table};
 
@@ -33,13 +33,6 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
-}
-
-/// The path and query of a URL (the page names what was loaded without linking anywhere).
-pub fn path_of(url: &str) -> &str {
-    url.split_once("://")
-        .and_then(|(_, rest)| rest.find('/').map(|slash| &rest[slash..]))
-        .unwrap_or(url)
 }
 
 /// An inline chart: the SVG as plotters wrote it, minus the namespace declaration HTML does not need.

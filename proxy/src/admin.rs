@@ -6,7 +6,7 @@
 //! `/health` (and `/metrics`, unless `metrics_auth`) behind `[admin] token` when one is set.
 
 pub mod access;
-mod cache;
+mod cache_endpoints;
 
 use crate::error::Answer;
 use crate::reload::{self, Outcome, Record, Trigger};
@@ -73,7 +73,7 @@ pub fn router(shared: Shared) -> Router {
             post(|state, path| set_drained(state, path, false)),
         )
         .route("/metrics", get(metrics))
-        .merge(cache::routes())
+        .merge(cache_endpoints::routes())
         .fallback(|| async { Answer::error(404, "no such admin endpoint") })
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -318,7 +318,12 @@ impl BackgroundService for AdminService {
         keep_running(shared, &shutdown, Task::SignalHandler, |_, _| {
             crate::access_log::reopen_on_sigusr1()
         });
-        keep_running(shared, &shutdown, Task::CacheSweeper, cache::sweep);
+        keep_running(
+            shared,
+            &shutdown,
+            Task::CacheSweeper,
+            cache_endpoints::sweep,
+        );
         keep_running(shared, &shutdown, Task::ConfigWatcher, crate::watch::run);
         keep_running(
             shared,

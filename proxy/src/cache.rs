@@ -18,9 +18,9 @@ mod fleet;
 mod handle;
 mod invalidation;
 mod moves;
+mod object_report;
 pub mod policy;
 pub mod remote;
-mod report;
 mod store;
 mod tier;
 
@@ -31,8 +31,8 @@ pub use entry::{variant_key, Entry, NewEntry};
 pub use fill::{Fill, FillGuard};
 pub use handle::{CacheConfig, CacheHandle};
 pub use invalidation::{Invalidation, InvalidationError, Selector};
+pub use object_report::EntryReport;
 pub use remote::RemoteTier;
-pub use report::EntryReport;
 pub use store::{CacheStore, Found};
 pub use tier::TierStats;
 

@@ -10,11 +10,11 @@ mod client_limits;
 pub mod edge;
 mod file;
 pub mod key_template;
-pub mod limits;
 mod overrides;
 mod startup;
 mod summary;
 pub mod tls;
+pub mod traffic;
 pub mod transport;
 pub mod units;
 mod validate;
@@ -34,9 +34,9 @@ use std::time::Duration;
 pub use access_log::{AccessLogFormat, AccessLogSettings};
 pub use client_limits::ClientLimits;
 pub use file::FileConfig;
-pub use limits::{LimitKey, LimitStore, QueueSettings, Rate, RateLimit, TrustedProxies};
 pub use overrides::{set_overrides, OverrideError, Overrides};
 pub use startup::{Pending, Startup};
+pub use traffic::{LimitKey, LimitStore, QueueSettings, Rate, RateLimit, TrustedProxies};
 pub use validate::MAX_SERVERS_PER_UPSTREAM;
 
 /// A whole, valid configuration. Built only by `parse`, so holding one means every

@@ -5,10 +5,10 @@
 //! on the request path (an upstream connection it could not reuse, for one), so with a plain
 //! writer a standard error nobody reads (a full pipe) would stop every request thread that
 //! logs once the pipe filled. The queue is lossy: when it is full, lines are dropped rather
-//! than waited for. `flush` writes what is queued before the process exits. `journal` formats
+//! than waited for. `flush` writes what is queued before the process exits. `journald` formats
 //! the lines for journald when systemd connected standard error to it.
 
-pub mod journal;
+pub mod journald;
 
 use scalelab_common::sync::lock;
 use std::sync::{Mutex, OnceLock};

@@ -95,7 +95,7 @@ fn absolute(path: &std::path::Path) -> PathBuf {
 }
 
 fn init_logging(format: LogFormat) {
-    if scalelab_proxy::logging::journal::connected() {
+    if scalelab_proxy::logging::journald::connected() {
         return init_journal_logging(format);
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -122,9 +122,9 @@ fn colour_wanted() -> bool {
 }
 
 /// Logging when standard error is systemd's journal stream: no timestamps (journald adds its
-/// own), no colours, and each line led by its syslog priority (`logging::journal`).
+/// own), no colours, and each line led by its syslog priority (`logging::journald`).
 fn init_journal_logging(format: LogFormat) {
-    use scalelab_proxy::logging::journal::Prefixed;
+    use scalelab_proxy::logging::journald::Prefixed;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

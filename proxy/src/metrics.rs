@@ -258,7 +258,7 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
         }
     }
 
-    crate::tls::exposition::register(&registry, &shared.certificates().table())?;
+    crate::https::exposition::register(&registry, &shared.certificates().table())?;
 
     let mut families = registry.gather();
     families.extend(prometheus::gather());

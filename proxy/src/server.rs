@@ -29,9 +29,9 @@ pub enum StartError {
     #[error(transparent)]
     AccessLog(#[from] crate::access_log::AccessLogError),
     #[error(transparent)]
-    Tls(#[from] crate::tls::listener::TlsSetupError),
+    Tls(#[from] crate::https::server_config::TlsSetupError),
     #[error(transparent)]
-    Listen(#[from] crate::edge::listener::BindError),
+    Listen(#[from] crate::listeners::services::BindError),
 }
 
 /// Options that come from the command line rather than the file.
@@ -62,7 +62,7 @@ pub fn run(
             .chain(&settings.tls_listen)
             .copied()
             .collect();
-        crate::edge::listener::check_bindable(&addrs)?;
+        crate::listeners::services::check_bindable(&addrs)?;
     }
     crate::telemetry::init().map_err(StartError::Metrics)?;
     crate::access_log::init(&settings.access_log)?;
@@ -114,7 +114,7 @@ pub fn run(
     server.bootstrap();
 
     for addr in &settings.listen {
-        server.add_service(crate::edge::listener::service(
+        server.add_service(crate::listeners::services::service(
             &server.configuration,
             Proxy::new(shared.clone()),
             *addr,
@@ -132,8 +132,9 @@ pub fn run(
         .map(|tls| tls.min_version)
         .unwrap_or_default();
     for addr in &settings.tls_listen {
-        let tls = crate::tls::listener::settings(shared.certificates().clone(), min_version)?;
-        server.add_service(crate::edge::listener::service(
+        let tls =
+            crate::https::server_config::settings(shared.certificates().clone(), min_version)?;
+        server.add_service(crate::listeners::services::service(
             &server.configuration,
             Proxy::new(shared.clone()),
             *addr,

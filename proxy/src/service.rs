@@ -2,18 +2,20 @@
 //! request context and the pure modules (`routing`, `balance`, `headers`, `error`, `cache`).
 
 mod admission;
-mod affinity;
 mod answer;
+mod balancing_hints;
 mod caching;
+mod context;
 mod debug;
-mod edge;
-mod forward;
 mod gates;
-mod limits;
 mod observe;
-mod pick;
+mod own_headers;
+mod rate_limiting;
+mod request_head;
 mod rules;
-mod upgrade;
+mod tunnel;
+mod upstream_peer;
+mod upstream_request;
 
 use answer::write_answer;
 
@@ -24,7 +26,7 @@ use crate::headers;
 use crate::snapshot::Snapshot;
 use crate::state::{ActiveRequest, Shared};
 use crate::telemetry::UpstreamError;
-use crate::upstream::{Lease, UpstreamPool};
+use crate::upstream::UpstreamPool;
 use admission::{Admitted, Stop};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -48,7 +50,7 @@ impl Proxy {
     }
 }
 
-/// What one request carries between phases.
+/// What one request carries between phases, grouped by concern (`context`).
 pub struct RequestCtx {
     /// The one config this request sees from start to end.
     snapshot: Arc<Snapshot>,
@@ -57,52 +59,26 @@ pub struct RequestCtx {
     route: Option<usize>,
     pool: Option<Arc<UpstreamPool>>,
     strategy: Strategy,
-    /// This request's response carries the diagnostic headers (`[proxy] debug_headers`).
-    debug: bool,
-    /// The client asked for the explain header, and may see it (`debug`).
-    explain: bool,
-    explanation: Option<String>,
-    /// The rate limits' verdicts, for the explain header.
-    limits_note: Option<String>,
-    /// The rewrite that applied, for the explain header.
-    rules_note: Option<String>,
-    /// The verified token's claims, kept only on a route whose header rules may name them.
-    claims: Option<serde_json::Value>,
+    /// Who the client is: address, verified token, subject, claims.
+    client: context::Client,
+    /// The tries on the group's servers.
+    attempts: context::Attempts,
+    /// The diagnostic headers' switch and the explain header's notes.
+    explain: context::Explain,
     /// The path sent upstream when a rule changed it, for the access log.
     upstream_path: Option<String>,
     /// The budget left under the route's rate limits, for the `RateLimit` headers.
     quota: Option<crate::ratelimit::Quota>,
-    /// The in-flight slot on the server currently tried; replaced on retry, dropped at the end.
-    lease: Option<Lease>,
-    /// Bit per server index already tried by this request.
-    tried: u64,
-    attempts: u32,
-    /// Set once upstream response headers arrived: nothing may be retried after that.
-    responded: bool,
-    /// When the current try's server was chosen, for its response time.
-    upstream_started: Option<Instant>,
     reject: Option<Reject>,
-    /// Why the last try failed, reported when no server is left to retry on.
-    last_failure: Option<Reject>,
-    /// Cache state when the route caches.
+    /// Cache state when the route caches (with the `X-Cache` of a response it served).
     cache: Option<caching::CacheCtx>,
-    /// `X-Cache` of a response served from the cache, for the access log.
-    cache_served: Option<&'static str>,
-    /// The proxy verified this request's token (so its response may be cached).
-    token_verified: bool,
-    /// `sub` of the verified token, sent upstream as `X-Auth-Subject`.
-    auth_subject: Option<String>,
-    /// The client's IP as a header value, carried across keep-alive requests of one
-    /// connection so it is looked up and formatted once per connection, not per request.
-    client_ip: Option<HeaderValue>,
-    /// The request body limit of the request's route, and the body bytes read so far.
-    body_limit: u64,
-    body_seen: u64,
+    /// The request body's limit and the bytes read so far.
+    body: context::BodyLimit,
     /// Set for an upgrade request the proxy forwards, and while its tunnel is open.
-    upgrade: Option<upgrade::Upgrading>,
+    upgrade: Option<tunnel::Upgrading>,
     /// The hash key and sticky server the request brings, and the server picked.
-    affinity: affinity::Affinity,
-    /// What the access gates leave for later phases (`service::access`).
+    affinity: balancing_hints::Affinity,
+    /// What the access gates leave for later phases (`service::gates`).
     access: gates::AccessCtx,
     _active: ActiveRequest,
 }
@@ -121,7 +97,7 @@ impl RequestCtx {
     fn retries_left(&self) -> bool {
         self.pool
             .as_ref()
-            .is_some_and(|pool| self.attempts <= pool.config.retries)
+            .is_some_and(|pool| self.attempts.count <= pool.config.retries)
     }
 }
 
@@ -146,30 +122,16 @@ impl ProxyHttp for Proxy {
             route: None,
             pool: None,
             strategy: Strategy::RoundRobin,
-            debug: false,
-            explain: false,
-            explanation: None,
-            limits_note: None,
-            rules_note: None,
-            claims: None,
+            client: context::Client::default(),
+            attempts: context::Attempts::default(),
+            explain: context::Explain::default(),
             upstream_path: None,
             quota: None,
-            lease: None,
-            tried: 0,
-            attempts: 0,
-            responded: false,
-            upstream_started: None,
             reject: None,
-            last_failure: None,
             cache: None,
-            cache_served: None,
-            token_verified: false,
-            auth_subject: None,
-            client_ip: None,
-            body_limit: u64::MAX,
-            body_seen: 0,
+            body: context::BodyLimit::default(),
             upgrade: None,
-            affinity: affinity::Affinity::default(),
+            affinity: balancing_hints::Affinity::default(),
             access: gates::AccessCtx::default(),
             _active: self.shared.start_request(),
         })
@@ -202,7 +164,7 @@ impl ProxyHttp for Proxy {
         _end_of_stream: bool,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
-        edge::count_body(ctx, body.as_ref()).map_err(|reject| {
+        request_head::count_body(ctx, body.as_ref()).map_err(|reject| {
             ctx.reject = Some(reject);
             Error::explain(ErrorType::HTTPStatus(413), "request body too large")
         })
@@ -215,8 +177,8 @@ impl ProxyHttp for Proxy {
         _session: &mut Session,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<Box<HttpPeer>> {
-        let mut peer = pick::upstream_peer(ctx).await?;
-        upgrade::prepare_peer(&mut peer, ctx);
+        let mut peer = upstream_peer::upstream_peer(ctx).await?;
+        tunnel::prepare_peer(&mut peer, ctx);
         Ok(peer)
     }
 
@@ -229,7 +191,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut Box<RequestCtx>,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        if let (Some(lease), Some(pool)) = (&ctx.lease, &ctx.pool) {
+        if let (Some(lease), Some(pool)) = (&ctx.attempts.lease, &ctx.pool) {
             let server = lease.server();
             if ctx.snapshot.config.proxy().request_metrics {
                 server.metrics.error(UpstreamError::of(e.etype()));
@@ -245,7 +207,7 @@ impl ProxyHttp for Proxy {
                 );
             }
         }
-        ctx.last_failure = Reject::from_proxy_error(&e, ctx.upstream_name());
+        ctx.attempts.last_failure = Reject::from_proxy_error(&e, ctx.upstream_name());
         e.set_retry(ctx.retries_left());
         e
     }
@@ -261,23 +223,23 @@ impl ProxyHttp for Proxy {
         _client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
-        if !ctx.responded && e.esource() == &pingora::ErrorSource::Upstream {
-            affinity::observe_try(ctx, None);
+        if !ctx.attempts.responded && e.esource() == &pingora::ErrorSource::Upstream {
+            balancing_hints::observe_try(ctx, None);
         }
         if ctx.snapshot.config.proxy().request_metrics
             && e.esource() == &pingora::ErrorSource::Upstream
         {
-            if let Some(lease) = &ctx.lease {
+            if let Some(lease) = &ctx.attempts.lease {
                 lease.server().metrics.error(UpstreamError::of(e.etype()));
             }
         }
-        let retry = !ctx.responded
+        let retry = !ctx.attempts.responded
             && e.esource() == &pingora::ErrorSource::Upstream
-            && pick::is_idempotent(&session.req_header().method)
+            && upstream_peer::is_idempotent(&session.req_header().method)
             && !session.as_ref().retry_buffer_truncated()
             && ctx.retries_left();
         if retry {
-            ctx.last_failure = Reject::from_proxy_error(&e, ctx.upstream_name());
+            ctx.attempts.last_failure = Reject::from_proxy_error(&e, ctx.upstream_name());
         }
         e.set_retry(retry);
         e
@@ -290,7 +252,7 @@ impl ProxyHttp for Proxy {
         upstream_request: &mut pingora::http::RequestHeader,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
-        forward::rewrite_upstream_request(session, upstream_request, ctx)
+        upstream_request::rewrite_upstream_request(session, upstream_request, ctx)
     }
 
     /// Marks the response as started and drops hop-by-hop fields.
@@ -300,10 +262,10 @@ impl ProxyHttp for Proxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
-        ctx.responded = true;
-        affinity::observe_try(ctx, Some(upstream_response.status.as_u16()));
+        ctx.attempts.responded = true;
+        balancing_hints::observe_try(ctx, Some(upstream_response.status.as_u16()));
         if ctx.snapshot.config.proxy().request_metrics {
-            if let (Some(lease), Some(started)) = (&ctx.lease, ctx.upstream_started) {
+            if let (Some(lease), Some(started)) = (&ctx.attempts.lease, ctx.attempts.started) {
                 lease
                     .server()
                     .metrics
@@ -311,7 +273,7 @@ impl ProxyHttp for Proxy {
             }
         }
         caching::on_upstream_response(session, ctx, upstream_response)?;
-        upgrade::on_response(session, ctx, upstream_response.status);
+        tunnel::on_response(session, ctx, upstream_response.status);
         // A 101's `Connection: upgrade` and `Upgrade` are the switch itself: they must reach
         // the client.
         if upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS {
@@ -333,25 +295,17 @@ impl ProxyHttp for Proxy {
         Ok(())
     }
 
-    /// The request id on every proxied response, the diagnostic headers when this request may
-    /// see them, the rate limits' and the cache's headers, then the response header rules.
+    /// The sticky cookie and the cache's headers, then the proxy's own headers and the response
+    /// header rules (`own_headers`, the writer of every answer's).
     async fn response_filter(
         &self,
         session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut Box<RequestCtx>,
     ) -> Result<()> {
-        response.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
-        if ctx.debug {
-            debug::add_headers(ctx, response)?;
-        }
-        if let Some(note) = ctx.rules_note.take() {
-            response.append_header(headers::EXPLAIN, note)?;
-        }
-        limits::add_quota_headers(ctx, response)?;
-        affinity::set_cookie(ctx, response)?;
+        balancing_hints::set_cookie(ctx, response)?;
         caching::decorate(ctx, response)?;
-        rules::response_headers(session, ctx, response)?;
+        own_headers::write(session, ctx, response, own_headers::Origin::Proxied)?;
         Ok(())
     }
 
@@ -396,7 +350,7 @@ impl ProxyHttp for Proxy {
                 can_reuse_downstream: false,
             };
         };
-        crate::edge::count_refusal(&reject);
+        crate::listeners::count_refusal(&reject);
         let code = reject.status();
         if session.response_written().is_none() && caching::serve_stale_on_error(session, ctx).await
         {
@@ -425,7 +379,8 @@ impl ProxyHttp for Proxy {
         _session: &Session,
         ctx: &Box<RequestCtx>,
     ) -> Option<Box<dyn std::any::Any + Send + Sync>> {
-        ctx.client_ip
+        ctx.client
+            .ip
             .clone()
             .map(|ip| Box::new(ip) as Box<dyn std::any::Any + Send + Sync>)
     }
@@ -437,7 +392,7 @@ impl ProxyHttp for Proxy {
         previous: Box<dyn std::any::Any + Send + Sync>,
     ) {
         if let Ok(ip) = previous.downcast::<HeaderValue>() {
-            ctx.client_ip = Some(*ip);
+            ctx.client.ip = Some(*ip);
         }
     }
 
@@ -447,7 +402,7 @@ impl ProxyHttp for Proxy {
         session: &pingora::protocols::http::ServerSession,
         error: &Error,
     ) -> Option<(ResponseHeader, Bytes)> {
-        edge::answer_head_error(&self.shared, session, error)
+        request_head::answer_head_error(&self.shared, session, error)
     }
 
     /// A client that closes its connection is not an error worth a log line of its own; the
@@ -481,6 +436,6 @@ impl ProxyHttp for Proxy {
         if ctx.snapshot.config.proxy().request_metrics {
             observe::record_request(session, ctx, status, elapsed);
         }
-        ctx.lease = None;
+        ctx.attempts.lease = None;
     }
 }

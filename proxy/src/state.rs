@@ -4,10 +4,10 @@
 //! the metrics. It only holds; `reload` changes the config and `health` checks servers.
 
 use crate::config::Config;
+use crate::https::CertificateStore;
 use crate::journal::{self, Journal, Outcome, Record, Trigger};
 use crate::snapshot::Snapshot;
 use crate::tasks::TaskCounters;
-use crate::tls::CertificateStore;
 use crate::upstream::Registry;
 use arc_swap::ArcSwap;
 use scalelab_common::sync::lock;

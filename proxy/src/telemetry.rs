@@ -403,12 +403,12 @@ pub fn retries(upstream: &str, retries: u64, recovered: bool) {
 
 mod protocol;
 mod prune;
-mod server;
+mod server_series;
 #[cfg(test)]
 mod tests;
 mod warm;
 
 pub use protocol::Protocol;
 pub use prune::{prune, prune_vec, Labels};
-pub use server::ServerMetrics;
+pub use server_series::ServerMetrics;
 pub use warm::Expected;

@@ -45,7 +45,7 @@ pub async fn plain(scenario: Scenario, lab: &Lab) -> Result<Section, LessonError
         (
             format!(
                 "One run against {} as asked.",
-                crate::report::path_of(&lab.url)
+                crate::bench::path_of(&lab.url)
             ),
             verdict,
         )

@@ -59,7 +59,7 @@ pub async fn cache(lab: &Lab) -> Result<Section, LessonError> {
     let condition = format!(
         "Nothing is changed: the same load on {} bypasses the cache, then uses it (the bypassed run fills it, so \
          the cached run shows the steady state).",
-        crate::report::path_of(&lab.url)
+        crate::bench::path_of(&lab.url)
     );
     Section::new(
         Scenario::Cache,

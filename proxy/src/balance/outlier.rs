@@ -1,5 +1,5 @@
 //! Outlier detection's arithmetic: which answers count as failures, when a run of them ejects
-//! a server, for how long, and whether the group can spare it. Pure; `upstream::outlier`
+//! a server, for how long, and whether the group can spare it. Pure; `upstream::ejection`
 //! keeps the counters and applies the verdicts.
 
 #[cfg(test)]

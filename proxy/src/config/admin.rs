@@ -2,7 +2,7 @@
 //! (`[proxy] debug_headers`, `debug_trusted`). Read by `validate::admin`; used by the admin
 //! listener, the proxy listener's `POST /cache/invalidate` and `service::debug`.
 
-use super::limits::TrustedProxies;
+use super::traffic::TrustedProxies;
 use std::fmt;
 use subtle::ConstantTimeEq;
 

@@ -16,11 +16,11 @@ mod check;
 mod client;
 mod decode;
 mod edge;
-mod limits;
 mod lines;
 mod redis;
 mod routes;
 mod tls;
+mod traffic;
 mod transport;
 mod upstream;
 
@@ -130,7 +130,10 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
             64 * 1024,
         ) as usize,
         request_metrics: proxy.request_metrics.unwrap_or(true),
-        trusted_proxies: limits::validate_trusted_proxies(proxy.trusted_proxies.as_ref(), problems),
+        trusted_proxies: traffic::validate_trusted_proxies(
+            proxy.trusted_proxies.as_ref(),
+            problems,
+        ),
         access_log: access_log::validate_access_log(proxy.access_log.as_ref(), problems),
         h2c: proxy.h2c.unwrap_or(false),
         client: client::validate_client_limits(proxy, problems),

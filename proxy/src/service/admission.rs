@@ -33,7 +33,7 @@ pub(super) enum Stop {
 impl From<Reject> for Stop {
     /// Every refusal of admission passes here, so it is counted here, once.
     fn from(reject: Reject) -> Stop {
-        crate::edge::count_refusal(&reject);
+        crate::listeners::count_refusal(&reject);
         Stop::Answer(reject.into())
     }
 }
@@ -56,18 +56,26 @@ impl Proxy {
             _ => headers::new_request_id(),
         };
         // Decided first, so that every answer, refusals included, follows it.
-        ctx.debug = super::debug::allowed(session, &ctx.snapshot);
-        super::edge::admit_framing(session, ctx)?;
+        ctx.explain.debug = super::debug::allowed(session, &ctx.snapshot);
+        // Without `debug` the explanation is never built: the header is not even looked up. Decided
+        // here, so that every answer, the HTTPS redirect's included, can explain itself.
+        ctx.explain.wanted = ctx.explain.debug
+            && session
+                .req_header()
+                .headers
+                .get(headers::names::EXPLAIN)
+                .is_some_and(|v| {
+                    v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true")
+                });
+        super::request_head::admit_framing(session, ctx)?;
         check_header_size(session, ctx)?;
         // `[proxy]`'s IP lists come before anything else learns about the request.
         super::gates::check_proxy_ip(session, ctx)?;
         let route = resolve_route(session, ctx);
         // Plain HTTP may be sent to HTTPS before anything else (the route decides when it has
         // its own setting); a request no route matches is redirected too.
-        let route_config = route
-            .as_ref()
-            .ok()
-            .and_then(|&i| ctx.snapshot.routes.get(i));
+        let snapshot = ctx.snapshot.clone();
+        let route_config = route.as_ref().ok().and_then(|&i| snapshot.routes.get(i));
         if let Some(answer) = super::rules::https_redirect(session, ctx, route_config) {
             ctx.route = route.ok();
             return Err(Stop::Answer(answer));
@@ -76,7 +84,7 @@ impl Proxy {
         // The token is checked before anything else touches the request: no upstream and no
         // cache lookup for a request that fails auth.
         ctx.route = Some(route);
-        super::edge::limit_body(session, ctx)?;
+        super::request_head::limit_body(session, ctx)?;
         let claims = if self.is_guarded_invalidation(session, ctx) {
             // The admin token replaces the route's JWT here: `Authorization` cannot carry both,
             // and purging the cache is an operator's act, not an end user's.
@@ -99,28 +107,19 @@ impl Proxy {
                     super::gates::Stopped::Preflight(answer) => Stop::Answer(answer),
                 })?
         };
-        super::upgrade::admit(session, ctx, route)?;
-        // Without `debug` the explanation is never built: the header is not even looked up.
-        ctx.explain = ctx.debug
-            && session
-                .req_header()
-                .headers
-                .get(headers::names::EXPLAIN)
-                .is_some_and(|v| {
-                    v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true")
-                });
+        super::tunnel::admit(session, ctx, route)?;
         // A route that answers by itself has no pool.
         if let Some(pool) = ctx.snapshot.pool_for_route(route).cloned() {
             ctx.strategy = strategy(session, &pool)?;
-            ctx.affinity.hint = super::affinity::hint(session, ctx, &pool);
+            ctx.affinity.hint = super::balancing_hints::hint(session, ctx, &pool);
             ctx.pool = Some(pool);
         }
         // Limits count only requests that passed auth, and refuse before the cache or an
         // upstream does any work.
         // Borrowed, not cloned: most routes have no limits, and this runs on every request.
         let remote = self.shared.cache().remote().map(|remote| &**remote);
-        super::limits::check_rate_limits(session, ctx, route, claims.as_ref(), remote).await?;
-        let snapshot = ctx.snapshot.clone();
+        super::rate_limiting::check_rate_limits(session, ctx, route, claims.as_ref(), remote)
+            .await?;
         if let Some(route_config) = snapshot.routes.get(route) {
             if let Some(answer) = super::rules::route_answer(session, ctx, route_config) {
                 return Err(Stop::Answer(answer));
@@ -128,7 +127,7 @@ impl Proxy {
             // Header rules may name the token's claims: kept only for a route that has some.
             if !route_config.request_headers.is_empty() || !route_config.response_headers.is_empty()
             {
-                ctx.claims = claims;
+                ctx.client.claims = claims;
             }
         }
         // A redirect whose path_regex did not match, on a route with no upstream.
@@ -177,8 +176,8 @@ impl Proxy {
             .auth_outcomes()
             .count(scalelab_auth::outcome_label(&verified));
         let claims = verified.map_err(Reject::Unauthorized)?;
-        ctx.token_verified = true;
-        ctx.auth_subject = claims.sub;
+        ctx.client.token_verified = true;
+        ctx.client.subject = claims.sub;
         Ok(Some(claims.raw))
     }
 

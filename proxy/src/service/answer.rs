@@ -1,7 +1,8 @@
 //! The one writer of answers the proxy makes itself on the proxy listener (the admin API has
-//! its own, `IntoResponse for Answer`): status, JSON body, request id, and the config
-//! generation when the request may see the diagnostic headers.
+//! its own, `IntoResponse for Answer`): status, JSON body, and the proxy's own headers written
+//! by `own_headers`, as on every other answer.
 
+use super::own_headers::Origin;
 use super::RequestCtx;
 use crate::error::Answer;
 use crate::headers;
@@ -15,19 +16,11 @@ use pingora::Result;
 /// result); the only writer of such answers on the proxy listener.
 pub(super) async fn write_answer(
     session: &mut Session,
-    ctx: &RequestCtx,
+    ctx: &mut RequestCtx,
     answer: &Answer,
 ) -> Result<()> {
-    let generation = ctx.debug.then_some(&ctx.snapshot.generation_header);
-    let (mut header, body) = response(answer, &ctx.request_id, generation)?;
-    // A refusal by a rate limit explains itself when asked, as a proxied response does.
-    if let Some(note) = &ctx.limits_note {
-        header.insert_header(headers::EXPLAIN, note.as_str())?;
-    }
-    if let Some(note) = super::gates::refusal_note(ctx) {
-        header.insert_header(headers::EXPLAIN, note)?;
-    }
-    super::rules::response_headers(session, ctx, &mut header)?;
+    let (mut header, body) = answer_head(answer)?;
+    super::own_headers::write(session, ctx, &mut header, Origin::Answered)?;
     session
         .write_response_header(Box::new(header), false)
         .await?;
@@ -43,14 +36,20 @@ pub(super) fn response(
     request_id: &HeaderValue,
     generation: Option<&HeaderValue>,
 ) -> Result<(ResponseHeader, Bytes)> {
-    let body: Bytes = answer.body_bytes();
-    let mut header = ResponseHeader::build(answer.status, Some(6))?;
-    header.insert_header(http::header::CONTENT_TYPE, answer.content_type())?;
-    header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    let (mut header, body) = answer_head(answer)?;
     header.insert_header(headers::REQUEST_ID, request_id.clone())?;
     if let Some(generation) = generation {
         header.insert_header(headers::CONFIG_GENERATION, generation.clone())?;
     }
+    Ok((header, body))
+}
+
+/// An answer's own head and body: status, type, length, caching and its headers.
+fn answer_head(answer: &Answer) -> Result<(ResponseHeader, Bytes)> {
+    let body: Bytes = answer.body_bytes();
+    let mut header = ResponseHeader::build(answer.status, Some(6))?;
+    header.insert_header(http::header::CONTENT_TYPE, answer.content_type())?;
+    header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     if answer.no_store {
         header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
     }

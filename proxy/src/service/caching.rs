@@ -6,12 +6,14 @@
 
 mod invalidate;
 mod lookup;
+mod origin_response;
 mod refresh;
-mod store;
 
 pub use invalidate::{invalidate, INVALIDATE_PATH};
 pub use lookup::{lookup, serve_stale_on_error};
-pub use store::{decorate, on_upstream_body, on_upstream_response, replace_body_if_stale};
+pub use origin_response::{
+    decorate, on_upstream_body, on_upstream_response, replace_body_if_stale,
+};
 
 use crate::cache::policy::Conditionals;
 use crate::cache::{CacheStore, Entry, FillGuard};
@@ -50,12 +52,14 @@ pub struct CacheCtx {
     pub fill: Option<FillGuard>,
     /// A stored object usable only if the origin fails.
     pub stale: Option<Arc<Entry>>,
-    collect: Option<store::Collect>,
+    collect: Option<origin_response::Collect>,
     /// Set when the origin failed with 5xx and the stale object replaces its answer.
     serving_stale: Option<Arc<Entry>>,
     stale_body_sent: bool,
     cache_status: String,
     stored_note: &'static str,
+    /// `X-Cache` of a response served from the cache, for the access log.
+    pub served: Option<&'static str>,
 }
 
 impl CacheCtx {

@@ -1,16 +1,12 @@
-//! The diagnostic response headers (`X-Upstream-Server`, `X-Strategy`, `X-Config-Generation`
-//! and the explain header) and who may see them (`[proxy] debug_headers`). They name internal
+//! Who may see the diagnostic response headers (`X-Upstream-Server`, `X-Strategy`, `X-Config-Generation`
+//! and the explain header; `own_headers` writes them) under `[proxy] debug_headers`. They name internal
 //! addresses and the config's state, so the daemon sends none by default; with `off` the
 //! request path neither decides trust nor builds any of them.
 
-use super::{limits, RequestCtx};
 use crate::config::admin::DebugHeaders;
 use crate::headers;
 use crate::snapshot::Snapshot;
-use http::header::HeaderValue;
-use pingora::http::ResponseHeader;
 use pingora::prelude::Session;
-use pingora::Result;
 
 /// Whether this request's answers carry the diagnostic headers: always under `on`; under
 /// `trusted` for a client in `debug_trusted` (seen through `trusted_proxies`, as rate limits
@@ -45,23 +41,4 @@ pub(super) fn allowed(session: &Session, snapshot: &Snapshot) -> bool {
                     })
         }
     }
-}
-
-/// Adds the diagnostic headers of a proxied response (the caller checked `ctx.debug`).
-pub(super) fn add_headers(ctx: &mut RequestCtx, response: &mut ResponseHeader) -> Result<()> {
-    response.insert_header(
-        headers::CONFIG_GENERATION,
-        ctx.snapshot.generation_header.clone(),
-    )?;
-    response.insert_header(
-        headers::STRATEGY,
-        HeaderValue::from_static(ctx.strategy.name()),
-    )?;
-    if let Some(lease) = &ctx.lease {
-        response.insert_header(headers::UPSTREAM_SERVER, lease.server().addr_header.clone())?;
-    }
-    if let Some(explanation) = limits::explanation(ctx.limits_note.take(), ctx.explanation.take()) {
-        response.insert_header(headers::EXPLAIN, explanation)?;
-    }
-    Ok(())
 }

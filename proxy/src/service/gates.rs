@@ -2,7 +2,8 @@
 //! route, in order: its IP lists, the CORS preflight, and its auth (JWT, basic or forward).
 //! All of them run before rate limits and the cache, so a refused client never reaches an
 //! upstream or a cached object. What they leave for later phases (CORS response headers,
-//! identity headers for the upstream, the explain note) is kept in `AccessCtx`.
+//! identity headers for the upstream) is kept in `AccessCtx`; the note naming a refusing gate goes
+//! to `context::Explain`.
 
 use super::RequestCtx;
 use crate::access_control::{basic_auth, cors, forward_auth, Refusal};
@@ -25,8 +26,6 @@ pub(super) struct AccessCtx {
     cors_headers: Vec<(&'static str, String)>,
     /// Headers the upstream gets from the verified identity (claims, forward auth).
     identity: Vec<(HeaderName, HeaderValue)>,
-    /// Which gate refused, for `X-Scalelab-Explain` on the refusal.
-    note: Option<String>,
 }
 
 /// How a route's gates stop a request.
@@ -89,7 +88,6 @@ fn check_ip(
         None => Ok(()),
         Some(list) => {
             note(
-                session,
                 ctx,
                 format!(
                     "access: ip gate refused {} ({whose} {list} list)",
@@ -134,17 +132,13 @@ pub(super) async fn check_route(
                 return Err(Stopped::Preflight(answer));
             }
             cors::Decision::Refused if is_preflight(session) => {
-                note(
-                    session,
-                    ctx,
-                    "access: cors gate refused the preflight".to_string(),
-                );
+                note(ctx, "access: cors gate refused the preflight".to_string());
                 return Err(Reject::Access(Refusal::Cors).into());
             }
             cors::Decision::Refused => {
                 // The request goes on without CORS headers: the browser withholds the
                 // response from the page. Counted as a refusal all the same.
-                crate::edge::count("cors");
+                crate::listeners::count("cors");
             }
             cors::Decision::Actual(headers) => ctx.access.cors_headers = headers,
         }
@@ -182,13 +176,12 @@ pub(super) async fn check_route(
             };
             match basic_auth::check(settings, authorization).await {
                 Ok(user) => {
-                    ctx.token_verified = true;
-                    ctx.auth_subject = Some(user);
+                    ctx.client.token_verified = true;
+                    ctx.client.subject = Some(user);
                     Ok(None)
                 }
                 Err(refusal) => {
                     note(
-                        session,
                         ctx,
                         "access: basic gate refused the credentials".to_string(),
                     );
@@ -220,13 +213,12 @@ pub(super) async fn check_route(
             };
             match Box::pin(forward_auth::check(settings, pool.map(|p| &**p), &asking)).await {
                 Ok(passed) => {
-                    ctx.token_verified = true;
+                    ctx.client.token_verified = true;
                     ctx.access.identity = passed.headers;
                     Ok(None)
                 }
                 Err(refusal) => {
                     note(
-                        session,
                         ctx,
                         format!(
                             "access: forward gate refused ({} from the auth service)",
@@ -245,21 +237,9 @@ fn is_preflight(session: &Session) -> bool {
     req.method == http::Method::OPTIONS && req.headers.contains_key("access-control-request-method")
 }
 
-/// Keeps `text` for the explain header when this request may see it and asked for it.
-fn note(session: &Session, ctx: &mut RequestCtx, text: String) {
-    let asked = session
-        .req_header()
-        .headers
-        .get(headers::names::EXPLAIN)
-        .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"));
-    if ctx.debug && asked {
-        ctx.access.note = Some(text);
-    }
-}
-
-/// The explain note of a refusal, for `write_answer`.
-pub(super) fn refusal_note(ctx: &RequestCtx) -> Option<&str> {
-    ctx.access.note.as_deref()
+/// Names the gate that refused in the explain header (`context::Explain`, when asked for).
+fn note(ctx: &mut RequestCtx, text: String) {
+    ctx.explain.note(|| text);
 }
 
 /// CORS headers on every response of a CORS route (proxied, cached, answered by the proxy):

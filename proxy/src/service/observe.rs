@@ -22,7 +22,7 @@ pub(super) fn access_log(
     // The client's IP is usually known from the upstream request; a request answered before
     // one (a cache hit, a refusal) formats it here, on the stack.
     let mut ip = [0u8; 64];
-    let client: &[u8] = match &ctx.client_ip {
+    let client: &[u8] = match &ctx.client.ip {
         Some(value) => value.as_bytes(),
         None => session
             .client_addr()
@@ -46,15 +46,16 @@ pub(super) fn access_log(
         upstream: ctx.upstream_name(),
         upstream_path: ctx.upstream_path.as_deref().map(str::as_bytes),
         server: ctx
+            .attempts
             .lease
             .as_ref()
             .map(|lease| lease.server().addr_header.as_bytes()),
         strategy: ctx.strategy.name(),
-        attempts: ctx.attempts,
+        attempts: ctx.attempts.count,
         cache: ctx
-            .cache_served
-            .or_else(|| ctx.cache.as_ref().map(|cache| cache.origin_word()))
-            .unwrap_or("-"),
+            .cache
+            .as_ref()
+            .map_or("-", |cache| cache.served.unwrap_or(cache.origin_word())),
         duration: elapsed,
         request_id: ctx.request_id.as_bytes(),
         error: error.map(|e| e.etype().as_str()),
@@ -125,7 +126,8 @@ pub(super) fn record_request(session: &Session, ctx: &RequestCtx, status: u16, e
         // The client left before any answer: nothing was answered to count.
         return;
     }
-    let cache = match (&ctx.cache_served, &ctx.cache) {
+    let served = ctx.cache.as_ref().and_then(|cache| cache.served);
+    let cache = match (&served, &ctx.cache) {
         (Some("HIT"), _) => CacheUse::Hit,
         (Some(_), _) => CacheUse::Stale,
         (None, Some(cache)) => cache.use_kind(),
@@ -140,7 +142,7 @@ pub(super) fn record_request(session: &Session, ctx: &RequestCtx, status: u16, e
         telemetry::Protocol::of(req.version),
         status,
         cache,
-        super::upgrade::duration(ctx, elapsed),
+        super::tunnel::duration(ctx, elapsed),
         session.body_bytes_sent(),
     );
     // A route a reload removed records nothing more, its retries included.
@@ -150,7 +152,7 @@ pub(super) fn record_request(session: &Session, ctx: &RequestCtx, status: u16, e
     if let Some(upstream) = ctx.upstream_name() {
         telemetry::retries(
             upstream,
-            u64::from(ctx.attempts.saturating_sub(1)),
+            u64::from(ctx.attempts.count.saturating_sub(1)),
             status < 500,
         );
     }

@@ -38,7 +38,7 @@ fn host(session: &Session) -> Option<&str> {
 /// `https_redirect_except`. A request without a host cannot be redirected and is served.
 pub(super) fn https_redirect(
     session: &Session,
-    ctx: &RequestCtx,
+    ctx: &mut RequestCtx,
     route: Option<&Route>,
 ) -> Option<Answer> {
     let proxy = ctx.snapshot.config.proxy();
@@ -75,24 +75,24 @@ pub(super) fn https_redirect(
     Some(redirect_answer(308, location, ctx, "https_redirect"))
 }
 
-fn redirect_answer(status: u16, location: String, ctx: &RequestCtx, why: &str) -> Answer {
+fn redirect_answer(status: u16, location: String, ctx: &mut RequestCtx, why: &str) -> Answer {
     let mut answer = Answer::new(
         status,
         serde_json::json!({"redirect": location, "status": status}),
     );
-    if ctx.explain {
-        answer.headers.push((
-            headers::EXPLAIN,
-            format!("redirect: {why} to {location} ({status})"),
-        ));
-    }
+    ctx.explain
+        .note(|| format!("redirect: {why} to {location} ({status})"));
     answer.headers.push(("location", location));
     answer
 }
 
 /// A route's own answer: its `respond`, or its `redirect` when its `path_regex` (if any)
 /// matches. `None`: the request goes on to the cache and the upstream.
-pub(super) fn route_answer(session: &Session, ctx: &RequestCtx, route: &Route) -> Option<Answer> {
+pub(super) fn route_answer(
+    session: &Session,
+    ctx: &mut RequestCtx,
+    route: &Route,
+) -> Option<Answer> {
     if let Some(respond) = &route.respond {
         return Some(Answer::raw(
             respond.status,
@@ -143,19 +143,21 @@ fn request_vars<'a>(session: &'a Session, ctx: &'a RequestCtx, route: &'a Route)
         query: req.uri.query(),
         request_id: ctx.request_id.to_str().unwrap_or(""),
         client_ip: ctx
-            .client_ip
+            .client
+            .ip
             .as_ref()
             .and_then(|ip| ip.to_str().ok())
             .unwrap_or(""),
         route: &route.name,
         // Known once a server is chosen (header rules); empty for a redirect.
         upstream_server: ctx
+            .attempts
             .lease
             .as_ref()
             .and_then(|lease| lease.server().addr_header.to_str().ok())
             .unwrap_or(""),
         captures: None,
-        claims: ctx.claims.as_ref(),
+        claims: ctx.client.claims.as_ref(),
     }
 }
 
@@ -187,12 +189,12 @@ pub(super) fn upstream_path<'a>(
             if !rewritten.starts_with('/') {
                 rewritten.insert(0, '/');
             }
-            if ctx.explain {
-                ctx.rules_note = Some(format!(
+            ctx.explain.note(|| {
+                format!(
                     "rewrite: {path} -> {rewritten} ({})",
                     rewrite.path_regex.0.as_str()
-                ));
-            }
+                )
+            });
             path = Cow::Owned(rewritten);
         }
     }

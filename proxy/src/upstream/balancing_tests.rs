@@ -3,8 +3,12 @@
 
 use super::*;
 use crate::balance::hashing;
+use crate::balance::Strategy;
 use crate::config::balancing::{Balancing, HashAlgorithm, HashKey, HashSettings};
 use crate::config::{Server, Upstream};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 fn pool(count: usize, max: Option<u32>, balancing: Balancing) -> UpstreamPool {
     let config = Upstream {
@@ -167,7 +171,7 @@ fn a_sticky_hint_wins_while_eligible_and_tokens_are_opaque_and_distinct() {
 
 #[test]
 fn hmac_sha256_matches_rfc_4231() {
-    let tag = affinity::hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+    let tag = sticky_token::hmac_sha256(b"Jefe", b"what do ya want for nothing?");
     let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(
         hex,

@@ -1,6 +1,10 @@
 use super::*;
+use crate::balance::Strategy;
+use crate::config::HealthCheck;
 use crate::config::{Server, Upstream};
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 fn check(healthy: u32, unhealthy: u32) -> HealthCheck {
     HealthCheck {

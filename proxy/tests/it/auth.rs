@@ -149,7 +149,7 @@ async fn every_vector_is_refused_at_the_proxy_and_never_reaches_the_upstream() {
             if size > MAX_HEADER_BYTES {
                 // Refused before routing, so never upstream and not counted as an auth outcome.
                 // Over Pingora's own 1 MiB ceiling the head is refused by its parser, which
-                // the proxy answers with the same 431 (`edge::head_error`).
+                // the proxy answers with the same 431 (`listeners::head_error`).
                 let expected = 431;
                 match &answer {
                     Ok(answer) if answer.status == expected => refused_by_size += 1,

@@ -454,13 +454,17 @@ async fn plain_http_is_redirected_to_the_https_listener_except_acme_paths() {
     let http = named_client(Client::Http1, port, &["localhost"]);
     let response = http
         .get(format!("http://localhost:{port}/a/b?c=1"))
+        .header("x-scalelab-explain", "1")
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 308);
+    let location = format!("https://localhost:{}/a/b?c=1", lab.tls_port);
+    assert_eq!(response.headers()["location"], location.as_str());
+    // The redirect explains itself (it did not: the explain switch was decided after it).
     assert_eq!(
-        response.headers()["location"],
-        format!("https://localhost:{}/a/b?c=1", lab.tls_port).as_str()
+        response.headers()["x-scalelab-explain"],
+        format!("redirect: https_redirect to {location} (308)").as_str()
     );
     let response = http
         .get(format!(

@@ -119,7 +119,7 @@ pub(super) fn validate_debug(file: &FileConfig, problems: &mut Problems) -> Debu
             DebugHeaders::Off
         }
     };
-    let trusted = super::limits::validate_networks(
+    let trusted = super::traffic::validate_networks(
         "proxy.debug_trusted",
         proxy.debug_trusted.as_ref(),
         problems,

@@ -2,7 +2,7 @@
 //! route's cache and auth settings, which must agree with the `[cache]` and `[auth]` tables.
 
 use super::cache::validate_route_cache;
-use super::limits::validate_rate_limits;
+use super::traffic::validate_rate_limits;
 use crate::config::file::FileConfig;
 use crate::config::{Route, RouteAuth};
 use http::Method;

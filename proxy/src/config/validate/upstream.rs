@@ -2,7 +2,7 @@
 //! active health check.
 
 use super::check::Check;
-use super::limits::{validate_max_connections, validate_queue, validate_slow_start};
+use super::traffic::{validate_max_connections, validate_queue, validate_slow_start};
 use crate::balance::Strategy;
 use crate::config::file::{FileHealthCheck, FileUpstream};
 use crate::config::units::DurationKind;

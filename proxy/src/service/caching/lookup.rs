@@ -2,6 +2,7 @@
 //! missing key while the others wait for it), and answering hits, stale objects and
 //! conditional requests from the store.
 
+use super::super::own_headers::Origin;
 use super::refresh::spawn_refresh;
 use super::{conditionals, header_value, request_header, CacheCtx, Mode};
 use crate::cache::policy::{self, CacheControl, Usability};
@@ -86,6 +87,7 @@ pub async fn lookup(
         stale_body_sent: false,
         cache_status: String::new(),
         stored_note: "",
+        served: None,
     };
     if mode != Mode::Miss {
         ctx.cache = Some(cache);
@@ -233,37 +235,21 @@ pub async fn serve(
         ),
     };
     header.insert_header(headers::CACHE, x_cache)?;
-    super::super::limits::add_quota_headers(ctx, &mut header)?;
     header.insert_header(headers::CACHE_TIER, tier.to_string())?;
     header.insert_header(headers::CACHE_STATUS, cache_status)?;
-    header.insert_header(headers::REQUEST_ID, ctx.request_id.clone())?;
-    if ctx.debug {
-        header.insert_header(
-            headers::CONFIG_GENERATION,
-            ctx.snapshot.generation_header.clone(),
-        )?;
-    }
-    if ctx.explain {
-        let key = ctx.cache.as_ref().map_or("", |c| c.key.as_str());
-        // The rate limits' verdicts first, as on a proxied response.
-        let limits = ctx
-            .limits_note
-            .as_deref()
-            .map_or(String::new(), |note| format!("{note}; "));
-        header.insert_header(
-            headers::EXPLAIN,
-            format!(
-                "{limits}cache: key={key:?}; tier={tier}; ttl={}s from {}; age={}s; ttl_left={}s; hits={}; promotion={}",
-                entry.ttl.as_secs(),
-                entry.ttl_source.as_str(),
-                entry.age().as_secs(),
-                entry.ttl_left().as_secs(),
-                entry.hits(),
-                found.promoted.as_deref().unwrap_or("none"),
-            ),
-        )?;
-    }
-    super::super::rules::response_headers(session, ctx, &mut header)?;
+    let key = ctx.cache.as_ref().map_or("", |c| c.key.as_str());
+    ctx.explain.note(|| {
+        format!(
+            "cache: key={key:?}; tier={tier}; ttl={}s from {}; age={}s; ttl_left={}s; hits={}; promotion={}",
+            entry.ttl.as_secs(),
+            entry.ttl_source.as_str(),
+            entry.age().as_secs(),
+            entry.ttl_left().as_secs(),
+            entry.hits(),
+            found.promoted.as_deref().unwrap_or("none"),
+        )
+    });
+    super::super::own_headers::write(session, ctx, &mut header, Origin::Cached)?;
     let no_body = not_modified || session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(header), no_body)
@@ -273,7 +259,9 @@ pub async fn serve(
             .write_response_body(Some(entry.body.clone()), true)
             .await?;
     }
-    ctx.cache_served = Some(x_cache);
+    if let Some(cache) = ctx.cache.as_mut() {
+        cache.served = Some(x_cache);
+    }
     Ok(())
 }
 

@@ -56,11 +56,13 @@ pub(super) async fn check_rate_limits(
             LimitKey::Route => Some(Cow::Borrowed(route_name.as_bytes())),
         })
         .collect();
-    let mut note = ctx.explain.then(String::new);
+    let mut note = ctx.explain.wanted.then(String::new);
     // Boxed, so the state of a limit check (a Redis round trip, for a shared limit) is not part
     // of every request's `request_filter` future, which Pingora moves into a box per request.
     let verdict = Box::pin(limits.check(&keys, ratelimit::now_ns(), note.as_mut(), remote)).await;
-    ctx.limits_note = note;
+    if let Some(note) = note.filter(|note| !note.is_empty()) {
+        ctx.explain.note(|| note);
+    }
     ctx.quota = verdict.map_err(Reject::RateLimited)?;
     Ok(())
 }
@@ -76,12 +78,4 @@ pub(super) fn add_quota_headers(
         response.insert_header("ratelimit", quota.state.as_str())?;
     }
     Ok(())
-}
-
-/// The explain header's text: the rate limits' verdicts, then the balancer's reasoning.
-pub(super) fn explanation(limits: Option<String>, pick: Option<String>) -> Option<String> {
-    match (limits, pick) {
-        (Some(limits), Some(pick)) => Some(format!("{limits}; {pick}")),
-        (limits, pick) => limits.or(pick),
-    }
 }

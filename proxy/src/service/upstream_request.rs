@@ -14,7 +14,7 @@ pub(super) fn rewrite_upstream_request(
     upstream_request: &mut pingora::http::RequestHeader,
     ctx: &mut RequestCtx,
 ) -> Result<()> {
-    super::upgrade::prepare_upstream(upstream_request, ctx)?;
+    super::tunnel::prepare_upstream(upstream_request, ctx)?;
     let snapshot = ctx.snapshot.clone();
     let route = ctx.route.and_then(|r| snapshot.routes.get(r));
     // Most routes change nothing: their path is never copied.
@@ -52,19 +52,20 @@ pub(super) fn rewrite_upstream_request(
     super::gates::prepare_upstream(ctx, upstream_request)?;
     // A `sub` that cannot be a header value is not forwarded rather than failing the request.
     if let Some(subject) = ctx
-        .auth_subject
+        .client
+        .subject
         .as_deref()
         .and_then(|s| HeaderValue::from_str(s).ok())
     {
         upstream_request.insert_header(headers::AUTH_SUBJECT, subject)?;
     }
-    if ctx.client_ip.is_none() {
-        ctx.client_ip = session
+    if ctx.client.ip.is_none() {
+        ctx.client.ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .and_then(|addr| HeaderValue::from_str(&addr.ip().to_string()).ok());
     }
-    if let Some(client_ip) = &ctx.client_ip {
+    if let Some(client_ip) = &ctx.client.ip {
         match upstream_request
             .headers
             .get(headers::names::FORWARDED_FOR)
@@ -89,7 +90,7 @@ pub(super) fn rewrite_upstream_request(
                 .headers
                 .get(http::header::FORWARDED)
                 .and_then(|v| v.to_str().ok()),
-            ctx.client_ip.as_ref().and_then(|ip| ip.to_str().ok()),
+            ctx.client.ip.as_ref().and_then(|ip| ip.to_str().ok()),
             if super::rules::arrived_over_tls(session) {
                 "https"
             } else {

@@ -1,7 +1,7 @@
-//! TLS on the listener: the certificate store rustls asks on every handshake (`store`: an
+//! HTTPS on the listener: the certificate store rustls asks on every handshake (`resolver`: an
 //! `ArcSwap` of an immutable SNI table, replaced whole when a reload or a rotated file brings
 //! new certificates), the pure SNI matching (`sni`), the rustls server config of the HTTPS
-//! listeners (`listener`), the handshake counters (`handshakes`) and their series
+//! listeners (`server_config`), the handshake counters (`handshakes`) and their series
 //! (`exposition`).
 //!
 //! Certificates are read and checked by `config` (so `--check`, start-up and reloads share one
@@ -9,8 +9,8 @@
 
 pub mod exposition;
 pub mod handshakes;
-pub mod listener;
+mod resolver;
+pub mod server_config;
 pub mod sni;
-mod store;
 
-pub use store::CertificateStore;
+pub use resolver::CertificateStore;

@@ -1,10 +1,11 @@
-//! The HTTP/1.1 edge's own bookkeeping. Every request the proxy refuses is counted by reason
+//! The listeners: one Pingora service per listen address (`services`), the connection bound
+//! of each (`connection_limit`), and the HTTP/1.1 edge's own bookkeeping. Every request the proxy refuses is counted by reason
 //! in `scalelab_requests_refused_total{reason}`: the refusals of admission (`Reject`) and the
 //! request heads Pingora's parser refuses before any request context exists, which are also
 //! answered here in the proxy's JSON format and logged once in the access log.
 
-pub mod limits;
-pub mod listener;
+pub mod connection_limit;
+pub mod services;
 #[cfg(test)]
 mod tests;
 

@@ -70,8 +70,8 @@ pub(super) fn hint(session: &Session, ctx: &RequestCtx, pool: &UpstreamPool) -> 
 /// timeout is the slowest answer there is, and a quick reset barely lowers the estimate (a
 /// faster observation only blends in as time passes).
 pub(super) fn observe_try(ctx: &RequestCtx, status: Option<u16>) {
-    if let (Some(lease), Some(pool)) = (&ctx.lease, &ctx.pool) {
-        if let Some(started) = ctx.upstream_started {
+    if let (Some(lease), Some(pool)) = (&ctx.attempts.lease, &ctx.pool) {
+        if let Some(started) = ctx.attempts.started {
             lease.server().observe_latency(started.elapsed());
         }
         pool.observe_outcome(lease.server(), status);

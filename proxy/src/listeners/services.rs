@@ -2,7 +2,7 @@
 //! own: the proxy application with the whole-head deadline in its server options, wrapped in
 //! the connection limit.
 
-use super::limits::ConnectionLimit;
+use super::connection_limit::ConnectionLimit;
 use crate::config::ClientLimits;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;

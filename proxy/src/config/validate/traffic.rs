@@ -6,7 +6,9 @@ mod tests;
 
 use super::check::Check;
 use crate::config::file::{FileQueue, FileRateLimit};
-use crate::config::limits::{LimitKey, LimitStore, QueueSettings, Rate, RateLimit, TrustedProxies};
+use crate::config::traffic::{
+    LimitKey, LimitStore, QueueSettings, Rate, RateLimit, TrustedProxies,
+};
 use crate::config::units::DurationKind;
 use scalelab_common::problem::Problems;
 use std::time::Duration;

@@ -58,7 +58,7 @@ pub fn on_upstream_response(
     ctx: &mut RequestCtx,
     response: &mut ResponseHeader,
 ) -> Result<()> {
-    let verified = ctx.token_verified;
+    let verified = ctx.client.token_verified;
     let Some(cache) = ctx.cache.as_mut() else {
         return Ok(());
     };
@@ -265,7 +265,7 @@ fn stale_header(entry: &Entry) -> Result<ResponseHeader> {
 }
 
 /// Adds the cache headers to a response that came from the origin.
-pub fn decorate(ctx: &RequestCtx, response: &mut ResponseHeader) -> Result<()> {
+pub fn decorate(ctx: &mut RequestCtx, response: &mut ResponseHeader) -> Result<()> {
     let Some(cache) = ctx.cache.as_ref() else {
         return Ok(());
     };
@@ -273,21 +273,18 @@ pub fn decorate(ctx: &RequestCtx, response: &mut ResponseHeader) -> Result<()> {
     if !cache.cache_status.is_empty() {
         response.insert_header(headers::CACHE_STATUS, cache.cache_status.clone())?;
     }
-    if ctx.explain {
-        response.append_header(
-            headers::EXPLAIN,
-            format!(
-                "cache: key={:?}; mode={:?}; ttl from {}",
-                cache.key,
-                cache.mode,
-                if cache.stored_note.is_empty() {
-                    "-"
-                } else {
-                    cache.stored_note
-                }
-            ),
-        )?;
-    }
+    ctx.explain.note(|| {
+        format!(
+            "cache: key={:?}; mode={:?}; ttl from {}",
+            cache.key,
+            cache.mode,
+            if cache.stored_note.is_empty() {
+                "-"
+            } else {
+                cache.stored_note
+            }
+        )
+    });
     Ok(())
 }
 

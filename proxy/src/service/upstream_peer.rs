@@ -20,7 +20,7 @@ pub(super) async fn upstream_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>>
         ));
     };
     // Release the previous try's slot before picking, so it does not weigh on the choice.
-    ctx.lease = None;
+    ctx.attempts.lease = None;
     let (selection, lease) = match acquire(&pool, ctx).await {
         Ok(picked) => picked,
         Err(reject) => {
@@ -32,15 +32,15 @@ pub(super) async fn upstream_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>>
             ));
         }
     };
-    ctx.tried |= 1 << selection.index;
+    ctx.attempts.tried |= 1 << selection.index;
     ctx.affinity.picked = Some(selection.index);
-    ctx.attempts += 1;
-    if selection.explanation.is_some() {
-        ctx.explanation = selection.explanation;
+    ctx.attempts.count += 1;
+    if let Some(explanation) = selection.explanation {
+        ctx.explain.note(|| explanation);
     }
     let addr = lease.server().addr;
-    ctx.lease = Some(lease);
-    ctx.upstream_started = Some(Instant::now());
+    ctx.attempts.lease = Some(lease);
+    ctx.attempts.started = Some(Instant::now());
     Ok(Box::new(crate::upstream::peer::build(addr, &pool.config)))
 }
 
@@ -52,7 +52,12 @@ async fn acquire(
 ) -> Result<(Selection, Lease), Reject> {
     let queue = &pool.queue;
     if queue.is_empty() {
-        match pool.select_with(ctx.strategy, ctx.tried, ctx.explain, ctx.affinity.hint) {
+        match pool.select_with(
+            ctx.strategy,
+            ctx.attempts.tried,
+            ctx.explain.wanted,
+            ctx.affinity.hint,
+        ) {
             Ok(picked) => return Ok(picked),
             Err(limited) if !limited => return Err(nothing_left(pool, ctx)),
             Err(_) => {}
@@ -75,7 +80,12 @@ async fn acquire(
     let deadline = tokio::time::Instant::now() + settings.timeout;
     loop {
         if ticket.is_head() {
-            match pool.select_with(ctx.strategy, ctx.tried, ctx.explain, ctx.affinity.hint) {
+            match pool.select_with(
+                ctx.strategy,
+                ctx.attempts.tried,
+                ctx.explain.wanted,
+                ctx.affinity.hint,
+            ) {
                 Ok((mut selection, lease)) => {
                     let waited = joined.elapsed();
                     queue.record(Ok(()), Some(waited));
@@ -101,7 +111,8 @@ async fn acquire(
 /// No server is available: after failed tries the client learns why they failed, not just
 /// that nothing is left.
 fn nothing_left(pool: &UpstreamPool, ctx: &mut RequestCtx) -> Reject {
-    ctx.last_failure
+    ctx.attempts
+        .last_failure
         .take()
         .unwrap_or(Reject::NoHealthyUpstream {
             upstream: pool.name().to_string(),

@@ -95,7 +95,7 @@ pub(super) fn on_response(session: &mut Session, ctx: &mut RequestCtx, status: S
     if status == StatusCode::SWITCHING_PROTOCOLS {
         // The client side of the tunnel may be as quiet as the server side.
         session.set_read_timeout(Some(ctx.snapshot.config.proxy().tunnel_timeout));
-        if let Some(lease) = ctx.lease.as_mut() {
+        if let Some(lease) = ctx.attempts.lease.as_mut() {
             lease.upgraded();
         }
         ctx.upgrade = Some(Upgrading::Open {

@@ -48,7 +48,7 @@ pub(super) fn admit_framing(session: &mut Session, ctx: &RequestCtx) -> Result<(
 
 /// Takes the body limit of the request's route and refuses a declared length over it (413).
 pub(super) fn limit_body(session: &Session, ctx: &mut RequestCtx) -> Result<(), Reject> {
-    ctx.body_limit = ctx
+    ctx.body.limit = ctx
         .route
         .and_then(|route| ctx.snapshot.routes.get(route))
         .and_then(|route| route.max_body_bytes)
@@ -59,9 +59,9 @@ pub(super) fn limit_body(session: &Session, ctx: &mut RequestCtx) -> Result<(), 
         .get(http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > ctx.body_limit) {
+    if declared.is_some_and(|length| length > ctx.body.limit) {
         return Err(Reject::BodyTooLarge {
-            limit: ctx.body_limit,
+            limit: ctx.body.limit,
         });
     }
     Ok(())
@@ -70,10 +70,10 @@ pub(super) fn limit_body(session: &Session, ctx: &mut RequestCtx) -> Result<(), 
 /// Counts request body bytes as they pass; a chunked body over the limit ends the request
 /// with 413 (or a cut connection, if the response has started).
 pub(super) fn count_body(ctx: &mut RequestCtx, body: Option<&bytes::Bytes>) -> Result<(), Reject> {
-    ctx.body_seen += body.map_or(0, |chunk| chunk.len() as u64);
-    if ctx.body_seen > ctx.body_limit {
+    ctx.body.seen += body.map_or(0, |chunk| chunk.len() as u64);
+    if ctx.body.seen > ctx.body.limit {
         return Err(Reject::BodyTooLarge {
-            limit: ctx.body_limit,
+            limit: ctx.body.limit,
         });
     }
     Ok(())
@@ -87,8 +87,8 @@ pub(super) fn answer_head_error(
     session: &ServerSession,
     error: &Error,
 ) -> Option<(ResponseHeader, Bytes)> {
-    let (reason, answer) = crate::edge::head_error(error);
-    crate::edge::count(reason);
+    let (reason, answer) = crate::listeners::head_error(error);
+    crate::listeners::count(reason);
     let request_id = headers::new_request_id();
     let snapshot = shared.snapshot();
     // A head this malformed is not worth checking a client's trust for: only `on` shows the
