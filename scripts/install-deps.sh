@@ -5,8 +5,8 @@
 #   --observe   also Prometheus, for `scalelab up --observe` (`make observe`).
 #   --fleet     also redis-server, for `scalelab up --fleet` (a shared cache tier and task queue).
 #   --test      everything the test suite needs (`make test`, `.ci/run`): the above, promtool, redis-tools,
-#               systemd-analyze (the unit's check), chromium (the CORS browser test) and the rustfmt/clippy
-#               components.
+#               systemd-analyze (the unit's check), dnsmasq (the DNS discovery tests), chromium (the CORS
+#               browser test) and the rustfmt/clippy components.
 # Idempotent: it installs only what is missing, so it is cheap to run every time.
 set -euo pipefail
 
@@ -47,6 +47,12 @@ fi
 # today; named so a packaging change cannot drop it).
 if $test; then
   command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+fi
+
+# The service discovery tests resolve upstream names against a real DNS server on a free port:
+# dnsmasq-base is the binary alone (no service enabled or started, unlike the dnsmasq package).
+if $test; then
+  command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need_apt+=(dnsmasq-base)
 fi
 
 # The packaging test runs `systemd-analyze verify` on the unit; the systemd package provides it

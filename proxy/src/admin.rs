@@ -144,7 +144,13 @@ async fn upstreams(State(shared): State<Shared>) -> Answer {
             let servers: Vec<_> = pool
                 .servers
                 .iter()
-                .map(|server| server.state.report(server.weight, pool.config.slow_start))
+                .map(|server| {
+                    let mut report =
+                        json!(server.state.report(server.weight, pool.config.slow_start));
+                    report["origin"] =
+                        crate::discovery::expand::origin_json(server.origin.as_deref());
+                    report
+                })
                 .collect();
             json!({
                 "name": pool.name(),
@@ -155,6 +161,7 @@ async fn upstreams(State(shared): State<Shared>) -> Answer {
                 "queue": pool.config.queue,
                 "queued": pool.queue.len(),
                 "circuit": pool.circuit_report(),
+                "dns": crate::dns::status::status(&shared.registry().discovered, pool.name()),
                 "servers": servers,
             })
         })
@@ -324,6 +331,7 @@ impl BackgroundService for AdminService {
             Task::CacheSweeper,
             cache_endpoints::sweep,
         );
+        keep_running(shared, &shutdown, Task::Discovery, crate::dns::run::run);
         keep_running(shared, &shutdown, Task::ConfigWatcher, crate::watch::run);
         keep_running(
             shared,

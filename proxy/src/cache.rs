@@ -7,9 +7,11 @@
 //!
 //! One concept per module: `entry` (a stored object and its size), `tier` (one CLOCK tier and
 //! its counters), `moves` (objects between two tiers), `store` (lookup, insert, freshen,
-//! placement and sweeping over all tiers), `fill` (who fetches a missing key), `invalidation`
-//! (what a purge selects and how a request for one is read), `report` (one object's place) and
-//! `handle` (the store that follows config reloads). `key` and `policy` are the pure parts.
+//! placement and sweeping over all tiers), `fill` (who fetches a missing key),
+//! `request_lookup` (the protocol for one request, as one call with an `Outcome`), `fleet` (what
+//! the store does with the shared tier), `shared_tier`, `invalidation` (purges and how a request
+//! for one is read), `selector` (what a purge selects), `object_report` (one object's place) and
+//! `handle` (the store that follows config reloads). `policy` and `codec` are the pure parts.
 
 pub mod codec;
 mod entry;
@@ -21,6 +23,9 @@ mod moves;
 mod object_report;
 pub mod policy;
 pub mod remote;
+mod request_lookup;
+mod selector;
+mod shared_tier;
 mod store;
 mod tier;
 
@@ -30,9 +35,11 @@ mod tests;
 pub use entry::{variant_key, Entry, NewEntry};
 pub use fill::{Fill, FillGuard};
 pub use handle::{CacheConfig, CacheHandle};
-pub use invalidation::{Invalidation, InvalidationError, Selector};
+pub use invalidation::{Invalidation, InvalidationError};
 pub use object_report::EntryReport;
 pub use remote::RemoteTier;
+pub use request_lookup::{Lookup, Outcome};
+pub use selector::Selector;
 pub use store::{CacheStore, Found};
 pub use tier::TierStats;
 

@@ -7,6 +7,7 @@ mod access_log;
 pub mod admin;
 pub mod balancing;
 mod client_limits;
+pub mod dns;
 pub mod edge;
 mod file;
 pub mod key_template;
@@ -56,6 +57,8 @@ pub struct Config {
     tls: Option<tls::TlsConfig>,
     /// The `[admin]` table: the admin API's token (none: open, on loopback only).
     admin: admin::AdminSettings,
+    /// The `[dns]` table: how servers given by name are resolved (defaults without one).
+    dns: dns::DnsSettings,
 }
 
 /// Read access to every section. The fields are private to `config`, so only `parse` (through
@@ -92,6 +95,10 @@ impl Config {
 
     pub fn admin(&self) -> &admin::AdminSettings {
         &self.admin
+    }
+
+    pub fn dns(&self) -> &dns::DnsSettings {
+        &self.dns
     }
 
     /// The files the access gates read (IP list files, htpasswd files): the certificate
@@ -278,7 +285,11 @@ pub struct ProxySettings {
 pub struct Upstream {
     pub name: String,
     pub strategy: Strategy,
+    /// The servers given by address; a snapshot adds those resolved from `dns`.
     pub servers: Vec<Server>,
+    /// Servers given by name, and SRV discovery (`discovery`).
+    #[serde(skip_serializing_if = "dns::DnsSources::is_empty")]
+    pub dns: dns::DnsSources,
     #[serde(with = "humantime_serde_compat")]
     pub connect_timeout: Duration,
     #[serde(with = "humantime_serde_compat")]
@@ -308,6 +319,12 @@ pub struct Server {
     pub weight: u32,
     /// Requests in flight at most; `None` is no limit.
     pub max_connections: Option<u32>,
+    /// Where a resolved server came from (`discovery`); `None` for an address in the file.
+    #[serde(skip)]
+    pub origin: Option<std::sync::Arc<dns::Origin>>,
+    /// An SRV record's priority: only the lowest available one takes traffic; 0 otherwise.
+    #[serde(skip)]
+    pub priority: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

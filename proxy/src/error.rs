@@ -143,6 +143,9 @@ pub enum Reject {
     BodyTooLarge { limit: u64 },
     #[error("no healthy server in upstream {upstream}")]
     NoHealthyUpstream { upstream: String },
+    /// A group whose servers come from DNS has none: its names do not resolve (`discovery`).
+    #[error("upstream {upstream} has no server: {reason}")]
+    NoDiscoveredServer { upstream: String, reason: String },
     #[error("every server of upstream {upstream} is at its max_connections ({reason})")]
     UpstreamBusy {
         upstream: String,
@@ -177,7 +180,9 @@ impl Reject {
             | Reject::UpgradeRefused { .. } => 400,
             Reject::HeadersTooLarge { .. } => 431,
             Reject::BodyTooLarge { .. } => 413,
-            Reject::NoHealthyUpstream { .. } | Reject::UpstreamBusy { .. } => 503,
+            Reject::NoHealthyUpstream { .. }
+            | Reject::NoDiscoveredServer { .. }
+            | Reject::UpstreamBusy { .. } => 503,
             Reject::UpstreamTimeout { .. } => 504,
             Reject::UpstreamFailed { .. } => 502,
             Reject::Unauthorized(_) => 401,
@@ -208,6 +213,11 @@ impl Reject {
             Reject::NoHealthyUpstream { upstream } => {
                 json!({"error": "no healthy upstream server", "upstream": upstream})
             }
+            Reject::NoDiscoveredServer { upstream, reason } => json!({
+                "error": "no upstream server",
+                "upstream": upstream,
+                "reason": reason,
+            }),
             Reject::UpstreamBusy { upstream, reason } => json!({
                 "error": "upstream busy",
                 "upstream": upstream,

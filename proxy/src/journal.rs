@@ -28,6 +28,8 @@ pub enum Trigger {
     Api,
     /// A certificate or key file of `[[tls.certificates]]` changed on disk.
     Certificate,
+    /// A name's DNS answer changed (`discovery`): only that group's servers changed.
+    Dns,
 }
 
 impl Trigger {
@@ -38,6 +40,7 @@ impl Trigger {
             Trigger::Signal => "signal",
             Trigger::Api => "api",
             Trigger::Certificate => "certificate",
+            Trigger::Dns => "dns",
         }
     }
 }
@@ -93,6 +96,22 @@ pub struct Record {
     /// Every problem of a rejected file.
     pub errors: Vec<Problem>,
     pub changes: Vec<Change>,
+    /// What a `dns` change did: the group, the name and the addresses it added and removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsChange>,
+}
+
+/// A DNS answer that changed a group's servers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DnsChange {
+    pub upstream: String,
+    pub name: String,
+    /// `A` (A and AAAA) or `SRV`.
+    pub record: &'static str,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// The servers the name gives the group now.
+    pub servers: usize,
 }
 
 impl Record {

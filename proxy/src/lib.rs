@@ -11,6 +11,8 @@ pub mod admin;
 pub mod balance;
 pub mod cache;
 pub mod config;
+pub mod discovery;
+pub mod dns;
 pub mod error;
 pub mod framing;
 pub mod headers;

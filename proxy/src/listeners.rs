@@ -32,6 +32,7 @@ pub fn refusal_reason(reject: &Reject) -> Option<&'static str> {
         Reject::Status { code } if (400..500).contains(code) => "other",
         Reject::Status { .. }
         | Reject::NoHealthyUpstream { .. }
+        | Reject::NoDiscoveredServer { .. }
         | Reject::UpstreamTimeout { .. }
         | Reject::UpstreamFailed { .. }
         | Reject::Internal => return None,

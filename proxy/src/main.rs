@@ -163,6 +163,9 @@ fn main() -> ExitCode {
                     cli.config.display(),
                     config.summary()
                 );
+                for warning in scalelab_proxy::dns::run::check_blocking(&config) {
+                    let _ = writeln!(std::io::stdout(), "warning: {warning}");
+                }
                 ExitCode::SUCCESS
             }
             Err(error) => {

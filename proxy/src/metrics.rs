@@ -259,6 +259,7 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
     }
 
     crate::https::exposition::register(&registry, &shared.certificates().table())?;
+    crate::dns::status::register(&registry, &snapshot, &shared.registry().discovered)?;
 
     let mut families = registry.gather();
     families.extend(prometheus::gather());

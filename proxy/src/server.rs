@@ -66,15 +66,23 @@ pub fn run(
     }
     crate::telemetry::init().map_err(StartError::Metrics)?;
     crate::access_log::init(&settings.access_log)?;
-    let shared = Shared::with_source(config_path, config, source);
+    let startup = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(StartError::Runtime)?;
+    // Servers given by name are resolved once before the first snapshot, so they serve from
+    // the start; a name that does not resolve leaves its group without them (it is retried in
+    // the background) rather than stopping the proxy.
+    let discovered = crate::discovery::Table::default();
+    for problem in startup.block_on(crate::dns::run::first_round(&config, &discovered)) {
+        tracing::warn!("{problem}");
+    }
+    let shared = Shared::with_discovered(config_path, config, source, discovered);
 
     // One round of checks before any listener opens, so no request goes to a server whose
     // health is unknown.
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(StartError::Runtime)?
-        .block_on(crate::health::run_round(&shared.snapshot().pools));
+    startup.block_on(crate::health::run_round(&shared.snapshot().pools));
+    drop(startup);
 
     // An upgrading process shares the proxy listeners through pingora's fd handoff, but the
     // admin listener is ours: the old process keeps it until its shutdown starts, so the new
@@ -113,16 +121,6 @@ pub fn run(
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    for addr in &settings.listen {
-        server.add_service(crate::listeners::services::service(
-            &server.configuration,
-            Proxy::new(shared.clone()),
-            *addr,
-            &settings.client,
-            settings.h2c,
-            None,
-        ));
-    }
     // Validation guarantees a `[tls]` table with a certificate when there is a TLS listener.
     let min_version = shared
         .snapshot()
@@ -131,18 +129,22 @@ pub fn run(
         .as_ref()
         .map(|tls| tls.min_version)
         .unwrap_or_default();
+    let mut tls = Vec::with_capacity(settings.tls_listen.len());
     for addr in &settings.tls_listen {
-        let tls =
+        let config =
             crate::https::server_config::settings(shared.certificates().clone(), min_version)?;
-        server.add_service(crate::listeners::services::service(
-            &server.configuration,
-            Proxy::new(shared.clone()),
-            *addr,
-            &settings.client,
-            false,
-            Some(tls),
-        ));
+        tls.push((*addr, config));
     }
+    server.add_service(crate::listeners::services::service(
+        &server.configuration,
+        Proxy::new(shared.clone()),
+        crate::listeners::services::Listeners {
+            plain: settings.listen.clone(),
+            tls,
+        },
+        &settings.client,
+        settings.h2c,
+    ));
     server.add_service(background_service(
         "admin",
         AdminService {

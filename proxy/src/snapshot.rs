@@ -27,6 +27,8 @@ pub struct Snapshot {
     route_metrics: Vec<RouteMetrics>,
     /// Each route's rate limits (config order).
     pub limits: Vec<RouteLimits>,
+    /// Why a group whose servers come from DNS has none now, by group (the 503's reason).
+    pub dns_gaps: std::collections::BTreeMap<String, String>,
 }
 
 impl Snapshot {
@@ -40,10 +42,22 @@ impl Snapshot {
             // The forward auth series show zero from the start, like a route's own.
             crate::access_control::forward_auth::warm();
         }
-        let pools: Vec<Arc<UpstreamPool>> = config
+        // Each group with the servers its DNS names resolve to now (`discovery`).
+        let groups: Vec<_> = config
             .upstreams()
             .values()
-            .map(|upstream| Arc::new(UpstreamPool::new(upstream.clone(), registry)))
+            .map(|upstream| crate::discovery::expand::expand(upstream, &registry.discovered))
+            .collect();
+        let dns_gaps = groups
+            .iter()
+            .filter_map(|group| {
+                let reason = crate::discovery::expand::empty_reason(group, &registry.discovered)?;
+                Some((group.name.clone(), reason))
+            })
+            .collect();
+        let pools: Vec<Arc<UpstreamPool>> = groups
+            .into_iter()
+            .map(|group| Arc::new(UpstreamPool::new(group, registry)))
             .collect();
         // Validation guarantees every upstream a route names is defined; a route that answers
         // by itself has none.
@@ -99,6 +113,7 @@ impl Snapshot {
             route_pools,
             cache,
             route_metrics,
+            dns_gaps,
         }
     }
 

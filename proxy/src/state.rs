@@ -121,7 +121,23 @@ impl Shared {
     /// State for `config`, parsed from `text` (the bytes whose hash `GET /admin/config` shows
     /// and the file watcher compares against).
     pub fn with_source(config_path: &Path, config: Config, text: &str) -> Shared {
-        let registry = Registry::default();
+        Shared::with_discovered(
+            config_path,
+            config,
+            text,
+            crate::discovery::Table::default(),
+        )
+    }
+
+    /// `with_source` with the DNS sources' first answers (`dns::run::first_round`), so
+    /// the first snapshot already has their servers.
+    pub fn with_discovered(
+        config_path: &Path,
+        config: Config,
+        text: &str,
+        discovered: crate::discovery::Table,
+    ) -> Shared {
+        let registry = Registry::with_discovered(discovered);
         let remote = config.redis().cloned().and_then(|settings| {
             crate::cache::RemoteTier::new(settings)
                 .map(Arc::new)
@@ -145,6 +161,7 @@ impl Shared {
             duration_us: 0,
             errors: Vec::new(),
             changes: Vec::new(),
+            dns: None,
         });
         Shared {
             inner: Arc::new(Inner {

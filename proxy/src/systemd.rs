@@ -230,6 +230,7 @@ mod tests {
             duration_us: 0,
             errors: Vec::new(),
             changes: Vec::new(),
+            dns: None,
         }
     }
 

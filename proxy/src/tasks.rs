@@ -21,15 +21,18 @@ pub enum Task {
     SignalHandler,
     /// Applies other proxies' cache purges (only with a `kind = "redis"` tier).
     CachePurges,
+    /// Re-resolves the DNS names of upstream servers (`discovery`).
+    Discovery,
 }
 
 impl Task {
-    pub const ALL: [Task; 5] = [
+    pub const ALL: [Task; 6] = [
         Task::HealthChecker,
         Task::ConfigWatcher,
         Task::CacheSweeper,
         Task::SignalHandler,
         Task::CachePurges,
+        Task::Discovery,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +42,7 @@ impl Task {
             Task::CacheSweeper => "cache_sweeper",
             Task::SignalHandler => "signal_handler",
             Task::CachePurges => "cache_purges",
+            Task::Discovery => "dns_discovery",
         }
     }
 

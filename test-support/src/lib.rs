@@ -7,6 +7,7 @@
 //! binaries' flags, the lab's `scalelab up` driver) and takes the rest from here, so a slow
 //! machine needs one knob, `SCALELAB_TEST_PATIENCE`, rather than one per harness.
 
+mod dnsmasq;
 mod http;
 mod patience;
 mod pki;
@@ -19,6 +20,7 @@ mod redis;
 mod redis_cluster;
 mod websocket;
 
+pub use dnsmasq::{Dnsmasq, SlowDns, Srv};
 pub use http::percent_decode;
 #[cfg(feature = "blocking")]
 pub use http::{blocking_client, blocking_client_builder};

@@ -1,9 +1,8 @@
 //! Request coalescing: one request (the leader) fetches a missing key while the others wait
 //! for it and then look the key up again.
 
-use super::entry::Entry;
+use super::remote::RemoteTier;
 use super::shard_of;
-use super::store::CacheStore;
 use super::SHARDS;
 use scalelab_common::sync::lock;
 use std::collections::HashMap;
@@ -11,12 +10,18 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 /// The keys being filled, sharded like the tiers; each sender's receivers are the waiters.
-#[derive(Debug)]
-pub(super) struct Fills(Vec<Mutex<HashMap<String, watch::Sender<()>>>>);
+/// Shared with every `FillGuard`, which removes its key when it drops.
+#[derive(Debug, Clone)]
+pub(super) struct Fills(Arc<Vec<FillShard>>);
+
+/// One shard of the fill table: key -> the sender its waiters subscribe to.
+type FillShard = Mutex<HashMap<String, watch::Sender<()>>>;
 
 impl Default for Fills {
     fn default() -> Fills {
-        Fills((0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect())
+        Fills(Arc::new(
+            (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        ))
     }
 }
 
@@ -24,7 +29,9 @@ impl Default for Fills {
 /// waiter, who then looks the key up again.
 #[derive(Debug)]
 pub struct FillGuard {
-    store: Arc<CacheStore>,
+    fills: Fills,
+    /// The shared tier, whose fleet lock the guard lets go of when nothing was stored.
+    remote: Option<Arc<RemoteTier>>,
     key: String,
     /// The fleet fill lock's token, while this proxy holds it for the whole fleet.
     fleet_token: Option<String>,
@@ -45,10 +52,10 @@ impl FillGuard {
 
 impl Drop for FillGuard {
     fn drop(&mut self) {
-        lock(&self.store.fills.0[shard_of(&self.key)]).remove(&self.key);
+        lock(&self.fills.0[shard_of(&self.key)]).remove(&self.key);
         // Nothing was stored under the fleet lock (the fetch failed or was not cacheable):
         // let go of it now, so other proxies' waiters go to the origin without waiting it out.
-        if let (Some(token), Some(remote)) = (self.fleet_token.take(), self.store.remote()) {
+        if let (Some(token), Some(remote)) = (self.fleet_token.take(), self.remote.as_ref()) {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 let (remote, key) = (remote.clone(), std::mem::take(&mut self.key));
                 runtime.spawn(async move { remote.unlock(&key, &token).await });
@@ -67,21 +74,26 @@ pub enum Fill {
     Stored,
 }
 
-impl CacheStore {
+impl Fills {
     /// Claims the fill of `key` or returns a receiver that wakes when the leader is done.
     ///
     /// The caller's lookup and this claim are two steps, so a leader may have stored the key
     /// and released its claim in between; without a second look that request would become a
-    /// second leader and fetch the object again. So the claim checks the tiers while holding
-    /// the fill shard's lock: a leader stores before it releases (which takes that lock), so
-    /// an object stored by any finished leader is seen here. `answers` says whether a stored
-    /// object would answer the caller's request (fresh enough, matching variant and method).
-    pub fn begin_fill(self: &Arc<Self>, key: &str, answers: &dyn Fn(&Entry) -> bool) -> Fill {
-        let mut fills = lock(&self.fills.0[shard_of(key)]);
+    /// second leader and fetch the object again. So the claim asks `stored` (do the tiers now
+    /// hold an object that answers the request?) while holding the fill shard's lock: a leader
+    /// stores before it releases (which takes that lock), so an object stored by any finished
+    /// leader is seen here.
+    pub(super) fn claim(
+        &self,
+        key: &str,
+        stored: impl FnOnce() -> bool,
+        remote: Option<Arc<RemoteTier>>,
+    ) -> Fill {
+        let mut fills = lock(&self.0[shard_of(key)]);
         if let Some(sender) = fills.get(key) {
             return Fill::Wait(sender.subscribe());
         }
-        if self.peek(key).is_some_and(|(_, entry)| answers(&entry)) {
+        if stored() {
             tracing::debug!(
                 key,
                 "fill claim found the key stored since the lookup missed"
@@ -91,7 +103,8 @@ impl CacheStore {
         let (sender, _) = watch::channel(());
         fills.insert(key.to_string(), sender);
         Fill::Leader(FillGuard {
-            store: self.clone(),
+            fills: self.clone(),
+            remote,
             key: key.to_string(),
             fleet_token: None,
         })

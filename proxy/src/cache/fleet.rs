@@ -9,8 +9,6 @@ use super::invalidation::Invalidation;
 use super::policy::Usability;
 use super::remote::{Lookup, RemoteTier};
 use super::store::{CacheStore, Found};
-use super::tier::TierStats;
-use crate::config::{TierKind, TierSettings};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,61 +16,6 @@ use std::time::Duration;
 
 /// How often a request waiting for another proxy's fill looks in Redis.
 const FLEET_POLL: Duration = Duration::from_millis(20);
-
-/// The shared tier as the store sees it: the connection and the tier's settings.
-#[derive(Debug)]
-pub(super) struct SharedTier {
-    pub(super) remote: Arc<RemoteTier>,
-    pub(super) settings: TierSettings,
-}
-
-impl SharedTier {
-    /// The shared tier of `tiers`, when the last one is `kind = "redis"` and a connection exists.
-    pub(super) fn of(
-        tiers: &[TierSettings],
-        remote: Option<Arc<RemoteTier>>,
-    ) -> Option<SharedTier> {
-        let last = tiers.last().filter(|tier| tier.kind == TierKind::Redis)?;
-        match remote {
-            Some(remote) => {
-                remote.limit_usage(last.max_bytes);
-                Some(SharedTier {
-                    remote,
-                    settings: last.clone(),
-                })
-            }
-            None => {
-                // [redis] is read at start only: a reload that adds it cannot connect.
-                tracing::warn!(
-                    tier = last.name,
-                    "tier kind = \"redis\" needs [redis] at start; restart the proxy to use it"
-                );
-                None
-            }
-        }
-    }
-
-    pub(super) fn stats(&self) -> TierStats {
-        let counters = &self.remote.counters;
-        TierStats {
-            name: self.settings.name.clone(),
-            hits: counters.hits.load(Ordering::Relaxed),
-            misses: counters.misses.load(Ordering::Relaxed),
-            sets: counters.sets.load(Ordering::Relaxed),
-            evictions: 0,
-            expirations: 0,
-            promotions: counters.promotions.load(Ordering::Relaxed),
-            demotions: 0,
-            // Redis holds the objects; counting them would cost a scan per scrape. The bytes
-            // are the server's used memory, which `max_bytes` bounds (see `remote::usage`).
-            items: 0,
-            bytes: usize::try_from(counters.used_bytes.load(Ordering::Relaxed))
-                .unwrap_or(usize::MAX),
-            max_entries: self.settings.max_entries,
-            max_bytes: self.settings.max_bytes,
-        }
-    }
-}
 
 impl CacheStore {
     /// The shared tier's connection, when the last tier is one.

@@ -1,7 +1,7 @@
 //! `CacheHandle`: the store for the running config, following reloads.
 
-use super::invalidation::Selector;
 use super::remote::RemoteTier;
+use super::selector::Selector;
 use super::store::CacheStore;
 use crate::config::CacheSettings;
 use scalelab_common::sync::lock;

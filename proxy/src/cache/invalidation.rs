@@ -3,6 +3,7 @@
 //! (or soft-purging) it from every tier.
 
 use super::entry::Entry;
+use super::selector::Selector;
 use super::store::CacheStore;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
@@ -68,33 +69,6 @@ impl Invalidation {
         let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_string);
         let soft = value.get("soft").and_then(Value::as_bool).unwrap_or(false);
         Invalidation::from_fields(text("key"), text("prefix"), text("tag"), soft)
-    }
-}
-
-/// What an invalidation selects.
-#[derive(Debug, Clone)]
-pub enum Selector {
-    Key(String),
-    Prefix(String),
-    Tag(String),
-    /// Everything one route stored.
-    Route(String),
-}
-
-impl Selector {
-    fn field(&self) -> &'static str {
-        match self {
-            Selector::Key(_) => "key",
-            Selector::Prefix(_) => "prefix",
-            Selector::Tag(_) => "tag",
-            Selector::Route(_) => "route",
-        }
-    }
-
-    fn value(&self) -> &str {
-        match self {
-            Selector::Key(v) | Selector::Prefix(v) | Selector::Tag(v) | Selector::Route(v) => v,
-        }
     }
 }
 

@@ -3,12 +3,12 @@
 //! sweep that returns memory of objects nobody asks for.
 
 use super::entry::{headers_size, object_size, variant_key, Entry, NewEntry};
-use super::fill::Fills;
-use super::fleet::SharedTier;
+use super::fill::{Fill, Fills};
 use super::moves::Moves;
 use super::policy::{TtlSource, Usability};
 use super::remote::RemoteTier;
 use super::shard_of;
+use super::shared_tier::SharedTier;
 use super::tier::{Tier, TierStats};
 use super::{MAX_SCANS, SHARDS, VARIANT_SEPARATOR};
 use crate::config::{CacheSettings, TierKind};
@@ -126,6 +126,16 @@ impl CacheStore {
                 Cow::Owned(variant_key(primary, &values))
             }
         }
+    }
+
+    /// Claims the fill of `key` (see `Fills::claim`); `answers` says whether a stored object
+    /// would answer the caller's request (fresh enough, matching variant and method).
+    pub fn begin_fill(&self, key: &str, answers: &dyn Fn(&Entry) -> bool) -> Fill {
+        self.fills.claim(
+            key,
+            || self.peek(key).is_some_and(|(_, entry)| answers(&entry)),
+            self.remote().cloned(),
+        )
     }
 
     /// Looks `key` up, L1 first. A hit counts toward promotion; an object whose tier TTL ended

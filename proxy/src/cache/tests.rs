@@ -3,6 +3,7 @@
 
 mod policy;
 mod race;
+mod request_lookup;
 
 use super::policy::{TtlSource, Usability};
 use super::*;

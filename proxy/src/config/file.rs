@@ -6,6 +6,7 @@
 mod access;
 mod admin;
 mod balancing;
+mod dns;
 mod edge;
 mod tls;
 mod traffic;
@@ -14,6 +15,7 @@ mod transport;
 pub use access::{FileBasic, FileClaimsToHeaders, FileCors, FileForward};
 pub use admin::{FileAdmin, FileSecret};
 pub use balancing::{FileCircuit, FileErrorRate, FileHash, FileOutlier, FileSticky};
+pub use dns::{FileDiscovery, FileDns};
 pub use edge::{FileHeaderRules, FileHosts, FileRedirect, FileRespond, FileRewrite};
 pub use tls::{FileCertificate, FileTls};
 pub use traffic::{FileQueue, FileRateLimit};
@@ -41,6 +43,8 @@ pub struct FileConfig {
     pub tls: Option<FileTls>,
     /// The `[admin]` table: the admin API's token.
     pub admin: Option<FileAdmin>,
+    /// The `[dns]` table: resolvers and refresh times of servers given by name (`discovery`).
+    pub dns: Option<FileDns>,
     /// The `[lab]` table belongs to `scalelab up` (which processes to start); the proxy keeps it
     /// opaque so one file can describe the whole lab.
     #[serde(default)]
@@ -114,12 +118,17 @@ pub struct FileUpstream {
     pub sticky: Option<FileSticky>,
     pub outlier: Option<FileOutlier>,
     pub circuit: Option<FileCircuit>,
+    /// The whole group from SRV records (`discovery`).
+    pub discovery: Option<FileDiscovery>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileServer {
-    pub addr: String,
+    /// `IP:PORT`; or `name` and `port`, re-resolved live (`discovery`).
+    pub addr: Option<String>,
+    pub name: Option<String>,
+    pub port: Option<i64>,
     pub weight: Option<i64>,
     pub max_connections: Option<i64>,
 }

@@ -14,10 +14,18 @@ impl Config {
             self.proxy.threads
         ));
         for upstream in self.upstreams.values() {
+            let named = upstream
+                .dns
+                .names
+                .iter()
+                .map(|n| format!("{}:{} (A, w{})", n.name, n.port, n.weight));
+            let srv = upstream.dns.srv.iter().map(|s| format!("{} (SRV)", s.srv));
             let servers: Vec<String> = upstream
                 .servers
                 .iter()
                 .map(|s| format!("{} (w{})", s.addr, s.weight))
+                .chain(named)
+                .chain(srv)
                 .collect();
             out.push_str(&format!(
                 "upstream {}: {} over {} | retries {}\n",

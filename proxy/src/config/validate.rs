@@ -15,6 +15,7 @@ mod cache;
 mod check;
 mod client;
 mod decode;
+mod dns;
 mod edge;
 mod lines;
 mod redis;
@@ -82,6 +83,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
     );
     let tls = tls::validate_tls(&file, base, &mut problems);
     let admin = admin::validate_admin(&file, proxy.admin_listen, base, &mut problems);
+    let dns = dns::validate_dns(&file, &mut problems);
     problems.into_result(Config {
         proxy,
         upstreams,
@@ -91,6 +93,7 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
         redis,
         tls,
         admin,
+        dns,
     })
 }
 

@@ -1,4 +1,5 @@
-//! `[proxy] max_connections`: a bound on the client connections one listener serves at once.
+//! `[proxy] max_connections`: a bound on the client connections one listener serves at once
+//! (every listener is served by one Pingora service; each keeps its own count).
 //! Pingora has no such bound, so its HTTP application is wrapped: a connection over the bound
 //! is closed at once (before anything is read) and counted in
 //! `scalelab_connections_refused_total{listener}`. Closing rather than leaving it in the kernel's
@@ -10,23 +11,51 @@ use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use prometheus::{IntCounterVec, Opts};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
 
-/// A server application that serves at most `limit` connections at once.
+/// A server application that serves at most `limit` connections at once on each listener.
 pub struct ConnectionLimit<A> {
     inner: Arc<A>,
-    slots: Arc<Semaphore>,
-    listener: String,
+    listeners: Vec<Listener>,
+}
+
+/// One listen address's slots and its label.
+struct Listener {
+    addr: SocketAddr,
+    slots: Semaphore,
+    label: String,
 }
 
 impl<A> ConnectionLimit<A> {
-    pub fn new(inner: A, limit: usize, listener: String) -> ConnectionLimit<A> {
+    pub fn new(inner: A, limit: usize, addrs: Vec<SocketAddr>) -> ConnectionLimit<A> {
         ConnectionLimit {
             inner: Arc::new(inner),
-            slots: Arc::new(Semaphore::new(limit)),
-            listener,
+            listeners: addrs
+                .into_iter()
+                .map(|addr| Listener {
+                    addr,
+                    slots: Semaphore::new(limit),
+                    label: addr.to_string(),
+                })
+                .collect(),
         }
+    }
+
+    /// The listener a connection arrived on, by its local address: the exact address, or the
+    /// port of a listener bound to the unspecified address (`0.0.0.0`, `::`), whose
+    /// connections arrive on a concrete one.
+    fn listener_of(&self, local: Option<SocketAddr>) -> Option<&Listener> {
+        let local = local?;
+        self.listeners
+            .iter()
+            .find(|listener| listener.addr == local)
+            .or_else(|| {
+                self.listeners.iter().find(|listener| {
+                    listener.addr.ip().is_unspecified() && listener.addr.port() == local.port()
+                })
+            })
     }
 }
 
@@ -37,11 +66,19 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionLimit<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let Ok(_slot) = self.slots.try_acquire() else {
+        let local = stream
+            .get_socket_digest()
+            .and_then(|digest| digest.local_addr().and_then(|addr| addr.as_inet()).copied());
+        // A connection from no known listener (none today) is served unbounded rather than
+        // refused: the bound is a protection, not an access rule.
+        let Some(listener) = self.listener_of(local) else {
+            return self.inner.process_new(stream, shutdown).await;
+        };
+        let Ok(_slot) = listener.slots.try_acquire() else {
             if let Some(refused) = refused() {
-                refused.with_label_values(&[&self.listener]).inc();
+                refused.with_label_values(&[&listener.label]).inc();
             }
-            tracing::debug!(listener = %self.listener, "connection over max_connections closed");
+            tracing::debug!(listener = %listener.label, "connection over max_connections closed");
             return None;
         };
         // The slot is held while the application serves the connection, keep-alive requests

@@ -1,6 +1,6 @@
-//! One Pingora service per listen address, so `max_connections` bounds each listener on its
-//! own: the proxy application with the whole-head deadline in its server options, wrapped in
-//! the connection limit.
+//! One Pingora service for every listen address: the proxy application with the whole-head
+//! deadline in its server options, wrapped in the connection limit (which counts each listener
+//! on its own, by the address a connection arrived on).
 
 use super::connection_limit::ConnectionLimit;
 use crate::config::ClientLimits;
@@ -12,18 +12,24 @@ use pingora::services::listening::Service;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// The service answering on `addr` (generic over the proxy so `edge` does not depend on
-/// `service`, which depends on `edge`). With `h2c`, a connection that opens with the HTTP/2
-/// preface is served as HTTP/2 (Pingora peeks at its first bytes), any other as HTTP/1; over
-/// TLS with `tls` when given (HTTP/2 then comes by ALPN, which Pingora's HTTP application
-/// handles by itself).
+/// Where the proxy listens: plain HTTP addresses and HTTPS addresses with their TLS settings.
+pub struct Listeners {
+    pub plain: Vec<SocketAddr>,
+    pub tls: Vec<(SocketAddr, TlsSettings)>,
+}
+
+/// The one service answering on every listen address (generic over the proxy so `listeners`
+/// does not depend on `service`, which depends on `listeners`). One service, so that
+/// `[proxy] threads` is the number of request threads whatever the number of listeners (one
+/// service per address gave each address its own `threads`). With `h2c`, a plain connection
+/// that opens with the HTTP/2 preface is served as HTTP/2 (Pingora peeks at its first bytes),
+/// any other as HTTP/1; over TLS, HTTP/2 comes by ALPN (Pingora turns the peek off there).
 pub fn service<P>(
     conf: &Arc<ServerConf>,
     proxy: P,
-    addr: SocketAddr,
+    listeners: Listeners,
     limits: &ClientLimits,
     h2c: bool,
-    tls: Option<TlsSettings>,
 ) -> Service<ConnectionLimit<HttpProxy<P>>>
 where
     P: ProxyHttp + Send + Sync + 'static,
@@ -37,20 +43,21 @@ where
     // its streams at 100 and its header list at 64 KiB); it closes after the same idle time.
     options.h2_idle_timeout = Some(limits.keepalive_timeout);
     app.server_options = Some(options);
-    let listener = addr.to_string();
-    let limited = ConnectionLimit::new(app, limits.max_connections, listener.clone());
-    match tls {
-        Some(settings) => {
-            let mut service = Service::new(format!("scalelab-proxy https {listener}"), limited);
-            service.add_tls_with_settings(&listener, None, settings);
-            service
-        }
-        None => {
-            let mut service = Service::new(format!("scalelab-proxy {listener}"), limited);
-            service.add_tcp(&listener);
-            service
-        }
+    let addrs = listeners
+        .plain
+        .iter()
+        .copied()
+        .chain(listeners.tls.iter().map(|(addr, _)| *addr))
+        .collect();
+    let limited = ConnectionLimit::new(app, limits.max_connections, addrs);
+    let mut service = Service::new("scalelab-proxy".to_string(), limited);
+    for addr in &listeners.plain {
+        service.add_tcp(&addr.to_string());
     }
+    for (addr, settings) in listeners.tls {
+        service.add_tls_with_settings(&addr.to_string(), None, settings);
+    }
+    service
 }
 
 /// Why a listen address cannot be served.

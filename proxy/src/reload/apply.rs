@@ -61,6 +61,7 @@ fn apply_locked(shared: &Shared, trigger: Trigger, read: Result<String, ConfigEr
         duration_us: 0,
         errors: Vec::new(),
         changes: Vec::new(),
+        dns: None,
     };
     let parsed = read.and_then(|text| {
         record.sha256 = sha256_hex(&text);

@@ -145,6 +145,7 @@ fn journal_keeps_the_newest_first_and_is_bounded() {
             duration_us: 0,
             errors: Vec::new(),
             changes: Vec::new(),
+            dns: None,
         });
     }
     let records = journal.records();

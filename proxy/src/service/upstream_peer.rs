@@ -111,6 +111,13 @@ async fn acquire(
 /// No server is available: after failed tries the client learns why they failed, not just
 /// that nothing is left.
 fn nothing_left(pool: &UpstreamPool, ctx: &mut RequestCtx) -> Reject {
+    // A group whose servers all come from DNS and that has none says why.
+    if let Some(reason) = ctx.snapshot.dns_gaps.get(pool.name()) {
+        return Reject::NoDiscoveredServer {
+            upstream: pool.name().to_string(),
+            reason: reason.clone(),
+        };
+    }
     ctx.attempts
         .last_failure
         .take()

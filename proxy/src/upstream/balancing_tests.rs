@@ -14,11 +14,14 @@ fn pool(count: usize, max: Option<u32>, balancing: Balancing) -> UpstreamPool {
     let config = Upstream {
         name: "g".into(),
         strategy: Strategy::RoundRobin,
+        dns: Default::default(),
         servers: (0..count)
             .map(|i| Server {
                 addr: SocketAddr::from(([127, 0, 0, 1], 7100 + i as u16)),
                 weight: 1,
                 max_connections: max,
+                origin: None,
+                priority: 0,
             })
             .collect(),
         connect_timeout: Duration::from_secs(1),

@@ -21,6 +21,10 @@ pub struct PoolServer {
     pub id: u64,
     /// With `sticky`: the cookie value naming it (see `sticky_token`).
     pub sticky_token: Option<String>,
+    /// Where it came from: `None` for the file's own, else its DNS name and record.
+    pub origin: Option<Arc<config::dns::Origin>>,
+    /// Its SRV priority (`discovery::priority`); 0 otherwise.
+    pub priority: u16,
 }
 
 /// One upstream group inside a snapshot.
@@ -103,6 +107,8 @@ impl UpstreamPool {
                         .sticky
                         .as_ref()
                         .map(|_| sticky_token::token(&config.name, server.addr)),
+                    origin: server.origin.clone(),
+                    priority: server.priority,
                 }
             })
             .collect();
@@ -175,6 +181,10 @@ impl UpstreamPool {
             };
         }
         let candidates = &mut candidates[..count];
+        if self.servers.iter().any(|s| s.priority != 0) {
+            let priorities = self.servers.iter().take(count).map(|s| s.priority);
+            crate::discovery::priority::mask(priorities, candidates);
+        }
         // The group's circuit first: when it is full, every server counts as full (the
         // request may queue, up to `max_pending`).
         let mut slot = match self.config.balancing.circuit {

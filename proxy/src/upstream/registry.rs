@@ -19,12 +19,22 @@ pub struct Registry {
     queues: Mutex<HashMap<String, Arc<WaitQueue>>>,
     /// Each group's requests in flight under its circuit, kept across reloads like the queue.
     circuits: Mutex<HashMap<String, Arc<Circuit>>>,
+    /// The servers DNS names resolved to (`discovery`), kept across snapshots and reloads.
+    pub discovered: crate::discovery::Table,
     /// Set once the first snapshot is built: servers that appear after it (added by a reload)
     /// slow-start.
     sealed: AtomicBool,
 }
 
 impl Registry {
+    /// A registry whose DNS sources start with what `discovered` resolved before start-up.
+    pub fn with_discovered(discovered: crate::discovery::Table) -> Registry {
+        Registry {
+            discovered,
+            ..Registry::default()
+        }
+    }
+
     /// The state for a server, created when it first appears. A new server with an active
     /// check starts unhealthy and takes traffic only after it passes one.
     pub fn server(

@@ -46,6 +46,7 @@ fn limited_pool(weights: &[u32], active_check: bool, max: Option<u32>) -> Upstre
     let config = Upstream {
         name: "g".into(),
         strategy: Strategy::RoundRobin,
+        dns: Default::default(),
         servers: weights
             .iter()
             .enumerate()
@@ -53,6 +54,8 @@ fn limited_pool(weights: &[u32], active_check: bool, max: Option<u32>) -> Upstre
                 addr: SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16)),
                 weight,
                 max_connections: max,
+                origin: None,
+                priority: 0,
             })
             .collect(),
         connect_timeout: Duration::from_secs(1),

@@ -189,6 +189,21 @@ impl TestBackend {
         backend
     }
 
+    /// A backend on `addr` (another loopback address than 127.0.0.1 too, such as the
+    /// addresses of a DNS name in the discovery tests).
+    pub fn start_at(name: &str, addr: SocketAddr) -> TestBackend {
+        let mut backend = TestBackend {
+            addr,
+            state: Arc::new(BackendState {
+                name: name.to_string(),
+                ..BackendState::default()
+            }),
+            runtime: None,
+        };
+        backend.restart();
+        backend
+    }
+
     /// Serves again on the same port (after `kill`).
     pub fn restart(&mut self) {
         let runtime = tokio::runtime::Builder::new_multi_thread()

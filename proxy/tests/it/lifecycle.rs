@@ -295,3 +295,70 @@ async fn a_clean_start_logs_no_error_no_warning_and_no_colour() {
         assert!(!log.contains(bad), "{bad:?} in a clean start's log:\n{log}");
     }
 }
+
+/// The process's thread count, once it holds still (two reads 200 ms apart agree), so threads
+/// a start-up task spawns late are counted the same way in every run.
+async fn settled_threads(pid: u32) -> usize {
+    let read = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("Threads:"))
+                    .and_then(|n| n.trim().parse::<usize>().ok())
+            })
+    };
+    let mut last = read();
+    eventually(
+        Duration::from_secs(10),
+        "the thread count to settle",
+        || {
+            let before = last;
+            let now = read();
+            last = now;
+            async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                (now.is_some() && now == before).then_some(now.unwrap_or(0))
+            }
+        },
+    )
+    .await
+}
+
+/// Issue 27 section 3: every listener is served by one Pingora service, so `[proxy] threads`
+/// is the number of request threads whatever the number of listeners (with a service per
+/// listen address, three addresses at `threads = 2` ran six request threads). Each listener
+/// still answers, and still keeps its own `max_connections` count (`slow_clients`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_means_request_threads_whatever_the_number_of_listeners() {
+    let a = TestBackend::start("a");
+    let count = |threads: u32, listeners: usize| {
+        let config = TestConfig::new()
+            .threads(threads)
+            .upstream(UpstreamSpec::new("g", "round_robin", &[&a], &[1]))
+            .route("all", "/", "g");
+        async move {
+            let ports = scalelab_test_support::free_ports(listeners);
+            let args: Vec<std::ffi::OsString> = ports
+                .iter()
+                .flat_map(|port| ["--listen".into(), format!("127.0.0.1:{port}").into()])
+                .collect();
+            let proxy = TestProxy::start_on(&config, (ports[0], config.admin_port), &args).await;
+            for port in &ports {
+                let response = client()
+                    .get(format!("http://127.0.0.1:{port}/x"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200, "listener {port} answers");
+            }
+            settled_threads(proxy.child.id()).await
+        }
+    };
+    let one = count(2, 1).await;
+    let three = count(2, 3).await;
+    let four_threads = count(4, 1).await;
+    assert_eq!(three, one, "two more listeners add no thread");
+    assert_eq!(four_threads, one + 2, "two more `threads` add two threads");
+}

@@ -29,6 +29,7 @@ pub mod balancing_more;
 mod cache;
 mod configmap;
 mod debug_headers;
+mod discovery;
 mod edge_rules;
 mod failover;
 mod first_burst;

@@ -281,6 +281,12 @@ async fn grafana_dashboard_is_well_formed_and_uses_exported_metrics() {
         ))
         .upstream(checked)
         .upstream(flaky)
+        // A group whose server is a name the (absent) name server never answers: the DNS
+        // row's series, counted from the first resolution before the proxy listens.
+        .tables(&format!(
+            "[dns]\nresolvers = [\"127.0.0.1:{}\"]\ntimeout = \"200ms\"\n[upstreams.named]\nservers = [{{ name = \"nowhere.test\", port = 1 }}]\n",
+            free_port()
+        ))
         .cache(&[("L1", 10), ("L2", 10)], 2)
         .auth_table(AUTH)
         .cached_route("c", "/c", "g", "key = \"{path}\"")

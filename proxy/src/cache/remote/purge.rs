@@ -4,7 +4,7 @@
 
 use super::subscriber;
 use super::RemoteTier;
-use crate::cache::invalidation::Selector;
+use crate::cache::selector::Selector;
 use redis::AsyncCommands;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;

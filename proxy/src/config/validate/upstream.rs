@@ -37,8 +37,12 @@ pub(super) fn validate_upstream(
             Strategy::RoundRobin
         }),
     };
-    if upstream.servers.is_empty() {
-        problems.push(format!("{base}.servers"), "needs at least one server");
+    let srv = super::dns::srv_discovery(&base, upstream, problems);
+    if upstream.servers.is_empty() && upstream.discovery.is_none() {
+        problems.push(
+            format!("{base}.servers"),
+            "needs at least one server (or discovery = { srv = \"...\" })",
+        );
     }
     if upstream.servers.len() > MAX_SERVERS_PER_UPSTREAM {
         problems.push(
@@ -47,10 +51,34 @@ pub(super) fn validate_upstream(
         );
     }
     let mut servers: Vec<Server> = Vec::new();
+    let mut names = Vec::new();
     for (i, server) in upstream.servers.iter().enumerate() {
         let path = format!("{base}.servers[{i}]");
         let weight = problems.integer(&format!("{path}.weight"), server.weight, (1, MAX_WEIGHT), 1);
-        if let Some(addr) = problems.addr(&format!("{path}.addr"), &server.addr) {
+        if server.name.is_some() {
+            names.extend(super::dns::named_server(
+                &base,
+                i,
+                server,
+                weight as u32,
+                problems,
+            ));
+            continue;
+        }
+        let Some(text) = server.addr.as_ref() else {
+            problems.push(
+                format!("{path}.addr"),
+                "needs addr (IP:PORT), or name and port",
+            );
+            continue;
+        };
+        if server.port.is_some() {
+            problems.push(
+                format!("{path}.port"),
+                "port goes with name; addr carries its own port",
+            );
+        }
+        if let Some(addr) = problems.addr(&format!("{path}.addr"), text) {
             if servers.iter().any(|s| s.addr == addr) {
                 problems.push(format!("{path}.addr"), format!("{addr} is listed twice"));
             }
@@ -62,6 +90,8 @@ pub(super) fn validate_upstream(
                     server.max_connections,
                     problems,
                 ),
+                origin: None,
+                priority: 0,
             });
         }
     }
@@ -80,6 +110,7 @@ pub(super) fn validate_upstream(
         name: name.to_string(),
         strategy,
         servers,
+        dns: super::dns::sources(names, srv),
         connect_timeout: problems.duration(
             &format!("{base}.connect_timeout"),
             upstream.connect_timeout.as_ref(),

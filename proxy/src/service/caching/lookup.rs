@@ -4,10 +4,9 @@
 
 use super::super::own_headers::Origin;
 use super::refresh::spawn_refresh;
-use super::{conditionals, header_value, request_header, CacheCtx, Mode};
-use crate::cache::policy::{self, CacheControl, Usability};
-use crate::cache::remote::Lock;
-use crate::cache::{CacheStore, Entry, Fill, Found};
+use super::{conditionals, header_value, CacheCtx, Mode};
+use crate::cache::policy::{self, CacheControl};
+use crate::cache::{CacheStore, Found, Lookup as CacheLookup, Outcome};
 use crate::config::key_template::KeyInput;
 use crate::config::RouteCache;
 use crate::headers;
@@ -93,95 +92,37 @@ pub async fn lookup(
         ctx.cache = Some(cache);
         return Ok(false);
     }
-    // A waiter re-checks after the leader finishes; the bound keeps a chain of failing
-    // leaders from holding a request forever.
-    for _ in 0..3 {
-        // Re-derived on every pass: the leader we waited for may have learnt that the key varies.
-        let storage_key = store.storage_key(&cache.key, &|name| request_header(session, name));
-        let fits = |entry: &Entry| {
-            entry.matches_vary(&|name| request_header(session, name)) && (head || !entry.head_only)
-        };
-        let found = match store.lookup(&storage_key) {
-            Some(found) => Some(found),
-            // The memory tiers missed: the shared tier (when there is one) may have it.
-            None => {
-                let headers = &session.req_header().headers;
-                store
-                    .lookup_shared(&storage_key, &|name| header_value(headers, name))
-                    .await
+    let headers = &session.req_header().headers;
+    let outcome = store
+        .lookup_for_request(&CacheLookup {
+            key: &cache.key,
+            head,
+            header: &|name| header_value(headers, name),
+        })
+        .await;
+    match outcome {
+        Outcome::Hit {
+            found,
+            stale,
+            refresh,
+        } => {
+            if refresh {
+                spawn_refresh(session, ctx, found.entry.clone());
             }
-        };
-        if let Some(found) = found {
-            if fits(&found.entry) {
-                match found.entry.usability() {
-                    Usability::Fresh => {
-                        ctx.cache = Some(cache);
-                        serve(session, ctx, &found, Served::Hit).await?;
-                        return Ok(true);
-                    }
-                    Usability::StaleRevalidate => {
-                        if found.entry.claim_refresh() {
-                            spawn_refresh(session, ctx, found.entry.clone());
-                        }
-                        ctx.cache = Some(cache);
-                        serve(session, ctx, &found, Served::StaleWhileRevalidate).await?;
-                        return Ok(true);
-                    }
-                    Usability::StaleIfError => cache.stale = Some(found.entry.clone()),
-                    Usability::Expired => {}
-                }
-            }
+            ctx.cache = Some(cache);
+            let served = if stale {
+                Served::StaleWhileRevalidate
+            } else {
+                Served::Hit
+            };
+            serve(session, ctx, &found, served).await?;
+            return Ok(true);
         }
-        let answers = |entry: &Entry| {
-            fits(entry)
-                && matches!(
-                    entry.usability(),
-                    Usability::Fresh | Usability::StaleRevalidate
-                )
-        };
-        match store.begin_fill(&storage_key, &answers) {
-            Fill::Leader(mut guard) => {
-                // This proxy leads the fill here; with a shared tier, the fleet has one leader.
-                if let Some(remote) = store.remote() {
-                    match remote.lock(&storage_key, store.settings.lock_timeout).await {
-                        Lock::Won(token) => guard.hold_fleet_lock(token),
-                        Lock::Held => {
-                            let bound = store.settings.lock_timeout;
-                            let headers = &session.req_header().headers;
-                            if let Some(found) = store
-                                .wait_for_fleet_fill(
-                                    &storage_key,
-                                    &|name| header_value(headers, name),
-                                    bound,
-                                )
-                                .await
-                            {
-                                if answers(&found.entry) {
-                                    // The waiters here wake when `guard` drops and find the
-                                    // object in memory, where the lookup copied it.
-                                    ctx.cache = Some(cache);
-                                    serve(session, ctx, &found, Served::Hit).await?;
-                                    return Ok(true);
-                                }
-                            }
-                        }
-                        // Redis is down or slow: fetch it without the fleet.
-                        Lock::Unavailable => {}
-                    }
-                }
-                cache.fill = Some(guard);
-                break;
-            }
-            // A leader stored it since our lookup: the next pass finds it.
-            Fill::Stored => {}
-            Fill::Wait(mut waiter) => {
-                let bound = store.settings.lock_timeout;
-                if tokio::time::timeout(bound, waiter.changed()).await.is_err() {
-                    // The leader is slow: go to the origin too rather than wait longer.
-                    break;
-                }
-            }
+        Outcome::Lead { fill, stale } => {
+            cache.fill = Some(fill);
+            cache.stale = stale;
         }
+        Outcome::Forward { stale } => cache.stale = stale,
     }
     ctx.cache = Some(cache);
     Ok(false)
