@@ -5,8 +5,8 @@
 #   --observe   also Prometheus, for `scalelab up --observe` (`make observe`).
 #   --fleet     also redis-server, for `scalelab up --fleet` (a shared cache tier and task queue).
 #   --test      everything the test suite needs (`make test`, `.ci/run`): the above, promtool, redis-tools,
-#               systemd-analyze (the unit's check), dnsmasq (the DNS discovery tests) and the rustfmt/clippy
-#               components.
+#               systemd-analyze (the unit's check), dnsmasq (the DNS discovery tests), chromium (the CORS
+#               browser test) and the rustfmt/clippy components.
 # Idempotent: it installs only what is missing, so it is cheap to run every time.
 set -euo pipefail
 
@@ -59,6 +59,11 @@ fi
 # even where systemd is not PID 1 (a container).
 if $test; then
   command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+fi
+
+# The CORS test loads a page in headless Chromium (Debian's package: /usr/bin/chromium).
+if $test; then
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 fi
 
 if ((${#need_apt[@]})); then

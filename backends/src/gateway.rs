@@ -200,9 +200,26 @@ pub fn router(state: GatewayState) -> Router {
         .route("/data", get(data))
         .route("/data/complex", get(complex))
         .route("/longtask", post(longtask))
+        .route("/auth/verify", get(verify))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state);
     instance::wrap(&instance, service)
+}
+
+/// The lab's forward auth service (issue 25): the proxy's `auth = "forward"` routes ask it about a request's
+/// `Authorization`. A valid token gets 200 with `X-User` (its `sub`); any other request gets the same 401 as every
+/// protected route (from `authenticate`), which the proxy passes on to its client.
+async fn verify(request: Request) -> Response {
+    let user = request
+        .extensions()
+        .get::<scalelab_auth::Claims>()
+        .and_then(|claims| claims.sub.clone())
+        .unwrap_or_default();
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(value) = HeaderValue::from_str(&user) {
+        response.headers_mut().insert("x-user", value);
+    }
+    response
 }
 
 /// Refuses requests without a valid token: 401, `WWW-Authenticate`, and `{"error","reason"}`, rendered by

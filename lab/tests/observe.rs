@@ -1,8 +1,8 @@
 //! `scalelab up --observe` end to end: the whole lab and a real Prometheus on free ports with a temporary data dir.
 //! Once `up` reports every target up, traffic produces every kind of event a dashboard panel shows (cache hits and
-//! misses, refused tokens, a route miss, 5xx, tasks of each priority, a failed and a rejected task, a health flip,
-//! a reload, a gateway killed so that connects are refused and retried, a canary split, an outlier ejected from the
-//! canary group, mirrored copies), and then every query of
+//! misses, refused tokens, a route miss, forward auth and an IP refusal, 5xx, tasks of each priority, a failed and
+//! a rejected task, a health flip, a reload, a gateway killed so that connects are refused and retried, a canary
+//! split, an outlier ejected from the canary group, mirrored copies), and then every query of
 //! `grafana/dashboards/scalelab.json` (panels and annotations, Grafana's variables filled in) must return data,
 //! and the URL and the links `up` printed must work.
 #![allow(clippy::unwrap_used)]
@@ -138,6 +138,19 @@ path = "/mirrored"
 strip_prefix = true
 upstream = "gateways"
 mirror = {{ group = "shadow", percent = 100 }}
+[[routes]]
+name = "whoami"
+path = "/whoami"
+upstream = "gateways"
+auth = "forward"
+forward = {{ upstream = "gateways", path = "/auth/verify", copy_request_headers = ["Authorization"], copy_response_headers = ["X-User"] }}
+rewrite = {{ path_regex = "^/whoami$", to = "/health" }}
+
+[[routes]]
+name = "office"
+path = "/office"
+upstream = "gateways"
+allow = ["10.0.0.0/8"]
 "#,
         routes = cached_data_routes("complex_")
     ) + &lab_tail([g1, g2, g3], ms, db, worker)

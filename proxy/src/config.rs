@@ -2,6 +2,7 @@
 //! returning either a `Config` that cannot be invalid or every problem at once, each with its
 //! TOML path and line.
 
+pub mod access;
 mod access_log;
 pub mod admin;
 pub mod balancing;
@@ -188,6 +189,10 @@ impl serde::Serialize for AuthConfig {
 pub enum RouteAuth {
     None,
     Jwt,
+    /// `basic = { users_file, realm }` (see `config::access`).
+    Basic,
+    /// `forward = { upstream, path, ... }`.
+    Forward,
 }
 
 /// The `[cache]` table: shared tiers for every route that enables caching.
@@ -263,6 +268,9 @@ pub struct ProxySettings {
     pub debug_headers: admin::DebugSettings,
     /// `[proxy] compress`, the default of every route (`None`: off).
     pub compress: Option<compress::CompressSettings>,
+    /// `allow`/`deny` lists for every route, checked before the route's own.
+    #[serde(flatten)]
+    pub access: access::IpRules,
 }
 
 /// One `[upstreams.NAME]` group.
@@ -363,6 +371,9 @@ pub struct Route {
     pub upgrades: bool,
     /// Response compression, merged with `[proxy] compress` (`None`: off).
     pub compress: Option<compress::CompressSettings>,
+    /// IP lists, CORS, basic and forward auth settings, `claims_to_headers`.
+    #[serde(flatten)]
+    pub access: access::RouteAccess,
 }
 
 /// Why a config file could not be used.

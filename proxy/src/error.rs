@@ -94,6 +94,10 @@ impl Answer {
 
 impl From<&Reject> for Answer {
     fn from(reject: &Reject) -> Answer {
+        // A gate's refusal renders itself (a forward auth refusal is not JSON).
+        if let Reject::Access(refusal) = reject {
+            return access_answer(refusal);
+        }
         let status = reject.status();
         Answer {
             status,
@@ -109,6 +113,21 @@ impl From<Reject> for Answer {
     fn from(reject: Reject) -> Answer {
         Answer::from(&reject)
     }
+}
+
+/// The answer of an access gate's refusal; never stored by a cache.
+fn access_answer(refusal: &crate::access_control::Refusal) -> Answer {
+    let (status, body, headers) = refusal.parts();
+    let mut answer = match body {
+        crate::access_control::Body::Json(body) => Answer::new(status, body),
+        crate::access_control::Body::Raw {
+            bytes,
+            content_type,
+        } => Answer::raw(status, bytes, content_type),
+    };
+    answer.headers = headers;
+    answer.no_store = true;
+    answer
 }
 
 /// A request the proxy refuses or cannot complete.
@@ -146,6 +165,8 @@ pub enum Reject {
     RateLimited(crate::ratelimit::Refusal),
     #[error("status {code}")]
     Status { code: u16 },
+    #[error("refused by the {} gate", .0.reason())]
+    Access(crate::access_control::Refusal),
     #[error("internal error")]
     Internal,
 }
@@ -167,6 +188,7 @@ impl Reject {
             Reject::Unauthorized(_) => 401,
             Reject::RateLimited(_) => 429,
             Reject::Status { code } => *code,
+            Reject::Access(refusal) => refusal.status(),
             Reject::Internal => 500,
         }
     }
@@ -225,6 +247,7 @@ impl Reject {
                     .and_then(|status| status.canonical_reason())
                     .unwrap_or("error"),
             }),
+            Reject::Access(refusal) => access_answer(refusal).body,
             Reject::Internal => json!({"error": "internal error"}),
         }
     }

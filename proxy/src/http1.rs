@@ -65,10 +65,38 @@ pub async fn send_body(
     method: Method,
     addr: SocketAddr,
     path: &str,
-    mut headers: HeaderMap,
+    headers: HeaderMap,
     body: Bytes,
     timeout: Duration,
 ) -> Result<StatusCode, Error> {
+    exchange(method, addr, path, headers, body, timeout, 0)
+        .await
+        .map(|response| response.status)
+}
+
+/// A response as `exchange` returns it.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// The body's first `keep_body` bytes (the rest is read and dropped).
+    pub body: bytes::Bytes,
+}
+
+/// As `send`, also returning the response headers and the body's first `keep_body` bytes
+/// (forward auth passes a refusal's body on to the client).
+///
+/// # Errors
+/// As `get`.
+pub async fn exchange(
+    method: Method,
+    addr: SocketAddr,
+    path: &str,
+    mut headers: HeaderMap,
+    body: Bytes,
+    timeout: Duration,
+    keep_body: usize,
+) -> Result<Response, Error> {
     if !headers.contains_key(HOST) {
         let host =
             HeaderValue::from_str(&addr.to_string()).map_err(|e| Error::Request(e.into()))?;
@@ -89,20 +117,27 @@ pub async fn send_body(
             .map_err(Error::Http)?;
         let exchange = async move {
             let response = sender.send_request(request).await?;
-            let status = response.status();
-            let mut body = response.into_body();
+            let (parts, mut body) = response.into_parts();
+            let mut kept = bytes::BytesMut::new();
             while let Some(frame) =
                 std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
             {
-                frame?;
+                if let Ok(data) = frame?.into_data() {
+                    let room = keep_body.saturating_sub(kept.len());
+                    kept.extend_from_slice(&data[..data.len().min(room)]);
+                }
             }
-            Ok::<_, hyper::Error>(status)
+            Ok::<_, hyper::Error>(Response {
+                status: parts.status,
+                headers: parts.headers,
+                body: kept.freeze(),
+            })
         };
         // The connection does the reading and writing; it ends when the exchange is done (and
         // has dropped its sender), or fails with it. Its own error adds nothing to the
         // exchange's, which reports any failure that kept the answer from arriving whole.
-        let (status, _) = tokio::join!(exchange, connection);
-        status.map_err(Error::Http)
+        let (response, _) = tokio::join!(exchange, connection);
+        response.map_err(Error::Http)
     };
     tokio::time::timeout(timeout, attempt)
         .await

@@ -5,6 +5,7 @@
 //! `balance`/`upstream`, `headers` and `error`; `health` probes servers; `admin` serves the
 //! admin listener; `server` assembles the pingora server and its shutdown.
 
+pub mod access_control;
 pub mod access_log;
 pub mod admin;
 pub mod balance;

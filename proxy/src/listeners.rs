@@ -26,6 +26,7 @@ pub fn refusal_reason(reject: &Reject) -> Option<&'static str> {
         Reject::UpgradeRefused { .. } => "upgrade_refused",
         Reject::Unauthorized(_) => "unauthorized",
         Reject::RateLimited(_) => "rate_limited",
+        Reject::Access(refusal) => refusal.reason(),
         // A full queue or a wait past its timeout: refused to protect the servers.
         Reject::UpstreamBusy { .. } => "upstream_busy",
         Reject::Status { code } if (400..500).contains(code) => "other",

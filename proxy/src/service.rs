@@ -8,6 +8,7 @@ mod caching;
 mod compress;
 mod context;
 mod debug;
+mod gates;
 mod mirror_copy;
 mod observe;
 mod own_headers;
@@ -90,6 +91,8 @@ pub struct RequestCtx {
     trace: Option<crate::trace::request::RequestTrace>,
     /// Phases and upstream tries, kept only for a sampled request or `Server-Timing`.
     timeline: Option<Box<crate::trace::request::Timeline>>,
+    /// What the access gates leave for later phases (`service::gates`).
+    access: gates::AccessCtx,
     _active: ActiveRequest,
 }
 
@@ -146,6 +149,7 @@ impl ProxyHttp for Proxy {
             compressing: None,
             trace: None,
             timeline: None,
+            access: gates::AccessCtx::default(),
             _active: self.shared.start_request(),
         })
     }

@@ -38,6 +38,14 @@ pub struct Snapshot {
 impl Snapshot {
     /// Builds the runtime view of `config`, reusing server state from `registry`.
     pub fn build(config: Config, generation: u64, registry: &Registry) -> Snapshot {
+        if config
+            .routes()
+            .iter()
+            .any(|route| route.auth == crate::config::RouteAuth::Forward)
+        {
+            // The forward auth series show zero from the start, like a route's own.
+            crate::access_control::forward_auth::warm();
+        }
         // Each group with the servers its DNS names resolve to now (`discovery`).
         let groups: Vec<_> = config
             .upstreams()

@@ -457,3 +457,26 @@ async fn longtask_forwards_to_the_worker_and_returns_its_id() {
         assert!(reply["error"].is_string(), "{reply}");
     }
 }
+
+/// The forward auth endpoint the lab's proxy asks (issue 25): a valid token is 204 with `X-User` (its `sub`), no
+/// token the protected routes' 401 with its challenge.
+#[tokio::test]
+async fn the_forward_auth_endpoint_names_the_user_or_refuses() {
+    let world = world().await;
+    let app = gateway_for(&world);
+    let request = Request::get("/auth/verify")
+        .header("authorization", format!("Bearer {}", token()))
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, _) = call(&app, request).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(headers["x-user"], "tester");
+    let (status, headers, body) = call(
+        &app,
+        Request::get("/auth/verify").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["reason"], "missing");
+    assert_eq!(headers["www-authenticate"], r#"Bearer realm="scalelab""#);
+}

@@ -179,6 +179,11 @@ impl Lab<'_> {
             }
             assert_eq!(self.get("/data", false), 401);
             assert_eq!(self.get("/nowhere", false), 404);
+            // The access gates' row: forward auth through a gateway's /auth/verify (allowed, then
+            // refused), and an IP allow list the test client is not in.
+            assert_eq!(self.get("/whoami", true), 200);
+            assert_eq!(self.get("/whoami", false), 401);
+            assert_eq!(self.get("/office", false), 403);
             assert_eq!(self.get("/health", false), 200);
             // The canary split: two by weight, one pinned to the canary; and a mirrored request.
             for _ in 0..2 {

@@ -3,6 +3,7 @@
 //! Nothing here is validated beyond TOML types; durations and addresses stay strings so that
 //! `validate` can report every bad value at once, each with its TOML path.
 
+mod access;
 mod admin;
 mod balancing;
 mod compress;
@@ -14,6 +15,7 @@ mod tracing;
 mod traffic;
 mod transport;
 
+pub use access::{FileBasic, FileClaimsToHeaders, FileCors, FileForward};
 pub use admin::{FileAdmin, FileSecret};
 pub use balancing::{FileCircuit, FileErrorRate, FileHash, FileOutlier, FileSticky};
 pub use compress::{FileCompress, FileLevel};
@@ -89,6 +91,11 @@ pub struct FileProxy {
     pub debug_trusted: Option<Vec<String>>,
     /// Response compression for every route (see `file/compress`).
     pub compress: Option<FileCompress>,
+    /// IP lists for every route (`file/access`).
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub allow_file: Option<String>,
+    pub deny_file: Option<String>,
 }
 
 /// `[proxy] access_log = { path, format, enabled }`.
@@ -175,6 +182,16 @@ pub struct FileRoute {
     pub upgrades: Option<bool>,
     /// This route's compression keys, over `[proxy]`'s.
     pub compress: Option<FileCompress>,
+    /// The access gates (`file/access`).
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub allow_file: Option<String>,
+    pub deny_file: Option<String>,
+    pub basic: Option<FileBasic>,
+    pub forward: Option<FileForward>,
+    pub cors: Option<FileCors>,
+    pub claims_to_headers: Option<FileClaimsToHeaders>,
+    pub forward_credentials: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

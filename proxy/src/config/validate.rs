@@ -7,6 +7,7 @@
 //! wrong type at once) and `lines` (finding the line of a problem). The `[proxy]`
 //! table is small enough to stay here, next to `validate`, which ties the sections together.
 
+mod access;
 mod access_log;
 mod admin;
 mod balancing;
@@ -47,7 +48,8 @@ use upstream::validate_upstream;
 
 pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<Problem>> {
     let mut problems = Problems::new();
-    let proxy = validate_proxy(&file, &mut problems);
+    let mut proxy = validate_proxy(&file, &mut problems);
+    proxy.access = access::validate_proxy_ip(&file, base, &mut problems);
     let mut upstreams = BTreeMap::new();
     for (name, upstream) in &file.upstreams {
         if let Some(valid) = validate_upstream(name, upstream, base, &mut problems) {
@@ -75,7 +77,13 @@ pub fn validate(file: FileConfig, base: &std::path::Path) -> Result<Config, Vec<
                 None
             }
         });
-    let routes = validate_routes(&file, cache.is_some(), file.auth.is_some(), &mut problems);
+    let routes = validate_routes(
+        &file,
+        base,
+        cache.is_some(),
+        file.auth.is_some(),
+        &mut problems,
+    );
     let tls = tls::validate_tls(&file, base, &mut problems);
     let admin = admin::validate_admin(&file, proxy.admin_listen, base, &mut problems);
     let dns = dns::validate_dns(&file, &mut problems);
@@ -150,5 +158,7 @@ fn validate_proxy(file: &FileConfig, problems: &mut Problems) -> ProxySettings {
         edge: edge::validate_proxy_edge(file, problems),
         debug_headers: admin::validate_debug(file, problems),
         compress: compress::validate_proxy_compress(proxy.compress.as_ref(), problems),
+        // Filled by `validate`, which knows the config file's directory.
+        access: Default::default(),
     }
 }

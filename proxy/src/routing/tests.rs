@@ -29,6 +29,7 @@ fn route(name: &str, path: &str, host: Option<&str>, methods: Option<&[&str]>) -
         max_body_bytes: None,
         upgrades: true,
         compress: None,
+        access: Default::default(),
     }
 }
 

@@ -70,6 +70,8 @@ impl Proxy {
         super::spans::start(session, ctx);
         super::request_head::admit_framing(session, ctx)?;
         check_header_size(session, ctx)?;
+        // `[proxy]`'s IP lists come before anything else learns about the request.
+        super::gates::check_proxy_ip(session, ctx)?;
         let route = resolve_route(session, ctx);
         // Plain HTTP may be sent to HTTPS before anything else (the route decides when it has
         // its own setting); a request no route matches is redirected too.
@@ -98,8 +100,14 @@ impl Proxy {
             }
             None
         } else {
+            // The route's IP lists, the CORS preflight, then its auth (JWT, basic, forward).
             let began = super::spans::mark(ctx);
-            let checked = self.check_token(session, ctx, route);
+            let checked = Box::pin(super::gates::check_route(self, session, ctx, route))
+                .await
+                .map_err(|stopped| match stopped {
+                    super::gates::Stopped::Refused(reject) => Stop::from(reject),
+                    super::gates::Stopped::Preflight(answer) => Stop::Answer(answer),
+                });
             if ctx.client.token_verified || checked.is_err() {
                 super::spans::phase(ctx, "auth", began, None);
             }
@@ -164,7 +172,7 @@ impl Proxy {
 
     /// On `auth = "jwt"` routes, verifies the bearer token and counts the outcome; returns
     /// the token's claims (for rate limits keyed by a claim).
-    fn check_token(
+    pub(super) fn check_token(
         &self,
         session: &Session,
         ctx: &mut RequestCtx,

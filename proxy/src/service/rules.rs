@@ -231,6 +231,8 @@ pub(super) fn response_headers(
     ctx: &RequestCtx,
     response: &mut ResponseHeader,
 ) -> Result<()> {
+    // CORS first, so a route's header rules can still change what it set.
+    super::gates::decorate(ctx, response)?;
     let proxy = &ctx.snapshot.config.proxy().edge.response_headers;
     let route = ctx.route.and_then(|i| ctx.snapshot.routes.get(i));
     if proxy.is_empty() && route.is_none_or(|route| route.response_headers.is_empty()) {

@@ -49,6 +49,7 @@ pub(super) fn rewrite_upstream_request(
     for name in headers::present(&upstream_request.headers, &headers::CLIENT_CONTROL) {
         upstream_request.remove_header(name);
     }
+    super::gates::prepare_upstream(ctx, upstream_request)?;
     // A `sub` that cannot be a header value is not forwarded rather than failing the request.
     if let Some(subject) = ctx
         .client

@@ -42,7 +42,7 @@ impl Expected {
             _ => vec![Method::GET],
         };
         let mut codes = vec![200, 500, 502, 503, 504];
-        if route.auth == RouteAuth::Jwt {
+        if route.auth != RouteAuth::None {
             codes.push(401);
         }
         if !route.rate_limits.is_empty() {

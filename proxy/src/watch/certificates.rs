@@ -88,12 +88,14 @@ pub async fn run(shared: Shared, mut shutdown: tokio::sync::watch::Receiver<bool
 /// directories so they compare equal to the paths notify reports.
 fn watched_files(shared: &Shared) -> BTreeSet<PathBuf> {
     let snapshot = shared.snapshot();
+    // The access gates' files (IP lists, htpasswd) are reloaded the same way (issue 25).
     snapshot
         .config
         .tls()
         .iter()
         .flat_map(|tls| &tls.certificates)
-        .flat_map(|certificate| [&certificate.cert, &certificate.key])
+        .flat_map(|certificate| [certificate.cert.as_path(), certificate.key.as_path()])
+        .chain(snapshot.config.access_files())
         .flat_map(|path| super::links::chain(&super::canonical(path)))
         .collect()
 }

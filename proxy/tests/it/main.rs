@@ -19,6 +19,7 @@ macro_rules! over_each_client {
     )+};
 }
 
+mod access;
 mod access_log;
 mod admin_access;
 mod attack;

@@ -300,6 +300,12 @@ async fn grafana_dashboard_is_well_formed_and_uses_exported_metrics() {
         .auth_table(AUTH)
         .cached_route("c", "/c", "g", "key = \"{path}\"")
         .jwt_route("secure", "/secure", "g")
+        .route_with(
+            "fwd",
+            "/fwd",
+            "g",
+            "auth = \"forward\"\nforward = { upstream = \"g\", path = \"/verify\" }",
+        )
         .route("api", "/api", "flaky")
         .route("all", "/", "g");
     let proxy = TestProxy::start(&config).await;
@@ -310,6 +316,7 @@ async fn grafana_dashboard_is_well_formed_and_uses_exported_metrics() {
     websocket.close().await;
     client().get(proxy.url("/c/x")).send().await.unwrap();
     client().get(proxy.url("/secure")).send().await.unwrap();
+    client().get(proxy.url("/fwd")).send().await.unwrap();
     for _ in 0..2 {
         client().get(proxy.url("/api/x")).send().await.unwrap();
     }

@@ -10,6 +10,7 @@ use scalelab_common::problem::Problems;
 
 pub(super) fn validate_routes(
     file: &FileConfig,
+    dir: &std::path::Path,
     has_cache: bool,
     has_auth: bool,
     problems: &mut Problems,
@@ -78,10 +79,14 @@ pub(super) fn validate_routes(
                 }
                 RouteAuth::Jwt
             }
+            Some("basic") => RouteAuth::Basic,
+            Some("forward") => RouteAuth::Forward,
             Some(other) => {
                 problems.push(
                     format!("{base}.auth"),
-                    format!("unknown auth {other:?}; valid: \"jwt\", \"none\""),
+                    format!(
+                        "unknown auth {other:?}; valid: \"jwt\", \"basic\", \"forward\", \"none\""
+                    ),
                 );
                 RouteAuth::None
             }
@@ -95,7 +100,9 @@ pub(super) fn validate_routes(
         );
         let edge =
             super::edge::validate_route_edge(&base, route, file, auth == RouteAuth::Jwt, problems);
+        let access = super::access::validate_route_access(&base, route, file, dir, auth, problems);
         routes.push(Route {
+            access,
             redirect: edge.redirect,
             respond: edge.respond,
             add_prefix: edge.add_prefix,
