@@ -31,6 +31,8 @@ pub struct Ports {
     pub proxy: u16,
     pub admin: u16,
     pub prometheus: u16,
+    /// A UDP port no name server answers on, for the DNS row's series.
+    pub dns: u16,
 }
 
 impl Ports {
@@ -44,6 +46,7 @@ impl Ports {
             proxy: p[6],
             admin: p[7],
             prometheus: p[8],
+            dns: p[9],
         }
     }
 
@@ -59,6 +62,7 @@ impl Ports {
 /// (so objects move between tiers and fall out), and `shutdown_timeout` set to `shutdown` (a reload changes it).
 pub fn config_text(ports: &Ports, shutdown: &str) -> String {
     let [g1, g2, g3] = ports.gateways;
+    let dns = ports.dns;
     let (ms, db, worker, proxy, admin) = (
         ports.microservice,
         ports.database,
@@ -125,6 +129,15 @@ circuit = {{ max_requests = 64, max_pending = 16 }}
 
 [upstreams.shadow]
 servers = [ {{ addr = "127.0.0.1:{g1}" }} ]
+
+# A group whose server is a name the (absent) name server never answers: the DNS row's series
+# (resolutions by result, servers per group) are exported from the first resolution.
+[dns]
+resolvers = ["127.0.0.1:{dns}"]
+timeout = "200ms"
+
+[upstreams.named]
+servers = [ {{ name = "nowhere.test", port = 1 }} ]
 
 [[routes]]
 name = "canary"
