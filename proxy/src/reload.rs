@@ -4,6 +4,7 @@
 //! the `journal`.
 
 mod apply;
+pub mod swap;
 #[cfg(test)]
 mod tests;
 

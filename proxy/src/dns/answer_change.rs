@@ -6,12 +6,9 @@
 //! lease to the end. The change is a journal line with trigger `dns`.
 
 use crate::discovery::{expand, Found, Source};
-use crate::health;
 use crate::journal::{now, DnsChange, Outcome, Record, Trigger};
-use crate::snapshot::Snapshot;
 use crate::state::{Loaded, Shared};
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// Makes `servers` the set of `source` in `group` and serves it. `None` when that is the set
@@ -37,33 +34,13 @@ pub fn apply(shared: &Shared, group: &str, source: &Source, servers: Vec<Found>)
     added.sort();
     removed.sort();
 
-    let generation = shared.next_generation();
     let config = (*running.snapshot.config).clone();
-    let snapshot = Arc::new(Snapshot::build(config, generation, shared.registry()));
-    // New servers of a checked group start unhealthy: one check before the swap lets those
-    // that pass take traffic as soon as the new snapshot serves.
-    health::first_checks_blocking(health::added_servers(&running.snapshot, &snapshot));
-    let routes: HashSet<&str> = snapshot
-        .config
-        .routes()
-        .iter()
-        .map(|r| r.name.as_str())
-        .collect();
-    let listed: HashSet<(String, String)> = snapshot
-        .pools
-        .iter()
-        .flat_map(|pool| {
-            pool.servers
-                .iter()
-                .map(|s| (pool.name().to_string(), s.state.addr.to_string()))
-        })
-        .collect();
+    let generation =
+        crate::reload::swap::swap(shared, &running.snapshot, config, |snapshot| Loaded {
+            snapshot,
+            ..running.clone()
+        });
     let (time, unix_ms) = now();
-    shared.publish(Loaded {
-        snapshot: snapshot.clone(),
-        ..running.clone()
-    });
-    crate::telemetry::prune(&routes, &listed);
     let record = Record {
         generation,
         time,

@@ -5,13 +5,8 @@
 use super::{diff, now, problems, sha256_hex, Effect, Outcome, Record, Trigger};
 use crate::config::{self, ConfigError};
 
-use crate::health;
-use crate::snapshot::Snapshot;
 use crate::state::{Loaded, Shared};
 use crate::systemd;
-use crate::telemetry;
-use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// Re-reads the config file and swaps in a new snapshot; on any error the running one stays.
@@ -148,49 +143,13 @@ fn apply_locked(shared: &Shared, trigger: Trigger, read: Result<String, ConfigEr
             return record;
         }
     }
-    let generation = shared.next_generation();
-    let snapshot = Arc::new(Snapshot::build(config, generation, shared.registry()));
-    // Servers this reload adds start unhealthy; check them once before the swap so they take
-    // traffic (if they pass) as soon as the new config serves.
-    health::first_checks_blocking(health::added_servers(&running.snapshot, &snapshot));
-    let routes: HashSet<&str> = snapshot
-        .config
-        .routes()
-        .iter()
-        .map(|r| r.name.as_str())
-        .collect();
-    let servers: HashSet<(String, String)> = snapshot
-        .pools
-        .iter()
-        .flat_map(|pool| {
-            pool.servers
-                .iter()
-                .map(|s| (pool.name().to_string(), s.state.addr.to_string()))
-        })
-        .collect();
-    // Publish first, then retire what left (so requests still on the old snapshot stop
-    // recording it), then prune its series: in that order nothing brings them back.
-    shared.publish(Loaded {
-        snapshot: snapshot.clone(),
+    let generation = super::swap::swap(shared, &running.snapshot, config, |snapshot| Loaded {
+        snapshot,
         sha256: record.sha256.clone(),
         loaded_at: record.time.clone(),
         loaded_unix_ms: record.unix_ms,
         pending_restart,
     });
-    for (index, route) in running.snapshot.config.routes().iter().enumerate() {
-        if !routes.contains(route.name.as_str()) {
-            if let Some(metrics) = running.snapshot.route_metrics(Some(index)) {
-                metrics.retire();
-            }
-        }
-    }
-    telemetry::prune(&routes, &servers);
-    telemetry::split_series::prune(snapshot.config.routes());
-    crate::mirror::prune(snapshot.config.routes());
-    shared.registry().limits.retain(&snapshot.config);
-    shared
-        .registry()
-        .retain_queues(|group| snapshot.config.upstreams().contains_key(group));
     record.generation = generation;
     record.result = Outcome::Applied;
     record.duration_us = elapsed_us(started);
