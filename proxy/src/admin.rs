@@ -82,13 +82,15 @@ pub fn router(shared: Shared) -> Router {
         .with_state(shared)
 }
 
-async fn metrics(State(shared): State<Shared>) -> Response {
-    match crate::metrics::render(&shared) {
+/// The classic text exposition, or OpenMetrics (with exemplars) when the scrape asks for it.
+async fn metrics(State(shared): State<Shared>, headers: axum::http::HeaderMap) -> Response {
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .map(|value| value.as_bytes());
+    let format = crate::metrics::openmetrics::Format::negotiate(accept);
+    match crate::metrics::render(&shared, format) {
         Ok(body) => (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; version=0.0.4",
-            )],
+            [(axum::http::header::CONTENT_TYPE, format.content_type())],
             body,
         )
             .into_response(),

@@ -4,8 +4,11 @@
 //! leaves the output with it, because each scrape builds its series from the current snapshot.
 
 mod balancer_series;
+pub mod exemplars;
+pub mod openmetrics;
 
 use crate::state::Shared;
+use openmetrics::Format;
 use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// Why the exposition could not be produced.
@@ -35,11 +38,12 @@ fn gauge(
     Ok(metric)
 }
 
-/// The text exposition of every scalelab metric plus pingora's default registry.
+/// The exposition of every scalelab metric plus pingora's default registry, in the classic
+/// text format or in OpenMetrics (with the request-duration histogram's exemplars).
 ///
 /// # Errors
 /// When a metric cannot be registered or encoded (a programming error, reported as 500).
-pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
+pub fn render(shared: &Shared, format: Format) -> Result<Vec<u8>, MetricsError> {
     let registry = Registry::new();
     let snapshot = shared.snapshot();
 
@@ -268,6 +272,9 @@ pub fn render(shared: &Shared) -> Result<Vec<u8>, MetricsError> {
 
     let mut families = registry.gather();
     families.extend(prometheus::gather());
+    if format == Format::OpenMetrics {
+        return Ok(openmetrics::encode(&families, &exemplars::lookup).into_bytes());
+    }
     let mut out = Vec::new();
     TextEncoder::new().encode(&families, &mut out)?;
     Ok(out)

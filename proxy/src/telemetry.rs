@@ -7,11 +7,16 @@
 //! snapshot and each server's state hold `OnceLock` slots for their series, filled on first
 //! use, so recording a request is a few atomic adds with no lock, no label hashing and no
 //! allocation. A reload `prune`s the series of routes and servers it removed.
+//!
+//! A sampled request also leaves its trace id as the exemplar of its duration bucket
+//! (`metrics::exemplars`, issue 29); an unsampled one only tests an `Option`.
 
+use crate::metrics::exemplars::{self, Exemplar, SeriesExemplars};
 use prometheus::core::Collector;
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
+use scalelab_common::trace::TraceId;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Request and upstream response durations, in seconds: from half a millisecond (a cache hit)
@@ -19,6 +24,9 @@ use std::time::Duration;
 pub const DURATION_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// The request-duration histogram, the one whose buckets carry exemplars.
+pub const DURATION_FAMILY: &str = "scalelab_http_request_duration_seconds";
 
 /// Response body sizes in bytes: powers of four from 64 B to 4 MiB.
 pub const SIZE_BUCKETS: [f64; 9] = [
@@ -62,6 +70,11 @@ impl CacheUse {
         CacheUse::Bypass,
         CacheUse::None,
     ];
+
+    /// The index of its pre-resolved slots.
+    fn slot(self) -> usize {
+        CacheUse::ALL.iter().position(|c| *c == self).unwrap_or(4)
+    }
 
     fn label(self) -> &'static str {
         match self {
@@ -177,7 +190,7 @@ fn vectors() -> Result<Vectors, prometheus::Error> {
             &["route", "method", "code", "protocol"],
         )?,
         duration: histogram(
-            "scalelab_http_request_duration_seconds",
+            DURATION_FAMILY,
             "Time from the request's header to the last byte of the response, by route and \
              cache use (hit, miss, stale, bypass, none).",
             &["route", "cache"],
@@ -257,6 +270,8 @@ pub struct RouteMetrics {
     retired: AtomicBool,
     requests: Vec<OnceLock<IntCounter>>,
     duration: [OnceLock<Histogram>; 5],
+    /// The duration series' exemplars, made by the first sampled request of each.
+    exemplars: [OnceLock<Arc<SeriesExemplars>>; 5],
     size: OnceLock<Histogram>,
 }
 
@@ -279,11 +294,14 @@ impl RouteMetrics {
                 .map(|_| OnceLock::new())
                 .collect(),
             duration: Default::default(),
+            exemplars: Default::default(),
             size: OnceLock::new(),
         }
     }
 
-    /// Records one answered request.
+    /// Records one answered request; `sampled` is its trace id when its trace is sampled,
+    /// kept as the exemplar of its duration bucket.
+    #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
         method: &http::Method,
@@ -292,6 +310,7 @@ impl RouteMetrics {
         cache: CacheUse,
         duration: Duration,
         body_bytes: usize,
+        sampled: Option<TraceId>,
     ) {
         let Some(vectors) = VECTORS
             .get()
@@ -312,8 +331,15 @@ impl RouteMetrics {
                 ])
                 .inc(),
         }
-        self.duration_histogram(vectors, cache)
-            .observe(duration.as_secs_f64());
+        let seconds = duration.as_secs_f64();
+        self.duration_histogram(vectors, cache).observe(seconds);
+        if let Some(trace_id) = sampled {
+            self.exemplars(cache).offer(&Exemplar {
+                trace_id,
+                value: seconds,
+                unix_ms: scalelab_common::clock::unix_ms(),
+            });
+        }
         self.size
             .get_or_init(|| vectors.size.with_label_values(&[self.route.as_str()]))
             .observe(body_bytes as f64);
@@ -341,11 +367,22 @@ impl RouteMetrics {
     }
 
     fn duration_histogram(&self, vectors: &Vectors, cache: CacheUse) -> &Histogram {
-        let slot = CacheUse::ALL.iter().position(|c| *c == cache).unwrap_or(4);
-        self.duration[slot].get_or_init(|| {
+        self.duration[cache.slot()].get_or_init(|| {
             vectors
                 .duration
                 .with_label_values(&[self.route.as_str(), cache.label()])
+        })
+    }
+
+    /// The exemplars of the duration series of `cache`: found in (or added to) the exposition's
+    /// index by the series' first sampled request, then held here.
+    fn exemplars(&self, cache: CacheUse) -> &SeriesExemplars {
+        self.exemplars[cache.slot()].get_or_init(|| {
+            exemplars::series(
+                DURATION_FAMILY,
+                &[("route", self.route.as_str()), ("cache", cache.label())],
+                &DURATION_BUCKETS,
+            )
         })
     }
 

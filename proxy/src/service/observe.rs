@@ -147,6 +147,10 @@ pub(super) fn record_request(session: &Session, ctx: &RequestCtx, status: u16, e
         cache,
         super::tunnel::duration(ctx, elapsed),
         session.body_bytes_sent(),
+        ctx.trace
+            .as_ref()
+            .filter(|trace| trace.sampled)
+            .map(|trace| trace.trace_id),
     );
     // A route a reload removed records nothing more, its retries included.
     if metrics.is_retired() {

@@ -114,3 +114,42 @@ rate_limits = [{ name = "r", rate = "1/s", burst = 1, key = "route" }]
         assert!(CODES.contains(&code), "{code}");
     }
 }
+
+/// Only a sampled request leaves an exemplar, in the bucket of its duration, found by the
+/// exposition under the series' labels (issue 29).
+#[test]
+fn a_sampled_request_leaves_the_exemplar_of_its_bucket() {
+    init().expect("every metric is well formed");
+    let metrics = RouteMetrics::new("exemplar-unit");
+    let labels = [("route", "exemplar-unit"), ("cache", "miss")];
+    let record = |millis: u64, sampled: Option<TraceId>| {
+        metrics.record(
+            &http::Method::GET,
+            Protocol::Http11,
+            200,
+            CacheUse::Miss,
+            Duration::from_millis(millis),
+            10,
+            sampled,
+        );
+    };
+    record(30, None);
+    assert!(
+        exemplars::lookup(DURATION_FAMILY, &labels).is_none(),
+        "an unsampled request makes no exemplars"
+    );
+    let trace = TraceId([7; 16]);
+    record(30, Some(trace));
+    record(40, None);
+    let series = exemplars::lookup(DURATION_FAMILY, &labels).expect("the series' exemplars");
+    let bucket = DURATION_BUCKETS
+        .iter()
+        .position(|bound| 0.03 <= *bound)
+        .unwrap();
+    let kept = series.get(bucket).expect("the 50 ms bucket's exemplar");
+    assert_eq!(kept.trace_id, trace);
+    assert_eq!(kept.value, 0.03);
+    assert!(kept.unix_ms > 1_600_000_000_000, "{kept:?}");
+    let others = (0..=DURATION_BUCKETS.len()).filter(|i| *i != bucket);
+    assert!(others.into_iter().all(|i| series.get(i).is_none()));
+}
