@@ -34,6 +34,20 @@ impl Prometheus {
         targets: &[String],
         metrics_path: &str,
     ) -> Prometheus {
+        Prometheus::start_with_features(dir, job, targets, metrics_path, &[]).await
+    }
+
+    /// As `start`, with Prometheus' `--enable-feature` flags (such as `exemplar-storage`).
+    ///
+    /// # Panics
+    /// Prometheus is not installed or does not answer in time.
+    pub async fn start_with_features(
+        dir: &Path,
+        job: &str,
+        targets: &[String],
+        metrics_path: &str,
+        features: &[&str],
+    ) -> Prometheus {
         let port = free_port();
         let quoted: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let config = format!(
@@ -54,6 +68,9 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=warn");
+        if !features.is_empty() {
+            command.arg(format!("--enable-feature={}", features.join(",")));
+        }
         let process =
             ChildGuard::spawn_logged(&mut command, &dir.join("prometheus.log"), "prometheus");
         let prometheus = Prometheus {
@@ -109,6 +126,49 @@ impl Prometheus {
             .expect("Prometheus answers JSON");
         assert_eq!(body["status"], "success", "{query}: {body}");
         body
+    }
+
+    /// The exemplars of the series `query` selects over the last `window_seconds`
+    /// (`/api/v1/query_exemplars`): each series' labels and its exemplars' labels, values and
+    /// timestamps, as Prometheus answers them.
+    pub async fn exemplars(&self, query: &str, window_seconds: f64) -> Vec<serde_json::Value> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("the clock is after 1970")
+            .as_secs_f64();
+        let body: serde_json::Value = self
+            .http
+            .get(format!("{}/api/v1/query_exemplars", self.base))
+            .query(&[
+                ("query", query.to_string()),
+                ("start", format!("{:.3}", now - window_seconds)),
+                ("end", format!("{:.3}", now + 1.0)),
+            ])
+            .send()
+            .await
+            .expect("query Prometheus' exemplars")
+            .json()
+            .await
+            .expect("Prometheus answers JSON");
+        assert_eq!(body["status"], "success", "{query}: {body}");
+        body["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The scrape targets' state (`/api/v1/targets`' active targets: health, last error).
+    pub async fn targets(&self) -> Vec<serde_json::Value> {
+        let body: serde_json::Value = self
+            .http
+            .get(format!("{}/api/v1/targets", self.base))
+            .send()
+            .await
+            .expect("ask Prometheus for its targets")
+            .json()
+            .await
+            .expect("Prometheus answers JSON");
+        body["data"]["activeTargets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The samples of an instant query evaluated at `time` (Unix seconds, or now): each

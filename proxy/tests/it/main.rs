@@ -34,6 +34,7 @@ mod configmap;
 mod debug_headers;
 mod discovery;
 mod edge_rules;
+mod exemplars;
 mod failover;
 mod first_burst;
 mod forwarding;
