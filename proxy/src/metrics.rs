@@ -4,7 +4,6 @@
 //! leaves the output with it, because each scrape builds its series from the current snapshot.
 
 mod balancer_series;
-pub mod exemplars;
 pub mod openmetrics;
 
 use crate::state::Shared;
@@ -273,7 +272,9 @@ pub fn render(shared: &Shared, format: Format) -> Result<Vec<u8>, MetricsError> 
     let mut families = registry.gather();
     families.extend(prometheus::gather());
     if format == Format::OpenMetrics {
-        return Ok(openmetrics::encode(&families, &exemplars::lookup).into_bytes());
+        return Ok(
+            openmetrics::encode(&families, &crate::telemetry::exemplars::lookup).into_bytes(),
+        );
     }
     let mut out = Vec::new();
     TextEncoder::new().encode(&families, &mut out)?;

@@ -9,9 +9,9 @@
 //! allocation. A reload `prune`s the series of routes and servers it removed.
 //!
 //! A sampled request also leaves its trace id as the exemplar of its duration bucket
-//! (`metrics::exemplars`, issue 29); an unsampled one only tests an `Option`.
+//! (`exemplars`, issue 29); an unsampled one only tests an `Option`.
 
-use crate::metrics::exemplars::{self, Exemplar, SeriesExemplars};
+use exemplars::{Exemplar, SeriesExemplars};
 use prometheus::core::Collector;
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
 use scalelab_common::trace::TraceId;
@@ -438,6 +438,7 @@ pub fn retries(upstream: &str, retries: u64, recovered: bool) {
         .inc_by(retries);
 }
 
+pub mod exemplars;
 mod protocol;
 mod prune;
 mod server_series;

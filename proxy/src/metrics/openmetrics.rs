@@ -12,7 +12,7 @@
 //! encoder writes them (`le="1"`, not `le="1.0"`), so that a Prometheus 2 switching formats keeps
 //! the same series.
 
-use super::exemplars::{Exemplar, SeriesExemplars};
+use crate::telemetry::exemplars::{Exemplar, SeriesExemplars};
 use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
 use std::fmt::Write as _;
 use std::sync::Arc;

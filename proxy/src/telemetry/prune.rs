@@ -32,7 +32,7 @@ pub fn prune(routes: &HashSet<&str>, servers: &HashSet<(String, String)>) {
     };
     prune_vec(&vectors.requests, &keep_route);
     prune_vec(&vectors.duration, &keep_route);
-    crate::metrics::exemplars::prune(&keep_route);
+    super::exemplars::prune(&keep_route);
     prune_vec(&vectors.size, &keep_route);
     prune_vec(&vectors.upstream_requests, &keep_server);
     prune_vec(&vectors.upstream_duration, &keep_server);

@@ -1,5 +1,5 @@
 use super::*;
-use crate::metrics::exemplars::{Exemplar, SeriesExemplars};
+use crate::telemetry::exemplars::{Exemplar, SeriesExemplars};
 use prometheus::{CounterVec, GaugeVec, HistogramOpts, HistogramVec, IntCounter, Opts, Registry};
 use scalelab_common::trace::TraceId;
 

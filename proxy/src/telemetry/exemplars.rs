@@ -3,12 +3,12 @@
 //! a latency panel can link a slow bucket to one trace of it.
 //!
 //! prometheus 0.14 has no exemplars, so they are kept here, beside the histogram, and joined
-//! to its buckets when the OpenMetrics exposition is written (`openmetrics`). The request path
-//! writes a bucket's slot with a few atomic stores and no lock: a slot is a small sequence lock
-//! whose writer takes it with one compare-and-swap, and a writer that finds another one inside
-//! gives its exemplar up (the other one is just as recent), so a writer never waits. A reader
-//! (a scrape) retries a few times and otherwise leaves the bucket without an exemplar. Only a
-//! sampled request writes; an unsampled one does not reach this module.
+//! to its buckets when the OpenMetrics exposition is written (`metrics::openmetrics`). The
+//! request path writes a bucket's slot with a few atomic stores and no lock: a slot is a small
+//! sequence lock whose writer takes it with one compare-and-swap, and a writer that finds
+//! another one inside gives its exemplar up (the other one is just as recent), so a writer
+//! never waits. A reader (a scrape) retries a few times and otherwise leaves the bucket without
+//! an exemplar. Only a sampled request writes; an unsampled one does not reach this module.
 
 use scalelab_common::sync;
 use scalelab_common::trace::TraceId;
