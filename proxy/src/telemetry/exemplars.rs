@@ -164,7 +164,7 @@ pub fn lookup(family: &str, labels: &[(&str, &str)]) -> Option<Arc<SeriesExempla
 
 /// Forgets the series `keep` refuses (a reload removed their route), as their histogram
 /// series are pruned.
-pub fn prune(keep: &dyn for<'a> Fn(&[(&'a str, &'a str)]) -> bool) {
+pub fn prune(keep: &dyn Fn(&super::Labels) -> bool) {
     sync::write(index()).retain(|(_, labels), _| {
         let pairs: Vec<(&str, &str)> = labels
             .iter()
