@@ -195,6 +195,8 @@ pub fn child(binary: &Path, config: &Path, home: &Path, port: u16) -> ChildSpec 
             format!("--web.listen-address=127.0.0.1:{port}").into(),
             // A bound on the disk a long-running lab uses; the history within it survives restarts of `up`.
             "--storage.tsdb.retention.size=1GB".into(),
+            // The proxy's latency histogram carries exemplars (issue 29); Prometheus 2 keeps them only with this.
+            "--enable-feature=exemplar-storage".into(),
             // Its start-up lines would bury the lab's own; warnings and errors still show.
             "--log.level=warn".into(),
         ],

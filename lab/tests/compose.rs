@@ -140,4 +140,20 @@ fn the_compose_file_mounts_what_the_repository_ships_where_the_other_files_expec
         sources["datasources"][0]["url"].as_str().unwrap(),
         format!("http://{query}")
     );
+
+    // Exemplars (issue 29): Prometheus keeps them, and their trace_id opens the trace in the
+    // Jaeger data source.
+    let flags: Vec<&str> = prometheus["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|arg| arg.as_str())
+        .collect();
+    assert!(
+        flags.contains(&"--enable-feature=exemplar-storage"),
+        "{flags:?}"
+    );
+    let link = &datasources["datasources"][0]["jsonData"]["exemplarTraceIdDestinations"][0];
+    assert_eq!(link["name"], "trace_id");
+    assert_eq!(link["datasourceUid"], sources["datasources"][0]["uid"]);
 }

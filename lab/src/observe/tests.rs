@@ -110,6 +110,7 @@ fn the_child_listens_on_loopback_and_keeps_its_data_under_its_home() {
         "--config.file=/lab/data/prometheus/prometheus.yml",
         "--storage.tsdb.path=/lab/data/prometheus/data",
         "--web.listen-address=127.0.0.1:19090",
+        "--enable-feature=exemplar-storage",
     ] {
         assert!(args.contains(&expected), "{args:?} lacks {expected}");
     }

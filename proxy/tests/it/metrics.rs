@@ -202,6 +202,7 @@ async fn grafana_dashboard_is_well_formed_and_uses_exported_metrics() {
     let mut ids = std::collections::HashSet::new();
     let mut cells = std::collections::HashSet::new();
     let mut exprs = Vec::new();
+    let mut exemplar_targets: Vec<String> = Vec::new();
     for panel in dashboard["panels"].as_array().unwrap() {
         assert!(
             ids.insert(panel["id"].as_u64().unwrap()),
@@ -250,9 +251,22 @@ async fn grafana_dashboard_is_well_formed_and_uses_exported_metrics() {
                     "{expr} does not filter by {variable}"
                 );
             }
+            // Only the request-duration histogram carries exemplars (issue 29).
+            if target["exemplar"] == true {
+                assert!(
+                    expr.contains("scalelab_http_request_duration_seconds_bucket"),
+                    "{expr} asks for exemplars the proxy does not export"
+                );
+                exemplar_targets.push(panel["title"].as_str().unwrap().to_string());
+            }
             exprs.push(expr);
         }
     }
+    assert_eq!(
+        exemplar_targets,
+        ["Latency percentiles by route"],
+        "the latency panel shows exemplars"
+    );
 
     // Real traffic of every kind the panels show, then every metric name must be exported. Some
     // series appear only with their first event: a server that refuses connections, under an
