@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::error::{AppError, UpstreamFailure};
 use crate::extract::{Json, Query};
 use crate::instance::{self, Instance, LATENCY_BUCKETS};
-use crate::local_cache::{self, Item, LocalCache, Lookup};
+use crate::local_cache::{self, Item, LocalCache};
 use crate::priority_worker::queue::Priority;
 use crate::priority_worker::unix_now;
 use scalelab_auth::Verifier;
@@ -391,23 +391,15 @@ async fn complex(
         .ok_or_else(|| AppError::BadRequest("query parameter id is required".to_owned()))?
         .parse()
         .map_err(|_| AppError::BadRequest("id must be an integer".to_owned()))?;
-    let lookup = state.local_cache.get(id);
-    let item = match &lookup {
-        Lookup::Hit(item) => Item::clone(item),
-        Lookup::Off | Lookup::Miss => {
-            let item = fetch_item(&state, id).await?;
-            if matches!(lookup, Lookup::Miss) {
-                state.local_cache.put(id, item.clone());
-            }
-            item
-        }
-    };
+    let (item, lookup) = state
+        .local_cache
+        .get_or_fetch(id, fetch_item(&state, id))
+        .await?;
     let body = json!({ "db_data": item.db_data, "service_data": item.service_data, "timestamp": unix_now() });
     let mut response = with_cache_control(body, COMPLEX_CACHE_CONTROL);
-    if let Some(label) = lookup.label() {
-        response
-            .headers_mut()
-            .insert(local_cache::HEADER, HeaderValue::from_static(label));
+    if let Some(label) = lookup {
+        let value = HeaderValue::from_static(label);
+        response.headers_mut().insert(local_cache::HEADER, value);
     }
     Ok(response)
 }

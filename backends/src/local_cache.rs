@@ -10,6 +10,7 @@
 //! The LRU itself is the `lru` crate's (already in the build through Pingora): a hash map over an intrusive list,
 //! O(1) per lookup, which is what a bounded per-process cache needs; only its on/off and resize rules are ours.
 
+use std::future::Future;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
@@ -191,6 +192,31 @@ impl LocalCache {
     /// Stores a fetched item.
     pub fn put(&self, id: i64, item: Item) {
         scalelab_common::sync::lock(&self.lru).put(id, Arc::new(item));
+    }
+
+    /// The item `id` from the cache, else from `fetch` (stored if the cache is on and the fetch succeeded), with
+    /// the lookup's `X-Local-Cache` value (none while off). Concurrent misses of one id each fetch: the lab's loads
+    /// are too short for coalescing to change what the lesson shows.
+    ///
+    /// # Errors
+    /// The fetch's error; nothing is stored then.
+    pub async fn get_or_fetch<E>(
+        &self,
+        id: i64,
+        fetch: impl Future<Output = Result<Item, E>>,
+    ) -> Result<(Item, Option<&'static str>), E> {
+        let lookup = self.get(id);
+        let label = lookup.label();
+        let item = match lookup {
+            Lookup::Hit(item) => Item::clone(&item),
+            Lookup::Off => fetch.await?,
+            Lookup::Miss => {
+                let item = fetch.await?;
+                self.put(id, item.clone());
+                item
+            }
+        };
+        Ok((item, label))
     }
 
     /// The capacity, the entries held and the counts so far.
