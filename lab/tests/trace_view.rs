@@ -42,7 +42,7 @@ fn attribute<'a>(element: &'a str, name: &str) -> &'a str {
     &element[start..start + len]
 }
 
-fn bars(svg: &str) -> Vec<Bar> {
+fn span_bars(svg: &str) -> Vec<Bar> {
     svg.split("<rect class=\"span")
         .skip(1)
         .map(|element| {
@@ -153,7 +153,7 @@ upstream = "gateways"
         out.join(format!("trace-{TRACE}.svg")).as_path()
     );
     let svg = std::fs::read_to_string(&path).unwrap();
-    let bars = bars(&svg);
+    let bars = span_bars(&svg);
     for service in [
         "scalelab-proxy",
         "scalelab-gateway",
@@ -180,6 +180,36 @@ upstream = "gateways"
             && to_microservice.x < to_database.x + to_database.width,
         "the fan-out's bars do not overlap: {to_database:?} {to_microservice:?}"
     );
+
+    // A bench scenario's section of report.html draws its slowest traced request: every
+    // request is sampled (the proxy's `[tracing]` table was added by `--otlp-endpoint` with its
+    // defaults), so the slowest is one of the bench's own, a fan-out through four processes.
+    let bench_out = dir.path().join("bench");
+    let bench = std::process::Command::new(scalelab())
+        .args(["bench", "--quiet", "-n", "20", "-j", "2", "--url"])
+        .arg(format!("http://127.0.0.1:{proxy}/data/complex?id=2"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&bench_out)
+        .output()
+        .unwrap();
+    assert!(bench.status.success(), "{bench:?}");
+    let report = std::fs::read_to_string(bench_out.join("report.html")).unwrap();
+    let figure = report
+        .split("<figure class=\"plot\" data-file=\"single-slowest-trace.svg\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no slowest trace in the report: {report}"));
+    let figure = &figure[..figure.find("</figure>").unwrap()];
+    assert!(
+        figure.contains("The slowest traced request of the scenario"),
+        "{figure}"
+    );
+    let drawn = span_bars(figure);
+    assert!(drawn.len() >= 8, "{drawn:#?}");
+    assert!(drawn
+        .iter()
+        .any(|bar| bar.service == "scalelab-microservice"));
 
     // Once `up` has stopped, no receiver runs: said as such, not as a dead port.
     up.child.signal(scalelab_test_support::Signal::SIGTERM);

@@ -70,7 +70,9 @@ pub fn rows(spans: &[ReceivedSpan]) -> Vec<(usize, &ReceivedSpan)> {
 /// Milliseconds with a precision that suits them.
 fn ms(ns: u64) -> String {
     let ms = ns as f64 / 1e6;
-    if ms >= 100.0 {
+    if ns == 0 {
+        "0 ms".to_owned()
+    } else if ms >= 100.0 {
         format!("{ms:.0} ms")
     } else if ms >= 1.0 {
         format!("{ms:.1} ms")
@@ -264,6 +266,8 @@ mod tests {
             "{svg}"
         );
         assert!(svg.contains("6 spans, 50.0 ms"), "{svg}");
+        // The axis starts at the trace's first start.
+        assert!(svg.contains(">0 ms</text>"), "{svg}");
         let x_of = |id: &str| -> (f64, f64) {
             let at = svg.find(&format!("data-span-id=\"{id}\"")).unwrap();
             let rest = &svg[at..];

@@ -152,6 +152,11 @@ pub async fn write_waterfall(base: &str, id: &str, out: &Path) -> Result<PathBuf
     Ok(path)
 }
 
+/// How long after a scenario the receiver is read: the exporters post a batch at most a second
+/// after its first span (`scalelab_common::trace::export`), so by then the scenario's last spans
+/// have arrived, with half a second for the post itself.
+const EXPORT_DELAY: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// Of `list`'s traces, the one whose root started in `[since_ns, until_ns]` and took longest.
 pub fn slowest(list: &TraceList, since_ns: u64, until_ns: u64) -> Option<&TraceSummary> {
     list.traces
@@ -167,6 +172,7 @@ pub async fn add_slowest(section: &mut Section, data_dir: &Path, since_ns: u64, 
     let Ok(base) = receiver_url(data_dir) else {
         return;
     };
+    tokio::time::sleep(EXPORT_DELAY).await;
     match slowest_trace(&base, since_ns, until_ns).await {
         Ok(Some((summary, trace, list))) => {
             section.figure(
