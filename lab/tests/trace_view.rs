@@ -12,7 +12,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use scalelab_test_support::{blocking_client, eventually_blocking, free_port, free_ports};
-use support::{build_siblings, lab_tail, mint_token, proxy_head, scalelab, Up};
+use support::{build_siblings, lab_tail, mint_token, proxy_head, scalelab, Up, COMPLEX_ROUTE};
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER: &str = "00f067aa0ba902b7";
@@ -66,15 +66,7 @@ fn scalelab_trace_draws_the_fan_out_from_the_labs_own_receiver() {
         panic!("need 8 ports");
     };
     let mut text = proxy_head(proxy, admin, [g1, g2, g3]);
-    text.push_str(
-        r#"
-[[routes]]
-name = "complex"
-auth = "jwt"
-path = "/data/complex"
-upstream = "gateways"
-"#,
-    );
+    text.push_str(COMPLEX_ROUTE);
     text.push_str(&lab_tail([g1, g2, g3], ms, db, worker));
     let config = dir.path().join("config.toml");
     std::fs::write(&config, &text).unwrap();

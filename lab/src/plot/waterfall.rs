@@ -67,18 +67,9 @@ pub fn rows(spans: &[ReceivedSpan]) -> Vec<(usize, &ReceivedSpan)> {
     out
 }
 
-/// Milliseconds with a precision that suits them.
+/// Nanoseconds as the report writes milliseconds.
 fn ms(ns: u64) -> String {
-    let ms = ns as f64 / 1e6;
-    if ns == 0 {
-        "0 ms".to_owned()
-    } else if ms >= 100.0 {
-        format!("{ms:.0} ms")
-    } else if ms >= 1.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{ms:.3} ms")
-    }
+    crate::lesson::verdict::ms(ns as f64 / 1e6)
 }
 
 /// The waterfall of `trace` as an SVG document.
@@ -262,12 +253,12 @@ mod tests {
         let svg = svg(&fan_out());
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
         assert!(
-            svg.contains(">proxy: GET &lt;complex&gt; (50.0 ms)</text>"),
+            svg.contains(">proxy: GET &lt;complex&gt; (50 ms)</text>"),
             "{svg}"
         );
-        assert!(svg.contains("6 spans, 50.0 ms"), "{svg}");
+        assert!(svg.contains("6 spans, 50 ms"), "{svg}");
         // The axis starts at the trace's first start.
-        assert!(svg.contains(">0 ms</text>"), "{svg}");
+        assert!(svg.contains(">0.00 ms</text>"), "{svg}");
         let x_of = |id: &str| -> (f64, f64) {
             let at = svg.find(&format!("data-span-id=\"{id}\"")).unwrap();
             let rest = &svg[at..];

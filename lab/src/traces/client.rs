@@ -80,22 +80,13 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     client: &reqwest::Client,
     url: String,
 ) -> Result<T, TraceError> {
-    let response = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|source| TraceError::Unreachable {
-            url: url.clone(),
-            source,
-        })?;
+    let unreachable = |source| TraceError::Unreachable {
+        url: url.clone(),
+        source,
+    };
+    let response = client.get(&url).send().await.map_err(unreachable)?;
     let status = response.status();
-    let body = response
-        .text()
-        .await
-        .map_err(|source| TraceError::Unreachable {
-            url: url.clone(),
-            source,
-        })?;
+    let body = response.text().await.map_err(unreachable)?;
     if status == reqwest::StatusCode::NOT_FOUND {
         // The receiver's own sentence says what it holds and why a trace may be missing.
         let message = serde_json::from_str::<serde_json::Value>(&body)
