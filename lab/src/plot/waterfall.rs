@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
-use crate::traces::{ReceivedSpan, Trace};
+use scalelab_common::trace::received::ReceivedSpan;
 
 const WIDTH: f64 = 1100.0;
 /// The label column; bars start after it.
@@ -67,17 +67,19 @@ pub fn rows(spans: &[ReceivedSpan]) -> Vec<(usize, &ReceivedSpan)> {
     out
 }
 
-/// Nanoseconds as the report writes milliseconds.
+/// Nanoseconds as milliseconds with about three significant digits ("0.24 ms", "14.2 ms",
+/// "240 ms"). Not `lesson::verdict::ms`: `lesson` draws with `plot`, so `plot` may not use it.
 fn ms(ns: u64) -> String {
-    crate::lesson::verdict::ms(ns as f64 / 1e6)
+    let ms = ns as f64 / 1e6;
+    let digits = usize::from(ms < 100.0) + usize::from(ms < 1.0);
+    format!("{ms:.digits$} ms")
 }
 
-/// The waterfall of `trace` as an SVG document.
-pub fn svg(trace: &Trace) -> String {
-    let rows = rows(&trace.spans);
-    let start = trace.spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
-    let end = trace
-        .spans
+/// The waterfall of trace `trace_id`'s `spans` as an SVG document.
+pub fn svg(trace_id: &str, spans: &[ReceivedSpan]) -> String {
+    let rows = rows(spans);
+    let start = spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
+    let end = spans
         .iter()
         .map(|s| s.end_ns.max(s.start_ns))
         .max()
@@ -97,16 +99,16 @@ pub fn svg(trace: &Trace) -> String {
         let c = super::run_colour(index);
         format!("rgb({},{},{})", c.0, c.1, c.2)
     };
-    let title = match crate::traces::store::root(&trace.spans) {
-        Some(root) => format!(
-            "trace {}: {} {} ({} spans, {})",
-            trace.trace_id,
+    // The first row is the trace's root: of the spans whose parent is not in it, the earliest.
+    let title = match rows.first() {
+        Some((_, root)) => format!(
+            "trace {trace_id}: {} {} ({} spans, {})",
             root.service,
             root.name,
-            trace.spans.len(),
+            spans.len(),
             ms(total)
         ),
-        None => format!("trace {}: no spans", trace.trace_id),
+        None => format!("trace {trace_id}: no spans"),
     };
     let mut out = String::new();
     // `write!` into a `String` cannot fail.
@@ -207,24 +209,21 @@ mod tests {
     }
 
     /// The lab's fan-out, out of order as the exporters deliver it.
-    fn fan_out() -> Trace {
-        Trace {
-            trace_id: "5bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
-            spans: vec![
-                span("gw", "microservice", "d", "c", 12, 30),
-                span("db", "GET /data", "e", "f", 13, 39),
-                span("proxy", "GET <complex>", "a", "caller", 0, 50),
-                span("gw", "database", "f", "c", 11, 40),
-                span("gw", "GET /data/complex", "c", "b", 10, 45),
-                span("proxy", "attempt", "b", "a", 2, 48),
-            ],
-        }
+    fn fan_out() -> Vec<ReceivedSpan> {
+        vec![
+            span("gw", "microservice", "d", "c", 12, 30),
+            span("db", "GET /data", "e", "f", 13, 39),
+            span("proxy", "GET <complex>", "a", "caller", 0, 50),
+            span("gw", "database", "f", "c", 11, 40),
+            span("gw", "GET /data/complex", "c", "b", 10, 45),
+            span("proxy", "attempt", "b", "a", 2, 48),
+        ]
     }
 
     #[test]
     fn rows_put_children_under_their_parents_by_start() {
-        let trace = fan_out();
-        let order: Vec<(usize, &str)> = rows(&trace.spans)
+        let spans = fan_out();
+        let order: Vec<(usize, &str)> = rows(&spans)
             .iter()
             .map(|(depth, span)| (*depth, span.span_id.as_str()))
             .collect();
@@ -250,15 +249,16 @@ mod tests {
 
     #[test]
     fn bars_sit_on_one_time_axis_with_escaped_labels() {
-        let svg = svg(&fan_out());
+        let svg = svg("5bf92f3577b34da6a3ce929d0e0e4736", &fan_out());
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
         assert!(
-            svg.contains(">proxy: GET &lt;complex&gt; (50 ms)</text>"),
+            svg.contains(">proxy: GET &lt;complex&gt; (50.0 ms)</text>"),
             "{svg}"
         );
-        assert!(svg.contains("6 spans, 50 ms"), "{svg}");
+        assert!(svg.contains("6 spans, 50.0 ms"), "{svg}");
         // The axis starts at the trace's first start.
         assert!(svg.contains(">0.00 ms</text>"), "{svg}");
+        assert!(svg.contains(">gw: database (29.0 ms)</text>"), "{svg}");
         let x_of = |id: &str| -> (f64, f64) {
             let at = svg.find(&format!("data-span-id=\"{id}\"")).unwrap();
             let rest = &svg[at..];
@@ -282,10 +282,7 @@ mod tests {
 
     #[test]
     fn an_empty_trace_is_still_a_picture() {
-        let svg = svg(&Trace {
-            trace_id: "x".to_owned(),
-            spans: Vec::new(),
-        });
+        let svg = svg("x", &[]);
         assert!(svg.contains("trace x: no spans") && svg.ends_with("</svg>\n"));
     }
 }

@@ -135,7 +135,12 @@ pub async fn write_waterfall(base: &str, id: &str, out: &Path) -> Result<PathBuf
     let trace = fetch(&http(), base, &id).await?;
     let path = out.join(format!("trace-{id}.svg"));
     std::fs::create_dir_all(out)
-        .and_then(|()| std::fs::write(&path, crate::plot::waterfall::svg(&trace)))
+        .and_then(|()| {
+            std::fs::write(
+                &path,
+                crate::plot::waterfall::svg(&trace.trace_id, &trace.spans),
+            )
+        })
         .map_err(|source| TraceError::Write {
             path: path.clone(),
             source,
@@ -174,7 +179,7 @@ pub async fn add_slowest(section: &mut Section, data_dir: &Path, since_ns: u64, 
                     summary.duration_ns as f64 / 1e6,
                     summary.trace_id
                 ),
-                crate::plot::waterfall::svg(&trace),
+                crate::plot::waterfall::svg(&trace.trace_id, &trace.spans),
             );
             if list.evicted_traces > 0 {
                 section.notes.push(format!(
