@@ -192,3 +192,68 @@ fn proxies_and_only_proxies_are_pointed_at_the_receiver() {
         assert_eq!(pointed, spec.stage == crate::plan::Stage::Proxy, "{spec:?}");
     }
 }
+
+/// The receiver over a real socket: the URL file while it runs, a clear answer to every bad
+/// request, and none left behind when it stops.
+#[tokio::test]
+async fn the_receiver_answers_bad_requests_clearly_and_removes_its_url_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let prepared = receiver::Prepared::bind(dir.path(), Bounds::default()).unwrap();
+    let base = client::receiver_url(dir.path()).unwrap();
+    assert_eq!(base, prepared.url());
+    let serving = prepared.serve().unwrap();
+    let http = client::http();
+
+    // An empty body is a valid, empty export: OTLP/HTTP's success answer.
+    let empty = http
+        .post(format!("{base}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 200);
+    let not_protobuf = http
+        .post(format!("{base}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(vec![0xff_u8; 7])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_protobuf.status(), 400);
+    let text = not_protobuf.text().await.unwrap();
+    assert!(
+        text.contains("not an OTLP ExportTraceServiceRequest"),
+        "{text}"
+    );
+    let json = http
+        .post(format!("{base}/v1/traces"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), 415);
+
+    let bad_id = http
+        .get(format!("{base}/traces/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_id.status(), 400);
+    let unknown = client::fetch(&http, &base, "5bf92f3577b34da6a3ce929d0e0e4736")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        unknown,
+        "trace 5bf92f3577b34da6a3ce929d0e0e4736 is not held: the receiver keeps the last 2000 \
+         traces and 32768 spans (0 traces evicted so far), and only sampled requests are exported"
+    );
+    let listed = client::list(&http, &base).await.unwrap();
+    assert!(listed.traces.is_empty());
+    assert_eq!((listed.max_traces, listed.max_spans), (2000, 32768));
+
+    drop(serving);
+    let stopped = client::receiver_url(dir.path()).unwrap_err().to_string();
+    assert!(stopped.contains("no trace receiver runs"), "{stopped}");
+}
