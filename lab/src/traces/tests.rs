@@ -257,3 +257,37 @@ async fn the_receiver_answers_bad_requests_clearly_and_removes_its_url_file() {
     let stopped = client::receiver_url(dir.path()).unwrap_err().to_string();
     assert!(stopped.contains("no trace receiver runs"), "{stopped}");
 }
+
+#[test]
+fn the_receiver_runs_only_with_observe_and_no_collector_in_lab() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let text = "[proxy]\nlisten = [\"127.0.0.1:8000\"]\n[lab]\ndata_dir = \".\"\n";
+    let load =
+        |extra: &str| crate::labfile::LabFile::parse(&format!("{text}{extra}"), &config).unwrap();
+    let stale = url_file(dir.path());
+
+    // Without --observe: none, and a URL file a killed `up` left is gone.
+    std::fs::write(&stale, "http://127.0.0.1:1\n").unwrap();
+    let mut file = load("");
+    assert!(receiver::prepare(false, &mut file).unwrap().is_none());
+    assert!(!stale.exists());
+    assert_eq!(file.lab.otlp_endpoint, None);
+
+    // A real collector named in [lab]: none either, and the services keep that collector.
+    let mut file = load("otlp_endpoint = \"http://collector:4318\"\n");
+    assert!(receiver::prepare(true, &mut file).unwrap().is_none());
+    assert_eq!(
+        file.lab.otlp_endpoint.as_deref(),
+        Some("http://collector:4318")
+    );
+
+    // Otherwise the receiver, and [lab] names it for the plan.
+    let mut file = load("");
+    let prepared = receiver::prepare(true, &mut file).unwrap().unwrap();
+    assert_eq!(file.lab.otlp_endpoint.as_deref(), Some(prepared.url()));
+    assert_eq!(
+        std::fs::read_to_string(&stale).unwrap().trim(),
+        prepared.url()
+    );
+}
