@@ -339,6 +339,7 @@ mod tests {
             ("scalelab bench -s canary", Scenario::Canary),
             ("scalelab bench -s latency-aware", Scenario::LatencyAware),
             ("scalelab bench -s bad-server", Scenario::BadServer),
+            ("scalelab bench -s hash-locality", Scenario::HashLocality),
         ] {
             assert_eq!(bench(line).scenario, scenario, "{line}");
         }

@@ -34,10 +34,12 @@ pub enum Scenario {
     BadServer,
     /// A canary gateway with a 30% error rate rolled out by reloads (5, 25, 50, 100%): promote or roll back.
     Canary,
+    /// Gateways with a local item cache; round robin against a hash on the item id: hit ratio and latency.
+    HashLocality,
 }
 
 /// What `--all` runs, in order: the plain comparisons first, then each condition.
-pub const ALL: [Scenario; 11] = [
+pub const ALL: [Scenario; 12] = [
     Scenario::Strategies,
     Scenario::Cache,
     Scenario::SlowServer,
@@ -49,6 +51,7 @@ pub const ALL: [Scenario; 11] = [
     Scenario::LatencyAware,
     Scenario::BadServer,
     Scenario::Canary,
+    Scenario::HashLocality,
 ];
 
 impl Scenario {
@@ -67,6 +70,7 @@ impl Scenario {
             Scenario::LatencyAware => "latency-aware",
             Scenario::BadServer => "bad-server",
             Scenario::Canary => "canary",
+            Scenario::HashLocality => "hash-locality",
         }
     }
 }
