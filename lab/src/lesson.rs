@@ -5,7 +5,8 @@
 //! - `knobs`: the lab's knobs and the `Restore` guard.
 //! - `verdict`: the verdict sentences, pure.
 //! - `balance`: `strategies`, `slow-server`, `uneven-capacity`; `failing`: `failing-server`; `hot_key`:
-//!   `hot-key` and `cache`; `flood`: `priority-flood`; `reload`: `reload-under-load`; `traffic`: `latency-aware`, `bad-server`; `canary`: `canary`.
+//!   `hot-key` and `cache`; `flood`: `priority-flood`; `reload`: `reload-under-load`; `traffic`: `latency-aware`, `bad-server`; `canary`: `canary`;
+//!   `scale_out`: `scale-out` (on a lab started with `up --dns`).
 
 mod balance;
 mod canary;
@@ -14,6 +15,7 @@ mod flood;
 mod hot_key;
 pub mod knobs;
 mod reload;
+mod scale_out;
 mod traffic;
 pub mod verdict;
 
@@ -222,6 +224,7 @@ impl Lab {
             progress: self.progress,
             duration: None,
             keys: None,
+            stop: None,
         };
         shape(&mut plan);
         let report = bench::run(&plan).await?;
@@ -260,6 +263,7 @@ impl Lab {
 /// The lab does not answer, refuses a knob, or cannot be restored.
 pub async fn run(scenario: Scenario, lab: &Lab) -> Result<Section, LessonError> {
     println!("== {} ==", scenario.name());
+    scale_out::refuse_on_dns(scenario, lab)?;
     let mut restore = Restore::new(lab.knobs.http.clone());
     let section = match scenario {
         Scenario::Single | Scenario::Strategies => balance::plain(scenario, lab).await,
@@ -273,6 +277,7 @@ pub async fn run(scenario: Scenario, lab: &Lab) -> Result<Section, LessonError> 
         Scenario::LatencyAware => traffic::latency_aware(lab, &mut restore).await,
         Scenario::BadServer => traffic::bad_server(lab, &mut restore).await,
         Scenario::Canary => canary::canary(lab, &mut restore).await,
+        Scenario::ScaleOut => scale_out::scale_out(lab).await,
     };
     // Restored whatever happened; a failed restore is reported even when the scenario failed too.
     let restored = restore.finish().await;

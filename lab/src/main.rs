@@ -99,6 +99,12 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         None
     };
     fleet::extend(&mut specs, &file, redis);
+    let dns = if args.dns {
+        Some(scalelab_lab::dns::prepare(&file, &mut specs)?)
+    } else {
+        scalelab_lab::dns::DnsLab::forget(&file.data_dir);
+        None
+    };
     // A new token per start, kept in the data dir for the lab's own admin calls.
     let admin_token = scalelab_lab::admin_token::generate();
     scalelab_lab::admin_token::save(&file.data_dir, &admin_token).with_context(|| {
@@ -151,11 +157,15 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         // Unprefixed, so the export line, the curl commands and the links can be copied as they are.
         let mut lines = banner(
             &file,
+            dns.as_ref(),
             dev_token.as_deref(),
             &admin_token,
             &supervisor.pids(),
         );
         lines.extend(fleet::banner(&file));
+        if let Some(dns) = &dns {
+            lines.extend(scalelab_lab::dns::banner(dns));
+        }
         if let Some(base) = &prometheus {
             lines.extend(observe::banner(base));
         }
@@ -166,6 +176,9 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             supervisor.say(&format!("{signal} received"));
         }
         supervisor.shutdown(STOP_GRACE).await;
+        if dns.is_some() {
+            scalelab_lab::dns::DnsLab::forget(&file.data_dir);
+        }
         match outcome {
             Ok(_) => Ok(ExitCode::SUCCESS),
             Err(error) => Err(error.into()),
@@ -176,6 +189,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 /// What `up` prints once everything answers: where things are, a token, and the seed's commands, working.
 fn banner(
     file: &LabFile,
+    dns: Option<&scalelab_lab::dns::DnsLab>,
     token: Option<&str>,
     admin_token: &str,
     pids: &[(String, u32)],
@@ -190,8 +204,16 @@ fn banner(
             file.admin_url
         ),
     ];
-    for &port in &lab.gateways {
-        lines.push(format!("  gateway      {}", file.backend_url(port)));
+    let gateways = match dns {
+        Some(dns) => dns.gateway_urls(),
+        None => lab
+            .gateways
+            .iter()
+            .map(|&port| file.backend_url(port))
+            .collect(),
+    };
+    for url in gateways {
+        lines.push(format!("  gateway      {url}"));
     }
     lines.push(format!(
         "  microservice {}",

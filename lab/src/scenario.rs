@@ -34,6 +34,9 @@ pub enum Scenario {
     BadServer,
     /// A canary gateway with a 30% error rate rolled out by reloads (5, 25, 50, 100%): promote or roll back.
     Canary,
+    /// A lab started with `up --dns`: a fourth gateway's record added under load, then one removed; the proxy
+    /// follows DNS (not in `--all`, whose other lessons need the static lab).
+    ScaleOut,
 }
 
 /// What `--all` runs, in order: the plain comparisons first, then each condition.
@@ -67,6 +70,7 @@ impl Scenario {
             Scenario::LatencyAware => "latency-aware",
             Scenario::BadServer => "bad-server",
             Scenario::Canary => "canary",
+            Scenario::ScaleOut => "scale-out",
         }
     }
 }

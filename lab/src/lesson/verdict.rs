@@ -2,6 +2,7 @@
 //! did not happen says so. Pure, table-tested.
 
 pub mod canary;
+pub mod scale_out;
 pub mod traffic;
 
 /// A duration in milliseconds as a reader wants it: "0.42 ms", "12 ms", "240 ms", "1.1 s".
