@@ -64,8 +64,9 @@ pub struct UpArgs {
     pub fleet: bool,
     /// Publish the gateways as the A records of one name (gateways.lab), served by a dnsmasq the lab runs on a free
     /// port, and let the proxy find them through it (each gateway on its own loopback address, one port); the
-    /// proxy then runs <config stem>.dns.toml, written beside the config. `bench -s scale-out` needs it.
-    #[arg(long)]
+    /// proxy then runs <config stem>.dns.toml, written beside the config. `bench -s scale-out` needs it. Not with
+    /// --observe yet: its scrape config lists the gateways by their static ports.
+    #[arg(long, conflicts_with = "observe")]
     pub dns: bool,
 }
 
@@ -258,6 +259,7 @@ mod tests {
             };
             assert_eq!(args.dns, dns, "{line}");
         }
+        assert!(parse("scalelab up --dns --observe").is_err());
     }
 
     #[test]

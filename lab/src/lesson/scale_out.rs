@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::time::Instant;
 
 use super::verdict::scale_out::{self as figures, Marks};
@@ -25,10 +26,11 @@ pub const NEEDS_DNS: &str =
     "scale-out changes the gateways' DNS records, so it needs the lab's own name server: \
     start the lab with `scalelab up --dns` (`make up ARGS=--dns`)";
 
-/// The load before the fourth gateway's record appears, with it once the proxy has it, and after
-/// the removal once the proxy has dropped the removed gateway.
+/// The load before the fourth gateway's record appears, with it once the proxy gives it its whole
+/// weight (after slow start, if the group has one), and after the removal once the proxy has
+/// dropped the removed gateway.
 const BEFORE: Duration = Duration::from_secs(3);
-const WITH_NEWCOMER: Duration = Duration::from_secs(6);
+const WITH_NEWCOMER: Duration = Duration::from_secs(5);
 const AFTER: Duration = Duration::from_secs(4);
 /// How long the proxy may take to follow a record change (a resolution, then a health check),
 /// and a new gateway to answer its health URL; far more than either takes.
@@ -58,8 +60,8 @@ pub fn refuse_on_dns(scenario: Scenario, lab: &Lab) -> Result<(), LessonError> {
     Ok(())
 }
 
-/// One server's entry in `/admin/upstreams`, if the proxy lists it: whether it takes requests.
-async fn listed(lab: &Lab, server: &str) -> Result<Option<bool>, LessonError> {
+/// One server's entry in `/admin/upstreams`, if the proxy lists it.
+async fn listed(lab: &Lab, server: &str) -> Result<Option<Value>, LessonError> {
     let upstreams = lab.knobs.admin("/admin/upstreams").await?;
     Ok(upstreams["upstreams"]
         .as_array()
@@ -67,7 +69,19 @@ async fn listed(lab: &Lab, server: &str) -> Result<Option<bool>, LessonError> {
         .flatten()
         .flat_map(|group| group["servers"].as_array().into_iter().flatten())
         .find(|entry| entry["addr"] == server)
-        .map(|entry| entry["available"].as_bool().unwrap_or(false)))
+        .cloned())
+}
+
+/// Whether a listed server takes requests.
+fn available(entry: Option<&Value>) -> bool {
+    entry.is_some_and(|entry| entry["available"] == true)
+}
+
+/// Whether a listed server has its whole weight (slow start over, or none configured).
+fn ramped(entry: Option<&Value>) -> bool {
+    entry.is_some_and(|entry| {
+        entry["effective_weight"].as_f64().unwrap_or(0.0) >= entry["weight"].as_f64().unwrap_or(1.0)
+    })
 }
 
 /// Polls until `want` holds for `server`'s entry, or fails with `what` after [`FOLLOW_TIMEOUT`].
@@ -75,11 +89,11 @@ async fn until(
     lab: &Lab,
     server: &str,
     what: &str,
-    want: impl Fn(Option<bool>) -> bool,
+    want: impl Fn(Option<&Value>) -> bool,
 ) -> Result<(), LessonError> {
     let deadline = Instant::now() + FOLLOW_TIMEOUT;
     loop {
-        if want(listed(lab, server).await?) {
+        if want(listed(lab, server).await?.as_ref()) {
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -165,11 +179,10 @@ async fn steps(
     records.push(added.0);
     let added_at = at();
     dns.publish(&records).map_err(fail)?;
-    until(lab, added.1, "list as available", |entry| {
-        entry == Some(true)
-    })
-    .await?;
+    until(lab, added.1, "list as available", available).await?;
     let joined = at();
+    until(lab, added.1, "give its whole weight to", ramped).await?;
+    let ramped_at = at();
     tokio::time::sleep(WITH_NEWCOMER).await;
     records.retain(|&ip| ip != removed.0);
     let removed_at = at();
@@ -180,6 +193,7 @@ async fn steps(
     Ok(Marks {
         added: added_at,
         joined,
+        ramped: ramped_at,
         removed: removed_at,
         gone,
         end: at(),
@@ -259,8 +273,8 @@ pub async fn scale_out(lab: &Lab) -> Result<Section, LessonError> {
     let condition = format!(
         "Round robin loads /data (cache bypassed) on a lab whose gateways are the A records of {name} ({servers}), \
          served by the lab's dnsmasq ({resolver}, answers live 1 s). After {before} s a fourth gateway is started on \
-         {added} and its record added (hosts file rewritten, dnsmasq sent SIGHUP); {hold} s after the proxy lists it \
-         as available, the record of {removed} is removed, and the load goes on {after} s after the proxy let it \
+         {added} and its record added (hosts file rewritten, dnsmasq sent SIGHUP); {hold} s after the proxy gives it \
+         its whole weight (once it is available and any slow start is over), the record of {removed} is removed, and the load goes on {after} s after the proxy let it \
          go. Afterwards the original records are published again and the fourth gateway is stopped.",
         name = dns.name,
         servers = dns.gateway_urls().join(", "),
@@ -291,6 +305,10 @@ fn steps_table(figures: &figures::ScaleOut) -> Table {
                 marks.joined,
             ),
             row(
+                &format!("{} at its whole weight", figures.added),
+                marks.ramped,
+            ),
+            row(
                 &format!("record of {} removed", figures.removed),
                 marks.removed,
             ),
@@ -317,7 +335,8 @@ fn phase_table(timeline: &crate::bench::timeline::Timeline, figures: &figures::S
     servers.dedup();
     let phases = [
         ("before the add", 0.0, marks.added),
-        ("with the newcomer", marks.joined, marks.removed),
+        ("newcomer ramping up", marks.joined, marks.ramped),
+        ("with the newcomer", marks.ramped, marks.removed),
         (
             "after the removal",
             marks.gone + figures.drain_s,

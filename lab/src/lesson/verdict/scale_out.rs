@@ -13,6 +13,8 @@ pub struct Marks {
     pub added: f64,
     /// The proxy listed the added gateway as available.
     pub joined: f64,
+    /// The proxy gave it its whole weight (slow start over, or the same instant without one).
+    pub ramped: f64,
     /// A record was removed.
     pub removed: f64,
     /// The proxy no longer listed the removed gateway.
@@ -28,7 +30,8 @@ pub struct ScaleOut {
     pub removed: String,
     /// Gateways once the added one joined (its fair share is one of these).
     pub servers_after_join: usize,
-    /// The added gateway's share of the requests answered between joining and the removal.
+    /// The added gateway's share of the requests answered between its whole weight and the
+    /// removal.
     pub added_share: f64,
     /// Requests the added gateway answered in the whole run.
     pub added_requests: u64,
@@ -123,7 +126,7 @@ pub fn measure(timeline: &Timeline, change: Change<'_>, marks: Marks, load: Load
         added: added.to_owned(),
         removed: removed.to_owned(),
         servers_after_join,
-        added_share: share(counts_between(timeline, added, marks.joined, marks.removed)),
+        added_share: share(counts_between(timeline, added, marks.ramped, marks.removed)),
         added_requests,
         removed_share_before: share(counts_between(timeline, removed, 0.0, marks.added)),
         removed_after_drain: counts_between(timeline, removed, marks.gone + drain_s, f64::INFINITY)
@@ -150,14 +153,15 @@ pub fn scale_out(figures: &ScaleOut) -> String {
             figures.added
         )
     } else {
-        let below = if figures.added_share < fair - 0.01 {
-            "; a group with slow start ramps a newcomer in"
+        let ramp = marks.ramped - marks.joined;
+        let ramp = if ramp >= 0.5 {
+            format!(", reached its whole weight {ramp:.1} s later (slow start)")
         } else {
-            ""
+            String::new()
         };
         format!(
             "The added gateway {} joined {:.1} s after its record was published (the proxy's next resolution, then its \
-             health check) and then took {} of the requests (a fair share of {} gateways is {}{below}).",
+             health check){ramp} and then took {} of the requests (a fair share of {} gateways is {}).",
             figures.added,
             marks.joined - marks.added,
             pct(figures.added_share),
@@ -219,7 +223,8 @@ mod tests {
 
     const MARKS: Marks = Marks {
         added: 2.0,
-        joined: 3.0,
+        joined: 2.5,
+        ramped: 3.0,
         removed: 5.0,
         gone: 6.0,
         end: 9.0,
@@ -260,10 +265,14 @@ mod tests {
         assert_eq!(figures.removed_after_drain, 0);
         assert_eq!(figures.last_removed_answer, Some(1.0));
         let verdict = scale_out(&figures);
-        assert!(verdict.contains("d joined 1.0 s after"), "{verdict}");
-        assert!(verdict.contains(
-            "took 20% of the requests (a fair share of 3 gateways is 33%; a group with slow start"
-        ));
+        assert!(verdict.contains("d joined 0.5 s after"), "{verdict}");
+        assert!(
+            verdict.contains(
+                "reached its whole weight 0.5 s later (slow start) and then took 20% of the requests \
+                 (a fair share of 3 gateways is 33%)."
+            ),
+            "{verdict}"
+        );
         assert!(verdict.contains("c (which had 50% before) left the proxy's list 1.0 s after"));
         assert!(verdict.contains("85 requests, none failed"), "{verdict}");
     }
