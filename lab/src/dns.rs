@@ -309,14 +309,19 @@ impl DnsLab {
     }
 }
 
-/// `up --dns`: plans the name server, writes its files and the proxy's config, moves the
-/// gateways, adds the dnsmasq child to `children` and saves `lab.json`.
+/// `up --dns`: plans the name server (run from `binary`, `dnsmasq::find_binary`'s answer),
+/// writes its files and the proxy's config, moves the gateways, adds the dnsmasq child to
+/// `children` and saves `lab.json`.
 ///
 /// # Errors
-/// dnsmasq is not installed, or the lab cannot be set up (see `DnsLab::plan`, `write_files`).
-pub fn prepare(file: &LabFile, children: &mut Vec<ChildSpec>) -> Result<DnsLab, DnsError> {
-    let binary = dnsmasq::find_binary(std::env::var_os("PATH").as_deref())
-        .ok_or_else(|| DnsError::Setup(INSTALL_HINT.to_owned()))?;
+/// dnsmasq is not installed (`binary` is `None`: the error says how to install it), or the lab
+/// cannot be set up (see `DnsLab::plan`, `write_files`).
+pub fn prepare(
+    file: &LabFile,
+    children: &mut Vec<ChildSpec>,
+    binary: Option<PathBuf>,
+) -> Result<DnsLab, DnsError> {
+    let binary = binary.ok_or_else(|| DnsError::Setup(INSTALL_HINT.to_owned()))?;
     let mut lab = DnsLab::plan(file)?;
     let text = std::fs::read_to_string(&file.path).map_err(io("reading", &file.path))?;
     // A pid file left by an earlier lab must not make this one look running before it is.

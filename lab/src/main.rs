@@ -100,7 +100,8 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     fleet::extend(&mut specs, &file, redis);
     let dns = if args.dns {
-        Some(scalelab_lab::dns::prepare(&file, &mut specs)?)
+        let binary = scalelab_common::dnsmasq::find_binary(std::env::var_os("PATH").as_deref());
+        Some(scalelab_lab::dns::prepare(&file, &mut specs, binary)?)
     } else {
         scalelab_lab::dns::DnsLab::forget(&file.data_dir);
         None

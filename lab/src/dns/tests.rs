@@ -117,3 +117,16 @@ fn only_a_loopback_host_with_room_is_accepted() {
         assert!(DnsLab::plan(&file).is_err(), "{text}");
     }
 }
+
+#[test]
+fn without_dnsmasq_up_dns_says_how_to_install_it_and_changes_nothing() {
+    let file = LabFile::parse(CONFIG, Path::new("/nonexistent/lab/config.toml")).unwrap();
+    let mut children = plan(&file, Path::new("/bin"));
+    let before = children.clone();
+    let error = prepare(&file, &mut children, None).unwrap_err().to_string();
+    assert!(
+        error.contains("install it with `bash scripts/install-deps.sh --dns`"),
+        "{error}"
+    );
+    assert_eq!(children, before);
+}
