@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use crate::error::{AppError, UpstreamFailure};
 use crate::extract::{Json, Query};
 use crate::instance::{self, Instance, LATENCY_BUCKETS};
+use crate::local_cache::{self, Item, LocalCache};
 use crate::priority_worker::queue::Priority;
 use crate::priority_worker::unix_now;
 use scalelab_auth::Verifier;
@@ -152,6 +153,8 @@ pub struct GatewayState {
     dependencies: Arc<Dependencies>,
     client: reqwest::Client,
     metrics: DependencyMetrics,
+    /// In front of `/data/complex`'s fan-out; off (0 entries) until resized.
+    local_cache: LocalCache,
 }
 
 impl GatewayState {
@@ -177,6 +180,8 @@ impl GatewayState {
             .map_err(AppError::internal)?;
         let metrics =
             DependencyMetrics::register(instance.registry()).map_err(AppError::internal)?;
+        let local_cache =
+            LocalCache::register(instance.registry(), 0).map_err(AppError::internal)?;
         let trim = |url: String| url.trim_end_matches('/').to_owned();
         let dependencies = Dependencies {
             database: trim(dependencies.database),
@@ -189,20 +194,29 @@ impl GatewayState {
             dependencies: Arc::new(dependencies),
             client,
             metrics,
+            local_cache,
         })
+    }
+
+    /// The local item cache, off until resized (`--local-cache`, `POST /admin/local-cache`).
+    #[must_use]
+    pub fn local_cache(&self) -> &LocalCache {
+        &self.local_cache
     }
 }
 
 /// The gateway's routes (all but the common ones require a valid JWT) plus the common ones.
 pub fn router(state: GatewayState) -> Router {
     let instance = Arc::clone(&state.instance);
+    let cache_admin = local_cache::router(state.local_cache.clone());
     let service = Router::new()
         .route("/data", get(data))
         .route("/data/complex", get(complex))
         .route("/longtask", post(longtask))
         .route("/auth/verify", get(verify))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .with_state(state);
+        .with_state(state)
+        .merge(cache_admin);
     instance::wrap(&instance, service)
 }
 
@@ -377,6 +391,21 @@ async fn complex(
         .ok_or_else(|| AppError::BadRequest("query parameter id is required".to_owned()))?
         .parse()
         .map_err(|_| AppError::BadRequest("id must be an integer".to_owned()))?;
+    let (item, lookup) = state
+        .local_cache
+        .get_or_fetch(id, fetch_item(&state, id))
+        .await?;
+    let body = json!({ "db_data": item.db_data, "service_data": item.service_data, "timestamp": unix_now() });
+    let mut response = with_cache_control(body, COMPLEX_CACHE_CONTROL);
+    if let Some(label) = lookup {
+        let value = HeaderValue::from_static(label);
+        response.headers_mut().insert(local_cache::HEADER, value);
+    }
+    Ok(response)
+}
+
+/// `/data/complex`'s expensive part: the item from the database and the microservice's answer, fetched at once.
+async fn fetch_item(state: &GatewayState, id: i64) -> Result<Item, AppError> {
     let item = state.call(
         Dependency::Database,
         state
@@ -407,8 +436,10 @@ async fn complex(
             });
         }
     }
-    let body = json!({ "db_data": db_data, "service_data": service_data, "timestamp": unix_now() });
-    Ok(with_cache_control(body, COMPLEX_CACHE_CONTROL))
+    Ok(Item {
+        db_data,
+        service_data,
+    })
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod gateway;
 pub mod instance;
+pub mod local_cache;
 pub mod microservice;
 pub mod priority_worker;
 pub mod serve;

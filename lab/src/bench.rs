@@ -1,6 +1,6 @@
 //! `scalelab bench`: a closed-loop load generator. C tasks each send requests back to back until N have been sent,
-//! recording latency (HDR histogram, microseconds), status, `X-Upstream-Server` and `X-Cache` of every response,
-//! and when each one finished (`timeline`). A run can also stop at a deadline, and can spread its requests over
+//! recording latency (HDR histogram, microseconds), status, `X-Upstream-Server`, `X-Cache` and the gateway's
+//! `X-Local-Cache` of every response, and when each one finished (`timeline`). A run can also stop at a deadline, and can spread its requests over
 //! Zipf-distributed keys (`Keys`).
 
 pub mod timeline;
@@ -107,6 +107,9 @@ pub struct BenchReport {
     pub upstreams: BTreeMap<String, u64>,
     /// `X-Cache` to count (`none` when absent).
     pub cache: BTreeMap<String, u64>,
+    /// The gateway's `X-Local-Cache` (`hit`, `miss`) to count (`none` when absent: its local cache is off, or the
+    /// proxy's cache answered).
+    pub local_cache: BTreeMap<String, u64>,
     /// Transport errors (connect, timeout), which have no status.
     pub errors: u64,
     /// 429 answers: refused to protect the server (rate limits); counted apart from other errors because they are
@@ -221,6 +224,7 @@ struct Tally {
     statuses: BTreeMap<String, u64>,
     upstreams: BTreeMap<String, u64>,
     cache: BTreeMap<String, u64>,
+    local_cache: BTreeMap<String, u64>,
     errors: u64,
     samples: Vec<Sample>,
 }
@@ -235,6 +239,7 @@ impl Tally {
             statuses: BTreeMap::new(),
             upstreams: BTreeMap::new(),
             cache: BTreeMap::new(),
+            local_cache: BTreeMap::new(),
             errors: 0,
             samples: Vec::new(),
         })
@@ -247,6 +252,7 @@ impl Tally {
             (&mut self.statuses, other.statuses),
             (&mut self.upstreams, other.upstreams),
             (&mut self.cache, other.cache),
+            (&mut self.local_cache, other.local_cache),
         ] {
             for (key, count) in source {
                 *target.entry(key).or_default() += count;
@@ -332,7 +338,11 @@ pub async fn run(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
                         let status = response.status().as_u16();
                         let upstream = header(&response, "x-upstream-server");
                         let cache = header(&response, "x-cache");
-                        response.bytes().await.map(|_| (status, upstream, cache))
+                        let local = header(&response, "x-local-cache");
+                        response
+                            .bytes()
+                            .await
+                            .map(|_| (status, upstream, cache, local))
                     }
                     Err(error) => Err(error),
                 };
@@ -340,7 +350,7 @@ pub async fn run(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
                 tally.histogram.saturating_record(micros.max(1));
                 let at_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 match outcome {
-                    Ok((status, upstream, cache)) => {
+                    Ok((status, upstream, cache, local)) => {
                         tally.samples.push(Sample {
                             at_ms,
                             outcome: Outcome::of_status(status),
@@ -349,6 +359,7 @@ pub async fn run(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
                         *tally.statuses.entry(status.to_string()).or_default() += 1;
                         *tally.upstreams.entry(upstream).or_default() += 1;
                         *tally.cache.entry(cache).or_default() += 1;
+                        *tally.local_cache.entry(local).or_default() += 1;
                     }
                     Err(_) => {
                         tally.samples.push(Sample {
@@ -394,6 +405,7 @@ pub async fn run(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
         upstreams: total.upstreams,
         cache_hit_ratio: hit_ratio(&total.cache),
         cache: total.cache,
+        local_cache: total.local_cache,
         errors: total.errors,
         too_many_requests,
         unavailable,

@@ -334,6 +334,7 @@ mod tests {
             ("scalelab bench -s canary", Scenario::Canary),
             ("scalelab bench -s latency-aware", Scenario::LatencyAware),
             ("scalelab bench -s bad-server", Scenario::BadServer),
+            ("scalelab bench -s hash-locality", Scenario::HashLocality),
             ("scalelab bench -s scale-out", Scenario::ScaleOut),
         ] {
             assert_eq!(bench(line).scenario, scenario, "{line}");

@@ -6,12 +6,14 @@
 //! - `verdict`: the verdict sentences, pure.
 //! - `balance`: `strategies`, `slow-server`, `uneven-capacity`; `failing`: `failing-server`; `hot_key`:
 //!   `hot-key` and `cache`; `flood`: `priority-flood`; `reload`: `reload-under-load`; `traffic`: `latency-aware`, `bad-server`; `canary`: `canary`;
+//!   `hash_locality`: `hash-locality`;
 //!   `scale_out`: `scale-out` (on a lab started with `up --dns`).
 
 mod balance;
 mod canary;
 mod failing;
 mod flood;
+mod hash_locality;
 mod hot_key;
 pub mod knobs;
 mod reload;
@@ -277,6 +279,7 @@ pub async fn run(scenario: Scenario, lab: &Lab) -> Result<Section, LessonError> 
         Scenario::LatencyAware => traffic::latency_aware(lab, &mut restore).await,
         Scenario::BadServer => traffic::bad_server(lab, &mut restore).await,
         Scenario::Canary => canary::canary(lab, &mut restore).await,
+        Scenario::HashLocality => hash_locality::hash_locality(lab, &mut restore).await,
         Scenario::ScaleOut => scale_out::scale_out(lab).await,
     };
     // Restored whatever happened; a failed restore is reported even when the scenario failed too.

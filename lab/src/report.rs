@@ -224,6 +224,7 @@ mod tests {
                 statuses: BTreeMap::from([("200".to_owned(), 1)]),
                 upstreams: BTreeMap::from([("127.0.0.1:5000".to_owned(), 1)]),
                 cache: BTreeMap::from([("BYPASS".to_owned(), 1)]),
+                local_cache: BTreeMap::new(),
                 errors: 0,
                 too_many_requests: 0,
                 unavailable: 0,

@@ -34,13 +34,15 @@ pub enum Scenario {
     BadServer,
     /// A canary gateway with a 30% error rate rolled out by reloads (5, 25, 50, 100%): promote or roll back.
     Canary,
+    /// Gateways with a local item cache; round robin against a hash on the item id: hit ratio and latency.
+    HashLocality,
     /// A lab started with `up --dns`: a fourth gateway's record added under load, then one removed; the proxy
     /// follows DNS (not in `--all`, whose other lessons need the static lab).
     ScaleOut,
 }
 
 /// What `--all` runs, in order: the plain comparisons first, then each condition.
-pub const ALL: [Scenario; 11] = [
+pub const ALL: [Scenario; 12] = [
     Scenario::Strategies,
     Scenario::Cache,
     Scenario::SlowServer,
@@ -52,6 +54,7 @@ pub const ALL: [Scenario; 11] = [
     Scenario::LatencyAware,
     Scenario::BadServer,
     Scenario::Canary,
+    Scenario::HashLocality,
 ];
 
 impl Scenario {
@@ -70,6 +73,7 @@ impl Scenario {
             Scenario::LatencyAware => "latency-aware",
             Scenario::BadServer => "bad-server",
             Scenario::Canary => "canary",
+            Scenario::HashLocality => "hash-locality",
             Scenario::ScaleOut => "scale-out",
         }
     }

@@ -119,6 +119,14 @@ name = "ws"
 path = "/ws"
 upstream = "gateways"
 
+# Compressed for the compression row: a gateway's /health, gzip whatever its size.
+[[routes]]
+name = "compressed"
+path = "/compressed"
+strip_prefix = true
+upstream = "gateways"
+compress = {{ encodings = ["gzip"], min_bytes = 0 }}
+
 # A canary split (pinned by X-Canary) whose group ejects an outlier, and a route mirrored to a
 # shadow group, for the dashboard's balancer, canary and mirror panels.
 [upstreams.canary]

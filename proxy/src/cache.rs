@@ -8,7 +8,8 @@
 //! One concept per module: `entry` (a stored object and its size), `tier` (one CLOCK tier and
 //! its counters), `moves` (objects between two tiers), `store` (lookup, insert, freshen,
 //! placement and sweeping over all tiers), `fill` (who fetches a missing key),
-//! `request_lookup` (the protocol for one request, as one call with an `Outcome`), `fleet` (what
+//! `request_lookup` (the protocol for one request, as one call with an `Outcome`), `storing`
+//! (what becomes of the origin's answer, as one call with a `Storing` outcome), `fleet` (what
 //! the store does with the shared tier), `shared_tier`, `invalidation` (purges and how a request
 //! for one is read), `selector` (what a purge selects), `object_report` (one object's place) and
 //! `handle` (the store that follows config reloads). `policy` and `codec` are the pure parts.
@@ -27,6 +28,7 @@ mod request_lookup;
 mod selector;
 mod shared_tier;
 mod store;
+mod storing;
 mod tier;
 
 #[cfg(test)]
@@ -41,6 +43,7 @@ pub use remote::RemoteTier;
 pub use request_lookup::{Lookup, Outcome};
 pub use selector::Selector;
 pub use store::{CacheStore, Found};
+pub use storing::{Collect, Lifetimes, OriginResponse, Storing};
 pub use tier::TierStats;
 
 /// How many shards each tier's map, the fill table and the move registry are split into.

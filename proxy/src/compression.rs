@@ -19,6 +19,6 @@ pub mod plan;
 mod tests;
 
 pub use crate::config::compress::{CompressSettings, Encoding};
-pub use encoder::Encoder;
+pub use encoder::{Encoder, Flush};
 pub use negotiate::choose;
 pub use plan::{plan, Plan, RequestFacts, ResponseFacts, Skip};

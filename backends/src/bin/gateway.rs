@@ -34,6 +34,10 @@ struct Args {
     /// Without an `[auth]` table the protected routes answer 503 rather than serve unauthenticated clients.
     #[arg(long, env = "SCALELAB_CONFIG", default_value = "config.toml")]
     config: PathBuf,
+    /// Entries of the local item cache in front of /data/complex's database and microservice calls (0: off).
+    /// Also adjustable live through `POST /admin/local-cache` with `{"entries": N}`.
+    #[arg(long, env = "SCALELAB_GATEWAY_LOCAL_CACHE", default_value_t = 0)]
+    local_cache: usize,
 }
 
 #[tokio::main]
@@ -75,6 +79,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let state = GatewayState::new(instance, verifier, dependencies, args.upstream_timeout)
         .map_err(|error| anyhow::anyhow!("building the gateway: {error}"))?;
+    state
+        .local_cache()
+        .resize(args.local_cache)
+        .context("--local-cache")?;
     serve::run(listener, gateway::router(state), &name)
         .await
         .context("serving")

@@ -3,6 +3,7 @@
 
 mod database;
 mod harness;
+mod local_cache;
 mod metrics;
 mod websocket;
 mod worker;

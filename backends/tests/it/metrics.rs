@@ -11,13 +11,13 @@ use serde_json::json;
 
 use crate::harness::{client, eventually, get_json, Backend};
 
-const DATABASE: &str = env!("CARGO_BIN_EXE_scalelab-database");
-const GATEWAY: &str = env!("CARGO_BIN_EXE_scalelab-gateway");
-const MICROSERVICE: &str = env!("CARGO_BIN_EXE_scalelab-microservice");
+pub const DATABASE: &str = env!("CARGO_BIN_EXE_scalelab-database");
+pub const GATEWAY: &str = env!("CARGO_BIN_EXE_scalelab-gateway");
+pub const MICROSERVICE: &str = env!("CARGO_BIN_EXE_scalelab-microservice");
 const WORKER: &str = env!("CARGO_BIN_EXE_scalelab-worker");
 
 /// The `[auth]` table the gateway reads from its config file, as the lab's config has one.
-const AUTH_TABLE: &str = r#"
+pub const AUTH_TABLE: &str = r#"
 [auth]
 algorithms = ["HS256"]
 secret = "metrics-test-secret-metrics-test-secret"
@@ -44,6 +44,7 @@ const COMMON: &[&str] = &[
 const GATEWAY_ONLY: &[&str] = &[
     "scalelab_gateway_dependency_requests_total",
     "scalelab_gateway_dependency_duration_seconds",
+    "scalelab_gateway_local_cache_requests_total",
 ];
 const DATABASE_ONLY: &[&str] = &["scalelab_database_query_duration_seconds"];
 const WORKER_ONLY: &[&str] = &[
@@ -133,7 +134,7 @@ fn http_requests(route: &str, method: &str, code: u16) -> String {
 }
 
 /// A token for the gateway, minted from the same `[auth]` table its config file holds.
-fn token(config_dir: &Path) -> String {
+pub fn token(config_dir: &Path) -> String {
     let table = scalelab_auth::parse_config_toml(AUTH_TABLE)
         .unwrap()
         .unwrap();
@@ -255,6 +256,14 @@ async fn every_backend_exports_a_clean_exposition_with_the_dashboard_series() {
                 r#"scalelab_gateway_dependency_duration_seconds_count{{dependency="{dependency}"}}"#
             ),
             calls,
+        );
+    }
+
+    // The local cache is off by default: it counts nothing, and both series exist.
+    for result in ["hit", "miss"] {
+        gateway.assert_value(
+            &format!(r#"scalelab_gateway_local_cache_requests_total{{result="{result}"}}"#),
+            0.0,
         );
     }
 

@@ -291,11 +291,28 @@ impl Knobs {
         port: u16,
         patch: Value,
     ) -> Result<Value, LessonError> {
-        let url = format!("{}/admin/chaos", self.file.backend_url(port));
+        self.backend_knob(restore, port, "/admin/chaos", |before| before, patch)
+            .await
+    }
+
+    /// `POST`s `patch` to a backend's live knob at `path`, remembering first what `GET` on it showed, as
+    /// `original` turns it into a body the `POST` accepts.
+    ///
+    /// # Errors
+    /// The backend refuses or does not answer.
+    pub async fn backend_knob(
+        &self,
+        restore: &mut Restore,
+        port: u16,
+        path: &str,
+        original: impl FnOnce(Value) -> Value,
+        patch: Value,
+    ) -> Result<Value, LessonError> {
+        let url = format!("{}{path}", self.file.backend_url(port));
         let before = self.get(&url).await?;
         restore.remember(Undo::Post {
             url: url.clone(),
-            body: before,
+            body: original(before),
         });
         self.post(&url, &patch).await
     }

@@ -2,6 +2,7 @@
 //! did not happen says so. Pure, table-tested.
 
 pub mod canary;
+pub mod locality;
 pub mod scale_out;
 pub mod traffic;
 

@@ -181,6 +181,7 @@ mod tests {
                 statuses: BTreeMap::new(),
                 upstreams,
                 cache: BTreeMap::new(),
+                local_cache: BTreeMap::new(),
                 errors: 0,
                 too_many_requests: 0,
                 unavailable: 0,

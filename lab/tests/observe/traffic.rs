@@ -191,6 +191,15 @@ impl Lab<'_> {
             }
             assert_eq!(self.get_with("/canary/health", ("x-canary", "1")), 200);
             assert_eq!(self.get("/mirrored/health", false), 200);
+            // The compression row: a gzip response (its bytes counted in and out).
+            let zipped = self
+                .http
+                .get(self.proxy("/compressed/health"))
+                .header("accept-encoding", "gzip")
+                .send()
+                .unwrap();
+            assert_eq!(zipped.status().as_u16(), 200);
+            assert_eq!(zipped.headers()["content-encoding"], "gzip");
             for priority in ["high", "normal", "low"] {
                 let (status, id) = self.task(priority, &io(0.1));
                 assert_eq!(status, 202, "{priority}");
@@ -320,6 +329,8 @@ impl Lab<'_> {
             r#"scalelab_outlier_ejections_total{upstream="canary", reason="consecutive_5xx"}"#,
             r#"scalelab_upstream_server_ejected{upstream="canary"}"#,
             r#"scalelab_upstream_server_ewma_seconds{upstream="gateways"}"#,
+            r#"scalelab_compression_bytes_total{encoding="gzip", direction="in"}"#,
+            r#"scalelab_compression_bytes_total{encoding="gzip", direction="out"}"#,
         ];
         let deadline = Instant::now() + patient(Duration::from_secs(20));
         loop {

@@ -4,6 +4,7 @@
 mod policy;
 mod race;
 mod request_lookup;
+mod storing;
 
 use super::policy::{TtlSource, Usability};
 use super::*;

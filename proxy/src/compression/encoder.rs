@@ -1,8 +1,10 @@
-//! One response body's encoder. Each chunk is compressed and flushed at once (a sync flush:
-//! the dictionary is kept, so the cost in size is a few bytes per chunk), so a streamed
-//! response (server-sent events, a long download) reaches the client as the upstream sends
-//! it, and the encoder holds only its own window, never the body: memory stays flat whatever
-//! the response's length.
+//! One response body's encoder. The encoder holds only its own window, never the body, and
+//! gives out its blocks as they fill: memory stays flat whatever the response's length. A
+//! streamed response (server-sent events, or one whose upstream says `X-Accel-Buffering: no`)
+//! is also flushed after each chunk (a sync flush: the dictionary is kept), so each event
+//! reaches the client as the upstream sends it. Other responses are not: a flush ends the
+//! current deflate block, and flushing every upstream read cost about 10% more CPU per MB
+//! (4 KiB reads, gzip level 6) and a 3% larger body, which kept gzip behind nginx's.
 
 use crate::config::compress::Encoding;
 use bytes::Bytes;
@@ -21,9 +23,37 @@ enum Inner {
     Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
 }
 
+/// When the encoder hands out what it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// After every chunk, for a response whose parts must not wait (events).
+    EachChunk,
+    /// As the encoder's blocks fill, and at the end.
+    WhenFull,
+}
+
+impl Flush {
+    /// The policy for a response: events and responses whose upstream asks not to be
+    /// buffered (`X-Accel-Buffering: no`, nginx's convention) are flushed chunk by chunk.
+    pub fn for_response(content_type: Option<&str>, accel_buffering: Option<&str>) -> Flush {
+        let events = content_type.is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/event-stream"))
+        });
+        let unbuffered = accel_buffering.is_some_and(|v| v.trim().eq_ignore_ascii_case("no"));
+        if events || unbuffered {
+            Flush::EachChunk
+        } else {
+            Flush::WhenFull
+        }
+    }
+}
+
 /// A streaming encoder with its byte counts.
 pub struct Encoder {
     inner: Option<Inner>,
+    flush: Flush,
     encoding: Encoding,
     bytes_in: u64,
     bytes_out: u64,
@@ -33,6 +63,7 @@ impl std::fmt::Debug for Encoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Encoder")
             .field("encoding", &self.encoding)
+            .field("flush", &self.flush)
             .field("bytes_in", &self.bytes_in)
             .field("bytes_out", &self.bytes_out)
             .finish()
@@ -41,7 +72,7 @@ impl std::fmt::Debug for Encoder {
 
 impl Encoder {
     /// An encoder at `level` (validated against `Encoding::levels` with the config).
-    pub fn new(encoding: Encoding, level: i32) -> std::io::Result<Encoder> {
+    pub fn new(encoding: Encoding, level: i32, flush: Flush) -> std::io::Result<Encoder> {
         let inner = match encoding {
             Encoding::Gzip => Inner::Gzip(flate2::write::GzEncoder::new(
                 Vec::new(),
@@ -57,6 +88,7 @@ impl Encoder {
         };
         Ok(Encoder {
             inner: Some(inner),
+            flush,
             encoding,
             bytes_in: 0,
             bytes_out: 0,
@@ -72,20 +104,27 @@ impl Encoder {
         let Some(inner) = self.inner.as_mut() else {
             return Err(finished());
         };
+        let flush = self.flush == Flush::EachChunk;
         let out = match inner {
             Inner::Gzip(writer) => {
                 writer.write_all(chunk)?;
-                writer.flush()?;
+                if flush {
+                    writer.flush()?;
+                }
                 std::mem::take(writer.get_mut())
             }
             Inner::Brotli(writer) => {
                 writer.write_all(chunk)?;
-                writer.flush()?;
+                if flush {
+                    writer.flush()?;
+                }
                 std::mem::take(writer.get_mut())
             }
             Inner::Zstd(writer) => {
                 writer.write_all(chunk)?;
-                writer.flush()?;
+                if flush {
+                    writer.flush()?;
+                }
                 std::mem::take(writer.get_mut())
             }
         };

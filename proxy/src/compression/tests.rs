@@ -218,38 +218,72 @@ fn decode(encoding: Encoding, bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Every encoder's stream, fed in uneven chunks, decodes to the input with the real decoders;
-/// each chunk's output is decodable as it comes (the flush), so a streamed response is not
-/// held back.
+/// Every encoder's stream, fed in uneven chunks, decodes to the input with the real decoders,
+/// under both flush policies. Flushed each chunk, what came out so far holds the whole input
+/// so far (an event is not held back); flushed when full, the body is no larger.
 #[test]
 fn encoders_round_trip_chunk_by_chunk() {
     let input: Vec<u8> = (0..300_000u32)
         .flat_map(|i| format!("{{\"id\":{i},\"name\":\"item {}\"}},", i % 97).into_bytes())
         .collect();
     for encoding in ALL {
-        let mut encoder = Encoder::new(encoding, encoding_level(encoding)).unwrap();
-        let mut encoded = Vec::new();
-        let mut fed = 0;
-        for size in [1, 10, 1000, 65536, 7].iter().cycle() {
-            if fed >= input.len() {
-                break;
+        let mut sizes = Vec::new();
+        for flush in [Flush::EachChunk, Flush::WhenFull] {
+            let mut encoder = Encoder::new(encoding, encoding_level(encoding), flush).unwrap();
+            let mut encoded = Vec::new();
+            let mut fed = 0;
+            for size in [1, 10, 1000, 65536, 7].iter().cycle() {
+                if fed >= input.len() {
+                    break;
+                }
+                let end = (fed + size).min(input.len());
+                encoded.extend_from_slice(&encoder.encode(&input[fed..end]).unwrap());
+                fed = end;
             }
-            let end = (fed + size).min(input.len());
-            encoded.extend_from_slice(&encoder.encode(&input[fed..end]).unwrap());
-            fed = end;
+            if encoding == Gzip {
+                let mut partial = Vec::new();
+                let _ = flate2::read::GzDecoder::new(encoded.as_slice()).read_to_end(&mut partial);
+                if flush == Flush::EachChunk {
+                    assert_eq!(partial, input, "{encoding:?}: flushed output");
+                } else {
+                    assert!(partial.len() < input.len(), "{encoding:?}: not flushed");
+                }
+            }
+            encoded.extend_from_slice(&encoder.finish().unwrap());
+            assert!(encoder.is_finished());
+            assert!(encoder.encode(b"x").is_err());
+            assert_eq!(decode(encoding, &encoded), input, "{encoding:?} {flush:?}");
+            assert!(encoded.len() < input.len() / 4, "{encoding:?} compresses");
+            assert_eq!(encoder.counts(), (input.len() as u64, encoded.len() as u64));
+            sizes.push(encoded.len());
         }
-        // Before the end, what came out so far already holds the whole input so far.
-        if encoding == Gzip {
-            let mut partial = Vec::new();
-            let _ = flate2::read::GzDecoder::new(encoded.as_slice()).read_to_end(&mut partial);
-            assert_eq!(partial, input, "{encoding:?}: flushed output");
-        }
-        encoded.extend_from_slice(&encoder.finish().unwrap());
-        assert!(encoder.is_finished());
-        assert!(encoder.encode(b"x").is_err());
-        assert_eq!(decode(encoding, &encoded), input, "{encoding:?}");
-        assert!(encoded.len() < input.len() / 4, "{encoding:?} compresses");
-        assert_eq!(encoder.counts(), (input.len() as u64, encoded.len() as u64));
+        assert!(sizes[1] <= sizes[0], "{encoding:?}: {sizes:?}");
+    }
+}
+
+/// Events and unbuffered responses are flushed chunk by chunk; everything else when full.
+#[test]
+fn only_streamed_responses_are_flushed_each_chunk() {
+    let cases = [
+        (Some("text/event-stream"), None, Flush::EachChunk),
+        (
+            Some("Text/Event-Stream; charset=utf-8"),
+            None,
+            Flush::EachChunk,
+        ),
+        (Some("application/json"), Some("no"), Flush::EachChunk),
+        (Some("application/json"), Some(" NO "), Flush::EachChunk),
+        (Some("application/json"), Some("yes"), Flush::WhenFull),
+        (Some("application/json"), None, Flush::WhenFull),
+        (Some("text/event-streamer"), None, Flush::WhenFull),
+        (None, None, Flush::WhenFull),
+    ];
+    for (content_type, accel, expected) in cases {
+        assert_eq!(
+            Flush::for_response(content_type, accel),
+            expected,
+            "{content_type:?} {accel:?}"
+        );
     }
 }
 

@@ -1,6 +1,6 @@
 //! The cache's part of the request path: `lookup` (the request's cache mode, coalescing, and
-//! answering hits and stale objects), `store` (the storage decision on the origin's response,
-//! collecting its body, freshening after a 304, stale-if-error on a 5xx), `refresh` (the
+//! answering hits and stale objects), `origin_response` (the cache's storing decision on the
+//! origin's response mapped to headers, collecting its body, stale-if-error on a 5xx), `refresh` (the
 //! background refresh of a stale object) and `invalidate` (the `POST /cache/invalidate`
 //! endpoint). This file holds what a request carries between those phases.
 
@@ -52,7 +52,7 @@ pub struct CacheCtx {
     pub fill: Option<FillGuard>,
     /// A stored object usable only if the origin fails.
     pub stale: Option<Arc<Entry>>,
-    collect: Option<origin_response::Collect>,
+    collect: Option<Box<crate::cache::Collect>>,
     /// Set when the origin failed with 5xx and the stale object replaces its answer.
     serving_stale: Option<Arc<Entry>>,
     stale_body_sent: bool,

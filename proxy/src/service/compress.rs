@@ -9,7 +9,7 @@
 use super::RequestCtx;
 use crate::compression::plan::{merged_vary, no_transform, weak_etag};
 use crate::compression::ResponseFacts;
-use crate::compression::{self, counters, CompressSettings, Encoder, Plan, RequestFacts};
+use crate::compression::{self, counters, CompressSettings, Encoder, Flush, Plan, RequestFacts};
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -44,8 +44,9 @@ pub(super) fn on_response(
         return Ok(());
     };
     let facts = response_facts(response.status.as_u16(), response.headers.iter());
+    let flush = flush_for(facts.content_type, response.headers.iter());
     let plan = plan_for(session, settings, facts);
-    let encoder = apply(session, settings, &plan, response)?;
+    let encoder = apply(session, settings, &plan, flush, response)?;
     ctx.explain.note(|| explain(&plan));
     ctx.compressing = encoder.map(Box::new);
     Ok(())
@@ -99,6 +100,10 @@ pub(super) fn on_cached(
     let (status, stored_headers, length) = stored;
     let mut facts = response_facts(status, stored_headers.iter().map(|(n, v)| (n, v)));
     facts.content_length = Some(length as u64);
+    let flush = flush_for(
+        facts.content_type,
+        stored_headers.iter().map(|(n, v)| (n, v)),
+    );
     let plan = plan_for(session, settings, facts);
     let encoder = if not_modified {
         if plan.vary {
@@ -109,7 +114,7 @@ pub(super) fn on_cached(
         }
         None
     } else {
-        apply(session, settings, &plan, head)?
+        apply(session, settings, &plan, flush, head)?
     };
     ctx.explain.note(|| explain(&plan));
     Ok(encoder)
@@ -189,11 +194,23 @@ fn response_facts<'a>(
     facts
 }
 
+/// The flush policy for a response with this type and these fields.
+fn flush_for<'a>(
+    content_type: Option<&str>,
+    mut headers: impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)>,
+) -> Flush {
+    let accel_buffering = headers
+        .find(|(name, _)| name.as_str() == "x-accel-buffering")
+        .and_then(|(_, value)| value.to_str().ok());
+    Flush::for_response(content_type, accel_buffering)
+}
+
 /// Rewrites the head for the plan; returns the encoder when the body is to be encoded.
 fn apply(
     session: &Session,
     settings: &CompressSettings,
     plan: &Plan,
+    flush: Flush,
     response: &mut ResponseHeader,
 ) -> Result<Option<Encoder>> {
     if plan.vary {
@@ -202,7 +219,7 @@ fn apply(
     let Ok(encoding) = plan.outcome else {
         return Ok(None);
     };
-    let encoder = match Encoder::new(encoding, settings.level(encoding)) {
+    let encoder = match Encoder::new(encoding, settings.level(encoding), flush) {
         Ok(encoder) => encoder,
         Err(error) => {
             // The response can still go out as it is.

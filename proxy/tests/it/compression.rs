@@ -7,7 +7,7 @@
 mod origin;
 
 use crate::harness::*;
-use origin::{body_of, explains, fetch, spec, Origin};
+use origin::{body_of, explains, fetch, spec, Origin, EVENTS};
 use std::time::Duration;
 
 async fn negotiated_and_decoded(client: Client) {
@@ -368,4 +368,52 @@ async fn http10_clients_get_identity() {
         "{head}"
     );
     assert!(raw[split + 4..] == body_of(64 * 1024));
+}
+
+/// An event stream is flushed event by event: the client decodes the first event while the
+/// upstream still holds the second (other responses are flushed only as the encoder's blocks
+/// fill; `compression::tests` covers that policy).
+#[tokio::test]
+async fn each_event_of_a_compressed_event_stream_reaches_the_client_at_once() {
+    let origin = Origin::start();
+    let config = TestConfig::new().upstream(spec(&origin)).route_with(
+        "events",
+        "/events",
+        "origin",
+        "compress = { encodings = [\"gzip\"], types = [\"text/event-stream\"] }",
+    );
+    let proxy = TestProxy::start(&config).await;
+    let mut response = proxy
+        .http()
+        .get(proxy.url("/events?hold=1&ct=text/event-stream"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let mut decoder = flate2::write::GzDecoder::new(Vec::new());
+    let mut raw = Vec::new();
+    let deadline = tokio::time::Instant::now() + patient(Duration::from_secs(5));
+    while decoder.get_ref().as_slice() != EVENTS[0].as_bytes() {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk()).await;
+        let Ok(chunk) = chunk else {
+            panic!(
+                "the first event did not arrive while the upstream held the second: {} bytes, \
+                 decoded {:?}",
+                raw.len(),
+                String::from_utf8_lossy(decoder.get_ref())
+            );
+        };
+        let chunk = chunk.unwrap().expect("the stream ended early");
+        raw.extend_from_slice(&chunk);
+        std::io::Write::write_all(&mut decoder, &chunk).unwrap();
+        // The decoder hands what it decoded to its writer on a flush.
+        std::io::Write::flush(&mut decoder).unwrap();
+    }
+    origin.release.notify_one();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        std::io::Write::write_all(&mut decoder, &chunk).unwrap();
+    }
+    let all = decoder.finish().unwrap();
+    assert_eq!(String::from_utf8(all).unwrap(), EVENTS.concat());
 }

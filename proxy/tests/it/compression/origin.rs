@@ -28,14 +28,20 @@ pub fn body_of(size: usize) -> Vec<u8> {
 /// The upstream of these tests: `GET /...?size=N` answers `body_of(N)` (64 KiB by default),
 /// with `ct=` (Content-Type, `application/json` by default), `ce=` (Content-Encoding, the body
 /// unchanged), `cc=` (Cache-Control), `etag=`, `status=`, `range=1` (a 206 with its
-/// Content-Range) and `chunked=1` (the body streamed in 16 KiB pieces, length unknown). It
-/// counts requests and keeps the last `Accept-Encoding` it was sent.
+/// Content-Range), `chunked=1` (the body streamed in 16 KiB pieces, length unknown) and
+/// `hold=1` (two events, `EVENTS`, the second sent only after `release`). It counts requests
+/// and keeps the last `Accept-Encoding` it was sent.
 pub struct Origin {
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
     pub accept_encoding: Arc<Mutex<Option<String>>>,
+    /// Lets a `hold=1` response send its second event.
+    pub release: Arc<tokio::sync::Notify>,
     runtime: Option<tokio::runtime::Runtime>,
 }
+
+/// The two events of a `hold=1` response.
+pub const EVENTS: [&str; 2] = ["data: first\n\n", "data: second\n\n"];
 
 impl Origin {
     pub fn start() -> Origin {
@@ -46,10 +52,11 @@ impl Origin {
             .unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let accept_encoding = Arc::new(Mutex::new(None));
-        let (counted, seen) = (hits.clone(), accept_encoding.clone());
+        let release = Arc::new(tokio::sync::Notify::new());
+        let (counted, seen, held) = (hits.clone(), accept_encoding.clone(), release.clone());
         let router = axum::Router::new().fallback(move |request: Request| {
-            let (hits, seen) = (counted.clone(), seen.clone());
-            async move { answer(request, &hits, &seen) }
+            let (hits, seen, held) = (counted.clone(), seen.clone(), held.clone());
+            async move { answer(request, &hits, &seen, held) }
         });
         let listener = {
             let _context = runtime.enter();
@@ -65,6 +72,7 @@ impl Origin {
             addr,
             hits,
             accept_encoding,
+            release,
             runtime: Some(runtime),
         }
     }
@@ -83,7 +91,12 @@ impl Drop for Origin {
     }
 }
 
-fn answer(request: Request, hits: &AtomicUsize, seen: &Mutex<Option<String>>) -> Response {
+fn answer(
+    request: Request,
+    hits: &AtomicUsize,
+    seen: &Mutex<Option<String>>,
+    release: Arc<tokio::sync::Notify>,
+) -> Response {
     if request.uri().path() == "/health" {
         return Response::new(Body::from("ok"));
     }
@@ -124,6 +137,17 @@ fn answer(request: Request, hits: &AtomicUsize, seen: &Mutex<Option<String>>) ->
             "content-range",
             format!("bytes 0-{}/{}", size - 1, size * 2),
         );
+    }
+    if param("hold").is_some() {
+        use futures::StreamExt as _;
+        let first = futures::stream::iter([Ok::<_, std::convert::Infallible>(EVENTS[0])]);
+        let second = futures::stream::once(async move {
+            release.notified().await;
+            Ok(EVENTS[1])
+        });
+        return builder
+            .body(Body::from_stream(first.chain(second)))
+            .unwrap();
     }
     if param("chunked").is_some() {
         let pieces: Vec<Result<Vec<u8>, std::convert::Infallible>> =
