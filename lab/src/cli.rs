@@ -64,9 +64,8 @@ pub struct UpArgs {
     pub fleet: bool,
     /// Publish the gateways as the A records of one name (gateways.lab), served by a dnsmasq the lab runs on a free
     /// port, and let the proxy find them through it (each gateway on its own loopback address, one port); the
-    /// proxy then runs <config stem>.dns.toml, written beside the config. `bench -s scale-out` needs it. Not with
-    /// --observe yet: its scrape config lists the gateways by their static ports.
-    #[arg(long, conflicts_with = "observe")]
+    /// proxy then runs <config stem>.dns.toml, written beside the config. `bench -s scale-out` needs it.
+    #[arg(long)]
     pub dns: bool,
 }
 
@@ -259,7 +258,10 @@ mod tests {
             };
             assert_eq!(args.dns, dns, "{line}");
         }
-        assert!(parse("scalelab up --dns --observe").is_err());
+        let Command::Up(args) = parse("scalelab up --dns --observe").unwrap().command else {
+            panic!("not up");
+        };
+        assert!(args.dns && args.observe);
     }
 
     #[test]

@@ -174,6 +174,28 @@ impl DnsLab {
             .collect()
     }
 
+    /// Points Prometheus's scrape targets of the gateways (`host:port` from `[lab] gateways`) at
+    /// where `--dns` moved them.
+    pub fn retarget(&self, jobs: &mut [crate::observe::Job], file: &LabFile) {
+        let moved: Vec<(String, String)> = file
+            .lab
+            .gateways
+            .iter()
+            .zip(&self.gateways)
+            .map(|(&port, &ip)| {
+                (
+                    SocketAddr::new(file.lab.host, port).to_string(),
+                    SocketAddr::new(ip, self.port).to_string(),
+                )
+            })
+            .collect();
+        for target in jobs.iter_mut().flat_map(|job| job.targets.iter_mut()) {
+            if let Some((_, to)) = moved.iter().find(|(from, _)| from == target) {
+                target.clone_from(to);
+            }
+        }
+    }
+
     /// Writes dnsmasq's files (the hosts file with every gateway, an empty SRV file) and the
     /// proxy's config derived from the lab's `config_text`.
     ///

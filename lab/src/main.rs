@@ -120,7 +120,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         let binary = observe::find_binary(std::env::var_os("PATH").as_deref())?;
         let port = observe::pick_port(args.prometheus_port)?;
         let home = observe::home(&file);
-        let config = observe::write_config(&file, &home)?;
+        let config = observe::write_jobs(&scrape_jobs(&file, dns.as_ref()), &home)?;
         specs.push(observe::child(&binary, &config, &home, port));
         Some(observe::base_url(port))
     } else {
@@ -136,7 +136,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             supervisor.start_stage(Stage::Proxy, timeout).await?;
             if let Some(base) = &prometheus {
                 supervisor.start_stage(Stage::Observe, timeout).await?;
-                let jobs = observe::jobs(&file);
+                let jobs = scrape_jobs(&file, dns.as_ref());
                 let url = format!("{base}/api/v1/targets?state=active");
                 supervisor
                     .wait_until(Stage::Observe, timeout, |client| {
@@ -185,6 +185,15 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             Err(error) => Err(error.into()),
         }
     })
+}
+
+/// Prometheus's jobs for the lab, the gateways at their DNS addresses under `--dns`.
+fn scrape_jobs(file: &LabFile, dns: Option<&scalelab_lab::dns::DnsLab>) -> Vec<observe::Job> {
+    let mut jobs = observe::jobs(file);
+    if let Some(dns) = dns {
+        dns.retarget(&mut jobs, file);
+    }
+    jobs
 }
 
 /// What `up` prints once everything answers: where things are, a token, and the seed's commands, working.

@@ -1,5 +1,5 @@
-//! `scalelab up --dns` and `scalelab bench -s scale-out` end to end: the real lab on free ports
-//! with its own dnsmasq, the gateways found by the proxy through the name `gateways.lab`; the
+//! `scalelab up --dns --observe` and `scalelab bench -s scale-out` end to end: the real lab on
+//! free ports with its own dnsmasq (and Prometheus scraping the moved gateways), the gateways found by the proxy through the name `gateways.lab`; the
 //! lesson adds a fourth gateway's record under load and removes one, and the test checks the
 //! direction of its numbers (the newcomer got requests, the removed gateway none once drained,
 //! nothing failed) and that the lab is put back.
@@ -87,8 +87,11 @@ fn up_dns_serves_the_gateways_by_name_and_scale_out_moves_traffic_without_a_fail
     std::fs::write(&config, config_text(&ports)).unwrap();
     let data_dir = dir.path().join("data");
 
-    let mut up = Up::start(&config, &bin_dir, &["--dns"]);
-    up.wait_for("scalelab is up", Duration::from_secs(90));
+    // With Prometheus too: it must find every gateway where --dns moved it, or `up` never
+    // reports every target up.
+    let mut up = Up::start(&config, &bin_dir, &["--dns", "--observe"]);
+    up.wait_for("Prometheus sees every target up", Duration::from_secs(90));
+    up.wait_for("scalelab is up", Duration::from_secs(10));
     up.wait_for(
         "DNS: the gateways are the A records of gateways.lab",
         Duration::from_secs(5),

@@ -130,3 +130,23 @@ fn without_dnsmasq_up_dns_says_how_to_install_it_and_changes_nothing() {
     );
     assert_eq!(children, before);
 }
+
+#[test]
+fn prometheus_scrapes_the_gateways_where_they_moved() {
+    let file = LabFile::parse(CONFIG, Path::new("/lab/config.toml")).unwrap();
+    let lab = DnsLab::plan(&file).unwrap();
+    let mut jobs = crate::observe::jobs(&file);
+    lab.retarget(&mut jobs, &file);
+    let targets: Vec<&str> = jobs
+        .iter()
+        .flat_map(|job| job.targets.iter().map(String::as_str))
+        .collect();
+    for moved in ["127.0.0.1:5000", "127.0.0.2:5000", "127.0.0.3:5000"] {
+        assert!(targets.contains(&moved), "{targets:?}");
+    }
+    assert!(!targets.contains(&"127.0.0.1:5003"), "{targets:?}");
+    assert!(
+        targets.contains(&"127.0.0.1:5001"),
+        "the microservice stays: {targets:?}"
+    );
+}
