@@ -2,10 +2,13 @@
 //! write it, and the ids of new traces and spans. Pure: no IO, no allocation but the ids'
 //! random draw, so the proxy can parse every request's header when tracing is on.
 //!
-//! `export` (feature `otlp`) sends finished spans to an OTLP/HTTP collector.
+//! `export` (feature `otlp`) sends finished spans to an OTLP/HTTP collector; `received`
+//! (feature `otlp-receive`) decodes what a collector receives into flat spans.
 
 #[cfg(feature = "otlp")]
 pub mod export;
+#[cfg(feature = "otlp-receive")]
+pub mod received;
 #[cfg(test)]
 mod tests;
 

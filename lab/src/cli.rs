@@ -31,6 +31,8 @@ pub enum Command {
     /// running lab first; report and plot upstreams, cache results, failures and latency, with a verdict, in
     /// report.html.
     Bench(BenchArgs),
+    /// Draw one trace from the lab's receiver (`up --observe`) as an SVG waterfall and print the file's path.
+    Trace(TraceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -51,7 +53,8 @@ pub struct UpArgs {
     #[arg(long)]
     pub no_color: bool,
     /// Also run Prometheus (from PATH) scraping every process of the lab, wait until it sees them all, and print
-    /// its URL and ready-made queries. Its data lives in <data_dir>/prometheus.
+    /// its URL and ready-made queries. Its data lives in <data_dir>/prometheus. Unless [lab] otlp_endpoint names a
+    /// collector, also run a trace receiver the lab's proxies and services export to (`scalelab trace`).
     #[arg(long)]
     pub observe: bool,
     /// The port Prometheus listens on with --observe (default: 9090 when free, else any free port).
@@ -80,6 +83,21 @@ pub struct TokenArgs {
     /// The `sub` claim.
     #[arg(long, default_value = "dev")]
     pub sub: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// The trace id: 32 hex digits, the second field of a `traceparent` (or `trace_id=` in the access log).
+    pub trace_id: String,
+    /// The lab's config file, whose data dir says where the running `up --observe` receives traces.
+    #[arg(long, short, default_value = "config.toml")]
+    pub config: PathBuf,
+    /// The receiver's base URL, instead of the one `up` wrote into the data dir.
+    #[arg(long)]
+    pub receiver: Option<String>,
+    /// The directory the SVG (`trace-<id>.svg`) is written to.
+    #[arg(long, short, default_value = ".")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -351,9 +369,16 @@ mod tests {
                 Command::Token(args) => args.config,
                 Command::Check(args) => args.config,
                 Command::Bench(args) => args.config,
+                Command::Trace(args) => args.config,
             }
         };
-        for command in ["up", "token", "check", "bench"] {
+        for command in [
+            "up",
+            "token",
+            "check",
+            "bench",
+            "trace 4bf92f3577b34da6a3ce929d0e0e4736",
+        ] {
             for flag in ["-c", "--config"] {
                 let line = format!("scalelab {command} {flag} lab.toml");
                 assert_eq!(config(&line), PathBuf::from("lab.toml"), "{line}");

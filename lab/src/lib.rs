@@ -1,5 +1,5 @@
 //! The `scalelab` command: `up` starts the whole lab as supervised child processes, `token` mints a JWT the
-//! config accepts, `check` validates the config, `bench` is a small load generator.
+//! config accepts, `check` validates the config, `bench` is a small load generator, `trace` draws one trace.
 //!
 //! Code map:
 //! - `cli`: the clap command line.
@@ -23,6 +23,8 @@
 //! - `lesson`: the scenarios that set up a condition on the running lab, compare tactics under it, restore the lab
 //!   and compute a verdict.
 //! - `report`: the self-contained `report.html`.
+//! - `traces`: `up --observe`'s trace receiver (bounded, in memory), reading it back for `scalelab trace` and the
+//!   report's slowest trace; `plot::waterfall` draws a trace.
 
 pub mod admin_token;
 pub mod bench;
@@ -39,3 +41,4 @@ pub mod report;
 pub mod scenario;
 pub mod supervise;
 pub mod token;
+pub mod traces;

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use scalelab_lab::cli::{BenchArgs, CheckArgs, Cli, Command, TokenArgs, UpArgs};
+use scalelab_lab::cli::{BenchArgs, CheckArgs, Cli, Command, TokenArgs, TraceArgs, UpArgs};
 use scalelab_lab::labfile::LabFile;
 use scalelab_lab::plan::{self, Stage, BINARIES};
 use scalelab_lab::scenario::{self, Scenario};
 use scalelab_lab::supervise::{self, Supervisor, UpError, STOP_GRACE};
-use scalelab_lab::{fleet, lesson, observe, report, token};
+use scalelab_lab::{fleet, lesson, observe, report, token, traces};
 
 /// The lifetime of the token `up` prints: a working day and then some.
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Token(args) => print_token(&args),
         Command::Check(args) => check(&args),
         Command::Bench(args) => run_bench(&args),
+        Command::Trace(args) => show_trace(&args),
     };
     match result {
         Ok(code) => code,
@@ -87,6 +88,8 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let timeout = args.ready_timeout.unwrap_or(file.ready_timeout);
+    // Bound before the plan, so that every child is given its address.
+    let receiver = traces::receiver::prepare(args.observe, &mut file)?;
     let mut specs = plan::plan(&file, &bin_dir);
     let redis = if fleet::starts_redis(&file) {
         let binary = plan::find_in_path(std::env::var_os("PATH").as_deref(), "redis-server")
@@ -115,6 +118,12 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     plan::pass_admin_token(&mut specs, &admin_token);
+    if let Some(receiver) = &receiver {
+        traces::point_proxies(&mut specs, receiver.url());
+    }
+    let receiver_banner = receiver
+        .as_ref()
+        .map(|r| traces::banner(r.url(), r.bounds()));
     // Prepared before anything starts, so a missing `prometheus` is one clear error rather than a half-started lab.
     let prometheus = if args.observe {
         let binary = observe::find_binary(std::env::var_os("PATH").as_deref())?;
@@ -128,6 +137,10 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     let colour = supervise::colour_wanted(args.no_color);
     runtime()?.block_on(async move {
+        // Serving before any child starts, so their first spans find it; stopped when `up` ends.
+        let _receiver = receiver
+            .map(traces::receiver::Prepared::serve)
+            .transpose()?;
         let mut supervisor = Supervisor::new(specs, args.restart, colour, &file.data_dir)?;
         supervisor.claim()?;
         let started = async {
@@ -170,6 +183,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         if let Some(base) = &prometheus {
             lines.extend(observe::banner(base));
         }
+        lines.extend(receiver_banner.into_iter().flatten());
         lines.push("Ctrl-C stops everything.".to_owned());
         println!("\n{}\n", lines.join("\n"));
         let outcome = supervisor.run().await;
@@ -300,6 +314,18 @@ async fn targets_up(
         .await
         .map_err(|error| format!("Prometheus's answer to {url} is not JSON: {error}"))?;
     observe::targets_pending(&answer, jobs)
+}
+
+/// `scalelab trace <id>`: the waterfall's file, from the receiver `up --observe` runs for this config.
+fn show_trace(args: &TraceArgs) -> anyhow::Result<ExitCode> {
+    let id = traces::client::check_id(&args.trace_id)?;
+    let base = match &args.receiver {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => traces::client::receiver_url(&LabFile::load(&args.config)?.data_dir)?,
+    };
+    let path = runtime()?.block_on(traces::client::write_waterfall(&base, &id, &args.out))?;
+    println!("{}", path.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
@@ -464,14 +490,20 @@ fn run_bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs the scenarios one after the other; each restores the lab before the next starts.
+/// Runs the scenarios one after the other; each restores the lab before the next starts. A section gets the
+/// slowest trace of its scenario when `up --observe` runs the lab's trace receiver.
 async fn run_scenarios(
     scenarios: &[Scenario],
     lab: &lesson::Lab,
 ) -> Result<Vec<lesson::Section>, lesson::LessonError> {
     let mut sections = Vec::new();
+    let data_dir = &lab.knobs.file.data_dir;
     for &scenario in scenarios {
-        sections.push(lesson::run(scenario, lab).await?);
+        let since = traces::client::now_ns();
+        let mut section = lesson::run(scenario, lab).await?;
+        let until = traces::client::now_ns();
+        traces::client::add_slowest(&mut section, data_dir, since, until).await;
+        sections.push(section);
     }
     Ok(sections)
 }

@@ -1,10 +1,12 @@
-//! SVG charts of a bench scenario: latency CDFs and grouped bar charts of counts per run.
+//! SVG charts of a bench scenario: latency CDFs and grouped bar charts of counts per run; `waterfall`
+//! draws one trace.
 //!
 //! Pure: data in, SVG text out; the caller writes the files. plotters is built without a font backend, which is
 //! enough here because the SVG backend writes every label as a `<text>` element and leaves the font to the
 //! viewer; plotters only estimates text widths for the layout, from the character count.
 
 pub mod lines;
+pub mod waterfall;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -32,6 +34,23 @@ const COLOURS: [RGBColor; 6] = [
 /// The colour of the run at `index`; colours repeat after six runs.
 pub fn run_colour(index: usize) -> RGBColor {
     COLOURS[index % COLOURS.len()]
+}
+
+/// Escapes text for XML and HTML element content and attribute values (the waterfall's labels,
+/// the report's page).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Why a chart could not be drawn.

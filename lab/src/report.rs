@@ -19,21 +19,7 @@ font-weight:600;padding:.3em 0}.verdict{background:#eef6fb;border-left:4px solid
 .run h4{margin:.4em 0}.run p{margin:.2em 0;font-size:.9em}figure{margin:1.2em 0}figure svg{max-width:100%;\
 height:auto}figcaption{font-size:.9em;color:#555}nav ol{columns:2}code{font-size:.95em}";
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::plot::escape;
 
 /// An inline chart: the SVG as plotters wrote it, minus the namespace declaration HTML does not need.
 fn inline_svg(svg: &str) -> String {

@@ -14,7 +14,7 @@ use scalelab_test_support::{
     blocking_client, eventually_blocking, free_ports, OtlpReceiver, ReceivedSpan,
 };
 use serde_json::json;
-use support::{build_siblings, lab_tail, mint_token, proxy_head, Up};
+use support::{build_siblings, lab_tail, mint_token, proxy_head, Up, COMPLEX_ROUTE};
 
 const TRACE: &str = "5bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER: &str = "10f067aa0ba902b7";
@@ -30,14 +30,9 @@ fn a_request_through_the_lab_is_one_trace_with_the_fan_out_overlapping() {
         panic!("need 8 ports");
     };
     let mut text = proxy_head(proxy, admin, [g1, g2, g3]);
+    text.push_str(COMPLEX_ROUTE);
     text.push_str(&format!(
         r#"
-[[routes]]
-name = "complex"
-auth = "jwt"
-path = "/data/complex"
-upstream = "gateways"
-
 [[routes]]
 name = "longtask"
 auth = "jwt"

@@ -67,6 +67,10 @@ struct Cli {
     /// The PEM private key of `--tls-cert`.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Export spans to this OTLP/HTTP collector instead of `[tracing] otlp_endpoint` (adding a
+    /// `[tracing]` table with its defaults when the file has none), also after reloads.
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 impl Cli {
@@ -82,6 +86,7 @@ impl Cli {
                 .as_deref()
                 .map(absolute)
                 .zip(self.tls_key.as_deref().map(absolute)),
+            otlp_endpoint: self.otlp_endpoint.clone(),
         };
         match &self.shared_cache_url {
             Some(url) => overrides.with_shared_cache_url(url),

@@ -214,6 +214,16 @@ timeout = "1s"
     )
 }
 
+/// The seed's complex-data route (the gateway's fan-out to the database and the microservice),
+/// behind the token and not cached, so every request reaches a gateway.
+pub const COMPLEX_ROUTE: &str = r#"
+[[routes]]
+name = "complex"
+auth = "jwt"
+path = "/data/complex"
+upstream = "gateways"
+"#;
+
 /// Promotion after two hits, and the seed's two data routes behind the token with the cache on: `/data` under
 /// the key `my_data`, `/data/complex` under `<complex_prefix>{query.id}`.
 pub fn cached_data_routes(complex_prefix: &str) -> String {

@@ -3,7 +3,7 @@
 //! [`set_overrides`]; [`super::parse`] applies them to every `Config` it builds (start-up,
 //! `--check` and every reload), so a reload never sees them as a restart-required change.
 
-use super::file::{FileCertificate, FileConfig, FileRedis, FileTls, RedisUrls};
+use super::file::{FileCertificate, FileConfig, FileRedis, FileTls, FileTracing, RedisUrls};
 use super::{Config, RedisSettings, TierKind};
 use scalelab_common::problem::{Problem, Problems};
 use std::net::SocketAddr;
@@ -25,6 +25,10 @@ pub struct Overrides {
     /// `--tls-cert` and `--tls-key`: replaces `[[tls.certificates]]` with this one pair, for
     /// `localhost`, checked and watched like the file's own.
     pub tls_certificate: Option<(PathBuf, PathBuf)>,
+    /// `--otlp-endpoint`: replaces `[tracing] otlp_endpoint` (adding the table, with its
+    /// defaults, when the file has none), so `scalelab up --observe` can point every proxy of
+    /// the lab at its own receiver without rewriting the user's file.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Why an override value cannot be used.
@@ -82,10 +86,16 @@ impl Overrides {
         }
     }
 
-    /// Writes the TLS overrides and the admin address into the file's tables before
-    /// validation, so their files are read and checked like the file's own (and named by the
-    /// same TOML paths), and the admin listener's need for a token is judged on its real address.
+    /// Writes the TLS overrides, the admin address and the OTLP endpoint into the file's tables
+    /// before validation, so their files are read and checked like the file's own (and named by
+    /// the same TOML paths), the admin listener's need for a token is judged on its real
+    /// address, and a bad endpoint is the same problem as a bad `[tracing] otlp_endpoint`.
     pub fn apply_to_file(&self, file: &mut FileConfig) {
+        if let Some(endpoint) = &self.otlp_endpoint {
+            file.tracing
+                .get_or_insert_with(FileTracing::default)
+                .otlp_endpoint = Some(endpoint.clone());
+        }
         if let Some(admin) = self.admin_listen {
             file.proxy.admin_listen = Some(admin.to_string());
         }

@@ -169,3 +169,63 @@ async fn bodies_over_the_limit_get_413_on_the_proxy_and_per_route() {
     .await;
     assert_eq!(seen.statuses, [413]);
 }
+
+/// An idle HTTP/1.1 keep-alive connection: a request that comes after a pause is served on it
+/// (the proxy waits for the next request's first bytes before building its session), and one
+/// left idle is closed after `keepalive_timeout`, not before.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_serves_its_next_request_then_closes_on_time() {
+    use crate::harness::{TestBackend, TestConfig, UpstreamSpec};
+    let backend = TestBackend::start("a");
+    let config = TestConfig::new()
+        .proxy_setting("keepalive_timeout = \"1s\"")
+        .upstream(UpstreamSpec::new("g", "round_robin", &[&backend], &[1]))
+        .route("api", "/api", "g");
+    let _proxy = TestProxy::start(&config).await;
+    let mut tcp = TcpStream::connect(("127.0.0.1", config.proxy_port))
+        .await
+        .unwrap();
+    let request = b"GET /api HTTP/1.1\r\nHost: t\r\n\r\n";
+    for pause in [Duration::ZERO, Duration::from_millis(400)] {
+        tokio::time::sleep(pause).await;
+        tcp.write_all(request).await.unwrap();
+        let head = read_response(&mut tcp).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "after {pause:?}: {head}");
+    }
+    let idle = Instant::now();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(patient(Duration::from_secs(10)), tcp.read(&mut byte))
+        .await
+        .expect("the idle connection was not closed");
+    assert_eq!(read.unwrap_or(0), 0, "nothing but the close");
+    assert!(idle.elapsed() >= Duration::from_millis(900));
+}
+
+/// Reads one response with a `Content-Length` body; returns its head.
+async fn read_response(tcp: &mut TcpStream) -> String {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(patient(Duration::from_secs(10)), tcp.read(&mut buf))
+            .await
+            .expect("no response")
+            .unwrap();
+        assert!(n > 0, "closed before the response ended");
+        data.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&data).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = &text[..end];
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return head.to_string();
+            }
+        }
+    }
+}

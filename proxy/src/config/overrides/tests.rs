@@ -166,3 +166,45 @@ fn a_bad_shared_cache_url_is_refused_with_the_redis_url_problem() {
         );
     }
 }
+
+#[test]
+fn otlp_endpoint_replaces_or_adds_the_tracing_table() {
+    let overrides = Overrides {
+        otlp_endpoint: Some("http://127.0.0.1:4999".to_string()),
+        ..Overrides::default()
+    };
+    let with = |extra: &str, overrides: &Overrides| {
+        let (file, problems) = crate::config::validate::decode(&format!("{BASE}{extra}"));
+        assert!(problems.is_empty(), "{problems:?}");
+        let mut file = file.expect("decoded test config");
+        overrides.apply_to_file(&mut file);
+        crate::config::validate::validate(file, Path::new("."))
+    };
+    // A file without `[tracing]` gets the table with its defaults (every request sampled).
+    let added = with("", &overrides).expect("valid");
+    let tracing = added.tracing().expect("a [tracing] table");
+    assert_eq!(
+        tracing.otlp_endpoint.as_deref(),
+        Some("http://127.0.0.1:4999")
+    );
+    assert!((tracing.sample_ratio - 1.0).abs() < f64::EPSILON);
+    // A file's own table keeps everything but its endpoint.
+    let own = "\n[tracing]\notlp_endpoint = \"http://collector:4318\"\nsample_ratio = 0.25\n";
+    let replaced = with(own, &overrides).expect("valid");
+    let tracing = replaced.tracing().expect("a [tracing] table");
+    assert_eq!(
+        tracing.otlp_endpoint.as_deref(),
+        Some("http://127.0.0.1:4999")
+    );
+    assert!((tracing.sample_ratio - 0.25).abs() < f64::EPSILON);
+    // A bad endpoint is the table's own problem.
+    let bad = Overrides {
+        otlp_endpoint: Some("not a url".to_string()),
+        ..Overrides::default()
+    };
+    let problems = with("", &bad).expect_err("refused");
+    assert!(
+        problems.iter().any(|p| p.path == "tracing.otlp_endpoint"),
+        "{problems:?}"
+    );
+}

@@ -371,7 +371,23 @@ where
             session.set_header_read_timeout(header_read_timeout, false);
 
             let mut result = self.process_new_http(session, shutdown).await;
-            while let Some((stream, persistent_settings)) = result.map(|r| r.consume()) {
+            while let Some((mut stream, persistent_settings)) = result.map(|r| r.consume()) {
+                // Wait for the next request's first bytes before building its session: the
+                // session and the request's future (tens of kilobytes in a proxy) would
+                // otherwise be held for as long as the connection stays idle.
+                let pipelined = persistent_settings
+                    .as_ref()
+                    .is_some_and(|s| s.pipelined_prefix.is_some());
+                if !pipelined {
+                    let keepalive = persistent_settings
+                        .as_ref()
+                        .and_then(|s| s.keepalive_timeout)
+                        .filter(|secs| *secs > 0)
+                        .map(Duration::from_secs);
+                    if !wait_for_next_request(&mut stream, keepalive, shutdown).await {
+                        return None;
+                    }
+                }
                 let mut session = ServerSession::new_http1(stream);
                 if let Some(persistent_settings) = persistent_settings {
                     persistent_settings.apply_to_session(&mut session);
@@ -386,6 +402,33 @@ where
 
     async fn cleanup(&self) {
         self.http_cleanup().await;
+    }
+}
+
+/// Waits on an idle keep-alive connection until its next request starts to arrive. Returns
+/// `false` when the connection should close instead: its keep-alive time ran out, the service
+/// is shutting down, or the stream failed.
+async fn wait_for_next_request(
+    stream: &mut Stream,
+    keepalive: Option<Duration>,
+    shutdown: &ShutdownWatch,
+) -> bool {
+    if *shutdown.borrow() {
+        return false;
+    }
+    let mut shutdown = shutdown.clone();
+    let readable = async {
+        match keepalive {
+            Some(limit) => tokio::time::timeout(limit, stream.wait_readable())
+                .await
+                .map_or(false, |r| r.is_ok()),
+            None => stream.wait_readable().await.is_ok(),
+        }
+    };
+    tokio::select! {
+        biased;
+        ready = readable => ready,
+        _ = shutdown.changed() => false,
     }
 }
 

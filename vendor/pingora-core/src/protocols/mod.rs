@@ -79,6 +79,13 @@ pub trait Peek {
     async fn try_peek(&mut self, _buf: &mut [u8]) -> std::io::Result<bool> {
         Ok(false)
     }
+
+    /// Wait until the stream has something to read (or has ended), without reading it, so a
+    /// caller can hold nothing for an idle connection until its next request arrives.
+    /// The default returns at once: a stream without readiness to wait on reads as before.
+    async fn wait_readable(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 use std::any::Any;

@@ -750,6 +750,27 @@ impl Peek for Stream {
         self.rewind(buf);
         Ok(true)
     }
+
+    async fn wait_readable(&mut self) -> std::io::Result<()> {
+        if !self.rewind_read_buf.is_empty() {
+            return Ok(());
+        }
+        let Some(stream) = self.stream.as_ref() else {
+            return Ok(());
+        };
+        if let BufferedStream::BufferedRead(reader) = stream {
+            if !reader.buffer().is_empty() {
+                return Ok(());
+            }
+        }
+        // Readiness only: a spurious wake-up is harmless, the reader that follows waits again.
+        match &stream.get_ref().stream {
+            RawStream::Tcp(s) => s.readable().await,
+            #[cfg(unix)]
+            RawStream::Unix(s) => s.readable().await,
+            RawStream::Virtual(_) => Ok(()),
+        }
+    }
 }
 
 #[async_trait]
