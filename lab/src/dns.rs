@@ -331,6 +331,46 @@ impl DnsLab {
     }
 }
 
+/// `up`'s part: with `--dns` (`enabled`), `prepare` with the dnsmasq found in `PATH`; without,
+/// forget any `lab.json` an earlier lab left, so no lesson takes this lab for a DNS lab.
+///
+/// # Errors
+/// See `prepare`.
+pub fn for_up(
+    enabled: bool,
+    file: &LabFile,
+    children: &mut Vec<ChildSpec>,
+) -> Result<Option<DnsLab>, DnsError> {
+    if !enabled {
+        DnsLab::forget(&file.data_dir);
+        return Ok(None);
+    }
+    let binary = dnsmasq::find_binary(std::env::var_os("PATH").as_deref());
+    prepare(file, children, binary).map(Some)
+}
+
+/// Prometheus's jobs for the lab, the gateways at their DNS addresses under `--dns`.
+pub fn scrape_jobs(file: &LabFile, dns: Option<&DnsLab>) -> Vec<crate::observe::Job> {
+    let mut jobs = crate::observe::jobs(file);
+    if let Some(dns) = dns {
+        dns.retarget(&mut jobs, file);
+    }
+    jobs
+}
+
+/// The gateways' base URLs: where `--dns` put them, else on their `[lab]` ports.
+pub fn gateway_urls(file: &LabFile, dns: Option<&DnsLab>) -> Vec<String> {
+    match dns {
+        Some(dns) => dns.gateway_urls(),
+        None => file
+            .lab
+            .gateways
+            .iter()
+            .map(|&port| file.backend_url(port))
+            .collect(),
+    }
+}
+
 /// `up --dns`: plans the name server (run from `binary`, `dnsmasq::find_binary`'s answer),
 /// writes its files and the proxy's config, moves the gateways, adds the dnsmasq child to
 /// `children` and saves `lab.json`.

@@ -102,13 +102,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         None
     };
     fleet::extend(&mut specs, &file, redis);
-    let dns = if args.dns {
-        let binary = scalelab_common::dnsmasq::find_binary(std::env::var_os("PATH").as_deref());
-        Some(scalelab_lab::dns::prepare(&file, &mut specs, binary)?)
-    } else {
-        scalelab_lab::dns::DnsLab::forget(&file.data_dir);
-        None
-    };
+    let dns = scalelab_lab::dns::for_up(args.dns, &file, &mut specs)?;
     // A new token per start, kept in the data dir for the lab's own admin calls.
     let admin_token = scalelab_lab::admin_token::generate();
     scalelab_lab::admin_token::save(&file.data_dir, &admin_token).with_context(|| {
@@ -129,7 +123,8 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         let binary = observe::find_binary(std::env::var_os("PATH").as_deref())?;
         let port = observe::pick_port(args.prometheus_port)?;
         let home = observe::home(&file);
-        let config = observe::write_jobs(&scrape_jobs(&file, dns.as_ref()), &home)?;
+        let config =
+            observe::write_jobs(&scalelab_lab::dns::scrape_jobs(&file, dns.as_ref()), &home)?;
         specs.push(observe::child(&binary, &config, &home, port));
         Some(observe::base_url(port))
     } else {
@@ -149,7 +144,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             supervisor.start_stage(Stage::Proxy, timeout).await?;
             if let Some(base) = &prometheus {
                 supervisor.start_stage(Stage::Observe, timeout).await?;
-                let jobs = scrape_jobs(&file, dns.as_ref());
+                let jobs = scalelab_lab::dns::scrape_jobs(&file, dns.as_ref());
                 let url = format!("{base}/api/v1/targets?state=active");
                 supervisor
                     .wait_until(Stage::Observe, timeout, |client| {
@@ -201,15 +196,6 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Prometheus's jobs for the lab, the gateways at their DNS addresses under `--dns`.
-fn scrape_jobs(file: &LabFile, dns: Option<&scalelab_lab::dns::DnsLab>) -> Vec<observe::Job> {
-    let mut jobs = observe::jobs(file);
-    if let Some(dns) = dns {
-        dns.retarget(&mut jobs, file);
-    }
-    jobs
-}
-
 /// What `up` prints once everything answers: where things are, a token, and the seed's commands, working.
 fn banner(
     file: &LabFile,
@@ -228,15 +214,7 @@ fn banner(
             file.admin_url
         ),
     ];
-    let gateways = match dns {
-        Some(dns) => dns.gateway_urls(),
-        None => lab
-            .gateways
-            .iter()
-            .map(|&port| file.backend_url(port))
-            .collect(),
-    };
-    for url in gateways {
+    for url in scalelab_lab::dns::gateway_urls(file, dns) {
         lines.push(format!("  gateway      {url}"));
     }
     lines.push(format!(
