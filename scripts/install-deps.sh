@@ -4,6 +4,7 @@
 #               a C toolchain, pkg-config, and curl for the README's tour.
 #   --observe   also Prometheus, for `scalelab up --observe` (`make observe`).
 #   --fleet     also redis-server, for `scalelab up --fleet` (a shared cache tier and task queue).
+#   --dns       also dnsmasq, for `scalelab up --dns` (the gateways behind a name the lab serves).
 #   --test      everything the test suite needs (`make test`, `.ci/run`): the above, promtool, redis-tools,
 #               systemd-analyze (the unit's check), dnsmasq (the DNS discovery tests), chromium (the CORS
 #               browser test) and the rustfmt/clippy components.
@@ -12,14 +13,16 @@ set -euo pipefail
 
 observe=false
 fleet=false
+dns=false
 test=false
 for arg in "$@"; do
   case "$arg" in
     --observe) observe=true ;;
     --fleet) fleet=true ;;
-    --test) observe=true fleet=true test=true ;;
+    --dns) dns=true ;;
+    --test) observe=true fleet=true dns=true test=true ;;
     *)
-      echo "install-deps: unknown option $arg (use --observe, --fleet or --test)" >&2
+      echo "install-deps: unknown option $arg (use --observe, --fleet, --dns or --test)" >&2
       exit 2
       ;;
   esac
@@ -49,9 +52,10 @@ if $test; then
   command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 fi
 
-# The service discovery tests resolve upstream names against a real DNS server on a free port:
-# dnsmasq-base is the binary alone (no service enabled or started, unlike the dnsmasq package).
-if $test; then
+# The service discovery tests and `scalelab up --dns` resolve upstream names against a real DNS
+# server on a free port: dnsmasq-base is the binary alone (no service enabled or started, unlike
+# the dnsmasq package).
+if $dns; then
   command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need_apt+=(dnsmasq-base)
 fi
 

@@ -3,6 +3,7 @@
 //! cache miss); one copy keeps them alike.
 
 pub mod clock;
+pub mod dnsmasq;
 pub mod problem;
 pub mod sync;
 pub mod trace;

@@ -6,7 +6,7 @@
 pub mod timeline;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,9 @@ pub struct BenchPlan {
     /// Stop sending after this long even if fewer than `requests` were sent (for runs whose condition changes on
     /// a schedule).
     pub duration: Option<Duration>,
+    /// Stop sending once this is set, whatever is left (for runs whose condition changes on events that take as
+    /// long as they take, such as `scale-out` waiting for the proxy to follow DNS).
+    pub stop: Option<Arc<AtomicBool>>,
     /// Spread the requests over keys instead of loading one URL.
     pub keys: Option<Keys>,
 }
@@ -309,10 +312,14 @@ pub async fn run(plan: &BenchPlan) -> Result<BenchReport, BenchError> {
         let total = plan.requests;
         let mut tally = Tally::new()?;
         let keys = keys.clone();
+        let stop = plan.stop.clone();
         tasks.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::from_entropy();
             while next.fetch_add(1, Ordering::Relaxed) < total
                 && deadline.is_none_or(|deadline| Instant::now() < deadline)
+                && !stop
+                    .as_ref()
+                    .is_some_and(|stop| stop.load(Ordering::Relaxed))
             {
                 let mut url = url.clone();
                 if let Some((param, zipf)) = &keys {

@@ -65,6 +65,11 @@ pub struct UpArgs {
     /// names one.
     #[arg(long)]
     pub fleet: bool,
+    /// Publish the gateways as the A records of one name (gateways.lab), served by a dnsmasq the lab runs on a free
+    /// port, and let the proxy find them through it (each gateway on its own loopback address, one port); the
+    /// proxy then runs <config stem>.dns.toml, written beside the config. `bench -s scale-out` needs it.
+    #[arg(long)]
+    pub dns: bool,
 }
 
 #[derive(Debug, Args)]
@@ -265,6 +270,16 @@ mod tests {
             };
             assert_eq!(args.fleet, fleet, "{line}");
         }
+        for (line, dns) in [("scalelab up", false), ("scalelab up --dns", true)] {
+            let Command::Up(args) = parse(line).unwrap().command else {
+                panic!("{line}: not up");
+            };
+            assert_eq!(args.dns, dns, "{line}");
+        }
+        let Command::Up(args) = parse("scalelab up --dns --observe").unwrap().command else {
+            panic!("not up");
+        };
+        assert!(args.dns && args.observe);
     }
 
     #[test]
@@ -340,6 +355,7 @@ mod tests {
             ("scalelab bench -s latency-aware", Scenario::LatencyAware),
             ("scalelab bench -s bad-server", Scenario::BadServer),
             ("scalelab bench -s hash-locality", Scenario::HashLocality),
+            ("scalelab bench -s scale-out", Scenario::ScaleOut),
         ] {
             assert_eq!(bench(line).scenario, scenario, "{line}");
         }

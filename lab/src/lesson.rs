@@ -6,7 +6,8 @@
 //! - `verdict`: the verdict sentences, pure.
 //! - `balance`: `strategies`, `slow-server`, `uneven-capacity`; `failing`: `failing-server`; `hot_key`:
 //!   `hot-key` and `cache`; `flood`: `priority-flood`; `reload`: `reload-under-load`; `traffic`: `latency-aware`, `bad-server`; `canary`: `canary`;
-//!   `hash_locality`: `hash-locality`.
+//!   `hash_locality`: `hash-locality`;
+//!   `scale_out`: `scale-out` (on a lab started with `up --dns`).
 
 mod balance;
 mod canary;
@@ -16,6 +17,7 @@ mod hash_locality;
 mod hot_key;
 pub mod knobs;
 mod reload;
+mod scale_out;
 mod traffic;
 pub mod verdict;
 
@@ -224,6 +226,7 @@ impl Lab {
             progress: self.progress,
             duration: None,
             keys: None,
+            stop: None,
         };
         shape(&mut plan);
         let report = bench::run(&plan).await?;
@@ -262,6 +265,7 @@ impl Lab {
 /// The lab does not answer, refuses a knob, or cannot be restored.
 pub async fn run(scenario: Scenario, lab: &Lab) -> Result<Section, LessonError> {
     println!("== {} ==", scenario.name());
+    scale_out::refuse_on_dns(scenario, lab)?;
     let mut restore = Restore::new(lab.knobs.http.clone());
     let section = match scenario {
         Scenario::Single | Scenario::Strategies => balance::plain(scenario, lab).await,
@@ -276,6 +280,7 @@ pub async fn run(scenario: Scenario, lab: &Lab) -> Result<Section, LessonError> 
         Scenario::BadServer => traffic::bad_server(lab, &mut restore).await,
         Scenario::Canary => canary::canary(lab, &mut restore).await,
         Scenario::HashLocality => hash_locality::hash_locality(lab, &mut restore).await,
+        Scenario::ScaleOut => scale_out::scale_out(lab).await,
     };
     // Restored whatever happened; a failed restore is reported even when the scenario failed too.
     let restored = restore.finish().await;

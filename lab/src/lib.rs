@@ -7,6 +7,8 @@
 //!   launcher needs to find the proxy; everything else in the file belongs to the proxy.
 //! - `fleet`: `up --fleet`: a redis-server, extra proxies and workers sharing it, and the banner lines saying
 //!   which URL hits which proxy.
+//! - `dns`: `up --dns`: the lab's own dnsmasq publishing the gateways as one name's A records, the proxy config
+//!   that resolves it, and `lab.json`, with which `bench -s scale-out` changes the records.
 //! - `devca`: the development CA and localhost certificate of the HTTPS listener, made on the first `up`.
 //! - `plan`: the child processes `up` starts, with their flags and health URLs.
 //! - `observe`: `up --observe`'s Prometheus: the scrape config generated from the lab's ports, its child spec, the
@@ -28,6 +30,7 @@ pub mod admin_token;
 pub mod bench;
 pub mod cli;
 pub mod devca;
+pub mod dns;
 pub mod fleet;
 pub mod labfile;
 pub mod lesson;

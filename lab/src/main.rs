@@ -102,6 +102,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         None
     };
     fleet::extend(&mut specs, &file, redis);
+    let dns = scalelab_lab::dns::for_up(args.dns, &file, &mut specs)?;
     // A new token per start, kept in the data dir for the lab's own admin calls.
     let admin_token = scalelab_lab::admin_token::generate();
     scalelab_lab::admin_token::save(&file.data_dir, &admin_token).with_context(|| {
@@ -122,7 +123,8 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         let binary = observe::find_binary(std::env::var_os("PATH").as_deref())?;
         let port = observe::pick_port(args.prometheus_port)?;
         let home = observe::home(&file);
-        let config = observe::write_config(&file, &home)?;
+        let config =
+            observe::write_jobs(&scalelab_lab::dns::scrape_jobs(&file, dns.as_ref()), &home)?;
         specs.push(observe::child(&binary, &config, &home, port));
         Some(observe::base_url(port))
     } else {
@@ -142,7 +144,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             supervisor.start_stage(Stage::Proxy, timeout).await?;
             if let Some(base) = &prometheus {
                 supervisor.start_stage(Stage::Observe, timeout).await?;
-                let jobs = observe::jobs(&file);
+                let jobs = scalelab_lab::dns::scrape_jobs(&file, dns.as_ref());
                 let url = format!("{base}/api/v1/targets?state=active");
                 supervisor
                     .wait_until(Stage::Observe, timeout, |client| {
@@ -164,11 +166,15 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         // Unprefixed, so the export line, the curl commands and the links can be copied as they are.
         let mut lines = banner(
             &file,
+            dns.as_ref(),
             dev_token.as_deref(),
             &admin_token,
             &supervisor.pids(),
         );
         lines.extend(fleet::banner(&file));
+        if let Some(dns) = &dns {
+            lines.extend(scalelab_lab::dns::banner(dns));
+        }
         if let Some(base) = &prometheus {
             lines.extend(observe::banner(base));
         }
@@ -180,6 +186,9 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             supervisor.say(&format!("{signal} received"));
         }
         supervisor.shutdown(STOP_GRACE).await;
+        if dns.is_some() {
+            scalelab_lab::dns::DnsLab::forget(&file.data_dir);
+        }
         match outcome {
             Ok(_) => Ok(ExitCode::SUCCESS),
             Err(error) => Err(error.into()),
@@ -190,6 +199,7 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 /// What `up` prints once everything answers: where things are, a token, and the seed's commands, working.
 fn banner(
     file: &LabFile,
+    dns: Option<&scalelab_lab::dns::DnsLab>,
     token: Option<&str>,
     admin_token: &str,
     pids: &[(String, u32)],
@@ -204,8 +214,8 @@ fn banner(
             file.admin_url
         ),
     ];
-    for &port in &lab.gateways {
-        lines.push(format!("  gateway      {}", file.backend_url(port)));
+    for url in scalelab_lab::dns::gateway_urls(file, dns) {
+        lines.push(format!("  gateway      {url}"));
     }
     lines.push(format!(
         "  microservice {}",

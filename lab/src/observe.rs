@@ -163,9 +163,18 @@ pub fn home(file: &LabFile) -> PathBuf {
 /// # Errors
 /// The directory or the file cannot be written.
 pub fn write_config(file: &LabFile, home: &Path) -> Result<PathBuf, ObserveError> {
+    write_jobs(&jobs(file), home)
+}
+
+/// Writes the scrape config for `jobs` into `home` and returns its path (`up --dns` moves the
+/// gateways' targets first).
+///
+/// # Errors
+/// The directory or the file cannot be written.
+pub fn write_jobs(jobs: &[Job], home: &Path) -> Result<PathBuf, ObserveError> {
     let path = home.join("prometheus.yml");
     std::fs::create_dir_all(home)
-        .and_then(|()| std::fs::write(&path, scrape_config(&jobs(file))))
+        .and_then(|()| std::fs::write(&path, scrape_config(jobs)))
         .map_err(|source| ObserveError::Write {
             path: path.clone(),
             source,

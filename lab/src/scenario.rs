@@ -36,6 +36,9 @@ pub enum Scenario {
     Canary,
     /// Gateways with a local item cache; round robin against a hash on the item id: hit ratio and latency.
     HashLocality,
+    /// A lab started with `up --dns`: a fourth gateway's record added under load, then one removed; the proxy
+    /// follows DNS (not in `--all`, whose other lessons need the static lab).
+    ScaleOut,
 }
 
 /// What `--all` runs, in order: the plain comparisons first, then each condition.
@@ -71,6 +74,7 @@ impl Scenario {
             Scenario::BadServer => "bad-server",
             Scenario::Canary => "canary",
             Scenario::HashLocality => "hash-locality",
+            Scenario::ScaleOut => "scale-out",
         }
     }
 }

@@ -3,11 +3,10 @@
 //! files in a test's directory, and `SlowDns`, a tiny UDP server that answers every query
 //! after a delay.
 //!
-//! dnsmasq re-reads its hosts file (`--addn-hosts`) on SIGHUP but not its config file, where
-//! SRV records live (`srv-host=`), so `set_hosts` rewrites and signals, while `set_srv`
-//! rewrites and restarts it on the same port. Every answer carries a TTL of one second
-//! (`--local-ttl`), and names it does not know are NXDOMAIN (`--local=/#/`): it never asks
-//! anyone else (`--no-resolv`).
+//! How dnsmasq is started (its private flags, a TTL of one second, the readiness probe) is
+//! `scalelab_common::dnsmasq`, shared with `scalelab up --dns`. It re-reads its hosts file on
+//! SIGHUP but not its config file, where SRV records live, so `set_hosts` rewrites and
+//! signals, while `set_srv` rewrites and restarts it on the same port.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -15,6 +14,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use scalelab_common::dnsmasq;
 
 use crate::patience::patient;
 use crate::poll::eventually_blocking;
@@ -66,12 +67,16 @@ impl Dnsmasq {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 
+    fn files(&self) -> dnsmasq::Files {
+        dnsmasq::Files::under(&self.dir)
+    }
+
     fn hosts_path(&self) -> PathBuf {
-        self.dir.join("hosts")
+        self.files().hosts
     }
 
     fn conf_path(&self) -> PathBuf {
-        self.dir.join("srv.conf")
+        self.files().conf
     }
 
     fn log_path(&self) -> PathBuf {
@@ -84,11 +89,8 @@ impl Dnsmasq {
     /// # Panics
     /// The file cannot be written or dnsmasq does not read it in time.
     pub fn set_hosts(&mut self, records: &[(&str, &str)]) {
-        let text: String = records
-            .iter()
-            .map(|(addr, name)| format!("{addr} {name}\n"))
-            .collect();
-        std::fs::write(self.hosts_path(), text).expect("write the hosts file");
+        std::fs::write(self.hosts_path(), dnsmasq::hosts_text(records))
+            .expect("write the hosts file");
         if let Some(process) = &self.process {
             process.signal(nix::sys::signal::Signal::SIGHUP);
             self.reads += 1;
@@ -131,37 +133,10 @@ impl Dnsmasq {
     /// dnsmasq cannot start or does not answer in time.
     pub fn restart(&mut self) {
         self.stop();
-        // Debian installs it in /usr/sbin, which a non-root PATH may lack.
-        let binary = if Path::new("/usr/sbin/dnsmasq").exists() {
-            "/usr/sbin/dnsmasq"
-        } else {
-            "dnsmasq"
-        };
+        let binary = dnsmasq::find_binary(std::env::var_os("PATH").as_deref())
+            .expect("dnsmasq is not installed; `bash scripts/install-deps.sh --test` installs it");
         let mut command = Command::new(binary);
-        command
-            .arg(format!("--port={}", self.port))
-            .args([
-                "--listen-address=127.0.0.1",
-                "--bind-interfaces",
-                "--no-resolv",
-                "--no-hosts",
-                "--keep-in-foreground",
-                "--log-facility=-",
-                "--local-ttl=1",
-                "--max-ttl=1",
-                "--local=/#/",
-            ])
-            .arg(format!("--addn-hosts={}", self.hosts_path().display()))
-            .arg(format!("--conf-file={}", self.conf_path().display()))
-            .arg(format!(
-                "--pid-file={}",
-                self.dir.join("dnsmasq.pid").display()
-            ));
-        // As root dnsmasq would switch to `nobody`, who cannot read the test's directory on a
-        // SIGHUP; any other user keeps its own identity anyway.
-        if is_root() {
-            command.arg("--user=root");
-        }
+        command.args(dnsmasq::args(self.port, &self.files()));
         self.process = Some(ChildGuard::spawn_logged(
             &mut command,
             &self.log_path(),
@@ -173,65 +148,24 @@ impl Dnsmasq {
         eventually_blocking(
             patient(Duration::from_secs(10)),
             "dnsmasq to answer a query",
-            || query_answers(addr).then_some(()),
+            || dnsmasq::answers(addr, Duration::from_millis(200)).then_some(()),
         );
     }
 
     fn wait_for_reads(&self) {
         let log = self.log_path();
-        let hosts = self.hosts_path().display().to_string();
+        let marker = dnsmasq::read_marker(&self.hosts_path());
         let want = self.reads;
         eventually_blocking(
             patient(Duration::from_secs(10)),
             "dnsmasq to read its hosts file",
             || {
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
-                let reads = text
-                    .lines()
-                    .filter(|line| line.contains(&format!("read {hosts}")))
-                    .count();
+                let reads = text.lines().filter(|line| line.contains(&marker)).count();
                 (reads >= want).then_some(())
             },
         );
     }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("Uid:"))
-                .map(|ids| ids.split_whitespace().next() == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-/// A DNS query for `name` (type A, recursion desired) with id `id`.
-fn query(id: u16, name: &str) -> Vec<u8> {
-    let mut packet = Vec::new();
-    packet.extend_from_slice(&id.to_be_bytes());
-    packet.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.') {
-        packet.push(label.len() as u8);
-        packet.extend_from_slice(label.as_bytes());
-    }
-    packet.extend_from_slice(&[0, 0, 1, 0, 1]);
-    packet
-}
-
-/// Whether a DNS server at `addr` answers a query at all (any response code).
-fn query_answers(addr: SocketAddr) -> bool {
-    let Ok(socket) = UdpSocket::bind("127.0.0.1:0") else {
-        return false;
-    };
-    let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
-    if socket.send_to(&query(0x5ca1, "ready.probe"), addr).is_err() {
-        return false;
-    }
-    let mut buffer = [0u8; 512];
-    matches!(socket.recv_from(&mut buffer), Ok((n, _)) if n >= 12 && buffer[..2] == [0x5c, 0xa1])
 }
 
 /// A DNS server that answers every A query with `answer` (TTL 1 s) after `delay`, and every

@@ -95,6 +95,7 @@ async fn counts_upstreams_and_cache_results() {
         progress: false,
         duration: None,
         keys: None,
+        stop: None,
     };
     let report = run(&plan).await.unwrap();
     assert_eq!(report.requests, 40);

@@ -3,6 +3,7 @@
 
 pub mod canary;
 pub mod locality;
+pub mod scale_out;
 pub mod traffic;
 
 /// A duration in milliseconds as a reader wants it: "0.42 ms", "12 ms", "240 ms", "1.1 s".

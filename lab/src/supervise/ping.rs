@@ -1,5 +1,6 @@
 //! The readiness of a child that speaks Redis rather than HTTP (a fleet's redis-server): it is ready when a PING
 //! on a fresh connection answers PONG. The `redis` crate, which the proxy and the worker use, speaks the protocol.
+//! A name server (`up --dns`'s dnsmasq, `dns://IP:PORT`) is ready when it answers a query.
 
 use std::time::Duration;
 
@@ -20,4 +21,15 @@ pub async fn answers(url: &str) -> bool {
         tokio::time::timeout(PING_TIMEOUT, ping).await,
         Ok(Some(pong)) if pong == "PONG"
     )
+}
+
+/// Whether the name server at `addr` (`IP:PORT`) answers a DNS query within [`PING_TIMEOUT`].
+pub async fn dns_answers(addr: &str) -> bool {
+    let Ok(addr) = addr.parse::<std::net::SocketAddr>() else {
+        return false;
+    };
+    // The probe is a blocking UDP exchange of at most the timeout.
+    tokio::task::spawn_blocking(move || scalelab_common::dnsmasq::answers(addr, PING_TIMEOUT))
+        .await
+        .unwrap_or(false)
 }

@@ -164,6 +164,8 @@ impl Supervisor {
             checks.spawn(async move {
                 let ok = if url.starts_with("redis://") {
                     super::ping::answers(&url).await
+                } else if let Some(addr) = url.strip_prefix("dns://") {
+                    super::ping::dns_answers(addr).await
                 } else {
                     matches!(client.get(&url).send().await, Ok(r) if r.status().is_success())
                 };
