@@ -36,6 +36,9 @@
 #   IDLE_MAX_PCT=10
 #   BENCH_PORT_BASE=18080 ports used: BASE+1..BASE+13
 #   READY_TIMEOUT=60      seconds to wait for a proxy to answer 200
+#   NEWCONN_ROWS=0        1 = also measure a new connection per request over plain HTTP
+#                         (`Connection: close`): rows `nginx-new`, `haproxy-new`, `scalelab-new`
+#                         (the same processes as their keep-alive rows)
 #   HTTPS=0               1 = also measure HTTPS termination: nginx and scalelab-proxy serving the
 #                         same self-signed ECDSA P-256 certificate (made here with openssl), rows
 #                         `nginx-tls`/`scalelab-tls` (keep-alive) and `nginx-tls-new`/
@@ -62,6 +65,7 @@ BENCH_NICE=${BENCH_NICE:-0}
 IDLE_WAIT=${IDLE_WAIT:-0}
 IDLE_MAX_PCT=${IDLE_MAX_PCT:-10}
 HTTPS=${HTTPS:-0}
+NEWCONN_ROWS=${NEWCONN_ROWS:-0}
 EXPLAIN_HEADER='X-Scalelab-Explain: 1'
 
 BENCH_NAME=passthrough
@@ -399,6 +403,14 @@ PORT[caddy]=$PORT_CADDY
 # HTTPS rows: the same process as their plain row, another listener; `-new` rows send
 # `Connection: close`, so wrk opens a new connection (and handshake) for every request.
 declare -A SCHEME EXTRA_HEADER
+if [[ $NEWCONN_ROWS == 1 ]]; then
+    for row in nginx haproxy scalelab; do
+        [[ " ${PEERS[*]} " == *" $row "* ]] || continue
+        PORT[$row-new]=${PORT[$row]}
+        EXTRA_HEADER[$row-new]="Connection: close"
+        PEERS+=("$row-new")
+    done
+fi
 if [[ $HTTPS == 1 ]]; then
     PORT[nginx-tls]=$PORT_NGINX_TLS
     PORT[nginx-tls-new]=$PORT_NGINX_TLS
@@ -466,6 +478,9 @@ if [[ -n $MINIMAL_BIN ]]; then
         "127.0.0.1:$PORT_UP1" "127.0.0.1:$PORT_UP2"
     PID[pingora]=$LAST_PID
 fi
+for row in nginx haproxy scalelab; do
+    [[ -n ${PORT[$row-new]:-} ]] && PID[$row-new]=${PID[$row]}
+done
 if [[ $HTTPS == 1 ]]; then
     PID[nginx-tls]=${PID[nginx]}
     PID[nginx-tls-new]=${PID[nginx]}
